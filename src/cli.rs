@@ -1,0 +1,216 @@
+//! The command line: `run`, `validate`, `offsets show`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tokio::sync::watch;
+
+use crate::config::{self, DaemonConfig, LogFormat};
+use crate::offsets::FileOffsetStore;
+use crate::runtime;
+use crate::sink::Sink;
+use crate::source::postgres;
+
+/// Change data capture from PostgreSQL to Kafka, in Debezium's envelope.
+#[derive(Parser, Debug)]
+#[command(name = "sluice", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run every connector of the connectors folder until SIGINT or SIGTERM.
+    Run {
+        /// The daemon configuration file.
+        #[arg(long, default_value = "config/sluice.toml")]
+        config: PathBuf,
+    },
+    /// Check the configuration, the databases and the broker; print one line per problem.
+    Validate {
+        /// The daemon configuration file.
+        #[arg(long, default_value = "config/sluice.toml")]
+        config: PathBuf,
+    },
+    /// Inspect stored positions.
+    Offsets {
+        #[command(subcommand)]
+        command: OffsetsCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum OffsetsCommand {
+    /// Print the stored position of every connector, or of one.
+    Show {
+        /// The daemon configuration file.
+        #[arg(long, default_value = "config/sluice.toml")]
+        config: PathBuf,
+        /// Only this connector.
+        connector: Option<String>,
+    },
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("sluice")
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Run { config } => run(&config).await,
+            Command::Validate { config } => validate(&config).await,
+            Command::Offsets {
+                command: OffsetsCommand::Show { config, connector },
+            } => show_offsets(&config, connector.as_deref()),
+        }
+    })
+}
+
+fn init_logging(daemon: &DaemonConfig) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&daemon.log.level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match daemon.log.format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.with_ansi(false).init(),
+    }
+}
+
+async fn run(config_path: &Path) -> ExitCode {
+    let loaded = match runtime::load(config_path) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: invalid configuration:\n{e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(&loaded.daemon);
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutdown requested: finishing in-flight records and committing offsets");
+        let _ = shutdown_tx.send(true);
+    });
+    match runtime::run(loaded, shutdown_rx).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "sluice exiting with an error");
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut term) = signal(SignalKind::terminate()) else {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+async fn validate(config_path: &Path) -> ExitCode {
+    let loaded = match config::load(config_path) {
+        Ok(l) => l,
+        Err(errors) => {
+            for e in errors {
+                println!("{e}");
+            }
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut problems = 0;
+    for c in &loaded.connectors {
+        for p in postgres::preflight(c).await {
+            println!("{}: connector \"{}\": {p}", c.file.display(), c.name);
+            problems += 1;
+        }
+    }
+    match Sink::new(&loaded.daemon.sink, "sluice-validate") {
+        Ok(sink) => {
+            if let Err(e) = sink.check_reachable().await {
+                println!("{}: sink: {e}", config_path.display());
+                problems += 1;
+            }
+        }
+        Err(e) => {
+            println!("{}: sink: {e}", config_path.display());
+            problems += 1;
+        }
+    }
+    if problems == 0 {
+        println!(
+            "ok: {} connector(s) ready ({})",
+            loaded.connectors.len(),
+            loaded
+                .connectors
+                .iter()
+                .map(|c| c.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn show_offsets(config_path: &Path, only: Option<&str>) -> ExitCode {
+    let daemon = match DaemonConfig::load(config_path) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let store = FileOffsetStore::new(&daemon.offsets.path);
+    let all = match store.list() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let shown: Vec<_> = all
+        .into_iter()
+        .filter(|(name, _)| only.is_none_or(|o| o == name))
+        .collect();
+    if shown.is_empty() {
+        match only {
+            Some(name) => {
+                eprintln!("no stored position for connector \"{name}\"");
+                return ExitCode::FAILURE;
+            }
+            None => println!("no stored positions in {}", daemon.offsets.path.display()),
+        }
+    }
+    for (name, pos) in shown {
+        println!("{name}\t{pos}");
+    }
+    ExitCode::SUCCESS
+}

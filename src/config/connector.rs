@@ -1,0 +1,348 @@
+//! `connectors/<file>.toml`: one connector.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::{parse_toml, read, ConfigError, Secret};
+
+/// Kafka refuses topic names longer than this.
+const MAX_TOPIC_LEN: usize = 249;
+
+/// A connector's source kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceKind {
+    /// PostgreSQL logical replication (pgoutput).
+    Postgres,
+}
+
+/// One connector file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectorConfig {
+    /// The file this came from (not a key).
+    #[serde(skip)]
+    pub file: PathBuf,
+    /// Unique connector name; offsets are stored under it.
+    pub name: String,
+    /// `postgres`.
+    pub source: SourceKind,
+    /// First segment of every topic name (Debezium's `topic.prefix`).
+    pub topic_prefix: String,
+    /// Publish a null-valued record after each delete so compaction can drop the key.
+    #[serde(default = "yes")]
+    pub tombstones_on_delete: bool,
+    /// Operations not published: any of `c`, `u`, `d`, `t` (Debezium's `skipped.operations`;
+    /// truncates are skipped by default, `[]` publishes them).
+    #[serde(default = "default_skipped")]
+    pub skipped_operations: Vec<String>,
+    /// PostgreSQL settings (required for `source = "postgres"`).
+    #[serde(default)]
+    pub postgres: Option<PostgresConfig>,
+    /// Snapshot settings.
+    #[serde(default)]
+    pub snapshot: SnapshotConfig,
+    /// Output format.
+    #[serde(default)]
+    pub format: FormatConfig,
+}
+
+/// Standby status every second: the slot's confirmed position trails the offset store by
+/// at most this much, and PostgreSQL's default `wal_sender_timeout` (60 s) is far away.
+const DEFAULT_STATUS_INTERVAL_MS: u64 = 1000;
+
+fn default_status_interval() -> u64 {
+    DEFAULT_STATUS_INTERVAL_MS
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_skipped() -> Vec<String> {
+    vec!["t".into()]
+}
+
+/// PostgreSQL connection and capture settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresConfig {
+    /// `postgres://user:password@host:port/db` (a secret: never printed).
+    pub url: Secret,
+    /// Logical replication slot; created when absent.
+    pub slot: String,
+    /// Publication; created for `tables` when absent.
+    pub publication: String,
+    /// Captured tables, schema-qualified; `schema.*` captures every table of a schema.
+    pub tables: Vec<String>,
+    /// How often a standby status update (the confirmed position) is sent, in milliseconds.
+    #[serde(default = "default_status_interval")]
+    pub status_interval_ms: u64,
+}
+
+/// When to take a snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SnapshotMode {
+    /// Snapshot when no position is stored, then stream.
+    #[default]
+    Initial,
+    /// Snapshot when no position is stored, then stop.
+    InitialOnly,
+    /// Never read existing rows: stream from the slot's creation.
+    NoData,
+    /// Snapshot when no position is stored or the slot is gone, then stream.
+    WhenNeeded,
+    /// Snapshot at every start, then stream.
+    Always,
+}
+
+/// Snapshot settings.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotConfig {
+    /// `initial`, `initial_only`, `no_data`, `when_needed` or `always`.
+    #[serde(default)]
+    pub mode: SnapshotMode,
+}
+
+/// Value encodings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ValueFormat {
+    /// Debezium JSON.
+    #[default]
+    Json,
+}
+
+/// Output format.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FormatConfig {
+    /// `json`.
+    #[serde(default)]
+    pub value: ValueFormat,
+    /// `true`: `{"schema","payload"}` like JsonConverter with `schemas.enable=true`.
+    #[serde(default = "yes")]
+    pub schemas: bool,
+}
+
+impl Default for FormatConfig {
+    fn default() -> Self {
+        FormatConfig {
+            value: ValueFormat::Json,
+            schemas: true,
+        }
+    }
+}
+
+impl ConnectorConfig {
+    /// Reads and validates one connector file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = read(path)?;
+        Self::parse(path, &text)
+    }
+
+    /// Parses and validates connector text (the file name is used in messages).
+    pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
+        let mut config: ConnectorConfig = parse_toml(path, text)?;
+        config.file = path.to_path_buf();
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn invalid(&self, key: &str, problem: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            path: self.file.clone(),
+            key: key.into(),
+            problem: problem.into(),
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.name.is_empty()
+            || !self
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        {
+            return Err(self.invalid(
+                "name",
+                format!(
+                    "\"{}\" must be non-empty and use only letters, digits, '_', '-' and '.'",
+                    self.name
+                ),
+            ));
+        }
+        check_topic_prefix(&self.topic_prefix).map_err(|why| self.invalid("topic_prefix", why))?;
+        for op in &self.skipped_operations {
+            if !matches!(op.as_str(), "c" | "u" | "d" | "t") {
+                return Err(self.invalid(
+                    "skipped_operations",
+                    format!("contains \"{op}\"; allowed are \"c\", \"u\", \"d\" and \"t\""),
+                ));
+            }
+        }
+        match self.source {
+            SourceKind::Postgres => {
+                let Some(pg) = &self.postgres else {
+                    return Err(self.invalid(
+                        "postgres",
+                        "is missing: a `source = \"postgres\"` connector needs a [postgres] table with url, slot, publication and tables",
+                    ));
+                };
+                self.validate_postgres(pg)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_postgres(&self, pg: &PostgresConfig) -> Result<(), ConfigError> {
+        let url = pg.url.expose();
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(self.invalid(
+                "postgres.url",
+                "must start with postgres:// (postgres://user:password@host:port/database)",
+            ));
+        }
+        if url.parse::<tokio_postgres::Config>().is_err() {
+            return Err(self.invalid(
+                "postgres.url",
+                "is not a valid connection URL; expected postgres://user:password@host:port/database",
+            ));
+        }
+        let ident_ok = |s: &str| {
+            !s.is_empty()
+                && s.len() <= 63
+                && s.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        };
+        if !ident_ok(&pg.slot) {
+            return Err(self.invalid(
+                "postgres.slot",
+                format!("\"{}\": slot names use lower-case letters, digits and '_' (at most 63)", pg.slot),
+            ));
+        }
+        if pg.publication.is_empty() || pg.publication.len() > 63 || pg.publication.contains('"') {
+            return Err(self.invalid(
+                "postgres.publication",
+                "must be a non-empty name of at most 63 characters without '\"'",
+            ));
+        }
+        if pg.tables.is_empty() {
+            return Err(self.invalid(
+                "postgres.tables",
+                "is empty; list the tables to capture, e.g. [\"public.customers\"] or [\"public.*\"]",
+            ));
+        }
+        for t in &pg.tables {
+            match t.split_once('.') {
+                Some((schema, table))
+                    if !schema.is_empty()
+                        && !table.is_empty()
+                        && !table.contains('.')
+                        && !schema.contains('*')
+                        && (table == "*" || !table.contains('*')) => {}
+                _ => {
+                    return Err(self.invalid(
+                        "postgres.tables",
+                        format!("contains \"{t}\"; write schema.table or schema.* (for example \"public.orders\")"),
+                    ))
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether an operation code is published.
+    pub fn publishes(&self, op_code: &str) -> bool {
+        !self.skipped_operations.iter().any(|s| s == op_code)
+    }
+}
+
+/// Checks that a prefix makes legal Kafka topic names.
+fn check_topic_prefix(prefix: &str) -> Result<(), String> {
+    if prefix.is_empty() {
+        return Err("is empty; set it to a short name such as \"inventory\"".into());
+    }
+    if prefix == "." || prefix == ".." {
+        return Err(format!("\"{prefix}\" is not a legal Kafka topic name"));
+    }
+    if prefix.len() > MAX_TOPIC_LEN - 10 {
+        return Err(format!(
+            "is {} characters long; Kafka topic names are limited to {MAX_TOPIC_LEN}",
+            prefix.len()
+        ));
+    }
+    if let Some(bad) = prefix
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(format!(
+            "\"{prefix}\" contains '{bad}', which Kafka topic names cannot hold; use letters, digits, '.', '_' and '-'"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+name = "inventory"
+source = "postgres"
+topic_prefix = "inventory"
+tombstones_on_delete = true
+[postgres]
+url = "postgres://user:pw@localhost:5432/db"
+slot = "sluice_inventory"
+publication = "sluice_inventory"
+tables = ["public.customers", "public.*"]
+[snapshot]
+mode = "initial"
+[format]
+value = "json"
+schemas = true
+"#;
+
+    fn parse(text: &str) -> Result<ConnectorConfig, ConfigError> {
+        ConnectorConfig::parse(Path::new("connectors/inv.toml"), text)
+    }
+
+    #[test]
+    fn accepts_documented_file() {
+        let c = parse(GOOD).unwrap();
+        assert_eq!(c.name, "inventory");
+        assert_eq!(c.snapshot.mode, SnapshotMode::Initial);
+        assert!(c.format.schemas);
+        assert!(!c.publishes("t") && c.publishes("d"));
+        assert_eq!(format!("{:?}", c.postgres.unwrap().url), "***");
+    }
+
+    #[test]
+    fn errors_name_file_and_key() {
+        let cases = [
+            (GOOD.replace("tombstones_on_delete", "tombstones"), "tombstones"),
+            (GOOD.replace("slot = \"sluice_inventory\"\n", ""), "slot"),
+            (GOOD.replace("schemas = true", "schemas = \"yes\""), "schemas"),
+            (GOOD.replace("topic_prefix = \"inventory\"", "topic_prefix = \"inv/entory\""), "topic_prefix"),
+            (GOOD.replace("\"public.customers\", ", "\"customers\", "), "postgres.tables"),
+            (GOOD.replace("mode = \"initial\"", "mode = \"sometimes\""), "sometimes"),
+        ];
+        for (text, key) in cases {
+            let err = parse(&text).unwrap_err().to_string();
+            assert!(err.contains("connectors/inv.toml"), "{err}");
+            assert!(err.contains(key), "expected `{key}` in: {err}");
+        }
+    }
+
+    #[test]
+    fn url_never_in_errors() {
+        let err = parse(&GOOD.replace("tables = [\"public.customers\", \"public.*\"]", "tables = []"))
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("pw@"), "{err}");
+    }
+}

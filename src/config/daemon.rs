@@ -1,0 +1,267 @@
+//! `config/sluice.toml`: the daemon's own settings.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::{parse_toml, read, ConfigError};
+
+/// Offsets are committed this often by default: Kafka Connect's `offset.flush.interval.ms`
+/// is 60 s, but a short interval keeps redelivery after a crash small and costs one fsync.
+pub const DEFAULT_OFFSET_FLUSH_INTERVAL_MS: u64 = 1000;
+/// New topics get one partition by default: per-key order holds either way, and one
+/// partition keeps a demo broker light. Raise it for throughput on a real cluster.
+pub const DEFAULT_TOPIC_PARTITIONS: i32 = 1;
+/// Replication factor of created topics: 1 suits a single-broker demo; use 3 in production.
+pub const DEFAULT_TOPIC_REPLICATION_FACTOR: i32 = 1;
+/// Records in flight to the broker per connector before the source is paused (backpressure).
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 10_000;
+
+/// The daemon's settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DaemonConfig {
+    /// Folder holding one `*.toml` file per connector (relative to the working directory).
+    pub connectors_dir: PathBuf,
+    /// How often acknowledged positions are committed to the offset store, in milliseconds.
+    #[serde(default = "default_flush_interval")]
+    pub offset_flush_interval_ms: u64,
+    /// Where positions are stored.
+    pub offsets: OffsetsConfig,
+    /// Where records go.
+    pub sink: SinkConfig,
+    /// Logging.
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+fn default_flush_interval() -> u64 {
+    DEFAULT_OFFSET_FLUSH_INTERVAL_MS
+}
+
+/// The offset store.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OffsetsConfig {
+    /// Store kind: only `file` for now.
+    pub store: String,
+    /// Folder of the file store (one file per connector).
+    pub path: PathBuf,
+}
+
+/// Sink kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SinkType {
+    /// Apache Kafka (or any Kafka-protocol broker).
+    Kafka,
+    /// One JSON line per record on standard output.
+    Stdout,
+}
+
+/// The sink.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SinkConfig {
+    /// `kafka` or `stdout`.
+    #[serde(rename = "type")]
+    pub kind: SinkType,
+    /// Kafka bootstrap servers (`host:port,...`); required for `kafka`.
+    #[serde(default)]
+    pub bootstrap_servers: Option<String>,
+    /// librdkafka producer properties, passed through (`"linger.ms" = "5"`).
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+    /// Partitions of topics that Sluice creates.
+    #[serde(default = "default_partitions")]
+    pub topic_partitions: i32,
+    /// Replication factor of topics that Sluice creates.
+    #[serde(default = "default_replication")]
+    pub topic_replication_factor: i32,
+    /// Records in flight per connector before reading from the source pauses.
+    #[serde(default = "default_in_flight")]
+    pub max_in_flight: usize,
+}
+
+fn default_partitions() -> i32 {
+    DEFAULT_TOPIC_PARTITIONS
+}
+fn default_replication() -> i32 {
+    DEFAULT_TOPIC_REPLICATION_FACTOR
+}
+fn default_in_flight() -> usize {
+    DEFAULT_MAX_IN_FLIGHT
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Logging settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// `text` or `json`.
+    #[serde(default)]
+    pub format: LogFormat,
+    /// A `tracing` filter: `info`, `debug`, `sluice=debug,info`.
+    #[serde(default = "default_level")]
+    pub level: String,
+}
+
+fn default_level() -> String {
+    "info".into()
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: LogFormat::Text,
+            level: default_level(),
+        }
+    }
+}
+
+/// Producer properties Sluice sets itself; overriding them would break its guarantees.
+const RESERVED_PROPERTIES: &[(&str, &str)] = &[
+    ("enable.idempotence", "true"),
+    ("acks", "all"),
+    ("bootstrap.servers", ""),
+];
+
+impl DaemonConfig {
+    /// Reads and validates the daemon file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = read(path)?;
+        let config: DaemonConfig = parse_toml(path, &text)?;
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |key: &str, problem: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            key: key.into(),
+            problem,
+        };
+        if self.offsets.store != "file" {
+            return Err(invalid(
+                "offsets.store",
+                format!("is \"{}\"; the only store is \"file\"", self.offsets.store),
+            ));
+        }
+        if self.offset_flush_interval_ms == 0 {
+            return Err(invalid(
+                "offset_flush_interval_ms",
+                "must be at least 1 (milliseconds)".into(),
+            ));
+        }
+        if self.sink.kind == SinkType::Kafka
+            && self
+                .sink
+                .bootstrap_servers
+                .as_deref()
+                .is_none_or(|s| s.trim().is_empty())
+        {
+            return Err(invalid(
+                "sink.bootstrap_servers",
+                "is required for type = \"kafka\"; set it to host:port of your brokers".into(),
+            ));
+        }
+        if self.sink.topic_partitions < 1 || self.sink.topic_replication_factor < 1 {
+            return Err(invalid(
+                "sink.topic_partitions",
+                "and sink.topic_replication_factor must be at least 1".into(),
+            ));
+        }
+        if self.sink.max_in_flight == 0 {
+            return Err(invalid("sink.max_in_flight", "must be at least 1".into()));
+        }
+        for (key, value) in &self.sink.properties {
+            if let Some((_, required)) = RESERVED_PROPERTIES.iter().find(|(k, _)| k == key) {
+                if key == "bootstrap.servers" {
+                    return Err(invalid(
+                        &format!("sink.properties.\"{key}\""),
+                        "is set by sink.bootstrap_servers; remove it here".into(),
+                    ));
+                }
+                if value != required {
+                    return Err(invalid(
+                        &format!("sink.properties.\"{key}\""),
+                        format!("must stay \"{required}\": Sluice's no-loss and per-key order guarantees depend on it"),
+                    ));
+                }
+            }
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            return Err(invalid(
+                "log.level",
+                format!(
+                    "\"{}\" is not a log filter; use error, warn, info, debug or trace",
+                    self.log.level
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<DaemonConfig, ConfigError> {
+        let p = Path::new("sluice.toml");
+        let c: DaemonConfig = parse_toml(p, text)?;
+        c.validate(p)?;
+        Ok(c)
+    }
+
+    const GOOD: &str = r#"
+connectors_dir = "connectors"
+[offsets]
+store = "file"
+path = "data/offsets"
+[sink]
+type = "kafka"
+bootstrap_servers = "127.0.0.1:9092"
+[sink.properties]
+"linger.ms" = "5"
+[log]
+format = "json"
+level = "info"
+"#;
+
+    #[test]
+    fn accepts_documented_file() {
+        let c = parse(GOOD).unwrap();
+        assert_eq!(c.sink.kind, SinkType::Kafka);
+        assert_eq!(c.sink.properties["linger.ms"], "5");
+        assert_eq!(c.log.format, LogFormat::Json);
+        assert_eq!(c.offset_flush_interval_ms, 1000);
+    }
+
+    #[test]
+    fn rejects_unknown_key_naming_it() {
+        let err = parse(&GOOD.replace("[log]", "[log]\ncolour = true"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("sluice.toml") && err.contains("colour"), "{err}");
+    }
+
+    #[test]
+    fn rejects_weakened_guarantees() {
+        let err = parse(&GOOD.replace("\"linger.ms\" = \"5\"", "\"acks\" = \"1\""))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("acks"), "{err}");
+    }
+}

@@ -1,0 +1,233 @@
+//! Daemon and connector configuration: parsing and pure validation (no I/O but reading files).
+//!
+//! Every error names the file, the key and what to do. `${VAR}` in any value is replaced by
+//! the environment variable `VAR` before parsing, so secrets stay out of the files.
+
+mod connector;
+mod daemon;
+mod secret;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+pub use connector::{
+    ConnectorConfig, FormatConfig, PostgresConfig, SnapshotConfig, SnapshotMode, SourceKind,
+    ValueFormat,
+};
+pub use daemon::{DaemonConfig, LogConfig, LogFormat, OffsetsConfig, SinkConfig, SinkType};
+pub use secret::Secret;
+
+/// A configuration problem, with the file it was found in.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{path}: cannot read the file: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A `${VAR}` names an unset variable.
+    #[error("{path}: `${{{var}}}` is used but the environment variable {var} is not set; export it or remove the reference")]
+    MissingEnv {
+        /// The file.
+        path: PathBuf,
+        /// The variable.
+        var: String,
+    },
+    /// TOML syntax, unknown key, missing key or wrong type.
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What the parser said, with line and key.
+        message: String,
+    },
+    /// A value is present but not acceptable.
+    #[error("{path}: `{key}` {problem}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// The key.
+        key: String,
+        /// What is wrong and how to fix it.
+        problem: String,
+    },
+}
+
+/// Replaces `${VAR}` with the variable's value; `$${` escapes a literal `${`.
+pub(crate) fn interpolate(path: &Path, text: &str) -> Result<String, ConfigError> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(idx) = rest.find('$') {
+        out.push_str(&rest[..idx]);
+        let tail = &rest[idx..];
+        if let Some(after) = tail.strip_prefix("$${") {
+            out.push_str("${");
+            rest = after;
+        } else if let Some(after) = tail.strip_prefix("${") {
+            let Some(end) = after.find('}') else {
+                return Err(ConfigError::Parse {
+                    path: path.to_path_buf(),
+                    message: "a `${` has no closing `}`; write ${VAR_NAME}".into(),
+                });
+            };
+            let var = &after[..end];
+            let value = std::env::var(var).map_err(|_| ConfigError::MissingEnv {
+                path: path.to_path_buf(),
+                var: var.to_string(),
+            })?;
+            out.push_str(&value);
+            rest = &after[end + 1..];
+        } else {
+            out.push('$');
+            rest = &tail[1..];
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+fn read(path: &Path) -> Result<String, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    interpolate(path, &text)
+}
+
+fn parse_toml<T: serde::de::DeserializeOwned>(path: &Path, text: &str) -> Result<T, ConfigError> {
+    toml::from_str(text).map_err(|err| ConfigError::Parse {
+        path: path.to_path_buf(),
+        message: describe_toml_error(&err),
+    })
+}
+
+fn describe_toml_error(err: &toml::de::Error) -> String {
+    let msg = err.message();
+    let hint = if msg.starts_with("unknown field") {
+        " (remove the key or fix its spelling; see the configuration reference in README.md)"
+    } else if msg.starts_with("missing field") {
+        " (add the key; see the configuration reference in README.md)"
+    } else if msg.starts_with("invalid type") || msg.starts_with("invalid value") {
+        " (fix the value's type; see the configuration reference in README.md)"
+    } else {
+        ""
+    };
+    // The full Display carries the line and a caret under the offending key.
+    let located = err.to_string();
+    let first_line = located.lines().next().unwrap_or_default();
+    let snippet: Vec<&str> = located.lines().skip(1).collect();
+    format!(
+        "{}: {}{}\n{}",
+        first_line.trim_end_matches(':'),
+        msg.trim(),
+        hint,
+        snippet.join("\n")
+    )
+    .trim_end()
+    .to_string()
+}
+
+/// Everything the daemon runs: its own settings and the connectors found in its folder.
+#[derive(Debug)]
+pub struct Loaded {
+    /// Daemon settings.
+    pub daemon: DaemonConfig,
+    /// Valid connectors by file.
+    pub connectors: Vec<ConnectorConfig>,
+}
+
+/// Loads the daemon file and every `*.toml` in its connectors folder, collecting every problem.
+pub fn load(config_path: &Path) -> Result<Loaded, Vec<ConfigError>> {
+    let daemon = DaemonConfig::load(config_path).map_err(|e| vec![e])?;
+    let mut errors = Vec::new();
+    let mut connectors = Vec::new();
+    let files = match connector_files(&daemon.connectors_dir) {
+        Ok(files) => files,
+        Err(source) => {
+            return Err(vec![ConfigError::Invalid {
+                path: config_path.to_path_buf(),
+                key: "connectors_dir".into(),
+                problem: format!(
+                    "names {} which cannot be read ({source}); create the folder or fix the path",
+                    daemon.connectors_dir.display()
+                ),
+            }])
+        }
+    };
+    for file in files {
+        match ConnectorConfig::load(&file) {
+            Ok(c) => connectors.push(c),
+            Err(e) => errors.push(e),
+        }
+    }
+    errors.extend(check_unique(&connectors));
+    if errors.is_empty() {
+        Ok(Loaded { daemon, connectors })
+    } else {
+        Err(errors)
+    }
+}
+
+/// The `*.toml` files of a folder, sorted.
+pub fn connector_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml") && p.is_file())
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+fn check_unique(connectors: &[ConnectorConfig]) -> Vec<ConfigError> {
+    let mut errors = Vec::new();
+    let mut names: BTreeMap<&str, &Path> = BTreeMap::new();
+    let mut slots: BTreeSet<(String, &str)> = BTreeSet::new();
+    for c in connectors {
+        if let Some(first) = names.insert(&c.name, &c.file) {
+            errors.push(ConfigError::Invalid {
+                path: c.file.clone(),
+                key: "name".into(),
+                problem: format!(
+                    "\"{}\" is already used by {}; every connector needs its own name (offsets are stored by name)",
+                    c.name,
+                    first.display()
+                ),
+            });
+        }
+        if let Some(pg) = &c.postgres {
+            let key = (pg.url.expose().to_string(), pg.slot.as_str());
+            if !slots.insert(key) {
+                errors.push(ConfigError::Invalid {
+                    path: c.file.clone(),
+                    key: "postgres.slot".into(),
+                    problem: format!(
+                        "\"{}\" is used by another connector on the same database; a slot serves one connector",
+                        pg.slot
+                    ),
+                });
+            }
+        }
+    }
+    errors
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interpolation_replaces_and_escapes() {
+        std::env::set_var("SLUICE_TEST_SECRET", "s3cr3t");
+        let p = Path::new("x.toml");
+        assert_eq!(
+            interpolate(p, "a=${SLUICE_TEST_SECRET} b=$${NOPE} c=$5").unwrap(),
+            "a=s3cr3t b=${NOPE} c=$5"
+        );
+        let err = interpolate(p, "${SLUICE_DEFINITELY_UNSET}").unwrap_err();
+        assert!(err.to_string().contains("SLUICE_DEFINITELY_UNSET"));
+        assert!(interpolate(p, "${OPEN").is_err());
+    }
+}

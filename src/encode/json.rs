@@ -1,0 +1,588 @@
+//! Debezium JSON, with (`{"schema","payload"}`) or without schema.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+
+use super::schema;
+use super::{topic_segment, Record};
+use crate::event::{ChangeEvent, ColumnKind, Op, SourceDetail, TableId, TableSchema, Value};
+
+/// Debezium's placeholder for a value the database did not send (unchanged TOAST).
+pub const UNAVAILABLE_VALUE: &str = "__debezium_unavailable_value";
+
+/// Everything about one table-schema version that does not depend on the row.
+struct TableEncoding {
+    table: Arc<TableSchema>,
+    topic: Arc<str>,
+    key_schema: Option<String>,
+    envelope_schema: String,
+}
+
+/// Encodes change events as Debezium JSON records.
+pub struct JsonEncoder {
+    prefix: String,
+    with_schema: bool,
+    tombstones: bool,
+    tables: HashMap<TableId, TableEncoding>,
+    message_topic: Arc<str>,
+    message_schemas: (String, String),
+    source_schema: serde_json::Value,
+}
+
+impl JsonEncoder {
+    /// An encoder for a connector's topic prefix.
+    pub fn new(prefix: &str, with_schema: bool, tombstones: bool) -> Self {
+        let source_schema = schema::postgres_source_schema();
+        JsonEncoder {
+            prefix: prefix.to_string(),
+            with_schema,
+            tombstones,
+            tables: HashMap::new(),
+            message_topic: Arc::from(format!("{prefix}.message")),
+            message_schemas: (
+                schema::message_key_schema().to_string(),
+                schema::message_value_schema(source_schema.clone()).to_string(),
+            ),
+            source_schema,
+        }
+    }
+
+    /// The topic a table's events go to.
+    pub fn topic_for(&self, table: &TableId) -> String {
+        format!(
+            "{}.{}.{}",
+            self.prefix,
+            topic_segment(&table.schema),
+            topic_segment(&table.name)
+        )
+    }
+
+    /// The topic logical messages go to.
+    pub fn message_topic(&self) -> &str {
+        &self.message_topic
+    }
+
+    fn encoding(&mut self, table: &Arc<TableSchema>) -> &TableEncoding {
+        let stale = self
+            .tables
+            .get(&table.id)
+            .is_none_or(|e| !Arc::ptr_eq(&e.table, table) && *e.table != **table);
+        if stale {
+            let record_prefix = format!("{}.{}.{}", self.prefix, table.id.schema, table.id.name);
+            let enc = TableEncoding {
+                table: table.clone(),
+                topic: Arc::from(self.topic_for(&table.id)),
+                key_schema: schema::key_schema(table, &record_prefix).map(|s| s.to_string()),
+                envelope_schema: schema::envelope_schema(
+                    table,
+                    &record_prefix,
+                    self.source_schema.clone(),
+                )
+                .to_string(),
+            };
+            self.tables.insert(table.id.clone(), enc);
+        }
+        &self.tables[&table.id]
+    }
+
+    /// Encodes one event into its records (one, or more for deletes and key changes).
+    pub fn encode(&mut self, event: &ChangeEvent) -> Vec<Record> {
+        let now_ns = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as i64)
+            .unwrap_or_default();
+        if event.op == Op::Message {
+            return self.encode_message(event, now_ns).into_iter().collect();
+        }
+        let Some(table) = &event.table else {
+            return Vec::new();
+        };
+        let with_schema = self.with_schema;
+        let tombstones = self.tombstones;
+        let prefix = self.prefix.clone();
+        let enc = self.encoding(table);
+        let key_of = |row: &Option<Vec<Value>>| -> Option<Vec<u8>> {
+            let row = row.as_ref()?;
+            let schema = enc.key_schema.as_deref()?;
+            let mut out = String::with_capacity(64);
+            let mut payload = String::with_capacity(32);
+            payload.push('{');
+            for (n, i) in table.key.iter().enumerate() {
+                if n > 0 {
+                    payload.push(',');
+                }
+                let col = &table.columns[*i];
+                write_str(&mut payload, &col.name);
+                payload.push(':');
+                write_value(&mut payload, &col.kind, row.get(*i).unwrap_or(&Value::Null));
+            }
+            payload.push('}');
+            wrap(&mut out, with_schema, schema, &payload);
+            Some(out.into_bytes())
+        };
+        let value_of = |op: Op, before: Option<&Vec<Value>>, after: Option<&Vec<Value>>| {
+            let mut payload = String::with_capacity(512);
+            payload.push_str("{\"before\":");
+            write_row(&mut payload, table, before);
+            payload.push_str(",\"after\":");
+            write_row(&mut payload, table, after);
+            payload.push_str(",\"source\":");
+            write_source(&mut payload, &prefix, event, table);
+            let _ = write!(
+                payload,
+                ",\"transaction\":null,\"op\":\"{}\",\"ts_ms\":{},\"ts_us\":{},\"ts_ns\":{}}}",
+                op.code(),
+                now_ns / 1_000_000,
+                now_ns / 1000,
+                now_ns
+            );
+            let mut out = String::with_capacity(payload.len() + enc.envelope_schema.len() + 32);
+            wrap(&mut out, with_schema, &enc.envelope_schema, &payload);
+            out.into_bytes()
+        };
+        let record = |key: Option<Vec<u8>>, value: Option<Vec<u8>>| Record {
+            topic: enc.topic.clone(),
+            key,
+            value,
+            headers: Vec::new(),
+        };
+        match event.op {
+            Op::Create | Op::Read => {
+                vec![record(key_of(&event.after), Some(value_of(event.op, None, event.after.as_ref())))]
+            }
+            Op::Update => {
+                let new_key = key_of(&event.after);
+                let old_key = key_changed(table, event).then(|| key_of(&event.before)).flatten();
+                match old_key {
+                    Some(old_key) if Some(&old_key) != new_key.as_ref() => {
+                        let mut out = Vec::with_capacity(3);
+                        let mut delete = record(
+                            Some(old_key.clone()),
+                            Some(value_of(Op::Delete, event.before.as_ref(), None)),
+                        );
+                        if let Some(k) = &new_key {
+                            delete.headers.push(("__debezium.newkey", k.clone()));
+                        }
+                        out.push(delete);
+                        if tombstones {
+                            out.push(record(Some(old_key.clone()), None));
+                        }
+                        let mut create = record(new_key, Some(value_of(Op::Create, None, event.after.as_ref())));
+                        create.headers.push(("__debezium.oldkey", old_key));
+                        out.push(create);
+                        out
+                    }
+                    _ => vec![record(
+                        new_key,
+                        Some(value_of(Op::Update, event.before.as_ref(), event.after.as_ref())),
+                    )],
+                }
+            }
+            Op::Delete => {
+                let key = key_of(&event.before);
+                let mut out = vec![record(key.clone(), Some(value_of(Op::Delete, event.before.as_ref(), None)))];
+                if tombstones && key.is_some() {
+                    out.push(record(key, None));
+                }
+                out
+            }
+            Op::Truncate => vec![record(None, Some(value_of(Op::Truncate, None, None)))],
+            Op::Message => Vec::new(),
+        }
+    }
+
+    fn encode_message(&self, event: &ChangeEvent, now_ns: i64) -> Option<Record> {
+        let msg = event.message.as_ref()?;
+        let mut key = String::from("{\"prefix\":");
+        write_str(&mut key, &msg.prefix);
+        key.push('}');
+        let mut payload = String::from("{\"source\":");
+        write_message_source(&mut payload, &self.prefix, event);
+        let _ = write!(
+            payload,
+            ",\"op\":\"m\",\"ts_ms\":{},\"ts_us\":{},\"ts_ns\":{},\"message\":{{\"prefix\":",
+            now_ns / 1_000_000,
+            now_ns / 1000,
+            now_ns
+        );
+        write_str(&mut payload, &msg.prefix);
+        payload.push_str(",\"content\":\"");
+        payload.push_str(&BASE64.encode(&msg.content));
+        payload.push_str("\"}}");
+        let mut k = String::new();
+        wrap(&mut k, self.with_schema, &self.message_schemas.0, &key);
+        let mut v = String::new();
+        wrap(&mut v, self.with_schema, &self.message_schemas.1, &payload);
+        Some(Record {
+            topic: self.message_topic.clone(),
+            key: Some(k.into_bytes()),
+            value: Some(v.into_bytes()),
+            headers: Vec::new(),
+        })
+    }
+}
+
+/// Whether an update changed the key: the old image holds key values that differ.
+fn key_changed(table: &TableSchema, event: &ChangeEvent) -> bool {
+    let (Some(before), Some(after)) = (&event.before, &event.after) else {
+        return false;
+    };
+    table.key.iter().any(|i| match (before.get(*i), after.get(*i)) {
+        (Some(Value::Unavailable), _) | (Some(Value::Null), _) => false,
+        (Some(b), Some(a)) => a != b,
+        _ => false,
+    })
+}
+
+fn wrap(out: &mut String, with_schema: bool, schema: &str, payload: &str) {
+    if with_schema {
+        out.push_str("{\"schema\":");
+        out.push_str(schema);
+        out.push_str(",\"payload\":");
+        out.push_str(payload);
+        out.push('}');
+    } else {
+        out.push_str(payload);
+    }
+}
+
+fn write_row(out: &mut String, table: &TableSchema, row: Option<&Vec<Value>>) {
+    let Some(row) = row else {
+        out.push_str("null");
+        return;
+    };
+    out.push('{');
+    for (i, col) in table.columns.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        write_str(out, &col.name);
+        out.push(':');
+        write_value(out, &col.kind, row.get(i).unwrap_or(&Value::Null));
+    }
+    out.push('}');
+}
+
+fn write_opt_i64(out: &mut String, v: Option<i64>) {
+    match v {
+        Some(v) => {
+            let _ = write!(out, "{v}");
+        }
+        None => out.push_str("null"),
+    }
+}
+
+fn write_common_source(out: &mut String, prefix: &str, event: &ChangeEvent) {
+    let ts_us = event.source.ts_us;
+    out.push_str("{\"version\":\"");
+    out.push_str(env!("CARGO_PKG_VERSION"));
+    out.push_str("\",\"connector\":\"postgresql\",\"name\":");
+    write_str(out, prefix);
+    let _ = write!(
+        out,
+        ",\"ts_ms\":{},\"snapshot\":\"{}\",\"db\":",
+        ts_us.div_euclid(1000),
+        event.source.snapshot.as_str()
+    );
+    write_str(out, &event.source.db);
+    let SourceDetail::Postgres {
+        last_commit_lsn,
+        lsn,
+        ..
+    } = &event.source.detail;
+    let seq = |v: Option<u64>| v.map(|v| format!("\"{v}\"")).unwrap_or_else(|| "null".into());
+    out.push_str(",\"sequence\":");
+    write_str(out, &format!("[{},{}]", seq(*last_commit_lsn), seq(*lsn)));
+    let _ = write!(out, ",\"ts_us\":{},\"ts_ns\":{}", ts_us, ts_us.saturating_mul(1000));
+}
+
+fn write_pg_detail(out: &mut String, event: &ChangeEvent) {
+    let SourceDetail::Postgres {
+        tx_id,
+        lsn,
+        origin,
+        origin_lsn,
+        ..
+    } = &event.source.detail;
+    out.push_str(",\"txId\":");
+    write_opt_i64(out, tx_id.map(i64::from));
+    out.push_str(",\"lsn\":");
+    write_opt_i64(out, lsn.map(|v| v as i64));
+    out.push_str(",\"xmin\":null,\"origin\":");
+    match origin {
+        Some(o) => write_str(out, o),
+        None => out.push_str("null"),
+    }
+    out.push_str(",\"origin_lsn\":");
+    write_opt_i64(out, origin_lsn.map(|v| v as i64));
+    out.push('}');
+}
+
+fn write_source(out: &mut String, prefix: &str, event: &ChangeEvent, table: &TableSchema) {
+    write_common_source(out, prefix, event);
+    out.push_str(",\"schema\":");
+    write_str(out, &table.id.schema);
+    out.push_str(",\"table\":");
+    write_str(out, &table.id.name);
+    write_pg_detail(out, event);
+}
+
+fn write_message_source(out: &mut String, prefix: &str, event: &ChangeEvent) {
+    write_common_source(out, prefix, event);
+    out.push_str(",\"schema\":\"\",\"table\":\"\"");
+    write_pg_detail(out, event);
+}
+
+fn write_float(out: &mut String, v: f64, single: bool) {
+    if v.is_nan() {
+        out.push_str("\"NaN\"");
+    } else if v.is_infinite() {
+        out.push_str(if v > 0.0 { "\"Infinity\"" } else { "\"-Infinity\"" });
+    } else if single {
+        let _ = write!(out, "{:?}", v as f32);
+    } else {
+        let _ = write!(out, "{v:?}");
+    }
+}
+
+/// Writes one value as its kind prescribes.
+fn write_value(out: &mut String, kind: &ColumnKind, value: &Value) {
+    match (value, kind) {
+        (Value::Null, _) => out.push_str("null"),
+        (Value::Unavailable, ColumnKind::Bytes) => {
+            out.push('"');
+            out.push_str(&BASE64.encode(UNAVAILABLE_VALUE));
+            out.push('"');
+        }
+        (Value::Unavailable, ColumnKind::Array(elem)) => {
+            out.push('[');
+            write_value(out, elem, &Value::Unavailable);
+            out.push(']');
+        }
+        (Value::Unavailable, ColumnKind::Text | ColumnKind::Json | ColumnKind::Xml | ColumnKind::Enum { .. } | ColumnKind::Uuid) => {
+            write_str(out, UNAVAILABLE_VALUE)
+        }
+        (Value::Unavailable, _) => out.push_str("null"),
+        (Value::Bool(b), _) => out.push_str(if *b { "true" } else { "false" }),
+        (Value::Int(i), _) => {
+            let _ = write!(out, "{i}");
+        }
+        (Value::Float(f), ColumnKind::Float32) => write_float(out, *f, true),
+        (Value::Float(f), _) => write_float(out, *f, false),
+        (Value::Decimal(d), ColumnKind::VariableDecimal) => {
+            let _ = write!(out, "{{\"scale\":{},\"value\":\"", d.scale);
+            out.push_str(&BASE64.encode(&d.unscaled));
+            out.push_str("\"}");
+        }
+        (Value::Decimal(d), _) => {
+            out.push('"');
+            out.push_str(&BASE64.encode(&d.unscaled));
+            out.push('"');
+        }
+        (Value::Text(s), _) => write_str(out, s),
+        (Value::Bytes(b), _) => {
+            out.push('"');
+            out.push_str(&BASE64.encode(b));
+            out.push('"');
+        }
+        (Value::Array(items), ColumnKind::Array(elem)) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_value(out, elem, item);
+            }
+            out.push(']');
+        }
+        (Value::Array(items), other) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_value(out, other, item);
+            }
+            out.push(']');
+        }
+    }
+}
+
+/// Writes a JSON string literal.
+fn write_str(out: &mut String, s: &str) {
+    out.push('"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let esc: Option<&str> = match b {
+            b'"' => Some("\\\""),
+            b'\\' => Some("\\\\"),
+            b'\n' => Some("\\n"),
+            b'\r' => Some("\\r"),
+            b'\t' => Some("\\t"),
+            0..=0x1f => None,
+            _ => continue,
+        };
+        out.push_str(&s[start..i]);
+        match esc {
+            Some(e) => out.push_str(e),
+            None => {
+                let _ = write!(out, "\\u{b:04x}");
+            }
+        }
+        start = i + 1;
+    }
+    out.push_str(&s[start..]);
+    out.push('"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Column, SnapshotMarker, SourceMeta};
+    use crate::position::{PgPosition, SnapshotState, SourcePosition};
+
+    fn table() -> Arc<TableSchema> {
+        Arc::new(TableSchema {
+            id: TableId {
+                schema: "public".into(),
+                name: "items".into(),
+            },
+            columns: vec![
+                Column {
+                    name: "id".into(),
+                    kind: ColumnKind::Int32,
+                    nullable: false,
+                },
+                Column {
+                    name: "note".into(),
+                    kind: ColumnKind::Text,
+                    nullable: true,
+                },
+                Column {
+                    name: "price".into(),
+                    kind: ColumnKind::Decimal {
+                        precision: Some(10),
+                        scale: 2,
+                    },
+                    nullable: true,
+                },
+            ],
+            key: vec![0],
+        })
+    }
+
+    fn event(op: Op, before: Option<Vec<Value>>, after: Option<Vec<Value>>) -> ChangeEvent {
+        ChangeEvent {
+            op,
+            table: Some(table()),
+            before,
+            after,
+            source: SourceMeta {
+                ts_us: 1_704_164_645_123_456,
+                snapshot: SnapshotMarker::False,
+                db: Arc::from("shop"),
+                detail: SourceDetail::Postgres {
+                    tx_id: Some(77),
+                    lsn: Some(500),
+                    last_commit_lsn: Some(400),
+                    origin: None,
+                    origin_lsn: None,
+                },
+            },
+            message: None,
+            position: SourcePosition::Postgres(PgPosition {
+                resume_lsn: 0,
+                partial: None,
+                snapshot: SnapshotState::Done,
+            }),
+        }
+    }
+
+    fn row(id: i64, note: &str) -> Vec<Value> {
+        vec![
+            Value::Int(id),
+            Value::Text(note.into()),
+            Value::Decimal(crate::event::Decimal {
+                unscaled: vec![0x04, 0xD2],
+                scale: 2,
+            }),
+        ]
+    }
+
+    fn json(bytes: &[u8]) -> serde_json::Value {
+        serde_json::from_slice(bytes).expect("valid JSON")
+    }
+
+    #[test]
+    fn insert_with_schema() {
+        let mut enc = JsonEncoder::new("inv", true, true);
+        let recs = enc.encode(&event(Op::Create, None, Some(row(1, "a \"q\"\n"))));
+        assert_eq!(recs.len(), 1);
+        assert_eq!(&*recs[0].topic, "inv.public.items");
+        let key = json(recs[0].key.as_ref().unwrap());
+        assert_eq!(key["payload"], serde_json::json!({"id": 1}));
+        assert_eq!(key["schema"]["name"], "inv.public.items.Key");
+        let v = json(recs[0].value.as_ref().unwrap());
+        let p = &v["payload"];
+        assert_eq!(p["op"], "c");
+        assert_eq!(p["before"], serde_json::Value::Null);
+        assert_eq!(p["after"]["note"], "a \"q\"\n");
+        assert_eq!(p["after"]["price"], "BNI=");
+        assert_eq!(p["source"]["sequence"], "[\"400\",\"500\"]");
+        assert_eq!(p["source"]["ts_ms"], 1_704_164_645_123i64);
+        assert_eq!(p["source"]["txId"], 77);
+        assert_eq!(p["source"]["snapshot"], "false");
+        assert_eq!(v["schema"]["name"], "inv.public.items.Envelope");
+        assert_eq!(v["schema"]["version"], 2);
+        let fields = v["schema"]["fields"].as_array().unwrap();
+        let names: Vec<&str> = fields.iter().map(|f| f["field"].as_str().unwrap()).collect();
+        assert_eq!(names, ["before", "after", "source", "transaction", "op", "ts_ms", "ts_us", "ts_ns"]);
+        let price = &fields[1]["fields"][2];
+        assert_eq!(price["parameters"]["scale"], "2");
+        assert_eq!(price["parameters"]["connect.decimal.precision"], "10");
+    }
+
+    #[test]
+    fn delete_then_tombstone_and_key_change() {
+        let mut enc = JsonEncoder::new("inv", false, true);
+        let recs = enc.encode(&event(Op::Delete, Some(row(1, "x")), None));
+        assert_eq!(recs.len(), 2);
+        assert_eq!(json(recs[0].value.as_ref().unwrap())["op"], "d");
+        assert!(recs[1].value.is_none());
+        assert_eq!(recs[1].key, recs[0].key);
+
+        let recs = enc.encode(&event(Op::Update, Some(row(1, "x")), Some(row(2, "x"))));
+        assert_eq!(recs.len(), 3);
+        assert_eq!(json(recs[0].value.as_ref().unwrap())["op"], "d");
+        assert_eq!(recs[0].headers[0].0, "__debezium.newkey");
+        assert_eq!(json(&recs[0].headers[0].1), serde_json::json!({"id": 2}));
+        assert!(recs[1].value.is_none());
+        assert_eq!(json(recs[2].value.as_ref().unwrap())["op"], "c");
+        assert_eq!(json(&recs[2].headers[0].1), serde_json::json!({"id": 1}));
+
+        let mut quiet = JsonEncoder::new("inv", false, false);
+        assert_eq!(quiet.encode(&event(Op::Delete, Some(row(1, "x")), None)).len(), 1);
+    }
+
+    #[test]
+    fn unavailable_and_special_floats() {
+        let mut s = String::new();
+        write_value(&mut s, &ColumnKind::Text, &Value::Unavailable);
+        assert_eq!(s, "\"__debezium_unavailable_value\"");
+        s.clear();
+        write_value(&mut s, &ColumnKind::Float64, &Value::Float(f64::NAN));
+        assert_eq!(s, "\"NaN\"");
+        s.clear();
+        write_value(&mut s, &ColumnKind::Float32, &Value::Float(1.1));
+        assert_eq!(s, "1.1");
+        s.clear();
+        write_str(&mut s, "\u{1}é");
+        assert_eq!(s, "\"\\u0001é\"");
+    }
+}

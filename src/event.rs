@@ -1,0 +1,257 @@
+//! The source-neutral change model.
+//!
+//! Sources decode their wire formats into these types; encoders turn them into envelopes.
+//! Nothing here knows PostgreSQL, MySQL, JSON or Kafka: a [`ColumnKind`] names the semantic
+//! type (what Debezium calls the logical schema), a [`Value`] carries one field of one row.
+
+use std::sync::Arc;
+
+use crate::position::SourcePosition;
+
+/// What happened to a row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// A row was inserted (`c`).
+    Create,
+    /// A row was updated (`u`).
+    Update,
+    /// A row was deleted (`d`).
+    Delete,
+    /// A row was read by a snapshot (`r`).
+    Read,
+    /// A table was truncated (`t`).
+    Truncate,
+    /// A logical decoding message (`m`).
+    Message,
+}
+
+impl Op {
+    /// The one-letter code used in Debezium envelopes.
+    pub fn code(self) -> &'static str {
+        match self {
+            Op::Create => "c",
+            Op::Update => "u",
+            Op::Delete => "d",
+            Op::Read => "r",
+            Op::Truncate => "t",
+            Op::Message => "m",
+        }
+    }
+}
+
+/// A table's identity: schema (PostgreSQL) or database (MySQL) plus table name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TableId {
+    /// PostgreSQL schema or MySQL database.
+    pub schema: String,
+    /// Table name.
+    pub name: String,
+}
+
+impl std::fmt::Display for TableId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.schema, self.name)
+    }
+}
+
+/// The semantic type of a column, as the envelope describes it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ColumnKind {
+    /// `boolean`.
+    Boolean,
+    /// 16-bit integer.
+    Int16,
+    /// 32-bit integer.
+    Int32,
+    /// 64-bit integer.
+    Int64,
+    /// 32-bit float.
+    Float32,
+    /// 64-bit float.
+    Float64,
+    /// Fixed-scale decimal (`org.apache.kafka.connect.data.Decimal`).
+    Decimal {
+        /// Declared precision, when known.
+        precision: Option<u32>,
+        /// Declared scale.
+        scale: u32,
+    },
+    /// Decimal whose scale varies per value (`io.debezium.data.VariableScaleDecimal`).
+    VariableDecimal,
+    /// Plain text.
+    Text,
+    /// Raw bytes.
+    Bytes,
+    /// Days since the epoch (`io.debezium.time.Date`).
+    Date,
+    /// Time of day in milliseconds (`io.debezium.time.Time`).
+    TimeMillis,
+    /// Time of day in microseconds (`io.debezium.time.MicroTime`).
+    TimeMicros,
+    /// Wall-clock timestamp in milliseconds (`io.debezium.time.Timestamp`).
+    TimestampMillis,
+    /// Wall-clock timestamp in microseconds (`io.debezium.time.MicroTimestamp`).
+    TimestampMicros,
+    /// ISO-8601 timestamp in UTC (`io.debezium.time.ZonedTimestamp`).
+    ZonedTimestamp,
+    /// ISO-8601 time in UTC (`io.debezium.time.ZonedTime`).
+    ZonedTime,
+    /// Duration in microseconds (`io.debezium.time.MicroDuration`).
+    Interval,
+    /// JSON document as text (`io.debezium.data.Json`).
+    Json,
+    /// UUID as text (`io.debezium.data.Uuid`).
+    Uuid,
+    /// XML document as text (`io.debezium.data.Xml`).
+    Xml,
+    /// Enumeration (`io.debezium.data.Enum`) with its allowed labels.
+    Enum {
+        /// Allowed labels in declaration order.
+        allowed: Vec<String>,
+    },
+    /// Bit string of more than one bit (`io.debezium.data.Bits`).
+    Bits {
+        /// Declared length in bits (0 when unbounded).
+        length: u32,
+    },
+    /// One-dimensional array of an element kind.
+    Array(Box<ColumnKind>),
+}
+
+/// One captured column.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Column {
+    /// Column name.
+    pub name: String,
+    /// Semantic type.
+    pub kind: ColumnKind,
+    /// Whether the column accepts NULL.
+    pub nullable: bool,
+}
+
+/// The shape of a captured table at one point of its history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TableSchema {
+    /// The table.
+    pub id: TableId,
+    /// Captured columns in table order.
+    pub columns: Vec<Column>,
+    /// Indexes into `columns` of the key columns, in key order (empty: no key).
+    pub key: Vec<usize>,
+}
+
+/// A decimal number: unscaled value as big-endian two's complement, and its scale.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decimal {
+    /// Unscaled value, big-endian two's complement, minimal length.
+    pub unscaled: Vec<u8>,
+    /// Number of digits after the decimal point.
+    pub scale: u32,
+}
+
+/// One field of one row.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// SQL NULL (or a value the column kind cannot represent, such as NaN in a decimal).
+    Null,
+    /// A value the source did not send (unchanged TOASTed column).
+    Unavailable,
+    /// Boolean.
+    Bool(bool),
+    /// Any integer, including dates (days), times and timestamps in the column's unit.
+    Int(i64),
+    /// Floating point.
+    Float(f64),
+    /// Decimal with its scale.
+    Decimal(Decimal),
+    /// Text, including the string-typed semantic kinds (JSON, UUID, zoned times, enums).
+    Text(String),
+    /// Bytes (bytea, bit strings).
+    Bytes(Vec<u8>),
+    /// Array elements.
+    Array(Vec<Value>),
+}
+
+/// Which part of a snapshot an event belongs to (`source.snapshot`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnapshotMarker {
+    /// Streamed change.
+    False,
+    /// First row of the snapshot.
+    First,
+    /// A row inside the snapshot.
+    True,
+    /// Last row of the snapshot.
+    Last,
+}
+
+impl SnapshotMarker {
+    /// The string Debezium writes in `source.snapshot`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SnapshotMarker::False => "false",
+            SnapshotMarker::First => "first",
+            SnapshotMarker::True => "true",
+            SnapshotMarker::Last => "last",
+        }
+    }
+}
+
+/// Source-specific facts of the `source` block.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SourceDetail {
+    /// PostgreSQL: transaction id, LSNs.
+    Postgres {
+        /// Transaction id.
+        tx_id: Option<u32>,
+        /// LSN of this change.
+        lsn: Option<u64>,
+        /// Commit LSN of the last transaction completed before this one.
+        last_commit_lsn: Option<u64>,
+        /// Replication origin of the transaction, when it has one.
+        origin: Option<Arc<str>>,
+        /// Commit LSN on the origin server.
+        origin_lsn: Option<u64>,
+    },
+}
+
+/// Where and when a change happened (the `source` block).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceMeta {
+    /// Database time of the change in microseconds since the epoch.
+    pub ts_us: i64,
+    /// Snapshot marker.
+    pub snapshot: SnapshotMarker,
+    /// Database name.
+    pub db: Arc<str>,
+    /// Source-specific facts.
+    pub detail: SourceDetail,
+}
+
+/// A logical decoding message (`pg_logical_emit_message`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogicalMessage {
+    /// Application-chosen prefix.
+    pub prefix: String,
+    /// Message body.
+    pub content: Vec<u8>,
+}
+
+/// One change to publish.
+#[derive(Debug, Clone)]
+pub struct ChangeEvent {
+    /// What happened.
+    pub op: Op,
+    /// The table's schema at the time of the change (`None` for messages).
+    pub table: Option<Arc<TableSchema>>,
+    /// Old row image, in `table.columns` order.
+    pub before: Option<Vec<Value>>,
+    /// New row image, in `table.columns` order.
+    pub after: Option<Vec<Value>>,
+    /// Where and when.
+    pub source: SourceMeta,
+    /// Logical message body for `Op::Message`.
+    pub message: Option<LogicalMessage>,
+    /// The position to commit once this event (and all before it) is acknowledged.
+    pub position: SourcePosition,
+}

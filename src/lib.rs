@@ -1,0 +1,17 @@
+//! Sluice: change data capture from PostgreSQL logical replication to Kafka, in Debezium's
+//! envelope.
+//!
+//! Layers (see ARCHITECTURE.md): [`config`] → [`source`] produces [`event::ChangeEvent`]s →
+//! [`encode`] makes records → [`sink`] publishes them → [`offsets`] stores positions, all
+//! driven by [`runtime`].
+
+pub mod calendar;
+pub mod cli;
+pub mod config;
+pub mod encode;
+pub mod event;
+pub mod offsets;
+pub mod position;
+pub mod runtime;
+pub mod sink;
+pub mod source;

@@ -1,0 +1,5 @@
+//! The `sluice` daemon binary.
+
+fn main() -> std::process::ExitCode {
+    sluice::cli::main()
+}

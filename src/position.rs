@@ -1,0 +1,159 @@
+//! Typed source positions: what the offset store keeps so a restart resumes without loss.
+//!
+//! PostgreSQL: the stream is resumed at `resume_lsn` (the end of the last transaction whose
+//! every event is acknowledged); `partial` records how many events of the next transaction
+//! were already acknowledged, so they are skipped when the server sends that transaction again.
+
+use std::cmp::Ordering;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Where a connector is in its source's history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SourcePosition {
+    /// PostgreSQL logical replication.
+    Postgres(PgPosition),
+}
+
+/// Snapshot progress stored with a position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SnapshotState {
+    /// A snapshot was started and has not finished: a restart takes it again.
+    InProgress,
+    /// The snapshot finished (or none was needed): streaming resumes from the position.
+    Done,
+}
+
+/// Events of a transaction already acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartialTx {
+    /// The transaction's commit LSN (its `final_lsn` in the Begin message).
+    pub commit_lsn: u64,
+    /// How many of its events are acknowledged.
+    pub events_done: u64,
+}
+
+/// A PostgreSQL position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PgPosition {
+    /// End LSN of the last fully acknowledged transaction (or an idle keepalive's WAL end):
+    /// safe to confirm to the slot and to start replication from.
+    pub resume_lsn: u64,
+    /// Progress inside the following transaction.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partial: Option<PartialTx>,
+    /// Snapshot state.
+    pub snapshot: SnapshotState,
+}
+
+impl PgPosition {
+    /// Order within one slot: by resume LSN, then by progress in the partial transaction;
+    /// a finished snapshot is ahead of an unfinished one at the same LSN.
+    fn order_key(&self) -> (u8, u64, u64, u64) {
+        let snap = match self.snapshot {
+            SnapshotState::InProgress => 0,
+            SnapshotState::Done => 1,
+        };
+        let (commit, done) = self
+            .partial
+            .map(|p| (p.commit_lsn, p.events_done))
+            .unwrap_or((0, 0));
+        (snap, self.resume_lsn, commit, done)
+    }
+}
+
+impl PartialOrd for SourcePosition {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        match (self, other) {
+            (SourcePosition::Postgres(a), SourcePosition::Postgres(b)) => {
+                Some(a.order_key().cmp(&b.order_key()))
+            }
+        }
+    }
+}
+
+/// Formats an LSN the way PostgreSQL prints it (`16/B374D848`).
+pub fn format_lsn(lsn: u64) -> String {
+    format!("{:X}/{:X}", lsn >> 32, lsn & 0xFFFF_FFFF)
+}
+
+/// Parses an LSN printed by PostgreSQL (`16/B374D848`).
+pub fn parse_lsn(text: &str) -> Option<u64> {
+    let (hi, lo) = text.trim().split_once('/')?;
+    let hi = u64::from_str_radix(hi, 16).ok()?;
+    let lo = u64::from_str_radix(lo, 16).ok()?;
+    if hi > u32::MAX as u64 || lo > u32::MAX as u64 {
+        return None;
+    }
+    Some((hi << 32) | lo)
+}
+
+impl fmt::Display for SourcePosition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SourcePosition::Postgres(p) => {
+                write!(f, "postgres resume_lsn={}", format_lsn(p.resume_lsn))?;
+                if let Some(partial) = p.partial {
+                    write!(
+                        f,
+                        " partial_tx(commit_lsn={}, events_done={})",
+                        format_lsn(partial.commit_lsn),
+                        partial.events_done
+                    )?;
+                }
+                let snap = match p.snapshot {
+                    SnapshotState::InProgress => "in_progress",
+                    SnapshotState::Done => "done",
+                };
+                write!(f, " snapshot={snap}")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lsn_round_trip() {
+        assert_eq!(parse_lsn("16/B374D848"), Some(0x16_B374_D848));
+        assert_eq!(format_lsn(0x16_B374_D848), "16/B374D848");
+        assert_eq!(parse_lsn("0/0"), Some(0));
+        assert_eq!(parse_lsn("garbage"), None);
+        assert_eq!(parse_lsn("1FFFFFFFF/0"), None);
+    }
+
+    #[test]
+    fn order_follows_progress() {
+        let base = PgPosition {
+            resume_lsn: 100,
+            partial: None,
+            snapshot: SnapshotState::Done,
+        };
+        let partial = PgPosition {
+            partial: Some(PartialTx {
+                commit_lsn: 200,
+                events_done: 3,
+            }),
+            ..base
+        };
+        let later = PgPosition {
+            resume_lsn: 210,
+            ..base
+        };
+        let a = SourcePosition::Postgres(base);
+        let b = SourcePosition::Postgres(partial);
+        let c = SourcePosition::Postgres(later);
+        assert!(a < b && b < c);
+        let snap = SourcePosition::Postgres(PgPosition {
+            snapshot: SnapshotState::InProgress,
+            resume_lsn: 500,
+            partial: None,
+        });
+        assert!(snap < a, "an unfinished snapshot is behind any streaming position");
+    }
+}

@@ -1,0 +1,84 @@
+//! The stdout sink: one JSON line per record (`{"topic","key","value","headers"?}`).
+
+use std::io::Write;
+
+use super::{Delivery, SinkError};
+use crate::encode::Record;
+
+/// Lines are written out in batches of about this many bytes.
+const BATCH_BYTES: usize = 1 << 16;
+
+/// Writes records to standard output. Lines are buffered per connector and written whole
+/// under the stdout lock, so connectors sharing the process never interleave partial lines.
+pub struct StdoutSink {
+    buffer: Vec<u8>,
+    line: Vec<u8>,
+}
+
+impl StdoutSink {
+    /// A sink on the process's standard output.
+    pub fn new() -> Self {
+        StdoutSink {
+            buffer: Vec::with_capacity(BATCH_BYTES * 2),
+            line: Vec::with_capacity(1024),
+        }
+    }
+
+    /// Writes one line. Acceptance is immediate; durability comes with [`Self::flush`].
+    pub fn send(&mut self, record: &Record) -> Result<Delivery, SinkError> {
+        self.line.clear();
+        self.line.extend_from_slice(b"{\"topic\":");
+        serde_json::to_writer(&mut self.line, &*record.topic).map_err(std::io::Error::other)?;
+        self.line.extend_from_slice(b",\"key\":");
+        embed(&mut self.line, record.key.as_deref());
+        self.line.extend_from_slice(b",\"value\":");
+        embed(&mut self.line, record.value.as_deref());
+        if !record.headers.is_empty() {
+            self.line.extend_from_slice(b",\"headers\":{");
+            for (i, (name, value)) in record.headers.iter().enumerate() {
+                if i > 0 {
+                    self.line.push(b',');
+                }
+                serde_json::to_writer(&mut self.line, name).map_err(std::io::Error::other)?;
+                self.line.push(b':');
+                embed(&mut self.line, Some(value));
+            }
+            self.line.push(b'}');
+        }
+        self.line.extend_from_slice(b"}\n");
+        self.buffer.extend_from_slice(&self.line);
+        if self.buffer.len() >= BATCH_BYTES {
+            self.flush()?;
+        }
+        Ok(Box::pin(std::future::ready(Ok(()))))
+    }
+
+    /// Writes buffered lines out.
+    pub fn flush(&mut self) -> Result<(), SinkError> {
+        if !self.buffer.is_empty() {
+            let mut out = std::io::stdout().lock();
+            out.write_all(&self.buffer)?;
+            out.flush()?;
+            self.buffer.clear();
+        }
+        Ok(())
+    }
+}
+
+impl Default for StdoutSink {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Embeds a JSON object as it is (the JSON encoders only produce valid objects), or
+/// anything else as a JSON string.
+fn embed(out: &mut Vec<u8>, bytes: Option<&[u8]>) {
+    match bytes {
+        None => out.extend_from_slice(b"null"),
+        Some(b) if b.first() == Some(&b'{') && b.last() == Some(&b'}') => out.extend_from_slice(b),
+        Some(b) => {
+            let _ = serde_json::to_writer(&mut *out, &String::from_utf8_lossy(b));
+        }
+    }
+}

@@ -1,0 +1,332 @@
+//! What Sluice asks PostgreSQL over its ordinary SQL connection: server settings, privileges,
+//! tables, types, publications and slots. Queries live here, apart from the pipeline logic.
+
+use std::collections::HashMap;
+
+use tokio_postgres::Client;
+
+use super::types::{TypeCatalog, TypeRow};
+use super::PgError;
+use crate::event::TableId;
+
+/// Session settings that fix the text output shapes the value parsers expect.
+pub const SESSION_SETTINGS: &[(&str, &str)] = &[
+    ("DateStyle", "ISO"),
+    ("TimeZone", "UTC"),
+    ("IntervalStyle", "iso_8601"),
+    ("bytea_output", "hex"),
+    ("extra_float_digits", "3"),
+    ("lc_monetary", "C"),
+];
+
+/// Applies [`SESSION_SETTINGS`] to a SQL session.
+pub async fn apply_session_settings(client: &Client) -> Result<(), PgError> {
+    let sql: String = SESSION_SETTINGS
+        .iter()
+        .map(|(k, v)| format!("SET {k} = '{v}';"))
+        .collect();
+    client.batch_execute(&sql).await.map_err(PgError::query)?;
+    Ok(())
+}
+
+/// The same settings as a startup `options` string (for the replication session).
+pub fn session_options() -> String {
+    SESSION_SETTINGS
+        .iter()
+        .map(|(k, v)| format!("-c {k}={v}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Quotes an identifier.
+pub fn quote_ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+/// Quotes a literal.
+pub fn quote_literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// `wal_level`.
+pub async fn wal_level(client: &Client) -> Result<String, PgError> {
+    let row = client
+        .query_one("SHOW wal_level", &[])
+        .await
+        .map_err(PgError::query)?;
+    Ok(row.get(0))
+}
+
+/// Whether the session user may open replication connections.
+pub async fn can_replicate(client: &Client) -> Result<(String, bool), PgError> {
+    let row = client
+        .query_one(
+            "SELECT current_user::text, rolreplication OR rolsuper FROM pg_roles WHERE rolname = current_user",
+            &[],
+        )
+        .await
+        .map_err(PgError::query)?;
+    Ok((row.get(0), row.get(1)))
+}
+
+/// The current database's name.
+pub async fn database_name(client: &Client) -> Result<String, PgError> {
+    let row = client
+        .query_one("SELECT current_database()::text", &[])
+        .await
+        .map_err(PgError::query)?;
+    Ok(row.get(0))
+}
+
+/// Expands configured table patterns to existing tables (with their OIDs); returns the
+/// patterns that match nothing as the second element.
+pub async fn expand_tables(
+    client: &Client,
+    patterns: &[String],
+) -> Result<(Vec<(u32, TableId)>, Vec<String>), PgError> {
+    let rows = client
+        .query(
+            "SELECT c.oid, n.nspname::text, c.relname::text FROM pg_class c \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+             ORDER BY n.nspname, c.relname",
+            &[],
+        )
+        .await
+        .map_err(PgError::query)?;
+    let all: Vec<(u32, TableId)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.get::<_, u32>(0),
+                TableId {
+                    schema: r.get(1),
+                    name: r.get(2),
+                },
+            )
+        })
+        .collect();
+    let mut found = Vec::new();
+    let mut missing = Vec::new();
+    for pattern in patterns {
+        let matched: Vec<&(u32, TableId)> = all.iter().filter(|(_, t)| matches(pattern, t)).collect();
+        if matched.is_empty() {
+            missing.push(pattern.clone());
+        }
+        for m in matched {
+            if !found.iter().any(|(oid, _)| *oid == m.0) {
+                found.push(m.clone());
+            }
+        }
+    }
+    Ok((found, missing))
+}
+
+/// Whether a configured pattern (`schema.table` or `schema.*`) covers a table.
+pub fn matches(pattern: &str, table: &TableId) -> bool {
+    match pattern.split_once('.') {
+        Some((schema, "*")) => schema == table.schema,
+        Some((schema, name)) => schema == table.schema && name == table.name,
+        None => false,
+    }
+}
+
+/// One column as the catalog describes it.
+#[derive(Debug, Clone)]
+pub struct CatalogColumn {
+    /// Name.
+    pub name: String,
+    /// Type OID.
+    pub type_oid: u32,
+    /// Type modifier.
+    pub typmod: i32,
+    /// NOT NULL.
+    pub not_null: bool,
+    /// 1-based position in the primary key, 0 when not a key column.
+    pub pk_position: i32,
+}
+
+/// A table as the catalog describes it now.
+#[derive(Debug, Clone)]
+pub struct CatalogTable {
+    /// Its identity.
+    pub id: TableId,
+    /// Captured columns in table order (no dropped or generated columns).
+    pub columns: Vec<CatalogColumn>,
+}
+
+/// Describes a table by OID.
+pub async fn describe_table(client: &Client, oid: u32) -> Result<Option<CatalogTable>, PgError> {
+    let head = client
+        .query_opt(
+            "SELECT n.nspname::text, c.relname::text FROM pg_class c \
+             JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1",
+            &[&oid],
+        )
+        .await
+        .map_err(PgError::query)?;
+    let Some(head) = head else { return Ok(None) };
+    let rows = client
+        .query(
+            "SELECT a.attname::text, a.atttypid, a.atttypmod, a.attnotnull, \
+                    COALESCE((SELECT k.n FROM unnest(i.indkey) WITH ORDINALITY AS k(attnum, n) \
+                              WHERE k.attnum = a.attnum), 0)::int4 \
+             FROM pg_attribute a \
+             LEFT JOIN pg_index i ON i.indrelid = a.attrelid AND i.indisprimary \
+             WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '' \
+             ORDER BY a.attnum",
+            &[&oid],
+        )
+        .await
+        .map_err(PgError::query)?;
+    Ok(Some(CatalogTable {
+        id: TableId {
+            schema: head.get(0),
+            name: head.get(1),
+        },
+        columns: rows
+            .iter()
+            .map(|r| CatalogColumn {
+                name: r.get(0),
+                type_oid: r.get(1),
+                typmod: r.get(2),
+                not_null: r.get(3),
+                pk_position: r.get(4),
+            })
+            .collect(),
+    }))
+}
+
+/// Loads `pg_type` and enum labels.
+pub async fn load_types(client: &Client) -> Result<TypeCatalog, PgError> {
+    let rows = client
+        .query(
+            "SELECT t.oid, t.typname::text, n.nspname::text, t.typtype::text, t.typelem, \
+                    t.typcategory::text, t.typbasetype, t.typtypmod \
+             FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace",
+            &[],
+        )
+        .await
+        .map_err(PgError::query)?;
+    let first = |s: String| s.chars().next().unwrap_or(' ');
+    let types = rows
+        .iter()
+        .map(|r| TypeRow {
+            oid: r.get(0),
+            name: r.get(1),
+            namespace: r.get(2),
+            typtype: first(r.get(3)),
+            elem: r.get(4),
+            category: first(r.get(5)),
+            base: r.get(6),
+            typmod: r.get(7),
+        })
+        .collect();
+    let enum_rows = client
+        .query(
+            "SELECT enumtypid, enumlabel::text FROM pg_enum ORDER BY enumtypid, enumsortorder",
+            &[],
+        )
+        .await
+        .map_err(PgError::query)?;
+    let mut enums: HashMap<u32, Vec<String>> = HashMap::new();
+    for r in enum_rows {
+        enums.entry(r.get(0)).or_default().push(r.get(1));
+    }
+    Ok(TypeCatalog::new(types, enums))
+}
+
+/// A replication slot's state.
+#[derive(Debug, Clone)]
+pub struct SlotInfo {
+    /// Output plugin.
+    pub plugin: String,
+    /// Database it belongs to.
+    pub database: String,
+    /// Whether a session holds it.
+    pub active: bool,
+    /// `confirmed_flush_lsn` as text.
+    pub confirmed_flush: Option<String>,
+    /// `wal_status` (`lost` when its WAL is gone).
+    pub wal_status: Option<String>,
+}
+
+/// Looks a slot up.
+pub async fn slot(client: &Client, name: &str) -> Result<Option<SlotInfo>, PgError> {
+    let row = client
+        .query_opt(
+            "SELECT COALESCE(plugin::text, ''), COALESCE(database::text, ''), active, \
+                    confirmed_flush_lsn::text, wal_status::text \
+             FROM pg_replication_slots WHERE slot_name = $1",
+            &[&name],
+        )
+        .await
+        .map_err(PgError::query)?;
+    Ok(row.map(|r| SlotInfo {
+        plugin: r.get(0),
+        database: r.get(1),
+        active: r.get(2),
+        confirmed_flush: r.get(3),
+        wal_status: r.get(4),
+    }))
+}
+
+/// Drops a slot.
+pub async fn drop_slot(client: &Client, name: &str) -> Result<(), PgError> {
+    client
+        .execute("SELECT pg_drop_replication_slot($1)", &[&name])
+        .await
+        .map_err(PgError::query)?;
+    Ok(())
+}
+
+/// Moves an inactive slot's confirmed position forward (used after the stream closed).
+pub async fn advance_slot(client: &Client, name: &str, lsn: &str) -> Result<(), PgError> {
+    client
+        .execute(
+            &format!(
+                "SELECT pg_replication_slot_advance($1, {}::pg_lsn)",
+                quote_literal(lsn)
+            ),
+            &[&name],
+        )
+        .await
+        .map_err(PgError::query)?;
+    Ok(())
+}
+
+/// Whether a publication exists.
+pub async fn publication_exists(client: &Client, name: &str) -> Result<bool, PgError> {
+    Ok(client
+        .query_opt("SELECT 1 FROM pg_publication WHERE pubname = $1", &[&name])
+        .await
+        .map_err(PgError::query)?
+        .is_some())
+}
+
+/// Creates a publication for the configured tables (`schema.*` → `TABLES IN SCHEMA`).
+pub async fn create_publication(
+    client: &Client,
+    name: &str,
+    patterns: &[String],
+) -> Result<(), PgError> {
+    let mut parts = Vec::new();
+    for p in patterns {
+        match p.split_once('.') {
+            Some((schema, "*")) => parts.push(format!("TABLES IN SCHEMA {}", quote_ident(schema))),
+            Some((schema, table)) => parts.push(format!(
+                "TABLE {}.{}",
+                quote_ident(schema),
+                quote_ident(table)
+            )),
+            None => {}
+        }
+    }
+    let sql = format!(
+        "CREATE PUBLICATION {} FOR {}",
+        quote_ident(name),
+        parts.join(", ")
+    );
+    client.batch_execute(&sql).await.map_err(PgError::query)?;
+    Ok(())
+}

@@ -1,0 +1,85 @@
+//! Startup checks: each problem is one sentence naming the setting, its value and the fix.
+
+use tokio_postgres::Client;
+
+use super::{catalog, ConnInfo, PgError};
+use crate::config::ConnectorConfig;
+
+/// Problems with the server's settings, the user's privileges and the captured tables.
+pub(super) async fn server_problems(
+    client: &Client,
+    connector: &ConnectorConfig,
+) -> Result<Vec<String>, PgError> {
+    let mut problems = Vec::new();
+    let Some(pg) = &connector.postgres else {
+        return Ok(problems);
+    };
+    let wal_level = catalog::wal_level(client).await?;
+    if wal_level != "logical" {
+        problems.push(format!(
+            "PostgreSQL wal_level is '{wal_level}', logical replication needs 'logical': run ALTER SYSTEM SET wal_level = logical (or set it in postgresql.conf) and restart PostgreSQL"
+        ));
+    }
+    let (user, may_replicate) = catalog::can_replicate(client).await?;
+    if !may_replicate {
+        problems.push(format!(
+            "user \"{user}\" may not replicate: run ALTER ROLE \"{user}\" WITH REPLICATION (as a superuser), or connect as a user that has it"
+        ));
+    }
+    let (_, missing) = catalog::expand_tables(client, &pg.tables).await?;
+    for m in missing {
+        problems.push(format!(
+            "postgres.tables lists \"{m}\" but no such table exists in database \"{}\": create it or fix the name (schema.table)",
+            catalog::database_name(client).await?
+        ));
+    }
+    Ok(problems)
+}
+
+/// Everything `sluice validate` checks for one PostgreSQL connector: the server can be
+/// reached, is set up for logical replication, the user may replicate, the tables exist and
+/// the slot is free. Returns problems as sentences.
+pub async fn preflight(connector: &ConnectorConfig) -> Vec<String> {
+    let Some(pg) = &connector.postgres else {
+        return Vec::new();
+    };
+    let info = match ConnInfo::parse(pg.url.expose()) {
+        Ok(i) => i,
+        Err(e) => return vec![format!("postgres.url: {e}")],
+    };
+    let client = match tokio::time::timeout(std::time::Duration::from_secs(10), info.connect()).await {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => {
+            return vec![format!(
+                "postgres.url: {e}; check that PostgreSQL runs there and that the user, password and database are right"
+            )]
+        }
+        Err(_) => {
+            return vec![format!(
+                "postgres.url: no answer from {} within 10 s; check the host and port",
+                info.target()
+            )]
+        }
+    };
+    let mut problems = match server_problems(&client, connector).await {
+        Ok(p) => p,
+        Err(e) => vec![e.to_string()],
+    };
+    match catalog::slot(&client, &pg.slot).await {
+        Ok(Some(s)) if s.active => problems.push(format!(
+            "postgres.slot \"{}\" is in use by another session: stop the other consumer or choose another slot name",
+            pg.slot
+        )),
+        Ok(Some(s)) if s.plugin != "pgoutput" => problems.push(format!(
+            "postgres.slot \"{}\" exists with plugin \"{}\"; Sluice needs pgoutput: drop it or choose another slot name",
+            pg.slot, s.plugin
+        )),
+        Ok(Some(s)) if s.database != info.database => problems.push(format!(
+            "postgres.slot \"{}\" belongs to database \"{}\", not \"{}\": choose another slot name",
+            pg.slot, s.database, info.database
+        )),
+        Ok(_) => {}
+        Err(e) => problems.push(e.to_string()),
+    }
+    problems
+}

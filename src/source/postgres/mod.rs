@@ -1,0 +1,349 @@
+//! The PostgreSQL source: pgoutput logical replication with an exported-snapshot handoff.
+//!
+//! ```text
+//!  start ─► checks ─► publication ─► slot ─┬─(snapshot)─► COPY each table inside the
+//!                                          │              slot's exported snapshot ─┐
+//!                                          └──────────────────────────────────────────┴─► stream
+//! ```
+//! The slot is created with `SNAPSHOT 'export'`; the snapshot connection imports it before
+//! the replication session runs its next command, so the rows read are exactly the state at
+//! the slot's consistent point and the stream starts there: no gap, no overlap.
+//!
+//! Progress: the pipeline reports the last committed position on a watch channel; only that
+//! LSN is sent to the server as flushed (invariant 1).
+
+mod catalog;
+mod checks;
+mod decode;
+mod pgoutput;
+mod snapshot;
+mod stream;
+mod types;
+mod values;
+
+use std::sync::Arc;
+
+use pgwire_replication::ReplicationConfig;
+use tokio_postgres::{Client, NoTls};
+
+pub use checks::preflight;
+pub use pgoutput::{DecodeError, PgOutputMessage};
+
+use crate::config::{ConnectorConfig, PostgresConfig, SnapshotMode};
+use crate::offsets::FileOffsetStore;
+use crate::position::{PgPosition, SnapshotState, SourcePosition};
+use crate::source::{SourceContext, SourceExit};
+
+/// A PostgreSQL source failure.
+#[derive(Debug, thiserror::Error)]
+pub enum PgError {
+    /// The server could not be reached or refused the login.
+    #[error("cannot connect to PostgreSQL at {target}: {reason}")]
+    Connect {
+        /// host:port/database (never the password).
+        target: String,
+        /// Why.
+        reason: String,
+        /// Whether retrying may help.
+        transient: bool,
+    },
+    /// A query failed.
+    #[error("PostgreSQL query failed: {reason}")]
+    Query {
+        /// Why (server message).
+        reason: String,
+        /// Whether retrying may help.
+        transient: bool,
+    },
+    /// The server or its objects are not set up as Sluice needs; the message says how to fix.
+    #[error("{0}")]
+    Setup(String),
+    /// The replication stream failed.
+    #[error("replication stream failed: {0}")]
+    Stream(String),
+    /// A pgoutput message could not be decoded.
+    #[error("cannot decode a pgoutput message at LSN {lsn}: {source}")]
+    Decode {
+        /// Where.
+        lsn: String,
+        /// What.
+        source: DecodeError,
+    },
+    /// The offset store failed.
+    #[error(transparent)]
+    Offsets(#[from] crate::offsets::OffsetError),
+}
+
+impl PgError {
+    /// Wraps a tokio-postgres error, classifying it.
+    pub fn query(e: tokio_postgres::Error) -> Self {
+        let transient = e.code().is_none() || e.is_closed();
+        let reason = match e.as_db_error() {
+            Some(db) => format!("{} ({})", db.message(), db.code().code()),
+            None => e.to_string(),
+        };
+        PgError::Query { reason, transient }
+    }
+
+    /// Whether the runtime should retry (reconnect) rather than stop the connector.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            PgError::Connect { transient, .. } | PgError::Query { transient, .. } => *transient,
+            PgError::Stream(_) => true,
+            PgError::Setup(_) | PgError::Decode { .. } | PgError::Offsets(_) => false,
+        }
+    }
+}
+
+/// Connection facts parsed from the URL.
+#[derive(Clone)]
+pub(crate) struct ConnInfo {
+    url: String,
+    host: String,
+    port: u16,
+    user: String,
+    password: String,
+    database: String,
+}
+
+impl ConnInfo {
+    fn parse(url: &str) -> Result<Self, PgError> {
+        let cfg: tokio_postgres::Config = url
+            .parse()
+            .map_err(|_| PgError::Setup("postgres.url is not a valid connection URL".into()))?;
+        let host = match cfg.get_hosts().first() {
+            Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+            #[cfg(unix)]
+            Some(tokio_postgres::config::Host::Unix(p)) => p.to_string_lossy().into_owned(),
+            None => "localhost".into(),
+        };
+        let user = cfg.get_user().unwrap_or("postgres").to_string();
+        Ok(ConnInfo {
+            url: url.to_string(),
+            port: cfg.get_ports().first().copied().unwrap_or(5432),
+            password: cfg
+                .get_password()
+                .map(|p| String::from_utf8_lossy(p).into_owned())
+                .unwrap_or_default(),
+            database: cfg.get_dbname().unwrap_or(&user).to_string(),
+            host,
+            user,
+        })
+    }
+
+    /// `host:port/database`, safe to print.
+    fn target(&self) -> String {
+        format!("{}:{}/{}", self.host, self.port, self.database)
+    }
+
+    /// Opens a SQL session with the fixed output settings.
+    async fn connect(&self) -> Result<Client, PgError> {
+        let (client, conn) = tokio_postgres::connect(&self.url, NoTls)
+            .await
+            .map_err(|e| {
+                let definite = e
+                    .code()
+                    .is_some_and(|c| c.code().starts_with("28") || c.code().starts_with("3D"));
+                PgError::Connect {
+                    target: self.target(),
+                    reason: match e.as_db_error() {
+                        Some(db) => db.message().to_string(),
+                        None => e.to_string(),
+                    },
+                    transient: !definite,
+                }
+            })?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "PostgreSQL connection ended");
+            }
+        });
+        catalog::apply_session_settings(&client).await?;
+        Ok(client)
+    }
+
+    fn replication_config(&self, pg: &PostgresConfig, start_lsn: u64) -> ReplicationConfig {
+        ReplicationConfig::new(
+            self.host.clone(),
+            self.user.clone(),
+            self.password.clone(),
+            self.database.clone(),
+            pg.slot.clone(),
+            pg.publication.clone(),
+        )
+        .with_port(self.port)
+        .with_start_lsn(pgwire_replication::Lsn::from_u64(start_lsn))
+        .with_status_interval(std::time::Duration::from_millis(pg.status_interval_ms))
+        .with_buffer_size(1024)
+        .with_options(catalog::session_options())
+        .with_application_name("sluice")
+    }
+}
+
+/// The PostgreSQL source of one connector.
+pub struct PostgresSource {
+    connector: Arc<ConnectorConfig>,
+    offsets: FileOffsetStore,
+}
+
+impl PostgresSource {
+    /// A source for a validated connector.
+    pub fn new(connector: Arc<ConnectorConfig>, offsets: FileOffsetStore) -> Self {
+        PostgresSource { connector, offsets }
+    }
+
+    fn pg(&self) -> &PostgresConfig {
+        self.connector
+            .postgres
+            .as_ref()
+            .expect("validated connector has [postgres]")
+    }
+
+    /// After the stream has closed, confirms a committed LSN to the slot (best effort: the
+    /// next run confirms it anyway).
+    pub async fn confirm(&self, lsn: u64) {
+        let pg = self.pg();
+        let result = async {
+            let info = ConnInfo::parse(pg.url.expose())?;
+            let client = info.connect().await?;
+            stream::confirm_after_stop(&client, &pg.slot, lsn).await
+        }
+        .await;
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "could not confirm the final position to the slot; the next run will");
+        }
+    }
+
+    /// Runs until shutdown, a finished `initial_only` snapshot, or an error.
+    pub async fn run(&self, ctx: &mut SourceContext) -> Result<SourceExit, PgError> {
+        let pg = self.pg();
+        let info = ConnInfo::parse(pg.url.expose())?;
+        let client = info.connect().await?;
+        let report = checks::server_problems(&client, &self.connector).await?;
+        if let Some(first) = report.into_iter().next() {
+            return Err(PgError::Setup(first));
+        }
+        if !catalog::publication_exists(&client, &pg.publication).await? {
+            catalog::create_publication(&client, &pg.publication, &pg.tables)
+                .await
+                .map_err(|e| {
+                    PgError::Setup(format!(
+                        "cannot create publication \"{}\": {e}; create it yourself (CREATE PUBLICATION {} FOR TABLE ...) or grant the user ownership of the tables",
+                        pg.publication, pg.publication
+                    ))
+                })?;
+            tracing::info!(publication = %pg.publication, "created publication");
+        }
+        let stored = self.offsets.load(&self.connector.name)?;
+        let stored_pg = stored.map(|SourcePosition::Postgres(p)| p);
+        let slot = catalog::slot(&client, &pg.slot).await?;
+        if let Some(s) = &slot {
+            if s.plugin != "pgoutput" {
+                return Err(PgError::Setup(format!(
+                    "replication slot \"{}\" uses plugin \"{}\"; Sluice needs pgoutput: drop it (SELECT pg_drop_replication_slot('{}')) or set postgres.slot to another name",
+                    pg.slot, s.plugin, pg.slot
+                )));
+            }
+            if s.active {
+                return Err(PgError::Stream(format!(
+                    "replication slot \"{}\" is in use by another session; waiting for it to be released",
+                    pg.slot
+                )));
+            }
+        }
+        let slot_lost = slot
+            .as_ref()
+            .is_some_and(|s| s.wal_status.as_deref() == Some("lost"));
+        let mode = self.connector.snapshot.mode;
+        let snapshot_done = stored_pg.is_some_and(|p| p.snapshot == SnapshotState::Done);
+        let need_snapshot = match mode {
+            SnapshotMode::NoData => false,
+            SnapshotMode::Always => true,
+            SnapshotMode::Initial | SnapshotMode::InitialOnly => !snapshot_done,
+            SnapshotMode::WhenNeeded => !snapshot_done || slot.is_none() || slot_lost,
+        };
+        if !need_snapshot && mode == SnapshotMode::InitialOnly {
+            tracing::info!("snapshot already taken (snapshot.mode = initial_only): nothing to do");
+            return Ok(SourceExit::Finished);
+        }
+        if stored_pg.is_some() && !need_snapshot {
+            if slot.is_none() {
+                return Err(PgError::Setup(format!(
+                    "replication slot \"{}\" is gone but an offset is stored: changes since then are lost to Sluice; set snapshot.mode = \"when_needed\" to take a new snapshot, or delete {}'s offset file",
+                    pg.slot, self.connector.name
+                )));
+            }
+            if slot_lost {
+                return Err(PgError::Setup(format!(
+                    "replication slot \"{}\" has lost WAL it needed (wal_status = lost); set snapshot.mode = \"when_needed\" to take a new snapshot",
+                    pg.slot
+                )));
+            }
+        }
+        let start = if need_snapshot {
+            if slot.is_some() {
+                tracing::warn!(slot = %pg.slot, "recreating the replication slot: a snapshot needs the slot's own exported snapshot to hand over exactly");
+                catalog::drop_slot(&client, &pg.slot).await?;
+            }
+            let mut session = stream::Session::open(&info, pg, 0).await?;
+            let (consistent, snapshot_name) = session.create_slot(&pg.slot, true).await?;
+            let in_progress = PgPosition {
+                resume_lsn: consistent,
+                partial: None,
+                snapshot: SnapshotState::InProgress,
+            };
+            self.offsets
+                .reset(&self.connector.name, &SourcePosition::Postgres(in_progress))?;
+            let snap = snapshot::Snapshot {
+                connector: &self.connector,
+                info: &info,
+                catalog_client: &client,
+                snapshot_name: snapshot_name.unwrap_or_default(),
+                consistent_lsn: consistent,
+            };
+            if !snap.run(ctx).await? {
+                return Ok(SourceExit::Shutdown);
+            }
+            if mode == SnapshotMode::InitialOnly {
+                return Ok(SourceExit::Finished);
+            }
+            let done = PgPosition {
+                snapshot: SnapshotState::Done,
+                ..in_progress
+            };
+            return stream::Streamer::new(&self.connector, &info, &client, done)
+                .await?
+                .run_session(session, ctx)
+                .await;
+        } else if let Some(p) = stored_pg {
+            p
+        } else {
+            // no_data (or a stored snapshot with no position): start where the slot starts.
+            let lsn = match &slot {
+                Some(s) => s
+                    .confirmed_flush
+                    .as_deref()
+                    .and_then(crate::position::parse_lsn)
+                    .unwrap_or(0),
+                None => {
+                    let mut session = stream::Session::open(&info, pg, 0).await?;
+                    let (consistent, _) = session.create_slot(&pg.slot, false).await?;
+                    drop(session);
+                    consistent
+                }
+            };
+            let p = PgPosition {
+                resume_lsn: lsn,
+                partial: None,
+                snapshot: SnapshotState::Done,
+            };
+            // Stored before streaming: a restart never skips what happens meanwhile.
+            self.offsets
+                .commit(&self.connector.name, &SourcePosition::Postgres(p))?;
+            p
+        };
+        let streamer = stream::Streamer::new(&self.connector, &info, &client, start).await?;
+        let session = stream::Session::open(&info, pg, start.resume_lsn).await?;
+        streamer.run_session(session, ctx).await
+    }
+}

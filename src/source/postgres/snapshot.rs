@@ -1,0 +1,299 @@
+//! The initial snapshot: every captured table read with `COPY ... TO STDOUT` inside the
+//! transaction snapshot the slot exported, streamed row by row (never a whole table in
+//! memory), emitted as `op = r` with the `first` / `true` / `last` markers.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use tokio_postgres::Client;
+
+use super::catalog::{self, quote_ident, quote_literal};
+use super::decode::{Decoder, RelationInfo};
+use super::{ConnInfo, PgError};
+use crate::config::ConnectorConfig;
+use crate::event::{ChangeEvent, Op, SnapshotMarker, SourceDetail, SourceMeta, Value};
+use crate::position::{PgPosition, SnapshotState, SourcePosition};
+use crate::source::{SourceContext, SourceItem};
+
+/// How often a long snapshot reports its progress.
+const PROGRESS_EVERY: Duration = Duration::from_secs(10);
+
+/// One snapshot run.
+pub(super) struct Snapshot<'a> {
+    pub connector: &'a ConnectorConfig,
+    pub info: &'a ConnInfo,
+    pub catalog_client: &'a Client,
+    pub snapshot_name: String,
+    pub consistent_lsn: u64,
+}
+
+/// Holds back one event so the last row of the snapshot can be marked `last`.
+struct Emitter {
+    pending: Option<ChangeEvent>,
+    sent: u64,
+}
+
+impl Emitter {
+    async fn push(&mut self, ctx: &mut SourceContext, event: ChangeEvent) -> bool {
+        if let Some(mut prev) = self.pending.replace(event) {
+            prev.source.snapshot = if self.sent == 0 {
+                SnapshotMarker::First
+            } else {
+                SnapshotMarker::True
+            };
+            self.sent += 1;
+            return ctx.send(SourceItem::Event(Box::new(prev))).await;
+        }
+        true
+    }
+
+    async fn finish(&mut self, ctx: &mut SourceContext, done: SourcePosition) -> bool {
+        if let Some(mut last) = self.pending.take() {
+            last.source.snapshot = SnapshotMarker::Last;
+            last.position = done.clone();
+            self.sent += 1;
+            if !ctx.send(SourceItem::Event(Box::new(last))).await {
+                return false;
+            }
+        }
+        ctx.send(SourceItem::Checkpoint(done)).await
+    }
+}
+
+impl Snapshot<'_> {
+    /// Reads every table; `false` when shutdown interrupted it.
+    pub async fn run(&self, ctx: &mut SourceContext) -> Result<bool, PgError> {
+        let pg = self.connector.postgres.as_ref().expect("postgres connector");
+        let client = self.info.connect().await?;
+        client
+            .batch_execute(&format!(
+                "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT {};",
+                quote_literal(&self.snapshot_name)
+            ))
+            .await
+            .map_err(PgError::query)?;
+        let (tables, _) = catalog::expand_tables(&client, &pg.tables).await?;
+        let db: Arc<str> = Arc::from(catalog::database_name(self.catalog_client).await?);
+        let mut decoder = Decoder::new(&client, pg.tables.clone()).await?;
+        let in_progress = SourcePosition::Postgres(PgPosition {
+            resume_lsn: self.consistent_lsn,
+            partial: None,
+            snapshot: SnapshotState::InProgress,
+        });
+        let done = SourcePosition::Postgres(PgPosition {
+            resume_lsn: self.consistent_lsn,
+            partial: None,
+            snapshot: SnapshotState::Done,
+        });
+        tracing::info!(tables = tables.len(), lsn = %crate::position::format_lsn(self.consistent_lsn), "snapshot started");
+        let started = Instant::now();
+        let mut emitter = Emitter {
+            pending: None,
+            sent: 0,
+        };
+        for (oid, id) in &tables {
+            let Some(described) = catalog::describe_table(&client, *oid).await? else {
+                continue;
+            };
+            let info = decoder.from_catalog(&described);
+            let estimate: i64 = client
+                .query_one(
+                    "SELECT GREATEST(reltuples, 0)::int8 FROM pg_class WHERE oid = $1",
+                    &[oid],
+                )
+                .await
+                .map(|r| r.get(0))
+                .unwrap_or(0);
+            let rows = self
+                .copy_table(&client, &mut decoder, &info, &db, &in_progress, estimate, &mut emitter, ctx)
+                .await?;
+            let Some(rows) = rows else { return Ok(false) };
+            tracing::info!(table = %id, rows, "snapshot of table finished");
+        }
+        if !emitter.finish(ctx, done).await {
+            return Ok(false);
+        }
+        client.batch_execute("COMMIT").await.map_err(PgError::query)?;
+        tracing::info!(rows = emitter.sent, seconds = started.elapsed().as_secs_f64(), "snapshot finished");
+        Ok(true)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn copy_table(
+        &self,
+        client: &Client,
+        decoder: &mut Decoder,
+        info: &RelationInfo,
+        db: &Arc<str>,
+        position: &SourcePosition,
+        estimate: i64,
+        emitter: &mut Emitter,
+        ctx: &mut SourceContext,
+    ) -> Result<Option<u64>, PgError> {
+        let table = &info.schema;
+        let cols: Vec<String> = table.columns.iter().map(|c| quote_ident(&c.name)).collect();
+        let order = if table.key.is_empty() {
+            String::new()
+        } else {
+            let key: Vec<&str> = table.key.iter().map(|i| cols[*i].as_str()).collect();
+            format!(" ORDER BY {}", key.join(", "))
+        };
+        let sql = format!(
+            "COPY (SELECT {} FROM {}.{}{}) TO STDOUT",
+            if cols.is_empty() { "NULL".to_string() } else { cols.join(", ") },
+            quote_ident(&table.id.schema),
+            quote_ident(&table.id.name),
+            order
+        );
+        let stream = client.copy_out(&sql).await.map_err(PgError::query)?;
+        futures_util::pin_mut!(stream);
+        let mut buf: Vec<u8> = Vec::with_capacity(1 << 16);
+        let mut rows = 0u64;
+        let mut last_report = Instant::now();
+        let started = Instant::now();
+        let mut fields: Vec<Option<String>> = Vec::with_capacity(table.columns.len());
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(PgError::query)?;
+            buf.extend_from_slice(&chunk);
+            let mut start = 0;
+            while let Some(nl) = buf[start..].iter().position(|b| *b == b'\n') {
+                let line = &buf[start..start + nl];
+                start += nl + 1;
+                split_copy_line(line, &mut fields);
+                let mut values = Vec::with_capacity(fields.len());
+                for (i, f) in fields.iter().enumerate() {
+                    values.push(match f {
+                        None => Value::Null,
+                        Some(text) => decoder.value(info, i, text),
+                    });
+                }
+                let ts_us = now_us();
+                let event = ChangeEvent {
+                    op: Op::Read,
+                    table: Some(table.clone()),
+                    before: None,
+                    after: Some(values),
+                    source: SourceMeta {
+                        ts_us,
+                        snapshot: SnapshotMarker::True,
+                        db: db.clone(),
+                        detail: SourceDetail::Postgres {
+                            tx_id: None,
+                            lsn: Some(self.consistent_lsn),
+                            last_commit_lsn: None,
+                            origin: None,
+                            origin_lsn: None,
+                        },
+                    },
+                    message: None,
+                    position: position.clone(),
+                };
+                if !emitter.push(ctx, event).await {
+                    return Ok(None);
+                }
+                rows += 1;
+                if last_report.elapsed() >= PROGRESS_EVERY {
+                    last_report = Instant::now();
+                    let rate = rows as f64 / started.elapsed().as_secs_f64().max(0.001);
+                    let (percent, left) = if estimate > 0 {
+                        let pct = (rows as f64 * 100.0 / estimate as f64).min(100.0);
+                        let left = (estimate as f64 - rows as f64).max(0.0) / rate.max(1.0);
+                        (pct, left)
+                    } else {
+                        (0.0, 0.0)
+                    };
+                    tracing::info!(table = %table.id, rows, percent = format!("{percent:.1}"), seconds_left = format!("{left:.0}"), "snapshot progress");
+                }
+            }
+            buf.drain(..start);
+        }
+        Ok(Some(rows))
+    }
+}
+
+fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or_default()
+}
+
+/// Splits one line of COPY text output into fields (`\N` is NULL), undoing its escapes.
+fn split_copy_line(line: &[u8], out: &mut Vec<Option<String>>) {
+    out.clear();
+    for raw in line.split(|b| *b == b'\t') {
+        if raw == b"\\N" {
+            out.push(None);
+            continue;
+        }
+        if !raw.contains(&b'\\') {
+            out.push(Some(String::from_utf8_lossy(raw).into_owned()));
+            continue;
+        }
+        let mut bytes = Vec::with_capacity(raw.len());
+        let mut i = 0;
+        while i < raw.len() {
+            let b = raw[i];
+            if b != b'\\' || i + 1 >= raw.len() {
+                bytes.push(b);
+                i += 1;
+                continue;
+            }
+            let next = raw[i + 1];
+            i += 2;
+            match next {
+                b'b' => bytes.push(8),
+                b'f' => bytes.push(12),
+                b'n' => bytes.push(b'\n'),
+                b'r' => bytes.push(b'\r'),
+                b't' => bytes.push(b'\t'),
+                b'v' => bytes.push(11),
+                b'0'..=b'7' => {
+                    let mut v = (next - b'0') as u32;
+                    let mut n = 1;
+                    while n < 3 && i < raw.len() && (b'0'..=b'7').contains(&raw[i]) {
+                        v = v * 8 + (raw[i] - b'0') as u32;
+                        i += 1;
+                        n += 1;
+                    }
+                    bytes.push(v as u8);
+                }
+                b'x' => {
+                    let mut v = 0u32;
+                    let mut n = 0;
+                    while n < 2 && i < raw.len() && raw[i].is_ascii_hexdigit() {
+                        v = v * 16 + (raw[i] as char).to_digit(16).unwrap_or(0);
+                        i += 1;
+                        n += 1;
+                    }
+                    bytes.push(v as u8);
+                }
+                other => bytes.push(other),
+            }
+        }
+        out.push(Some(String::from_utf8_lossy(&bytes).into_owned()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_lines() {
+        let mut out = Vec::new();
+        split_copy_line(b"1\t\\N\ta\\tb\\\\c\\nd\t\\x41\\101", &mut out);
+        assert_eq!(
+            out,
+            vec![
+                Some("1".into()),
+                None,
+                Some("a\tb\\c\nd".into()),
+                Some("AA".into())
+            ]
+        );
+        split_copy_line(b"", &mut out);
+        assert_eq!(out, vec![Some(String::new())]);
+    }
+}

@@ -1,0 +1,459 @@
+//! The replication session: START_REPLICATION, decode pgoutput, hand events to the pipeline,
+//! report committed positions back to the server.
+//!
+//! Positions: every change carries `resume_lsn` (the end of the last complete transaction)
+//! and its index inside the current transaction; a Commit yields a checkpoint at its end
+//! LSN; an idle keepalive yields one at the server's WAL end, so the slot advances even
+//! when nothing captured changes.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use pgwire_replication::{PgWireError, ReplicationClient, ReplicationEvent};
+use tokio_postgres::Client;
+
+use super::catalog::{self, quote_ident};
+use super::decode::Decoder;
+use super::pgoutput::{OldKind, PgOutputMessage};
+use super::{ConnInfo, PgError};
+use crate::config::{ConnectorConfig, PostgresConfig};
+use crate::event::{
+    ChangeEvent, LogicalMessage, Op, SnapshotMarker, SourceDetail, SourceMeta, TableSchema, Value,
+};
+use crate::position::{format_lsn, PartialTx, PgPosition, SnapshotState, SourcePosition};
+use crate::source::{SourceContext, SourceExit, SourceItem};
+
+/// Microseconds between 1970-01-01 and PostgreSQL's epoch 2000-01-01.
+const PG_EPOCH_OFFSET_US: i64 = 946_684_800_000_000;
+
+fn stream_error(slot: &str, publication: &str, e: PgWireError) -> PgError {
+    match e {
+        PgWireError::Auth(m) => PgError::Connect {
+            target: "replication session".into(),
+            reason: m,
+            transient: false,
+        },
+        PgWireError::Server(m) if m.contains("publication") && m.contains("does not exist") => {
+            PgError::Setup(format!(
+                "publication \"{publication}\" does not exist on the server ({m}); let Sluice create it or create it with CREATE PUBLICATION"
+            ))
+        }
+        PgWireError::Server(m) if m.contains("replication slot") && m.contains("does not exist") => {
+            PgError::Setup(format!(
+                "replication slot \"{slot}\" does not exist ({m}); restart the connector to create it"
+            ))
+        }
+        other => PgError::Stream(other.to_string()),
+    }
+}
+
+/// A replication connection, gated before START_REPLICATION.
+pub(super) struct Session {
+    client: ReplicationClient,
+    slot: String,
+    publication: String,
+}
+
+impl Session {
+    /// Connects and authenticates a replication session.
+    pub async fn open(info: &ConnInfo, pg: &PostgresConfig, start_lsn: u64) -> Result<Self, PgError> {
+        let client = ReplicationClient::connect_gated(info.replication_config(pg, start_lsn))
+            .await
+            .map_err(|e| PgError::Connect {
+                target: info.target(),
+                reason: e.to_string(),
+                transient: true,
+            })?;
+        Ok(Session {
+            client,
+            slot: pg.slot.clone(),
+            publication: pg.publication.clone(),
+        })
+    }
+
+    /// Creates the slot; returns its consistent point and, with `export`, the snapshot name.
+    pub async fn create_slot(&mut self, name: &str, export: bool) -> Result<(u64, Option<String>), PgError> {
+        let sql = format!(
+            "CREATE_REPLICATION_SLOT {} LOGICAL pgoutput (SNAPSHOT '{}')",
+            quote_ident(name),
+            if export { "export" } else { "nothing" }
+        );
+        let rows = self
+            .client
+            .simple_query(&sql)
+            .await
+            .map_err(|e| stream_error(&self.slot, &self.publication, e))?;
+        let row = rows
+            .into_iter()
+            .next()
+            .ok_or_else(|| PgError::Stream("CREATE_REPLICATION_SLOT returned no row".into()))?;
+        let text = |i: usize| -> Option<String> {
+            row.get(i)
+                .and_then(|v| v.as_ref())
+                .map(|b: &Bytes| String::from_utf8_lossy(b).into_owned())
+        };
+        let consistent = text(1)
+            .as_deref()
+            .and_then(crate::position::parse_lsn)
+            .ok_or_else(|| PgError::Stream("CREATE_REPLICATION_SLOT returned no consistent point".into()))?;
+        tracing::info!(slot = name, lsn = %format_lsn(consistent), "created replication slot");
+        Ok((consistent, text(2)))
+    }
+}
+
+/// The state of the transaction being received.
+struct Tx {
+    final_lsn: u64,
+    xid: u32,
+    commit_ts_us: i64,
+    index: u64,
+    skip_first: u64,
+    skip_all: bool,
+    origin: Option<(Arc<str>, u64)>,
+}
+
+/// Streams one connector's changes.
+pub(super) struct Streamer<'a> {
+    connector: &'a ConnectorConfig,
+    client: &'a Client,
+    decoder: Decoder,
+    db: Arc<str>,
+    start: PgPosition,
+}
+
+impl<'a> Streamer<'a> {
+    /// Prepares decoding (loads the type catalog).
+    pub async fn new(
+        connector: &'a ConnectorConfig,
+        _info: &ConnInfo,
+        client: &'a Client,
+        start: PgPosition,
+    ) -> Result<Self, PgError> {
+        let pg = connector.postgres.as_ref().expect("postgres connector");
+        Ok(Streamer {
+            connector,
+            client,
+            decoder: Decoder::new(client, pg.tables.clone()).await?,
+            db: Arc::from(catalog::database_name(client).await?),
+            start,
+        })
+    }
+
+    fn meta(&self, tx: Option<&Tx>, lsn: Option<u64>, last_commit: Option<u64>, ts_us: i64) -> SourceMeta {
+        SourceMeta {
+            ts_us,
+            snapshot: SnapshotMarker::False,
+            db: self.db.clone(),
+            detail: SourceDetail::Postgres {
+                tx_id: tx.map(|t| t.xid),
+                lsn,
+                last_commit_lsn: last_commit,
+                origin: tx.and_then(|t| t.origin.as_ref().map(|o| o.0.clone())),
+                origin_lsn: tx.and_then(|t| t.origin.as_ref().map(|o| o.1)),
+            },
+        }
+    }
+
+    /// Starts replication on `session` and runs until shutdown or error.
+    pub async fn run_session(
+        mut self,
+        mut session: Session,
+        ctx: &mut SourceContext,
+    ) -> Result<SourceExit, PgError> {
+        let (slot, publication) = (session.slot.clone(), session.publication.clone());
+        let err = |e: PgWireError| stream_error(&slot, &publication, e);
+        session.client.start().await.map_err(err)?;
+        session.client.wait_started().await.map_err(err)?;
+        tracing::info!(lsn = %format_lsn(self.start.resume_lsn), "streaming started");
+        let result = self.stream(&mut session.client, ctx).await;
+        session.client.stop();
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), session.client.shutdown()).await;
+        result
+    }
+
+    async fn stream(&mut self, client: &mut ReplicationClient, ctx: &mut SourceContext) -> Result<SourceExit, PgError> {
+        let pg = self.connector.postgres.as_ref().expect("postgres connector");
+        let err = |e: PgWireError| stream_error(&pg.slot, &pg.publication, e);
+        let mut resume_lsn = self.start.resume_lsn;
+        let mut stored_partial = self.start.partial;
+        let mut last_commit: Option<u64> = None;
+        let mut tx: Option<Tx> = None;
+        let position = |resume: u64, tx: &Tx| {
+            SourcePosition::Postgres(PgPosition {
+                resume_lsn: resume,
+                partial: Some(PartialTx {
+                    commit_lsn: tx.final_lsn,
+                    events_done: tx.index,
+                }),
+                snapshot: SnapshotState::Done,
+            })
+        };
+        loop {
+            let event = tokio::select! {
+                biased;
+                _ = ctx.shutdown.changed() => return Ok(SourceExit::Shutdown),
+                changed = ctx.committed.changed() => {
+                    if changed.is_ok() {
+                        if let Some(SourcePosition::Postgres(p)) = *ctx.committed.borrow_and_update() {
+                            client.update_applied_lsn(pgwire_replication::Lsn::from_u64(p.resume_lsn));
+                        }
+                    }
+                    continue;
+                }
+                ev = client.recv() => ev.map_err(err)?,
+            };
+            let Some(event) = event else {
+                return Err(PgError::Stream("the server ended the replication stream".into()));
+            };
+            match event {
+                ReplicationEvent::KeepAlive { wal_end, .. } => {
+                    let wal_end = wal_end.as_u64();
+                    if tx.is_none() && wal_end > resume_lsn {
+                        resume_lsn = wal_end;
+                        stored_partial = None;
+                        let p = SourcePosition::Postgres(PgPosition {
+                            resume_lsn,
+                            partial: None,
+                            snapshot: SnapshotState::Done,
+                        });
+                        if !ctx.send(SourceItem::Checkpoint(p)).await {
+                            return Ok(SourceExit::Shutdown);
+                        }
+                    }
+                }
+                ReplicationEvent::Begin {
+                    final_lsn,
+                    xid,
+                    commit_time_micros,
+                } => {
+                    let final_lsn = final_lsn.as_u64();
+                    let skip_first = match stored_partial {
+                        Some(p) if p.commit_lsn == final_lsn => p.events_done,
+                        _ => 0,
+                    };
+                    tx = Some(Tx {
+                        final_lsn,
+                        xid,
+                        commit_ts_us: commit_time_micros + PG_EPOCH_OFFSET_US,
+                        index: 0,
+                        skip_first,
+                        skip_all: final_lsn < resume_lsn,
+                        origin: None,
+                    });
+                }
+                ReplicationEvent::Commit { lsn, end_lsn, .. } => {
+                    let done = tx.take();
+                    last_commit = Some(lsn.as_u64());
+                    if done.is_some_and(|t| t.skip_all) {
+                        continue;
+                    }
+                    resume_lsn = resume_lsn.max(end_lsn.as_u64());
+                    stored_partial = None;
+                    let p = SourcePosition::Postgres(PgPosition {
+                        resume_lsn,
+                        partial: None,
+                        snapshot: SnapshotState::Done,
+                    });
+                    if !ctx.send(SourceItem::Checkpoint(p)).await {
+                        return Ok(SourceExit::Shutdown);
+                    }
+                }
+                ReplicationEvent::Message {
+                    transactional,
+                    lsn,
+                    prefix,
+                    content,
+                } => {
+                    let (pos, ts) = match tx.as_mut().filter(|_| transactional) {
+                        Some(t) => {
+                            t.index += 1;
+                            if t.skip_all || t.index <= t.skip_first {
+                                continue;
+                            }
+                            (position(resume_lsn, t), t.commit_ts_us)
+                        }
+                        None => (
+                            SourcePosition::Postgres(PgPosition {
+                                resume_lsn,
+                                partial: stored_partial,
+                                snapshot: SnapshotState::Done,
+                            }),
+                            now_us(),
+                        ),
+                    };
+                    let event = ChangeEvent {
+                        op: Op::Message,
+                        table: None,
+                        before: None,
+                        after: None,
+                        source: self.meta(tx.as_ref().filter(|_| transactional), Some(lsn.as_u64()), last_commit, ts),
+                        message: Some(LogicalMessage {
+                            prefix,
+                            content: content.to_vec(),
+                        }),
+                        position: pos,
+                    };
+                    if !ctx.send(SourceItem::Event(Box::new(event))).await {
+                        return Ok(SourceExit::Shutdown);
+                    }
+                }
+                ReplicationEvent::XLogData { wal_start, data, .. } => {
+                    let lsn = wal_start.as_u64();
+                    let msg = PgOutputMessage::parse(data).map_err(|source| PgError::Decode {
+                        lsn: format_lsn(lsn),
+                        source,
+                    })?;
+                    let events = self.on_message(msg, tx.as_mut(), lsn, last_commit).await?;
+                    for (event, t_index) in events {
+                        let Some(t) = tx.as_ref() else { continue };
+                        let mut event = event;
+                        event.position = position(
+                            resume_lsn,
+                            &Tx {
+                                index: t_index,
+                                origin: None,
+                                ..*t
+                            },
+                        );
+                        if !ctx.send(SourceItem::Event(Box::new(event))).await {
+                            return Ok(SourceExit::Shutdown);
+                        }
+                    }
+                }
+                ReplicationEvent::StoppedAt { .. } => {}
+            }
+        }
+    }
+
+    /// Applies one pgoutput message; returns the events to publish with their index in the
+    /// transaction.
+    async fn on_message(
+        &mut self,
+        msg: PgOutputMessage,
+        tx: Option<&mut Tx>,
+        lsn: u64,
+        last_commit: Option<u64>,
+    ) -> Result<Vec<(ChangeEvent, u64)>, PgError> {
+        let mut out = Vec::new();
+        match msg {
+            PgOutputMessage::Relation(rel) => self.decoder.on_relation(self.client, &rel).await?,
+            PgOutputMessage::Type(t) => self.decoder.refresh_types(self.client, t.oid).await?,
+            PgOutputMessage::Origin(o) => {
+                if let Some(t) = tx {
+                    t.origin = Some((Arc::from(o.name), o.commit_lsn));
+                }
+            }
+            PgOutputMessage::Begin(_) | PgOutputMessage::Commit(_) | PgOutputMessage::Message(_) => {}
+            PgOutputMessage::Insert(ins) => {
+                let Some(t) = tx else { return Ok(out) };
+                t.index += 1;
+                if let Some(schema) = self.target(ins.relation, "c", t) {
+                    let after = self.decoder.tuple(ins.relation, &ins.new, None);
+                    let ev = self.change(Op::Create, schema, None, Some(after), t, lsn, last_commit);
+                    out.push((ev, t.index));
+                }
+            }
+            PgOutputMessage::Update(up) => {
+                let Some(t) = tx else { return Ok(out) };
+                t.index += 1;
+                if let Some(schema) = self.target(up.relation, "u", t) {
+                    let before = up
+                        .old
+                        .as_ref()
+                        .map(|(_, tuple)| self.decoder.tuple(up.relation, tuple, None));
+                    let full_old = matches!(up.old, Some((OldKind::Full, _)));
+                    let after = self.decoder.tuple(
+                        up.relation,
+                        &up.new,
+                        before.as_deref().filter(|_| full_old),
+                    );
+                    let ev = self.change(Op::Update, schema, before, Some(after), t, lsn, last_commit);
+                    out.push((ev, t.index));
+                }
+            }
+            PgOutputMessage::Delete(del) => {
+                let Some(t) = tx else { return Ok(out) };
+                t.index += 1;
+                if let Some(schema) = self.target(del.relation, "d", t) {
+                    let before = self.decoder.tuple(del.relation, &del.old.1, None);
+                    let ev = self.change(Op::Delete, schema, Some(before), None, t, lsn, last_commit);
+                    out.push((ev, t.index));
+                }
+            }
+            PgOutputMessage::Truncate(tr) => {
+                let Some(t) = tx else { return Ok(out) };
+                for rel in tr.relations {
+                    t.index += 1;
+                    if let Some(schema) = self.target(rel, "t", t) {
+                        let ev = self.change(Op::Truncate, schema, None, None, t, lsn, last_commit);
+                        out.push((ev, t.index));
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The relation of a change and whether to publish it (captured, not skipped, not
+    /// already delivered before a restart).
+    fn target(&self, oid: u32, op: &str, t: &Tx) -> Option<Arc<TableSchema>> {
+        let info = self.decoder.relation(oid)?;
+        let publish = info.captured && self.connector.publishes(op) && !t.skip_all && t.index > t.skip_first;
+        publish.then(|| info.schema.clone())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn change(
+        &self,
+        op: Op,
+        table: Arc<TableSchema>,
+        before: Option<Vec<Value>>,
+        after: Option<Vec<Value>>,
+        t: &Tx,
+        lsn: u64,
+        last_commit: Option<u64>,
+    ) -> ChangeEvent {
+        ChangeEvent {
+            op,
+            table: Some(table),
+            before,
+            after,
+            source: self.meta(Some(t), Some(lsn), last_commit, t.commit_ts_us),
+            message: None,
+            // Set by the caller, which knows the resume LSN.
+            position: SourcePosition::Postgres(PgPosition {
+                resume_lsn: 0,
+                partial: None,
+                snapshot: SnapshotState::Done,
+            }),
+        }
+    }
+}
+
+fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or_default()
+}
+
+/// After the stream has closed, confirms the final committed LSN to the slot so the server
+/// can recycle WAL without waiting for the next run.
+pub(super) async fn confirm_after_stop(client: &Client, slot: &str, lsn: u64) -> Result<(), PgError> {
+    for attempt in 0..10 {
+        match catalog::slot(client, slot).await? {
+            Some(s) if s.active => {
+                tokio::time::sleep(std::time::Duration::from_millis(100 * (attempt + 1))).await;
+            }
+            Some(s) => {
+                let current = s.confirmed_flush.as_deref().and_then(crate::position::parse_lsn).unwrap_or(0);
+                if lsn > current {
+                    catalog::advance_slot(client, slot, &format_lsn(lsn)).await?;
+                }
+                return Ok(());
+            }
+            None => return Ok(()),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,486 @@
+//! PostgreSQL text output → typed [`Value`]s.
+//!
+//! Both pgoutput (protocol 1 sends text) and the snapshot's `COPY ... TO STDOUT` carry each
+//! value in its text form, so one set of parsers serves both. The sessions are opened with
+//! `DateStyle=ISO`, `TimeZone=UTC`, `IntervalStyle=iso_8601`, `bytea_output=hex`,
+//! `extra_float_digits=3` and `lc_monetary=C`, which fixes the shapes parsed here.
+
+use crate::calendar::{days_from_civil, MICROS_PER_DAY};
+use crate::event::{ColumnKind, Decimal, Value};
+
+use super::types::PgType;
+
+/// Debezium's sentinel for `timestamp 'infinity'` (micro and milli timestamps alike).
+pub const POSITIVE_INFINITY_TS: i64 = 9_223_372_036_825_200_000;
+/// Debezium's sentinel for `timestamp '-infinity'`.
+pub const NEGATIVE_INFINITY_TS: i64 = -9_223_372_036_832_400_000;
+
+/// A text value that does not parse as its type.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cannot read {what} from PostgreSQL text output")]
+pub struct ValueError {
+    what: &'static str,
+}
+
+fn bad(what: &'static str) -> ValueError {
+    ValueError { what }
+}
+
+/// Parses one value of `ty` (with modifier `typmod`) whose semantic kind is `kind`.
+pub fn parse(ty: &PgType, typmod: i32, kind: &ColumnKind, text: &str) -> Result<Value, ValueError> {
+    let (ty, typmod) = ty.resolve(typmod);
+    Ok(match ty {
+        PgType::Bool => Value::Bool(parse_bool(text)?),
+        PgType::Int2 | PgType::Int4 | PgType::Int8 => {
+            Value::Int(text.parse().map_err(|_| bad("an integer"))?)
+        }
+        PgType::Float4 | PgType::Float8 => Value::Float(parse_float(text)?),
+        PgType::Numeric => match kind {
+            ColumnKind::Decimal { scale, .. } => match parse_decimal(text, Some(*scale))? {
+                Some(d) => Value::Decimal(d),
+                None => Value::Null,
+            },
+            _ => match parse_decimal(text, None)? {
+                Some(d) => Value::Decimal(d),
+                None => Value::Null,
+            },
+        },
+        PgType::Money => {
+            let negative = text.contains('-') || text.starts_with('(');
+            let digits: String = text
+                .chars()
+                .filter(|c| c.is_ascii_digit() || *c == '.')
+                .collect();
+            let signed = if negative { format!("-{digits}") } else { digits };
+            match parse_decimal(&signed, Some(2))? {
+                Some(d) => Value::Decimal(d),
+                None => Value::Null,
+            }
+        }
+        PgType::Bytea => Value::Bytes(parse_bytea(text)?),
+        PgType::Date => match text {
+            "infinity" | "-infinity" => Value::Null,
+            _ => Value::Int(parse_date(text)?),
+        },
+        PgType::Time => {
+            let micros = parse_time(text)?;
+            match kind {
+                ColumnKind::TimeMillis => Value::Int(micros / 1000),
+                _ => Value::Int(micros),
+            }
+        }
+        PgType::TimeTz => Value::Text(parse_timetz(text)?),
+        PgType::Timestamp => {
+            let micros = match text {
+                "infinity" => return Ok(Value::Int(POSITIVE_INFINITY_TS)),
+                "-infinity" => return Ok(Value::Int(NEGATIVE_INFINITY_TS)),
+                _ => parse_timestamp(text)?.0,
+            };
+            match kind {
+                ColumnKind::TimestampMillis => Value::Int(micros.div_euclid(1000)),
+                _ => Value::Int(micros),
+            }
+        }
+        PgType::TimestampTz => match text {
+            "infinity" | "-infinity" => Value::Text(text.to_string()),
+            _ => {
+                let (local, offset) = parse_timestamp(text)?;
+                Value::Text(crate::calendar::iso_utc(local - offset))
+            }
+        },
+        PgType::Interval => Value::Int(parse_interval(text)?),
+        PgType::Bit if typmod == 1 => Value::Bool(text == "1"),
+        PgType::Bit | PgType::VarBit => Value::Bytes(parse_bits(text, typmod)?),
+        PgType::Array(elem) => {
+            let ColumnKind::Array(elem_kind) = kind else {
+                return Err(bad("an array"));
+            };
+            let mut values = Vec::new();
+            for item in split_array(text)? {
+                values.push(match item {
+                    None => Value::Null,
+                    Some(s) => parse(elem, typmod, elem_kind, &s)?,
+                });
+            }
+            Value::Array(values)
+        }
+        PgType::Text
+        | PgType::Uuid
+        | PgType::Json
+        | PgType::Xml
+        | PgType::Enum(_)
+        | PgType::Unknown(_)
+        | PgType::Domain(..) => Value::Text(text.to_string()),
+    })
+}
+
+fn parse_bool(text: &str) -> Result<bool, ValueError> {
+    match text {
+        "t" | "true" => Ok(true),
+        "f" | "false" => Ok(false),
+        _ => Err(bad("a boolean")),
+    }
+}
+
+fn parse_float(text: &str) -> Result<f64, ValueError> {
+    match text {
+        "NaN" => Ok(f64::NAN),
+        "Infinity" => Ok(f64::INFINITY),
+        "-Infinity" => Ok(f64::NEG_INFINITY),
+        _ => text.parse().map_err(|_| bad("a float")),
+    }
+}
+
+/// Parses a decimal text; `scale` rescales to a fixed scale. `NaN` and infinities are
+/// not decimals: `None`.
+pub fn parse_decimal(text: &str, scale: Option<u32>) -> Result<Option<Decimal>, ValueError> {
+    if matches!(text, "NaN" | "Infinity" | "-Infinity") {
+        return Ok(None);
+    }
+    let (negative, body) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text.strip_prefix('+').unwrap_or(text)),
+    };
+    let (int_part, frac_part) = body.split_once('.').unwrap_or((body, ""));
+    if int_part.is_empty() && frac_part.is_empty()
+        || !int_part.bytes().all(|b| b.is_ascii_digit())
+        || !frac_part.bytes().all(|b| b.is_ascii_digit())
+    {
+        return Err(bad("a decimal"));
+    }
+    let mut digits: Vec<u8> = int_part.bytes().chain(frac_part.bytes()).collect();
+    let mut actual_scale = frac_part.len() as u32;
+    if let Some(target) = scale {
+        while actual_scale < target {
+            digits.push(b'0');
+            actual_scale += 1;
+        }
+        while actual_scale > target {
+            digits.pop();
+            actual_scale -= 1;
+        }
+    }
+    Ok(Some(Decimal {
+        unscaled: twos_complement(&digits, negative),
+        scale: actual_scale,
+    }))
+}
+
+/// Big-endian two's complement of a decimal digit string, minimal length (as Java's
+/// `BigInteger.toByteArray`).
+fn twos_complement(digits: &[u8], negative: bool) -> Vec<u8> {
+    // Magnitude, little-endian base 256.
+    let mut mag: Vec<u8> = Vec::with_capacity(digits.len() / 2 + 1);
+    for d in digits {
+        let mut carry = (d - b'0') as u32;
+        for byte in mag.iter_mut() {
+            let v = *byte as u32 * 10 + carry;
+            *byte = v as u8;
+            carry = v >> 8;
+        }
+        while carry > 0 {
+            mag.push(carry as u8);
+            carry >>= 8;
+        }
+    }
+    while mag.last() == Some(&0) {
+        mag.pop();
+    }
+    if mag.is_empty() {
+        return vec![0];
+    }
+    let is_zero = false;
+    if negative && !is_zero {
+        // Invert and add one.
+        let mut carry = 1u16;
+        for byte in mag.iter_mut() {
+            let v = (!*byte) as u16 + carry;
+            *byte = v as u8;
+            carry = v >> 8;
+        }
+        if mag.last().is_some_and(|b| b & 0x80 == 0) {
+            mag.push(0xff);
+        }
+        // Drop redundant sign bytes.
+        while mag.len() > 1 && mag[mag.len() - 1] == 0xff && mag[mag.len() - 2] & 0x80 != 0 {
+            mag.pop();
+        }
+    } else if mag.last().is_some_and(|b| b & 0x80 != 0) {
+        mag.push(0);
+    }
+    mag.reverse();
+    mag
+}
+
+fn parse_bytea(text: &str) -> Result<Vec<u8>, ValueError> {
+    let hex = text.strip_prefix("\\x").ok_or(bad("bytea (hex)"))?;
+    if hex.len() % 2 != 0 {
+        return Err(bad("bytea (hex)"));
+    }
+    let nibble = |c: u8| -> Result<u8, ValueError> {
+        (c as char)
+            .to_digit(16)
+            .map(|d| d as u8)
+            .ok_or(bad("bytea (hex)"))
+    };
+    hex.as_bytes()
+        .chunks_exact(2)
+        .map(|p| Ok(nibble(p[0])? << 4 | nibble(p[1])?))
+        .collect()
+}
+
+fn num<T: std::str::FromStr>(s: Option<&str>, what: &'static str) -> Result<T, ValueError> {
+    s.and_then(|s| s.parse().ok()).ok_or(bad(what))
+}
+
+/// `YYYY-MM-DD[ BC]` → days since the epoch.
+fn parse_date(text: &str) -> Result<i64, ValueError> {
+    let (body, bc) = match text.strip_suffix(" BC") {
+        Some(b) => (b, true),
+        None => (text, false),
+    };
+    let mut parts = body.splitn(3, '-');
+    let year: i64 = num(parts.next(), "a date")?;
+    let month: u32 = num(parts.next(), "a date")?;
+    let day: u32 = num(parts.next(), "a date")?;
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
+        return Err(bad("a date"));
+    }
+    let year = if bc { 1 - year } else { year };
+    Ok(days_from_civil(year, month, day))
+}
+
+/// `HH:MM:SS[.ffffff]` → microseconds of the day.
+fn parse_time(text: &str) -> Result<i64, ValueError> {
+    let mut parts = text.splitn(3, ':');
+    let h: i64 = num(parts.next(), "a time")?;
+    let m: i64 = num(parts.next(), "a time")?;
+    let sec = parts.next().ok_or(bad("a time"))?;
+    let (s, frac) = sec.split_once('.').unwrap_or((sec, ""));
+    let s: i64 = num(Some(s), "a time")?;
+    if frac.len() > 6 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad("a time"));
+    }
+    let mut micros_frac: i64 = if frac.is_empty() { 0 } else { num(Some(frac), "a time")? };
+    for _ in frac.len()..6 {
+        micros_frac *= 10;
+    }
+    Ok(((h * 60 + m) * 60 + s) * 1_000_000 + micros_frac)
+}
+
+/// Splits a trailing UTC offset (`+05`, `-03:30`, `+05:30:15`) off a time text; returns the
+/// rest and the offset in microseconds.
+fn split_offset(text: &str) -> Result<(&str, i64), ValueError> {
+    let Some(idx) = text.rfind(['+', '-']).filter(|i| *i >= 8) else {
+        return Ok((text, 0));
+    };
+    let (rest, off) = text.split_at(idx);
+    let sign = if off.starts_with('-') { -1 } else { 1 };
+    let mut secs = 0i64;
+    for (i, part) in off[1..].split(':').enumerate() {
+        let v: i64 = num(Some(part), "a time zone offset")?;
+        secs += v * [3600, 60, 1].get(i).copied().ok_or(bad("a time zone offset"))?;
+    }
+    Ok((rest, sign * secs * 1_000_000))
+}
+
+/// `YYYY-MM-DD HH:MM:SS[.ffffff][+TZ][ BC]` → (local microseconds since the epoch, offset).
+fn parse_timestamp(text: &str) -> Result<(i64, i64), ValueError> {
+    let (body, bc) = match text.strip_suffix(" BC") {
+        Some(b) => (b, true),
+        None => (text, false),
+    };
+    let (date, time) = body.split_once(' ').ok_or(bad("a timestamp"))?;
+    let (time, offset) = split_offset(time)?;
+    let days = parse_date(&if bc { format!("{date} BC") } else { date.to_string() })?;
+    Ok((days * MICROS_PER_DAY + parse_time(time)?, offset))
+}
+
+/// `HH:MM:SS[.ffffff]+TZ` → `HH:MM:SS[.ffffff]Z` in UTC.
+fn parse_timetz(text: &str) -> Result<String, ValueError> {
+    let (time, offset) = split_offset(text)?;
+    let utc = (parse_time(time)? - offset).rem_euclid(MICROS_PER_DAY);
+    let mut out = String::with_capacity(20);
+    crate::calendar::push_time(&mut out, utc);
+    out.push('Z');
+    Ok(out)
+}
+
+/// ISO-8601 interval (`P1Y2M3DT4H5M6.5S`) → microseconds, a month counting 30.4375 days
+/// (365.25 / 12) as Debezium's `MicroDuration` does.
+fn parse_interval(text: &str) -> Result<i64, ValueError> {
+    const MICROS_PER_MONTH: i64 = 2_629_800_000_000;
+    let body = text.strip_prefix('P').ok_or(bad("an interval"))?;
+    let mut total: i64 = 0;
+    let mut in_time = false;
+    let mut number = String::new();
+    for c in body.chars() {
+        match c {
+            'T' => in_time = true,
+            '0'..='9' | '.' | '-' | '+' => number.push(c),
+            unit => {
+                let value: f64 = number.parse().map_err(|_| bad("an interval"))?;
+                number.clear();
+                let micros = match (unit, in_time) {
+                    ('Y', false) => value as i64 * 12 * MICROS_PER_MONTH,
+                    ('M', false) => value as i64 * MICROS_PER_MONTH,
+                    ('W', false) => value as i64 * 7 * MICROS_PER_DAY,
+                    ('D', false) => value as i64 * MICROS_PER_DAY,
+                    ('H', true) => value as i64 * 3_600_000_000,
+                    ('M', true) => value as i64 * 60_000_000,
+                    ('S', true) => (value * 1_000_000.0).round() as i64,
+                    _ => return Err(bad("an interval")),
+                };
+                total = total.checked_add(micros).ok_or(bad("an interval"))?;
+            }
+        }
+    }
+    if !number.is_empty() {
+        return Err(bad("an interval"));
+    }
+    Ok(total)
+}
+
+/// A bit string (`10110`) → bytes, little-endian as Debezium's `Bits` (bit 0 is the last
+/// character), padded to the declared length.
+fn parse_bits(text: &str, typmod: i32) -> Result<Vec<u8>, ValueError> {
+    let n = text.len().max(typmod.max(0) as usize);
+    let mut out = vec![0u8; n.div_ceil(8)];
+    for (i, c) in text.bytes().rev().enumerate() {
+        match c {
+            b'1' => out[i / 8] |= 1 << (i % 8),
+            b'0' => {}
+            _ => return Err(bad("a bit string")),
+        }
+    }
+    Ok(out)
+}
+
+/// Splits a one-dimensional array literal (`{a,"b c",NULL}`) into its elements.
+fn split_array(text: &str) -> Result<Vec<Option<String>>, ValueError> {
+    let inner = text
+        .strip_prefix('{')
+        .and_then(|t| t.strip_suffix('}'))
+        .ok_or(bad("an array"))?;
+    let mut items = Vec::new();
+    if inner.is_empty() {
+        return Ok(items);
+    }
+    let mut chars = inner.chars().peekable();
+    loop {
+        let mut item = String::new();
+        let mut quoted = false;
+        if chars.peek() == Some(&'"') {
+            quoted = true;
+            chars.next();
+            loop {
+                match chars.next() {
+                    Some('\\') => item.push(chars.next().ok_or(bad("an array"))?),
+                    Some('"') => break,
+                    Some(c) => item.push(c),
+                    None => return Err(bad("an array")),
+                }
+            }
+        } else {
+            while let Some(&c) = chars.peek() {
+                if c == ',' {
+                    break;
+                }
+                if c == '{' {
+                    return Err(bad("a one-dimensional array"));
+                }
+                item.push(c);
+                chars.next();
+            }
+        }
+        items.push(if !quoted && item == "NULL" { None } else { Some(item) });
+        match chars.next() {
+            Some(',') => continue,
+            None => break,
+            Some(_) => return Err(bad("an array")),
+        }
+    }
+    Ok(items)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dec(text: &str, scale: Option<u32>) -> (Vec<u8>, u32) {
+        let d = parse_decimal(text, scale).unwrap().unwrap();
+        (d.unscaled, d.scale)
+    }
+
+    #[test]
+    fn decimals_match_java_bigdecimal() {
+        assert_eq!(dec("12.34", Some(2)), (vec![0x04, 0xD2], 2));
+        assert_eq!(dec("-12.34", Some(2)), (vec![0xFB, 0x2E], 2));
+        assert_eq!(dec("1.5", Some(3)), (vec![0x05, 0xDC], 3));
+        assert_eq!(dec("128", None), (vec![0x00, 0x80], 0));
+        assert_eq!(dec("-128", None), (vec![0x80], 0));
+        assert_eq!(dec("-129", None), (vec![0xFF, 0x7F], 0));
+        assert_eq!(dec("0.000", None), (vec![0x00], 3));
+        assert_eq!(dec("-1", None), (vec![0xFF], 0));
+        assert_eq!(parse_decimal("NaN", None).unwrap(), None);
+        assert!(parse_decimal("1e5", None).is_err());
+    }
+
+    #[test]
+    fn temporal_values() {
+        assert_eq!(parse_date("2024-01-02").unwrap(), 19_724);
+        assert_eq!(parse_date("0001-01-01 BC").unwrap(), days_from_civil(0, 1, 1));
+        assert_eq!(parse_time("01:02:03.5").unwrap(), 3_723_500_000);
+        assert_eq!(parse_timetz("10:15:30+02").unwrap(), "08:15:30Z");
+        assert_eq!(parse_timetz("00:30:00.25+01:00").unwrap(), "23:30:00.25Z");
+        let (local, off) = parse_timestamp("2024-01-02 03:04:05.123456+00").unwrap();
+        assert_eq!((local, off), (1_704_164_645_123_456, 0));
+        assert_eq!(
+            parse_timestamp("2024-01-02 05:34:05-02:30").unwrap().1,
+            -9_000_000_000
+        );
+        assert_eq!(parse_interval("P1Y2M3DT4H5M6.5S").unwrap(), 14 * 2_629_800_000_000 + 3 * MICROS_PER_DAY + 14_706_500_000);
+        assert_eq!(parse_interval("PT0S").unwrap(), 0);
+        assert_eq!(parse_interval("P-1D").unwrap(), -MICROS_PER_DAY);
+        assert!(parse_interval("1 day").is_err());
+    }
+
+    #[test]
+    fn bits_arrays_bytea() {
+        assert_eq!(parse_bits("101", 3).unwrap(), vec![0b101]);
+        assert_eq!(parse_bits("1000000001", 10).unwrap(), vec![0x01, 0x02]);
+        assert_eq!(parse_bytea("\\xdeadBEEF").unwrap(), vec![0xde, 0xad, 0xbe, 0xef]);
+        assert!(parse_bytea("\\xabc").is_err());
+        assert_eq!(
+            split_array(r#"{a,"b,c",NULL,"NULL","q\"x"}"#).unwrap(),
+            vec![
+                Some("a".into()),
+                Some("b,c".into()),
+                None,
+                Some("NULL".into()),
+                Some("q\"x".into())
+            ]
+        );
+        assert_eq!(split_array("{}").unwrap(), vec![]);
+        assert!(split_array("{{1,2},{3,4}}").is_err());
+    }
+
+    #[test]
+    fn typed_parse() {
+        let v = parse(&PgType::Money, -1, &ColumnKind::Decimal { precision: None, scale: 2 }, "-$1,234.50").unwrap();
+        assert_eq!(v, Value::Decimal(parse_decimal("-1234.50", Some(2)).unwrap().unwrap()));
+        let arr = parse(
+            &PgType::Array(Box::new(PgType::Int4)),
+            -1,
+            &ColumnKind::Array(Box::new(ColumnKind::Int32)),
+            "{1,NULL,3}",
+        )
+        .unwrap();
+        assert_eq!(arr, Value::Array(vec![Value::Int(1), Value::Null, Value::Int(3)]));
+        assert_eq!(
+            parse(&PgType::Timestamp, -1, &ColumnKind::TimestampMicros, "infinity").unwrap(),
+            Value::Int(POSITIVE_INFINITY_TS)
+        );
+        assert!(parse(&PgType::Int4, -1, &ColumnKind::Int32, "x").is_err());
+    }
+}
