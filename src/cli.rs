@@ -104,6 +104,9 @@ async fn run(config_path: &Path) -> ExitCode {
         wait_for_signal().await;
         tracing::info!("shutdown requested: finishing in-flight records and committing offsets");
         let _ = shutdown_tx.send(true);
+        // Keep the sender: receivers treat a closed channel as a shutdown too, but a live
+        // one keeps `changed()` quiet after the first notification.
+        std::future::pending::<()>().await;
     });
     match runtime::run(loaded, shutdown_rx).await {
         Ok(()) => ExitCode::SUCCESS,

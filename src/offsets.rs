@@ -111,7 +111,10 @@ impl FileOffsetStore {
     /// `spawn_blocking` on async paths.
     pub fn commit(&self, connector: &str, position: &SourcePosition) -> Result<(), OffsetError> {
         if let Some(current) = self.load(connector)? {
-            if matches!(position.partial_cmp(&current), Some(std::cmp::Ordering::Less)) {
+            if matches!(
+                position.partial_cmp(&current),
+                Some(std::cmp::Ordering::Less)
+            ) {
                 return Err(OffsetError::Backwards {
                     connector: connector.to_string(),
                     current: current.to_string(),

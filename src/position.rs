@@ -154,6 +154,9 @@ mod tests {
             resume_lsn: 500,
             partial: None,
         });
-        assert!(snap < a, "an unfinished snapshot is behind any streaming position");
+        assert!(
+            snap < a,
+            "an unfinished snapshot is behind any streaming position"
+        );
     }
 }

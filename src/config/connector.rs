@@ -221,7 +221,10 @@ impl ConnectorConfig {
         if !ident_ok(&pg.slot) {
             return Err(self.invalid(
                 "postgres.slot",
-                format!("\"{}\": slot names use lower-case letters, digits and '_' (at most 63)", pg.slot),
+                format!(
+                    "\"{}\": slot names use lower-case letters, digits and '_' (at most 63)",
+                    pg.slot
+                ),
             ));
         }
         if pg.publication.is_empty() || pg.publication.len() > 63 || pg.publication.contains('"') {
@@ -324,12 +327,30 @@ schemas = true
     #[test]
     fn errors_name_file_and_key() {
         let cases = [
-            (GOOD.replace("tombstones_on_delete", "tombstones"), "tombstones"),
+            (
+                GOOD.replace("tombstones_on_delete", "tombstones"),
+                "tombstones",
+            ),
             (GOOD.replace("slot = \"sluice_inventory\"\n", ""), "slot"),
-            (GOOD.replace("schemas = true", "schemas = \"yes\""), "schemas"),
-            (GOOD.replace("topic_prefix = \"inventory\"", "topic_prefix = \"inv/entory\""), "topic_prefix"),
-            (GOOD.replace("\"public.customers\", ", "\"customers\", "), "postgres.tables"),
-            (GOOD.replace("mode = \"initial\"", "mode = \"sometimes\""), "sometimes"),
+            (
+                GOOD.replace("schemas = true", "schemas = \"yes\""),
+                "schemas",
+            ),
+            (
+                GOOD.replace(
+                    "topic_prefix = \"inventory\"",
+                    "topic_prefix = \"inv/entory\"",
+                ),
+                "topic_prefix",
+            ),
+            (
+                GOOD.replace("\"public.customers\", ", "\"customers\", "),
+                "postgres.tables",
+            ),
+            (
+                GOOD.replace("mode = \"initial\"", "mode = \"sometimes\""),
+                "sometimes",
+            ),
         ];
         for (text, key) in cases {
             let err = parse(&text).unwrap_err().to_string();
@@ -340,9 +361,12 @@ schemas = true
 
     #[test]
     fn url_never_in_errors() {
-        let err = parse(&GOOD.replace("tables = [\"public.customers\", \"public.*\"]", "tables = []"))
-            .unwrap_err()
-            .to_string();
+        let err = parse(&GOOD.replace(
+            "tables = [\"public.customers\", \"public.*\"]",
+            "tables = []",
+        ))
+        .unwrap_err()
+        .to_string();
         assert!(!err.contains("pw@"), "{err}");
     }
 }

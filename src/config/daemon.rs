@@ -254,7 +254,10 @@ level = "info"
         let err = parse(&GOOD.replace("[log]", "[log]\ncolour = true"))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("sluice.toml") && err.contains("colour"), "{err}");
+        assert!(
+            err.contains("sluice.toml") && err.contains("colour"),
+            "{err}"
+        );
     }
 
     #[test]

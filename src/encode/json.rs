@@ -153,11 +153,16 @@ impl JsonEncoder {
         };
         match event.op {
             Op::Create | Op::Read => {
-                vec![record(key_of(&event.after), Some(value_of(event.op, None, event.after.as_ref())))]
+                vec![record(
+                    key_of(&event.after),
+                    Some(value_of(event.op, None, event.after.as_ref())),
+                )]
             }
             Op::Update => {
                 let new_key = key_of(&event.after);
-                let old_key = key_changed(table, event).then(|| key_of(&event.before)).flatten();
+                let old_key = key_changed(table, event)
+                    .then(|| key_of(&event.before))
+                    .flatten();
                 match old_key {
                     Some(old_key) if Some(&old_key) != new_key.as_ref() => {
                         let mut out = Vec::with_capacity(3);
@@ -172,20 +177,30 @@ impl JsonEncoder {
                         if tombstones {
                             out.push(record(Some(old_key.clone()), None));
                         }
-                        let mut create = record(new_key, Some(value_of(Op::Create, None, event.after.as_ref())));
+                        let mut create = record(
+                            new_key,
+                            Some(value_of(Op::Create, None, event.after.as_ref())),
+                        );
                         create.headers.push(("__debezium.oldkey", old_key));
                         out.push(create);
                         out
                     }
                     _ => vec![record(
                         new_key,
-                        Some(value_of(Op::Update, event.before.as_ref(), event.after.as_ref())),
+                        Some(value_of(
+                            Op::Update,
+                            event.before.as_ref(),
+                            event.after.as_ref(),
+                        )),
                     )],
                 }
             }
             Op::Delete => {
                 let key = key_of(&event.before);
-                let mut out = vec![record(key.clone(), Some(value_of(Op::Delete, event.before.as_ref(), None)))];
+                let mut out = vec![record(
+                    key.clone(),
+                    Some(value_of(Op::Delete, event.before.as_ref(), None)),
+                )];
                 if tombstones && key.is_some() {
                     out.push(record(key, None));
                 }
@@ -232,11 +247,14 @@ fn key_changed(table: &TableSchema, event: &ChangeEvent) -> bool {
     let (Some(before), Some(after)) = (&event.before, &event.after) else {
         return false;
     };
-    table.key.iter().any(|i| match (before.get(*i), after.get(*i)) {
-        (Some(Value::Unavailable), _) | (Some(Value::Null), _) => false,
-        (Some(b), Some(a)) => a != b,
-        _ => false,
-    })
+    table
+        .key
+        .iter()
+        .any(|i| match (before.get(*i), after.get(*i)) {
+            (Some(Value::Unavailable), _) | (Some(Value::Null), _) => false,
+            (Some(b), Some(a)) => a != b,
+            _ => false,
+        })
 }
 
 fn wrap(out: &mut String, with_schema: bool, schema: &str, payload: &str) {
@@ -295,10 +313,18 @@ fn write_common_source(out: &mut String, prefix: &str, event: &ChangeEvent) {
         lsn,
         ..
     } = &event.source.detail;
-    let seq = |v: Option<u64>| v.map(|v| format!("\"{v}\"")).unwrap_or_else(|| "null".into());
+    let seq = |v: Option<u64>| {
+        v.map(|v| format!("\"{v}\""))
+            .unwrap_or_else(|| "null".into())
+    };
     out.push_str(",\"sequence\":");
     write_str(out, &format!("[{},{}]", seq(*last_commit_lsn), seq(*lsn)));
-    let _ = write!(out, ",\"ts_us\":{},\"ts_ns\":{}", ts_us, ts_us.saturating_mul(1000));
+    let _ = write!(
+        out,
+        ",\"ts_us\":{},\"ts_ns\":{}",
+        ts_us,
+        ts_us.saturating_mul(1000)
+    );
 }
 
 fn write_pg_detail(out: &mut String, event: &ChangeEvent) {
@@ -342,7 +368,11 @@ fn write_float(out: &mut String, v: f64, single: bool) {
     if v.is_nan() {
         out.push_str("\"NaN\"");
     } else if v.is_infinite() {
-        out.push_str(if v > 0.0 { "\"Infinity\"" } else { "\"-Infinity\"" });
+        out.push_str(if v > 0.0 {
+            "\"Infinity\""
+        } else {
+            "\"-Infinity\""
+        });
     } else if single {
         let _ = write!(out, "{:?}", v as f32);
     } else {
@@ -364,9 +394,14 @@ fn write_value(out: &mut String, kind: &ColumnKind, value: &Value) {
             write_value(out, elem, &Value::Unavailable);
             out.push(']');
         }
-        (Value::Unavailable, ColumnKind::Text | ColumnKind::Json | ColumnKind::Xml | ColumnKind::Enum { .. } | ColumnKind::Uuid) => {
-            write_str(out, UNAVAILABLE_VALUE)
-        }
+        (
+            Value::Unavailable,
+            ColumnKind::Text
+            | ColumnKind::Json
+            | ColumnKind::Xml
+            | ColumnKind::Enum { .. }
+            | ColumnKind::Uuid,
+        ) => write_str(out, UNAVAILABLE_VALUE),
         (Value::Unavailable, _) => out.push_str("null"),
         (Value::Bool(b), _) => out.push_str(if *b { "true" } else { "false" }),
         (Value::Int(i), _) => {
@@ -541,8 +576,23 @@ mod tests {
         assert_eq!(v["schema"]["name"], "inv.public.items.Envelope");
         assert_eq!(v["schema"]["version"], 2);
         let fields = v["schema"]["fields"].as_array().unwrap();
-        let names: Vec<&str> = fields.iter().map(|f| f["field"].as_str().unwrap()).collect();
-        assert_eq!(names, ["before", "after", "source", "transaction", "op", "ts_ms", "ts_us", "ts_ns"]);
+        let names: Vec<&str> = fields
+            .iter()
+            .map(|f| f["field"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "before",
+                "after",
+                "source",
+                "transaction",
+                "op",
+                "ts_ms",
+                "ts_us",
+                "ts_ns"
+            ]
+        );
         let price = &fields[1]["fields"][2];
         assert_eq!(price["parameters"]["scale"], "2");
         assert_eq!(price["parameters"]["connect.decimal.precision"], "10");
@@ -567,7 +617,12 @@ mod tests {
         assert_eq!(json(&recs[2].headers[0].1), serde_json::json!({"id": 1}));
 
         let mut quiet = JsonEncoder::new("inv", false, false);
-        assert_eq!(quiet.encode(&event(Op::Delete, Some(row(1, "x")), None)).len(), 1);
+        assert_eq!(
+            quiet
+                .encode(&event(Op::Delete, Some(row(1, "x")), None))
+                .len(),
+            1
+        );
     }
 
     #[test]

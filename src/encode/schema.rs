@@ -6,7 +6,8 @@ use serde_json::{json, Map, Value as Json};
 use crate::event::{Column, ColumnKind, TableSchema};
 
 /// The `snapshot` field's allowed values, in Debezium's order.
-const SNAPSHOT_ALLOWED: &str = "true,first,first_in_data_collection,last_in_data_collection,last,false,incremental";
+const SNAPSHOT_ALLOWED: &str =
+    "true,first,first_in_data_collection,last_in_data_collection,last,false,incremental";
 
 /// The schema of one column's values (without the `field` name).
 fn kind_schema(kind: &ColumnKind, optional: bool) -> Map<String, Json> {
@@ -43,7 +44,10 @@ fn kind_schema(kind: &ColumnKind, optional: bool) -> Map<String, Json> {
                 ]),
             );
             m.insert("optional".into(), json!(optional));
-            m.insert("name".into(), json!("io.debezium.data.VariableScaleDecimal"));
+            m.insert(
+                "name".into(),
+                json!("io.debezium.data.VariableScaleDecimal"),
+            );
             m.insert("version".into(), json!(1));
             m.insert("doc".into(), json!("Variable scaled decimal"));
             return m;

@@ -44,9 +44,8 @@ pub async fn run(loaded: config::Loaded, shutdown: watch::Receiver<bool>) -> Res
     for c in loaded.connectors {
         let c = Arc::new(c);
         let span = tracing::info_span!("connector", connector = %c.name);
-        let handle = tokio::spawn(
-            supervise(daemon.clone(), c.clone(), shutdown.clone()).instrument(span),
-        );
+        let handle =
+            tokio::spawn(supervise(daemon.clone(), c.clone(), shutdown.clone()).instrument(span));
         tasks.push((c.name.clone(), handle));
     }
     let mut failed = Vec::new();

@@ -98,6 +98,10 @@ pub async fn run_once(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let max_in_flight = daemon.sink.max_in_flight;
     let mut source_done = false;
+    let mut stopping = *shutdown.borrow();
+    if stopping {
+        let _ = stop_tx.send(true);
+    }
     let mut sink_error: Option<PipelineError> = None;
     let mut events_total: u64 = 0;
     let mut records_total: u64 = 0;
@@ -122,11 +126,14 @@ pub async fn run_once(
                     }
                 }
             }
-            _ = daemon_shutdown.changed() => {
+            _ = daemon_shutdown.changed(), if !stopping => {
+                tracing::debug!("pipeline: shutdown observed, stopping the source");
+                stopping = true;
                 let _ = stop_tx.send(true);
             }
             item = items_rx.recv(), if !source_done && in_flight.len() < max_in_flight => {
                 let Some(item) = item else {
+                    tracing::debug!(in_flight = in_flight.len(), "pipeline: source finished");
                     source_done = true;
                     continue;
                 };
@@ -157,7 +164,15 @@ pub async fn run_once(
     }
 
     if sink_error.is_none() {
-        commit(&connector.name, &offsets, &mut sink, &acked, &mut committed, &committed_tx).await?;
+        commit(
+            &connector.name,
+            &offsets,
+            &mut sink,
+            &acked,
+            &mut committed,
+            &committed_tx,
+        )
+        .await?;
         sink.close().await?;
     }
     drop(items_rx);

@@ -109,7 +109,8 @@ pub async fn expand_tables(
     let mut found = Vec::new();
     let mut missing = Vec::new();
     for pattern in patterns {
-        let matched: Vec<&(u32, TableId)> = all.iter().filter(|(_, t)| matches(pattern, t)).collect();
+        let matched: Vec<&(u32, TableId)> =
+            all.iter().filter(|(_, t)| matches(pattern, t)).collect();
         if matched.is_empty() {
             missing.push(pattern.clone());
         }

@@ -147,7 +147,12 @@ impl Decoder {
 
     /// Converts a pgoutput tuple of relation `oid`. `fallback` (a full old image) fills
     /// unchanged TOAST values.
-    pub fn tuple(&mut self, oid: u32, tuple: &[TupleValue], fallback: Option<&[Value]>) -> Vec<Value> {
+    pub fn tuple(
+        &mut self,
+        oid: u32,
+        tuple: &[TupleValue],
+        fallback: Option<&[Value]>,
+    ) -> Vec<Value> {
         let Some(info) = self.relations.get(&oid) else {
             return Vec::new();
         };
@@ -177,23 +182,27 @@ impl Decoder {
     }
 }
 
-fn convert(warned: &mut HashSet<(TableId, String)>, info: &RelationInfo, i: usize, text: &str) -> Value {
-        let (Some((ty, typmod)), Some(col)) = (info.types.get(i), info.schema.columns.get(i)) else {
-            return Value::Null;
-        };
-        match values::parse(ty, *typmod, &col.kind, text) {
-            Ok(v) => v,
-            Err(e) => {
-                if warned.insert((info.schema.id.clone(), col.name.clone()))
-                {
-                    tracing::warn!(table = %info.schema.id, column = %col.name, error = %e, "value not understood; publishing it as text or null");
+fn convert(
+    warned: &mut HashSet<(TableId, String)>,
+    info: &RelationInfo,
+    i: usize,
+    text: &str,
+) -> Value {
+    let (Some((ty, typmod)), Some(col)) = (info.types.get(i), info.schema.columns.get(i)) else {
+        return Value::Null;
+    };
+    match values::parse(ty, *typmod, &col.kind, text) {
+        Ok(v) => v,
+        Err(e) => {
+            if warned.insert((info.schema.id.clone(), col.name.clone())) {
+                tracing::warn!(table = %info.schema.id, column = %col.name, error = %e, "value not understood; publishing it as text or null");
+            }
+            match col.kind {
+                ColumnKind::Text | ColumnKind::Json | ColumnKind::Xml | ColumnKind::Uuid => {
+                    Value::Text(text.to_string())
                 }
-                match col.kind {
-                    ColumnKind::Text | ColumnKind::Json | ColumnKind::Xml | ColumnKind::Uuid => {
-                        Value::Text(text.to_string())
-                    }
-                    _ => Value::Null,
-                }
+                _ => Value::Null,
             }
         }
     }
+}

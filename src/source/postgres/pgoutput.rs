@@ -9,7 +9,9 @@ use bytes::Bytes;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
     /// The message ended before a field.
-    #[error("pgoutput message '{tag}' is truncated: needed {needed} more bytes at offset {offset}")]
+    #[error(
+        "pgoutput message '{tag}' is truncated: needed {needed} more bytes at offset {offset}"
+    )]
     Truncated {
         /// Message tag.
         tag: char,

@@ -64,7 +64,11 @@ impl Emitter {
 impl Snapshot<'_> {
     /// Reads every table; `false` when shutdown interrupted it.
     pub async fn run(&self, ctx: &mut SourceContext) -> Result<bool, PgError> {
-        let pg = self.connector.postgres.as_ref().expect("postgres connector");
+        let pg = self
+            .connector
+            .postgres
+            .as_ref()
+            .expect("postgres connector");
         let client = self.info.connect().await?;
         client
             .batch_execute(&format!(
@@ -106,7 +110,16 @@ impl Snapshot<'_> {
                 .map(|r| r.get(0))
                 .unwrap_or(0);
             let rows = self
-                .copy_table(&client, &mut decoder, &info, &db, &in_progress, estimate, &mut emitter, ctx)
+                .copy_table(
+                    &client,
+                    &mut decoder,
+                    &info,
+                    &db,
+                    &in_progress,
+                    estimate,
+                    &mut emitter,
+                    ctx,
+                )
                 .await?;
             let Some(rows) = rows else { return Ok(false) };
             tracing::info!(table = %id, rows, "snapshot of table finished");
@@ -114,8 +127,15 @@ impl Snapshot<'_> {
         if !emitter.finish(ctx, done).await {
             return Ok(false);
         }
-        client.batch_execute("COMMIT").await.map_err(PgError::query)?;
-        tracing::info!(rows = emitter.sent, seconds = started.elapsed().as_secs_f64(), "snapshot finished");
+        client
+            .batch_execute("COMMIT")
+            .await
+            .map_err(PgError::query)?;
+        tracing::info!(
+            rows = emitter.sent,
+            seconds = started.elapsed().as_secs_f64(),
+            "snapshot finished"
+        );
         Ok(true)
     }
 
@@ -141,7 +161,11 @@ impl Snapshot<'_> {
         };
         let sql = format!(
             "COPY (SELECT {} FROM {}.{}{}) TO STDOUT",
-            if cols.is_empty() { "NULL".to_string() } else { cols.join(", ") },
+            if cols.is_empty() {
+                "NULL".to_string()
+            } else {
+                cols.join(", ")
+            },
             quote_ident(&table.id.schema),
             quote_ident(&table.id.name),
             order

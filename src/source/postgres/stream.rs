@@ -56,7 +56,11 @@ pub(super) struct Session {
 
 impl Session {
     /// Connects and authenticates a replication session.
-    pub async fn open(info: &ConnInfo, pg: &PostgresConfig, start_lsn: u64) -> Result<Self, PgError> {
+    pub async fn open(
+        info: &ConnInfo,
+        pg: &PostgresConfig,
+        start_lsn: u64,
+    ) -> Result<Self, PgError> {
         let client = ReplicationClient::connect_gated(info.replication_config(pg, start_lsn))
             .await
             .map_err(|e| PgError::Connect {
@@ -72,7 +76,11 @@ impl Session {
     }
 
     /// Creates the slot; returns its consistent point and, with `export`, the snapshot name.
-    pub async fn create_slot(&mut self, name: &str, export: bool) -> Result<(u64, Option<String>), PgError> {
+    pub async fn create_slot(
+        &mut self,
+        name: &str,
+        export: bool,
+    ) -> Result<(u64, Option<String>), PgError> {
         let sql = format!(
             "CREATE_REPLICATION_SLOT {} LOGICAL pgoutput (SNAPSHOT '{}')",
             quote_ident(name),
@@ -95,7 +103,9 @@ impl Session {
         let consistent = text(1)
             .as_deref()
             .and_then(crate::position::parse_lsn)
-            .ok_or_else(|| PgError::Stream("CREATE_REPLICATION_SLOT returned no consistent point".into()))?;
+            .ok_or_else(|| {
+                PgError::Stream("CREATE_REPLICATION_SLOT returned no consistent point".into())
+            })?;
         tracing::info!(slot = name, lsn = %format_lsn(consistent), "created replication slot");
         Ok((consistent, text(2)))
     }
@@ -139,7 +149,13 @@ impl<'a> Streamer<'a> {
         })
     }
 
-    fn meta(&self, tx: Option<&Tx>, lsn: Option<u64>, last_commit: Option<u64>, ts_us: i64) -> SourceMeta {
+    fn meta(
+        &self,
+        tx: Option<&Tx>,
+        lsn: Option<u64>,
+        last_commit: Option<u64>,
+        ts_us: i64,
+    ) -> SourceMeta {
         SourceMeta {
             ts_us,
             snapshot: SnapshotMarker::False,
@@ -166,13 +182,24 @@ impl<'a> Streamer<'a> {
         session.client.wait_started().await.map_err(err)?;
         tracing::info!(lsn = %format_lsn(self.start.resume_lsn), "streaming started");
         let result = self.stream(&mut session.client, ctx).await;
+        tracing::debug!("stream: closing the replication session");
         session.client.stop();
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), session.client.shutdown()).await;
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), session.client.shutdown())
+            .await;
+        tracing::debug!("stream: replication session closed");
         result
     }
 
-    async fn stream(&mut self, client: &mut ReplicationClient, ctx: &mut SourceContext) -> Result<SourceExit, PgError> {
-        let pg = self.connector.postgres.as_ref().expect("postgres connector");
+    async fn stream(
+        &mut self,
+        client: &mut ReplicationClient,
+        ctx: &mut SourceContext,
+    ) -> Result<SourceExit, PgError> {
+        let pg = self
+            .connector
+            .postgres
+            .as_ref()
+            .expect("postgres connector");
         let err = |e: PgWireError| stream_error(&pg.slot, &pg.publication, e);
         let mut resume_lsn = self.start.resume_lsn;
         let mut stored_partial = self.start.partial;
@@ -203,7 +230,9 @@ impl<'a> Streamer<'a> {
                 ev = client.recv() => ev.map_err(err)?,
             };
             let Some(event) = event else {
-                return Err(PgError::Stream("the server ended the replication stream".into()));
+                return Err(PgError::Stream(
+                    "the server ended the replication stream".into(),
+                ));
             };
             match event {
                 ReplicationEvent::KeepAlive { wal_end, .. } => {
@@ -286,7 +315,12 @@ impl<'a> Streamer<'a> {
                         table: None,
                         before: None,
                         after: None,
-                        source: self.meta(tx.as_ref().filter(|_| transactional), Some(lsn.as_u64()), last_commit, ts),
+                        source: self.meta(
+                            tx.as_ref().filter(|_| transactional),
+                            Some(lsn.as_u64()),
+                            last_commit,
+                            ts,
+                        ),
                         message: Some(LogicalMessage {
                             prefix,
                             content: content.to_vec(),
@@ -297,7 +331,9 @@ impl<'a> Streamer<'a> {
                         return Ok(SourceExit::Shutdown);
                     }
                 }
-                ReplicationEvent::XLogData { wal_start, data, .. } => {
+                ReplicationEvent::XLogData {
+                    wal_start, data, ..
+                } => {
                     let lsn = wal_start.as_u64();
                     let msg = PgOutputMessage::parse(data).map_err(|source| PgError::Decode {
                         lsn: format_lsn(lsn),
@@ -343,13 +379,16 @@ impl<'a> Streamer<'a> {
                     t.origin = Some((Arc::from(o.name), o.commit_lsn));
                 }
             }
-            PgOutputMessage::Begin(_) | PgOutputMessage::Commit(_) | PgOutputMessage::Message(_) => {}
+            PgOutputMessage::Begin(_)
+            | PgOutputMessage::Commit(_)
+            | PgOutputMessage::Message(_) => {}
             PgOutputMessage::Insert(ins) => {
                 let Some(t) = tx else { return Ok(out) };
                 t.index += 1;
                 if let Some(schema) = self.target(ins.relation, "c", t) {
                     let after = self.decoder.tuple(ins.relation, &ins.new, None);
-                    let ev = self.change(Op::Create, schema, None, Some(after), t, lsn, last_commit);
+                    let ev =
+                        self.change(Op::Create, schema, None, Some(after), t, lsn, last_commit);
                     out.push((ev, t.index));
                 }
             }
@@ -367,7 +406,8 @@ impl<'a> Streamer<'a> {
                         &up.new,
                         before.as_deref().filter(|_| full_old),
                     );
-                    let ev = self.change(Op::Update, schema, before, Some(after), t, lsn, last_commit);
+                    let ev =
+                        self.change(Op::Update, schema, before, Some(after), t, lsn, last_commit);
                     out.push((ev, t.index));
                 }
             }
@@ -376,7 +416,8 @@ impl<'a> Streamer<'a> {
                 t.index += 1;
                 if let Some(schema) = self.target(del.relation, "d", t) {
                     let before = self.decoder.tuple(del.relation, &del.old.1, None);
-                    let ev = self.change(Op::Delete, schema, Some(before), None, t, lsn, last_commit);
+                    let ev =
+                        self.change(Op::Delete, schema, Some(before), None, t, lsn, last_commit);
                     out.push((ev, t.index));
                 }
             }
@@ -398,7 +439,8 @@ impl<'a> Streamer<'a> {
     /// already delivered before a restart).
     fn target(&self, oid: u32, op: &str, t: &Tx) -> Option<Arc<TableSchema>> {
         let info = self.decoder.relation(oid)?;
-        let publish = info.captured && self.connector.publishes(op) && !t.skip_all && t.index > t.skip_first;
+        let publish =
+            info.captured && self.connector.publishes(op) && !t.skip_all && t.index > t.skip_first;
         publish.then(|| info.schema.clone())
     }
 
@@ -439,14 +481,22 @@ fn now_us() -> i64 {
 
 /// After the stream has closed, confirms the final committed LSN to the slot so the server
 /// can recycle WAL without waiting for the next run.
-pub(super) async fn confirm_after_stop(client: &Client, slot: &str, lsn: u64) -> Result<(), PgError> {
+pub(super) async fn confirm_after_stop(
+    client: &Client,
+    slot: &str,
+    lsn: u64,
+) -> Result<(), PgError> {
     for attempt in 0..10 {
         match catalog::slot(client, slot).await? {
             Some(s) if s.active => {
                 tokio::time::sleep(std::time::Duration::from_millis(100 * (attempt + 1))).await;
             }
             Some(s) => {
-                let current = s.confirmed_flush.as_deref().and_then(crate::position::parse_lsn).unwrap_or(0);
+                let current = s
+                    .confirmed_flush
+                    .as_deref()
+                    .and_then(crate::position::parse_lsn)
+                    .unwrap_or(0);
                 if lsn > current {
                     catalog::advance_slot(client, slot, &format_lsn(lsn)).await?;
                 }

@@ -112,9 +112,11 @@ impl PgType {
                 allowed: labels.clone(),
             },
             PgType::Array(elem) => ColumnKind::Array(Box::new(elem.kind(typmod))),
-            PgType::Domain(base, domain_mod) => {
-                base.kind(if *domain_mod >= 0 { *domain_mod } else { typmod })
-            }
+            PgType::Domain(base, domain_mod) => base.kind(if *domain_mod >= 0 {
+                *domain_mod
+            } else {
+                typmod
+            }),
         }
     }
 
@@ -199,9 +201,7 @@ impl TypeCatalog {
         }
         match row.typtype {
             'e' => return PgType::Enum(self.enums.get(&oid).cloned().unwrap_or_default()),
-            'd' => {
-                return PgType::Domain(Box::new(self.build(row.base, depth + 1)), row.typmod)
-            }
+            'd' => return PgType::Domain(Box::new(self.build(row.base, depth + 1)), row.typmod),
             _ => {}
         }
         if row.category == 'A' && row.elem != 0 {

@@ -51,7 +51,11 @@ pub fn parse(ty: &PgType, typmod: i32, kind: &ColumnKind, text: &str) -> Result<
                 .chars()
                 .filter(|c| c.is_ascii_digit() || *c == '.')
                 .collect();
-            let signed = if negative { format!("-{digits}") } else { digits };
+            let signed = if negative {
+                format!("-{digits}")
+            } else {
+                digits
+            };
             match parse_decimal(&signed, Some(2))? {
                 Some(d) => Value::Decimal(d),
                 None => Value::Null,
@@ -261,7 +265,11 @@ fn parse_time(text: &str) -> Result<i64, ValueError> {
     if frac.len() > 6 || !frac.bytes().all(|b| b.is_ascii_digit()) {
         return Err(bad("a time"));
     }
-    let mut micros_frac: i64 = if frac.is_empty() { 0 } else { num(Some(frac), "a time")? };
+    let mut micros_frac: i64 = if frac.is_empty() {
+        0
+    } else {
+        num(Some(frac), "a time")?
+    };
     for _ in frac.len()..6 {
         micros_frac *= 10;
     }
@@ -279,7 +287,10 @@ fn split_offset(text: &str) -> Result<(&str, i64), ValueError> {
     let mut secs = 0i64;
     for (i, part) in off[1..].split(':').enumerate() {
         let v: i64 = num(Some(part), "a time zone offset")?;
-        secs += v * [3600, 60, 1].get(i).copied().ok_or(bad("a time zone offset"))?;
+        secs += v * [3600, 60, 1]
+            .get(i)
+            .copied()
+            .ok_or(bad("a time zone offset"))?;
     }
     Ok((rest, sign * secs * 1_000_000))
 }
@@ -292,7 +303,11 @@ fn parse_timestamp(text: &str) -> Result<(i64, i64), ValueError> {
     };
     let (date, time) = body.split_once(' ').ok_or(bad("a timestamp"))?;
     let (time, offset) = split_offset(time)?;
-    let days = parse_date(&if bc { format!("{date} BC") } else { date.to_string() })?;
+    let days = parse_date(&if bc {
+        format!("{date} BC")
+    } else {
+        date.to_string()
+    })?;
     Ok((days * MICROS_PER_DAY + parse_time(time)?, offset))
 }
 
@@ -393,7 +408,11 @@ fn split_array(text: &str) -> Result<Vec<Option<String>>, ValueError> {
                 chars.next();
             }
         }
-        items.push(if !quoted && item == "NULL" { None } else { Some(item) });
+        items.push(if !quoted && item == "NULL" {
+            None
+        } else {
+            Some(item)
+        });
         match chars.next() {
             Some(',') => continue,
             None => break,
@@ -429,7 +448,10 @@ mod tests {
     #[test]
     fn temporal_values() {
         assert_eq!(parse_date("2024-01-02").unwrap(), 19_724);
-        assert_eq!(parse_date("0001-01-01 BC").unwrap(), days_from_civil(0, 1, 1));
+        assert_eq!(
+            parse_date("0001-01-01 BC").unwrap(),
+            days_from_civil(0, 1, 1)
+        );
         assert_eq!(parse_time("01:02:03.5").unwrap(), 3_723_500_000);
         assert_eq!(parse_timetz("10:15:30+02").unwrap(), "08:15:30Z");
         assert_eq!(parse_timetz("00:30:00.25+01:00").unwrap(), "23:30:00.25Z");
@@ -439,7 +461,10 @@ mod tests {
             parse_timestamp("2024-01-02 05:34:05-02:30").unwrap().1,
             -9_000_000_000
         );
-        assert_eq!(parse_interval("P1Y2M3DT4H5M6.5S").unwrap(), 14 * 2_629_800_000_000 + 3 * MICROS_PER_DAY + 14_706_500_000);
+        assert_eq!(
+            parse_interval("P1Y2M3DT4H5M6.5S").unwrap(),
+            14 * 2_629_800_000_000 + 3 * MICROS_PER_DAY + 14_706_500_000
+        );
         assert_eq!(parse_interval("PT0S").unwrap(), 0);
         assert_eq!(parse_interval("P-1D").unwrap(), -MICROS_PER_DAY);
         assert!(parse_interval("1 day").is_err());
@@ -449,7 +474,10 @@ mod tests {
     fn bits_arrays_bytea() {
         assert_eq!(parse_bits("101", 3).unwrap(), vec![0b101]);
         assert_eq!(parse_bits("1000000001", 10).unwrap(), vec![0x01, 0x02]);
-        assert_eq!(parse_bytea("\\xdeadBEEF").unwrap(), vec![0xde, 0xad, 0xbe, 0xef]);
+        assert_eq!(
+            parse_bytea("\\xdeadBEEF").unwrap(),
+            vec![0xde, 0xad, 0xbe, 0xef]
+        );
         assert!(parse_bytea("\\xabc").is_err());
         assert_eq!(
             split_array(r#"{a,"b,c",NULL,"NULL","q\"x"}"#).unwrap(),
@@ -467,8 +495,20 @@ mod tests {
 
     #[test]
     fn typed_parse() {
-        let v = parse(&PgType::Money, -1, &ColumnKind::Decimal { precision: None, scale: 2 }, "-$1,234.50").unwrap();
-        assert_eq!(v, Value::Decimal(parse_decimal("-1234.50", Some(2)).unwrap().unwrap()));
+        let v = parse(
+            &PgType::Money,
+            -1,
+            &ColumnKind::Decimal {
+                precision: None,
+                scale: 2,
+            },
+            "-$1,234.50",
+        )
+        .unwrap();
+        assert_eq!(
+            v,
+            Value::Decimal(parse_decimal("-1234.50", Some(2)).unwrap().unwrap())
+        );
         let arr = parse(
             &PgType::Array(Box::new(PgType::Int4)),
             -1,
@@ -476,9 +516,18 @@ mod tests {
             "{1,NULL,3}",
         )
         .unwrap();
-        assert_eq!(arr, Value::Array(vec![Value::Int(1), Value::Null, Value::Int(3)]));
         assert_eq!(
-            parse(&PgType::Timestamp, -1, &ColumnKind::TimestampMicros, "infinity").unwrap(),
+            arr,
+            Value::Array(vec![Value::Int(1), Value::Null, Value::Int(3)])
+        );
+        assert_eq!(
+            parse(
+                &PgType::Timestamp,
+                -1,
+                &ColumnKind::TimestampMicros,
+                "infinity"
+            )
+            .unwrap(),
             Value::Int(POSITIVE_INFINITY_TS)
         );
         assert!(parse(&PgType::Int4, -1, &ColumnKind::Int32, "x").is_err());

@@ -1,0 +1,364 @@
+//! Helpers for the integration tests: a fresh database per test, the daemon as a child
+//! process, and a Kafka consumer that reads what Sluice published.
+//!
+//! The servers are the ones `scripts/start-postgres` and `scripts/start-tansu` start; their
+//! addresses come from `SLUICE_TEST_PG` and `SLUICE_TEST_BROKERS` (set by `scripts/test`).
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::{Offset, TopicPartitionList};
+use serde_json::Value;
+use tokio_postgres::{Client, NoTls};
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// PostgreSQL URL without a database.
+pub fn pg_base() -> String {
+    std::env::var("SLUICE_TEST_PG")
+        .unwrap_or_else(|_| "postgres://sluice:sluice@127.0.0.1:15432".into())
+}
+
+/// Kafka bootstrap servers.
+pub fn brokers() -> String {
+    std::env::var("SLUICE_TEST_BROKERS").unwrap_or_else(|_| "127.0.0.1:19092".into())
+}
+
+/// A name unique to this test run: lower-case letters, digits and '_'.
+pub fn unique(prefix: &str) -> String {
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+        % 100_000_000;
+    format!("{prefix}_{}_{t}_{n}", std::process::id())
+}
+
+/// Connects to a database of the test cluster.
+pub async fn connect(db: &str) -> Client {
+    let url = format!("{}/{db}", pg_base());
+    let (client, conn) = tokio_postgres::connect(&url, NoTls)
+        .await
+        .unwrap_or_else(|e| {
+            panic!("cannot connect to {db} (is scripts/start-postgres running?): {e}")
+        });
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    client
+}
+
+/// A fresh database for one test.
+pub struct TestDb {
+    pub name: String,
+    pub client: Client,
+}
+
+impl TestDb {
+    pub async fn new(prefix: &str) -> TestDb {
+        let name = unique(prefix);
+        let admin = connect("postgres").await;
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .expect("create database");
+        let client = connect(&name).await;
+        TestDb { name, client }
+    }
+
+    /// The URL a connector file uses.
+    pub fn url(&self) -> String {
+        format!("{}/{}", pg_base(), self.name)
+    }
+
+    pub async fn exec(&self, sql: &str) {
+        self.client
+            .batch_execute(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
+    /// `confirmed_flush_lsn` of a slot, as a number.
+    pub async fn confirmed_flush(&self, slot: &str) -> Option<u64> {
+        let row = self
+            .client
+            .query_opt(
+                "SELECT (confirmed_flush_lsn - '0/0'::pg_lsn)::int8 FROM pg_replication_slots WHERE slot_name = $1",
+                &[&slot],
+            )
+            .await
+            .unwrap()?;
+        row.get::<_, Option<i64>>(0).map(|v| v as u64)
+    }
+
+    pub async fn current_lsn(&self) -> u64 {
+        let row = self
+            .client
+            .query_one("SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::int8", &[])
+            .await
+            .unwrap();
+        row.get::<_, i64>(0) as u64
+    }
+}
+
+/// A connector file's text for a PostgreSQL connector.
+pub fn pg_connector(name: &str, prefix: &str, db: &TestDb, tables: &[&str], extra: &str) -> String {
+    let tables: Vec<String> = tables.iter().map(|t| format!("\"{t}\"")).collect();
+    format!(
+        "name = \"{name}\"\nsource = \"postgres\"\ntopic_prefix = \"{prefix}\"\n{extra}\n[postgres]\nurl = \"{}\"\nslot = \"{name}\"\npublication = \"{name}\"\ntables = [{}]\n",
+        db.url(),
+        tables.join(", ")
+    )
+}
+
+/// A daemon folder (config, connectors, offsets) and its process.
+pub struct Daemon {
+    pub dir: PathBuf,
+    child: Option<Child>,
+    starts: u32,
+}
+
+impl Daemon {
+    /// Writes `config/sluice.toml` (Kafka sink unless `sink` says otherwise) and connectors.
+    pub fn new(sink: &str, connectors: &[(&str, String)]) -> Daemon {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique("daemon"));
+        std::fs::create_dir_all(dir.join("config")).unwrap();
+        std::fs::create_dir_all(dir.join("connectors")).unwrap();
+        let sink = if sink.is_empty() {
+            format!("type = \"kafka\"\nbootstrap_servers = \"{}\"", brokers())
+        } else {
+            sink.to_string()
+        };
+        std::fs::write(
+            dir.join("config/sluice.toml"),
+            format!(
+                "connectors_dir = \"connectors\"\noffset_flush_interval_ms = 200\n[offsets]\nstore = \"file\"\npath = \"data/offsets\"\n[sink]\n{sink}\n[log]\nlevel = \"info\"\n"
+            ),
+        )
+        .unwrap();
+        for (file, text) in connectors {
+            std::fs::write(dir.join("connectors").join(file), text).unwrap();
+        }
+        Daemon {
+            dir,
+            child: None,
+            starts: 0,
+        }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluice"));
+        cmd.args(args).current_dir(&self.dir).stdin(Stdio::null());
+        cmd
+    }
+
+    /// Starts `sluice run`; logs go to `run-N.log` in the folder.
+    pub fn start(&mut self) {
+        assert!(self.child.is_none(), "daemon already running");
+        self.starts += 1;
+        let log = std::fs::File::create(self.dir.join(format!("run-{}.log", self.starts))).unwrap();
+        let out =
+            std::fs::File::create(self.dir.join(format!("stdout-{}.log", self.starts))).unwrap();
+        let child = self
+            .command(&["run", "--config", "config/sluice.toml"])
+            .stdout(out)
+            .stderr(log)
+            .spawn()
+            .expect("spawn sluice");
+        self.child = Some(child);
+    }
+
+    /// `kill -9`.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM, then waits for the exit (at most 60 s).
+    pub fn stop(&mut self) -> ExitStatus {
+        let mut c = self.child.take().expect("daemon not running");
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(c.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = c.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = c.kill();
+                panic!(
+                    "sluice did not stop within 60 s after SIGTERM; logs: {}",
+                    self.logs()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Whether the process has exited (and how).
+    pub fn try_status(&mut self) -> Option<ExitStatus> {
+        self.child.as_mut().and_then(|c| c.try_wait().unwrap())
+    }
+
+    /// Runs another subcommand to completion: (exit status, stdout, stderr).
+    pub fn run_command(&self, args: &[&str]) -> (ExitStatus, String, String) {
+        let out = self.command(args).output().expect("run sluice");
+        (
+            out.status,
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// All run logs so far.
+    pub fn logs(&self) -> String {
+        let mut s = String::new();
+        for i in 1..=self.starts {
+            s.push_str(
+                &std::fs::read_to_string(self.dir.join(format!("run-{i}.log"))).unwrap_or_default(),
+            );
+        }
+        s
+    }
+
+    /// Stdout of run N (for the stdout sink).
+    pub fn stdout(&self, n: u32) -> String {
+        std::fs::read_to_string(self.dir.join(format!("stdout-{n}.log"))).unwrap_or_default()
+    }
+
+    /// The stored offset file of a connector, parsed.
+    pub fn offset(&self, connector: &str) -> Option<Value> {
+        let text = std::fs::read_to_string(
+            self.dir
+                .join("data/offsets")
+                .join(format!("{connector}.json")),
+        )
+        .ok()?;
+        serde_json::from_str(&text).ok()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// One record as a consumer reads it.
+#[derive(Debug, Clone)]
+pub struct Msg {
+    pub offset: i64,
+    pub key: Option<Value>,
+    pub value: Option<Value>,
+    pub headers: HashMap<String, Value>,
+}
+
+/// Names of the broker's topics.
+pub fn topics() -> Vec<String> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .create()
+        .unwrap();
+    let md = consumer
+        .fetch_metadata(None, Duration::from_secs(10))
+        .expect("broker metadata");
+    md.topics().iter().map(|t| t.name().to_string()).collect()
+}
+
+/// Reads a topic (partition 0) from the beginning until `done` holds for what was read and
+/// nothing new arrived for `settle`, or until `timeout`. Returns what was read.
+pub fn read_topic_until(topic: &str, timeout: Duration, done: impl Fn(&[Msg]) -> bool) -> Vec<Msg> {
+    let deadline = Instant::now() + timeout;
+    while !topics().iter().any(|t| t == topic) {
+        if Instant::now() > deadline {
+            return Vec::new();
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("group.id", unique("reader"))
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Beginning)
+        .unwrap();
+    consumer.assign(&tpl).unwrap();
+    let mut out: Vec<Msg> = Vec::new();
+    let settle = Duration::from_millis(1500);
+    let mut last_new = Instant::now();
+    loop {
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => {
+                let parse = |b: Option<&[u8]>| {
+                    b.map(|b| serde_json::from_slice(b).expect("record is JSON"))
+                };
+                let mut headers = HashMap::new();
+                if let Some(h) = m.headers() {
+                    for hdr in h.iter() {
+                        if let Some(v) = hdr.value {
+                            headers.insert(
+                                hdr.key.to_string(),
+                                serde_json::from_slice(v).unwrap_or(Value::Null),
+                            );
+                        }
+                    }
+                }
+                out.push(Msg {
+                    offset: m.offset(),
+                    key: parse(m.key()),
+                    value: parse(m.payload()),
+                    headers,
+                });
+                last_new = Instant::now();
+            }
+            Some(Err(_)) | None => {}
+        }
+        if Instant::now() > deadline || (done(&out) && last_new.elapsed() > settle) {
+            return out;
+        }
+    }
+}
+
+/// Reads until at least `n` records arrived (then settles) or `timeout`.
+pub fn read_topic(topic: &str, n: usize, timeout: Duration) -> Vec<Msg> {
+    read_topic_until(topic, timeout, |m| m.len() >= n)
+}
+
+/// The payload of a JSON record with or without schema.
+pub fn payload(v: &Value) -> &Value {
+    v.get("payload").unwrap_or(v)
+}
+
+/// Replays a topic into the table state it describes: key → last `after` (deletes remove).
+pub fn replay(msgs: &[Msg], key_field: &str) -> std::collections::BTreeMap<i64, Value> {
+    let mut state = std::collections::BTreeMap::new();
+    for m in msgs {
+        let Some(v) = &m.value else { continue };
+        let p = payload(v);
+        match p["op"].as_str().unwrap_or_default() {
+            "c" | "r" | "u" => {
+                let after = p["after"].clone();
+                state.insert(after[key_field].as_i64().unwrap(), after);
+            }
+            "d" => {
+                state.remove(&p["before"][key_field].as_i64().unwrap());
+            }
+            _ => {}
+        }
+    }
+    state
+}
