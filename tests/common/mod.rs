@@ -300,8 +300,11 @@ pub fn read_topic_until(topic: &str, timeout: Duration, done: impl Fn(&[Msg]) ->
     let mut out: Vec<Msg> = Vec::new();
     let settle = Duration::from_millis(1500);
     let mut last_new = Instant::now();
+    let mut satisfied = false;
     loop {
-        match consumer.poll(Duration::from_millis(200)) {
+        let polled = consumer.poll(Duration::from_millis(200));
+        let idle = polled.is_none();
+        match polled {
             Some(Ok(m)) => {
                 let parse = |b: Option<&[u8]>| {
                     b.map(|b| serde_json::from_slice(b).expect("record is JSON"))
@@ -327,7 +330,11 @@ pub fn read_topic_until(topic: &str, timeout: Duration, done: impl Fn(&[Msg]) ->
             }
             Some(Err(_)) | None => {}
         }
-        if Instant::now() > deadline || (done(&out) && last_new.elapsed() > settle) {
+        // `done` may be costly (a replay): evaluate it only when the topic is drained.
+        if idle {
+            satisfied = done(&out);
+        }
+        if Instant::now() > deadline || (satisfied && last_new.elapsed() > settle) {
             return out;
         }
     }
