@@ -2,8 +2,8 @@
 # Ports are chosen not to clash with a default PostgreSQL (5432) or Kafka (9092).
 SLUICE_PG_PORT="${SLUICE_PG_PORT:-15432}"
 SLUICE_KAFKA_PORT="${SLUICE_KAFKA_PORT:-19092}"
-SLUICE_STATE_DIR="${SLUICE_STATE_DIR:-/tmp/sluice-dev}"
-PG_BIN="${PG_BIN:-/usr/lib/postgresql/15/bin}"
+export SLUICE_STATE_DIR="${SLUICE_STATE_DIR:-/tmp/sluice-dev}"
+export PG_BIN="${PG_BIN:-/usr/lib/postgresql/15/bin}"
 PG_DATA="$SLUICE_STATE_DIR/pg"
 PG_LOG="$SLUICE_STATE_DIR/postgres.log"
 TANSU_PID="$SLUICE_STATE_DIR/tansu.pid"
