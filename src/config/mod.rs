@@ -56,36 +56,71 @@ pub enum ConfigError {
     },
 }
 
-/// Replaces `${VAR}` with the variable's value; `$${` escapes a literal `${`.
+/// Replaces `${VAR}` inside TOML string values with the variable's value; `$${` escapes a
+/// literal `${`. Comments and keys are left alone, so documentation may mention `${VAR}`.
 pub(crate) fn interpolate(path: &Path, text: &str) -> Result<String, ConfigError> {
+    #[derive(PartialEq, Clone, Copy)]
+    enum State {
+        Normal,
+        Comment,
+        Basic,
+        Literal,
+        MultiBasic,
+        MultiLiteral,
+    }
     let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(idx) = rest.find('$') {
-        out.push_str(&rest[..idx]);
-        let tail = &rest[idx..];
-        if let Some(after) = tail.strip_prefix("$${") {
+    let mut state = State::Normal;
+    let mut i = 0;
+    while i < text.len() {
+        let rest = &text[i..];
+        let in_string = matches!(
+            state,
+            State::Basic | State::Literal | State::MultiBasic | State::MultiLiteral
+        );
+        if in_string && rest.starts_with("$${") {
             out.push_str("${");
-            rest = after;
-        } else if let Some(after) = tail.strip_prefix("${") {
-            let Some(end) = after.find('}') else {
+            i += 3;
+            continue;
+        }
+        if in_string && rest.starts_with("${") {
+            let Some(end) = rest.find('}') else {
                 return Err(ConfigError::Parse {
                     path: path.to_path_buf(),
                     message: "a `${` has no closing `}`; write ${VAR_NAME}".into(),
                 });
             };
-            let var = &after[..end];
+            let var = &rest[2..end];
             let value = std::env::var(var).map_err(|_| ConfigError::MissingEnv {
                 path: path.to_path_buf(),
                 var: var.to_string(),
             })?;
             out.push_str(&value);
-            rest = &after[end + 1..];
-        } else {
-            out.push('$');
-            rest = &tail[1..];
+            i += end + 1;
+            continue;
         }
+        let c = rest.chars().next().unwrap_or_default();
+        let (next, consumed) = match state {
+            State::Normal if c == '#' => (State::Comment, 1),
+            State::Normal if rest.starts_with("\"\"\"") => (State::MultiBasic, 3),
+            State::Normal if rest.starts_with("'''") => (State::MultiLiteral, 3),
+            State::Normal if c == '"' => (State::Basic, 1),
+            State::Normal if c == '\'' => (State::Literal, 1),
+            State::Comment if c == '\n' => (State::Normal, 1),
+            State::Basic | State::MultiBasic if c == '\\' => {
+                // An escape: copy it and the escaped character unchanged.
+                let len = rest.chars().nth(1).map(|e| 1 + e.len_utf8()).unwrap_or(1);
+                (state, len)
+            }
+            State::Basic if c == '"' || c == '\n' => (State::Normal, 1),
+            State::Literal if c == '\'' || c == '\n' => (State::Normal, 1),
+            State::MultiBasic if rest.starts_with("\"\"\"") => (State::Normal, 3),
+            State::MultiLiteral if rest.starts_with("'''") => (State::Normal, 3),
+            _ => (state, c.len_utf8()),
+        };
+        out.push_str(&text[i..i + consumed]);
+        i += consumed;
+        state = next;
     }
-    out.push_str(rest);
     Ok(out)
 }
 
@@ -223,11 +258,15 @@ mod tests {
         std::env::set_var("SLUICE_TEST_SECRET", "s3cr3t");
         let p = Path::new("x.toml");
         assert_eq!(
-            interpolate(p, "a=${SLUICE_TEST_SECRET} b=$${NOPE} c=$5").unwrap(),
-            "a=s3cr3t b=${NOPE} c=$5"
+            interpolate(p, "a = \"${SLUICE_TEST_SECRET} b=$${NOPE} c=$5\"").unwrap(),
+            "a = \"s3cr3t b=${NOPE} c=$5\""
         );
-        let err = interpolate(p, "${SLUICE_DEFINITELY_UNSET}").unwrap_err();
+        assert_eq!(
+            interpolate(p, "# ${NOT_IN_A_STRING}\nb = 'x${SLUICE_TEST_SECRET}' # ${NOR_HERE}\nc = \"\\\"${SLUICE_TEST_SECRET}\"").unwrap(),
+            "# ${NOT_IN_A_STRING}\nb = 'xs3cr3t' # ${NOR_HERE}\nc = \"\\\"s3cr3t\""
+        );
+        let err = interpolate(p, "a = \"${SLUICE_DEFINITELY_UNSET}\"").unwrap_err();
         assert!(err.to_string().contains("SLUICE_DEFINITELY_UNSET"));
-        assert!(interpolate(p, "${OPEN").is_err());
+        assert!(interpolate(p, "a = \"${OPEN\"").is_err());
     }
 }
