@@ -21,7 +21,13 @@ fn main() {
     while let Some(a) = args.next() {
         match a.as_str() {
             "--brokers" => brokers = args.next().expect("--brokers needs a value"),
-            "--idle-ms" => idle = Duration::from_millis(args.next().and_then(|v| v.parse().ok()).expect("--idle-ms needs a number")),
+            "--idle-ms" => {
+                idle = Duration::from_millis(
+                    args.next()
+                        .and_then(|v| v.parse().ok())
+                        .expect("--idle-ms needs a number"),
+                )
+            }
             "--count" => count_only = true,
             "-h" | "--help" => {
                 eprintln!("usage: consume [--brokers host:port] [--idle-ms N] [--count] TOPIC...");
@@ -36,7 +42,9 @@ fn main() {
         .set("enable.auto.commit", "false")
         .create()
         .expect("consumer");
-    let md = consumer.fetch_metadata(None, Duration::from_secs(10)).expect("broker metadata");
+    let md = consumer
+        .fetch_metadata(None, Duration::from_secs(10))
+        .expect("broker metadata");
     let mut tpl = TopicPartitionList::new();
     for t in &topics {
         let Some(topic) = md.topics().iter().find(|m| m.name() == t) else {
@@ -44,7 +52,8 @@ fn main() {
             continue;
         };
         for p in topic.partitions() {
-            tpl.add_partition_offset(t, p.id(), Offset::Beginning).unwrap();
+            tpl.add_partition_offset(t, p.id(), Offset::Beginning)
+                .unwrap();
         }
     }
     consumer.assign(&tpl).expect("assign");
@@ -53,7 +62,9 @@ fn main() {
     let text = |b: Option<&[u8]>| -> serde_json::Value {
         match b {
             None => serde_json::Value::Null,
-            Some(b) => serde_json::from_slice(b).unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(b).into_owned())),
+            Some(b) => serde_json::from_slice(b).unwrap_or_else(|_| {
+                serde_json::Value::String(String::from_utf8_lossy(b).into_owned())
+            }),
         }
     };
     while last.elapsed() < idle {

@@ -15,7 +15,11 @@ struct ReplicaCluster {
 }
 
 fn as_pg_owner(cmd: &str, args: &[&str]) -> Command {
-    let is_root = Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0")).unwrap_or(false);
+    let is_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout.starts_with(b"0"))
+        .unwrap_or(false);
     if is_root {
         let mut c = Command::new("runuser");
         c.args(["-u", "postgres", "--", cmd]).args(args);
@@ -29,16 +33,25 @@ fn as_pg_owner(cmd: &str, args: &[&str]) -> Command {
 
 impl ReplicaCluster {
     fn start() -> ReplicaCluster {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let dir = std::env::temp_dir().join(unique("pgreplica"));
         std::fs::create_dir_all(&dir).unwrap();
-        let _ = Command::new("chown").args(["postgres", dir.to_str().unwrap()]).status();
+        let _ = Command::new("chown")
+            .args(["postgres", dir.to_str().unwrap()])
+            .status();
         let bin = "/usr/lib/postgresql/15/bin";
         let data = dir.join("data");
-        let ok = as_pg_owner(&format!("{bin}/initdb"), &["-D", data.to_str().unwrap(), "-U", "sluice", "--auth=trust"])
-            .stdout(std::process::Stdio::null())
-            .status()
-            .unwrap();
+        let ok = as_pg_owner(
+            &format!("{bin}/initdb"),
+            &["-D", data.to_str().unwrap(), "-U", "sluice", "--auth=trust"],
+        )
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
         assert!(ok.success(), "initdb");
         std::fs::write(
             data.join("postgresql.auto.conf"),
@@ -46,10 +59,20 @@ impl ReplicaCluster {
         )
         .unwrap();
         let log = dir.join("log");
-        let ok = as_pg_owner(&format!("{bin}/pg_ctl"), &["-D", data.to_str().unwrap(), "-l", log.to_str().unwrap(), "-w", "start"])
-            .stdout(std::process::Stdio::null())
-            .status()
-            .unwrap();
+        let ok = as_pg_owner(
+            &format!("{bin}/pg_ctl"),
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-l",
+                log.to_str().unwrap(),
+                "-w",
+                "start",
+            ],
+        )
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
         assert!(ok.success(), "pg_ctl start");
         ReplicaCluster { dir, port }
     }
@@ -58,9 +81,12 @@ impl ReplicaCluster {
 impl Drop for ReplicaCluster {
     fn drop(&mut self) {
         let data = self.dir.join("data");
-        let _ = as_pg_owner("/usr/lib/postgresql/15/bin/pg_ctl", &["-D", data.to_str().unwrap(), "-m", "immediate", "stop"])
-            .stdout(std::process::Stdio::null())
-            .status();
+        let _ = as_pg_owner(
+            "/usr/lib/postgresql/15/bin/pg_ctl",
+            &["-D", data.to_str().unwrap(), "-m", "immediate", "stop"],
+        )
+        .stdout(std::process::Stdio::null())
+        .status();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -75,18 +101,29 @@ struct Case {
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_inputs_are_named_and_nothing_is_written() {
     let db = TestDb::new("bad").await;
-    db.exec("CREATE TABLE items (id int PRIMARY KEY); CREATE ROLE norepl_user LOGIN PASSWORD 'pw-not-shown';").await;
-    let replica = tokio::task::spawn_blocking(ReplicaCluster::start).await.unwrap();
+    let role = unique("norepl");
+    db.exec(&format!("CREATE TABLE items (id int PRIMARY KEY); CREATE ROLE {role} LOGIN PASSWORD 'pw-not-shown';")).await;
+    let replica = tokio::task::spawn_blocking(ReplicaCluster::start)
+        .await
+        .unwrap();
     let prefix = unique("bad");
     let good = |name: &str| pg_connector(name, &prefix, &db, &["public.items"], "");
     let kafka = String::new();
-    let no_repl_url = db.url().replace("sluice:sluice@", "norepl_user:pw-not-shown@");
+    let no_repl_url = db
+        .url()
+        .replace("sluice:sluice@", &format!("{role}:pw-not-shown@"));
     let cases = vec![
         Case {
             what: "unknown key",
             sink: kafka.clone(),
-            connectors: vec![("a.toml", good("c1").replace("tombstones", "x") + "tombstones_on_dlete = true\n")],
-            expect: vec!["a.toml".into(), "unknown field `tombstones_on_dlete`".into()],
+            connectors: vec![(
+                "a.toml",
+                good("c1").replace("tombstones", "x") + "tombstones_on_dlete = true\n",
+            )],
+            expect: vec![
+                "a.toml".into(),
+                "unknown field `tombstones_on_dlete`".into(),
+            ],
         },
         Case {
             what: "missing key",
@@ -97,58 +134,108 @@ async fn bad_inputs_are_named_and_nothing_is_written() {
         Case {
             what: "wrong type",
             sink: kafka.clone(),
-            connectors: vec![("a.toml", good("c3").replace("tombstones", "x") .replace("name = \"c3\"", "name = \"c3\"\ntombstones_on_delete = \"yes\""))],
-            expect: vec!["a.toml".into(), "tombstones_on_delete".into(), "invalid type".into()],
+            connectors: vec![(
+                "a.toml",
+                good("c3").replace("tombstones", "x").replace(
+                    "name = \"c3\"",
+                    "name = \"c3\"\ntombstones_on_delete = \"yes\"",
+                ),
+            )],
+            expect: vec![
+                "a.toml".into(),
+                "tombstones_on_delete".into(),
+                "invalid type".into(),
+            ],
         },
         Case {
             what: "unreachable database",
             sink: kafka.clone(),
-            connectors: vec![("a.toml", good("c4").replace(&common::pg_base(), "postgres://sluice:sluice@127.0.0.1:1"))],
-            expect: vec!["a.toml".into(), "cannot connect to PostgreSQL at 127.0.0.1:1".into()],
+            connectors: vec![(
+                "a.toml",
+                good("c4").replace(&common::pg_base(), "postgres://sluice:sluice@127.0.0.1:1"),
+            )],
+            expect: vec![
+                "a.toml".into(),
+                "cannot connect to PostgreSQL at 127.0.0.1:1".into(),
+            ],
         },
         Case {
             what: "wal_level not logical",
             sink: kafka.clone(),
             connectors: vec![(
                 "a.toml",
-                good("c5").replace(&db.url(), &format!("postgres://sluice@127.0.0.1:{}/postgres", replica.port)),
+                good("c5").replace(
+                    &db.url(),
+                    &format!("postgres://sluice@127.0.0.1:{}/postgres", replica.port),
+                ),
             )],
-            expect: vec!["wal_level is 'replica'".into(), "wal_level = logical".into()],
+            expect: vec![
+                "wal_level is 'replica'".into(),
+                "wal_level = logical".into(),
+            ],
         },
         Case {
             what: "user without REPLICATION",
             sink: kafka.clone(),
             connectors: vec![("a.toml", good("c6").replace(&db.url(), &no_repl_url))],
-            expect: vec!["\"norepl_user\" may not replicate".into(), "ALTER ROLE".into()],
+            expect: vec![
+                format!("\"{role}\" may not replicate"),
+                "ALTER ROLE".into(),
+            ],
         },
         Case {
             what: "missing table",
             sink: kafka.clone(),
-            connectors: vec![("a.toml", good("c7").replace("public.items", "public.nosuch"))],
+            connectors: vec![(
+                "a.toml",
+                good("c7").replace("public.items", "public.nosuch"),
+            )],
             expect: vec!["\"public.nosuch\"".into(), "no such table".into()],
         },
         Case {
             what: "unreachable broker",
             sink: "type = \"kafka\"\nbootstrap_servers = \"127.0.0.1:1\"".into(),
             connectors: vec![("a.toml", good("c8"))],
-            expect: vec!["sluice.toml".into(), "cannot reach the Kafka brokers at 127.0.0.1:1".into()],
+            expect: vec![
+                "sluice.toml".into(),
+                "cannot reach the Kafka brokers at 127.0.0.1:1".into(),
+            ],
         },
         Case {
             what: "duplicate connector name",
             sink: kafka.clone(),
-            connectors: vec![("a.toml", good("c9")), ("b.toml", good("c9").replace("slot = \"c9\"", "slot = \"c9b\""))],
+            connectors: vec![
+                ("a.toml", good("c9")),
+                (
+                    "b.toml",
+                    good("c9").replace("slot = \"c9\"", "slot = \"c9b\""),
+                ),
+            ],
             expect: vec!["b.toml".into(), "\"c9\" is already used by".into()],
         },
         Case {
             what: "illegal topic prefix",
             sink: kafka.clone(),
-            connectors: vec![("a.toml", good("c10").replace(&format!("topic_prefix = \"{prefix}\""), "topic_prefix = \"bad prefix!\""))],
-            expect: vec!["a.toml".into(), "topic_prefix".into(), "Kafka topic names cannot hold".into()],
+            connectors: vec![(
+                "a.toml",
+                good("c10").replace(
+                    &format!("topic_prefix = \"{prefix}\""),
+                    "topic_prefix = \"bad prefix!\"",
+                ),
+            )],
+            expect: vec![
+                "a.toml".into(),
+                "topic_prefix".into(),
+                "Kafka topic names cannot hold".into(),
+            ],
         },
         Case {
             what: "unset environment variable",
             sink: kafka.clone(),
-            connectors: vec![("a.toml", good("c11").replace("sluice:sluice@", "sluice:${SLUICE_TEST_UNSET_PASSWORD}@"))],
+            connectors: vec![(
+                "a.toml",
+                good("c11").replace("sluice:sluice@", "sluice:${SLUICE_TEST_UNSET_PASSWORD}@"),
+            )],
             expect: vec!["SLUICE_TEST_UNSET_PASSWORD".into(), "not set".into()],
         },
     ];
@@ -162,31 +249,63 @@ async fn bad_inputs_are_named_and_nothing_is_written() {
                     .current_dir(dir)
                     .output()
                     .unwrap();
-                (out.status, String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+                (
+                    out.status,
+                    String::from_utf8_lossy(&out.stdout).into_owned(),
+                    String::from_utf8_lossy(&out.stderr).into_owned(),
+                )
             }
         })
         .await
         .unwrap();
-        assert!(!status.success(), "{}: validate must fail; stdout:\n{stdout}", case.what);
+        assert!(
+            !status.success(),
+            "{}: validate must fail; stdout:\n{stdout}",
+            case.what
+        );
         for e in &case.expect {
-            assert!(stdout.contains(e.as_str()), "{}: expected `{e}` in:\n{stdout}\n{stderr}", case.what);
+            assert!(
+                stdout.contains(e.as_str()),
+                "{}: expected `{e}` in:\n{stdout}\n{stderr}",
+                case.what
+            );
         }
-        assert!(!stdout.contains("pw-not-shown") && !stderr.contains("pw-not-shown"), "{}: password leaked", case.what);
-        assert!(!stdout.contains("sluice:sluice@"), "{}: URL with password leaked:\n{stdout}", case.what);
+        assert!(
+            !stdout.contains("pw-not-shown") && !stderr.contains("pw-not-shown"),
+            "{}: password leaked",
+            case.what
+        );
+        assert!(
+            !stdout.contains("sluice:sluice@"),
+            "{}: URL with password leaked:\n{stdout}",
+            case.what
+        );
     }
     // `run` refuses an invalid configuration with exit code 2 before touching anything.
-    let mut daemon = Daemon::new("", &[("a.toml", good("c12").replace("tombstones", "x") + "bogus = 1\n")]);
+    let mut daemon = Daemon::new(
+        "",
+        &[(
+            "a.toml",
+            good("c12").replace("tombstones", "x") + "bogus = 1\n",
+        )],
+    );
     daemon.start();
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     let status = loop {
         if let Some(s) = daemon.try_status() {
             break s;
         }
-        assert!(std::time::Instant::now() < deadline, "run did not exit on a bad config");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "run did not exit on a bad config"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert_eq!(status.code(), Some(2));
-    assert!(!topics().iter().any(|t| t.starts_with(&prefix)), "a bad input wrote to the broker");
+    assert!(
+        !topics().iter().any(|t| t.starts_with(&prefix)),
+        "a bad input wrote to the broker"
+    );
     // No slot was created either.
     assert!(db.confirmed_flush("c7").await.is_none());
 }
@@ -196,10 +315,18 @@ async fn good_configuration_validates() {
     let db = TestDb::new("good").await;
     db.exec("CREATE TABLE items (id int PRIMARY KEY)").await;
     let name = unique("ok");
-    let daemon = Daemon::new("", &[("a.toml", pg_connector(&name, &name, &db, &["public.items", "public.*"], ""))]);
-    let (status, stdout, _) = tokio::task::spawn_blocking(move || daemon.run_command(&["validate", "--config", "config/sluice.toml"]))
-        .await
-        .unwrap();
+    let daemon = Daemon::new(
+        "",
+        &[(
+            "a.toml",
+            pg_connector(&name, &name, &db, &["public.items", "public.*"], ""),
+        )],
+    );
+    let (status, stdout, _) = tokio::task::spawn_blocking(move || {
+        daemon.run_command(&["validate", "--config", "config/sluice.toml"])
+    })
+    .await
+    .unwrap();
     assert!(status.success(), "{stdout}");
     assert!(stdout.contains("ok: 1 connector(s) ready"), "{stdout}");
 }

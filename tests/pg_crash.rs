@@ -22,7 +22,19 @@ async fn kill_nine_at_random_moments_loses_nothing() {
     )
     .await;
     let name = unique("crash");
-    let mut daemon = Daemon::new("", &[("c.toml", pg_connector(&name, &name, &db, &["public.kv"], "[format]\nschemas = false"))]);
+    let mut daemon = Daemon::new(
+        "",
+        &[(
+            "c.toml",
+            pg_connector(
+                &name,
+                &name,
+                &db,
+                &["public.kv"],
+                "[format]\nschemas = false",
+            ),
+        )],
+    );
     daemon.start();
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -41,7 +53,9 @@ async fn kill_nine_at_random_moments_loses_nothing() {
                     let a = rng.random_range(1..next_id);
                     let b = rng.random_range(1..next_id);
                     let c = rng.random_range(1..next_id);
-                    sql.push_str(&format!("UPDATE kv SET v = v + 1 WHERE id IN ({a}, {b}, {c});"));
+                    sql.push_str(&format!(
+                        "UPDATE kv SET v = v + 1 WHERE id IN ({a}, {b}, {c});"
+                    ));
                 }
                 if rng.random_range(0..4) == 0 {
                     sql.push_str(&format!("INSERT INTO kv VALUES ({next_id}, 1);"));
@@ -68,7 +82,11 @@ async fn kill_nine_at_random_moments_loses_nothing() {
     let txs = writer.await.unwrap();
     assert!(txs > 50, "writer made only {txs} transactions");
 
-    let rows = db.client.query("SELECT id, v FROM kv ORDER BY id", &[]).await.unwrap();
+    let rows = db
+        .client
+        .query("SELECT id, v FROM kv ORDER BY id", &[])
+        .await
+        .unwrap();
     let expected: BTreeMap<i64, serde_json::Value> = rows
         .iter()
         .map(|r| {
@@ -79,11 +97,20 @@ async fn kill_nine_at_random_moments_loses_nothing() {
     let topic = format!("{name}.public.kv");
     let msgs = tokio::task::spawn_blocking({
         let expected = expected.clone();
-        move || read_topic_until(&topic, Duration::from_secs(120), |m| replay(m, "id") == expected)
+        move || {
+            read_topic_until(&topic, Duration::from_secs(120), |m| {
+                replay(m, "id") == expected
+            })
+        }
     })
     .await
     .unwrap();
-    assert_eq!(replay(&msgs, "id"), expected, "final state; logs:\n{}", daemon.logs());
+    assert_eq!(
+        replay(&msgs, "id"),
+        expected,
+        "final state; logs:\n{}",
+        daemon.logs()
+    );
 
     // Per key: the values, with repeats removed, run without a gap up to the final value and
     // never go back to a value not seen before (order per key).
@@ -91,7 +118,10 @@ async fn kill_nine_at_random_moments_loses_nothing() {
     for m in &msgs {
         let p = m.value.as_ref().unwrap();
         let after = &p["after"];
-        per_key.entry(after["id"].as_i64().unwrap()).or_default().push(after["v"].as_i64().unwrap());
+        per_key
+            .entry(after["id"].as_i64().unwrap())
+            .or_default()
+            .push(after["v"].as_i64().unwrap());
     }
     let mut duplicates = 0;
     for (id, values) in &per_key {
@@ -104,11 +134,19 @@ async fn kill_nine_at_random_moments_loses_nothing() {
             }
         }
         for w in firsts.windows(2) {
-            assert_eq!(w[1], w[0] + 1, "key {id}: values {values:?} skip or reorder a change");
+            assert_eq!(
+                w[1],
+                w[0] + 1,
+                "key {id}: values {values:?} skip or reorder a change"
+            );
         }
         let final_v = expected[id]["v"].as_i64().unwrap();
         assert_eq!(*firsts.last().unwrap(), final_v, "key {id}: {values:?}");
     }
-    eprintln!("{} records, {} transactions, {duplicates} redelivered after kills", msgs.len(), txs);
+    eprintln!(
+        "{} records, {} transactions, {duplicates} redelivered after kills",
+        msgs.len(),
+        txs
+    );
     assert!(daemon.stop().success());
 }

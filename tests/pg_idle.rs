@@ -13,23 +13,39 @@ async fn idle_connector_advances_confirmed_flush_lsn() {
     let db = TestDb::new("idle").await;
     db.exec("CREATE TABLE captured (id int PRIMARY KEY); CREATE TABLE other (id serial PRIMARY KEY, v text);").await;
     let name = unique("idle");
-    let mut daemon = Daemon::new("", &[("c.toml", pg_connector(&name, &name, &db, &["public.captured"], ""))]);
+    let mut daemon = Daemon::new(
+        "",
+        &[(
+            "c.toml",
+            pg_connector(&name, &name, &db, &["public.captured"], ""),
+        )],
+    );
     daemon.start();
     let deadline = Instant::now() + Duration::from_secs(30);
     while db.confirmed_flush(&name).await.is_none() {
-        assert!(Instant::now() < deadline, "slot not created; logs:\n{}", daemon.logs());
+        assert!(
+            Instant::now() < deadline,
+            "slot not created; logs:\n{}",
+            daemon.logs()
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let initial = db.confirmed_flush(&name).await.unwrap();
     for i in 0..50 {
-        db.exec(&format!("INSERT INTO other (v) SELECT repeat('x', 200) FROM generate_series(1, 100); -- {i}")).await;
+        db.exec(&format!(
+            "INSERT INTO other (v) SELECT repeat('x', 200) FROM generate_series(1, 100); -- {i}"
+        ))
+        .await;
     }
     let target = db.current_lsn().await;
     assert!(target > initial);
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let confirmed = db.confirmed_flush(&name).await.unwrap();
-        let stored = daemon.offset(&name).and_then(|o| o["position"]["resume_lsn"].as_u64()).unwrap_or(0);
+        let stored = daemon
+            .offset(&name)
+            .and_then(|o| o["position"]["resume_lsn"].as_u64())
+            .unwrap_or(0);
         if confirmed >= target && stored >= target {
             break;
         }
@@ -41,6 +57,8 @@ async fn idle_connector_advances_confirmed_flush_lsn() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     // Nothing was published for the other table.
-    assert!(!topics().iter().any(|t| t.starts_with(&format!("{name}.public.other"))));
+    assert!(!topics()
+        .iter()
+        .any(|t| t.starts_with(&format!("{name}.public.other"))));
     assert!(daemon.stop().success());
 }

@@ -23,10 +23,22 @@ struct OwnBroker {
 
 impl OwnBroker {
     fn start() -> OwnBroker {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let url = format!("tcp://127.0.0.1:{port}");
         let child = Command::new("tansu")
-            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url, "--storage-engine", "memory://tansu/"])
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+                "--storage-engine",
+                "memory://tansu/",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -41,14 +53,21 @@ impl OwnBroker {
     }
 
     fn signal(&self, sig: &str) {
-        let ok = Command::new("kill").arg(sig).arg(self.child.id().to_string()).status().unwrap();
+        let ok = Command::new("kill")
+            .arg(sig)
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
         assert!(ok.success());
     }
 }
 
 impl Drop for OwnBroker {
     fn drop(&mut self) {
-        let _ = Command::new("kill").arg("-CONT").arg(self.child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-CONT")
+            .arg(self.child.id().to_string())
+            .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -59,13 +78,33 @@ fn restart_postgres() {
     let bin = std::env::var("PG_BIN").unwrap_or_else(|_| "/usr/lib/postgresql/15/bin".into());
     let data = format!("{state}/pg");
     let log = format!("{state}/postgres.log");
-    let is_root = Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0")).unwrap_or(false);
+    let is_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout.starts_with(b"0"))
+        .unwrap_or(false);
     let pg_ctl = format!("{bin}/pg_ctl");
-    let args = ["-D", data.as_str(), "-l", log.as_str(), "-m", "fast", "-w", "restart"];
+    let args = [
+        "-D",
+        data.as_str(),
+        "-l",
+        log.as_str(),
+        "-m",
+        "fast",
+        "-w",
+        "restart",
+    ];
     let status = if is_root {
-        Command::new("runuser").args(["-u", "postgres", "--", &pg_ctl]).args(args).stdout(Stdio::null()).status()
+        Command::new("runuser")
+            .args(["-u", "postgres", "--", &pg_ctl])
+            .args(args)
+            .stdout(Stdio::null())
+            .status()
     } else {
-        Command::new(&pg_ctl).args(args).stdout(Stdio::null()).status()
+        Command::new(&pg_ctl)
+            .args(args)
+            .stdout(Stdio::null())
+            .status()
     }
     .unwrap();
     assert!(status.success(), "pg_ctl restart");
@@ -76,11 +115,21 @@ async fn broker_frozen_and_postgres_restarted_lose_nothing() {
     let broker = tokio::task::spawn_blocking(OwnBroker::start).await.unwrap();
     let brokers = format!("127.0.0.1:{}", broker.port);
     let db = TestDb::new("outage").await;
-    db.exec("CREATE TABLE events (id int PRIMARY KEY, note text)").await;
+    db.exec("CREATE TABLE events (id int PRIMARY KEY, note text)")
+        .await;
     let name = unique("outage");
     let mut daemon = Daemon::new(
         &format!("type = \"kafka\"\nbootstrap_servers = \"{brokers}\""),
-        &[("c.toml", pg_connector(&name, &name, &db, &["public.events"], "[format]\nschemas = false"))],
+        &[(
+            "c.toml",
+            pg_connector(
+                &name,
+                &name,
+                &db,
+                &["public.events"],
+                "[format]\nschemas = false",
+            ),
+        )],
     );
     daemon.start();
 
@@ -94,18 +143,29 @@ async fn broker_frozen_and_postgres_restarted_lose_nothing() {
             let mut client = connect(&dbname).await;
             while !stop.load(Ordering::Relaxed) {
                 let id = next.load(Ordering::SeqCst);
-                match client.batch_execute(&format!("INSERT INTO events VALUES ({id}, 'n{id}')")).await {
+                match client
+                    .batch_execute(&format!("INSERT INTO events VALUES ({id}, 'n{id}')"))
+                    .await
+                {
                     Ok(()) => {
                         next.fetch_add(1, Ordering::SeqCst);
                     }
                     Err(_) => {
                         tokio::time::sleep(Duration::from_millis(300)).await;
-                        if let Ok((c, conn)) = tokio_postgres::connect(&format!("{}/{dbname}", pg_base()), tokio_postgres::NoTls).await {
+                        if let Ok((c, conn)) = tokio_postgres::connect(
+                            &format!("{}/{dbname}", pg_base()),
+                            tokio_postgres::NoTls,
+                        )
+                        .await
+                        {
                             tokio::spawn(conn);
                             client = c;
                         }
                         // The insert may have committed before the error: check.
-                        if let Ok(rows) = client.query("SELECT 1 FROM events WHERE id = $1", &[&(id as i32)]).await {
+                        if let Ok(rows) = client
+                            .query("SELECT 1 FROM events WHERE id = $1", &[&(id as i32)])
+                            .await
+                        {
                             if !rows.is_empty() {
                                 next.fetch_add(1, Ordering::SeqCst);
                             }
@@ -128,7 +188,10 @@ async fn broker_frozen_and_postgres_restarted_lose_nothing() {
     writer.await.unwrap();
 
     let client = connect(&db.name).await;
-    let rows = client.query("SELECT id, note FROM events ORDER BY id", &[]).await.unwrap();
+    let rows = client
+        .query("SELECT id, note FROM events ORDER BY id", &[])
+        .await
+        .unwrap();
     let expected: BTreeMap<i64, serde_json::Value> = rows
         .iter()
         .map(|r| {
@@ -141,16 +204,32 @@ async fn broker_frozen_and_postgres_restarted_lose_nothing() {
     std::env::set_var("SLUICE_TEST_BROKERS", &brokers);
     let msgs = tokio::task::spawn_blocking({
         let expected = expected.clone();
-        move || read_topic_until(&topic, Duration::from_secs(180), |m| replay(m, "id") == expected)
+        move || {
+            read_topic_until(&topic, Duration::from_secs(180), |m| {
+                replay(m, "id") == expected
+            })
+        }
     })
     .await
     .unwrap();
     let got = replay(&msgs, "id");
-    let missing: Vec<_> = expected.keys().filter(|k| !got.contains_key(k)).take(10).collect();
-    assert!(missing.is_empty(), "lost rows {missing:?} of {}; logs:\n{}", expected.len(), daemon.logs());
+    let missing: Vec<_> = expected
+        .keys()
+        .filter(|k| !got.contains_key(k))
+        .take(10)
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "lost rows {missing:?} of {}; logs:\n{}",
+        expected.len(),
+        daemon.logs()
+    );
     assert_eq!(got, expected);
     let logs = daemon.logs();
-    assert!(logs.contains("retrying"), "the PostgreSQL restart should show as a retried failure:\n{logs}");
+    assert!(
+        logs.contains("retrying"),
+        "the PostgreSQL restart should show as a retried failure:\n{logs}"
+    );
     assert!(daemon.try_status().is_none(), "the daemon kept running");
     assert!(daemon.stop().success());
 }

@@ -63,7 +63,19 @@ async fn snapshot_with_concurrent_writes_replays_to_final_state() {
         })
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let mut daemon = Daemon::new("", &[("c.toml", pg_connector(&name, &name, &db, &["public.items"], "[format]\nschemas = false"))]);
+    let mut daemon = Daemon::new(
+        "",
+        &[(
+            "c.toml",
+            pg_connector(
+                &name,
+                &name,
+                &db,
+                &["public.items"],
+                "[format]\nschemas = false",
+            ),
+        )],
+    );
     daemon.start();
     tokio::time::sleep(Duration::from_secs(6)).await;
     stop.store(true, Ordering::Relaxed);
@@ -73,7 +85,11 @@ async fn snapshot_with_concurrent_writes_replays_to_final_state() {
     let topic = format!("{name}.public.items");
     let msgs = tokio::task::spawn_blocking({
         let expected = expected.clone();
-        move || read_topic_until(&topic, Duration::from_secs(120), |m| replay(m, "id") == expected)
+        move || {
+            read_topic_until(&topic, Duration::from_secs(120), |m| {
+                replay(m, "id") == expected
+            })
+        }
     })
     .await
     .unwrap();
@@ -82,7 +98,11 @@ async fn snapshot_with_concurrent_writes_replays_to_final_state() {
         .iter()
         .filter(|m| m.value.as_ref().is_some_and(|v| v["op"] == "r"))
         .count();
-    assert!(snapshot_rows > 0, "no snapshot rows; logs:\n{}", daemon.logs());
+    assert!(
+        snapshot_rows > 0,
+        "no snapshot rows; logs:\n{}",
+        daemon.logs()
+    );
     let markers: Vec<&str> = msgs
         .iter()
         .filter_map(|m| m.value.as_ref())
@@ -93,9 +113,21 @@ async fn snapshot_with_concurrent_writes_replays_to_final_state() {
     assert_eq!(markers.last(), Some(&"last"));
     assert!(markers[1..markers.len() - 1].iter().all(|m| *m == "true"));
     if got != expected {
-        let missing: Vec<_> = expected.keys().filter(|k| !got.contains_key(k)).take(5).collect();
-        let extra: Vec<_> = got.keys().filter(|k| !expected.contains_key(k)).take(5).collect();
-        let differ: Vec<_> = expected.iter().filter(|(k, v)| got.get(k).is_some_and(|g| g != *v)).take(3).collect();
+        let missing: Vec<_> = expected
+            .keys()
+            .filter(|k| !got.contains_key(k))
+            .take(5)
+            .collect();
+        let extra: Vec<_> = got
+            .keys()
+            .filter(|k| !expected.contains_key(k))
+            .take(5)
+            .collect();
+        let differ: Vec<_> = expected
+            .iter()
+            .filter(|(k, v)| got.get(k).is_some_and(|g| g != *v))
+            .take(3)
+            .collect();
         panic!(
             "replay differs from the table: {} vs {} rows; missing {missing:?}, extra {extra:?}, differing {differ:?}; {} records read",
             got.len(),

@@ -21,6 +21,25 @@ struct TableEncoding {
     topic: Arc<str>,
     key_schema: Option<String>,
     envelope_schema: String,
+    /// Per column, `"name":` (with a leading comma after the first), escaped once.
+    field_prefixes: Vec<String>,
+    /// Per key column, the same for the key struct.
+    key_prefixes: Vec<String>,
+}
+
+fn field_prefixes<'a>(names: impl Iterator<Item = &'a str>) -> Vec<String> {
+    names
+        .enumerate()
+        .map(|(i, name)| {
+            let mut p = String::new();
+            if i > 0 {
+                p.push(',');
+            }
+            write_str(&mut p, name);
+            p.push(':');
+            p
+        })
+        .collect()
 }
 
 /// Encodes change events as Debezium JSON records.
@@ -84,6 +103,14 @@ impl JsonEncoder {
                     self.source_schema.clone(),
                 )
                 .to_string(),
+                field_prefixes: field_prefixes(table.columns.iter().map(|c| c.name.as_str())),
+                key_prefixes: field_prefixes(
+                    table
+                        .key
+                        .iter()
+                        .filter_map(|i| table.columns.get(*i))
+                        .map(|c| c.name.as_str()),
+                ),
             };
             self.tables.insert(table.id.clone(), enc);
         }
@@ -109,40 +136,42 @@ impl JsonEncoder {
         let key_of = |row: &Option<Vec<Value>>| -> Option<Vec<u8>> {
             let row = row.as_ref()?;
             let schema = enc.key_schema.as_deref()?;
-            let mut out = String::with_capacity(64);
-            let mut payload = String::with_capacity(32);
-            payload.push('{');
-            for (n, i) in table.key.iter().enumerate() {
-                if n > 0 {
-                    payload.push(',');
-                }
-                let col = &table.columns[*i];
-                write_str(&mut payload, &col.name);
-                payload.push(':');
-                write_value(&mut payload, &col.kind, row.get(*i).unwrap_or(&Value::Null));
+            let mut out = String::with_capacity(if with_schema { schema.len() + 64 } else { 32 });
+            open_wrap(&mut out, with_schema, schema);
+            out.push('{');
+            for (prefix, i) in enc.key_prefixes.iter().zip(&table.key) {
+                out.push_str(prefix);
+                let kind = &table.columns[*i].kind;
+                write_value(&mut out, kind, row.get(*i).unwrap_or(&Value::Null));
             }
-            payload.push('}');
-            wrap(&mut out, with_schema, schema, &payload);
+            out.push('}');
+            close_wrap(&mut out, with_schema);
             Some(out.into_bytes())
         };
         let value_of = |op: Op, before: Option<&Vec<Value>>, after: Option<&Vec<Value>>| {
-            let mut payload = String::with_capacity(512);
-            payload.push_str("{\"before\":");
-            write_row(&mut payload, table, before);
-            payload.push_str(",\"after\":");
-            write_row(&mut payload, table, after);
-            payload.push_str(",\"source\":");
-            write_source(&mut payload, &prefix, event, table);
-            let _ = write!(
-                payload,
-                ",\"transaction\":null,\"op\":\"{}\",\"ts_ms\":{},\"ts_us\":{},\"ts_ns\":{}}}",
-                op.code(),
-                now_ns / 1_000_000,
-                now_ns / 1000,
-                now_ns
-            );
-            let mut out = String::with_capacity(payload.len() + enc.envelope_schema.len() + 32);
-            wrap(&mut out, with_schema, &enc.envelope_schema, &payload);
+            let schema = &enc.envelope_schema;
+            let mut out = String::with_capacity(if with_schema {
+                schema.len() + 1024
+            } else {
+                1024
+            });
+            open_wrap(&mut out, with_schema, schema);
+            out.push_str("{\"before\":");
+            write_row(&mut out, table, &enc.field_prefixes, before);
+            out.push_str(",\"after\":");
+            write_row(&mut out, table, &enc.field_prefixes, after);
+            out.push_str(",\"source\":");
+            write_source(&mut out, &prefix, event, table);
+            out.push_str(",\"transaction\":null,\"op\":\"");
+            out.push_str(op.code());
+            out.push_str("\",\"ts_ms\":");
+            push_int(&mut out, now_ns / 1_000_000);
+            out.push_str(",\"ts_us\":");
+            push_int(&mut out, now_ns / 1000);
+            out.push_str(",\"ts_ns\":");
+            push_int(&mut out, now_ns);
+            out.push('}');
+            close_wrap(&mut out, with_schema);
             out.into_bytes()
         };
         let record = |key: Option<Vec<u8>>, value: Option<Vec<u8>>| Record {
@@ -257,6 +286,24 @@ fn key_changed(table: &TableSchema, event: &ChangeEvent) -> bool {
         })
 }
 
+fn open_wrap(out: &mut String, with_schema: bool, schema: &str) {
+    if with_schema {
+        out.push_str("{\"schema\":");
+        out.push_str(schema);
+        out.push_str(",\"payload\":");
+    }
+}
+
+fn close_wrap(out: &mut String, with_schema: bool) {
+    if with_schema {
+        out.push('}');
+    }
+}
+
+fn push_int(out: &mut String, v: i64) {
+    out.push_str(itoa::Buffer::new().format(v));
+}
+
 fn wrap(out: &mut String, with_schema: bool, schema: &str, payload: &str) {
     if with_schema {
         out.push_str("{\"schema\":");
@@ -269,18 +316,14 @@ fn wrap(out: &mut String, with_schema: bool, schema: &str, payload: &str) {
     }
 }
 
-fn write_row(out: &mut String, table: &TableSchema, row: Option<&Vec<Value>>) {
+fn write_row(out: &mut String, table: &TableSchema, prefixes: &[String], row: Option<&Vec<Value>>) {
     let Some(row) = row else {
         out.push_str("null");
         return;
     };
     out.push('{');
-    for (i, col) in table.columns.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        write_str(out, &col.name);
-        out.push(':');
+    for (i, (col, prefix)) in table.columns.iter().zip(prefixes).enumerate() {
+        out.push_str(prefix);
         write_value(out, &col.kind, row.get(i).unwrap_or(&Value::Null));
     }
     out.push('}');
@@ -288,9 +331,7 @@ fn write_row(out: &mut String, table: &TableSchema, row: Option<&Vec<Value>>) {
 
 fn write_opt_i64(out: &mut String, v: Option<i64>) {
     match v {
-        Some(v) => {
-            let _ = write!(out, "{v}");
-        }
+        Some(v) => push_int(out, v),
         None => out.push_str("null"),
     }
 }
@@ -301,30 +342,34 @@ fn write_common_source(out: &mut String, prefix: &str, event: &ChangeEvent) {
     out.push_str(env!("CARGO_PKG_VERSION"));
     out.push_str("\",\"connector\":\"postgresql\",\"name\":");
     write_str(out, prefix);
-    let _ = write!(
-        out,
-        ",\"ts_ms\":{},\"snapshot\":\"{}\",\"db\":",
-        ts_us.div_euclid(1000),
-        event.source.snapshot.as_str()
-    );
+    out.push_str(",\"ts_ms\":");
+    push_int(out, ts_us.div_euclid(1000));
+    out.push_str(",\"snapshot\":\"");
+    out.push_str(event.source.snapshot.as_str());
+    out.push_str("\",\"db\":");
     write_str(out, &event.source.db);
     let SourceDetail::Postgres {
         last_commit_lsn,
         lsn,
         ..
     } = &event.source.detail;
-    let seq = |v: Option<u64>| {
-        v.map(|v| format!("\"{v}\""))
-            .unwrap_or_else(|| "null".into())
+    // A JSON array rendered as a string: "[\"<last commit LSN>\",\"<this LSN>\"]".
+    let seq = |out: &mut String, v: Option<u64>| match v {
+        Some(v) => {
+            out.push_str("\\\"");
+            out.push_str(itoa::Buffer::new().format(v));
+            out.push_str("\\\"");
+        }
+        None => out.push_str("null"),
     };
-    out.push_str(",\"sequence\":");
-    write_str(out, &format!("[{},{}]", seq(*last_commit_lsn), seq(*lsn)));
-    let _ = write!(
-        out,
-        ",\"ts_us\":{},\"ts_ns\":{}",
-        ts_us,
-        ts_us.saturating_mul(1000)
-    );
+    out.push_str(",\"sequence\":\"[");
+    seq(out, *last_commit_lsn);
+    out.push(',');
+    seq(out, *lsn);
+    out.push_str("]\",\"ts_us\":");
+    push_int(out, ts_us);
+    out.push_str(",\"ts_ns\":");
+    push_int(out, ts_us.saturating_mul(1000));
 }
 
 fn write_pg_detail(out: &mut String, event: &ChangeEvent) {
@@ -404,9 +449,7 @@ fn write_value(out: &mut String, kind: &ColumnKind, value: &Value) {
         ) => write_str(out, UNAVAILABLE_VALUE),
         (Value::Unavailable, _) => out.push_str("null"),
         (Value::Bool(b), _) => out.push_str(if *b { "true" } else { "false" }),
-        (Value::Int(i), _) => {
-            let _ = write!(out, "{i}");
-        }
+        (Value::Int(i), _) => push_int(out, *i),
         (Value::Float(f), ColumnKind::Float32) => write_float(out, *f, true),
         (Value::Float(f), _) => write_float(out, *f, false),
         (Value::Decimal(d), ColumnKind::VariableDecimal) => {
@@ -450,6 +493,12 @@ fn write_value(out: &mut String, kind: &ColumnKind, value: &Value) {
 
 /// Writes a JSON string literal.
 fn write_str(out: &mut String, s: &str) {
+    if !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
     out.push('"');
     let bytes = s.as_bytes();
     let mut start = 0;

@@ -20,12 +20,13 @@ use crate::config::{ConnectorConfig, DaemonConfig};
 use crate::encode::JsonEncoder;
 use crate::offsets::{FileOffsetStore, OffsetError};
 use crate::position::SourcePosition;
-use crate::sink::{Delivery, Sink, SinkError};
+use crate::sink::{Delivery, PendingDelivery, Sink, SinkError};
 use crate::source::postgres::{PgError, PostgresSource};
 use crate::source::{SourceContext, SourceExit, SourceItem};
 
-/// Items buffered between the source and the sink stage.
-const ITEM_CHANNEL_CAPACITY: usize = 1024;
+/// Batches buffered between the source and the sink stage (each at most
+/// [`crate::source::BATCH_ITEMS`] items).
+const ITEM_CHANNEL_CAPACITY: usize = 8;
 /// How often a one-line progress summary is logged.
 const SUMMARY_EVERY: Duration = Duration::from_secs(30);
 
@@ -82,6 +83,7 @@ pub async fn run_once(
         async move {
             let mut ctx = SourceContext {
                 items: items_tx,
+                pending: Vec::new(),
                 committed: committed_rx,
                 shutdown: stop_rx,
             };
@@ -90,7 +92,7 @@ pub async fn run_once(
         source_span,
     ));
 
-    let mut in_flight: FuturesOrdered<Delivery> = FuturesOrdered::new();
+    let mut in_flight: FuturesOrdered<PendingDelivery> = FuturesOrdered::new();
     let mut positions: VecDeque<Option<SourcePosition>> = VecDeque::new();
     let mut acked: Option<SourcePosition> = None;
     let mut committed = stored;
@@ -131,13 +133,19 @@ pub async fn run_once(
                 stopping = true;
                 let _ = stop_tx.send(true);
             }
-            item = items_rx.recv(), if !source_done && in_flight.len() < max_in_flight => {
-                let Some(item) = item else {
+            batch = items_rx.recv(), if !source_done && in_flight.len() < max_in_flight => {
+                let Some(batch) = batch else {
                     tracing::debug!(in_flight = in_flight.len(), "pipeline: source finished");
                     source_done = true;
                     continue;
                 };
-                let result = handle_item(item, &mut encoder, &mut sink, &mut in_flight, &mut positions, &mut events_total, &mut records_total).await;
+                let mut result = Ok(());
+                for item in batch {
+                    result = handle_item(item, &mut encoder, &mut sink, &mut in_flight, &mut acked, &mut positions, &mut events_total, &mut records_total).await;
+                    if result.is_err() {
+                        break;
+                    }
+                }
                 if let Err(e) = result {
                     tracing::warn!(error = %e, "cannot hand a record to the sink; the pipeline restarts from the last committed position");
                     let _ = stop_tx.send(true);
@@ -191,15 +199,33 @@ pub async fn run_once(
     Ok(exit)
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn handle_item(
     item: SourceItem,
     encoder: &mut JsonEncoder,
     sink: &mut Sink,
-    in_flight: &mut FuturesOrdered<Delivery>,
+    in_flight: &mut FuturesOrdered<PendingDelivery>,
+    acked: &mut Option<SourcePosition>,
     positions: &mut VecDeque<Option<SourcePosition>>,
     events_total: &mut u64,
     records_total: &mut u64,
 ) -> Result<(), SinkError> {
+    // Marks `position` acknowledged once everything sent before it is.
+    let mut settle = |delivery: Delivery, position: Option<SourcePosition>| match delivery {
+        Delivery::Accepted if in_flight.is_empty() => {
+            if position.is_some() {
+                *acked = position;
+            }
+        }
+        Delivery::Accepted => {
+            in_flight.push_back(Box::pin(std::future::ready(Ok(()))));
+            positions.push_back(position);
+        }
+        Delivery::Pending(fut) => {
+            in_flight.push_back(fut);
+            positions.push_back(position);
+        }
+    };
     match item {
         SourceItem::Event(event) => {
             *events_total += 1;
@@ -208,19 +234,14 @@ async fn handle_item(
             for (i, record) in records.iter().enumerate() {
                 sink.ensure_topic(&record.topic).await?;
                 let delivery = sink.send(record).await?;
-                in_flight.push_back(delivery);
-                positions.push_back((i + 1 == n).then(|| event.position.clone()));
+                settle(delivery, (i + 1 == n).then(|| event.position.clone()));
                 *records_total += 1;
             }
             if n == 0 {
-                in_flight.push_back(Box::pin(std::future::ready(Ok(()))));
-                positions.push_back(Some(event.position));
+                settle(Delivery::Accepted, Some(event.position));
             }
         }
-        SourceItem::Checkpoint(position) => {
-            in_flight.push_back(Box::pin(std::future::ready(Ok(()))));
-            positions.push_back(Some(position));
-        }
+        SourceItem::Checkpoint(position) => settle(Delivery::Accepted, Some(position)),
     }
     Ok(())
 }

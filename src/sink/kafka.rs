@@ -42,7 +42,10 @@ impl KafkaSink {
             // Java-client partitioning: consumers and Kafka Streams agree on key → partition.
             .set("partitioner", "murmur2_random")
             .set("linger.ms", "5")
-            .set("compression.type", "lz4");
+            .set("compression.type", "lz4")
+            // Bounded memory: librdkafka's default queue may hold 1 GiB; a full queue makes
+            // `send` wait instead (backpressure up to the source).
+            .set("queue.buffering.max.kbytes", "16384");
         for (k, v) in &config.properties {
             cc.set(k, v);
         }
@@ -168,7 +171,7 @@ impl KafkaSink {
             match self.producer.send_result(fr) {
                 Ok(fut) => {
                     let topic = record.topic.to_string();
-                    return Ok(Box::pin(fut.map(move |res| match res {
+                    return Ok(Delivery::Pending(Box::pin(fut.map(move |res| match res {
                         Ok(Ok(_)) => Ok(()),
                         Ok(Err((err, _))) => Err(SinkError::Delivery {
                             topic,
@@ -178,7 +181,7 @@ impl KafkaSink {
                             topic,
                             reason: "the producer was dropped before delivery".into(),
                         }),
-                    })));
+                    }))));
                 }
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
                     tokio::time::sleep(Duration::from_millis(5)).await;

@@ -17,7 +17,15 @@ use crate::config::{SinkConfig, SinkType};
 use crate::encode::Record;
 
 /// Resolves when a record is durably accepted, or with why it was not.
-pub type Delivery = Pin<Box<dyn Future<Output = Result<(), SinkError>> + Send>>;
+pub type PendingDelivery = Pin<Box<dyn Future<Output = Result<(), SinkError>> + Send>>;
+
+/// What `send` hands back.
+pub enum Delivery {
+    /// Accepted at once (into a buffer that `flush_buffered` pushes out before a commit).
+    Accepted,
+    /// Resolves when the destination acknowledges the record.
+    Pending(PendingDelivery),
+}
 
 /// A sink failure.
 #[derive(Debug, thiserror::Error)]

@@ -12,7 +12,6 @@ const BATCH_BYTES: usize = 1 << 16;
 /// under the stdout lock, so connectors sharing the process never interleave partial lines.
 pub struct StdoutSink {
     buffer: Vec<u8>,
-    line: Vec<u8>,
 }
 
 impl StdoutSink {
@@ -20,37 +19,35 @@ impl StdoutSink {
     pub fn new() -> Self {
         StdoutSink {
             buffer: Vec::with_capacity(BATCH_BYTES * 2),
-            line: Vec::with_capacity(1024),
         }
     }
 
     /// Writes one line. Acceptance is immediate; durability comes with [`Self::flush`].
     pub fn send(&mut self, record: &Record) -> Result<Delivery, SinkError> {
-        self.line.clear();
-        self.line.extend_from_slice(b"{\"topic\":");
-        serde_json::to_writer(&mut self.line, &*record.topic).map_err(std::io::Error::other)?;
-        self.line.extend_from_slice(b",\"key\":");
-        embed(&mut self.line, record.key.as_deref());
-        self.line.extend_from_slice(b",\"value\":");
-        embed(&mut self.line, record.value.as_deref());
+        let line = &mut self.buffer;
+        line.extend_from_slice(b"{\"topic\":");
+        serde_json::to_writer(&mut *line, &*record.topic).map_err(std::io::Error::other)?;
+        line.extend_from_slice(b",\"key\":");
+        embed(line, record.key.as_deref());
+        line.extend_from_slice(b",\"value\":");
+        embed(line, record.value.as_deref());
         if !record.headers.is_empty() {
-            self.line.extend_from_slice(b",\"headers\":{");
+            line.extend_from_slice(b",\"headers\":{");
             for (i, (name, value)) in record.headers.iter().enumerate() {
                 if i > 0 {
-                    self.line.push(b',');
+                    line.push(b',');
                 }
-                serde_json::to_writer(&mut self.line, name).map_err(std::io::Error::other)?;
-                self.line.push(b':');
-                embed(&mut self.line, Some(value));
+                serde_json::to_writer(&mut *line, name).map_err(std::io::Error::other)?;
+                line.push(b':');
+                embed(line, Some(value));
             }
-            self.line.push(b'}');
+            line.push(b'}');
         }
-        self.line.extend_from_slice(b"}\n");
-        self.buffer.extend_from_slice(&self.line);
+        line.extend_from_slice(b"}\n");
         if self.buffer.len() >= BATCH_BYTES {
             self.flush()?;
         }
-        Ok(Box::pin(std::future::ready(Ok(()))))
+        Ok(Delivery::Accepted)
     }
 
     /// Writes buffered lines out.

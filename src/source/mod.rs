@@ -26,10 +26,16 @@ pub enum SourceExit {
     Finished,
 }
 
+/// Items travel to the pipeline in batches of at most this many: one channel hand-off per
+/// batch instead of per row keeps the two tasks from ping-ponging.
+pub const BATCH_ITEMS: usize = 256;
+
 /// The channels a source runs with.
 pub struct SourceContext {
-    /// Items for the pipeline (bounded: a full channel pauses the source).
-    pub items: mpsc::Sender<SourceItem>,
+    /// Batches of items for the pipeline (bounded: a full channel pauses the source).
+    pub items: mpsc::Sender<Vec<SourceItem>>,
+    /// Items not yet handed over.
+    pub pending: Vec<SourceItem>,
     /// The last position durably committed to the offset store.
     pub committed: watch::Receiver<Option<SourcePosition>>,
     /// Becomes `true` when the source must stop.
@@ -37,13 +43,26 @@ pub struct SourceContext {
 }
 
 impl SourceContext {
-    /// Sends an item, unless shutdown comes first; `false` means stop.
+    /// Queues an item, handing a full batch over; `false` means stop (shutdown).
     pub async fn send(&mut self, item: SourceItem) -> bool {
+        self.pending.push(item);
+        if self.pending.len() >= BATCH_ITEMS {
+            return self.flush().await;
+        }
+        !*self.shutdown.borrow()
+    }
+
+    /// Hands queued items over, unless shutdown comes first; `false` means stop.
+    pub async fn flush(&mut self) -> bool {
         if *self.shutdown.borrow() {
             return false;
         }
+        if self.pending.is_empty() {
+            return true;
+        }
+        let batch = std::mem::replace(&mut self.pending, Vec::with_capacity(BATCH_ITEMS));
         tokio::select! {
-            res = self.items.send(item) => res.is_ok(),
+            res = self.items.send(batch) => res.is_ok(),
             _ = self.shutdown.changed() => false,
         }
     }

@@ -175,10 +175,14 @@ impl Decoder {
         out
     }
 
-    /// Converts one text value of column `i`; a value that does not parse is published as
-    /// text (string-typed kinds) or null, with one warning per column.
-    pub fn value(&mut self, info: &RelationInfo, i: usize, text: &str) -> Value {
-        convert(&mut self.warned, info, i, text)
+    /// Converts one text value of column `i` (moved into string-typed values); a value that
+    /// does not parse is published as text (string-typed kinds) or null, with one warning
+    /// per column.
+    pub fn value_owned(&mut self, info: &RelationInfo, i: usize, text: String) -> Value {
+        match info.types.get(i) {
+            Some((ty, typmod)) if values::is_plain_text(ty, *typmod) => Value::Text(text),
+            _ => convert(&mut self.warned, info, i, &text),
+        }
     }
 }
 

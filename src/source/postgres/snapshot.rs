@@ -57,7 +57,7 @@ impl Emitter {
                 return false;
             }
         }
-        ctx.send(SourceItem::Checkpoint(done)).await
+        ctx.send(SourceItem::Checkpoint(done)).await && ctx.flush().await
     }
 }
 
@@ -186,10 +186,10 @@ impl Snapshot<'_> {
                 start += nl + 1;
                 split_copy_line(line, &mut fields);
                 let mut values = Vec::with_capacity(fields.len());
-                for (i, f) in fields.iter().enumerate() {
+                for (i, f) in fields.drain(..).enumerate() {
                     values.push(match f {
                         None => Value::Null,
-                        Some(text) => decoder.value(info, i, text),
+                        Some(text) => decoder.value_owned(info, i, text),
                     });
                 }
                 let ts_us = now_us();

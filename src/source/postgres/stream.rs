@@ -245,7 +245,7 @@ impl<'a> Streamer<'a> {
                             partial: None,
                             snapshot: SnapshotState::Done,
                         });
-                        if !ctx.send(SourceItem::Checkpoint(p)).await {
+                        if !(ctx.send(SourceItem::Checkpoint(p)).await && ctx.flush().await) {
                             return Ok(SourceExit::Shutdown);
                         }
                     }
@@ -283,7 +283,7 @@ impl<'a> Streamer<'a> {
                         partial: None,
                         snapshot: SnapshotState::Done,
                     });
-                    if !ctx.send(SourceItem::Checkpoint(p)).await {
+                    if !(ctx.send(SourceItem::Checkpoint(p)).await && ctx.flush().await) {
                         return Ok(SourceExit::Shutdown);
                     }
                 }
@@ -327,7 +327,8 @@ impl<'a> Streamer<'a> {
                         }),
                         position: pos,
                     };
-                    if !ctx.send(SourceItem::Event(Box::new(event))).await {
+                    let sent = ctx.send(SourceItem::Event(Box::new(event))).await;
+                    if !sent || (!transactional && !ctx.flush().await) {
                         return Ok(SourceExit::Shutdown);
                     }
                 }

@@ -26,6 +26,19 @@ fn bad(what: &'static str) -> ValueError {
     ValueError { what }
 }
 
+/// Whether values of this type are published as their text unchanged.
+pub fn is_plain_text(ty: &PgType, typmod: i32) -> bool {
+    matches!(
+        ty.resolve(typmod).0,
+        PgType::Text
+            | PgType::Uuid
+            | PgType::Json
+            | PgType::Xml
+            | PgType::Enum(_)
+            | PgType::Unknown(_)
+    )
+}
+
 /// Parses one value of `ty` (with modifier `typmod`) whose semantic kind is `kind`.
 pub fn parse(ty: &PgType, typmod: i32, kind: &ColumnKind, text: &str) -> Result<Value, ValueError> {
     let (ty, typmod) = ty.resolve(typmod);
