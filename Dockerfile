@@ -15,6 +15,7 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --create-home --home-dir /sluice sluice
 COPY --from=build /src/target/release/sluice /usr/local/bin/sluice
+RUN mkdir -p /sluice/data && chown sluice /sluice/data
 USER sluice
 WORKDIR /sluice
 ENTRYPOINT ["sluice"]
