@@ -178,10 +178,7 @@ async fn bad_inputs_are_named_and_nothing_is_written() {
             what: "user without REPLICATION",
             sink: kafka.clone(),
             connectors: vec![("a.toml", good("c6").replace(&db.url(), &no_repl_url))],
-            expect: vec![
-                format!("\"{role}\" may not replicate"),
-                "ALTER ROLE".into(),
-            ],
+            expect: vec![format!("\"{role}\" may not replicate"), "ALTER ROLE".into()],
         },
         Case {
             what: "missing table",
@@ -329,4 +326,24 @@ async fn good_configuration_validates() {
     .unwrap();
     assert!(status.success(), "{stdout}");
     assert!(stdout.contains("ok: 1 connector(s) ready"), "{stdout}");
+    let version = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&version.stdout).starts_with("sluice "));
+    for sub in [
+        &["--help"][..],
+        &["run", "--help"],
+        &["validate", "--help"],
+        &["offsets", "show", "--help"],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args(sub)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success() && String::from_utf8_lossy(&out.stdout).contains("Usage"),
+            "{sub:?}"
+        );
+    }
 }

@@ -432,3 +432,108 @@ async fn truncate_and_logical_messages_on_request() {
     assert_eq!(p["source"]["table"], "");
     assert!(daemon.stop().success());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn schema_changes_and_replica_identity_variants() {
+    let db = TestDb::new("alter").await;
+    db.exec(
+        "CREATE TABLE t (id int PRIMARY KEY, a text);
+         CREATE TABLE by_index (code text NOT NULL, v int);
+         CREATE UNIQUE INDEX by_index_code ON by_index (code);
+         ALTER TABLE by_index REPLICA IDENTITY USING INDEX by_index_code;
+         CREATE TABLE nothing (id int PRIMARY KEY, v int);
+         ALTER TABLE nothing REPLICA IDENTITY NOTHING;
+         INSERT INTO nothing VALUES (1, 1);",
+    )
+    .await;
+    let name = unique("alt");
+    let mut daemon = Daemon::new(
+        "",
+        &[(
+            "c.toml",
+            pg_connector(
+                &name,
+                &name,
+                &db,
+                &["public.*"],
+                "[format]\nschemas = false",
+            ),
+        )],
+    );
+    daemon.start();
+    let snap = read_topic(
+        &format!("{name}.public.nothing"),
+        1,
+        Duration::from_secs(60),
+    );
+    assert_eq!(snap.len(), 1, "logs:\n{}", daemon.logs());
+    db.exec(
+        "INSERT INTO t VALUES (1, 'before alter');
+         ALTER TABLE t ADD COLUMN b int DEFAULT 7;
+         INSERT INTO t VALUES (2, 'after alter', 8);
+         UPDATE t SET a = 'x' WHERE id = 1;
+         INSERT INTO by_index VALUES ('k1', 1);
+         UPDATE by_index SET v = 2 WHERE code = 'k1';
+         DELETE FROM by_index WHERE code = 'k1';
+         INSERT INTO nothing VALUES (2, 2);",
+    )
+    .await;
+    let t = read_topic(&format!("{name}.public.t"), 3, Duration::from_secs(60));
+    assert_eq!(t.len(), 3);
+    assert_eq!(
+        payload(t[0].value.as_ref().unwrap())["after"],
+        json!({"id": 1, "a": "before alter"})
+    );
+    assert_eq!(
+        payload(t[1].value.as_ref().unwrap())["after"],
+        json!({"id": 2, "a": "after alter", "b": 8})
+    );
+    assert_eq!(
+        payload(t[2].value.as_ref().unwrap())["after"],
+        json!({"id": 1, "a": "x", "b": 7})
+    );
+
+    // No primary key, REPLICA IDENTITY USING INDEX: the index columns are the key.
+    let bi = read_topic(
+        &format!("{name}.public.by_index"),
+        4,
+        Duration::from_secs(60),
+    );
+    assert_eq!(bi.len(), 4);
+    for m in &bi {
+        assert_eq!(m.key.as_ref().map(payload), Some(&json!({"code": "k1"})));
+    }
+    let d = payload(bi[2].value.as_ref().unwrap());
+    assert_eq!(d["op"], "d");
+    assert_eq!(
+        d["before"],
+        json!({"code": "k1", "v": null}),
+        "USING INDEX: index columns in before"
+    );
+
+    // REPLICA IDENTITY NOTHING: inserts are captured (PostgreSQL itself refuses updates and
+    // deletes of such a table while a publication publishes them).
+    let n = read_topic(
+        &format!("{name}.public.nothing"),
+        2,
+        Duration::from_secs(60),
+    );
+    let c = payload(n[1].value.as_ref().unwrap());
+    assert_eq!(c["op"], "c");
+    assert_eq!(c["after"], json!({"id": 2, "v": 2}));
+    assert_eq!(
+        n[1].key.as_ref().map(payload),
+        Some(&json!({"id": 2})),
+        "the key is the primary key"
+    );
+    assert!(daemon.stop().success());
+
+    let (status, out, _) =
+        daemon.run_command(&["offsets", "show", "--config", "config/sluice.toml", &name]);
+    assert!(status.success());
+    assert!(
+        out.starts_with(&format!("{name}\tpostgres resume_lsn=")),
+        "{out}"
+    );
+    assert!(out.contains("snapshot=done"), "{out}");
+}

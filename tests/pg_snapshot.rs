@@ -137,3 +137,104 @@ async fn snapshot_with_concurrent_writes_replays_to_final_state() {
     }
     assert!(daemon.stop().success());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn snapshot_interrupted_by_kill_restarts_cleanly() {
+    let db = TestDb::new("snapkill").await;
+    db.exec(
+        "CREATE TABLE big (id int PRIMARY KEY, v int NOT NULL, note text);
+         INSERT INTO big SELECT i, i % 7, repeat('y', 100) FROM generate_series(1, 150000) i;",
+    )
+    .await;
+    let name = unique("snapkill");
+    let mut daemon = Daemon::new(
+        "",
+        &[(
+            "c.toml",
+            pg_connector(
+                &name,
+                &name,
+                &db,
+                &["public.big"],
+                "[format]\nschemas = false",
+            ),
+        )],
+    );
+    daemon.start();
+    let topic = format!("{name}.public.big");
+    // Kill once some snapshot rows are on the broker but before the snapshot is done.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let seen = loop {
+        let t = topic.clone();
+        let high = tokio::task::spawn_blocking(move || high_watermark(&t))
+            .await
+            .unwrap();
+        if high >= 1000 {
+            break high;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no snapshot rows; logs:\n{}",
+            daemon.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    daemon.kill9();
+    let offset = daemon.offset(&name);
+    assert!(
+        offset
+            .as_ref()
+            .is_none_or(|o| o["position"]["snapshot"] == "in_progress"),
+        "the kill came after the snapshot finished ({seen} rows seen); nothing was tested"
+    );
+    // Changes while it is down (a delete of a row the first attempt already sent would stay in
+    // the topic: a restarted snapshot reads rows again, it does not retract them).
+    db.exec("UPDATE big SET v = 100 WHERE id <= 10; INSERT INTO big VALUES (200001, 1, 'new');")
+        .await;
+    daemon.start();
+    let expected: BTreeMap<i64, Value> = db
+        .client
+        .query("SELECT id, v, note FROM big", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let (id, v, note): (i32, i32, String) = (r.get(0), r.get(1), r.get(2));
+            (id as i64, json!({"id": id, "v": v, "note": note}))
+        })
+        .collect();
+    let msgs = tokio::task::spawn_blocking({
+        let expected = expected.clone();
+        move || {
+            read_topic_until(&topic, Duration::from_secs(120), |m| {
+                replay(m, "id") == expected
+            })
+        }
+    })
+    .await
+    .unwrap();
+    assert!(seen >= 1000);
+    assert_eq!(
+        replay(&msgs, "id").len(),
+        expected.len(),
+        "logs:\n{}",
+        daemon.logs()
+    );
+    assert!(
+        replay(&msgs, "id") == expected,
+        "replay differs from the table"
+    );
+    let last = msgs
+        .iter()
+        .rev()
+        .find_map(|m| m.value.as_ref().filter(|v| v["op"] == "r"))
+        .unwrap();
+    assert_eq!(last["source"]["snapshot"], "last");
+    let stored = daemon.offset(&name).unwrap();
+    assert_eq!(stored["position"]["snapshot"], "done");
+    assert!(
+        daemon.logs().contains("recreating the replication slot"),
+        "an interrupted snapshot starts over with a new slot"
+    );
+    assert!(daemon.stop().success());
+}

@@ -369,3 +369,15 @@ pub fn replay(msgs: &[Msg], key_field: &str) -> std::collections::BTreeMap<i64, 
     }
     state
 }
+
+/// The high watermark (records written) of partition 0 of a topic, 0 when it does not exist.
+pub fn high_watermark(topic: &str) -> i64 {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .create()
+        .unwrap();
+    consumer
+        .fetch_watermarks(topic, 0, Duration::from_secs(5))
+        .map(|(_, high)| high)
+        .unwrap_or(0)
+}
