@@ -95,16 +95,7 @@ async fn kill_nine_at_random_moments_loses_nothing() {
         })
         .collect();
     let topic = format!("{name}.public.kv");
-    let msgs = tokio::task::spawn_blocking({
-        let expected = expected.clone();
-        move || {
-            read_topic_until(&topic, Duration::from_secs(120), |m| {
-                replay(m, "id") == expected
-            })
-        }
-    })
-    .await
-    .unwrap();
+    let msgs = read_until_state(&topic, &expected, Duration::from_secs(120)).await;
     assert_eq!(
         replay(&msgs, "id"),
         expected,

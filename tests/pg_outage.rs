@@ -202,16 +202,7 @@ async fn broker_frozen_and_postgres_restarted_lose_nothing() {
     assert!(expected.len() > 500, "only {} rows written", expected.len());
     let topic = format!("{name}.public.events");
     std::env::set_var("SLUICE_TEST_BROKERS", &brokers);
-    let msgs = tokio::task::spawn_blocking({
-        let expected = expected.clone();
-        move || {
-            read_topic_until(&topic, Duration::from_secs(180), |m| {
-                replay(m, "id") == expected
-            })
-        }
-    })
-    .await
-    .unwrap();
+    let msgs = read_until_state(&topic, &expected, Duration::from_secs(180)).await;
     let got = replay(&msgs, "id");
     let missing: Vec<_> = expected
         .keys()

@@ -83,16 +83,7 @@ async fn snapshot_with_concurrent_writes_replays_to_final_state() {
     assert!(writes > 100, "the writer made only {writes} changes");
     let expected = table_state(&db).await;
     let topic = format!("{name}.public.items");
-    let msgs = tokio::task::spawn_blocking({
-        let expected = expected.clone();
-        move || {
-            read_topic_until(&topic, Duration::from_secs(120), |m| {
-                replay(m, "id") == expected
-            })
-        }
-    })
-    .await
-    .unwrap();
+    let msgs = read_until_state(&topic, &expected, Duration::from_secs(120)).await;
     let got = replay(&msgs, "id");
     let snapshot_rows = msgs
         .iter()
@@ -203,16 +194,7 @@ async fn snapshot_interrupted_by_kill_restarts_cleanly() {
             (id as i64, json!({"id": id, "v": v, "note": note}))
         })
         .collect();
-    let msgs = tokio::task::spawn_blocking({
-        let expected = expected.clone();
-        move || {
-            read_topic_until(&topic, Duration::from_secs(120), |m| {
-                replay(m, "id") == expected
-            })
-        }
-    })
-    .await
-    .unwrap();
+    let msgs = read_until_state(&topic, &expected, Duration::from_secs(120)).await;
     assert!(seen >= 1000);
     assert_eq!(
         replay(&msgs, "id").len(),

@@ -304,8 +304,8 @@ pub fn read_topic_until(topic: &str, timeout: Duration, done: impl Fn(&[Msg]) ->
     loop {
         let polled = consumer.poll(Duration::from_millis(200));
         let idle = polled.is_none();
-        match polled {
-            Some(Ok(m)) => {
+        if let Some(Ok(m)) = polled {
+            {
                 let parse = |b: Option<&[u8]>| {
                     b.map(|b| serde_json::from_slice(b).expect("record is JSON"))
                 };
@@ -328,7 +328,6 @@ pub fn read_topic_until(topic: &str, timeout: Duration, done: impl Fn(&[Msg]) ->
                 });
                 last_new = Instant::now();
             }
-            Some(Err(_)) | None => {}
         }
         // `done` may be costly (a replay): evaluate it only when the topic is drained.
         if idle {
@@ -338,6 +337,21 @@ pub fn read_topic_until(topic: &str, timeout: Duration, done: impl Fn(&[Msg]) ->
             return out;
         }
     }
+}
+
+/// Reads a topic until replaying it (key field `id`) gives `expected`, or `timeout`.
+pub async fn read_until_state(
+    topic: &str,
+    expected: &std::collections::BTreeMap<i64, Value>,
+    timeout: Duration,
+) -> Vec<Msg> {
+    let topic = topic.to_string();
+    let expected = expected.clone();
+    tokio::task::spawn_blocking(move || {
+        read_topic_until(&topic, timeout, |m| replay(m, "id") == expected)
+    })
+    .await
+    .unwrap()
 }
 
 /// Reads until at least `n` records arrived (then settles) or `timeout`.

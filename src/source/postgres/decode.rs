@@ -117,7 +117,7 @@ impl Decoder {
     }
 
     /// The relation of a table as the catalog describes it (for the snapshot).
-    pub fn from_catalog(&mut self, table: &CatalogTable) -> RelationInfo {
+    pub fn relation_of_catalog(&mut self, table: &CatalogTable) -> RelationInfo {
         let mut pk: Vec<(i32, usize)> = Vec::new();
         let mut columns = Vec::with_capacity(table.columns.len());
         let mut types = Vec::with_capacity(table.columns.len());

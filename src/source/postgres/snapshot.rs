@@ -100,7 +100,7 @@ impl Snapshot<'_> {
             let Some(described) = catalog::describe_table(&client, *oid).await? else {
                 continue;
             };
-            let info = decoder.from_catalog(&described);
+            let info = decoder.relation_of_catalog(&described);
             let estimate: i64 = client
                 .query_one(
                     "SELECT GREATEST(reltuples, 0)::int8 FROM pg_class WHERE oid = $1",

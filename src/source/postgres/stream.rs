@@ -240,12 +240,7 @@ impl<'a> Streamer<'a> {
                     if tx.is_none() && wal_end > resume_lsn {
                         resume_lsn = wal_end;
                         stored_partial = None;
-                        let p = SourcePosition::Postgres(PgPosition {
-                            resume_lsn,
-                            partial: None,
-                            snapshot: SnapshotState::Done,
-                        });
-                        if !(ctx.send(SourceItem::Checkpoint(p)).await && ctx.flush().await) {
+                        if !checkpoint(ctx, resume_lsn).await {
                             return Ok(SourceExit::Shutdown);
                         }
                     }
@@ -278,12 +273,7 @@ impl<'a> Streamer<'a> {
                     }
                     resume_lsn = resume_lsn.max(end_lsn.as_u64());
                     stored_partial = None;
-                    let p = SourcePosition::Postgres(PgPosition {
-                        resume_lsn,
-                        partial: None,
-                        snapshot: SnapshotState::Done,
-                    });
-                    if !(ctx.send(SourceItem::Checkpoint(p)).await && ctx.flush().await) {
+                    if !checkpoint(ctx, resume_lsn).await {
                         return Ok(SourceExit::Shutdown);
                     }
                 }
@@ -471,6 +461,17 @@ impl<'a> Streamer<'a> {
             }),
         }
     }
+}
+
+/// Hands over a transaction boundary (or idle keepalive) at `resume_lsn`, with everything
+/// queued before it; `false` means stop.
+async fn checkpoint(ctx: &mut SourceContext, resume_lsn: u64) -> bool {
+    let p = SourcePosition::Postgres(PgPosition {
+        resume_lsn,
+        partial: None,
+        snapshot: SnapshotState::Done,
+    });
+    ctx.send(SourceItem::Checkpoint(p)).await && ctx.flush().await
 }
 
 fn now_us() -> i64 {
