@@ -3,7 +3,6 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
@@ -46,7 +45,6 @@ fn field_prefixes<'a>(names: impl Iterator<Item = &'a str>) -> Vec<String> {
 pub struct JsonEncoder {
     prefix: String,
     with_schema: bool,
-    tombstones: bool,
     tables: HashMap<TableId, TableEncoding>,
     message_topic: Arc<str>,
     message_schemas: (String, String),
@@ -55,12 +53,11 @@ pub struct JsonEncoder {
 
 impl JsonEncoder {
     /// An encoder for a connector's topic prefix.
-    pub fn new(prefix: &str, with_schema: bool, tombstones: bool) -> Self {
+    pub fn new(prefix: &str, with_schema: bool) -> Self {
         let source_schema = schema::postgres_source_schema();
         JsonEncoder {
             prefix: prefix.to_string(),
             with_schema,
-            tombstones,
             tables: HashMap::new(),
             message_topic: Arc::from(format!("{prefix}.message")),
             message_schemas: (
@@ -84,6 +81,11 @@ impl JsonEncoder {
     /// The topic logical messages go to.
     pub fn message_topic(&self) -> &str {
         &self.message_topic
+    }
+
+    /// The topic of a table's records.
+    pub fn topic(&mut self, table: &Arc<TableSchema>) -> Arc<str> {
+        self.encoding(table).topic.clone()
     }
 
     fn encoding(&mut self, table: &Arc<TableSchema>) -> &TableEncoding {
@@ -117,127 +119,66 @@ impl JsonEncoder {
         &self.tables[&table.id]
     }
 
-    /// Encodes one event into its records (one, or more for deletes and key changes).
-    pub fn encode(&mut self, event: &ChangeEvent) -> Vec<Record> {
-        let now_ns = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos() as i64)
-            .unwrap_or_default();
-        if event.op == Op::Message {
-            return self.encode_message(event, now_ns).into_iter().collect();
-        }
-        let Some(table) = &event.table else {
-            return Vec::new();
-        };
+    /// The key bytes of a row (`None` when the table has no key).
+    pub fn key(&mut self, table: &Arc<TableSchema>, row: &[Value]) -> Option<Vec<u8>> {
         let with_schema = self.with_schema;
-        let tombstones = self.tombstones;
+        let enc = self.encoding(table);
+        let schema = enc.key_schema.as_deref()?;
+        let mut out = String::with_capacity(if with_schema { schema.len() + 64 } else { 32 });
+        open_wrap(&mut out, with_schema, schema);
+        out.push('{');
+        for (prefix, i) in enc.key_prefixes.iter().zip(&table.key) {
+            out.push_str(prefix);
+            let kind = &table.columns[*i].kind;
+            write_value(&mut out, kind, row.get(*i).unwrap_or(&Value::Null));
+        }
+        out.push('}');
+        close_wrap(&mut out, with_schema);
+        Some(out.into_bytes())
+    }
+
+    /// The envelope bytes of one change (`op` may differ from the event's for key changes).
+    pub fn envelope(
+        &mut self,
+        event: &ChangeEvent,
+        table: &Arc<TableSchema>,
+        op: Op,
+        before: Option<&[Value]>,
+        after: Option<&[Value]>,
+        now_ns: i64,
+    ) -> Vec<u8> {
+        let with_schema = self.with_schema;
         let prefix = self.prefix.clone();
         let enc = self.encoding(table);
-        let key_of = |row: &Option<Vec<Value>>| -> Option<Vec<u8>> {
-            let row = row.as_ref()?;
-            let schema = enc.key_schema.as_deref()?;
-            let mut out = String::with_capacity(if with_schema { schema.len() + 64 } else { 32 });
-            open_wrap(&mut out, with_schema, schema);
-            out.push('{');
-            for (prefix, i) in enc.key_prefixes.iter().zip(&table.key) {
-                out.push_str(prefix);
-                let kind = &table.columns[*i].kind;
-                write_value(&mut out, kind, row.get(*i).unwrap_or(&Value::Null));
-            }
-            out.push('}');
-            close_wrap(&mut out, with_schema);
-            Some(out.into_bytes())
-        };
-        let value_of = |op: Op, before: Option<&Vec<Value>>, after: Option<&Vec<Value>>| {
-            let schema = &enc.envelope_schema;
-            let mut out = String::with_capacity(if with_schema {
-                schema.len() + 1024
-            } else {
-                1024
-            });
-            open_wrap(&mut out, with_schema, schema);
-            out.push_str("{\"before\":");
-            write_row(&mut out, table, &enc.field_prefixes, before);
-            out.push_str(",\"after\":");
-            write_row(&mut out, table, &enc.field_prefixes, after);
-            out.push_str(",\"source\":");
-            write_source(&mut out, &prefix, event, table);
-            out.push_str(",\"transaction\":null,\"op\":\"");
-            out.push_str(op.code());
-            out.push_str("\",\"ts_ms\":");
-            push_int(&mut out, now_ns / 1_000_000);
-            out.push_str(",\"ts_us\":");
-            push_int(&mut out, now_ns / 1000);
-            out.push_str(",\"ts_ns\":");
-            push_int(&mut out, now_ns);
-            out.push('}');
-            close_wrap(&mut out, with_schema);
-            out.into_bytes()
-        };
-        let record = |key: Option<Vec<u8>>, value: Option<Vec<u8>>| Record {
-            topic: enc.topic.clone(),
-            key,
-            value,
-            headers: Vec::new(),
-        };
-        match event.op {
-            Op::Create | Op::Read => {
-                vec![record(
-                    key_of(&event.after),
-                    Some(value_of(event.op, None, event.after.as_ref())),
-                )]
-            }
-            Op::Update => {
-                let new_key = key_of(&event.after);
-                let old_key = key_changed(table, event)
-                    .then(|| key_of(&event.before))
-                    .flatten();
-                match old_key {
-                    Some(old_key) if Some(&old_key) != new_key.as_ref() => {
-                        let mut out = Vec::with_capacity(3);
-                        let mut delete = record(
-                            Some(old_key.clone()),
-                            Some(value_of(Op::Delete, event.before.as_ref(), None)),
-                        );
-                        if let Some(k) = &new_key {
-                            delete.headers.push(("__debezium.newkey", k.clone()));
-                        }
-                        out.push(delete);
-                        if tombstones {
-                            out.push(record(Some(old_key.clone()), None));
-                        }
-                        let mut create = record(
-                            new_key,
-                            Some(value_of(Op::Create, None, event.after.as_ref())),
-                        );
-                        create.headers.push(("__debezium.oldkey", old_key));
-                        out.push(create);
-                        out
-                    }
-                    _ => vec![record(
-                        new_key,
-                        Some(value_of(
-                            Op::Update,
-                            event.before.as_ref(),
-                            event.after.as_ref(),
-                        )),
-                    )],
-                }
-            }
-            Op::Delete => {
-                let key = key_of(&event.before);
-                let mut out = vec![record(
-                    key.clone(),
-                    Some(value_of(Op::Delete, event.before.as_ref(), None)),
-                )];
-                if tombstones && key.is_some() {
-                    out.push(record(key, None));
-                }
-                out
-            }
-            Op::Truncate => vec![record(None, Some(value_of(Op::Truncate, None, None)))],
-            Op::Message => Vec::new(),
-        }
+        let schema = &enc.envelope_schema;
+        let mut out = String::with_capacity(if with_schema {
+            schema.len() + 1024
+        } else {
+            1024
+        });
+        open_wrap(&mut out, with_schema, schema);
+        out.push_str("{\"before\":");
+        write_row(&mut out, table, &enc.field_prefixes, before);
+        out.push_str(",\"after\":");
+        write_row(&mut out, table, &enc.field_prefixes, after);
+        out.push_str(",\"source\":");
+        write_source(&mut out, &prefix, event, table);
+        out.push_str(",\"transaction\":null,\"op\":\"");
+        out.push_str(op.code());
+        out.push_str("\",\"ts_ms\":");
+        push_int(&mut out, now_ns / 1_000_000);
+        out.push_str(",\"ts_us\":");
+        push_int(&mut out, now_ns / 1000);
+        out.push_str(",\"ts_ns\":");
+        push_int(&mut out, now_ns);
+        out.push('}');
+        close_wrap(&mut out, with_schema);
+        out.into_bytes()
+    }
+
+    /// Encodes a logical decoding message record.
+    pub fn message(&self, event: &ChangeEvent, now_ns: i64) -> Option<Record> {
+        self.encode_message(event, now_ns)
     }
 
     fn encode_message(&self, event: &ChangeEvent, now_ns: i64) -> Option<Record> {
@@ -271,21 +212,6 @@ impl JsonEncoder {
     }
 }
 
-/// Whether an update changed the key: the old image holds key values that differ.
-fn key_changed(table: &TableSchema, event: &ChangeEvent) -> bool {
-    let (Some(before), Some(after)) = (&event.before, &event.after) else {
-        return false;
-    };
-    table
-        .key
-        .iter()
-        .any(|i| match (before.get(*i), after.get(*i)) {
-            (Some(Value::Unavailable), _) | (Some(Value::Null), _) => false,
-            (Some(b), Some(a)) => a != b,
-            _ => false,
-        })
-}
-
 fn open_wrap(out: &mut String, with_schema: bool, schema: &str) {
     if with_schema {
         out.push_str("{\"schema\":");
@@ -316,7 +242,7 @@ fn wrap(out: &mut String, with_schema: bool, schema: &str, payload: &str) {
     }
 }
 
-fn write_row(out: &mut String, table: &TableSchema, prefixes: &[String], row: Option<&Vec<Value>>) {
+fn write_row(out: &mut String, table: &TableSchema, prefixes: &[String], row: Option<&[Value]>) {
     let Some(row) = row else {
         out.push_str("null");
         return;
@@ -528,6 +454,7 @@ fn write_str(out: &mut String, s: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::encode::Encoder;
     use crate::event::{Column, SnapshotMarker, SourceMeta};
     use crate::position::{PgPosition, SnapshotState, SourcePosition};
 
@@ -605,8 +532,8 @@ mod tests {
 
     #[test]
     fn insert_with_schema() {
-        let mut enc = JsonEncoder::new("inv", true, true);
-        let recs = enc.encode(&event(Op::Create, None, Some(row(1, "a \"q\"\n"))));
+        let mut enc = Encoder::json("inv", true, true);
+        let recs = enc.encode_now(&event(Op::Create, None, Some(row(1, "a \"q\"\n"))));
         assert_eq!(recs.len(), 1);
         assert_eq!(&*recs[0].topic, "inv.public.items");
         let key = json(recs[0].key.as_ref().unwrap());
@@ -649,14 +576,14 @@ mod tests {
 
     #[test]
     fn delete_then_tombstone_and_key_change() {
-        let mut enc = JsonEncoder::new("inv", false, true);
-        let recs = enc.encode(&event(Op::Delete, Some(row(1, "x")), None));
+        let mut enc = Encoder::json("inv", false, true);
+        let recs = enc.encode_now(&event(Op::Delete, Some(row(1, "x")), None));
         assert_eq!(recs.len(), 2);
         assert_eq!(json(recs[0].value.as_ref().unwrap())["op"], "d");
         assert!(recs[1].value.is_none());
         assert_eq!(recs[1].key, recs[0].key);
 
-        let recs = enc.encode(&event(Op::Update, Some(row(1, "x")), Some(row(2, "x"))));
+        let recs = enc.encode_now(&event(Op::Update, Some(row(1, "x")), Some(row(2, "x"))));
         assert_eq!(recs.len(), 3);
         assert_eq!(json(recs[0].value.as_ref().unwrap())["op"], "d");
         assert_eq!(recs[0].headers[0].0, "__debezium.newkey");
@@ -665,10 +592,10 @@ mod tests {
         assert_eq!(json(recs[2].value.as_ref().unwrap())["op"], "c");
         assert_eq!(json(&recs[2].headers[0].1), serde_json::json!({"id": 1}));
 
-        let mut quiet = JsonEncoder::new("inv", false, false);
+        let mut quiet = Encoder::json("inv", false, false);
         assert_eq!(
             quiet
-                .encode(&event(Op::Delete, Some(row(1, "x")), None))
+                .encode_now(&event(Op::Delete, Some(row(1, "x")), None))
                 .len(),
             1
         );

@@ -1,8 +1,10 @@
 //! `ChangeEvent` → records (topic, key bytes, value bytes, headers).
 //!
-//! Encoders are built per connector and cache per table-schema version everything that does
-//! not depend on the row (topic name, serialized schemas), so the hot path only writes the
-//! payload.
+//! [`Encoder`] decides which records a change becomes (Debezium's rules: a delete is followed
+//! by a tombstone, a key change becomes delete + tombstone + create with key headers) and
+//! asks the configured formats for the bytes. Formats cache per table-schema version
+//! everything that does not depend on the row (topic, serialized schemas, registry ids), so
+//! the hot path only writes the payload.
 
 mod json;
 mod schema;
@@ -10,6 +12,9 @@ mod schema;
 pub use json::JsonEncoder;
 
 use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::event::{ChangeEvent, Op, TableSchema, Value};
 
 /// One record for the sink.
 #[derive(Debug, Clone, PartialEq)]
@@ -24,6 +29,24 @@ pub struct Record {
     pub headers: Vec<(&'static str, Vec<u8>)>,
 }
 
+/// An encoding failure.
+#[derive(Debug, thiserror::Error)]
+pub enum EncodeError {
+    /// A schema could not be built or registered in a way retrying will not fix.
+    #[error("{0}")]
+    Definite(String),
+    /// The schema registry could not be reached (retried with backoff).
+    #[error("{0}")]
+    Transient(String),
+}
+
+impl EncodeError {
+    /// Whether retrying may help.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, EncodeError::Transient(_))
+    }
+}
+
 /// Topic-name segment: characters Kafka refuses in topic names become `_`.
 pub fn topic_segment(s: &str) -> String {
     s.chars()
@@ -35,4 +58,159 @@ pub fn topic_segment(s: &str) -> String {
             }
         })
         .collect()
+}
+
+/// What one planned record carries.
+enum Part<'a> {
+    Envelope {
+        op: Op,
+        before: Option<&'a [Value]>,
+        after: Option<&'a [Value]>,
+    },
+    Tombstone,
+}
+
+/// One record to produce for a change.
+struct Planned<'a> {
+    key_row: Option<&'a [Value]>,
+    part: Part<'a>,
+    /// A header carrying the key of another row (`__debezium.newkey` / `oldkey`).
+    header: Option<(&'static str, &'a [Value])>,
+}
+
+/// Whether an update changed the key: the old image holds key values that differ.
+fn key_changed(table: &TableSchema, before: &[Value], after: &[Value]) -> bool {
+    table
+        .key
+        .iter()
+        .any(|i| match (before.get(*i), after.get(*i)) {
+            (Some(Value::Unavailable), _) | (Some(Value::Null), _) => false,
+            (Some(b), Some(a)) => a != b,
+            _ => false,
+        })
+}
+
+/// The records a change becomes, in order.
+fn plan<'a>(event: &'a ChangeEvent, table: &TableSchema, tombstones: bool) -> Vec<Planned<'a>> {
+    let before = event.before.as_deref();
+    let after = event.after.as_deref();
+    let envelope = |op, before, after| Part::Envelope { op, before, after };
+    match event.op {
+        Op::Create | Op::Read => vec![Planned {
+            key_row: after,
+            part: envelope(event.op, None, after),
+            header: None,
+        }],
+        Op::Update => match (before, after) {
+            (Some(b), Some(a)) if !table.key.is_empty() && key_changed(table, b, a) => {
+                let mut out = vec![Planned {
+                    key_row: Some(b),
+                    part: envelope(Op::Delete, Some(b), None),
+                    header: Some(("__debezium.newkey", a)),
+                }];
+                if tombstones {
+                    out.push(Planned {
+                        key_row: Some(b),
+                        part: Part::Tombstone,
+                        header: None,
+                    });
+                }
+                out.push(Planned {
+                    key_row: Some(a),
+                    part: envelope(Op::Create, None, Some(a)),
+                    header: Some(("__debezium.oldkey", b)),
+                });
+                out
+            }
+            _ => vec![Planned {
+                key_row: after,
+                part: envelope(Op::Update, before, after),
+                header: None,
+            }],
+        },
+        Op::Delete => {
+            let mut out = vec![Planned {
+                key_row: before,
+                part: envelope(Op::Delete, before, None),
+                header: None,
+            }];
+            if tombstones && !table.key.is_empty() {
+                out.push(Planned {
+                    key_row: before,
+                    part: Part::Tombstone,
+                    header: None,
+                });
+            }
+            out
+        }
+        Op::Truncate => vec![Planned {
+            key_row: None,
+            part: envelope(Op::Truncate, None, None),
+            header: None,
+        }],
+        Op::Message => Vec::new(),
+    }
+}
+
+/// Encodes a connector's change events in its configured format.
+pub struct Encoder {
+    json: JsonEncoder,
+    tombstones: bool,
+}
+
+impl Encoder {
+    /// Debezium JSON for keys and values.
+    pub fn json(prefix: &str, with_schema: bool, tombstones: bool) -> Self {
+        Encoder {
+            json: JsonEncoder::new(prefix, with_schema),
+            tombstones,
+        }
+    }
+
+    /// Encodes one event into its records (one, or more for deletes and key changes).
+    pub async fn encode(&mut self, event: &ChangeEvent) -> Result<Vec<Record>, EncodeError> {
+        Ok(self.encode_now(event))
+    }
+
+    /// Encodes with everything already prepared (no I/O).
+    pub fn encode_now(&mut self, event: &ChangeEvent) -> Vec<Record> {
+        let now_ns = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as i64)
+            .unwrap_or_default();
+        if event.op == Op::Message {
+            return self.json.message(event, now_ns).into_iter().collect();
+        }
+        let Some(table) = &event.table else {
+            return Vec::new();
+        };
+        let topic = self.json.topic(table);
+        let planned = plan(event, table, self.tombstones);
+        let mut out = Vec::with_capacity(planned.len());
+        for p in planned {
+            let key = p.key_row.and_then(|row| self.key(table, row));
+            let value = match p.part {
+                Part::Envelope { op, before, after } => {
+                    Some(self.json.envelope(event, table, op, before, after, now_ns))
+                }
+                Part::Tombstone => None,
+            };
+            let headers = p
+                .header
+                .and_then(|(name, row)| self.key(table, row).map(|k| (name, k)))
+                .into_iter()
+                .collect();
+            out.push(Record {
+                topic: topic.clone(),
+                key,
+                value,
+                headers,
+            });
+        }
+        out
+    }
+
+    fn key(&mut self, table: &Arc<TableSchema>, row: &[Value]) -> Option<Vec<u8>> {
+        self.json.key(table, row)
+    }
 }

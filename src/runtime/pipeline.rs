@@ -17,7 +17,7 @@ use futures_util::stream::{FuturesOrdered, StreamExt};
 use tokio::sync::{mpsc, watch};
 
 use crate::config::{ConnectorConfig, DaemonConfig};
-use crate::encode::JsonEncoder;
+use crate::encode::Encoder;
 use crate::offsets::{FileOffsetStore, OffsetError};
 use crate::position::SourcePosition;
 use crate::sink::{Delivery, PendingDelivery, Sink, SinkError};
@@ -66,7 +66,7 @@ pub async fn run_once(
     let offsets = FileOffsetStore::new(&daemon.offsets.path);
     let stored = offsets.load(&connector.name)?;
     let mut sink = Sink::new(&daemon.sink, &format!("sluice-{}", connector.name))?;
-    let mut encoder = JsonEncoder::new(
+    let mut encoder = Encoder::json(
         &connector.topic_prefix,
         connector.format.schemas,
         connector.tombstones_on_delete,
@@ -202,7 +202,7 @@ pub async fn run_once(
 #[allow(clippy::too_many_arguments)]
 async fn handle_item(
     item: SourceItem,
-    encoder: &mut JsonEncoder,
+    encoder: &mut Encoder,
     sink: &mut Sink,
     in_flight: &mut FuturesOrdered<PendingDelivery>,
     acked: &mut Option<SourcePosition>,
@@ -229,7 +229,7 @@ async fn handle_item(
     match item {
         SourceItem::Event(event) => {
             *events_total += 1;
-            let records = encoder.encode(&event);
+            let records = encoder.encode_now(&event);
             let n = records.len();
             for (i, record) in records.iter().enumerate() {
                 sink.ensure_topic(&record.topic).await?;
