@@ -107,33 +107,72 @@ pub struct SnapshotConfig {
     pub mode: SnapshotMode,
 }
 
-/// Value encodings.
+/// Record encodings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum ValueFormat {
     /// Debezium JSON.
     #[default]
     Json,
+    /// Avro in the Confluent wire format, schemas in a schema registry.
+    Avro,
+}
+
+/// How registry subjects are named (Confluent's subject name strategies).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SubjectStrategy {
+    /// `<topic>-key` / `<topic>-value`.
+    #[default]
+    Topic,
+    /// The record's full name.
+    Record,
+    /// `<topic>-<record full name>`.
+    TopicRecord,
 }
 
 /// Output format.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct FormatConfig {
-    /// `json`.
+    /// `json` or `avro`.
     #[serde(default)]
     pub value: ValueFormat,
-    /// `true`: `{"schema","payload"}` like JsonConverter with `schemas.enable=true`.
-    #[serde(default = "yes")]
-    pub schemas: bool,
+    /// Key format; defaults to the value's.
+    #[serde(default)]
+    pub key: Option<ValueFormat>,
+    /// JSON only. `true`: `{"schema","payload"}` like JsonConverter with
+    /// `schemas.enable=true`; `false`: the payload alone.
+    #[serde(default)]
+    pub schemas: Option<bool>,
+    /// Schema registry base URL (`http://registry:8081`); required for Avro.
+    #[serde(default)]
+    pub registry_url: Option<String>,
+    /// Registry basic-auth user.
+    #[serde(default)]
+    pub registry_username: Option<String>,
+    /// Registry basic-auth password (a secret).
+    #[serde(default)]
+    pub registry_password: Option<Secret>,
+    /// `topic` (default), `record` or `topic_record`.
+    #[serde(default)]
+    pub subject_strategy: SubjectStrategy,
 }
 
-impl Default for FormatConfig {
-    fn default() -> Self {
-        FormatConfig {
-            value: ValueFormat::Json,
-            schemas: true,
-        }
+impl FormatConfig {
+    /// Whether JSON records carry their schema (default `true`).
+    pub fn json_schemas(&self) -> bool {
+        self.schemas.unwrap_or(true)
+    }
+
+    /// The key format (the value's unless set).
+    pub fn key_format(&self) -> ValueFormat {
+        self.key.unwrap_or(self.value)
+    }
+
+    /// Whether anything is written in Avro.
+    pub fn uses_avro(&self) -> bool {
+        self.value == ValueFormat::Avro || self.key_format() == ValueFormat::Avro
     }
 }
 
@@ -184,6 +223,7 @@ impl ConnectorConfig {
                 ));
             }
         }
+        self.validate_format()?;
         match self.source {
             SourceKind::Postgres => {
                 let Some(pg) = &self.postgres else {
@@ -194,6 +234,51 @@ impl ConnectorConfig {
                 };
                 self.validate_postgres(pg)?;
             }
+        }
+        Ok(())
+    }
+
+    fn validate_format(&self) -> Result<(), ConfigError> {
+        let f = &self.format;
+        if f.uses_avro() {
+            let Some(url) = f.registry_url.as_deref() else {
+                return Err(self.invalid(
+                    "format.registry_url",
+                    "is required for Avro: set it to the schema registry's URL, e.g. \"http://registry:8081\"",
+                ));
+            };
+            if url.starts_with("https://") {
+                return Err(self.invalid(
+                    "format.registry_url",
+                    "uses https, which Sluice does not support yet; use an http:// URL (for example through a local TLS proxy)",
+                ));
+            }
+            if !url.starts_with("http://") || url.len() <= "http://".len() {
+                return Err(self.invalid(
+                    "format.registry_url",
+                    format!("\"{url}\" is not an http:// URL"),
+                ));
+            }
+            if f.schemas.is_some()
+                && f.value == ValueFormat::Avro
+                && f.key_format() == ValueFormat::Avro
+            {
+                return Err(self.invalid(
+                    "format.schemas",
+                    "applies to JSON only; remove it (Avro schemas live in the registry)",
+                ));
+            }
+        } else if f.registry_url.is_some() {
+            return Err(self.invalid(
+                "format.registry_url",
+                "is only used with value = \"avro\" or key = \"avro\"; remove it or switch the format",
+            ));
+        }
+        if f.registry_username.is_some() != f.registry_password.is_some() {
+            return Err(self.invalid(
+                "format.registry_username",
+                "and format.registry_password go together: set both or neither",
+            ));
         }
         Ok(())
     }
@@ -319,7 +404,7 @@ schemas = true
         let c = parse(GOOD).unwrap();
         assert_eq!(c.name, "inventory");
         assert_eq!(c.snapshot.mode, SnapshotMode::Initial);
-        assert!(c.format.schemas);
+        assert!(c.format.json_schemas());
         assert!(!c.publishes("t") && c.publishes("d"));
         assert_eq!(format!("{:?}", c.postgres.unwrap().url), "***");
     }

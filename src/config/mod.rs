@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 pub use connector::{
     ConnectorConfig, FormatConfig, PostgresConfig, SnapshotConfig, SnapshotMode, SourceKind,
-    ValueFormat,
+    SubjectStrategy, ValueFormat,
 };
 pub use daemon::{DaemonConfig, LogConfig, LogFormat, OffsetsConfig, SinkConfig, SinkType};
 pub use secret::Secret;

@@ -12,7 +12,7 @@ use super::{topic_segment, Record};
 use crate::event::{ChangeEvent, ColumnKind, Op, SourceDetail, TableId, TableSchema, Value};
 
 /// Debezium's placeholder for a value the database did not send (unchanged TOAST).
-pub const UNAVAILABLE_VALUE: &str = "__debezium_unavailable_value";
+pub(crate) const UNAVAILABLE_VALUE: &str = "__debezium_unavailable_value";
 
 /// Everything about one table-schema version that does not depend on the row.
 struct TableEncoding {
@@ -533,7 +533,9 @@ mod tests {
     #[test]
     fn insert_with_schema() {
         let mut enc = Encoder::json("inv", true, true);
-        let recs = enc.encode_now(&event(Op::Create, None, Some(row(1, "a \"q\"\n"))));
+        let recs = enc
+            .encode_now(&event(Op::Create, None, Some(row(1, "a \"q\"\n"))))
+            .unwrap();
         assert_eq!(recs.len(), 1);
         assert_eq!(&*recs[0].topic, "inv.public.items");
         let key = json(recs[0].key.as_ref().unwrap());
@@ -577,13 +579,17 @@ mod tests {
     #[test]
     fn delete_then_tombstone_and_key_change() {
         let mut enc = Encoder::json("inv", false, true);
-        let recs = enc.encode_now(&event(Op::Delete, Some(row(1, "x")), None));
+        let recs = enc
+            .encode_now(&event(Op::Delete, Some(row(1, "x")), None))
+            .unwrap();
         assert_eq!(recs.len(), 2);
         assert_eq!(json(recs[0].value.as_ref().unwrap())["op"], "d");
         assert!(recs[1].value.is_none());
         assert_eq!(recs[1].key, recs[0].key);
 
-        let recs = enc.encode_now(&event(Op::Update, Some(row(1, "x")), Some(row(2, "x"))));
+        let recs = enc
+            .encode_now(&event(Op::Update, Some(row(1, "x")), Some(row(2, "x"))))
+            .unwrap();
         assert_eq!(recs.len(), 3);
         assert_eq!(json(recs[0].value.as_ref().unwrap())["op"], "d");
         assert_eq!(recs[0].headers[0].0, "__debezium.newkey");
@@ -596,6 +602,7 @@ mod tests {
         assert_eq!(
             quiet
                 .encode_now(&event(Op::Delete, Some(row(1, "x")), None))
+                .unwrap()
                 .len(),
             1
         );

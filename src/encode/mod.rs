@@ -6,14 +6,19 @@
 //! everything that does not depend on the row (topic, serialized schemas, registry ids), so
 //! the hot path only writes the payload.
 
+mod avro;
 mod json;
+mod registry;
 mod schema;
 
+pub use avro::AvroEncoder;
 pub use json::JsonEncoder;
+pub use registry::{RegistryClient, RegistryError};
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::config::{FormatConfig, ValueFormat};
 use crate::event::{ChangeEvent, Op, TableSchema, Value};
 
 /// One record for the sink.
@@ -154,7 +159,11 @@ fn plan<'a>(event: &'a ChangeEvent, table: &TableSchema, tombstones: bool) -> Ve
 
 /// Encodes a connector's change events in its configured format.
 pub struct Encoder {
+    prefix: String,
     json: JsonEncoder,
+    avro: Option<AvroEncoder>,
+    key_avro: bool,
+    value_avro: bool,
     tombstones: bool,
 }
 
@@ -162,44 +171,82 @@ impl Encoder {
     /// Debezium JSON for keys and values.
     pub fn json(prefix: &str, with_schema: bool, tombstones: bool) -> Self {
         Encoder {
+            prefix: prefix.to_string(),
             json: JsonEncoder::new(prefix, with_schema),
+            avro: None,
+            key_avro: false,
+            value_avro: false,
             tombstones,
         }
     }
 
-    /// Encodes one event into its records (one, or more for deletes and key changes).
+    /// The encoder a connector's `[format]` describes.
+    pub fn from_config(
+        prefix: &str,
+        format: &FormatConfig,
+        tombstones: bool,
+    ) -> Result<Self, EncodeError> {
+        let mut enc = Encoder::json(prefix, format.json_schemas(), tombstones);
+        if format.uses_avro() {
+            let url = format.registry_url.as_deref().unwrap_or_default();
+            let registry = RegistryClient::new(
+                url,
+                format.registry_username.as_deref(),
+                format.registry_password.as_ref(),
+            )
+            .map_err(EncodeError::Definite)?;
+            enc.avro = Some(AvroEncoder::new(prefix, registry, format.subject_strategy));
+            enc.key_avro = format.key_format() == ValueFormat::Avro;
+            enc.value_avro = format.value == ValueFormat::Avro;
+        }
+        Ok(enc)
+    }
+
+    /// Encodes one event into its records (one, or more for deletes and key changes),
+    /// registering schemas first when the table's shape is new.
     pub async fn encode(&mut self, event: &ChangeEvent) -> Result<Vec<Record>, EncodeError> {
-        Ok(self.encode_now(event))
+        if let (Some(avro), Some(table)) = (self.avro.as_mut(), event.table.as_ref()) {
+            let topic = self.json.topic(table);
+            avro.prepare(table, &topic).await?;
+        }
+        self.encode_now(event)
     }
 
     /// Encodes with everything already prepared (no I/O).
-    pub fn encode_now(&mut self, event: &ChangeEvent) -> Vec<Record> {
+    pub fn encode_now(&mut self, event: &ChangeEvent) -> Result<Vec<Record>, EncodeError> {
         let now_ns = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_nanos() as i64)
             .unwrap_or_default();
         if event.op == Op::Message {
-            return self.json.message(event, now_ns).into_iter().collect();
+            return Ok(self.json.message(event, now_ns).into_iter().collect());
         }
         let Some(table) = &event.table else {
-            return Vec::new();
+            return Ok(Vec::new());
         };
         let topic = self.json.topic(table);
         let planned = plan(event, table, self.tombstones);
         let mut out = Vec::with_capacity(planned.len());
         for p in planned {
-            let key = p.key_row.and_then(|row| self.key(table, row));
+            let key = match p.key_row {
+                Some(row) => self.key(table, row)?,
+                None => None,
+            };
             let value = match p.part {
-                Part::Envelope { op, before, after } => {
-                    Some(self.json.envelope(event, table, op, before, after, now_ns))
-                }
+                Part::Envelope { op, before, after } => Some(match &self.avro {
+                    Some(avro) if self.value_avro => {
+                        avro.envelope(&self.prefix, event, table, op, before, after, now_ns)?
+                    }
+                    _ => self.json.envelope(event, table, op, before, after, now_ns),
+                }),
                 Part::Tombstone => None,
             };
-            let headers = p
-                .header
-                .and_then(|(name, row)| self.key(table, row).map(|k| (name, k)))
-                .into_iter()
-                .collect();
+            let mut headers = Vec::new();
+            if let Some((name, row)) = p.header {
+                if let Some(k) = self.key(table, row)? {
+                    headers.push((name, k));
+                }
+            }
             out.push(Record {
                 topic: topic.clone(),
                 key,
@@ -207,10 +254,17 @@ impl Encoder {
                 headers,
             });
         }
-        out
+        Ok(out)
     }
 
-    fn key(&mut self, table: &Arc<TableSchema>, row: &[Value]) -> Option<Vec<u8>> {
-        self.json.key(table, row)
+    fn key(
+        &mut self,
+        table: &Arc<TableSchema>,
+        row: &[Value],
+    ) -> Result<Option<Vec<u8>>, EncodeError> {
+        match &self.avro {
+            Some(avro) if self.key_avro => avro.key(table, row),
+            _ => Ok(self.json.key(table, row)),
+        }
     }
 }

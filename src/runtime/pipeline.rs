@@ -17,7 +17,7 @@ use futures_util::stream::{FuturesOrdered, StreamExt};
 use tokio::sync::{mpsc, watch};
 
 use crate::config::{ConnectorConfig, DaemonConfig};
-use crate::encode::Encoder;
+use crate::encode::{EncodeError, Encoder};
 use crate::offsets::{FileOffsetStore, OffsetError};
 use crate::position::SourcePosition;
 use crate::sink::{Delivery, PendingDelivery, Sink, SinkError};
@@ -42,6 +42,9 @@ pub enum PipelineError {
     /// The offset store failed.
     #[error(transparent)]
     Offsets(#[from] OffsetError),
+    /// Encoding failed (a schema the registry refused, or the registry is unreachable).
+    #[error(transparent)]
+    Encode(#[from] EncodeError),
 }
 
 impl PipelineError {
@@ -53,6 +56,7 @@ impl PipelineError {
             PipelineError::Sink(_) => true,
             PipelineError::Offsets(OffsetError::Io { .. }) => true,
             PipelineError::Offsets(_) => false,
+            PipelineError::Encode(e) => e.is_transient(),
         }
     }
 }
@@ -66,11 +70,11 @@ pub async fn run_once(
     let offsets = FileOffsetStore::new(&daemon.offsets.path);
     let stored = offsets.load(&connector.name)?;
     let mut sink = Sink::new(&daemon.sink, &format!("sluice-{}", connector.name))?;
-    let mut encoder = Encoder::json(
+    let mut encoder = Encoder::from_config(
         &connector.topic_prefix,
-        connector.format.schemas,
+        &connector.format,
         connector.tombstones_on_delete,
-    );
+    )?;
 
     let (items_tx, mut items_rx) = mpsc::channel(ITEM_CHANNEL_CAPACITY);
     let (committed_tx, committed_rx) = watch::channel(stored.clone());
@@ -149,7 +153,7 @@ pub async fn run_once(
                 if let Err(e) = result {
                     tracing::warn!(error = %e, "cannot hand a record to the sink; the pipeline restarts from the last committed position");
                     let _ = stop_tx.send(true);
-                    sink_error = Some(e.into());
+                    sink_error = Some(e);
                     break;
                 }
             }
@@ -209,7 +213,7 @@ async fn handle_item(
     positions: &mut VecDeque<Option<SourcePosition>>,
     events_total: &mut u64,
     records_total: &mut u64,
-) -> Result<(), SinkError> {
+) -> Result<(), PipelineError> {
     // Marks `position` acknowledged once everything sent before it is.
     let mut settle = |delivery: Delivery, position: Option<SourcePosition>| match delivery {
         Delivery::Accepted if in_flight.is_empty() => {
@@ -229,7 +233,7 @@ async fn handle_item(
     match item {
         SourceItem::Event(event) => {
             *events_total += 1;
-            let records = encoder.encode_now(&event);
+            let records = encoder.encode(&event).await?;
             let n = records.len();
             for (i, record) in records.iter().enumerate() {
                 sink.ensure_topic(&record.topic).await?;

@@ -1,0 +1,768 @@
+//! Avro envelopes in the Confluent wire format (magic byte 0, 4-byte schema id, Avro body).
+//!
+//! Schemas are the Avro form of the Debezium Connect schemas as Confluent's AvroConverter
+//! writes them: records `<prefix>.<schema>.<table>.Key` / `.Value` / `.Envelope` (every name
+//! segment made Avro-safe), `io.debezium.connector.postgresql.Source`, optional fields as
+//! `["null", T]` with a `null` default, `connect.name` / `connect.version` /
+//! `connect.parameters` properties, and the `decimal` logical type. They are built and
+//! registered once per table-schema version; encoding a row does no schema work.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use apache_avro::types::Value as Avro;
+use apache_avro::Schema;
+use serde_json::{json, Map, Value as Json};
+
+use super::registry::RegistryClient;
+use super::EncodeError;
+use crate::config::SubjectStrategy;
+use crate::encode::json::UNAVAILABLE_VALUE;
+use crate::event::{ChangeEvent, ColumnKind, Op, SourceDetail, TableId, TableSchema, Value};
+
+/// Debezium's `snapshot` enum values.
+const SNAPSHOT_ALLOWED: &str =
+    "true,first,first_in_data_collection,last_in_data_collection,last,false,incremental";
+/// Precision Confluent's AvroData assumes for a decimal without one.
+const DEFAULT_DECIMAL_PRECISION: u32 = 64;
+
+/// Makes a name segment Avro-safe: `[A-Za-z0-9_]`, not starting with a digit.
+pub fn avro_segment(s: &str) -> String {
+    let mut out: String = s
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if out.is_empty() || out.starts_with(|c: char| c.is_ascii_digit()) {
+        out.insert(0, '_');
+    }
+    out
+}
+
+/// Tracks named types already defined in one schema (Avro allows one definition per name).
+#[derive(Default)]
+struct Names(Vec<String>);
+
+impl Names {
+    /// The definition the first time, a reference by full name afterwards.
+    fn define(&mut self, full_name: &str, definition: impl FnOnce() -> Json) -> Json {
+        if self.0.iter().any(|n| n == full_name) {
+            Json::String(full_name.to_string())
+        } else {
+            self.0.push(full_name.to_string());
+            definition()
+        }
+    }
+}
+
+fn connect(ty: &str, name: &str, params: Option<Json>) -> Json {
+    let mut m = Map::new();
+    m.insert("type".into(), json!(ty));
+    m.insert("connect.version".into(), json!(1));
+    if let Some(p) = params {
+        m.insert("connect.parameters".into(), p);
+    }
+    m.insert("connect.name".into(), json!(name));
+    Json::Object(m)
+}
+
+/// The Avro type of a column kind (not nullable).
+fn kind_type(kind: &ColumnKind, names: &mut Names) -> Json {
+    match kind {
+        ColumnKind::Boolean => json!("boolean"),
+        ColumnKind::Int16 => json!({"type": "int", "connect.type": "int16"}),
+        ColumnKind::Int32 => json!("int"),
+        ColumnKind::Int64 => json!("long"),
+        ColumnKind::Float32 => json!("float"),
+        ColumnKind::Float64 => json!("double"),
+        ColumnKind::Decimal { precision, scale } => {
+            let mut params = Map::new();
+            params.insert("scale".into(), json!(scale.to_string()));
+            if let Some(p) = precision {
+                params.insert("connect.decimal.precision".into(), json!(p.to_string()));
+            }
+            json!({
+                "type": "bytes",
+                "scale": scale,
+                "precision": precision.unwrap_or(DEFAULT_DECIMAL_PRECISION).max(*scale).max(1),
+                "connect.version": 1,
+                "connect.parameters": params,
+                "connect.name": "org.apache.kafka.connect.data.Decimal",
+                "logicalType": "decimal"
+            })
+        }
+        ColumnKind::VariableDecimal => {
+            names.define("io.debezium.data.VariableScaleDecimal", || {
+                json!({
+                    "type": "record",
+                    "name": "VariableScaleDecimal",
+                    "namespace": "io.debezium.data",
+                    "fields": [
+                        {"name": "scale", "type": "int"},
+                        {"name": "value", "type": "bytes"}
+                    ],
+                    "connect.doc": "Variable scaled decimal",
+                    "connect.version": 1,
+                    "connect.name": "io.debezium.data.VariableScaleDecimal"
+                })
+            })
+        }
+        ColumnKind::Text => json!("string"),
+        ColumnKind::Bytes => json!("bytes"),
+        ColumnKind::Date => connect("int", "io.debezium.time.Date", None),
+        ColumnKind::TimeMillis => connect("int", "io.debezium.time.Time", None),
+        ColumnKind::TimeMicros => connect("long", "io.debezium.time.MicroTime", None),
+        ColumnKind::TimestampMillis => connect("long", "io.debezium.time.Timestamp", None),
+        ColumnKind::TimestampMicros => connect("long", "io.debezium.time.MicroTimestamp", None),
+        ColumnKind::ZonedTimestamp => connect("string", "io.debezium.time.ZonedTimestamp", None),
+        ColumnKind::ZonedTime => connect("string", "io.debezium.time.ZonedTime", None),
+        ColumnKind::Interval => connect("long", "io.debezium.time.MicroDuration", None),
+        ColumnKind::Json => connect("string", "io.debezium.data.Json", None),
+        ColumnKind::Uuid => connect("string", "io.debezium.data.Uuid", None),
+        ColumnKind::Xml => connect("string", "io.debezium.data.Xml", None),
+        ColumnKind::Enum { allowed } => connect(
+            "string",
+            "io.debezium.data.Enum",
+            Some(json!({"allowed": allowed.join(",")})),
+        ),
+        ColumnKind::Bits { length } => connect(
+            "bytes",
+            "io.debezium.data.Bits",
+            Some(json!({"length": length.to_string()})),
+        ),
+        ColumnKind::Array(elem) => {
+            json!({"type": "array", "items": ["null", kind_type(elem, names)]})
+        }
+    }
+}
+
+fn field(name: &str, ty: Json, optional: bool) -> Json {
+    if optional {
+        json!({"name": name, "type": ["null", ty], "default": null})
+    } else {
+        json!({"name": name, "type": ty})
+    }
+}
+
+/// Avro names of one table: namespace and record names.
+struct TableNames {
+    namespace: String,
+}
+
+impl TableNames {
+    fn new(prefix: &str, id: &TableId) -> Self {
+        TableNames {
+            namespace: format!(
+                "{}.{}.{}",
+                avro_segment(prefix),
+                avro_segment(&id.schema),
+                avro_segment(&id.name)
+            ),
+        }
+    }
+    fn full(&self, record: &str) -> String {
+        format!("{}.{record}", self.namespace)
+    }
+}
+
+fn key_schema(table: &TableSchema, names: &TableNames) -> Option<Json> {
+    if table.key.is_empty() {
+        return None;
+    }
+    let mut defined = Names::default();
+    let fields: Vec<Json> = table
+        .key
+        .iter()
+        .filter_map(|i| table.columns.get(*i))
+        .map(|c| {
+            field(
+                &avro_segment(&c.name),
+                kind_type(&c.kind, &mut defined),
+                false,
+            )
+        })
+        .collect();
+    Some(json!({
+        "type": "record",
+        "name": "Key",
+        "namespace": names.namespace,
+        "fields": fields,
+        "connect.name": names.full("Key")
+    }))
+}
+
+fn source_schema() -> Json {
+    let opt = |n: &str, t: &str| field(n, json!(t), true);
+    let req = |n: &str, t: &str| field(n, json!(t), false);
+    json!({
+        "type": "record",
+        "name": "Source",
+        "namespace": "io.debezium.connector.postgresql",
+        "fields": [
+            req("version", "string"),
+            req("connector", "string"),
+            req("name", "string"),
+            req("ts_ms", "long"),
+            {
+                "name": "snapshot",
+                "type": [{
+                    "type": "string",
+                    "connect.version": 1,
+                    "connect.parameters": {"allowed": SNAPSHOT_ALLOWED},
+                    "connect.default": "false",
+                    "connect.name": "io.debezium.data.Enum"
+                }, "null"],
+                "default": "false"
+            },
+            req("db", "string"),
+            opt("sequence", "string"),
+            opt("ts_us", "long"),
+            opt("ts_ns", "long"),
+            req("schema", "string"),
+            req("table", "string"),
+            opt("txId", "long"),
+            opt("lsn", "long"),
+            opt("xmin", "long"),
+            opt("origin", "string"),
+            opt("origin_lsn", "long"),
+        ],
+        "connect.version": 1,
+        "connect.name": "io.debezium.connector.postgresql.Source"
+    })
+}
+
+fn envelope_schema(table: &TableSchema, names: &TableNames) -> Json {
+    let mut defined = Names::default();
+    let value_fields: Vec<Json> = table
+        .columns
+        .iter()
+        .map(|c| {
+            field(
+                &avro_segment(&c.name),
+                kind_type(&c.kind, &mut defined),
+                c.nullable,
+            )
+        })
+        .collect();
+    let value = json!({
+        "type": "record",
+        "name": "Value",
+        "namespace": names.namespace,
+        "fields": value_fields,
+        "connect.name": names.full("Value")
+    });
+    json!({
+        "type": "record",
+        "name": "Envelope",
+        "namespace": names.namespace,
+        "fields": [
+            field("before", value, true),
+            field("after", json!(names.full("Value")), true),
+            field("source", source_schema(), false),
+            field("transaction", json!({
+                "type": "record",
+                "name": "block",
+                "namespace": "event",
+                "fields": [
+                    {"name": "id", "type": "string"},
+                    {"name": "total_order", "type": "long"},
+                    {"name": "data_collection_order", "type": "long"}
+                ],
+                "connect.version": 1,
+                "connect.name": "event.block"
+            }), true),
+            field("op", json!("string"), false),
+            field("ts_ms", json!("long"), true),
+            field("ts_us", json!("long"), true),
+            field("ts_ns", json!("long"), true),
+        ],
+        "connect.version": 2,
+        "connect.name": names.full("Envelope")
+    })
+}
+
+/// A registered schema: parsed for encoding, with its registry id.
+struct Registered {
+    schema: Schema,
+    id: u32,
+}
+
+struct AvroTable {
+    table: Arc<TableSchema>,
+    key: Option<Registered>,
+    value: Registered,
+}
+
+/// Encodes keys and envelopes in Avro, registering schemas as table shapes appear.
+pub struct AvroEncoder {
+    prefix: String,
+    registry: RegistryClient,
+    strategy: SubjectStrategy,
+    tables: HashMap<TableId, AvroTable>,
+    namespaces: HashMap<String, TableId>,
+}
+
+fn definite(e: impl std::fmt::Display) -> EncodeError {
+    EncodeError::Definite(e.to_string())
+}
+
+impl AvroEncoder {
+    /// An encoder for a connector's topic prefix.
+    pub fn new(prefix: &str, registry: RegistryClient, strategy: SubjectStrategy) -> Self {
+        AvroEncoder {
+            prefix: prefix.to_string(),
+            registry,
+            strategy,
+            tables: HashMap::new(),
+            namespaces: HashMap::new(),
+        }
+    }
+
+    fn subject(&self, topic: &str, is_key: bool, record_full_name: &str) -> String {
+        match self.strategy {
+            SubjectStrategy::Topic => format!("{topic}-{}", if is_key { "key" } else { "value" }),
+            SubjectStrategy::Record => record_full_name.to_string(),
+            SubjectStrategy::TopicRecord => format!("{topic}-{record_full_name}"),
+        }
+    }
+
+    async fn register(&self, subject: &str, schema: &Json) -> Result<Registered, EncodeError> {
+        let text = schema.to_string();
+        let parsed = Schema::parse_str(&text).map_err(|e| {
+            definite(format!(
+                "internal error: the Avro schema for subject {subject} does not parse: {e}"
+            ))
+        })?;
+        let id = self.registry.register(subject, &text).await.map_err(|e| {
+            if e.is_transient() {
+                EncodeError::Transient(e.to_string())
+            } else {
+                definite(format!("{e}; fix the subject's compatibility setting in the registry or the table change"))
+            }
+        })?;
+        tracing::info!(subject, id, "registered Avro schema");
+        Ok(Registered { schema: parsed, id })
+    }
+
+    /// Builds and registers the schemas of a table-schema version not seen before.
+    pub async fn prepare(
+        &mut self,
+        table: &Arc<TableSchema>,
+        topic: &str,
+    ) -> Result<(), EncodeError> {
+        if let Some(t) = self.tables.get(&table.id) {
+            if Arc::ptr_eq(&t.table, table) || *t.table == **table {
+                return Ok(());
+            }
+        }
+        let names = TableNames::new(&self.prefix, &table.id);
+        if let Some(other) = self.namespaces.get(&names.namespace) {
+            if *other != table.id {
+                return Err(definite(format!(
+                    "tables {other} and {} both become the Avro name {}; Avro names allow only letters, digits and '_': rename one of them or capture only one",
+                    table.id, names.namespace
+                )));
+            }
+        }
+        let key = match key_schema(table, &names) {
+            Some(s) => Some(
+                self.register(&self.subject(topic, true, &names.full("Key")), &s)
+                    .await?,
+            ),
+            None => None,
+        };
+        let value = self
+            .register(
+                &self.subject(topic, false, &names.full("Envelope")),
+                &envelope_schema(table, &names),
+            )
+            .await?;
+        self.namespaces.insert(names.namespace, table.id.clone());
+        self.tables.insert(
+            table.id.clone(),
+            AvroTable {
+                table: table.clone(),
+                key,
+                value,
+            },
+        );
+        Ok(())
+    }
+
+    /// The key bytes of a row (`None` for a table without key).
+    pub fn key(&self, table: &TableSchema, row: &[Value]) -> Result<Option<Vec<u8>>, EncodeError> {
+        let t = self.prepared(table)?;
+        let Some(reg) = &t.key else { return Ok(None) };
+        let fields = table
+            .key
+            .iter()
+            .filter_map(|i| Some((table.columns.get(*i)?, row.get(*i).unwrap_or(&Value::Null))))
+            .map(|(c, v)| (avro_segment(&c.name), value(&c.kind, v, false)))
+            .collect();
+        frame(reg, Avro::Record(fields)).map(Some)
+    }
+
+    /// The envelope bytes of one change.
+    #[allow(clippy::too_many_arguments)]
+    pub fn envelope(
+        &self,
+        prefix: &str,
+        event: &ChangeEvent,
+        table: &TableSchema,
+        op: Op,
+        before: Option<&[Value]>,
+        after: Option<&[Value]>,
+        now_ns: i64,
+    ) -> Result<Vec<u8>, EncodeError> {
+        let t = self.prepared(table)?;
+        let row = |r: Option<&[Value]>| match r {
+            None => Avro::Union(0, Box::new(Avro::Null)),
+            Some(r) => Avro::Union(
+                1,
+                Box::new(Avro::Record(
+                    table
+                        .columns
+                        .iter()
+                        .enumerate()
+                        .map(|(i, c)| {
+                            (
+                                avro_segment(&c.name),
+                                value(&c.kind, r.get(i).unwrap_or(&Value::Null), c.nullable),
+                            )
+                        })
+                        .collect(),
+                )),
+            ),
+        };
+        let long = |v: i64| Avro::Union(1, Box::new(Avro::Long(v)));
+        let record = Avro::Record(vec![
+            ("before".into(), row(before)),
+            ("after".into(), row(after)),
+            ("source".into(), source(prefix, event, table)),
+            ("transaction".into(), Avro::Union(0, Box::new(Avro::Null))),
+            ("op".into(), Avro::String(op.code().into())),
+            ("ts_ms".into(), long(now_ns / 1_000_000)),
+            ("ts_us".into(), long(now_ns / 1000)),
+            ("ts_ns".into(), long(now_ns)),
+        ]);
+        frame(&t.value, record)
+    }
+
+    fn prepared(&self, table: &TableSchema) -> Result<&AvroTable, EncodeError> {
+        self.tables.get(&table.id).ok_or_else(|| {
+            definite(format!(
+                "internal error: no Avro schema prepared for {}",
+                table.id
+            ))
+        })
+    }
+}
+
+/// Confluent wire format: magic byte 0, schema id (big-endian), Avro binary.
+fn frame(reg: &Registered, value: Avro) -> Result<Vec<u8>, EncodeError> {
+    let body = apache_avro::to_avro_datum(&reg.schema, value).map_err(|e| {
+        definite(format!(
+            "cannot encode a record with schema id {}: {e}",
+            reg.id
+        ))
+    })?;
+    let mut out = Vec::with_capacity(5 + body.len());
+    out.push(0);
+    out.extend_from_slice(&reg.id.to_be_bytes());
+    out.extend_from_slice(&body);
+    Ok(out)
+}
+
+fn opt_long(v: Option<i64>) -> Avro {
+    match v {
+        Some(v) => Avro::Union(1, Box::new(Avro::Long(v))),
+        None => Avro::Union(0, Box::new(Avro::Null)),
+    }
+}
+
+fn opt_string(v: Option<String>) -> Avro {
+    match v {
+        Some(v) => Avro::Union(1, Box::new(Avro::String(v))),
+        None => Avro::Union(0, Box::new(Avro::Null)),
+    }
+}
+
+fn source(prefix: &str, event: &ChangeEvent, table: &TableSchema) -> Avro {
+    let SourceDetail::Postgres {
+        tx_id,
+        lsn,
+        last_commit_lsn,
+        origin,
+        origin_lsn,
+    } = &event.source.detail;
+    let seq = |v: &Option<u64>| {
+        v.map(|v| format!("\"{v}\""))
+            .unwrap_or_else(|| "null".into())
+    };
+    let ts_us = event.source.ts_us;
+    Avro::Record(vec![
+        (
+            "version".into(),
+            Avro::String(env!("CARGO_PKG_VERSION").into()),
+        ),
+        ("connector".into(), Avro::String("postgresql".into())),
+        ("name".into(), Avro::String(prefix.into())),
+        ("ts_ms".into(), Avro::Long(ts_us.div_euclid(1000))),
+        (
+            "snapshot".into(),
+            Avro::Union(
+                0,
+                Box::new(Avro::String(event.source.snapshot.as_str().into())),
+            ),
+        ),
+        ("db".into(), Avro::String(event.source.db.to_string())),
+        (
+            "sequence".into(),
+            opt_string(Some(format!("[{},{}]", seq(last_commit_lsn), seq(lsn)))),
+        ),
+        ("ts_us".into(), opt_long(Some(ts_us))),
+        ("ts_ns".into(), opt_long(Some(ts_us.saturating_mul(1000)))),
+        ("schema".into(), Avro::String(table.id.schema.clone())),
+        ("table".into(), Avro::String(table.id.name.clone())),
+        ("txId".into(), opt_long(tx_id.map(i64::from))),
+        ("lsn".into(), opt_long(lsn.map(|v| v as i64))),
+        ("xmin".into(), opt_long(None)),
+        (
+            "origin".into(),
+            opt_string(origin.as_ref().map(|o| o.to_string())),
+        ),
+        ("origin_lsn".into(), opt_long(origin_lsn.map(|v| v as i64))),
+    ])
+}
+
+/// One value as the column's Avro type prescribes (wrapped in a union when optional).
+fn value(kind: &ColumnKind, v: &Value, optional: bool) -> Avro {
+    let inner = match (v, kind) {
+        (Value::Null, _) => None,
+        (Value::Unavailable, ColumnKind::Bytes) => {
+            Some(Avro::Bytes(UNAVAILABLE_VALUE.as_bytes().to_vec()))
+        }
+        (Value::Unavailable, ColumnKind::Array(elem)) => {
+            Some(Avro::Array(vec![value(elem, &Value::Unavailable, true)]))
+        }
+        (
+            Value::Unavailable,
+            ColumnKind::Text
+            | ColumnKind::Json
+            | ColumnKind::Xml
+            | ColumnKind::Enum { .. }
+            | ColumnKind::Uuid,
+        ) => Some(Avro::String(UNAVAILABLE_VALUE.into())),
+        (Value::Unavailable, _) => None,
+        (Value::Bool(b), _) => Some(Avro::Boolean(*b)),
+        (
+            Value::Int(i),
+            ColumnKind::Int16 | ColumnKind::Int32 | ColumnKind::Date | ColumnKind::TimeMillis,
+        ) => Some(Avro::Int(*i as i32)),
+        (Value::Int(i), _) => Some(Avro::Long(*i)),
+        (Value::Float(f), ColumnKind::Float32) => Some(Avro::Float(*f as f32)),
+        (Value::Float(f), _) => Some(Avro::Double(*f)),
+        (Value::Decimal(d), ColumnKind::VariableDecimal) => Some(Avro::Record(vec![
+            ("scale".into(), Avro::Int(d.scale as i32)),
+            ("value".into(), Avro::Bytes(d.unscaled.clone())),
+        ])),
+        (Value::Decimal(d), _) => Some(Avro::Decimal(apache_avro::Decimal::from(
+            d.unscaled.clone(),
+        ))),
+        (Value::Text(s), _) => Some(Avro::String(s.clone())),
+        (Value::Bytes(b), _) => Some(Avro::Bytes(b.clone())),
+        (Value::Array(items), ColumnKind::Array(elem)) => Some(Avro::Array(
+            items.iter().map(|i| value(elem, i, true)).collect(),
+        )),
+        (Value::Array(items), other) => Some(Avro::Array(
+            items.iter().map(|i| value(other, i, true)).collect(),
+        )),
+    };
+    match (inner, optional) {
+        (Some(v), true) => Avro::Union(1, Box::new(v)),
+        (Some(v), false) => v,
+        (None, _) => Avro::Union(0, Box::new(Avro::Null)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Column;
+
+    fn table() -> TableSchema {
+        TableSchema {
+            id: TableId {
+                schema: "public".into(),
+                name: "my-table".into(),
+            },
+            columns: vec![
+                Column {
+                    name: "id".into(),
+                    kind: ColumnKind::Int32,
+                    nullable: false,
+                },
+                Column {
+                    name: "n1".into(),
+                    kind: ColumnKind::VariableDecimal,
+                    nullable: true,
+                },
+                Column {
+                    name: "n2".into(),
+                    kind: ColumnKind::VariableDecimal,
+                    nullable: true,
+                },
+                Column {
+                    name: "price".into(),
+                    kind: ColumnKind::Decimal {
+                        precision: Some(10),
+                        scale: 2,
+                    },
+                    nullable: true,
+                },
+                Column {
+                    name: "tags".into(),
+                    kind: ColumnKind::Array(Box::new(ColumnKind::Text)),
+                    nullable: true,
+                },
+            ],
+            key: vec![0],
+        }
+    }
+
+    #[test]
+    fn schemas_parse_and_names_are_safe() {
+        assert_eq!(avro_segment("my-table"), "my_table");
+        assert_eq!(avro_segment("1st"), "_1st");
+        let names = TableNames::new("inv-1", &table().id);
+        assert_eq!(names.namespace, "inv_1.public.my_table");
+        let env = envelope_schema(&table(), &names);
+        let parsed = Schema::parse_str(&env.to_string()).expect("envelope schema parses");
+        let key = key_schema(&table(), &names).unwrap();
+        Schema::parse_str(&key.to_string()).expect("key schema parses");
+        // Named types are defined once, then referenced.
+        let text = env.to_string();
+        assert_eq!(text.matches("\"name\":\"VariableScaleDecimal\"").count(), 1);
+        assert_eq!(text.matches("\"name\":\"Value\"").count(), 1);
+        let reg = Registered {
+            schema: parsed,
+            id: 7,
+        };
+        let row = vec![
+            Value::Int(1),
+            Value::Null,
+            Value::Decimal(crate::event::Decimal {
+                unscaled: vec![0x0f],
+                scale: 1,
+            }),
+            Value::Decimal(crate::event::Decimal {
+                unscaled: vec![0x04, 0xd2],
+                scale: 2,
+            }),
+            Value::Array(vec![Value::Text("a".into()), Value::Null]),
+        ];
+        let t = table();
+        let rec = Avro::Record(vec![
+            ("before".into(), Avro::Union(0, Box::new(Avro::Null))),
+            (
+                "after".into(),
+                Avro::Union(
+                    1,
+                    Box::new(Avro::Record(
+                        t.columns
+                            .iter()
+                            .zip(&row)
+                            .map(|(c, v)| (avro_segment(&c.name), value(&c.kind, v, c.nullable)))
+                            .collect(),
+                    )),
+                ),
+            ),
+        ]);
+        // A partial record does not match the schema: encoding reports it, no panic.
+        assert!(frame(&reg, rec).is_err());
+    }
+
+    #[test]
+    fn envelope_round_trips() {
+        use crate::event::{SnapshotMarker, SourceMeta};
+        use crate::position::{PgPosition, SnapshotState, SourcePosition};
+        let t = Arc::new(table());
+        let names = TableNames::new("inv", &t.id);
+        let env = envelope_schema(&t, &names);
+        let key = key_schema(&t, &names).unwrap();
+        let mut enc = AvroEncoder::new(
+            "inv",
+            RegistryClient::new("http://127.0.0.1:1", None, None).unwrap(),
+            SubjectStrategy::Topic,
+        );
+        enc.tables.insert(
+            t.id.clone(),
+            AvroTable {
+                table: t.clone(),
+                key: Some(Registered {
+                    schema: Schema::parse_str(&key.to_string()).unwrap(),
+                    id: 3,
+                }),
+                value: Registered {
+                    schema: Schema::parse_str(&env.to_string()).unwrap(),
+                    id: 4,
+                },
+            },
+        );
+        let row = vec![
+            Value::Int(1),
+            Value::Null,
+            Value::Decimal(crate::event::Decimal {
+                unscaled: vec![0x0f],
+                scale: 1,
+            }),
+            Value::Decimal(crate::event::Decimal {
+                unscaled: vec![0x04, 0xd2],
+                scale: 2,
+            }),
+            Value::Array(vec![Value::Text("a".into()), Value::Null]),
+        ];
+        let event = ChangeEvent {
+            op: Op::Create,
+            table: Some(t.clone()),
+            before: None,
+            after: Some(row.clone()),
+            source: SourceMeta {
+                ts_us: 1_000_000,
+                snapshot: SnapshotMarker::False,
+                db: Arc::from("db"),
+                detail: SourceDetail::Postgres {
+                    tx_id: Some(5),
+                    lsn: Some(9),
+                    last_commit_lsn: None,
+                    origin: None,
+                    origin_lsn: None,
+                },
+            },
+            message: None,
+            position: SourcePosition::Postgres(PgPosition {
+                resume_lsn: 0,
+                partial: None,
+                snapshot: SnapshotState::Done,
+            }),
+        };
+        let bytes = enc
+            .envelope("inv", &event, &t, Op::Create, None, Some(&row), 5)
+            .unwrap();
+        assert_eq!(&bytes[..5], &[0, 0, 0, 0, 4]);
+        let schema = Schema::parse_str(&env.to_string()).unwrap();
+        let decoded = apache_avro::from_avro_datum(&schema, &mut &bytes[5..], None).unwrap();
+        let Avro::Record(fields) = decoded else {
+            panic!("not a record")
+        };
+        assert_eq!(fields[4], ("op".to_string(), Avro::String("c".into())));
+        let key = enc.key(&t, &row).unwrap().unwrap();
+        assert_eq!(&key[..5], &[0, 0, 0, 0, 3]);
+        assert_eq!(&key[5..], &[2], "zig-zag encoded int 1");
+    }
+}
