@@ -7,6 +7,7 @@
 //! the hot path only writes the payload.
 
 mod avro;
+mod avro_binary;
 mod json;
 mod registry;
 mod schema;

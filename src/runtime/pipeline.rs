@@ -151,7 +151,7 @@ pub async fn run_once(
                     }
                 }
                 if let Err(e) = result {
-                    tracing::warn!(error = %e, "cannot hand a record to the sink; the pipeline restarts from the last committed position");
+                    tracing::warn!(error = %e, "cannot encode or hand over a record; the pipeline restarts from the last committed position");
                     let _ = stop_tx.send(true);
                     sink_error = Some(e);
                     break;

@@ -5,6 +5,9 @@
 //! addresses come from `SLUICE_TEST_PG` and `SLUICE_TEST_BROKERS` (set by `scripts/test`).
 #![allow(dead_code)]
 
+pub mod all_types;
+pub mod registry;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -394,4 +397,42 @@ pub fn high_watermark(topic: &str) -> i64 {
         .fetch_watermarks(topic, 0, Duration::from_secs(5))
         .map(|(_, high)| high)
         .unwrap_or(0)
+}
+
+/// One record's raw bytes.
+#[derive(Debug, Clone)]
+pub struct RawMsg {
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+}
+
+/// Reads partition 0 of a topic from the beginning as raw bytes until `n` records or `timeout`.
+pub fn read_raw(topic: &str, n: usize, timeout: Duration) -> Vec<RawMsg> {
+    let deadline = Instant::now() + timeout;
+    while !topics().iter().any(|t| t == topic) {
+        if Instant::now() > deadline {
+            return Vec::new();
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("group.id", unique("raw"))
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Beginning)
+        .unwrap();
+    consumer.assign(&tpl).unwrap();
+    let mut out = Vec::new();
+    while out.len() < n && Instant::now() < deadline {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            out.push(RawMsg {
+                key: m.key().map(<[u8]>::to_vec),
+                value: m.payload().map(<[u8]>::to_vec),
+            });
+        }
+    }
+    out
 }

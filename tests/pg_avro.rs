@@ -1,0 +1,281 @@
+//! Avro with a schema registry: records decode with an independent Avro implementation
+//! (Python's fastavro) using the schema fetched from the registry by id, and equal the JSON
+//! envelope of the same change; schema evolution registers new versions; a registry outage
+//! loses nothing; an incompatible change stops the connector with the registry's message.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use common::all_types::{expected_after, ROW, SETUP};
+use common::registry::{http_get_json, Registry};
+use common::*;
+use serde_json::{json, Value};
+
+/// Decodes framed Avro records: fetches each schema from the registry by id, then decodes
+/// with fastavro. Returns (schema id, decoded value) per record.
+async fn decode(registry: &Registry, records: &[Vec<u8>]) -> Vec<(u32, Value)> {
+    let mut input = String::new();
+    for r in records {
+        assert_eq!(r[0], 0, "Confluent magic byte");
+        let id = u32::from_be_bytes([r[1], r[2], r[3], r[4]]);
+        let schema = http_get_json(&format!("{}/schemas/ids/{id}", registry.url)).await;
+        let line = json!({"schema": schema["schema"], "data": base64::engine::general_purpose::STANDARD.encode(r)});
+        input.push_str(&line.to_string());
+        input.push('\n');
+    }
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/avro_decode.py");
+    let mut child = Command::new("python3")
+        .arg(script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "fastavro failed (scripts/setup installs it): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            (v["schema_id"].as_u64().unwrap() as u32, v["value"].clone())
+        })
+        .collect()
+}
+
+fn avro_format(registry: &Registry) -> String {
+    format!(
+        "[format]\nvalue = \"avro\"\nregistry_url = \"{}\"\n",
+        registry.url
+    )
+}
+
+async fn raw(topic: &str, n: usize) -> Vec<RawMsg> {
+    let topic = topic.to_string();
+    tokio::task::spawn_blocking(move || read_raw(&topic, n, Duration::from_secs(60)))
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn avro_records_decode_independently_and_equal_the_json_envelope() {
+    let registry = Registry::start().await;
+    let db = TestDb::new("avro").await;
+    db.exec(SETUP).await;
+    db.exec("CREATE TABLE keyless (a int, b text)").await;
+    let avro = unique("av");
+    let json_name = unique("js");
+    let tables = ["public.all_types", "public.keyless"];
+    let mut daemon = Daemon::new(
+        "",
+        &[
+            (
+                "avro.toml",
+                pg_connector(&avro, &avro, &db, &tables, "") + &avro_format(&registry),
+            ),
+            (
+                "json.toml",
+                pg_connector(&json_name, &json_name, &db, &tables, "")
+                    + "[format]\nschemas = false\n",
+            ),
+        ],
+    );
+    daemon.start();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while db.confirmed_flush(&avro).await.is_none()
+        || db.confirmed_flush(&json_name).await.is_none()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "slots not created; logs:\n{}",
+            daemon.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    db.exec(ROW).await;
+    db.exec(
+        "UPDATE all_types SET c_text = 'changed' WHERE id = 1; DELETE FROM all_types WHERE id = 1;",
+    )
+    .await;
+    db.exec("INSERT INTO keyless VALUES (1, 'no key')").await;
+
+    let avro_msgs = raw(&format!("{avro}.public.all_types"), 4).await;
+    assert_eq!(
+        avro_msgs.len(),
+        4,
+        "c, u, d, tombstone; logs:\n{}",
+        daemon.logs()
+    );
+    let json_msgs = read_topic(
+        &format!("{json_name}.public.all_types"),
+        4,
+        Duration::from_secs(60),
+    );
+    assert_eq!(json_msgs.len(), 4);
+    assert!(avro_msgs[3].value.is_none(), "tombstone");
+
+    let values: Vec<Vec<u8>> = avro_msgs[..3]
+        .iter()
+        .map(|m| m.value.clone().unwrap())
+        .collect();
+    let decoded = decode(&registry, &values).await;
+    for ((_, avro_env), json_msg) in decoded.iter().zip(&json_msgs) {
+        let json_env = json_msg.value.as_ref().unwrap();
+        for f in ["before", "after", "op", "transaction"] {
+            assert_eq!(avro_env[f], json_env[f], "field {f}");
+        }
+        for (k, v) in json_env["source"].as_object().unwrap() {
+            if k == "name" {
+                assert_eq!(avro_env["source"][k], json!(avro));
+            } else {
+                assert_eq!(&avro_env["source"][k], v, "source.{k}");
+            }
+        }
+    }
+    assert_eq!(decoded[0].1["after"], expected_after());
+    let value_subject = format!("{avro}.public.all_types-value");
+    assert_eq!(registry.versions(&value_subject).len(), 1);
+    assert_eq!(decoded[0].0, registry.versions(&value_subject)[0]);
+
+    // Keys: Avro with a primary key, null for a keyless table.
+    let keys: Vec<Vec<u8>> = avro_msgs.iter().map(|m| m.key.clone().unwrap()).collect();
+    for (_, k) in decode(&registry, &keys).await {
+        assert_eq!(k, json!({"id": 1}));
+    }
+    assert_eq!(
+        registry
+            .versions(&format!("{avro}.public.all_types-key"))
+            .len(),
+        1
+    );
+    let keyless = raw(&format!("{avro}.public.keyless"), 1).await;
+    assert_eq!(keyless.len(), 1);
+    assert!(keyless[0].key.is_none(), "keyless table: null key");
+    let decoded = decode(&registry, &[keyless[0].value.clone().unwrap()]).await;
+    assert_eq!(decoded[0].1["after"], json!({"a": 1, "b": "no key"}));
+    assert!(daemon.stop().success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn schema_evolution_outage_and_incompatible_change() {
+    let registry = Registry::start().await;
+    let db = TestDb::new("avroevo").await;
+    db.exec("CREATE TABLE items (id int PRIMARY KEY, name text)")
+        .await;
+    let name = unique("evo");
+    let mut daemon = Daemon::new(
+        "",
+        &[(
+            "c.toml",
+            pg_connector(&name, &name, &db, &["public.items"], "") + &avro_format(&registry),
+        )],
+    );
+    daemon.start();
+    let topic = format!("{name}.public.items");
+    let subject = format!("{topic}-value");
+    db.exec("INSERT INTO items VALUES (1, 'one')").await;
+    assert_eq!(raw(&topic, 1).await.len(), 1, "logs:\n{}", daemon.logs());
+
+    // A new column mid-stream registers a second version; each record decodes with its own.
+    db.exec("ALTER TABLE items ADD COLUMN qty int; INSERT INTO items VALUES (2, 'two', 5);")
+        .await;
+    let msgs = raw(&topic, 2).await;
+    assert_eq!(msgs.len(), 2);
+    let decoded = decode(
+        &registry,
+        &msgs
+            .iter()
+            .map(|m| m.value.clone().unwrap())
+            .collect::<Vec<_>>(),
+    )
+    .await;
+    let versions = registry.versions(&subject);
+    assert_eq!(versions.len(), 2, "two versions under {subject}");
+    assert_eq!(decoded[0].0, versions[0]);
+    assert_eq!(decoded[1].0, versions[1]);
+    assert_eq!(decoded[0].1["after"], json!({"id": 1, "name": "one"}));
+    assert_eq!(
+        decoded[1].1["after"],
+        json!({"id": 2, "name": "two", "qty": 5})
+    );
+
+    // The registry down for 15 s while writes go on and a new shape needs registering.
+    registry.set_down(true);
+    for i in 3..=20 {
+        db.exec(&format!("INSERT INTO items VALUES ({i}, 'n{i}', {i})"))
+            .await;
+        if i == 10 {
+            db.exec("ALTER TABLE items ADD COLUMN note text").await;
+        }
+        tokio::time::sleep(Duration::from_millis(800)).await;
+    }
+    registry.set_down(false);
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut ids: Vec<i64> = Vec::new();
+    while Instant::now() < deadline {
+        let msgs = raw(&topic, 20).await;
+        let decoded = decode(
+            &registry,
+            &msgs
+                .iter()
+                .filter_map(|m| m.value.clone())
+                .collect::<Vec<_>>(),
+        )
+        .await;
+        ids = decoded
+            .iter()
+            .map(|(_, v)| v["after"]["id"].as_i64().unwrap())
+            .collect();
+        ids.sort();
+        ids.dedup();
+        if ids.len() == 20 {
+            break;
+        }
+    }
+    assert_eq!(
+        ids,
+        (1..=20).collect::<Vec<_>>(),
+        "nothing lost across the outage; logs:\n{}",
+        daemon.logs()
+    );
+    assert!(
+        daemon.logs().contains("unreachable"),
+        "the outage shows as a retried failure"
+    );
+    assert_eq!(registry.versions(&subject).len(), 3);
+
+    // An incompatible change (a new column without a default) stops the connector.
+    db.exec("ALTER TABLE items ADD COLUMN must int NOT NULL DEFAULT 0; INSERT INTO items VALUES (99, 'x', 1, 'y', 1);").await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(s) = daemon.try_status() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the connector kept running; logs:\n{}",
+            daemon.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(!status.success());
+    let logs = daemon.logs();
+    assert!(
+        logs.contains("incompatible") && logs.contains(&subject),
+        "clear message naming the subject:\n{logs}"
+    );
+    assert_eq!(registry.versions(&subject).len(), 3, "nothing registered");
+}
