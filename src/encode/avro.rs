@@ -559,13 +559,34 @@ mod tests {
     }
 
     #[test]
+    fn subject_strategies() {
+        let reg = RegistryClient::new("http://127.0.0.1:1", None, None).unwrap();
+        let full = "inv.public.t.Envelope";
+        let name = |strategy| {
+            AvroEncoder::new("inv", reg.clone(), strategy).subject("inv.public.t", false, full)
+        };
+        assert_eq!(name(SubjectStrategy::Topic), "inv.public.t-value");
+        assert_eq!(name(SubjectStrategy::Record), full);
+        assert_eq!(
+            name(SubjectStrategy::TopicRecord),
+            "inv.public.t-inv.public.t.Envelope"
+        );
+        let key = AvroEncoder::new("inv", reg, SubjectStrategy::Topic).subject(
+            "inv.public.t",
+            true,
+            "x.Key",
+        );
+        assert_eq!(key, "inv.public.t-key");
+    }
+
+    #[test]
     fn envelope_round_trips() {
         use crate::event::{SnapshotMarker, SourceMeta};
         use crate::position::{PgPosition, SnapshotState, SourcePosition};
         let t = Arc::new(table());
         let names = TableNames::new("inv", &t.id);
         let env = envelope_schema(&t, &names);
-        let key = key_schema(&t, &names).unwrap();
+        let key_avro = Schema::parse_str(&key_schema(&t, &names).unwrap().to_string()).unwrap();
         let mut enc = AvroEncoder::new(
             "inv",
             RegistryClient::new("http://127.0.0.1:1", None, None).unwrap(),
@@ -629,5 +650,7 @@ mod tests {
         let key = enc.key(&t, &row).unwrap().unwrap();
         assert_eq!(&key[..5], &[0, 0, 0, 0, 3]);
         assert_eq!(&key[5..], &[2], "zig-zag encoded int 1");
+        let decoded_key = apache_avro::from_avro_datum(&key_avro, &mut &key[5..], None).unwrap();
+        assert_eq!(decoded_key, Avro::Record(vec![("id".into(), Avro::Int(1))]));
     }
 }
