@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 use tokio::sync::watch;
 
 use crate::config::{self, DaemonConfig, LogFormat};
+use crate::encode::RegistryClient;
 use crate::offsets::FileOffsetStore;
 use crate::runtime;
 use crate::sink::Sink;
@@ -152,6 +153,25 @@ async fn validate(config_path: &Path) -> ExitCode {
         for p in postgres::preflight(c).await {
             println!("{}: connector \"{}\": {p}", c.file.display(), c.name);
             problems += 1;
+        }
+        if c.format.uses_avro() {
+            let f = &c.format;
+            let checked = match RegistryClient::new(
+                f.registry_url.as_deref().unwrap_or_default(),
+                f.registry_username.as_deref(),
+                f.registry_password.as_ref(),
+            ) {
+                Ok(client) => client.check().await.map_err(|e| e.to_string()),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = checked {
+                println!(
+                    "{}: connector \"{}\": format.registry_url: {e}; start the registry or fix the URL",
+                    c.file.display(),
+                    c.name
+                );
+                problems += 1;
+            }
         }
     }
     match Sink::new(&loaded.daemon.sink, "sluice-validate") {

@@ -227,6 +227,18 @@ async fn bad_inputs_are_named_and_nothing_is_written() {
             ],
         },
         Case {
+            what: "unreachable schema registry",
+            sink: kafka.clone(),
+            connectors: vec![(
+                "a.toml",
+                good("c13") + "[format]\nvalue = \"avro\"\nregistry_url = \"http://127.0.0.1:1\"\n",
+            )],
+            expect: vec![
+                "format.registry_url".into(),
+                "schema registry at http://127.0.0.1:1 is unreachable".into(),
+            ],
+        },
+        Case {
             what: "unset environment variable",
             sink: kafka.clone(),
             connectors: vec![(

@@ -150,6 +150,19 @@ impl RegistryClient {
         })
     }
 
+    /// Checks that the registry answers (`GET /subjects`).
+    pub async fn check(&self) -> Result<(), RegistryError> {
+        let (status, body) = self.request("GET", "/subjects", None).await?;
+        if status == 200 {
+            return Ok(());
+        }
+        Err(RegistryError::Refused {
+            subject: "*".into(),
+            status,
+            message: String::from_utf8_lossy(&body).chars().take(300).collect(),
+        })
+    }
+
     async fn request(
         &self,
         method: &str,
