@@ -124,22 +124,23 @@ pub(crate) fn interpolate(path: &Path, text: &str) -> Result<String, ConfigError
     Ok(out)
 }
 
+/// Reads a file's raw text (`parse_toml` interpolates it).
 fn read(path: &Path) -> Result<String, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_path_buf(),
         source,
-    })?;
-    interpolate(path, &text)
-}
-
-fn parse_toml<T: serde::de::DeserializeOwned>(path: &Path, text: &str) -> Result<T, ConfigError> {
-    toml::from_str(text).map_err(|err| ConfigError::Parse {
-        path: path.to_path_buf(),
-        message: describe_toml_error(&err),
     })
 }
 
-fn describe_toml_error(err: &toml::de::Error) -> String {
+fn parse_toml<T: serde::de::DeserializeOwned>(path: &Path, raw: &str) -> Result<T, ConfigError> {
+    let text = interpolate(path, raw)?;
+    toml::from_str(&text).map_err(|err| ConfigError::Parse {
+        path: path.to_path_buf(),
+        message: describe_toml_error(&err, &text, raw),
+    })
+}
+
+fn describe_toml_error(err: &toml::de::Error, parsed: &str, raw: &str) -> String {
     let msg = err.message();
     let hint = if msg.starts_with("unknown field") {
         " (remove the key or fix its spelling; see the configuration reference in README.md)"
@@ -150,19 +151,36 @@ fn describe_toml_error(err: &toml::de::Error) -> String {
     } else {
         ""
     };
-    // The full Display carries the line and a caret under the offending key.
-    let located = err.to_string();
-    let first_line = located.lines().next().unwrap_or_default();
-    let snippet: Vec<&str> = located.lines().skip(1).collect();
+    // Point at the line as the user wrote it (with `${VAR}` unexpanded, so an interpolated
+    // secret is never shown) and mask a password inside a URL on it.
+    let Some(span) = err.span() else {
+        return format!("{}{hint}", msg.trim());
+    };
+    let line_no = parsed[..span.start.min(parsed.len())].matches('\n').count();
+    let line = raw.lines().nth(line_no).unwrap_or_default();
     format!(
-        "{}: {}{}\n{}",
-        first_line.trim_end_matches(':'),
+        "line {}: {}{hint}\n  | {}",
+        line_no + 1,
         msg.trim(),
-        hint,
-        snippet.join("\n")
+        mask_url_password(line.trim())
     )
-    .trim_end()
-    .to_string()
+}
+
+/// Replaces the password of `scheme://user:password@host` with `***`.
+fn mask_url_password(text: &str) -> String {
+    let Some(scheme_end) = text.find("://") else {
+        return text.to_string();
+    };
+    let rest = &text[scheme_end + 3..];
+    match (rest.find('@'), rest.find(':')) {
+        (Some(at), Some(colon)) if colon < at => format!(
+            "{}{}:***{}",
+            &text[..scheme_end + 3],
+            &rest[..colon],
+            &rest[at..]
+        ),
+        _ => text.to_string(),
+    }
 }
 
 /// Everything the daemon runs: its own settings and the connectors found in its folder.
@@ -268,5 +286,26 @@ mod tests {
         let err = interpolate(p, "a = \"${SLUICE_DEFINITELY_UNSET}\"").unwrap_err();
         assert!(err.to_string().contains("SLUICE_DEFINITELY_UNSET"));
         assert!(interpolate(p, "a = \"${OPEN\"").is_err());
+    }
+
+    #[test]
+    fn parse_errors_show_the_raw_line_without_secrets() {
+        std::env::set_var("SLUICE_TEST_PW", "hunter2");
+        #[derive(serde::Deserialize, Debug)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct T {
+            a: u32,
+        }
+        let p = Path::new("c.toml");
+        let err = parse_toml::<T>(p, "a = 1\nuri = \"postgres://u:${SLUICE_TEST_PW}@h/db\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 2") && err.contains("uri"), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
+        let err = parse_toml::<T>(p, "a = 1\nuri = \"postgres://u:literal@h/db\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("literal") && err.contains("u:***@h"), "{err}");
     }
 }
