@@ -22,19 +22,7 @@ async fn kill_nine_at_random_moments_loses_nothing() {
     )
     .await;
     let name = unique("crash");
-    let mut daemon = Daemon::new(
-        "",
-        &[(
-            "c.toml",
-            pg_connector(
-                &name,
-                &name,
-                &db,
-                &["public.kv"],
-                "[format]\nschemas = false",
-            ),
-        )],
-    );
+    let mut daemon = Daemon::single(&name, &db, &["public.kv"], "[format]\nschemas = false");
     daemon.start();
 
     let stop = Arc::new(AtomicBool::new(false));

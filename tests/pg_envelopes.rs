@@ -395,19 +395,7 @@ async fn schema_changes_and_replica_identity_variants() {
     )
     .await;
     let name = unique("alt");
-    let mut daemon = Daemon::new(
-        "",
-        &[(
-            "c.toml",
-            pg_connector(
-                &name,
-                &name,
-                &db,
-                &["public.*"],
-                "[format]\nschemas = false",
-            ),
-        )],
-    );
+    let mut daemon = Daemon::single(&name, &db, &["public.*"], "[format]\nschemas = false");
     daemon.start();
     let snap = read_topic(
         &format!("{name}.public.nothing"),

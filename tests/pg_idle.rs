@@ -13,13 +13,7 @@ async fn idle_connector_advances_confirmed_flush_lsn() {
     let db = TestDb::new("idle").await;
     db.exec("CREATE TABLE captured (id int PRIMARY KEY); CREATE TABLE other (id serial PRIMARY KEY, v text);").await;
     let name = unique("idle");
-    let mut daemon = Daemon::new(
-        "",
-        &[(
-            "c.toml",
-            pg_connector(&name, &name, &db, &["public.captured"], ""),
-        )],
-    );
+    let mut daemon = Daemon::single(&name, &db, &["public.captured"], "");
     daemon.start();
     let deadline = Instant::now() + Duration::from_secs(30);
     while db.confirmed_flush(&name).await.is_none() {

@@ -63,19 +63,7 @@ async fn snapshot_with_concurrent_writes_replays_to_final_state() {
         })
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let mut daemon = Daemon::new(
-        "",
-        &[(
-            "c.toml",
-            pg_connector(
-                &name,
-                &name,
-                &db,
-                &["public.items"],
-                "[format]\nschemas = false",
-            ),
-        )],
-    );
+    let mut daemon = Daemon::single(&name, &db, &["public.items"], "[format]\nschemas = false");
     daemon.start();
     tokio::time::sleep(Duration::from_secs(6)).await;
     stop.store(true, Ordering::Relaxed);
@@ -138,19 +126,7 @@ async fn snapshot_interrupted_by_kill_restarts_cleanly() {
     )
     .await;
     let name = unique("snapkill");
-    let mut daemon = Daemon::new(
-        "",
-        &[(
-            "c.toml",
-            pg_connector(
-                &name,
-                &name,
-                &db,
-                &["public.big"],
-                "[format]\nschemas = false",
-            ),
-        )],
-    );
+    let mut daemon = Daemon::single(&name, &db, &["public.big"], "[format]\nschemas = false");
     daemon.start();
     let topic = format!("{name}.public.big");
     // Kill once some snapshot rows are on the broker but before the snapshot is done.

@@ -163,6 +163,15 @@ impl Daemon {
         cmd
     }
 
+    /// A daemon with the Kafka sink and one PostgreSQL connector named `name` (also its topic
+    /// prefix, slot and publication), in file `c.toml`.
+    pub fn single(name: &str, db: &TestDb, tables: &[&str], extra: &str) -> Daemon {
+        Daemon::new(
+            "",
+            &[("c.toml", pg_connector(name, name, db, tables, extra))],
+        )
+    }
+
     /// Starts `sluice run`; logs go to `run-N.log` in the folder.
     pub fn start(&mut self) {
         assert!(self.child.is_none(), "daemon already running");
@@ -280,13 +289,12 @@ pub fn topics() -> Vec<String> {
     md.topics().iter().map(|t| t.name().to_string()).collect()
 }
 
-/// Reads a topic (partition 0) from the beginning until `done` holds for what was read and
-/// nothing new arrived for `settle`, or until `timeout`. Returns what was read.
-pub fn read_topic_until(topic: &str, timeout: Duration, done: impl Fn(&[Msg]) -> bool) -> Vec<Msg> {
-    let deadline = Instant::now() + timeout;
+/// A consumer assigned to partition 0 of `topic` from its beginning, once the topic exists
+/// (`None` if it does not by `deadline`).
+fn consumer_from_start(topic: &str, deadline: Instant) -> Option<BaseConsumer> {
     while !topics().iter().any(|t| t == topic) {
         if Instant::now() > deadline {
-            return Vec::new();
+            return None;
         }
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -300,6 +308,16 @@ pub fn read_topic_until(topic: &str, timeout: Duration, done: impl Fn(&[Msg]) ->
     tpl.add_partition_offset(topic, 0, Offset::Beginning)
         .unwrap();
     consumer.assign(&tpl).unwrap();
+    Some(consumer)
+}
+
+/// Reads a topic (partition 0) from the beginning until `done` holds for what was read and
+/// nothing new arrived for `settle`, or until `timeout`. Returns what was read.
+pub fn read_topic_until(topic: &str, timeout: Duration, done: impl Fn(&[Msg]) -> bool) -> Vec<Msg> {
+    let deadline = Instant::now() + timeout;
+    let Some(consumer) = consumer_from_start(topic, deadline) else {
+        return Vec::new();
+    };
     let mut out: Vec<Msg> = Vec::new();
     let settle = Duration::from_millis(1500);
     let mut last_new = Instant::now();
@@ -409,22 +427,9 @@ pub struct RawMsg {
 /// Reads partition 0 of a topic from the beginning as raw bytes until `n` records or `timeout`.
 pub fn read_raw(topic: &str, n: usize, timeout: Duration) -> Vec<RawMsg> {
     let deadline = Instant::now() + timeout;
-    while !topics().iter().any(|t| t == topic) {
-        if Instant::now() > deadline {
-            return Vec::new();
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
-        .set("group.id", unique("raw"))
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, 0, Offset::Beginning)
-        .unwrap();
-    consumer.assign(&tpl).unwrap();
+    let Some(consumer) = consumer_from_start(topic, deadline) else {
+        return Vec::new();
+    };
     let mut out = Vec::new();
     while out.len() < n && Instant::now() < deadline {
         if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
