@@ -237,6 +237,32 @@ pub struct LogicalMessage {
     pub content: Vec<u8>,
 }
 
+/// The `transaction` block of a data event (`provide_transaction_metadata`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TxBlock {
+    /// Transaction id.
+    pub id: Arc<str>,
+    /// Position of the event among the transaction's published events (1-based).
+    pub total_order: i64,
+    /// Position of the event among the transaction's events of its table (1-based).
+    pub data_collection_order: i64,
+}
+
+/// A transaction boundary record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TxMeta {
+    /// `BEGIN` (true) or `END` (false).
+    pub begin: bool,
+    /// Transaction id.
+    pub id: Arc<str>,
+    /// Events published for it (END only).
+    pub event_count: i64,
+    /// Per table (`schema.table`), events published (END only).
+    pub data_collections: Vec<(String, i64)>,
+    /// Commit time, milliseconds since the epoch.
+    pub ts_ms: i64,
+}
+
 /// One change to publish.
 #[derive(Debug, Clone)]
 pub struct ChangeEvent {
@@ -252,6 +278,8 @@ pub struct ChangeEvent {
     pub source: SourceMeta,
     /// Logical message body for `Op::Message`.
     pub message: Option<LogicalMessage>,
+    /// Transaction metadata block, when enabled.
+    pub transaction: Option<TxBlock>,
     /// The position to commit once this event (and all before it) is acknowledged.
     pub position: SourcePosition,
 }

@@ -5,11 +5,13 @@
 //! [`encode`] makes records → [`sink`] publishes them → [`offsets`] stores positions, all
 //! driven by [`runtime`].
 
+pub mod api;
 pub mod calendar;
 pub mod cli;
 pub mod config;
 pub mod encode;
 pub mod event;
+pub mod metrics;
 pub mod offsets;
 pub mod position;
 pub mod runtime;

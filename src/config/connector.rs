@@ -37,6 +37,14 @@ pub struct ConnectorConfig {
     /// truncates are skipped by default, `[]` publishes them).
     #[serde(default = "default_skipped")]
     pub skipped_operations: Vec<String>,
+    /// Publish a heartbeat record (`__debezium-heartbeat.<topic_prefix>`) and commit the
+    /// position this often, in milliseconds (off when absent).
+    #[serde(default)]
+    pub heartbeat_interval_ms: Option<u64>,
+    /// Publish BEGIN/END records on `<topic_prefix>.transaction` and a `transaction` block on
+    /// each data event.
+    #[serde(default)]
+    pub provide_transaction_metadata: bool,
     /// PostgreSQL settings (required for `source = "postgres"`).
     #[serde(default)]
     pub postgres: Option<PostgresConfig>,
@@ -76,6 +84,9 @@ pub struct PostgresConfig {
     pub publication: String,
     /// Captured tables, schema-qualified; `schema.*` captures every table of a schema.
     pub tables: Vec<String>,
+    /// A statement run on every heartbeat (for databases that share WAL with busier ones).
+    #[serde(default)]
+    pub heartbeat_action_query: Option<String>,
     /// How often a standby status update (the confirmed position) is sent, in milliseconds.
     #[serde(default = "default_status_interval")]
     pub status_interval_ms: u64,
@@ -224,6 +235,12 @@ impl ConnectorConfig {
             }
         }
         self.validate_format()?;
+        if self.heartbeat_interval_ms == Some(0) {
+            return Err(self.invalid(
+                "heartbeat_interval_ms",
+                "must be at least 1 (milliseconds), or absent to turn heartbeats off",
+            ));
+        }
         match self.source {
             SourceKind::Postgres => {
                 let Some(pg) = &self.postgres else {

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::{parse_toml, read, ConfigError};
+use super::{parse_toml, read, ConfigError, Secret};
 
 /// Offsets are committed this often by default: Kafka Connect's `offset.flush.interval.ms`
 /// is 60 s, but a short interval keeps redelivery after a crash small and costs one fsync.
@@ -34,6 +34,20 @@ pub struct DaemonConfig {
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
+    /// The admin HTTP API (off when absent).
+    #[serde(default)]
+    pub api: Option<ApiConfig>,
+}
+
+/// The admin HTTP API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Address to listen on, `host:port` (keep it on a private interface).
+    pub listen: String,
+    /// Bearer token required on every route but `/health` (a secret; `${VAR}` allowed).
+    #[serde(default)]
+    pub token: Option<Secret>,
 }
 
 fn default_flush_interval() -> u64 {
@@ -181,6 +195,23 @@ impl DaemonConfig {
                 "sink.topic_partitions",
                 "and sink.topic_replication_factor must be at least 1".into(),
             ));
+        }
+        if let Some(api) = &self.api {
+            if api.listen.parse::<std::net::SocketAddr>().is_err() {
+                return Err(invalid(
+                    "api.listen",
+                    format!(
+                        "\"{}\" is not an address; write host:port, e.g. \"127.0.0.1:8083\"",
+                        api.listen
+                    ),
+                ));
+            }
+            if api.token.as_ref().is_some_and(|t| t.expose().is_empty()) {
+                return Err(invalid(
+                    "api.token",
+                    "is empty; set a token or remove the key".into(),
+                ));
+            }
         }
         if self.sink.max_in_flight == 0 {
             return Err(invalid("sink.max_in_flight", "must be at least 1".into()));

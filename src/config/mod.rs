@@ -14,7 +14,9 @@ pub use connector::{
     ConnectorConfig, FormatConfig, PostgresConfig, SnapshotConfig, SnapshotMode, SourceKind,
     SubjectStrategy, ValueFormat,
 };
-pub use daemon::{DaemonConfig, LogConfig, LogFormat, OffsetsConfig, SinkConfig, SinkType};
+pub use daemon::{
+    ApiConfig, DaemonConfig, LogConfig, LogFormat, OffsetsConfig, SinkConfig, SinkType,
+};
 pub use secret::Secret;
 
 /// A configuration problem, with the file it was found in.

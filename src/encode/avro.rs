@@ -433,7 +433,15 @@ impl AvroEncoder {
             }
         }
         write_source(&mut out, prefix, event, table);
-        bin::branch(&mut out, 0); // transaction: null
+        match &event.transaction {
+            Some(tx) => {
+                bin::branch(&mut out, 1);
+                bin::bytes(&mut out, tx.id.as_bytes());
+                bin::long(&mut out, tx.total_order);
+                bin::long(&mut out, tx.data_collection_order);
+            }
+            None => bin::branch(&mut out, 0),
+        }
         bin::bytes(&mut out, op.code().as_bytes());
         bin::opt_long(&mut out, Some(now_ns / 1_000_000));
         bin::opt_long(&mut out, Some(now_ns / 1000));
@@ -631,6 +639,7 @@ mod tests {
                 },
             },
             message: None,
+            transaction: None,
             position: SourcePosition::Postgres(PgPosition {
                 resume_lsn: 0,
                 partial: None,

@@ -163,7 +163,20 @@ impl JsonEncoder {
         write_row(&mut out, table, &enc.field_prefixes, after);
         out.push_str(",\"source\":");
         write_source(&mut out, &prefix, event, table);
-        out.push_str(",\"transaction\":null,\"op\":\"");
+        out.push_str(",\"transaction\":");
+        match &event.transaction {
+            Some(tx) => {
+                out.push_str("{\"id\":");
+                write_str(&mut out, &tx.id);
+                out.push_str(",\"total_order\":");
+                push_int(&mut out, tx.total_order);
+                out.push_str(",\"data_collection_order\":");
+                push_int(&mut out, tx.data_collection_order);
+                out.push('}');
+            }
+            None => out.push_str("null"),
+        }
+        out.push_str(",\"op\":\"");
         out.push_str(op.code());
         out.push_str("\",\"ts_ms\":");
         push_int(&mut out, now_ns / 1_000_000);
@@ -507,6 +520,7 @@ mod tests {
                 },
             },
             message: None,
+            transaction: None,
             position: SourcePosition::Postgres(PgPosition {
                 resume_lsn: 0,
                 partial: None,

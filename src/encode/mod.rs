@@ -9,6 +9,7 @@
 mod avro;
 mod avro_binary;
 mod json;
+mod meta;
 mod registry;
 mod schema;
 
@@ -161,6 +162,7 @@ fn plan<'a>(event: &'a ChangeEvent, table: &TableSchema, tombstones: bool) -> Ve
 /// Encodes a connector's change events in its configured format.
 pub struct Encoder {
     prefix: String,
+    json_schemas: bool,
     json: JsonEncoder,
     avro: Option<AvroEncoder>,
     key_avro: bool,
@@ -173,6 +175,7 @@ impl Encoder {
     pub fn json(prefix: &str, with_schema: bool, tombstones: bool) -> Self {
         Encoder {
             prefix: prefix.to_string(),
+            json_schemas: with_schema,
             json: JsonEncoder::new(prefix, with_schema),
             avro: None,
             key_avro: false,
@@ -256,6 +259,16 @@ impl Encoder {
             });
         }
         Ok(out)
+    }
+
+    /// The heartbeat record (`__debezium-heartbeat.<prefix>`).
+    pub fn heartbeat(&self, ts_ms: i64) -> Vec<Record> {
+        vec![meta::heartbeat(&self.prefix, self.json_schemas, ts_ms)]
+    }
+
+    /// A transaction boundary record (`<prefix>.transaction`).
+    pub fn transaction(&self, tx: &crate::event::TxMeta) -> Vec<Record> {
+        vec![meta::transaction(&self.prefix, self.json_schemas, tx)]
     }
 
     fn key(

@@ -24,6 +24,8 @@ use crate::sink::{Delivery, PendingDelivery, Sink, SinkError};
 use crate::source::postgres::{PgError, PostgresSource};
 use crate::source::{SourceContext, SourceExit, SourceItem};
 
+use super::status::Observer;
+
 /// Batches buffered between the source and the sink stage (each at most
 /// [`crate::source::BATCH_ITEMS`] items).
 const ITEM_CHANNEL_CAPACITY: usize = 8;
@@ -61,12 +63,35 @@ impl PipelineError {
     }
 }
 
-/// Runs one pipeline until shutdown, a finished `initial_only` snapshot, or an error.
+/// What a delivered record is counted as.
+struct Delivered {
+    position: Option<SourcePosition>,
+    table: Option<Arc<str>>,
+    bytes: usize,
+    source_ts_us: Option<i64>,
+}
+
+/// The control inputs of one pipeline run.
+pub struct RunControl {
+    /// Becomes `true` when the run must end (daemon shutdown, stop, restart).
+    pub stop: watch::Receiver<bool>,
+    /// `true` while an operator has paused the connector.
+    pub paused: watch::Receiver<bool>,
+    /// Status and metrics.
+    pub observer: Observer,
+}
+
+/// Runs one pipeline until stopped, a finished `initial_only` snapshot, or an error.
 pub async fn run_once(
     daemon: &DaemonConfig,
     connector: &Arc<ConnectorConfig>,
-    shutdown: &watch::Receiver<bool>,
+    control: RunControl,
 ) -> Result<SourceExit, PipelineError> {
+    let RunControl {
+        stop: mut outer_stop,
+        mut paused,
+        observer,
+    } = control;
     let offsets = FileOffsetStore::new(&daemon.offsets.path);
     let stored = offsets.load(&connector.name)?;
     let mut sink = Sink::new(&daemon.sink, &format!("sluice-{}", connector.name))?;
@@ -75,14 +100,16 @@ pub async fn run_once(
         &connector.format,
         connector.tombstones_on_delete,
     )?;
+    let name: Arc<str> = observer.connector.clone();
+    let metrics = observer.metrics.clone();
 
     let (items_tx, mut items_rx) = mpsc::channel(ITEM_CHANNEL_CAPACITY);
     let (committed_tx, committed_rx) = watch::channel(stored.clone());
-    // The source stops on daemon shutdown or when the sink side fails.
+    // The source stops when the run is stopped or when the sink side fails.
     let (stop_tx, stop_rx) = watch::channel(false);
-    let mut daemon_shutdown = shutdown.clone();
     let source = PostgresSource::new(connector.clone(), offsets.clone());
     let source_span = tracing::info_span!("source", connector = %connector.name);
+    let source_observer = observer.clone();
     let source_task = tokio::spawn(tracing::Instrument::instrument(
         async move {
             let mut ctx = SourceContext {
@@ -90,6 +117,7 @@ pub async fn run_once(
                 pending: Vec::new(),
                 committed: committed_rx,
                 shutdown: stop_rx,
+                observer: source_observer,
             };
             source.run(&mut ctx).await
         },
@@ -97,17 +125,18 @@ pub async fn run_once(
     ));
 
     let mut in_flight: FuturesOrdered<PendingDelivery> = FuturesOrdered::new();
-    let mut positions: VecDeque<Option<SourcePosition>> = VecDeque::new();
+    let mut delivered: VecDeque<Delivered> = VecDeque::new();
     let mut acked: Option<SourcePosition> = None;
     let mut committed = stored;
     let mut tick = tokio::time::interval(Duration::from_millis(daemon.offset_flush_interval_ms));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let max_in_flight = daemon.sink.max_in_flight;
     let mut source_done = false;
-    let mut stopping = *shutdown.borrow();
+    let mut stopping = *outer_stop.borrow();
     if stopping {
         let _ = stop_tx.send(true);
     }
+    let mut is_paused = *paused.borrow();
     let mut sink_error: Option<PipelineError> = None;
     let mut events_total: u64 = 0;
     let mut records_total: u64 = 0;
@@ -117,14 +146,18 @@ pub async fn run_once(
         tokio::select! {
             biased;
             Some(res) = in_flight.next(), if !in_flight.is_empty() => {
-                let pos = positions.pop_front().flatten();
+                let d = delivered.pop_front();
                 match res {
                     Ok(()) => {
-                        if pos.is_some() {
-                            acked = pos;
+                        if let Some(d) = d {
+                            count_delivery(&observer, &d);
+                            if d.position.is_some() {
+                                acked = d.position;
+                            }
                         }
                     }
                     Err(e) => {
+                        metrics.records_failed.with_label_values(&[&*name]).inc();
                         tracing::warn!(error = %e, "delivery failed; the pipeline restarts from the last committed position");
                         let _ = stop_tx.send(true);
                         sink_error = Some(e.into());
@@ -132,12 +165,23 @@ pub async fn run_once(
                     }
                 }
             }
-            _ = daemon_shutdown.changed(), if !stopping => {
-                tracing::debug!("pipeline: shutdown observed, stopping the source");
+            _ = outer_stop.changed(), if !stopping => {
+                tracing::debug!("pipeline: stop requested, stopping the source");
                 stopping = true;
                 let _ = stop_tx.send(true);
             }
-            batch = items_rx.recv(), if !source_done && in_flight.len() < max_in_flight => {
+            changed = paused.changed() => {
+                if changed.is_err() {
+                    // The controller is gone: treat as resumed and stop watching.
+                    is_paused = false;
+                    paused = watch::channel(false).1;
+                } else {
+                    is_paused = *paused.borrow_and_update();
+                }
+                observer.update(|s| s.paused = is_paused);
+                tracing::info!(paused = is_paused, "connector {}", if is_paused { "paused" } else { "resumed" });
+            }
+            batch = items_rx.recv(), if !source_done && !is_paused && in_flight.len() < max_in_flight => {
                 let Some(batch) = batch else {
                     tracing::debug!(in_flight = in_flight.len(), "pipeline: source finished");
                     source_done = true;
@@ -145,11 +189,12 @@ pub async fn run_once(
                 };
                 let mut result = Ok(());
                 for item in batch {
-                    result = handle_item(item, &mut encoder, &mut sink, &mut in_flight, &mut acked, &mut positions, &mut events_total, &mut records_total).await;
+                    result = handle_item(item, &mut encoder, &mut sink, &mut in_flight, &mut acked, &mut delivered, &observer, &mut events_total, &mut records_total).await;
                     if result.is_err() {
                         break;
                     }
                 }
+                metrics.broker_queue_depth.with_label_values(&[&*name]).set(in_flight.len() as i64);
                 if let Err(e) = result {
                     tracing::warn!(error = %e, "cannot encode or hand over a record; the pipeline restarts from the last committed position");
                     let _ = stop_tx.send(true);
@@ -158,14 +203,17 @@ pub async fn run_once(
                 }
             }
             _ = tick.tick() => {
-                commit(&connector.name, &offsets, &mut sink, &acked, &mut committed, &committed_tx).await?;
+                metrics.broker_queue_depth.with_label_values(&[&*name]).set(in_flight.len() as i64);
+                commit(&connector.name, &offsets, &mut sink, &acked, &mut committed, &committed_tx, &observer).await?;
                 if last_summary.0.elapsed() >= SUMMARY_EVERY {
                     let secs = last_summary.0.elapsed().as_secs_f64();
                     let rate = (events_total - last_summary.1) as f64 / secs;
+                    let lag = observer.snapshot().lag_ms;
                     tracing::info!(
                         events = events_total,
                         records = records_total,
                         events_per_sec = format!("{rate:.0}"),
+                        lag_ms = lag.unwrap_or(0),
                         position = %committed.as_ref().map(|p| p.to_string()).unwrap_or_else(|| "none".into()),
                         "progress"
                     );
@@ -183,6 +231,7 @@ pub async fn run_once(
             &acked,
             &mut committed,
             &committed_tx,
+            &observer,
         )
         .await?;
         sink.close().await?;
@@ -203,6 +252,39 @@ pub async fn run_once(
     Ok(exit)
 }
 
+fn count_delivery(observer: &Observer, d: &Delivered) {
+    if d.table.is_none() && d.bytes == 0 {
+        return; // a position marker, not a record
+    }
+    let m = &observer.metrics;
+    let table = d.table.as_deref().unwrap_or("");
+    m.records_published
+        .with_label_values(&[&*observer.connector, table])
+        .inc();
+    m.bytes_published
+        .with_label_values(&[&*observer.connector])
+        .inc_by(d.bytes as u64);
+    let lag = d.source_ts_us.map(|ts| (now_us() - ts) / 1000);
+    if let Some(lag) = lag {
+        m.source_lag_ms
+            .with_label_values(&[&*observer.connector])
+            .set(lag);
+    }
+    observer.update(|s| {
+        s.records_published += 1;
+        if lag.is_some() {
+            s.lag_ms = lag;
+        }
+    });
+}
+
+fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or_default()
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn handle_item(
     item: SourceItem,
@@ -210,42 +292,85 @@ async fn handle_item(
     sink: &mut Sink,
     in_flight: &mut FuturesOrdered<PendingDelivery>,
     acked: &mut Option<SourcePosition>,
-    positions: &mut VecDeque<Option<SourcePosition>>,
+    delivered: &mut VecDeque<Delivered>,
+    observer: &Observer,
     events_total: &mut u64,
     records_total: &mut u64,
 ) -> Result<(), PipelineError> {
-    // Marks `position` acknowledged once everything sent before it is.
-    let mut settle = |delivery: Delivery, position: Option<SourcePosition>| match delivery {
+    // Marks a delivery acknowledged once everything sent before it is.
+    let mut settle = |delivery: Delivery, d: Delivered| match delivery {
         Delivery::Accepted if in_flight.is_empty() => {
-            if position.is_some() {
-                *acked = position;
+            count_delivery(observer, &d);
+            if d.position.is_some() {
+                *acked = d.position;
             }
         }
         Delivery::Accepted => {
             in_flight.push_back(Box::pin(std::future::ready(Ok(()))));
-            positions.push_back(position);
+            delivered.push_back(d);
         }
         Delivery::Pending(fut) => {
             in_flight.push_back(fut);
-            positions.push_back(position);
+            delivered.push_back(d);
         }
     };
-    match item {
+    let marker = |position| Delivered {
+        position: Some(position),
+        table: None,
+        bytes: 0,
+        source_ts_us: None,
+    };
+    let (records, position, table, ts) = match item {
         SourceItem::Event(event) => {
             *events_total += 1;
+            let table: Option<Arc<str>> = event.table.as_ref().map(|t| Arc::from(t.id.to_string()));
+            observer
+                .metrics
+                .events_read
+                .with_label_values(&[&*observer.connector, table.as_deref().unwrap_or("")])
+                .inc();
+            observer.update(|s| {
+                s.events_read += 1;
+                s.source_position = Some(event.position.to_string());
+            });
             let records = encoder.encode(&event).await?;
-            let n = records.len();
-            for (i, record) in records.iter().enumerate() {
-                sink.ensure_topic(&record.topic).await?;
-                let delivery = sink.send(record).await?;
-                settle(delivery, (i + 1 == n).then(|| event.position.clone()));
-                *records_total += 1;
-            }
-            if n == 0 {
-                settle(Delivery::Accepted, Some(event.position));
-            }
+            (
+                records,
+                Some(event.position),
+                table,
+                Some(event.source.ts_us),
+            )
         }
-        SourceItem::Checkpoint(position) => settle(Delivery::Accepted, Some(position)),
+        SourceItem::Checkpoint(position) => {
+            settle(Delivery::Accepted, marker(position));
+            return Ok(());
+        }
+        SourceItem::Heartbeat { position, ts_ms } => {
+            (encoder.heartbeat(ts_ms), position, None, None)
+        }
+        SourceItem::Transaction(meta) => (encoder.transaction(&meta), None, None, None),
+    };
+    let n = records.len();
+    for (i, record) in records.iter().enumerate() {
+        sink.ensure_topic(&record.topic).await?;
+        let delivery = sink.send(record).await?;
+        let bytes =
+            record.key.as_ref().map_or(0, Vec::len) + record.value.as_ref().map_or(0, Vec::len);
+        settle(
+            delivery,
+            Delivered {
+                position: if i + 1 == n { position.clone() } else { None },
+                table: Some(table.clone().unwrap_or_else(|| record.topic.clone())),
+                bytes,
+                source_ts_us: ts,
+            },
+        );
+        *records_total += 1;
+    }
+    if n == 0 {
+        if let Some(p) = position {
+            settle(Delivery::Accepted, marker(p));
+        }
     }
     Ok(())
 }
@@ -257,6 +382,7 @@ async fn commit(
     acked: &Option<SourcePosition>,
     committed: &mut Option<SourcePosition>,
     committed_tx: &watch::Sender<Option<SourcePosition>>,
+    observer: &Observer,
 ) -> Result<(), PipelineError> {
     let Some(pos) = acked else { return Ok(()) };
     if committed.as_ref() == Some(pos) {
@@ -280,6 +406,12 @@ async fn commit(
         source: std::io::Error::other(e.to_string()),
     })??;
     tracing::debug!(position = %pos, "offset committed");
+    observer
+        .metrics
+        .offset_commits
+        .with_label_values(&[&*observer.connector])
+        .inc();
+    observer.update(|s| s.committed_offset = Some(pos.to_string()));
     *committed = Some(pos.clone());
     let _ = committed_tx.send(Some(pos.clone()));
     Ok(())

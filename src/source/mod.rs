@@ -15,6 +15,16 @@ pub enum SourceItem {
     /// A position with nothing to publish (a transaction end, an idle keepalive): committable
     /// once everything before it is acknowledged.
     Checkpoint(SourcePosition),
+    /// A heartbeat record to publish (`heartbeat_interval_ms`), with the position to commit
+    /// once it is acknowledged.
+    Heartbeat {
+        /// Position to commit with it (none inside a transaction).
+        position: Option<SourcePosition>,
+        /// When it was emitted, milliseconds since the epoch.
+        ts_ms: i64,
+    },
+    /// A transaction boundary record (`provide_transaction_metadata`).
+    Transaction(crate::event::TxMeta),
 }
 
 /// How a source run ended without error.
@@ -40,6 +50,8 @@ pub struct SourceContext {
     pub committed: watch::Receiver<Option<SourcePosition>>,
     /// Becomes `true` when the source must stop.
     pub shutdown: watch::Receiver<bool>,
+    /// Where state and progress are reported.
+    pub observer: crate::runtime::Observer,
 }
 
 impl SourceContext {

@@ -91,6 +91,8 @@ impl Snapshot<'_> {
             snapshot: SnapshotState::Done,
         });
         tracing::info!(tables = tables.len(), lsn = %crate::position::format_lsn(self.consistent_lsn), "snapshot started");
+        ctx.observer
+            .set_state(crate::runtime::ConnectorState::Snapshotting);
         let started = Instant::now();
         let mut emitter = Emitter {
             pending: None,
@@ -211,12 +213,22 @@ impl Snapshot<'_> {
                         },
                     },
                     message: None,
+                    transaction: None,
                     position: position.clone(),
                 };
                 if !emitter.push(ctx, event).await {
                     return Ok(None);
                 }
                 rows += 1;
+                if rows % 1024 == 0 {
+                    ctx.observer
+                        .snapshot_progress(&table.id.to_string(), rows, estimate);
+                    ctx.observer
+                        .metrics
+                        .snapshot_rows
+                        .with_label_values(&[&*ctx.observer.connector, &table.id.to_string()])
+                        .inc_by(1024);
+                }
                 if last_report.elapsed() >= PROGRESS_EVERY {
                     last_report = Instant::now();
                     let rate = rows as f64 / started.elapsed().as_secs_f64().max(0.001);
@@ -232,6 +244,13 @@ impl Snapshot<'_> {
             }
             buf.drain(..start);
         }
+        ctx.observer
+            .snapshot_progress(&table.id.to_string(), rows, estimate);
+        ctx.observer
+            .metrics
+            .snapshot_rows
+            .with_label_values(&[&*ctx.observer.connector, &table.id.to_string()])
+            .inc_by(rows % 1024);
         Ok(Some(rows))
     }
 }

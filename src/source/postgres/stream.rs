@@ -18,7 +18,8 @@ use super::pgoutput::{OldKind, PgOutputMessage};
 use super::{ConnInfo, PgError};
 use crate::config::{ConnectorConfig, PostgresConfig};
 use crate::event::{
-    ChangeEvent, LogicalMessage, Op, SnapshotMarker, SourceDetail, SourceMeta, TableSchema, Value,
+    ChangeEvent, LogicalMessage, Op, SnapshotMarker, SourceDetail, SourceMeta, TableSchema,
+    TxBlock, TxMeta, Value,
 };
 use crate::position::{format_lsn, PartialTx, PgPosition, SnapshotState, SourcePosition};
 use crate::source::{SourceContext, SourceExit, SourceItem};
@@ -120,6 +121,17 @@ struct Tx {
     skip_first: u64,
     skip_all: bool,
     origin: Option<(Arc<str>, u64)>,
+    /// Transaction metadata: BEGIN sent, events published, per table.
+    begun: bool,
+    published: i64,
+    per_table: Vec<(String, i64)>,
+}
+
+impl Tx {
+    /// Debezium's PostgreSQL transaction id: `<txId>:<commit LSN>`.
+    fn id(&self) -> Arc<str> {
+        Arc::from(format!("{}:{}", self.xid, self.final_lsn))
+    }
 }
 
 /// Streams one connector's changes.
@@ -205,16 +217,24 @@ impl<'a> Streamer<'a> {
         let mut stored_partial = self.start.partial;
         let mut last_commit: Option<u64> = None;
         let mut tx: Option<Tx> = None;
-        let position = |resume: u64, tx: &Tx| {
+        let position = |resume: u64, commit_lsn: u64, events_done: u64| {
             SourcePosition::Postgres(PgPosition {
                 resume_lsn: resume,
                 partial: Some(PartialTx {
-                    commit_lsn: tx.final_lsn,
-                    events_done: tx.index,
+                    commit_lsn,
+                    events_done,
                 }),
                 snapshot: SnapshotState::Done,
             })
         };
+        let tx_metadata = self.connector.provide_transaction_metadata;
+        let mut heartbeat = self
+            .connector
+            .heartbeat_interval_ms
+            .map(|ms| tokio::time::interval(std::time::Duration::from_millis(ms)));
+        let mut lag_tick = tokio::time::interval(SLOT_LAG_EVERY);
+        ctx.observer
+            .set_state(crate::runtime::ConnectorState::Streaming);
         loop {
             let event = tokio::select! {
                 biased;
@@ -224,6 +244,33 @@ impl<'a> Streamer<'a> {
                         if let Some(SourcePosition::Postgres(p)) = *ctx.committed.borrow_and_update() {
                             client.update_applied_lsn(pgwire_replication::Lsn::from_u64(p.resume_lsn));
                         }
+                    }
+                    continue;
+                }
+                _ = tick(&mut heartbeat) => {
+                    if let Some(query) = &pg.heartbeat_action_query {
+                        if let Err(e) = self.client.batch_execute(query).await {
+                            tracing::warn!(error = %e, "heartbeat_action_query failed");
+                        }
+                    }
+                    let position = tx.is_none().then(|| SourcePosition::Postgres(PgPosition {
+                        resume_lsn,
+                        partial: None,
+                        snapshot: SnapshotState::Done,
+                    }));
+                    let item = SourceItem::Heartbeat { position, ts_ms: now_us() / 1000 };
+                    if !(ctx.send(item).await && ctx.flush().await) {
+                        return Ok(SourceExit::Shutdown);
+                    }
+                    continue;
+                }
+                _ = lag_tick.tick() => {
+                    if let Ok(Some(row)) = self.client.query_opt(
+                        "SELECT (pg_current_wal_lsn() - confirmed_flush_lsn)::int8 FROM pg_replication_slots WHERE slot_name = $1",
+                        &[&pg.slot],
+                    ).await {
+                        let lag: Option<i64> = row.get(0);
+                        ctx.observer.metrics.slot_lag_bytes.with_label_values(&[&*ctx.observer.connector]).set(lag.unwrap_or(0));
                     }
                     continue;
                 }
@@ -263,13 +310,28 @@ impl<'a> Streamer<'a> {
                         skip_first,
                         skip_all: final_lsn < resume_lsn,
                         origin: None,
+                        begun: false,
+                        published: 0,
+                        per_table: Vec::new(),
                     });
                 }
                 ReplicationEvent::Commit { lsn, end_lsn, .. } => {
                     let done = tx.take();
                     last_commit = Some(lsn.as_u64());
-                    if done.is_some_and(|t| t.skip_all) {
+                    if done.as_ref().is_some_and(|t| t.skip_all) {
                         continue;
+                    }
+                    if let Some(t) = done.filter(|t| t.begun) {
+                        let end = TxMeta {
+                            begin: false,
+                            id: t.id(),
+                            event_count: t.published,
+                            data_collections: t.per_table,
+                            ts_ms: t.commit_ts_us / 1000,
+                        };
+                        if !ctx.send(SourceItem::Transaction(end)).await {
+                            return Ok(SourceExit::Shutdown);
+                        }
                     }
                     resume_lsn = resume_lsn.max(end_lsn.as_u64());
                     stored_partial = None;
@@ -289,7 +351,7 @@ impl<'a> Streamer<'a> {
                             if t.skip_all || t.index <= t.skip_first {
                                 continue;
                             }
-                            (position(resume_lsn, t), t.commit_ts_us)
+                            (position(resume_lsn, t.final_lsn, t.index), t.commit_ts_us)
                         }
                         None => (
                             SourcePosition::Postgres(PgPosition {
@@ -315,6 +377,7 @@ impl<'a> Streamer<'a> {
                             prefix,
                             content: content.to_vec(),
                         }),
+                        transaction: None,
                         position: pos,
                     };
                     let sent = ctx.send(SourceItem::Event(Box::new(event))).await;
@@ -334,14 +397,45 @@ impl<'a> Streamer<'a> {
                     for (event, t_index) in events {
                         let Some(t) = tx.as_ref() else { continue };
                         let mut event = event;
-                        event.position = position(
-                            resume_lsn,
-                            &Tx {
-                                index: t_index,
-                                origin: None,
-                                ..*t
-                            },
-                        );
+                        event.position = position(resume_lsn, t.final_lsn, t_index);
+                        if tx_metadata {
+                            let Some(t) = tx.as_mut() else { continue };
+                            if !t.begun {
+                                t.begun = true;
+                                let begin = TxMeta {
+                                    begin: true,
+                                    id: t.id(),
+                                    event_count: 0,
+                                    data_collections: Vec::new(),
+                                    ts_ms: t.commit_ts_us / 1000,
+                                };
+                                if !ctx.send(SourceItem::Transaction(begin)).await {
+                                    return Ok(SourceExit::Shutdown);
+                                }
+                            }
+                            let table = event
+                                .table
+                                .as_ref()
+                                .map(|t| t.id.to_string())
+                                .unwrap_or_default();
+                            t.published += 1;
+                            let per_table = match t.per_table.iter_mut().find(|(n, _)| *n == table)
+                            {
+                                Some((_, c)) => {
+                                    *c += 1;
+                                    *c
+                                }
+                                None => {
+                                    t.per_table.push((table, 1));
+                                    1
+                                }
+                            };
+                            event.transaction = Some(TxBlock {
+                                id: t.id(),
+                                total_order: t.published,
+                                data_collection_order: per_table,
+                            });
+                        }
                         if !ctx.send(SourceItem::Event(Box::new(event))).await {
                             return Ok(SourceExit::Shutdown);
                         }
@@ -453,6 +547,7 @@ impl<'a> Streamer<'a> {
             after,
             source: self.meta(Some(t), Some(lsn), last_commit, t.commit_ts_us),
             message: None,
+            transaction: None,
             // Set by the caller, which knows the resume LSN.
             position: SourcePosition::Postgres(PgPosition {
                 resume_lsn: 0,
@@ -460,6 +555,19 @@ impl<'a> Streamer<'a> {
                 snapshot: SnapshotState::Done,
             }),
         }
+    }
+}
+
+/// How often the slot's lag in bytes is measured.
+const SLOT_LAG_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Waits for the next tick of an optional interval (forever when absent).
+async fn tick(interval: &mut Option<tokio::time::Interval>) {
+    match interval {
+        Some(i) => {
+            i.tick().await;
+        }
+        None => std::future::pending().await,
     }
 }
 

@@ -1,0 +1,188 @@
+//! The admin HTTP API: health, readiness, connector status and control, Prometheus metrics.
+//!
+//! ```text
+//! GET  /health                      process alive (never needs the token)
+//! GET  /ready                       every connector snapshotting or streaming, none failed
+//! GET  /connectors                  status of every connector, and connector files in error
+//! GET  /connectors/{name}           one connector's status
+//! POST /connectors/{name}/pause     stop publishing (changes stay in the slot)
+//! POST /connectors/{name}/resume    publish again
+//! POST /connectors/{name}/restart   restart from the committed position
+//! GET  /metrics                     Prometheus text format
+//! ```
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::json;
+
+use crate::config::ApiConfig;
+use crate::runtime::Runtime;
+
+#[derive(Clone)]
+struct Api {
+    runtime: Arc<Runtime>,
+    token: Option<String>,
+}
+
+impl Api {
+    fn authorized(&self, headers: &HeaderMap) -> bool {
+        let Some(token) = &self.token else {
+            return true;
+        };
+        headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .is_some_and(|given| constant_time_eq(given.as_bytes(), token.as_bytes()))
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn unauthorized() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        Json(json!({"error": "unauthorized"})),
+    )
+        .into_response()
+}
+
+fn no_such(name: &str) -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        Json(
+            json!({"error": format!("no connector named \"{name}\"; GET /connectors lists them")}),
+        ),
+    )
+        .into_response()
+}
+
+async fn health() -> Response {
+    Json(json!({"status": "ok"})).into_response()
+}
+
+async fn ready(State(api): State<Api>, headers: HeaderMap) -> Response {
+    if !api.authorized(&headers) {
+        return unauthorized();
+    }
+    let ready = api.runtime.ready();
+    let states: serde_json::Map<String, serde_json::Value> = api
+        .runtime
+        .statuses()
+        .into_iter()
+        .map(|s| (s.name.clone(), json!(s.state)))
+        .collect();
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(json!({"ready": ready, "connectors": states}))).into_response()
+}
+
+async fn connectors(State(api): State<Api>, headers: HeaderMap) -> Response {
+    if !api.authorized(&headers) {
+        return unauthorized();
+    }
+    let errors: Vec<serde_json::Value> = api
+        .runtime
+        .file_errors()
+        .into_iter()
+        .map(|(file, error)| json!({"file": file, "error": error}))
+        .collect();
+    Json(json!({"connectors": api.runtime.statuses(), "file_errors": errors})).into_response()
+}
+
+async fn connector(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Response {
+    if !api.authorized(&headers) {
+        return unauthorized();
+    }
+    match api.runtime.status(&name) {
+        Some(s) => Json(s).into_response(),
+        None => no_such(&name),
+    }
+}
+
+async fn action(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    Path((name, action)): Path<(String, String)>,
+) -> Response {
+    if !api.authorized(&headers) {
+        return unauthorized();
+    }
+    let done = match action.as_str() {
+        "pause" => api.runtime.set_paused(&name, true),
+        "resume" => api.runtime.set_paused(&name, false),
+        "restart" => api.runtime.restart(&name),
+        other => {
+            return (
+                StatusCode::NOT_FOUND,
+                Json(json!({"error": format!("unknown action \"{other}\"; use pause, resume or restart")})),
+            )
+                .into_response()
+        }
+    };
+    if !done {
+        return no_such(&name);
+    }
+    (
+        StatusCode::ACCEPTED,
+        Json(json!({"connector": name, "action": action})),
+    )
+        .into_response()
+}
+
+async fn metrics(State(api): State<Api>, headers: HeaderMap) -> Response {
+    if !api.authorized(&headers) {
+        return unauthorized();
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        api.runtime.metrics_text(),
+    )
+        .into_response()
+}
+
+/// Starts the API server in the background; logs and carries on if the address is taken.
+pub async fn spawn(runtime: Arc<Runtime>, config: ApiConfig) {
+    let api = Api {
+        runtime,
+        token: config.token.as_ref().map(|t| t.expose().to_string()),
+    };
+    let app = Router::new()
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .route("/metrics", get(metrics))
+        .route("/connectors", get(connectors))
+        .route("/connectors/{name}", get(connector))
+        .route("/connectors/{name}/{action}", post(action))
+        .with_state(api);
+    match tokio::net::TcpListener::bind(&config.listen).await {
+        Ok(listener) => {
+            tracing::info!(listen = %config.listen, "admin API listening");
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, app).await {
+                    tracing::error!(error = %e, "admin API stopped");
+                }
+            });
+        }
+        Err(e) => {
+            tracing::error!(listen = %config.listen, error = %e, "cannot listen for the admin API: change api.listen")
+        }
+    }
+}

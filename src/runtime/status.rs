@@ -1,0 +1,155 @@
+//! What each connector is doing, as the admin API and the logs report it.
+
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+
+use crate::metrics::Metrics;
+
+/// A connector's lifecycle state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectorState {
+    /// Connecting, checking, preparing.
+    Starting,
+    /// Reading existing rows.
+    Snapshotting,
+    /// Streaming changes.
+    Streaming,
+    /// Paused by an operator: nothing is published.
+    Paused,
+    /// Stopped on an error that needs a fix (see `error`).
+    Failed,
+    /// Finished its work (`snapshot.mode = initial_only`).
+    Finished,
+    /// Stopped.
+    Stopped,
+}
+
+/// Snapshot progress.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SnapshotProgress {
+    /// The table being read.
+    pub table: String,
+    /// Rows read from it so far.
+    pub rows_done: u64,
+    /// Rows the catalog estimates it holds.
+    pub rows_estimated: i64,
+}
+
+/// A connector's status.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConnectorStatus {
+    /// Connector name.
+    pub name: String,
+    /// Its file.
+    pub file: String,
+    /// Lifecycle state.
+    pub state: ConnectorState,
+    /// The error that stopped it, with what to do.
+    pub error: Option<String>,
+    /// The position of the last event read from the source.
+    pub source_position: Option<String>,
+    /// The last position committed to the offset store.
+    pub committed_offset: Option<String>,
+    /// Database commit time to acknowledgement of the last acknowledged event.
+    pub lag_ms: Option<i64>,
+    /// Snapshot progress while snapshotting.
+    pub snapshot: Option<SnapshotProgress>,
+    /// Events read since the daemon started.
+    pub events_read: u64,
+    /// Records acknowledged since the daemon started.
+    pub records_published: u64,
+    /// Paused by an operator (shown as the `paused` state).
+    #[serde(skip)]
+    pub paused: bool,
+}
+
+impl ConnectorStatus {
+    /// A fresh status for a connector being started.
+    pub fn new(name: &str, file: &str) -> Self {
+        ConnectorStatus {
+            name: name.to_string(),
+            file: file.to_string(),
+            state: ConnectorState::Starting,
+            error: None,
+            source_position: None,
+            committed_offset: None,
+            lag_ms: None,
+            snapshot: None,
+            events_read: 0,
+            records_published: 0,
+            paused: false,
+        }
+    }
+
+    /// The status as reported: a paused running connector shows `paused`.
+    pub fn view(&self) -> ConnectorStatus {
+        let mut v = self.clone();
+        if v.paused
+            && matches!(
+                v.state,
+                ConnectorState::Streaming | ConnectorState::Snapshotting | ConnectorState::Starting
+            )
+        {
+            v.state = ConnectorState::Paused;
+        }
+        v
+    }
+}
+
+/// Shared, updated by the pipeline and the source, read by the API.
+pub type SharedStatus = Arc<Mutex<ConnectorStatus>>;
+
+/// What a pipeline and its source report through.
+#[derive(Clone)]
+pub struct Observer {
+    /// Connector name (the metrics label).
+    pub connector: Arc<str>,
+    /// Status.
+    pub status: SharedStatus,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+}
+
+impl Observer {
+    /// Sets the state (a paused connector stays paused until resumed).
+    pub fn set_state(&self, state: ConnectorState) {
+        let mut s = self.status.lock().unwrap_or_else(|e| e.into_inner());
+        s.state = state;
+        if state != ConnectorState::Snapshotting {
+            s.snapshot = None;
+        }
+        if state != ConnectorState::Failed {
+            s.error = None;
+        }
+    }
+
+    /// Records snapshot progress.
+    pub fn snapshot_progress(&self, table: &str, rows_done: u64, rows_estimated: i64) {
+        let mut s = self.status.lock().unwrap_or_else(|e| e.into_inner());
+        s.snapshot = Some(SnapshotProgress {
+            table: table.to_string(),
+            rows_done,
+            rows_estimated,
+        });
+        self.metrics
+            .snapshot_rows_estimated
+            .with_label_values(&[&*self.connector, table])
+            .set(rows_estimated);
+    }
+
+    /// Updates the status with a closure.
+    pub fn update(&self, f: impl FnOnce(&mut ConnectorStatus)) {
+        let mut s = self.status.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut s);
+    }
+
+    /// A copy of the status.
+    pub fn snapshot(&self) -> ConnectorStatus {
+        self.status
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
