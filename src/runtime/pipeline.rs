@@ -101,6 +101,7 @@ pub async fn run_once(
         connector.tombstones_on_delete,
     )?;
     let name: Arc<str> = observer.connector.clone();
+    observer.update(|s| s.committed_offset = stored.as_ref().map(|p| p.to_string()));
     let metrics = observer.metrics.clone();
 
     let (items_tx, mut items_rx) = mpsc::channel(ITEM_CHANNEL_CAPACITY);

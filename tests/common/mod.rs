@@ -163,6 +163,14 @@ impl Daemon {
         cmd
     }
 
+    /// Adds settings to `config/sluice.toml` (for example an `[api]` table).
+    pub fn append_daemon_config(&self, text: &str) {
+        let path = self.dir.join("config/sluice.toml");
+        let mut current = std::fs::read_to_string(&path).unwrap();
+        current.push_str(text);
+        std::fs::write(path, current).unwrap();
+    }
+
     /// A daemon with the Kafka sink and one PostgreSQL connector named `name` (also its topic
     /// prefix, slot and publication), in file `c.toml`.
     pub fn single(name: &str, db: &TestDb, tables: &[&str], extra: &str) -> Daemon {
@@ -440,4 +448,71 @@ pub fn read_raw(topic: &str, n: usize, timeout: Duration) -> Vec<RawMsg> {
         }
     }
     out
+}
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One HTTP/1.1 request to the admin API: (status, body).
+pub async fn http(method: &str, url: &str, token: Option<&str>) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.strip_prefix("http://").unwrap();
+    let (authority, path) = rest.split_at(rest.find('/').unwrap());
+    let Ok(mut conn) = tokio::net::TcpStream::connect(authority).await else {
+        return (0, "connection refused".into());
+    };
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    conn.write_all(
+        format!("{method} {path} HTTP/1.1\r\nHost: {authority}\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut buf = Vec::new();
+    conn.read_to_end(&mut buf).await.unwrap();
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// Waits until a connector reports `state` through the API.
+pub async fn wait_state(
+    api: &str,
+    token: Option<&str>,
+    name: &str,
+    state: &str,
+    timeout: Duration,
+) -> Value {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let (status, body) = http("GET", &format!("{api}/connectors/{name}"), token).await;
+        if status == 200 {
+            let v: Value = serde_json::from_str(&body).unwrap();
+            if v["state"] == state {
+                return v;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{name} never became {state}: {v}"
+            );
+        } else {
+            assert!(Instant::now() < deadline, "{name}: HTTP {status} {body}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }

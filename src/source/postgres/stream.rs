@@ -253,7 +253,7 @@ impl<'a> Streamer<'a> {
                             tracing::warn!(error = %e, "heartbeat_action_query failed");
                         }
                     }
-                    let position = tx.is_none().then(|| SourcePosition::Postgres(PgPosition {
+                    let position = tx.is_none().then_some(SourcePosition::Postgres(PgPosition {
                         resume_lsn,
                         partial: None,
                         snapshot: SnapshotState::Done,

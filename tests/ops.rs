@@ -1,0 +1,415 @@
+//! Operations: the admin API (routes, pause/resume/restart, token), Prometheus metrics checked
+//! with the Prometheus project's parser against what the broker holds, heartbeats, transaction
+//! metadata, and the live connectors folder.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{json, Value};
+
+const TOKEN: &str = "t0ken-for-tests";
+
+fn api_daemon(daemon: &Daemon) -> String {
+    let port = free_port();
+    std::env::set_var("SLUICE_TEST_API_TOKEN", TOKEN);
+    daemon.append_daemon_config(&format!(
+        "[api]\nlisten = \"127.0.0.1:{port}\"\ntoken = \"${{SLUICE_TEST_API_TOKEN}}\"\n"
+    ));
+    format!("http://127.0.0.1:{port}")
+}
+
+async fn count(topic: &str, n: usize) -> Vec<Msg> {
+    let topic = topic.to_string();
+    tokio::task::spawn_blocking(move || read_topic(&topic, n, Duration::from_secs(60)))
+        .await
+        .unwrap()
+}
+
+/// Everything the topic holds now (reads for 3 s).
+async fn held(topic: &str) -> usize {
+    let topic = topic.to_string();
+    tokio::task::spawn_blocking(move || {
+        read_topic_until(&topic, Duration::from_secs(3), |_| false).len()
+    })
+    .await
+    .unwrap()
+}
+
+fn parse_metrics(text: &str) -> Vec<Value> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/prom_parse.py");
+    let mut child = Command::new("python3")
+        .arg(script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "not the Prometheus text format: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn sample(samples: &[Value], name: &str, labels: Value) -> Option<f64> {
+    samples
+        .iter()
+        .find(|s| {
+            s["name"] == name
+                && labels
+                    .as_object()
+                    .unwrap()
+                    .iter()
+                    .all(|(k, v)| &s["labels"][k] == v)
+        })
+        .and_then(|s| s["value"].as_f64())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn api_routes_pause_resume_restart_metrics_and_token() {
+    let db = TestDb::new("api").await;
+    db.exec("CREATE TABLE t (id int PRIMARY KEY, v text)").await;
+    let name = unique("api");
+    let mut daemon = Daemon::single(&name, &db, &["public.t"], "[format]\nschemas = false");
+    let api = api_daemon(&daemon);
+    daemon.start();
+    let tok = Some(TOKEN);
+    let status = wait_state(&api, tok, &name, "streaming", Duration::from_secs(60)).await;
+    assert_eq!(status["name"], name.as_str());
+    assert_eq!(status["file"], "connectors/c.toml");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let (_, body) = http("GET", &format!("{api}/connectors/{name}"), tok).await;
+    let status: Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        status["committed_offset"]
+            .as_str()
+            .is_some_and(|p| p.contains("resume_lsn") && p.contains("snapshot=done")),
+        "{status}"
+    );
+
+    // Token: every route but /health refuses without it or with a wrong one.
+    assert_eq!(
+        http("GET", &format!("{api}/health"), None).await,
+        (200, json!({"status": "ok"}).to_string())
+    );
+    for route in [
+        "/connectors",
+        "/ready",
+        "/metrics",
+        &format!("/connectors/{name}"),
+    ] {
+        let (s, body) = http("GET", &format!("{api}{route}"), None).await;
+        assert_eq!(s, 401, "{route}");
+        assert_eq!(body, json!({"error": "unauthorized"}).to_string());
+        assert_eq!(
+            http("GET", &format!("{api}{route}"), Some("wrong")).await.0,
+            401,
+            "{route}"
+        );
+    }
+    assert_eq!(
+        http("POST", &format!("{api}/connectors/{name}/pause"), None)
+            .await
+            .0,
+        401
+    );
+    let (s, body) = http("GET", &format!("{api}/ready"), tok).await;
+    assert_eq!(s, 200);
+    let ready: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(ready["ready"], true);
+    assert_eq!(ready["connectors"][&name], "streaming");
+    let (s, body) = http("GET", &format!("{api}/connectors"), tok).await;
+    assert_eq!(s, 200);
+    let all: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(all["connectors"][0]["name"], name.as_str());
+    assert_eq!(all["file_errors"], json!([]));
+    assert_eq!(
+        http("GET", &format!("{api}/connectors/nosuch"), tok)
+            .await
+            .0,
+        404
+    );
+
+    let topic = format!("{name}.public.t");
+    db.exec("INSERT INTO t VALUES (1, 'a'), (2, 'b'), (3, 'c')")
+        .await;
+    assert_eq!(count(&topic, 3).await.len(), 3);
+
+    // Pause: nothing new is published, the changes wait in the slot.
+    let (s, _) = http("POST", &format!("{api}/connectors/{name}/pause"), tok).await;
+    assert_eq!(s, 202);
+    wait_state(&api, tok, &name, "paused", Duration::from_secs(10)).await;
+    db.exec("INSERT INTO t VALUES (4, 'd'), (5, 'e')").await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(held(&topic).await, 3, "nothing published while paused");
+    let (s, _) = http("POST", &format!("{api}/connectors/{name}/resume"), tok).await;
+    assert_eq!(s, 202);
+    assert_eq!(
+        count(&topic, 5).await.len(),
+        5,
+        "resume delivers what was captured meanwhile"
+    );
+    wait_state(&api, tok, &name, "streaming", Duration::from_secs(10)).await;
+
+    // Restart: from the committed position, nothing lost.
+    let (s, _) = http("POST", &format!("{api}/connectors/{name}/restart"), tok).await;
+    assert_eq!(s, 202);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    wait_state(&api, tok, &name, "streaming", Duration::from_secs(30)).await;
+    db.exec("INSERT INTO t VALUES (6, 'f')").await;
+    let msgs = count(&topic, 6).await;
+    let ids: std::collections::BTreeSet<i64> = msgs
+        .iter()
+        .map(|m| m.value.as_ref().unwrap()["after"]["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, (1..=6).collect(), "logs:\n{}", daemon.logs());
+
+    // Metrics: valid Prometheus text; published records equal what the broker holds.
+    let (s, text) = http("GET", &format!("{api}/metrics"), tok).await;
+    assert_eq!(s, 200);
+    let samples = parse_metrics(&text);
+    let held = held(&topic).await as f64;
+    assert_eq!(
+        sample(
+            &samples,
+            "sluice_records_published_total",
+            json!({"connector": name, "table": "public.t"})
+        ),
+        Some(held),
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &samples,
+            "sluice_events_read_total",
+            json!({"connector": name, "table": "public.t"})
+        ),
+        Some(held)
+    );
+    assert!(
+        sample(
+            &samples,
+            "sluice_offset_commits_total",
+            json!({"connector": name})
+        )
+        .unwrap()
+            >= 1.0
+    );
+    assert!(sample(&samples, "sluice_process_resident_memory_bytes", json!({})).unwrap() > 1e6);
+    assert!(
+        sample(
+            &samples,
+            "sluice_published_bytes_total",
+            json!({"connector": name})
+        )
+        .unwrap()
+            > 0.0
+    );
+    assert!(
+        text.contains("sluice_source_lag_milliseconds")
+            && text.contains("sluice_broker_queue_depth_records")
+    );
+    assert!(daemon.stop().success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn heartbeats_and_transaction_metadata() {
+    let db = TestDb::new("hb").await;
+    db.exec(
+        "CREATE TABLE a (id int PRIMARY KEY); CREATE TABLE b (id int PRIMARY KEY);
+         CREATE TABLE other (id serial PRIMARY KEY, v text); CREATE TABLE hb (ts timestamptz);",
+    )
+    .await;
+    let name = unique("hb");
+    let extra = "heartbeat_interval_ms = 500\nprovide_transaction_metadata = true\n[format]\nschemas = false";
+    let connector = pg_connector(&name, &name, &db, &["public.a", "public.b"], extra).replace(
+        "tables = [",
+        "heartbeat_action_query = \"INSERT INTO hb VALUES (now())\"\ntables = [",
+    );
+    let mut daemon = Daemon::new("", &[("c.toml", connector)]);
+    daemon.start();
+
+    // Heartbeats: records keyed by the server name, the action query runs, and with writes
+    // only outside the publication the slot and the stored offset advance.
+    // (Heartbeats keep coming, so read a fixed number rather than until the topic settles.)
+    let hb_topic = format!("__debezium-heartbeat.{name}");
+    let hb = tokio::task::spawn_blocking(move || read_raw(&hb_topic, 2, Duration::from_secs(60)))
+        .await
+        .unwrap();
+    assert!(hb.len() >= 2, "logs:\n{}", daemon.logs());
+    let parse = |b: &Option<Vec<u8>>| serde_json::from_slice::<Value>(b.as_ref().unwrap()).unwrap();
+    assert_eq!(parse(&hb[0].key), json!({"serverName": name}));
+    assert!(parse(&hb[0].value)["ts_ms"].as_i64().unwrap() > 1_700_000_000_000);
+    let before = db.confirmed_flush(&name).await.unwrap();
+    db.exec("INSERT INTO other (v) SELECT 'x' FROM generate_series(1, 1000)")
+        .await;
+    let target = db.current_lsn().await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let confirmed = db.confirmed_flush(&name).await.unwrap();
+        let stored = daemon
+            .offset(&name)
+            .and_then(|o| o["position"]["resume_lsn"].as_u64())
+            .unwrap_or(0);
+        if confirmed >= target && stored >= target {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "confirmed {confirmed} (from {before}) / stored {stored} < {target}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let runs: i64 = db
+        .client
+        .query_one("SELECT count(*) FROM hb", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(runs >= 2, "heartbeat_action_query ran {runs} times");
+
+    // Transaction metadata: BEGIN, the events with consecutive total_order, END with counts.
+    db.exec("BEGIN; INSERT INTO a VALUES (1), (2); INSERT INTO b VALUES (10); COMMIT;")
+        .await;
+    let tx = count(&format!("{name}.transaction"), 2).await;
+    assert_eq!(tx.len(), 2, "logs:\n{}", daemon.logs());
+    let begin = tx[0].value.as_ref().unwrap();
+    let end = tx[1].value.as_ref().unwrap();
+    assert_eq!(begin["status"], "BEGIN");
+    assert_eq!(begin["event_count"], Value::Null);
+    let id = begin["id"].as_str().unwrap().to_string();
+    assert!(id.contains(':'), "txId:LSN, got {id}");
+    assert_eq!(tx[0].key, Some(json!({"id": id})));
+    assert_eq!(end["status"], "END");
+    assert_eq!(end["id"], id.as_str());
+    assert_eq!(end["event_count"], 3);
+    assert_eq!(
+        end["data_collections"],
+        json!([{"data_collection": "public.a", "event_count": 2}, {"data_collection": "public.b", "event_count": 1}])
+    );
+    let a = count(&format!("{name}.public.a"), 2).await;
+    let b = count(&format!("{name}.public.b"), 1).await;
+    let block = |m: &Msg| m.value.as_ref().unwrap()["transaction"].clone();
+    assert_eq!(
+        block(&a[0]),
+        json!({"id": id, "total_order": 1, "data_collection_order": 1})
+    );
+    assert_eq!(
+        block(&a[1]),
+        json!({"id": id, "total_order": 2, "data_collection_order": 2})
+    );
+    assert_eq!(
+        block(&b[0]),
+        json!({"id": id, "total_order": 3, "data_collection_order": 1})
+    );
+    assert!(daemon.stop().success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn live_connectors_folder() {
+    let db = TestDb::new("live").await;
+    db.exec("CREATE TABLE t (id int PRIMARY KEY); CREATE TABLE u (id int PRIMARY KEY);")
+        .await;
+    let first = unique("live");
+    let mut daemon = Daemon::single(&first, &db, &["public.t"], "[format]\nschemas = false");
+    let api = api_daemon(&daemon);
+    daemon.start();
+    let tok = Some(TOKEN);
+    wait_state(&api, tok, &first, "streaming", Duration::from_secs(60)).await;
+
+    // A new file starts its connector within 5 s.
+    let second = unique("live");
+    let dropped_at = Instant::now();
+    std::fs::write(
+        daemon.dir.join("connectors/second.toml"),
+        pg_connector(
+            &second,
+            &second,
+            &db,
+            &["public.u"],
+            "[format]\nschemas = false",
+        ),
+    )
+    .unwrap();
+    loop {
+        let (s, _) = http("GET", &format!("{api}/connectors/{second}"), tok).await;
+        if s == 200 {
+            break;
+        }
+        assert!(
+            dropped_at.elapsed() < Duration::from_secs(5),
+            "not started within 5 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    wait_state(&api, tok, &second, "streaming", Duration::from_secs(60)).await;
+    db.exec("INSERT INTO u VALUES (1)").await;
+    assert_eq!(count(&format!("{second}.public.u"), 1).await.len(), 1);
+
+    // A broken file is reported and changes nothing else.
+    std::fs::write(
+        daemon.dir.join("connectors/broken.toml"),
+        "name = \"x\"\nbogus = 1\n",
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let errors = loop {
+        let (_, body) = http("GET", &format!("{api}/connectors"), tok).await;
+        let v: Value = serde_json::from_str(&body).unwrap();
+        if v["file_errors"].as_array().is_some_and(|e| !e.is_empty()) {
+            break v["file_errors"].clone();
+        }
+        assert!(Instant::now() < deadline, "broken file not reported");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(errors[0]["file"].as_str().unwrap().ends_with("broken.toml"));
+    assert!(
+        errors[0]["error"].as_str().unwrap().contains("bogus"),
+        "{errors}"
+    );
+    assert!(daemon.logs().contains("connector file is not valid"));
+    db.exec("INSERT INTO t VALUES (1)").await;
+    assert_eq!(
+        count(&format!("{first}.public.t"), 1).await.len(),
+        1,
+        "the first connector is untouched"
+    );
+
+    // Deleting a file stops its connector; the other keeps running.
+    std::fs::remove_file(daemon.dir.join("connectors/second.toml")).unwrap();
+    let removed_at = Instant::now();
+    loop {
+        let (s, _) = http("GET", &format!("{api}/connectors/{second}"), tok).await;
+        if s == 404 {
+            break;
+        }
+        assert!(
+            removed_at.elapsed() < Duration::from_secs(10),
+            "not stopped"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    db.exec("INSERT INTO u VALUES (2); INSERT INTO t VALUES (2);")
+        .await;
+    assert_eq!(count(&format!("{first}.public.t"), 2).await.len(), 2);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        held(&format!("{second}.public.u")).await,
+        1,
+        "a stopped connector publishes nothing"
+    );
+    wait_state(&api, tok, &first, "streaming", Duration::from_secs(5)).await;
+    assert!(daemon.stop().success());
+}
