@@ -417,14 +417,24 @@ async fn live_connectors_folder() {
     let text = std::fs::read_to_string(&path).unwrap();
     std::fs::write(&path, text.replace("schemas = false", "schemas = true")).unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !daemon.logs().contains("connector file changed: restarting the connector") {
+    while !daemon
+        .logs()
+        .contains("connector file changed: restarting the connector")
+    {
         assert!(Instant::now() < deadline, "change not noticed");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     wait_state(&api, tok, &first, "streaming", Duration::from_secs(30)).await;
     db.exec("INSERT INTO t VALUES (3)").await;
     let msgs = count(&format!("{first}.public.t"), 3).await;
-    assert_eq!(msgs.len(), 3, "no redelivery of committed changes, the new one arrives");
-    assert!(msgs[2].value.as_ref().unwrap().get("schema").is_some(), "the new setting applies");
+    assert_eq!(
+        msgs.len(),
+        3,
+        "no redelivery of committed changes, the new one arrives"
+    );
+    assert!(
+        msgs[2].value.as_ref().unwrap().get("schema").is_some(),
+        "the new setting applies"
+    );
     assert!(daemon.stop().success());
 }

@@ -9,15 +9,17 @@
 //! committed to the offset store every `offset_flush_interval_ms`; only then does the source
 //! report it to the database (invariant 1).
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::stream::{FuturesOrdered, StreamExt};
+use prometheus::{IntCounter, IntGauge};
 use tokio::sync::{mpsc, watch};
 
 use crate::config::{ConnectorConfig, DaemonConfig};
 use crate::encode::{EncodeError, Encoder};
+use crate::event::TableId;
 use crate::offsets::{FileOffsetStore, OffsetError};
 use crate::position::SourcePosition;
 use crate::sink::{Delivery, PendingDelivery, Sink, SinkError};
@@ -142,6 +144,8 @@ pub async fn run_once(
     let mut events_total: u64 = 0;
     let mut records_total: u64 = 0;
     let mut last_summary = (Instant::now(), 0u64);
+    let mut counters = Counters::new(observer.clone());
+    let queue_depth = metrics.broker_queue_depth.with_label_values(&[&*name]);
 
     while !(source_done && in_flight.is_empty()) {
         tokio::select! {
@@ -151,7 +155,7 @@ pub async fn run_once(
                 match res {
                     Ok(()) => {
                         if let Some(d) = d {
-                            count_delivery(&observer, &d);
+                            counters.delivered(&d);
                             if d.position.is_some() {
                                 acked = d.position;
                             }
@@ -190,12 +194,12 @@ pub async fn run_once(
                 };
                 let mut result = Ok(());
                 for item in batch {
-                    result = handle_item(item, &mut encoder, &mut sink, &mut in_flight, &mut acked, &mut delivered, &observer, &mut events_total, &mut records_total).await;
+                    result = handle_item(item, &mut encoder, &mut sink, &mut in_flight, &mut acked, &mut delivered, &mut counters, &mut events_total, &mut records_total).await;
                     if result.is_err() {
                         break;
                     }
                 }
-                metrics.broker_queue_depth.with_label_values(&[&*name]).set(in_flight.len() as i64);
+                queue_depth.set(in_flight.len() as i64);
                 if let Err(e) = result {
                     tracing::warn!(error = %e, "cannot encode or hand over a record; the pipeline restarts from the last committed position");
                     let _ = stop_tx.send(true);
@@ -204,12 +208,13 @@ pub async fn run_once(
                 }
             }
             _ = tick.tick() => {
-                metrics.broker_queue_depth.with_label_values(&[&*name]).set(in_flight.len() as i64);
+                queue_depth.set(in_flight.len() as i64);
+                counters.publish();
                 commit(&connector.name, &offsets, &mut sink, &acked, &mut committed, &committed_tx, &observer).await?;
                 if last_summary.0.elapsed() >= SUMMARY_EVERY {
                     let secs = last_summary.0.elapsed().as_secs_f64();
                     let rate = (events_total - last_summary.1) as f64 / secs;
-                    let lag = observer.snapshot().lag_ms;
+                    let lag = counters.lag_ms;
                     tracing::info!(
                         events = events_total,
                         records = records_total,
@@ -224,6 +229,7 @@ pub async fn run_once(
         }
     }
 
+    counters.publish();
     if sink_error.is_none() {
         commit(
             &connector.name,
@@ -253,30 +259,101 @@ pub async fn run_once(
     Ok(exit)
 }
 
-fn count_delivery(observer: &Observer, d: &Delivered) {
-    if d.table.is_none() && d.bytes == 0 {
-        return; // a position marker, not a record
-    }
-    let m = &observer.metrics;
-    let table = d.table.as_deref().unwrap_or("");
-    m.records_published
-        .with_label_values(&[&*observer.connector, table])
-        .inc();
-    m.bytes_published
-        .with_label_values(&[&*observer.connector])
-        .inc_by(d.bytes as u64);
-    let lag = d.source_ts_us.map(|ts| (now_us() - ts) / 1000);
-    if let Some(lag) = lag {
-        m.source_lag_ms
-            .with_label_values(&[&*observer.connector])
-            .set(lag);
-    }
-    observer.update(|s| {
-        s.records_published += 1;
-        if lag.is_some() {
-            s.lag_ms = lag;
+/// Per-run counters: metric handles cached per table (no label lookup per event) and the
+/// status figures, pushed to the shared status on each commit tick rather than per event.
+struct Counters {
+    observer: Observer,
+    tables: HashMap<TableId, TableCounters>,
+    topics: HashMap<Arc<str>, IntCounter>,
+    bytes: IntCounter,
+    lag: IntGauge,
+    events_read: u64,
+    records_published: u64,
+    lag_ms: Option<i64>,
+    position: Option<SourcePosition>,
+}
+
+struct TableCounters {
+    label: Arc<str>,
+    read: IntCounter,
+    published: IntCounter,
+}
+
+impl Counters {
+    fn new(observer: Observer) -> Self {
+        let c = &*observer.connector;
+        Counters {
+            bytes: observer.metrics.bytes_published.with_label_values(&[c]),
+            lag: observer.metrics.source_lag_ms.with_label_values(&[c]),
+            observer,
+            tables: HashMap::new(),
+            topics: HashMap::new(),
+            events_read: 0,
+            records_published: 0,
+            lag_ms: None,
+            position: None,
         }
-    });
+    }
+
+    /// Counts an event read; returns its table's label.
+    fn read(&mut self, table: Option<&TableId>, position: &SourcePosition) -> Option<Arc<str>> {
+        self.events_read += 1;
+        self.position = Some(position.clone());
+        let id = table?;
+        if !self.tables.contains_key(id) {
+            let label: Arc<str> = Arc::from(id.to_string());
+            let m = &self.observer.metrics;
+            let c = &*self.observer.connector;
+            self.tables.insert(
+                id.clone(),
+                TableCounters {
+                    read: m.events_read.with_label_values(&[c, &label]),
+                    published: m.records_published.with_label_values(&[c, &label]),
+                    label,
+                },
+            );
+        }
+        let t = &self.tables[id];
+        t.read.inc();
+        Some(t.label.clone())
+    }
+
+    /// Counts an acknowledged record.
+    fn delivered(&mut self, d: &Delivered) {
+        let Some(label) = &d.table else {
+            return; // a position marker, not a record
+        };
+        match self.tables.values().find(|t| Arc::ptr_eq(&t.label, label)) {
+            Some(t) => t.published.inc(),
+            None => {
+                let m = &self.observer.metrics;
+                let c = &*self.observer.connector;
+                self.topics
+                    .entry(label.clone())
+                    .or_insert_with(|| m.records_published.with_label_values(&[c, label]))
+                    .inc();
+            }
+        }
+        self.records_published += 1;
+        self.bytes.inc_by(d.bytes as u64);
+        if let Some(ts) = d.source_ts_us {
+            let lag = (now_us() - ts) / 1000;
+            self.lag.set(lag);
+            self.lag_ms = Some(lag);
+        }
+    }
+
+    /// Pushes the figures to the shared status.
+    fn publish(&self) {
+        self.observer.update(|s| {
+            s.events_read = self.events_read;
+            s.records_published = self.records_published;
+            s.lag_ms = self.lag_ms;
+            if let Some(p) = &self.position {
+                s.source_position = Some(p.to_string());
+            }
+        });
+    }
 }
 
 fn now_us() -> i64 {
@@ -294,14 +371,32 @@ async fn handle_item(
     in_flight: &mut FuturesOrdered<PendingDelivery>,
     acked: &mut Option<SourcePosition>,
     delivered: &mut VecDeque<Delivered>,
-    observer: &Observer,
+    counters: &mut Counters,
     events_total: &mut u64,
     records_total: &mut u64,
 ) -> Result<(), PipelineError> {
+    let (records, position, table, ts) = match item {
+        SourceItem::Event(event) => {
+            *events_total += 1;
+            let table = counters.read(event.table.as_ref().map(|t| &t.id), &event.position);
+            let records = encoder.encode(&event).await?;
+            (
+                records,
+                Some(event.position),
+                table,
+                Some(event.source.ts_us),
+            )
+        }
+        SourceItem::Checkpoint(position) => (Vec::new(), Some(position), None, None),
+        SourceItem::Heartbeat { position, ts_ms } => {
+            (encoder.heartbeat(ts_ms), position, None, None)
+        }
+        SourceItem::Transaction(meta) => (encoder.transaction(&meta), None, None, None),
+    };
     // Marks a delivery acknowledged once everything sent before it is.
     let mut settle = |delivery: Delivery, d: Delivered| match delivery {
         Delivery::Accepted if in_flight.is_empty() => {
-            count_delivery(observer, &d);
+            counters.delivered(&d);
             if d.position.is_some() {
                 *acked = d.position;
             }
@@ -320,36 +415,6 @@ async fn handle_item(
         table: None,
         bytes: 0,
         source_ts_us: None,
-    };
-    let (records, position, table, ts) = match item {
-        SourceItem::Event(event) => {
-            *events_total += 1;
-            let table: Option<Arc<str>> = event.table.as_ref().map(|t| Arc::from(t.id.to_string()));
-            observer
-                .metrics
-                .events_read
-                .with_label_values(&[&*observer.connector, table.as_deref().unwrap_or("")])
-                .inc();
-            observer.update(|s| {
-                s.events_read += 1;
-                s.source_position = Some(event.position.to_string());
-            });
-            let records = encoder.encode(&event).await?;
-            (
-                records,
-                Some(event.position),
-                table,
-                Some(event.source.ts_us),
-            )
-        }
-        SourceItem::Checkpoint(position) => {
-            settle(Delivery::Accepted, marker(position));
-            return Ok(());
-        }
-        SourceItem::Heartbeat { position, ts_ms } => {
-            (encoder.heartbeat(ts_ms), position, None, None)
-        }
-        SourceItem::Transaction(meta) => (encoder.transaction(&meta), None, None, None),
     };
     let n = records.len();
     for (i, record) in records.iter().enumerate() {
