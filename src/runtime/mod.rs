@@ -68,6 +68,8 @@ pub struct Runtime {
     connectors: Mutex<BTreeMap<String, Handle>>,
     file_errors: Mutex<BTreeMap<PathBuf, String>>,
     shutdown: watch::Receiver<bool>,
+    /// Signalled when a connector task ends (so the daemon notices at once).
+    ended: Arc<tokio::sync::Notify>,
 }
 
 impl Runtime {
@@ -145,16 +147,22 @@ impl Runtime {
         let (paused_tx, paused_rx) = watch::channel(false);
         let (cmd_tx, cmd_rx) = mpsc::channel(4);
         let span = tracing::info_span!("connector", connector = %config.name);
+        let supervised = supervise(
+            self.daemon.clone(),
+            config.clone(),
+            observer.clone(),
+            self.shutdown.clone(),
+            paused_rx,
+            cmd_rx,
+            self.daemon.api.is_some(),
+        );
+        let ended = self.ended.clone();
         let task = tokio::spawn(
-            supervise(
-                self.daemon.clone(),
-                config.clone(),
-                observer.clone(),
-                self.shutdown.clone(),
-                paused_rx,
-                cmd_rx,
-                self.daemon.api.is_some(),
-            )
+            async move {
+                let clean = supervised.await;
+                ended.notify_one();
+                clean
+            }
             .instrument(span),
         );
         let mut map = self.connectors.lock().unwrap_or_else(|e| e.into_inner());
@@ -283,6 +291,7 @@ pub async fn run(
         connectors: Mutex::new(BTreeMap::new()),
         file_errors: Mutex::new(BTreeMap::new()),
         shutdown: shutdown.clone(),
+        ended: Arc::new(tokio::sync::Notify::new()),
     });
     if loaded.connectors.is_empty() {
         tracing::warn!(dir = %daemon.connectors_dir.display(), "no connector files found; add a *.toml file there");
@@ -303,6 +312,10 @@ pub async fn run(
             _ = hangup.recv() => {
                 tracing::info!("SIGHUP: rescanning the connectors folder");
                 runtime.rescan().await;
+            }
+            _ = runtime.ended.notified() => {
+                // The task signals just before it completes.
+                tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }
         if daemon.api.is_none() {
