@@ -438,3 +438,43 @@ async fn live_connectors_folder() {
     );
     assert!(daemon.stop().success());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn failed_connector_shows_its_error_and_restarts_when_fixed() {
+    let db = TestDb::new("failed").await;
+    let name = unique("failed");
+    let mut daemon = Daemon::single(&name, &db, &["public.later"], "[format]\nschemas = false");
+    let api = api_daemon(&daemon);
+    daemon.start();
+    let tok = Some(TOKEN);
+    let status = wait_state(&api, tok, &name, "failed", Duration::from_secs(60)).await;
+    let error = status["error"].as_str().unwrap();
+    assert!(
+        error.contains("public.later") && error.contains("no such table"),
+        "{status}"
+    );
+    let (s, body) = http("GET", &format!("{api}/ready"), tok).await;
+    assert_eq!(s, 503, "{body}");
+    assert!(
+        daemon.try_status().is_none(),
+        "with the API on, the daemon stays up"
+    );
+
+    db.exec("CREATE TABLE later (id int PRIMARY KEY); INSERT INTO later VALUES (1);")
+        .await;
+    assert_eq!(
+        http("POST", &format!("{api}/connectors/{name}/restart"), tok)
+            .await
+            .0,
+        202
+    );
+    wait_state(&api, tok, &name, "streaming", Duration::from_secs(60)).await;
+    let msgs = count(&format!("{name}.public.later"), 1).await;
+    assert_eq!(
+        msgs[0].value.as_ref().unwrap()["op"],
+        "r",
+        "the snapshot runs once the table exists"
+    );
+    assert_eq!(http("GET", &format!("{api}/ready"), tok).await.0, 200);
+    assert!(daemon.stop().success());
+}
