@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -39,28 +38,8 @@ async fn held(topic: &str) -> usize {
 }
 
 fn parse_metrics(text: &str) -> Vec<Value> {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/prom_parse.py");
-    let mut child = Command::new("python3")
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "not the Prometheus text format: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    let out = run_python("prom_parse.py", text, "not the Prometheus text format");
+    serde_json::from_str(&out).unwrap()
 }
 
 fn sample(samples: &[Value], name: &str, labels: Value) -> Option<f64> {
@@ -256,22 +235,8 @@ async fn heartbeats_and_transaction_metadata() {
     db.exec("INSERT INTO other (v) SELECT 'x' FROM generate_series(1, 1000)")
         .await;
     let target = db.current_lsn().await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let confirmed = db.confirmed_flush(&name).await.unwrap();
-        let stored = daemon
-            .offset(&name)
-            .and_then(|o| o["position"]["resume_lsn"].as_u64())
-            .unwrap_or(0);
-        if confirmed >= target && stored >= target {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "confirmed {confirmed} (from {before}) / stored {stored} < {target}"
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    assert!(target > before);
+    wait_slot_and_offset(&db, &daemon, &name, target, Duration::from_secs(30)).await;
     let runs: i64 = db
         .client
         .query_one("SELECT count(*) FROM hb", &[])

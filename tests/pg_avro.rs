@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -27,33 +25,17 @@ async fn decode(registry: &Registry, records: &[Vec<u8>]) -> Vec<(u32, Value)> {
         input.push_str(&line.to_string());
         input.push('\n');
     }
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/avro_decode.py");
-    let mut child = Command::new("python3")
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "fastavro failed (scripts/setup installs it): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| {
-            let v: Value = serde_json::from_str(l).unwrap();
-            (v["schema_id"].as_u64().unwrap() as u32, v["value"].clone())
-        })
-        .collect()
+    run_python(
+        "avro_decode.py",
+        &input,
+        "fastavro failed (scripts/setup installs it)",
+    )
+    .lines()
+    .map(|l| {
+        let v: Value = serde_json::from_str(l).unwrap();
+        (v["schema_id"].as_u64().unwrap() as u32, v["value"].clone())
+    })
+    .collect()
 }
 
 fn avro_format(registry: &Registry) -> String {

@@ -33,23 +33,7 @@ async fn idle_connector_advances_confirmed_flush_lsn() {
     }
     let target = db.current_lsn().await;
     assert!(target > initial);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let confirmed = db.confirmed_flush(&name).await.unwrap();
-        let stored = daemon
-            .offset(&name)
-            .and_then(|o| o["position"]["resume_lsn"].as_u64())
-            .unwrap_or(0);
-        if confirmed >= target && stored >= target {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "confirmed_flush_lsn {confirmed} / stored {stored} did not reach {target} (initial {initial}); logs:\n{}",
-            daemon.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    wait_slot_and_offset(&db, &daemon, &name, target, Duration::from_secs(60)).await;
     // Nothing was published for the other table.
     assert!(!topics()
         .iter()

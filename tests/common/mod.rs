@@ -516,3 +516,57 @@ pub async fn wait_state(
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// Runs one of the tests' Python helpers with `input` on stdin; returns its stdout, or fails
+/// the test with `what` and the script's stderr.
+pub fn run_python(script: &str, input: &str, what: &str) -> String {
+    use std::io::Write;
+    let path = format!("{}/tests/{script}", env!("CARGO_MANIFEST_DIR"));
+    let mut child = Command::new("python3")
+        .arg(path)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{what}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Waits until both the slot's `confirmed_flush_lsn` and the stored offset reach `target`.
+pub async fn wait_slot_and_offset(
+    db: &TestDb,
+    daemon: &Daemon,
+    slot: &str,
+    target: u64,
+    timeout: Duration,
+) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let confirmed = db.confirmed_flush(slot).await.unwrap_or(0);
+        let stored = daemon
+            .offset(slot)
+            .and_then(|o| o["position"]["resume_lsn"].as_u64())
+            .unwrap_or(0);
+        if confirmed >= target && stored >= target {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "confirmed_flush_lsn {confirmed} / stored {stored} did not reach {target}; logs:\n{}",
+            daemon.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}

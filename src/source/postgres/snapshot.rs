@@ -16,6 +16,8 @@ use crate::event::{ChangeEvent, Op, SnapshotMarker, SourceDetail, SourceMeta, Va
 use crate::position::{PgPosition, SnapshotState, SourcePosition};
 use crate::source::{SourceContext, SourceItem};
 
+/// Rows between two updates of the snapshot's status and metrics.
+const PROGRESS_ROWS: u64 = 1024;
 /// How often a long snapshot reports its progress.
 const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 
@@ -179,6 +181,17 @@ impl Snapshot<'_> {
         let mut last_report = Instant::now();
         let started = Instant::now();
         let mut fields: Vec<Option<String>> = Vec::with_capacity(table.columns.len());
+        // Status and metrics every PROGRESS_ROWS rows and at the end of the table.
+        let label = table.id.to_string();
+        let counter = ctx
+            .observer
+            .metrics
+            .snapshot_rows
+            .with_label_values(&[&*ctx.observer.connector, &label]);
+        let report = |ctx: &SourceContext, rows: u64, new_rows: u64| {
+            ctx.observer.snapshot_progress(&label, rows, estimate);
+            counter.inc_by(new_rows);
+        };
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(PgError::query)?;
             buf.extend_from_slice(&chunk);
@@ -220,14 +233,8 @@ impl Snapshot<'_> {
                     return Ok(None);
                 }
                 rows += 1;
-                if rows % 1024 == 0 {
-                    ctx.observer
-                        .snapshot_progress(&table.id.to_string(), rows, estimate);
-                    ctx.observer
-                        .metrics
-                        .snapshot_rows
-                        .with_label_values(&[&*ctx.observer.connector, &table.id.to_string()])
-                        .inc_by(1024);
+                if rows % PROGRESS_ROWS == 0 {
+                    report(ctx, rows, PROGRESS_ROWS);
                 }
                 if last_report.elapsed() >= PROGRESS_EVERY {
                     last_report = Instant::now();
@@ -244,13 +251,7 @@ impl Snapshot<'_> {
             }
             buf.drain(..start);
         }
-        ctx.observer
-            .snapshot_progress(&table.id.to_string(), rows, estimate);
-        ctx.observer
-            .metrics
-            .snapshot_rows
-            .with_label_values(&[&*ctx.observer.connector, &table.id.to_string()])
-            .inc_by(rows % 1024);
+        report(ctx, rows, rows % PROGRESS_ROWS);
         Ok(Some(rows))
     }
 }
