@@ -11,7 +11,7 @@ use crate::encode::RegistryClient;
 use crate::offsets::FileOffsetStore;
 use crate::runtime;
 use crate::sink::Sink;
-use crate::source::postgres;
+use crate::source::{mysql, postgres};
 
 /// Change data capture from PostgreSQL to Kafka, in Debezium's envelope.
 #[derive(Parser, Debug)]
@@ -150,7 +150,11 @@ async fn validate(config_path: &Path) -> ExitCode {
     };
     let mut problems = 0;
     for c in &loaded.connectors {
-        for p in postgres::preflight(c).await {
+        let found = match c.source {
+            config::SourceKind::Postgres => postgres::preflight(c).await,
+            config::SourceKind::Mysql => mysql::preflight(c).await,
+        };
+        for p in found {
             println!("{}: connector \"{}\": {p}", c.file.display(), c.name);
             problems += 1;
         }

@@ -59,6 +59,8 @@ impl std::fmt::Display for TableId {
 pub enum ColumnKind {
     /// `boolean`.
     Boolean,
+    /// 8-bit integer (MySQL `tinyint`).
+    Int8,
     /// 16-bit integer.
     Int16,
     /// 32-bit integer.
@@ -116,6 +118,15 @@ pub enum ColumnKind {
     },
     /// One-dimensional array of an element kind.
     Array(Box<ColumnKind>),
+    /// A year (`io.debezium.time.Year`, int32).
+    Year,
+    /// A set of labels (`io.debezium.data.EnumSet`): comma-separated text.
+    EnumSet {
+        /// Allowed labels in declaration order.
+        allowed: Vec<String>,
+    },
+    /// A spatial value (`io.debezium.data.geometry.Geometry`: `{wkb, srid}`).
+    Geometry,
 }
 
 /// One captured column.
@@ -149,6 +160,63 @@ pub struct Decimal {
     pub scale: u32,
 }
 
+impl Decimal {
+    /// A decimal from ASCII digits (integer and fraction digits run together), a sign and
+    /// the number of fraction digits.
+    pub fn from_digits(digits: &[u8], negative: bool, scale: u32) -> Self {
+        Decimal {
+            unscaled: twos_complement(digits, negative),
+            scale,
+        }
+    }
+}
+
+/// Big-endian two's complement of a decimal digit string, minimal length (as Java's
+/// `BigInteger.toByteArray`).
+pub fn twos_complement(digits: &[u8], negative: bool) -> Vec<u8> {
+    // Magnitude, little-endian base 256.
+    let mut mag: Vec<u8> = Vec::with_capacity(digits.len() / 2 + 1);
+    for d in digits {
+        let mut carry = (d - b'0') as u32;
+        for byte in mag.iter_mut() {
+            let v = *byte as u32 * 10 + carry;
+            *byte = v as u8;
+            carry = v >> 8;
+        }
+        while carry > 0 {
+            mag.push(carry as u8);
+            carry >>= 8;
+        }
+    }
+    while mag.last() == Some(&0) {
+        mag.pop();
+    }
+    if mag.is_empty() {
+        return vec![0];
+    }
+    let is_zero = false;
+    if negative && !is_zero {
+        // Invert and add one.
+        let mut carry = 1u16;
+        for byte in mag.iter_mut() {
+            let v = (!*byte) as u16 + carry;
+            *byte = v as u8;
+            carry = v >> 8;
+        }
+        if mag.last().is_some_and(|b| b & 0x80 == 0) {
+            mag.push(0xff);
+        }
+        // Drop redundant sign bytes.
+        while mag.len() > 1 && mag[mag.len() - 1] == 0xff && mag[mag.len() - 2] & 0x80 != 0 {
+            mag.pop();
+        }
+    } else if mag.last().is_some_and(|b| b & 0x80 != 0) {
+        mag.push(0);
+    }
+    mag.reverse();
+    mag
+}
+
 /// One field of one row.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
@@ -170,6 +238,13 @@ pub enum Value {
     Bytes(Vec<u8>),
     /// Array elements.
     Array(Vec<Value>),
+    /// A spatial value: well-known binary and its spatial reference id.
+    Geometry {
+        /// Well-known binary.
+        wkb: Vec<u8>,
+        /// Spatial reference system id.
+        srid: Option<i32>,
+    },
 }
 
 /// Which part of a snapshot an event belongs to (`source.snapshot`).
@@ -213,6 +288,58 @@ pub enum SourceDetail {
         /// Commit LSN on the origin server.
         origin_lsn: Option<u64>,
     },
+    /// MySQL and MariaDB: binlog coordinates.
+    Mysql(Box<MysqlDetail>),
+}
+
+impl SourceDetail {
+    /// The connector name of `source.connector`.
+    pub fn connector(&self) -> &'static str {
+        match self {
+            SourceDetail::Postgres { .. } => "postgresql",
+            SourceDetail::Mysql(m) => m.flavor.connector(),
+        }
+    }
+}
+
+/// Which server a MySQL-protocol source reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MysqlFlavor {
+    /// MySQL (`source.connector = mysql`).
+    Mysql,
+    /// MariaDB (`source.connector = mariadb`).
+    Mariadb,
+}
+
+impl MysqlFlavor {
+    /// The connector name Debezium writes.
+    pub fn connector(self) -> &'static str {
+        match self {
+            MysqlFlavor::Mysql => "mysql",
+            MysqlFlavor::Mariadb => "mariadb",
+        }
+    }
+}
+
+/// MySQL / MariaDB facts of the `source` block.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MysqlDetail {
+    /// Server kind.
+    pub flavor: MysqlFlavor,
+    /// Server id that wrote the event.
+    pub server_id: u32,
+    /// This transaction's GTID.
+    pub gtid: Option<Arc<str>>,
+    /// Binlog file.
+    pub file: Arc<str>,
+    /// Position of the event.
+    pub pos: u64,
+    /// Row index within its rows event.
+    pub row: u32,
+    /// Session thread id, when known.
+    pub thread: Option<u32>,
+    /// The statement, when captured.
+    pub query: Option<Arc<str>>,
 }
 
 /// Where and when a change happened (the `source` block).
@@ -261,6 +388,19 @@ pub struct TxMeta {
     pub data_collections: Vec<(String, i64)>,
     /// Commit time, milliseconds since the epoch.
     pub ts_ms: i64,
+}
+
+/// A DDL statement (MySQL / MariaDB), published on the `<topic_prefix>` topic.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SchemaChange {
+    /// The statement's database.
+    pub database: String,
+    /// The statement text.
+    pub ddl: String,
+    /// Where and when.
+    pub source: SourceMeta,
+    /// The position to commit once it is acknowledged.
+    pub position: SourcePosition,
 }
 
 /// One change to publish.

@@ -15,6 +15,49 @@ use serde::{Deserialize, Serialize};
 pub enum SourcePosition {
     /// PostgreSQL logical replication.
     Postgres(PgPosition),
+    /// MySQL / MariaDB binlog.
+    Mysql(MyPosition),
+}
+
+/// A MySQL / MariaDB position: where the current transaction starts, and how much of it was
+/// already published.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MyPosition {
+    /// Binlog file of the transaction's first event.
+    pub file: String,
+    /// Position of the transaction's first event (its GTID event, or BEGIN).
+    pub pos: u64,
+    /// GTID state before that transaction: MariaDB `domain-server-seq` list (resumed with
+    /// `@slave_connect_state`), MySQL `uuid:interval` set (informational).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gtids: Option<String>,
+    /// Rows events of the transaction completely published.
+    #[serde(default)]
+    pub events: u64,
+    /// Rows of the next rows event already published.
+    #[serde(default)]
+    pub rows: u64,
+    /// Snapshot state.
+    pub snapshot: SnapshotState,
+}
+
+impl MyPosition {
+    /// The binlog file's sequence number (`mysql-bin.000012` → 12), for ordering.
+    fn file_seq(&self) -> u64 {
+        self.file
+            .rsplit('.')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    }
+
+    fn order_key(&self) -> (u8, u64, u64, u64, u64) {
+        let snap = match self.snapshot {
+            SnapshotState::InProgress => 0,
+            SnapshotState::Done => 1,
+        };
+        (snap, self.file_seq(), self.pos, self.events, self.rows)
+    }
 }
 
 /// Snapshot progress stored with a position.
@@ -71,6 +114,10 @@ impl PartialOrd for SourcePosition {
             (SourcePosition::Postgres(a), SourcePosition::Postgres(b)) => {
                 Some(a.order_key().cmp(&b.order_key()))
             }
+            (SourcePosition::Mysql(a), SourcePosition::Mysql(b)) => {
+                Some(a.order_key().cmp(&b.order_key()))
+            }
+            _ => None,
         }
     }
 }
@@ -103,6 +150,20 @@ impl fmt::Display for SourcePosition {
                         format_lsn(partial.commit_lsn),
                         partial.events_done
                     )?;
+                }
+                let snap = match p.snapshot {
+                    SnapshotState::InProgress => "in_progress",
+                    SnapshotState::Done => "done",
+                };
+                write!(f, " snapshot={snap}")
+            }
+            SourcePosition::Mysql(p) => {
+                write!(f, "mysql file={} pos={}", p.file, p.pos)?;
+                if let Some(g) = &p.gtids {
+                    write!(f, " gtids={g}")?;
+                }
+                if p.events > 0 || p.rows > 0 {
+                    write!(f, " events={} rows={}", p.events, p.rows)?;
                 }
                 let snap = match p.snapshot {
                     SnapshotState::InProgress => "in_progress",

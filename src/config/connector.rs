@@ -15,6 +15,8 @@ const MAX_TOPIC_LEN: usize = 249;
 pub enum SourceKind {
     /// PostgreSQL logical replication (pgoutput).
     Postgres,
+    /// MySQL / MariaDB binlog replication.
+    Mysql,
 }
 
 /// One connector file.
@@ -26,7 +28,7 @@ pub struct ConnectorConfig {
     pub file: PathBuf,
     /// Unique connector name; offsets are stored under it.
     pub name: String,
-    /// `postgres`.
+    /// `postgres` or `mysql`.
     pub source: SourceKind,
     /// First segment of every topic name (Debezium's `topic.prefix`).
     pub topic_prefix: String,
@@ -48,6 +50,9 @@ pub struct ConnectorConfig {
     /// PostgreSQL settings (required for `source = "postgres"`).
     #[serde(default)]
     pub postgres: Option<PostgresConfig>,
+    /// MySQL / MariaDB settings (required for `source = "mysql"`).
+    #[serde(default)]
+    pub mysql: Option<MysqlConfig>,
     /// Snapshot settings.
     #[serde(default)]
     pub snapshot: SnapshotConfig,
@@ -90,6 +95,44 @@ pub struct PostgresConfig {
     /// How often a standby status update (the confirmed position) is sent, in milliseconds.
     #[serde(default = "default_status_interval")]
     pub status_interval_ms: u64,
+}
+
+/// MySQL / MariaDB connection and capture settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MysqlConfig {
+    /// `mysql://user:password@host:port` (a secret: never printed).
+    pub url: Secret,
+    /// This replica's server id: unique among the server's replicas.
+    pub server_id: u32,
+    /// Captured tables, database-qualified; `db.*` captures every table of a database.
+    pub tables: Vec<String>,
+    /// A statement run on every heartbeat.
+    #[serde(default)]
+    pub heartbeat_action_query: Option<String>,
+}
+
+impl MysqlConfig {
+    /// Whether `db.table` is captured.
+    pub fn captures(&self, db: &str, table: &str) -> bool {
+        self.tables.iter().any(|t| match t.split_once('.') {
+            Some((d, "*")) => d == db,
+            Some((d, n)) => d == db && n == table,
+            None => false,
+        })
+    }
+
+    /// The databases named in `tables`.
+    pub fn databases(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .tables
+            .iter()
+            .filter_map(|t| t.split_once('.').map(|(d, _)| d.to_string()))
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
 }
 
 /// When to take a snapshot.
@@ -250,6 +293,67 @@ impl ConnectorConfig {
                     ));
                 };
                 self.validate_postgres(pg)?;
+                if self.mysql.is_some() {
+                    return Err(self.invalid("mysql", "belongs to `source = \"mysql\"` connectors; remove it"));
+                }
+            }
+            SourceKind::Mysql => {
+                let Some(my) = &self.mysql else {
+                    return Err(self.invalid(
+                        "mysql",
+                        "is missing: a `source = \"mysql\"` connector needs a [mysql] table with url, server_id and tables",
+                    ));
+                };
+                if self.postgres.is_some() {
+                    return Err(self.invalid("postgres", "belongs to `source = \"postgres\"` connectors; remove it"));
+                }
+                self.validate_mysql(my)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_mysql(&self, my: &MysqlConfig) -> Result<(), ConfigError> {
+        let url = my.url.expose();
+        if !(url.starts_with("mysql://") || url.starts_with("mariadb://")) {
+            return Err(self.invalid(
+                "mysql.url",
+                "must start with mysql:// (mysql://user:password@host:port)",
+            ));
+        }
+        let normalized = url.replacen("mariadb://", "mysql://", 1);
+        if mysql_async::Opts::from_url(&normalized).is_err() {
+            return Err(self.invalid(
+                "mysql.url",
+                "is not a valid connection URL; expected mysql://user:password@host:port",
+            ));
+        }
+        if my.server_id == 0 {
+            return Err(self.invalid(
+                "mysql.server_id",
+                "must be between 1 and 4294967295 and differ from every server and replica id in the replication topology",
+            ));
+        }
+        if my.tables.is_empty() {
+            return Err(self.invalid(
+                "mysql.tables",
+                "is empty; list the tables to capture, e.g. [\"shop.orders\"] or [\"shop.*\"]",
+            ));
+        }
+        for t in &my.tables {
+            match t.split_once('.') {
+                Some((db, table))
+                    if !db.is_empty()
+                        && !table.is_empty()
+                        && !table.contains('.')
+                        && !db.contains('*')
+                        && (table == "*" || !table.contains('*')) => {}
+                _ => {
+                    return Err(self.invalid(
+                        "mysql.tables",
+                        format!("contains \"{t}\"; write database.table or database.* (for example \"shop.orders\")"),
+                    ))
+                }
             }
         }
         Ok(())

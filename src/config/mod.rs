@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 pub use connector::{
-    ConnectorConfig, FormatConfig, PostgresConfig, SnapshotConfig, SnapshotMode, SourceKind,
+    ConnectorConfig, FormatConfig, MysqlConfig, PostgresConfig, SnapshotConfig, SnapshotMode, SourceKind,
     SubjectStrategy, ValueFormat,
 };
 pub use daemon::{
@@ -240,6 +240,7 @@ fn check_unique(connectors: &[ConnectorConfig]) -> Vec<ConfigError> {
     let mut errors = Vec::new();
     let mut names: BTreeMap<&str, &Path> = BTreeMap::new();
     let mut slots: BTreeSet<(String, &str)> = BTreeSet::new();
+    let mut server_ids: BTreeSet<(String, u32)> = BTreeSet::new();
     for c in connectors {
         if let Some(first) = names.insert(&c.name, &c.file) {
             errors.push(ConfigError::Invalid {
@@ -261,6 +262,19 @@ fn check_unique(connectors: &[ConnectorConfig]) -> Vec<ConfigError> {
                     problem: format!(
                         "\"{}\" is used by another connector on the same database; a slot serves one connector",
                         pg.slot
+                    ),
+                });
+            }
+        }
+        if let Some(my) = &c.mysql {
+            let key = (my.url.expose().to_string(), my.server_id);
+            if !server_ids.insert(key) {
+                errors.push(ConfigError::Invalid {
+                    path: c.file.clone(),
+                    key: "mysql.server_id".into(),
+                    problem: format!(
+                        "{} is used by another connector on the same server; give each connector its own server_id",
+                        my.server_id
                     ),
                 });
             }

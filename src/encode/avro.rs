@@ -74,6 +74,7 @@ fn connect(ty: &str, name: &str, params: Option<Json>) -> Json {
 fn kind_type(kind: &ColumnKind, names: &mut Names) -> Json {
     match kind {
         ColumnKind::Boolean => json!("boolean"),
+        ColumnKind::Int8 => json!({"type": "int", "connect.type": "int8"}),
         ColumnKind::Int16 => json!({"type": "int", "connect.type": "int16"}),
         ColumnKind::Int32 => json!("int"),
         ColumnKind::Int64 => json!("long"),
@@ -137,6 +138,26 @@ fn kind_type(kind: &ColumnKind, names: &mut Names) -> Json {
         ColumnKind::Array(elem) => {
             json!({"type": "array", "items": ["null", kind_type(elem, names)]})
         }
+        ColumnKind::Year => connect("int", "io.debezium.time.Year", None),
+        ColumnKind::EnumSet { allowed } => connect(
+            "string",
+            "io.debezium.data.EnumSet",
+            Some(json!({"allowed": allowed.join(",")})),
+        ),
+        ColumnKind::Geometry => names.define("io.debezium.data.geometry.Geometry", || {
+            json!({
+                "type": "record",
+                "name": "Geometry",
+                "namespace": "io.debezium.data.geometry",
+                "fields": [
+                    {"name": "wkb", "type": "bytes"},
+                    {"name": "srid", "type": ["null", "int"], "default": null}
+                ],
+                "connect.doc": "Geometry",
+                "connect.version": 1,
+                "connect.name": "io.debezium.data.geometry.Geometry"
+            })
+        }),
     }
 }
 
@@ -195,9 +216,47 @@ fn key_schema(table: &TableSchema, names: &TableNames) -> Option<Json> {
     }))
 }
 
-fn source_schema() -> Json {
+fn source_schema(connector: &str) -> Json {
     let opt = |n: &str, t: &str| field(n, json!(t), true);
     let req = |n: &str, t: &str| field(n, json!(t), false);
+    if connector != "postgresql" {
+        return json!({
+            "type": "record",
+            "name": "Source",
+            "namespace": format!("io.debezium.connector.{connector}"),
+            "fields": [
+                req("version", "string"),
+                req("connector", "string"),
+                req("name", "string"),
+                req("ts_ms", "long"),
+                {
+                    "name": "snapshot",
+                    "type": [{
+                        "type": "string",
+                        "connect.version": 1,
+                        "connect.parameters": {"allowed": SNAPSHOT_ALLOWED},
+                        "connect.default": "false",
+                        "connect.name": "io.debezium.data.Enum"
+                    }, "null"],
+                    "default": "false"
+                },
+                req("db", "string"),
+                opt("sequence", "string"),
+                opt("ts_us", "long"),
+                opt("ts_ns", "long"),
+                opt("table", "string"),
+                req("server_id", "long"),
+                opt("gtid", "string"),
+                req("file", "string"),
+                req("pos", "long"),
+                req("row", "int"),
+                opt("thread", "long"),
+                opt("query", "string"),
+            ],
+            "connect.version": 1,
+            "connect.name": format!("io.debezium.connector.{connector}.Source")
+        });
+    }
     json!({
         "type": "record",
         "name": "Source",
@@ -235,7 +294,7 @@ fn source_schema() -> Json {
     })
 }
 
-fn envelope_schema(table: &TableSchema, names: &TableNames) -> Json {
+fn envelope_schema(table: &TableSchema, names: &TableNames, connector: &str) -> Json {
     let mut defined = Names::default();
     let value_fields: Vec<Json> = table
         .columns
@@ -262,7 +321,7 @@ fn envelope_schema(table: &TableSchema, names: &TableNames) -> Json {
         "fields": [
             field("before", value, true),
             field("after", json!(names.full("Value")), true),
-            field("source", source_schema(), false),
+            field("source", source_schema(connector), false),
             field("transaction", json!({
                 "type": "record",
                 "name": "block",
@@ -303,6 +362,7 @@ pub struct AvroEncoder {
     strategy: SubjectStrategy,
     tables: HashMap<TableId, AvroTable>,
     namespaces: HashMap<String, TableId>,
+    connector: &'static str,
 }
 
 fn definite(e: impl std::fmt::Display) -> EncodeError {
@@ -318,6 +378,7 @@ impl AvroEncoder {
             strategy,
             tables: HashMap::new(),
             namespaces: HashMap::new(),
+            connector: "postgresql",
         }
     }
 
@@ -352,7 +413,12 @@ impl AvroEncoder {
         &mut self,
         table: &Arc<TableSchema>,
         topic: &str,
+        connector: &'static str,
     ) -> Result<(), EncodeError> {
+        if connector != self.connector {
+            self.connector = connector;
+            self.tables.clear();
+        }
         if let Some(t) = self.tables.get(&table.id) {
             if Arc::ptr_eq(&t.table, table) || *t.table == **table {
                 return Ok(());
@@ -377,7 +443,7 @@ impl AvroEncoder {
         let value = self
             .register(
                 &self.subject(topic, false, &names.full("Envelope")),
-                &envelope_schema(table, &names),
+                &envelope_schema(table, &names, self.connector),
             )
             .await?;
         self.namespaces.insert(names.namespace, table.id.clone());
@@ -469,16 +535,39 @@ fn header(id: u32, capacity: usize) -> Vec<u8> {
 
 /// The `source` record, in the field order of [`source_schema`].
 fn write_source(out: &mut Vec<u8>, prefix: &str, event: &ChangeEvent, table: &TableSchema) {
-    let SourceDetail::Postgres {
-        tx_id,
-        lsn,
-        last_commit_lsn,
-        origin,
-        origin_lsn,
-    } = &event.source.detail;
     let ts_us = event.source.ts_us;
+    let (tx_id, lsn, last_commit_lsn, origin, origin_lsn) = match &event.source.detail {
+        SourceDetail::Postgres {
+            tx_id,
+            lsn,
+            last_commit_lsn,
+            origin,
+            origin_lsn,
+        } => (tx_id, lsn, last_commit_lsn, origin, origin_lsn),
+        SourceDetail::Mysql(m) => {
+            bin::bytes(out, env!("CARGO_PKG_VERSION").as_bytes());
+            bin::bytes(out, m.flavor.connector().as_bytes());
+            bin::bytes(out, prefix.as_bytes());
+            bin::long(out, ts_us.div_euclid(1000));
+            bin::branch(out, 0);
+            bin::bytes(out, event.source.snapshot.as_str().as_bytes());
+            bin::bytes(out, event.source.db.as_bytes());
+            bin::opt_str(out, None);
+            bin::opt_long(out, Some(ts_us));
+            bin::opt_long(out, Some(ts_us.saturating_mul(1000)));
+            bin::opt_str(out, Some(&table.id.name));
+            bin::long(out, i64::from(m.server_id));
+            bin::opt_str(out, m.gtid.as_deref());
+            bin::bytes(out, m.file.as_bytes());
+            bin::long(out, m.pos as i64);
+            bin::long(out, i64::from(m.row));
+            bin::opt_long(out, m.thread.map(i64::from));
+            bin::opt_str(out, m.query.as_deref());
+            return;
+        }
+    };
     bin::bytes(out, env!("CARGO_PKG_VERSION").as_bytes());
-    bin::bytes(out, b"postgresql");
+    bin::bytes(out, event.source.detail.connector().as_bytes());
     bin::bytes(out, prefix.as_bytes());
     bin::long(out, ts_us.div_euclid(1000));
     bin::branch(out, 0); // snapshot: ["string", "null"]
@@ -555,7 +644,7 @@ mod tests {
         assert_eq!(avro_segment("1st"), "_1st");
         let names = TableNames::new("inv-1", &table().id);
         assert_eq!(names.namespace, "inv_1.public.my_table");
-        let env = envelope_schema(&table(), &names);
+        let env = envelope_schema(&table(), &names, "postgresql");
         let parsed = Schema::parse_str(&env.to_string()).expect("envelope schema parses");
         let key = key_schema(&table(), &names).unwrap();
         Schema::parse_str(&key.to_string()).expect("key schema parses");
@@ -593,7 +682,7 @@ mod tests {
         use crate::position::{PgPosition, SnapshotState, SourcePosition};
         let t = Arc::new(table());
         let names = TableNames::new("inv", &t.id);
-        let env = envelope_schema(&t, &names);
+        let env = envelope_schema(&t, &names, "postgresql");
         let key_avro = Schema::parse_str(&key_schema(&t, &names).unwrap().to_string()).unwrap();
         let mut enc = AvroEncoder::new(
             "inv",

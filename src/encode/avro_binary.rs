@@ -130,6 +130,16 @@ pub fn value(
             }
             long(out, 0);
         }
+        (Value::Geometry { wkb, srid }, _) => {
+            bytes(out, wkb);
+            match srid {
+                Some(id) => {
+                    branch(out, 1);
+                    long(out, i64::from(*id));
+                }
+                None => branch(out, 0),
+            }
+        }
         (Value::Null, _) => unreachable!("handled above"),
     }
     Ok(())

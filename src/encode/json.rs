@@ -9,7 +9,7 @@ use base64::Engine as _;
 
 use super::schema;
 use super::{topic_segment, Record};
-use crate::event::{ChangeEvent, ColumnKind, Op, SourceDetail, TableId, TableSchema, Value};
+use crate::event::{MysqlDetail, ChangeEvent, ColumnKind, Op, SourceDetail, TableId, TableSchema, Value};
 
 /// Debezium's placeholder for a value the database did not send (unchanged TOAST).
 pub(crate) const UNAVAILABLE_VALUE: &str = "__debezium_unavailable_value";
@@ -49,6 +49,7 @@ pub struct JsonEncoder {
     message_topic: Arc<str>,
     message_schemas: (String, String),
     source_schema: serde_json::Value,
+    connector: &'static str,
 }
 
 impl JsonEncoder {
@@ -65,6 +66,17 @@ impl JsonEncoder {
                 schema::message_value_schema(source_schema.clone()).to_string(),
             ),
             source_schema,
+            connector: "postgresql",
+        }
+    }
+
+    /// Selects the `source` block layout of the events that follow (`postgresql`, `mysql`,
+    /// `mariadb`); cached table schemas are rebuilt when it changes.
+    pub fn set_connector(&mut self, connector: &'static str) {
+        if connector != self.connector {
+            self.connector = connector;
+            self.source_schema = schema::source_schema(connector);
+            self.tables.clear();
         }
     }
 
@@ -275,11 +287,13 @@ fn write_opt_i64(out: &mut String, v: Option<i64>) {
     }
 }
 
-fn write_common_source(out: &mut String, prefix: &str, event: &ChangeEvent) {
+fn write_source_start(out: &mut String, prefix: &str, event: &ChangeEvent) {
     let ts_us = event.source.ts_us;
     out.push_str("{\"version\":\"");
     out.push_str(env!("CARGO_PKG_VERSION"));
-    out.push_str("\",\"connector\":\"postgresql\",\"name\":");
+    out.push_str("\",\"connector\":\"");
+    out.push_str(event.source.detail.connector());
+    out.push_str("\",\"name\":");
     write_str(out, prefix);
     out.push_str(",\"ts_ms\":");
     push_int(out, ts_us.div_euclid(1000));
@@ -287,11 +301,19 @@ fn write_common_source(out: &mut String, prefix: &str, event: &ChangeEvent) {
     out.push_str(event.source.snapshot.as_str());
     out.push_str("\",\"db\":");
     write_str(out, &event.source.db);
-    let SourceDetail::Postgres {
-        last_commit_lsn,
-        lsn,
-        ..
-    } = &event.source.detail;
+}
+
+fn write_common_source(out: &mut String, prefix: &str, event: &ChangeEvent) {
+    let ts_us = event.source.ts_us;
+    write_source_start(out, prefix, event);
+    let (last_commit_lsn, lsn) = match &event.source.detail {
+        SourceDetail::Postgres {
+            last_commit_lsn,
+            lsn,
+            ..
+        } => (last_commit_lsn, lsn),
+        SourceDetail::Mysql(_) => (&None, &None),
+    };
     // A JSON array rendered as a string: "[\"<last commit LSN>\",\"<this LSN>\"]".
     let seq = |out: &mut String, v: Option<u64>| match v {
         Some(v) => {
@@ -318,7 +340,11 @@ fn write_pg_detail(out: &mut String, event: &ChangeEvent) {
         origin,
         origin_lsn,
         ..
-    } = &event.source.detail;
+    } = &event.source.detail
+    else {
+        out.push('}');
+        return;
+    };
     out.push_str(",\"txId\":");
     write_opt_i64(out, tx_id.map(i64::from));
     out.push_str(",\"lsn\":");
@@ -333,7 +359,43 @@ fn write_pg_detail(out: &mut String, event: &ChangeEvent) {
     out.push('}');
 }
 
+fn write_mysql_source(out: &mut String, prefix: &str, event: &ChangeEvent, table: &TableSchema, m: &MysqlDetail) {
+    let ts_us = event.source.ts_us;
+    write_source_start(out, prefix, event);
+    out.push_str(",\"sequence\":null,\"ts_us\":");
+    push_int(out, ts_us);
+    out.push_str(",\"ts_ns\":");
+    push_int(out, ts_us.saturating_mul(1000));
+    out.push_str(",\"table\":");
+    write_str(out, &table.id.name);
+    out.push_str(",\"server_id\":");
+    push_int(out, i64::from(m.server_id));
+    out.push_str(",\"gtid\":");
+    match &m.gtid {
+        Some(g) => write_str(out, g),
+        None => out.push_str("null"),
+    }
+    out.push_str(",\"file\":");
+    write_str(out, &m.file);
+    out.push_str(",\"pos\":");
+    push_int(out, m.pos as i64);
+    out.push_str(",\"row\":");
+    push_int(out, i64::from(m.row));
+    out.push_str(",\"thread\":");
+    write_opt_i64(out, m.thread.map(i64::from));
+    out.push_str(",\"query\":");
+    match &m.query {
+        Some(q) => write_str(out, q),
+        None => out.push_str("null"),
+    }
+    out.push('}');
+}
+
 fn write_source(out: &mut String, prefix: &str, event: &ChangeEvent, table: &TableSchema) {
+    if let SourceDetail::Mysql(m) = &event.source.detail {
+        write_mysql_source(out, prefix, event, table, m);
+        return;
+    }
     write_common_source(out, prefix, event);
     out.push_str(",\"schema\":");
     write_str(out, &table.id.schema);
@@ -402,6 +464,16 @@ fn write_value(out: &mut String, kind: &ColumnKind, value: &Value) {
             out.push('"');
         }
         (Value::Text(s), _) => write_str(out, s),
+        (Value::Geometry { wkb, srid }, _) => {
+            out.push_str("{\"wkb\":\"");
+            out.push_str(&BASE64.encode(wkb));
+            out.push_str("\",\"srid\":");
+            match srid {
+                Some(id) => push_int(out, i64::from(*id)),
+                None => out.push_str("null"),
+            }
+            out.push('}');
+        }
         (Value::Bytes(b), _) => {
             out.push('"');
             out.push_str(&BASE64.encode(b));

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde_json::{json, Value as Json};
 
 use super::Record;
-use crate::event::TxMeta;
+use crate::event::{SchemaChange, SourceDetail, TxMeta};
 
 fn wrap(with_schema: bool, schema: Json, payload: Json) -> Vec<u8> {
     let v = if with_schema {
@@ -85,6 +85,77 @@ pub fn transaction(prefix: &str, with_schema: bool, meta: &TxMeta) -> Record {
     Record {
         topic: Arc::from(format!("{prefix}.transaction")),
         key: Some(wrap(with_schema, key_schema, json!({"id": &*meta.id}))),
+        value: Some(wrap(with_schema, value_schema, payload)),
+        headers: Vec::new(),
+    }
+}
+
+/// A schema-change record on `<prefix>`: key `{databaseName}`, value with the `source`
+/// block, `databaseName`, `schemaName`, `ddl` and `tableChanges` (empty: Sluice reads
+/// table shapes from the binlog's table maps, not by parsing DDL).
+pub fn schema_change(prefix: &str, with_schema: bool, change: &SchemaChange) -> Record {
+    let connector = change.source.detail.connector();
+    let key_schema = json!({
+        "type": "struct",
+        "fields": [field("string", "databaseName", false)],
+        "optional": false,
+        "name": format!("io.debezium.connector.{connector}.SchemaChangeKey"),
+        "version": 1
+    });
+    let value_schema = json!({
+        "type": "struct",
+        "fields": [
+            super::schema::source_schema(connector),
+            field("int64", "ts_ms", false),
+            field("string", "databaseName", true),
+            field("string", "schemaName", true),
+            field("string", "ddl", true),
+            {
+                "type": "array",
+                "items": {"type": "struct", "fields": [], "optional": false},
+                "optional": false,
+                "field": "tableChanges"
+            }
+        ],
+        "optional": false,
+        "name": format!("io.debezium.connector.{connector}.SchemaChangeValue"),
+        "version": 1
+    });
+    let ts_us = change.source.ts_us;
+    let mut source = json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "connector": connector,
+        "name": prefix,
+        "ts_ms": ts_us.div_euclid(1000),
+        "snapshot": change.source.snapshot.as_str(),
+        "db": &*change.source.db,
+        "sequence": null,
+        "ts_us": ts_us,
+        "ts_ns": ts_us.saturating_mul(1000),
+    });
+    if let SourceDetail::Mysql(m) = &change.source.detail {
+        if let Some(obj) = source.as_object_mut() {
+            obj.insert("table".into(), Json::Null);
+            obj.insert("server_id".into(), json!(m.server_id));
+            obj.insert("gtid".into(), json!(m.gtid.as_deref()));
+            obj.insert("file".into(), json!(&*m.file));
+            obj.insert("pos".into(), json!(m.pos));
+            obj.insert("row".into(), json!(0));
+            obj.insert("thread".into(), json!(m.thread));
+            obj.insert("query".into(), Json::Null);
+        }
+    }
+    let payload = json!({
+        "source": source,
+        "ts_ms": ts_us.div_euclid(1000),
+        "databaseName": &change.database,
+        "schemaName": null,
+        "ddl": &change.ddl,
+        "tableChanges": []
+    });
+    Record {
+        topic: Arc::from(prefix),
+        key: Some(wrap(with_schema, key_schema, json!({"databaseName": &change.database}))),
         value: Some(wrap(with_schema, value_schema, payload)),
         headers: Vec::new(),
     }

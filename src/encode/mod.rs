@@ -210,8 +210,10 @@ impl Encoder {
     /// registering schemas first when the table's shape is new.
     pub async fn encode(&mut self, event: &ChangeEvent) -> Result<Vec<Record>, EncodeError> {
         if let (Some(avro), Some(table)) = (self.avro.as_mut(), event.table.as_ref()) {
+            self.json.set_connector(event.source.detail.connector());
             let topic = self.json.topic(table);
-            avro.prepare(table, &topic).await?;
+            avro.prepare(table, &topic, event.source.detail.connector())
+                .await?;
         }
         self.encode_now(event)
     }
@@ -225,6 +227,7 @@ impl Encoder {
         if event.op == Op::Message {
             return Ok(self.json.message(event, now_ns).into_iter().collect());
         }
+        self.json.set_connector(event.source.detail.connector());
         let Some(table) = &event.table else {
             return Ok(Vec::new());
         };
@@ -264,6 +267,11 @@ impl Encoder {
     /// The heartbeat record (`__debezium-heartbeat.<prefix>`).
     pub fn heartbeat(&self, ts_ms: i64) -> Vec<Record> {
         vec![meta::heartbeat(&self.prefix, self.json_schemas, ts_ms)]
+    }
+
+    /// A schema-change record (`<prefix>`), for DDL read from a MySQL / MariaDB binlog.
+    pub fn schema_change(&self, change: &crate::event::SchemaChange) -> Vec<Record> {
+        vec![meta::schema_change(&self.prefix, self.json_schemas, change)]
     }
 
     /// A transaction boundary record (`<prefix>.transaction`).

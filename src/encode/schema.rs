@@ -14,6 +14,7 @@ fn kind_schema(kind: &ColumnKind, optional: bool) -> Map<String, Json> {
     let mut m = Map::new();
     let (ty, name, params): (&str, Option<&str>, Option<Json>) = match kind {
         ColumnKind::Boolean => ("boolean", None, None),
+        ColumnKind::Int8 => ("int8", None, None),
         ColumnKind::Int16 => ("int16", None, None),
         ColumnKind::Int32 => ("int32", None, None),
         ColumnKind::Int64 => ("int64", None, None),
@@ -75,6 +76,30 @@ fn kind_schema(kind: &ColumnKind, optional: bool) -> Map<String, Json> {
             Some("io.debezium.data.Bits"),
             Some(json!({ "length": length.to_string() })),
         ),
+        ColumnKind::Year => ("int32", Some("io.debezium.time.Year"), None),
+        ColumnKind::EnumSet { allowed } => (
+            "string",
+            Some("io.debezium.data.EnumSet"),
+            Some(json!({ "allowed": allowed.join(",") })),
+        ),
+        ColumnKind::Geometry => {
+            m.insert("type".into(), json!("struct"));
+            m.insert(
+                "fields".into(),
+                json!([
+                    {"type": "bytes", "optional": false, "field": "wkb"},
+                    {"type": "int32", "optional": true, "field": "srid"}
+                ]),
+            );
+            m.insert("optional".into(), json!(optional));
+            m.insert("name".into(), json!("io.debezium.data.geometry.Geometry"));
+            m.insert("version".into(), json!(1));
+            m.insert(
+                "doc".into(),
+                json!("Geometry"),
+            );
+            return m;
+        }
         ColumnKind::Array(elem) => {
             m.insert("type".into(), json!("array"));
             m.insert("items".into(), Json::Object(kind_schema(elem, true)));
@@ -143,6 +168,47 @@ fn opt(ty: &str, name: &str) -> Json {
 
 fn req(ty: &str, name: &str) -> Json {
     json!({"type": ty, "optional": false, "field": name})
+}
+
+/// The `source` struct schema of a connector (`postgresql`, `mysql` or `mariadb`).
+pub fn source_schema(connector: &str) -> Json {
+    if connector == "postgresql" {
+        return postgres_source_schema();
+    }
+    json!({
+        "type": "struct",
+        "fields": [
+            req("string", "version"),
+            req("string", "connector"),
+            req("string", "name"),
+            req("int64", "ts_ms"),
+            {
+                "type": "string",
+                "optional": true,
+                "name": "io.debezium.data.Enum",
+                "version": 1,
+                "parameters": {"allowed": SNAPSHOT_ALLOWED},
+                "default": "false",
+                "field": "snapshot"
+            },
+            req("string", "db"),
+            opt("string", "sequence"),
+            opt("int64", "ts_us"),
+            opt("int64", "ts_ns"),
+            opt("string", "table"),
+            req("int64", "server_id"),
+            opt("string", "gtid"),
+            req("string", "file"),
+            req("int64", "pos"),
+            req("int32", "row"),
+            opt("int64", "thread"),
+            opt("string", "query"),
+        ],
+        "optional": false,
+        "name": format!("io.debezium.connector.{connector}.Source"),
+        "version": 1,
+        "field": "source"
+    })
 }
 
 /// The PostgreSQL `source` struct schema.

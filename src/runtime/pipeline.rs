@@ -23,8 +23,7 @@ use crate::event::TableId;
 use crate::offsets::{FileOffsetStore, OffsetError};
 use crate::position::SourcePosition;
 use crate::sink::{Delivery, PendingDelivery, Sink, SinkError};
-use crate::source::postgres::{PgError, PostgresSource};
-use crate::source::{SourceContext, SourceExit, SourceItem};
+use crate::source::{Source, SourceContext, SourceError, SourceExit, SourceItem};
 
 use super::status::Observer;
 
@@ -39,7 +38,7 @@ const SUMMARY_EVERY: Duration = Duration::from_secs(30);
 pub enum PipelineError {
     /// The source failed.
     #[error(transparent)]
-    Source(#[from] PgError),
+    Source(#[from] SourceError),
     /// The sink failed.
     #[error(transparent)]
     Sink(#[from] SinkError),
@@ -110,7 +109,7 @@ pub async fn run_once(
     let (committed_tx, committed_rx) = watch::channel(stored.clone());
     // The source stops when the run is stopped or when the sink side fails.
     let (stop_tx, stop_rx) = watch::channel(false);
-    let source = PostgresSource::new(connector.clone(), offsets.clone());
+    let source = Source::new(connector.clone(), offsets.clone());
     let source_span = tracing::info_span!("source", connector = %connector.name);
     let source_observer = observer.clone();
     let source_task = tokio::spawn(tracing::Instrument::instrument(
@@ -246,14 +245,14 @@ pub async fn run_once(
     drop(items_rx);
     let source_result = source_task
         .await
-        .unwrap_or_else(|e| Err(PgError::Stream(format!("source task failed: {e}"))));
+        .unwrap_or_else(|e| Err(SourceError::task(format!("source task failed: {e}"))));
     if let Some(e) = sink_error {
         return Err(e);
     }
     let exit = source_result?;
-    if let Some(SourcePosition::Postgres(p)) = &committed {
-        PostgresSource::new(connector.clone(), offsets.clone())
-            .confirm(p.resume_lsn)
+    if let Some(p) = &committed {
+        Source::new(connector.clone(), offsets.clone())
+            .after_stop(p)
             .await;
     }
     Ok(exit)
@@ -392,6 +391,10 @@ async fn handle_item(
             (encoder.heartbeat(ts_ms), position, None, None)
         }
         SourceItem::Transaction(meta) => (encoder.transaction(&meta), None, None, None),
+        SourceItem::SchemaChange(change) => {
+            let records = encoder.schema_change(&change);
+            (records, Some(change.position), None, None)
+        }
     };
     // Marks a delivery acknowledged once everything sent before it is.
     let mut settle = |delivery: Delivery, d: Delivered| match delivery {
@@ -458,7 +461,10 @@ async fn commit(
     let store = offsets.clone();
     let name = connector.to_string();
     let p = pos.clone();
-    let in_progress = matches!(&p, SourcePosition::Postgres(pg) if pg.snapshot == crate::position::SnapshotState::InProgress);
+    let in_progress = match &p {
+        SourcePosition::Postgres(pg) => pg.snapshot == crate::position::SnapshotState::InProgress,
+        SourcePosition::Mysql(my) => my.snapshot == crate::position::SnapshotState::InProgress,
+    };
     tokio::task::spawn_blocking(move || {
         if in_progress {
             store.reset(&name, &p)

@@ -1,6 +1,8 @@
 //! Sources: connect to a database, snapshot, stream, and hand [`SourceItem`]s to the pipeline.
 
+pub mod mysql;
 pub mod postgres;
+pub mod snapshot_rows;
 
 use tokio::sync::{mpsc, watch};
 
@@ -25,6 +27,75 @@ pub enum SourceItem {
     },
     /// A transaction boundary record (`provide_transaction_metadata`).
     Transaction(crate::event::TxMeta),
+    /// A DDL statement for the schema-change topic (MySQL / MariaDB).
+    SchemaChange(Box<crate::event::SchemaChange>),
+}
+
+/// A source failure.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// PostgreSQL.
+    #[error(transparent)]
+    Postgres(#[from] postgres::PgError),
+    /// MySQL / MariaDB.
+    #[error(transparent)]
+    Mysql(#[from] mysql::MyError),
+}
+
+impl SourceError {
+    /// Whether the runtime should retry (reconnect) rather than stop the connector.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            SourceError::Postgres(e) => e.is_transient(),
+            SourceError::Mysql(e) => e.is_transient(),
+        }
+    }
+
+    /// A failure of the source task itself.
+    pub fn task(reason: String) -> Self {
+        SourceError::Postgres(postgres::PgError::Stream(reason))
+    }
+}
+
+/// The source of one connector.
+pub enum Source {
+    /// PostgreSQL.
+    Postgres(postgres::PostgresSource),
+    /// MySQL / MariaDB.
+    Mysql(mysql::MysqlSource),
+}
+
+impl Source {
+    /// The source a connector describes.
+    pub fn new(
+        connector: std::sync::Arc<crate::config::ConnectorConfig>,
+        offsets: crate::offsets::FileOffsetStore,
+    ) -> Self {
+        match connector.source {
+            crate::config::SourceKind::Postgres => {
+                Source::Postgres(postgres::PostgresSource::new(connector, offsets))
+            }
+            crate::config::SourceKind::Mysql => {
+                Source::Mysql(mysql::MysqlSource::new(connector, offsets))
+            }
+        }
+    }
+
+    /// Runs until shutdown, a finished `initial_only` snapshot, or an error.
+    pub async fn run(&self, ctx: &mut SourceContext) -> Result<SourceExit, SourceError> {
+        match self {
+            Source::Postgres(s) => Ok(s.run(ctx).await?),
+            Source::Mysql(s) => Ok(s.run(ctx).await?),
+        }
+    }
+
+    /// After the run: tells the server what was committed, where the protocol has a place
+    /// for it (the PostgreSQL slot).
+    pub async fn after_stop(&self, committed: &SourcePosition) {
+        if let (Source::Postgres(s), SourcePosition::Postgres(p)) = (self, committed) {
+            s.confirm(p.resume_lsn).await;
+        }
+    }
 }
 
 /// How a source run ended without error.

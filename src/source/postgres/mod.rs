@@ -235,7 +235,16 @@ impl PostgresSource {
             tracing::info!(publication = %pg.publication, "created publication");
         }
         let stored = self.offsets.load(&self.connector.name)?;
-        let stored_pg = stored.map(|SourcePosition::Postgres(p)| p);
+        let stored_pg = match stored {
+            Some(SourcePosition::Postgres(p)) => Some(p),
+            Some(other) => {
+                return Err(PgError::Setup(format!(
+                    "the stored offset of {} belongs to another kind of source ({other}); delete the connector's offset file to start over",
+                    self.connector.name
+                )))
+            }
+            None => None,
+        };
         let slot = catalog::slot(&client, &pg.slot).await?;
         if let Some(s) = &slot {
             if s.plugin != "pgoutput" {

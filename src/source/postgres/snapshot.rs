@@ -3,7 +3,7 @@
 //! memory), emitted as `op = r` with the `first` / `true` / `last` markers.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use futures_util::StreamExt;
 use tokio_postgres::Client;
@@ -14,12 +14,9 @@ use super::{ConnInfo, PgError};
 use crate::config::ConnectorConfig;
 use crate::event::{ChangeEvent, Op, SnapshotMarker, SourceDetail, SourceMeta, Value};
 use crate::position::{PgPosition, SnapshotState, SourcePosition};
-use crate::source::{SourceContext, SourceItem};
+use crate::source::snapshot_rows::{now_us, Emitter, TableProgress};
+use crate::source::SourceContext;
 
-/// Rows between two updates of the snapshot's status and metrics.
-const PROGRESS_ROWS: u64 = 1024;
-/// How often a long snapshot reports its progress.
-const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 
 /// One snapshot run.
 pub(super) struct Snapshot<'a> {
@@ -28,39 +25,6 @@ pub(super) struct Snapshot<'a> {
     pub catalog_client: &'a Client,
     pub snapshot_name: String,
     pub consistent_lsn: u64,
-}
-
-/// Holds back one event so the last row of the snapshot can be marked `last`.
-struct Emitter {
-    pending: Option<ChangeEvent>,
-    sent: u64,
-}
-
-impl Emitter {
-    async fn push(&mut self, ctx: &mut SourceContext, event: ChangeEvent) -> bool {
-        if let Some(mut prev) = self.pending.replace(event) {
-            prev.source.snapshot = if self.sent == 0 {
-                SnapshotMarker::First
-            } else {
-                SnapshotMarker::True
-            };
-            self.sent += 1;
-            return ctx.send(SourceItem::Event(Box::new(prev))).await;
-        }
-        true
-    }
-
-    async fn finish(&mut self, ctx: &mut SourceContext, done: SourcePosition) -> bool {
-        if let Some(mut last) = self.pending.take() {
-            last.source.snapshot = SnapshotMarker::Last;
-            last.position = done.clone();
-            self.sent += 1;
-            if !ctx.send(SourceItem::Event(Box::new(last))).await {
-                return false;
-            }
-        }
-        ctx.send(SourceItem::Checkpoint(done)).await && ctx.flush().await
-    }
 }
 
 impl Snapshot<'_> {
@@ -96,10 +60,7 @@ impl Snapshot<'_> {
         ctx.observer
             .set_state(crate::runtime::ConnectorState::Snapshotting);
         let started = Instant::now();
-        let mut emitter = Emitter {
-            pending: None,
-            sent: 0,
-        };
+        let mut emitter = Emitter::new();
         for (oid, id) in &tables {
             let Some(described) = catalog::describe_table(&client, *oid).await? else {
                 continue;
@@ -177,21 +138,8 @@ impl Snapshot<'_> {
         let stream = client.copy_out(&sql).await.map_err(PgError::query)?;
         futures_util::pin_mut!(stream);
         let mut buf: Vec<u8> = Vec::with_capacity(1 << 16);
-        let mut rows = 0u64;
-        let mut last_report = Instant::now();
-        let started = Instant::now();
         let mut fields: Vec<Option<String>> = Vec::with_capacity(table.columns.len());
-        // Status and metrics every PROGRESS_ROWS rows and at the end of the table.
-        let label = table.id.to_string();
-        let counter = ctx
-            .observer
-            .metrics
-            .snapshot_rows
-            .with_label_values(&[&*ctx.observer.connector, &label]);
-        let report = |ctx: &SourceContext, rows: u64, new_rows: u64| {
-            ctx.observer.snapshot_progress(&label, rows, estimate);
-            counter.inc_by(new_rows);
-        };
+        let mut progress = TableProgress::new(ctx, table.id.to_string(), estimate);
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(PgError::query)?;
             buf.extend_from_slice(&chunk);
@@ -232,35 +180,12 @@ impl Snapshot<'_> {
                 if !emitter.push(ctx, event).await {
                     return Ok(None);
                 }
-                rows += 1;
-                if rows % PROGRESS_ROWS == 0 {
-                    report(ctx, rows, PROGRESS_ROWS);
-                }
-                if last_report.elapsed() >= PROGRESS_EVERY {
-                    last_report = Instant::now();
-                    let rate = rows as f64 / started.elapsed().as_secs_f64().max(0.001);
-                    let (percent, left) = if estimate > 0 {
-                        let pct = (rows as f64 * 100.0 / estimate as f64).min(100.0);
-                        let left = (estimate as f64 - rows as f64).max(0.0) / rate.max(1.0);
-                        (pct, left)
-                    } else {
-                        (0.0, 0.0)
-                    };
-                    tracing::info!(table = %table.id, rows, percent = format!("{percent:.1}"), seconds_left = format!("{left:.0}"), "snapshot progress");
-                }
+                progress.row(ctx);
             }
             buf.drain(..start);
         }
-        report(ctx, rows, rows % PROGRESS_ROWS);
-        Ok(Some(rows))
+        Ok(Some(progress.finish(ctx)))
     }
-}
-
-fn now_us() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or_default()
 }
 
 /// Splits one line of COPY text output into fields (`\N` is NULL), undoing its escapes.

@@ -177,56 +177,7 @@ pub fn parse_decimal(text: &str, scale: Option<u32>) -> Result<Option<Decimal>, 
             actual_scale -= 1;
         }
     }
-    Ok(Some(Decimal {
-        unscaled: twos_complement(&digits, negative),
-        scale: actual_scale,
-    }))
-}
-
-/// Big-endian two's complement of a decimal digit string, minimal length (as Java's
-/// `BigInteger.toByteArray`).
-fn twos_complement(digits: &[u8], negative: bool) -> Vec<u8> {
-    // Magnitude, little-endian base 256.
-    let mut mag: Vec<u8> = Vec::with_capacity(digits.len() / 2 + 1);
-    for d in digits {
-        let mut carry = (d - b'0') as u32;
-        for byte in mag.iter_mut() {
-            let v = *byte as u32 * 10 + carry;
-            *byte = v as u8;
-            carry = v >> 8;
-        }
-        while carry > 0 {
-            mag.push(carry as u8);
-            carry >>= 8;
-        }
-    }
-    while mag.last() == Some(&0) {
-        mag.pop();
-    }
-    if mag.is_empty() {
-        return vec![0];
-    }
-    let is_zero = false;
-    if negative && !is_zero {
-        // Invert and add one.
-        let mut carry = 1u16;
-        for byte in mag.iter_mut() {
-            let v = (!*byte) as u16 + carry;
-            *byte = v as u8;
-            carry = v >> 8;
-        }
-        if mag.last().is_some_and(|b| b & 0x80 == 0) {
-            mag.push(0xff);
-        }
-        // Drop redundant sign bytes.
-        while mag.len() > 1 && mag[mag.len() - 1] == 0xff && mag[mag.len() - 2] & 0x80 != 0 {
-            mag.pop();
-        }
-    } else if mag.last().is_some_and(|b| b & 0x80 != 0) {
-        mag.push(0);
-    }
-    mag.reverse();
-    mag
+    Ok(Some(Decimal::from_digits(&digits, negative, actual_scale)))
 }
 
 fn parse_bytea(text: &str) -> Result<Vec<u8>, ValueError> {

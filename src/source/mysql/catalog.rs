@@ -1,0 +1,320 @@
+//! Everything Sluice asks a MySQL / MariaDB server in SQL: binlog coordinates, GTID state,
+//! captured tables, and table shapes from `information_schema` (for the snapshot, which has
+//! no table map, and for the facts a table map lacks).
+
+use std::collections::HashMap;
+
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Row};
+
+use super::table_map::{col, ColumnHint, MapColumn, TableMap};
+use super::MyError;
+use crate::config::MysqlConfig;
+use crate::event::{MysqlFlavor, TableId};
+
+/// Quotes an identifier with backticks.
+pub fn quote(ident: &str) -> String {
+    format!("`{}`", ident.replace('`', "``"))
+}
+
+fn text(row: &Row, i: usize) -> Option<String> {
+    match row.as_ref(i)? {
+        mysql_async::Value::NULL => None,
+        mysql_async::Value::Bytes(b) => Some(String::from_utf8_lossy(b).into_owned()),
+        other => Some(other.as_sql(true).trim_matches('\'').to_string()),
+    }
+}
+
+fn number(row: &Row, i: usize) -> Option<u64> {
+    text(row, i).and_then(|s| s.parse().ok())
+}
+
+/// The current binlog file and position (`SHOW MASTER STATUS`).
+pub async fn master_status(conn: &mut Conn) -> Result<(String, u64), MyError> {
+    let rows: Vec<Row> = match conn.query("SHOW MASTER STATUS").await {
+        Ok(r) => r,
+        // MySQL 8.4 renamed it.
+        Err(mysql_async::Error::Server(s)) if s.code == 1064 => conn
+            .query("SHOW BINARY LOG STATUS")
+            .await
+            .map_err(MyError::query)?,
+        Err(e) => return Err(MyError::query(e)),
+    };
+    let row = rows.first().ok_or_else(|| {
+        MyError::Setup(
+            "SHOW MASTER STATUS returned nothing: the binlog is off; start the server with log_bin"
+                .into(),
+        )
+    })?;
+    let file = text(row, 0).unwrap_or_default();
+    let pos = number(row, 1).unwrap_or(4);
+    Ok((file, pos))
+}
+
+/// The GTID state: MariaDB `@@gtid_binlog_pos`, MySQL `@@gtid_executed` (`None` when empty).
+pub async fn gtid_state(conn: &mut Conn, flavor: MysqlFlavor) -> Result<Option<String>, MyError> {
+    let sql = match flavor {
+        MysqlFlavor::Mariadb => "SELECT @@GLOBAL.gtid_binlog_pos",
+        MysqlFlavor::Mysql => "SELECT @@GLOBAL.gtid_executed",
+    };
+    let v: Option<Option<String>> = conn.query_first(sql).await.map_err(MyError::query)?;
+    Ok(v.flatten()
+        .map(|s| s.replace(['\n', ' '], ""))
+        .filter(|s| !s.is_empty()))
+}
+
+/// Whether a binlog file is still on the server (`SHOW BINARY LOGS`).
+pub async fn binlog_exists(conn: &mut Conn, file: &str) -> Result<bool, MyError> {
+    let rows: Vec<Row> = conn
+        .query("SHOW BINARY LOGS")
+        .await
+        .map_err(MyError::query)?;
+    Ok(rows.iter().any(|r| text(r, 0).as_deref() == Some(file)))
+}
+
+/// The captured tables that exist, in name order.
+pub async fn captured_tables(conn: &mut Conn, my: &MysqlConfig) -> Result<Vec<TableId>, MyError> {
+    let mut out = Vec::new();
+    for db in my.databases() {
+        let rows: Vec<Row> = conn
+            .exec(
+                "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME",
+                (db.as_str(),),
+            )
+            .await
+            .map_err(MyError::query)?;
+        for r in rows {
+            let Some(name) = text(&r, 0) else { continue };
+            if my.captures(&db, &name) {
+                out.push(TableId {
+                    schema: db.clone(),
+                    name,
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Estimated row count (for snapshot progress).
+pub async fn row_estimate(conn: &mut Conn, t: &TableId) -> i64 {
+    conn.exec_first::<Option<u64>, _, _>(
+        "SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+        (t.schema.as_str(), t.name.as_str()),
+    )
+    .await
+    .ok()
+    .flatten()
+    .flatten()
+    .unwrap_or(0) as i64
+}
+
+/// Catalog facts a table map lacks: `tinyint(1)` booleans and MariaDB's JSON columns.
+pub async fn hints(
+    conn: &mut Conn,
+    t: &TableId,
+    flavor: MysqlFlavor,
+) -> Result<HashMap<String, ColumnHint>, MyError> {
+    let mut out: HashMap<String, ColumnHint> = HashMap::new();
+    let rows: Vec<Row> = conn
+        .exec(
+            "SELECT COLUMN_NAME, COLUMN_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+            (t.schema.as_str(), t.name.as_str()),
+        )
+        .await
+        .map_err(MyError::query)?;
+    for r in rows {
+        let (Some(name), Some(ty)) = (text(&r, 0), text(&r, 1)) else {
+            continue;
+        };
+        let ty = ty.to_ascii_lowercase();
+        if ty.starts_with("tinyint(1)") {
+            out.entry(name).or_default().boolean = true;
+        }
+    }
+    if flavor == MysqlFlavor::Mariadb {
+        let rows: Vec<Row> = conn
+            .exec(
+                "SELECT CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = ? AND TABLE_NAME = ?",
+                (t.schema.as_str(), t.name.as_str()),
+            )
+            .await
+            .map_err(MyError::query)?;
+        for r in rows {
+            let Some(clause) = text(&r, 0) else { continue };
+            if let Some(rest) = clause.strip_prefix("json_valid(`") {
+                if let Some(name) = rest.strip_suffix("`)") {
+                    out.entry(name.replace("``", "`")).or_default().json = true;
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Parses the quoted labels of `enum('a','b')` / `set('a','b')`.
+fn labels(column_type: &str) -> Vec<String> {
+    let Some(start) = column_type.find('(') else {
+        return Vec::new();
+    };
+    let body = &column_type[start + 1..];
+    let mut out = Vec::new();
+    let mut chars = body.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '\'' {
+            continue;
+        }
+        let mut label = String::new();
+        loop {
+            match chars.next() {
+                Some('\'') if chars.peek() == Some(&'\'') => {
+                    chars.next();
+                    label.push('\'');
+                }
+                Some('\'') | None => break,
+                Some('\\') => {
+                    if let Some(n) = chars.next() {
+                        label.push(n);
+                    }
+                }
+                Some(other) => label.push(other),
+            }
+        }
+        out.push(label);
+    }
+    out
+}
+
+/// Builds the table map the binlog would carry for a table's current shape (snapshot rows
+/// then decode to exactly the schema streamed rows get).
+pub async fn describe(conn: &mut Conn, t: &TableId) -> Result<TableMap, MyError> {
+    let rows: Vec<Row> = conn
+        .exec(
+            "SELECT c.COLUMN_NAME, LOWER(c.DATA_TYPE), LOWER(c.COLUMN_TYPE), c.IS_NULLABLE, \
+                    c.NUMERIC_PRECISION, c.NUMERIC_SCALE, c.DATETIME_PRECISION, \
+                    c.CHARACTER_OCTET_LENGTH, co.ID \
+             FROM information_schema.COLUMNS c \
+             LEFT JOIN information_schema.COLLATIONS co ON co.COLLATION_NAME = c.COLLATION_NAME \
+             WHERE c.TABLE_SCHEMA = ? AND c.TABLE_NAME = ? ORDER BY c.ORDINAL_POSITION",
+            (t.schema.as_str(), t.name.as_str()),
+        )
+        .await
+        .map_err(MyError::query)?;
+    if rows.is_empty() {
+        return Err(MyError::Setup(format!(
+            "table {t} does not exist or the user cannot see it; create it, grant SELECT on it, or remove it from mysql.tables"
+        )));
+    }
+    let mut columns = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let name = text(r, 0).unwrap_or_default();
+        let data_type = text(r, 1).unwrap_or_default();
+        let column_type = text(r, 2).unwrap_or_default();
+        let nullable = text(r, 3).as_deref() == Some("YES");
+        let precision = number(r, 4).unwrap_or(0);
+        let scale = number(r, 5).unwrap_or(0);
+        let fsp = number(r, 6).unwrap_or(0).min(6) as u16;
+        let octets = number(r, 7).unwrap_or(0);
+        let collation = number(r, 8).map(|v| v as u32);
+        let unsigned = column_type.contains("unsigned");
+        let binary = Some(63);
+        let blob_meta = |max: u64| -> u16 {
+            match max {
+                0..=255 => 1,
+                256..=65_535 => 2,
+                65_536..=16_777_215 => 3,
+                _ => 4,
+            }
+        };
+        let (real_type, meta, coll, labels_of) = match data_type.as_str() {
+            "tinyint" | "bool" | "boolean" => (col::TINY, 0, None, None),
+            "smallint" => (col::SHORT, 0, None, None),
+            "mediumint" => (col::INT24, 0, None, None),
+            "int" | "integer" => (col::LONG, 0, None, None),
+            "bigint" => (col::LONGLONG, 0, None, None),
+            "float" => (col::FLOAT, 4, None, None),
+            "double" | "real" => (col::DOUBLE, 8, None, None),
+            "decimal" | "numeric" => (
+                col::NEWDECIMAL,
+                ((precision.min(65) as u16) << 8) | scale.min(30) as u16,
+                None,
+                None,
+            ),
+            "year" => (col::YEAR, 0, None, None),
+            "date" => (col::DATE, 0, None, None),
+            "time" => (col::TIME2, fsp, None, None),
+            "datetime" => (col::DATETIME2, fsp, None, None),
+            "timestamp" => (col::TIMESTAMP2, fsp, None, None),
+            "char" => (col::STRING, octets.min(1020) as u16, collation, None),
+            "binary" => (col::STRING, octets.min(255) as u16, binary, None),
+            "varchar" => (col::VARCHAR, octets.min(65_535) as u16, collation, None),
+            "varbinary" => (col::VARCHAR, octets.min(65_535) as u16, binary, None),
+            "tinytext" | "text" | "mediumtext" | "longtext" => {
+                (col::BLOB, blob_meta(octets), collation, None)
+            }
+            "tinyblob" | "blob" | "mediumblob" | "longblob" => {
+                (col::BLOB, blob_meta(octets), binary, None)
+            }
+            "json" => (col::JSON, 4, None, None),
+            "enum" => (col::ENUM, 2, collation, Some(labels(&column_type))),
+            "set" => (col::SET, 8, collation, Some(labels(&column_type))),
+            "bit" => {
+                let bits = precision.clamp(1, 64) as u16;
+                (col::BIT, ((bits % 8) << 8) | (bits / 8), None, None)
+            }
+            "geometry" | "point" | "linestring" | "polygon" | "multipoint"
+            | "multilinestring" | "multipolygon" | "geometrycollection" | "geomcollection" => {
+                (col::GEOMETRY, 4, None, None)
+            }
+            "vector" => (col::VECTOR, 4, None, None),
+            other => {
+                return Err(MyError::Setup(format!(
+                    "column {t}.{name} has type {other}, which Sluice cannot capture yet"
+                )))
+            }
+        };
+        columns.push(MapColumn {
+            wire_type: real_type,
+            real_type,
+            meta,
+            nullable,
+            name: Some(name),
+            unsigned,
+            collation: coll,
+            labels: labels_of,
+            visible: true,
+        });
+    }
+    let key_rows: Vec<Row> = conn
+        .exec(
+            "SELECT COLUMN_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND INDEX_NAME = 'PRIMARY' ORDER BY SEQ_IN_INDEX",
+            (t.schema.as_str(), t.name.as_str()),
+        )
+        .await
+        .map_err(MyError::query)?;
+    let primary_key = key_rows
+        .iter()
+        .filter_map(|r| text(r, 0))
+        .filter_map(|k| columns.iter().position(|c| c.name.as_deref() == Some(k.as_str())))
+        .collect();
+    Ok(TableMap {
+        table_id: 0,
+        db: t.schema.clone(),
+        table: t.name.clone(),
+        columns,
+        primary_key,
+        has_names: true,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enum_labels() {
+        assert_eq!(labels("enum('a','b c','it''s')"), vec!["a", "b c", "it's"]);
+        assert_eq!(labels("set('x')"), vec!["x"]);
+        assert!(labels("int").is_empty());
+    }
+}

@@ -1,0 +1,303 @@
+//! The MySQL / MariaDB source: binlog replication with a consistent-snapshot handoff.
+//!
+//! ```text
+//!  start ─► checks ─┬─(snapshot)─► FTWRL ─► START TRANSACTION WITH CONSISTENT SNAPSHOT ─►
+//!                   │              read binlog file/pos + GTID state ─► UNLOCK TABLES ─►
+//!                   │              store the position ─► SELECT each table ─┐
+//!                   └──────────────────────────────────────────────────────────┴─► stream
+//! ```
+//! Streaming uses `mysql_async`'s binlog stream for the protocol (registration, dump,
+//! checksums, framing); every event body is decoded by [`binlog`] and [`table_map`], the
+//! same decoder that reads binlog files. MariaDB resumes by GTID (`@slave_connect_state`),
+//! MySQL by file and position.
+//!
+//! Positions point at the start of the current transaction and count the rows events and
+//! rows of it already published: a restart re-reads the transaction and skips those.
+
+pub mod binlog;
+mod catalog;
+mod checks;
+pub mod file;
+pub mod jsonb;
+mod snapshot;
+mod stream;
+pub mod table_map;
+
+use std::sync::Arc;
+
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Opts, OptsBuilder};
+
+pub use checks::preflight;
+
+use crate::config::{ConnectorConfig, MysqlConfig, SnapshotMode};
+use crate::event::MysqlFlavor;
+use crate::offsets::FileOffsetStore;
+use crate::position::{MyPosition, SnapshotState, SourcePosition};
+use crate::source::{SourceContext, SourceExit};
+
+/// A MySQL / MariaDB source failure.
+#[derive(Debug, thiserror::Error)]
+pub enum MyError {
+    /// The server could not be reached or refused the login.
+    #[error("cannot connect to MySQL at {target}: {reason}")]
+    Connect {
+        /// host:port (never the password).
+        target: String,
+        /// Why.
+        reason: String,
+        /// Whether retrying may help.
+        transient: bool,
+    },
+    /// A statement failed.
+    #[error("MySQL query failed: {reason}")]
+    Query {
+        /// Why (server message and code).
+        reason: String,
+        /// Whether retrying may help.
+        transient: bool,
+    },
+    /// The server is not set up as Sluice needs; the message says how to fix it.
+    #[error("{0}")]
+    Setup(String),
+    /// The binlog stream broke (retried).
+    #[error("binlog stream failed: {0}")]
+    Stream(String),
+    /// An event could not be decoded.
+    #[error(transparent)]
+    Decode(#[from] binlog::BinlogError),
+    /// The offset store failed.
+    #[error(transparent)]
+    Offsets(#[from] crate::offsets::OffsetError),
+}
+
+/// Server error codes that retrying does not fix.
+fn definite_code(code: u16) -> bool {
+    matches!(
+        code,
+        1044 | 1045 | 1049 | 1142 | 1143 | 1146 | 1227 | 1236 | 1370 | 1698 | 1064
+    )
+}
+
+impl MyError {
+    /// Wraps a driver error, classifying it.
+    pub fn query(e: mysql_async::Error) -> Self {
+        match e {
+            mysql_async::Error::Server(s) => MyError::Query {
+                reason: format!("{} (error {})", s.message, s.code),
+                transient: !definite_code(s.code),
+            },
+            other => MyError::Query {
+                reason: other.to_string(),
+                transient: true,
+            },
+        }
+    }
+
+    /// Whether the runtime should retry rather than stop the connector.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            MyError::Connect { transient, .. } | MyError::Query { transient, .. } => *transient,
+            MyError::Stream(_) => true,
+            MyError::Setup(_) | MyError::Decode(_) | MyError::Offsets(_) => false,
+        }
+    }
+}
+
+/// Connection facts parsed from the URL.
+#[derive(Clone)]
+pub(crate) struct ConnInfo {
+    opts: Opts,
+    target: String,
+}
+
+impl ConnInfo {
+    pub(crate) fn parse(url: &str) -> Result<Self, MyError> {
+        let normalized = url.replacen("mariadb://", "mysql://", 1);
+        let opts = Opts::from_url(&normalized)
+            .map_err(|_| MyError::Setup("mysql.url is not a valid connection URL".into()))?;
+        let target = format!("{}:{}", opts.ip_or_hostname(), opts.tcp_port());
+        let opts: Opts = OptsBuilder::from_opts(opts)
+            .prefer_socket(false)
+            .tcp_nodelay(true)
+            .into();
+        Ok(ConnInfo { opts, target })
+    }
+
+    /// Opens a session with UTC time and utf8mb4 results.
+    pub(crate) async fn connect(&self) -> Result<Conn, MyError> {
+        let mut conn = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            Conn::new(self.opts.clone()),
+        )
+        .await
+        .map_err(|_| MyError::Connect {
+            target: self.target.clone(),
+            reason: "timed out after 10 s".into(),
+            transient: true,
+        })?
+        .map_err(|e| {
+            let (reason, transient) = match &e {
+                mysql_async::Error::Server(s) => {
+                    (format!("{} (error {})", s.message, s.code), !definite_code(s.code))
+                }
+                other => (other.to_string(), true),
+            };
+            MyError::Connect {
+                target: self.target.clone(),
+                reason,
+                transient,
+            }
+        })?;
+        conn.query_drop("SET time_zone = '+00:00', NAMES utf8mb4")
+            .await
+            .map_err(MyError::query)?;
+        Ok(conn)
+    }
+}
+
+/// What the server is.
+#[derive(Debug, Clone)]
+pub(crate) struct ServerInfo {
+    pub flavor: MysqlFlavor,
+    pub version: String,
+}
+
+pub(crate) async fn server_info(conn: &mut Conn) -> Result<ServerInfo, MyError> {
+    let version: Option<String> = conn
+        .query_first("SELECT VERSION()")
+        .await
+        .map_err(MyError::query)?;
+    let version = version.unwrap_or_default();
+    let flavor = if version.contains("MariaDB") {
+        MysqlFlavor::Mariadb
+    } else {
+        MysqlFlavor::Mysql
+    };
+    Ok(ServerInfo { flavor, version })
+}
+
+/// The MySQL / MariaDB source of one connector.
+pub struct MysqlSource {
+    connector: Arc<ConnectorConfig>,
+    offsets: FileOffsetStore,
+}
+
+impl MysqlSource {
+    /// A source for a validated connector.
+    pub fn new(connector: Arc<ConnectorConfig>, offsets: FileOffsetStore) -> Self {
+        MysqlSource { connector, offsets }
+    }
+
+    fn my(&self) -> &MysqlConfig {
+        self.connector
+            .mysql
+            .as_ref()
+            .expect("validated connector has [mysql]")
+    }
+
+    /// Runs until shutdown, a finished `initial_only` snapshot, or an error.
+    pub async fn run(&self, ctx: &mut SourceContext) -> Result<SourceExit, MyError> {
+        let my = self.my();
+        let info = ConnInfo::parse(my.url.expose())?;
+        let mut conn = info.connect().await?;
+        let server = server_info(&mut conn).await?;
+        let problems = checks::server_problems(&mut conn, &server, &self.connector).await?;
+        if let Some(first) = problems.into_iter().next() {
+            return Err(MyError::Setup(first));
+        }
+        if let Some(other) = checks::replica_with_server_id(&mut conn, my.server_id).await {
+            // A replica registered under our id: perhaps our own previous session, which the
+            // server drops when it notices; retry rather than stop.
+            return Err(MyError::Stream(format!(
+                "server_id {} is already used by a connected replica ({other}); give this connector a unique mysql.server_id",
+                my.server_id
+            )));
+        }
+        let stored = match self.offsets.load(&self.connector.name)? {
+            Some(SourcePosition::Mysql(p)) => Some(p),
+            Some(other) => {
+                return Err(MyError::Setup(format!(
+                    "the stored offset of {} belongs to another kind of source ({other}); delete the connector's offset file to start over",
+                    self.connector.name
+                )))
+            }
+            None => None,
+        };
+        let mode = self.connector.snapshot.mode;
+        let snapshot_done = stored
+            .as_ref()
+            .is_some_and(|p| p.snapshot == SnapshotState::Done);
+        let purged = match &stored {
+            Some(p) if snapshot_done => !catalog::binlog_exists(&mut conn, &p.file).await?,
+            _ => false,
+        };
+        let need_snapshot = match mode {
+            SnapshotMode::NoData => false,
+            SnapshotMode::Always => true,
+            SnapshotMode::Initial | SnapshotMode::InitialOnly => !snapshot_done,
+            SnapshotMode::WhenNeeded => !snapshot_done || purged,
+        };
+        if !need_snapshot && mode == SnapshotMode::InitialOnly {
+            tracing::info!("snapshot already taken (snapshot.mode = initial_only): nothing to do");
+            return Ok(SourceExit::Finished);
+        }
+        if purged && !need_snapshot {
+            let p = stored.as_ref().expect("purged implies a stored position");
+            return Err(MyError::Setup(format!(
+                "the stored position {}:{} is no longer on the server (binlog file {} was purged): changes since then are lost to Sluice; set snapshot.mode = \"when_needed\" to take a new snapshot, or delete {}'s offset file",
+                p.file, p.pos, p.file, self.connector.name
+            )));
+        }
+        if purged {
+            tracing::warn!("the stored binlog position was purged from the server; taking a new snapshot (snapshot.mode = when_needed)");
+        }
+        let start = if need_snapshot {
+            let snap = snapshot::Snapshot {
+                connector: &self.connector,
+                info: &info,
+                server: &server,
+                offsets: &self.offsets,
+            };
+            let Some(start) = snap.run(ctx).await? else {
+                return Ok(SourceExit::Shutdown);
+            };
+            if mode == SnapshotMode::InitialOnly {
+                return Ok(SourceExit::Finished);
+            }
+            start
+        } else if let Some(p) = stored.filter(|_| snapshot_done || mode == SnapshotMode::NoData) {
+            if p.snapshot == SnapshotState::Done {
+                p
+            } else {
+                self.current_position(&mut conn, &server).await?
+            }
+        } else {
+            self.current_position(&mut conn, &server).await?
+        };
+        drop(conn);
+        let streamer = stream::Streamer::new(&self.connector, &info, &server, start).await?;
+        streamer.run(ctx).await
+    }
+
+    /// The server's current position (no snapshot), stored before streaming begins.
+    async fn current_position(
+        &self,
+        conn: &mut Conn,
+        server: &ServerInfo,
+    ) -> Result<MyPosition, MyError> {
+        let (file, pos) = catalog::master_status(conn).await?;
+        let gtids = catalog::gtid_state(conn, server.flavor).await?;
+        let p = MyPosition {
+            file,
+            pos,
+            gtids,
+            events: 0,
+            rows: 0,
+            snapshot: SnapshotState::Done,
+        };
+        self.offsets
+            .commit(&self.connector.name, &SourcePosition::Mysql(p.clone()))?;
+        Ok(p)
+    }
+}
