@@ -996,7 +996,7 @@ mod tests {
         let mut nine = vec![0xff];
         nine.extend_from_slice(&u64::MAX.to_le_bytes());
         assert_eq!(Reader::new(&nine).varlen("x"), Ok(u64::MAX));
-        assert_eq!(Reader::new(&[0x03]).varlen_signed("x"), Ok(-2));
+        assert_eq!(Reader::new(&[0x06]).varlen_signed("x"), Ok(-2));
         assert!(Reader::new(&[0x01]).varlen("x").is_err());
     }
 
