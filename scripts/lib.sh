@@ -2,6 +2,7 @@
 # Ports are chosen not to clash with a default PostgreSQL (5432) or Kafka (9092).
 SLUICE_PG_PORT="${SLUICE_PG_PORT:-15432}"
 SLUICE_KAFKA_PORT="${SLUICE_KAFKA_PORT:-19092}"
+SLUICE_MYSQL_PORT="${SLUICE_MYSQL_PORT:-13306}"
 export SLUICE_STATE_DIR="${SLUICE_STATE_DIR:-/tmp/sluice-dev}"
 export PG_BIN="${PG_BIN:-/usr/lib/postgresql/15/bin}"
 PG_DATA="$SLUICE_STATE_DIR/pg"
@@ -9,6 +10,8 @@ PG_LOG="$SLUICE_STATE_DIR/postgres.log"
 TANSU_PID="$SLUICE_STATE_DIR/tansu.pid"
 TANSU_LOG="$SLUICE_STATE_DIR/tansu.log"
 export SLUICE_TEST_PG="${SLUICE_TEST_PG:-postgres://sluice:sluice@127.0.0.1:$SLUICE_PG_PORT}"
+export SLUICE_TEST_MYSQL="${SLUICE_TEST_MYSQL:-mysql://sluice:sluice@127.0.0.1:$SLUICE_MYSQL_PORT}"
+export SLUICE_SCRIPTS="${SLUICE_SCRIPTS:-$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)}"
 export SLUICE_TEST_BROKERS="${SLUICE_TEST_BROKERS:-127.0.0.1:$SLUICE_KAFKA_PORT}"
 export PATH="$HOME/.cargo/bin:$PATH"
 

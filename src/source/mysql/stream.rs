@@ -272,7 +272,7 @@ impl<'a> Streamer<'a> {
             } else {
                 last_end
             };
-            let body = event.data();
+            let body = strip_unknown_checksum(&header, event.data(), &fde);
             let decoded = if code == event_type::FORMAT_DESCRIPTION {
                 FormatDescription::parse_stripped(body, false).map(EventBody::FormatDescription)
             } else {
@@ -630,6 +630,28 @@ impl<'a> Streamer<'a> {
         }
         cache.insert(key, decoder.clone());
         Ok(decoder)
+    }
+}
+
+/// The server's first event (an artificial ROTATE) comes before any format description, so
+/// the framing cannot know it ends with a checksum; drop one when the CRC says it is there.
+fn strip_unknown_checksum<'b>(header: &EventHeader, body: &'b [u8], fde: &FormatDescription) -> &'b [u8] {
+    if header.type_code != event_type::ROTATE || !fde.server_version.is_empty() || body.len() < 12 {
+        return body;
+    }
+    let mut raw = Vec::with_capacity(binlog::HEADER_LEN + body.len());
+    raw.extend_from_slice(&header.timestamp.to_le_bytes());
+    raw.push(header.type_code);
+    raw.extend_from_slice(&header.server_id.to_le_bytes());
+    raw.extend_from_slice(&header.event_size.to_le_bytes());
+    raw.extend_from_slice(&header.log_pos.to_le_bytes());
+    raw.extend_from_slice(&header.flags.to_le_bytes());
+    let (data, sum) = body.split_at(body.len() - 4);
+    raw.extend_from_slice(data);
+    if binlog::crc32(&raw) == u32::from_le_bytes(sum.try_into().expect("4 bytes")) {
+        data
+    } else {
+        body
     }
 }
 

@@ -472,7 +472,7 @@ impl RowDecoder {
     /// Decodes every row of a rows event, calling `each` per row change in order.
     pub fn rows(&self, ev: &RowsEvent<'_>, mut each: impl FnMut(RowChange)) -> Res<()> {
         let mut r = Reader::new(ev.body);
-        let n = r.lenenc_len("column count")?;
+        let n = r.lenenc("column count")? as usize;
         if n != self.steps.len() {
             return Err(Malformed(format!(
                 "rows event has {n} columns, its table map {}",
