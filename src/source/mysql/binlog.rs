@@ -807,10 +807,17 @@ pub fn uncompress_payload(compression: u64, uncompressed_size: u64, payload: &[u
     match compression {
         255 => Ok(payload.to_vec()),
         0 => {
-            // The declared size bounds the allocation; a lying header fails below.
-            let cap = usize::try_from(uncompressed_size.min(1 << 30)).unwrap_or(1 << 30);
-            zstd::bulk::decompress(payload, cap.max(1))
-                .map_err(|e| Malformed(format!("zstd payload does not uncompress: {e}")))
+            use std::io::Read;
+            // Grows with the actual data; the declared size only caps it.
+            let limit = uncompressed_size.min(1 << 30);
+            let decoder = zstd::stream::read::Decoder::new(payload)
+                .map_err(|e| Malformed(format!("zstd payload does not uncompress: {e}")))?;
+            let mut out = Vec::new();
+            decoder
+                .take(limit)
+                .read_to_end(&mut out)
+                .map_err(|e| Malformed(format!("zstd payload does not uncompress: {e}")))?;
+            Ok(out)
         }
         other => Err(Malformed(format!("payload compression type {other} is unknown"))),
     }

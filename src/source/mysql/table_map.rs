@@ -485,6 +485,11 @@ impl RowDecoder {
         } else {
             present
         };
+        // Every row reads at least one byte, or the loop below would not end.
+        let any = |bits: &[u8]| (0..n).any(|i| lsb_bit(bits, i));
+        if !any(present) || !any(present_after) {
+            return Err(Malformed("rows event names no columns".into()));
+        }
         while !r.is_empty() {
             match ev.kind {
                 RowsKind::Write => {
