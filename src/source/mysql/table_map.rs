@@ -116,10 +116,12 @@ fn is_numeric(t: u8) -> bool {
     )
 }
 
+/// Columns that carry a charset in the optional metadata; geometry counts (its base class is
+/// a blob), as the servers write it.
 fn is_character(t: u8) -> bool {
     matches!(
         t,
-        col::STRING | col::VAR_STRING | col::VARCHAR | col::BLOB | col::TINY_BLOB | col::MEDIUM_BLOB | col::LONG_BLOB
+        col::STRING | col::VAR_STRING | col::VARCHAR | col::BLOB | col::TINY_BLOB | col::MEDIUM_BLOB | col::LONG_BLOB | col::GEOMETRY
     )
 }
 
