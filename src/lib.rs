@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod encode;
 pub mod event;
+pub mod fasthash;
 pub mod metrics;
 pub mod offsets;
 pub mod position;

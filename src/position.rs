@@ -24,13 +24,13 @@ pub enum SourcePosition {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MyPosition {
     /// Binlog file of the transaction's first event.
-    pub file: String,
+    pub file: std::sync::Arc<str>,
     /// Position of the transaction's first event (its GTID event, or BEGIN).
     pub pos: u64,
     /// GTID state before that transaction: MariaDB `domain-server-seq` list (resumed with
     /// `@slave_connect_state`), MySQL `uuid:interval` set (informational).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub gtids: Option<String>,
+    pub gtids: Option<std::sync::Arc<str>>,
     /// Rows events of the transaction completely published.
     #[serde(default)]
     pub events: u64,

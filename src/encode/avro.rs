@@ -360,7 +360,7 @@ pub struct AvroEncoder {
     prefix: String,
     registry: RegistryClient,
     strategy: SubjectStrategy,
-    tables: HashMap<TableId, AvroTable>,
+    tables: crate::fasthash::FastMap<TableId, AvroTable>,
     namespaces: HashMap<String, TableId>,
     connector: &'static str,
 }
@@ -376,7 +376,7 @@ impl AvroEncoder {
             prefix: prefix.to_string(),
             registry,
             strategy,
-            tables: HashMap::new(),
+            tables: Default::default(),
             namespaces: HashMap::new(),
             connector: "postgresql",
         }

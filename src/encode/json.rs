@@ -45,11 +45,13 @@ fn field_prefixes<'a>(names: impl Iterator<Item = &'a str>) -> Vec<String> {
 pub struct JsonEncoder {
     prefix: String,
     with_schema: bool,
-    tables: HashMap<TableId, TableEncoding>,
+    tables: crate::fasthash::FastMap<TableId, TableEncoding>,
     message_topic: Arc<str>,
     message_schemas: (String, String),
     source_schema: serde_json::Value,
     connector: &'static str,
+    /// The table version of the last lookup.
+    last: Option<Arc<TableSchema>>,
 }
 
 impl JsonEncoder {
@@ -59,7 +61,7 @@ impl JsonEncoder {
         JsonEncoder {
             prefix: prefix.to_string(),
             with_schema,
-            tables: HashMap::new(),
+            tables: Default::default(),
             message_topic: Arc::from(format!("{prefix}.message")),
             message_schemas: (
                 schema::message_key_schema().to_string(),
@@ -67,6 +69,7 @@ impl JsonEncoder {
             ),
             source_schema,
             connector: "postgresql",
+            last: None,
         }
     }
 
@@ -77,6 +80,7 @@ impl JsonEncoder {
             self.connector = connector;
             self.source_schema = schema::source_schema(connector);
             self.tables.clear();
+            self.last = None;
         }
     }
 
@@ -101,6 +105,12 @@ impl JsonEncoder {
     }
 
     fn encoding(&mut self, table: &Arc<TableSchema>) -> &TableEncoding {
+        // The same table version as the last call (the common case): no lookup.
+        if let Some(last) = &self.last {
+            if Arc::ptr_eq(last, table) {
+                return &self.tables[&table.id];
+            }
+        }
         let stale = self
             .tables
             .get(&table.id)
@@ -128,6 +138,7 @@ impl JsonEncoder {
             };
             self.tables.insert(table.id.clone(), enc);
         }
+        self.last = Some(table.clone());
         &self.tables[&table.id]
     }
 

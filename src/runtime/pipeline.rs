@@ -262,8 +262,8 @@ pub async fn run_once(
 /// status figures, pushed to the shared status on each commit tick rather than per event.
 struct Counters {
     observer: Observer,
-    tables: HashMap<TableId, TableCounters>,
-    topics: HashMap<Arc<str>, IntCounter>,
+    tables: crate::fasthash::FastMap<TableId, TableCounters>,
+    topics: crate::fasthash::FastMap<Arc<str>, IntCounter>,
     bytes: IntCounter,
     lag: IntGauge,
     events_read: u64,
@@ -285,8 +285,8 @@ impl Counters {
             bytes: observer.metrics.bytes_published.with_label_values(&[c]),
             lag: observer.metrics.source_lag_ms.with_label_values(&[c]),
             observer,
-            tables: HashMap::new(),
-            topics: HashMap::new(),
+            tables: Default::default(),
+            topics: Default::default(),
             events_read: 0,
             records_published: 0,
             lag_ms: None,

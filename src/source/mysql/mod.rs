@@ -207,12 +207,14 @@ impl MysqlSource {
             return Err(MyError::Setup(first));
         }
         if let Some(other) = checks::replica_with_server_id(&mut conn, my.server_id).await {
-            // A replica registered under our id: perhaps our own previous session, which the
-            // server drops when it notices; retry rather than stop.
-            return Err(MyError::Stream(format!(
-                "server_id {} is already used by a connected replica ({other}); give this connector a unique mysql.server_id",
-                my.server_id
-            )));
+            // Usually this connector's own previous session, which the server drops when the
+            // new one registers (or at its next heartbeat). Another replica with the same id
+            // would be disconnected by the server each time either reconnects: say so.
+            tracing::warn!(
+                server_id = my.server_id,
+                replica = %other,
+                "a replica session with this server_id is still registered (this connector's previous session, or another replica: then give this connector a unique mysql.server_id)"
+            );
         }
         let stored = match self.offsets.load(&self.connector.name)? {
             Some(SourcePosition::Mysql(p)) => Some(p),
@@ -289,9 +291,9 @@ impl MysqlSource {
         let (file, pos) = catalog::master_status(conn).await?;
         let gtids = catalog::gtid_state(conn, server.flavor).await?;
         let p = MyPosition {
-            file,
+            file: file.into(),
             pos,
-            gtids,
+            gtids: gtids.map(Into::into),
             events: 0,
             rows: 0,
             snapshot: SnapshotState::Done,

@@ -98,9 +98,9 @@ impl Snapshot<'_> {
             .map_err(MyError::query)?
             .unwrap_or(0);
         let in_progress = MyPosition {
-            file: file.clone(),
+            file: file.as_str().into(),
             pos,
-            gtids,
+            gtids: gtids.map(Into::into),
             events: 0,
             rows: 0,
             snapshot: SnapshotState::InProgress,

@@ -105,12 +105,12 @@ impl GtidState {
         }
     }
 
-    fn text(&self) -> Option<String> {
+    fn text(&self) -> Option<Arc<str>> {
         if !self.maria.is_empty() {
             let parts: Vec<String> = self.maria.iter().map(|g| g.to_string()).collect();
-            return Some(parts.join(","));
+            return Some(Arc::from(parts.join(",")));
         }
-        self.mysql.clone()
+        self.mysql.as_deref().map(Arc::from)
     }
 }
 
@@ -198,7 +198,7 @@ impl<'a> Streamer<'a> {
         let flavor = self.server.flavor;
         let tx_metadata = self.connector.provide_transaction_metadata;
         let mut fde = FormatDescription::default();
-        let mut file: Arc<str> = Arc::from(self.start.file.as_str());
+        let mut file: Arc<str> = self.start.file.clone();
         let mut gtids = GtidState::parse(flavor, self.start.gtids.as_deref());
         let mut resume = self.start.clone();
         let mut skip_at = (self.start.events > 0 || self.start.rows > 0)
@@ -287,7 +287,7 @@ impl<'a> Streamer<'a> {
                     last_end = position;
                     if tx.is_none() && header.flags & binlog::LOG_EVENT_ARTIFICIAL_F == 0 {
                         resume = MyPosition {
-                            file: name,
+                            file: Arc::from(name),
                             pos: position,
                             gtids: gtids.text(),
                             events: 0,
@@ -336,7 +336,7 @@ impl<'a> Streamer<'a> {
                                 gtids.apply(*g);
                             }
                             let after = MyPosition {
-                                file: file.to_string(),
+                                    file: file.clone(),
                                 pos: end,
                                 gtids: gtids.text(),
                                 events: 0,
@@ -457,7 +457,7 @@ impl<'a> Streamer<'a> {
                             message: None,
                             transaction: None,
                             position: SourcePosition::Mysql(MyPosition {
-                                file: t_file.to_string(),
+                                file: t_file.clone(),
                                 pos: t_pos,
                                 gtids: gtids_before.clone(),
                                 events: ev_index,
@@ -535,7 +535,7 @@ impl<'a> Streamer<'a> {
         gtid: Option<Arc<str>>,
         ts_us: i64,
         thread: Option<u32>,
-        skip_at: &mut Option<(String, u64, u64, u64)>,
+        skip_at: &mut Option<(Arc<str>, u64, u64, u64)>,
     ) -> Tx {
         let (skip_events, skip_rows) = match skip_at.take() {
             Some((f, p, e, r)) if *f == **file && p == pos => (e, r),
@@ -583,7 +583,7 @@ impl<'a> Streamer<'a> {
             }
         }
         *resume = MyPosition {
-            file: file.to_string(),
+            file: file.clone(),
             pos: end,
             gtids: gtids.text(),
             events: 0,

@@ -933,24 +933,17 @@ pub fn read_decimal(r: &mut Reader<'_>, precision: u8, scale: u8) -> Res<Decimal
     let mut digits: Vec<u8> = Vec::with_capacity(usize::from(precision));
     let mut off = 0;
     let mut group = |len: usize, width: usize, digits: &mut Vec<u8>| {
-        let v = be_uint(&b[off..off + len]);
+        let mut v = be_uint(&b[off..off + len]);
         off += len;
-        let s = format!("{v:0width$}");
-        // A corrupt group can exceed its width; keep the low digits.
-        digits.extend_from_slice(&s.as_bytes()[s.len() - width..]);
+        // `width` decimal digits, most significant first (a corrupt group keeps its low
+        // digits).
+        let start = digits.len();
+        digits.resize(start + width, b'0');
+        for d in digits[start..].iter_mut().rev() {
+            *d = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
     };
-    if part_i > 0 {
-        group(DIG2BYTES[part_i], part_i, &mut digits);
-    }
-    for _ in 0..full_i {
-        group(4, 9, &mut digits);
-    }
-    for _ in 0..full_f {
-        group(4, 9, &mut digits);
-    }
-    if part_f > 0 {
-        group(DIG2BYTES[part_f], part_f, &mut digits);
-    }
     Ok(Decimal::from_digits(&digits, negative, u32::from(scale)))
 }
 
