@@ -1,6 +1,5 @@
 //! Debezium JSON, with (`{"schema","payload"}`) or without schema.
 
-use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 

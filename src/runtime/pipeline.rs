@@ -9,7 +9,7 @@
 //! committed to the offset store every `offset_flush_interval_ms`; only then does the source
 //! report it to the database (invariant 1).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

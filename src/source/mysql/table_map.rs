@@ -944,6 +944,18 @@ pub fn read_decimal(r: &mut Reader<'_>, precision: u8, scale: u8) -> Res<Decimal
             v /= 10;
         }
     };
+    if part_i > 0 {
+        group(DIG2BYTES[part_i], part_i, &mut digits);
+    }
+    for _ in 0..full_i {
+        group(4, 9, &mut digits);
+    }
+    for _ in 0..full_f {
+        group(4, 9, &mut digits);
+    }
+    if part_f > 0 {
+        group(DIG2BYTES[part_f], part_f, &mut digits);
+    }
     Ok(Decimal::from_digits(&digits, negative, u32::from(scale)))
 }
 
