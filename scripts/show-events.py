@@ -14,6 +14,13 @@ for line in sys.stdin:
         continue
     payload = value.get("payload", value)
     source = payload["source"]
-    print(f"{topic} op={payload['op']} key={json.dumps(key)} snapshot={source['snapshot']} lsn={source['lsn']}")
+    if "lsn" in source:
+        where = f"lsn={source['lsn']}"
+    else:
+        where = f"binlog={source['file']}:{source['pos']} gtid={source.get('gtid')}"
+    print(f"{topic} op={payload.get('op')} key={json.dumps(key)} snapshot={source['snapshot']} {where}")
+    if "ddl" in payload:
+        print(f"    ddl={payload['ddl']}")
+        continue
     print(f"    before={json.dumps(payload['before'])}")
     print(f"    after={json.dumps(payload['after'])}")
