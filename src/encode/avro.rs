@@ -751,4 +751,105 @@ mod tests {
         let decoded_key = apache_avro::from_avro_datum(&key_avro, &mut &key[5..], None).unwrap();
         assert_eq!(decoded_key, Avro::Record(vec![("id".into(), Avro::Int(1))]));
     }
+
+    #[test]
+    fn mysql_envelope_with_its_types_round_trips() {
+        use crate::event::{Column, ColumnKind, MysqlDetail, MysqlFlavor, SnapshotMarker, SourceMeta};
+        use crate::position::{MyPosition, SnapshotState, SourcePosition};
+        let col = |name: &str, kind: ColumnKind, nullable: bool| Column {
+            name: name.into(),
+            kind,
+            nullable,
+        };
+        let t = Arc::new(TableSchema {
+            id: TableId {
+                schema: "shop".into(),
+                name: "orders".into(),
+            },
+            columns: vec![
+                col("id", ColumnKind::Int8, false),
+                col("y", ColumnKind::Year, true),
+                col("s", ColumnKind::EnumSet { allowed: vec!["a".into(), "b".into()] }, true),
+                col("g", ColumnKind::Geometry, true),
+                col("v", ColumnKind::Array(Box::new(ColumnKind::Float32)), true),
+            ],
+            key: vec![0],
+        });
+        let names = TableNames::new("shop", &t.id);
+        let env = envelope_schema(&t, &names, "mariadb");
+        let schema = Schema::parse_str(&env.to_string()).unwrap();
+        let mut enc = AvroEncoder::new(
+            "shop",
+            RegistryClient::new("http://127.0.0.1:1", None, None).unwrap(),
+            SubjectStrategy::Topic,
+        );
+        enc.connector = "mariadb";
+        enc.tables.insert(
+            t.id.clone(),
+            AvroTable {
+                table: t.clone(),
+                key: Some(Registered { id: 1 }),
+                value: Registered { id: 2 },
+            },
+        );
+        let row = vec![
+            Value::Int(-3),
+            Value::Int(2024),
+            Value::Text("a,b".into()),
+            Value::Geometry {
+                wkb: vec![1, 2, 3],
+                srid: Some(4326),
+            },
+            Value::Array(vec![Value::Float(1.5)]),
+        ];
+        let event = ChangeEvent {
+            op: Op::Create,
+            table: Some(t.clone()),
+            before: None,
+            after: Some(row.clone()),
+            source: SourceMeta {
+                ts_us: 2_000_000,
+                snapshot: SnapshotMarker::False,
+                db: Arc::from("shop"),
+                detail: SourceDetail::Mysql(Box::new(MysqlDetail {
+                    flavor: MysqlFlavor::Mariadb,
+                    server_id: 1,
+                    gtid: Some(Arc::from("0-1-9")),
+                    file: Arc::from("mariadb-bin.000001"),
+                    pos: 400,
+                    row: 0,
+                    thread: None,
+                    query: None,
+                })),
+            },
+            message: None,
+            transaction: None,
+            position: SourcePosition::Mysql(MyPosition {
+                file: Arc::from("mariadb-bin.000001"),
+                pos: 300,
+                gtids: None,
+                events: 0,
+                rows: 1,
+                snapshot: SnapshotState::Done,
+            }),
+        };
+        let bytes = enc
+            .envelope("shop", &event, &t, Op::Create, None, Some(&row), 5)
+            .unwrap();
+        let decoded = apache_avro::from_avro_datum(&schema, &mut &bytes[5..], None).unwrap();
+        let Avro::Record(fields) = decoded else {
+            panic!("not a record")
+        };
+        let Avro::Union(_, after) = &fields[1].1 else { panic!("{:?}", fields[1]) };
+        let Avro::Record(after) = after.as_ref() else { panic!("{after:?}") };
+        assert_eq!(after[0], ("id".into(), Avro::Int(-3)));
+        assert_eq!(after[2].1, Avro::Union(1, Box::new(Avro::String("a,b".into()))));
+        let Avro::Record(source) = &fields[2].1 else { panic!("{:?}", fields[2]) };
+        let get = |n: &str| source.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone()).unwrap();
+        assert_eq!(get("connector"), Avro::String("mariadb".into()));
+        assert_eq!(get("gtid"), Avro::Union(1, Box::new(Avro::String("0-1-9".into()))));
+        assert_eq!(get("file"), Avro::String("mariadb-bin.000001".into()));
+        assert_eq!(get("pos"), Avro::Long(400));
+        assert_eq!(get("server_id"), Avro::Long(1));
+    }
 }

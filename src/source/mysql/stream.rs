@@ -66,13 +66,93 @@ impl Tx {
     }
 }
 
+/// A MySQL GTID set: per source UUID (and tag), the executed transaction numbers as
+/// inclusive intervals (`uuid:1-5:7,uuid2[:tag]:1-3`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct MysqlGtidSet {
+    /// (uuid, tag) → sorted, disjoint, non-adjacent intervals.
+    sets: std::collections::BTreeMap<GtidSource, Vec<(u64, u64)>>,
+}
+
+/// A GTID source: server UUID and tag.
+type GtidSource = (String, Option<String>);
+
+impl MysqlGtidSet {
+    fn parse(text: &str) -> Self {
+        let mut set = MysqlGtidSet::default();
+        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let mut tokens = part.split(':');
+            let Some(uuid) = tokens.next() else { continue };
+            let mut tag: Option<&str> = None;
+            for tok in tokens {
+                if tok.starts_with(|c: char| c.is_ascii_digit()) {
+                    let (a, b) = tok.split_once('-').unwrap_or((tok, tok));
+                    if let (Ok(a), Ok(b)) = (a.parse::<u64>(), b.parse::<u64>()) {
+                        set.add_range(uuid, tag, a, b);
+                    }
+                } else {
+                    tag = Some(tok);
+                }
+            }
+        }
+        set
+    }
+
+    fn add(&mut self, uuid: &str, tag: Option<&str>, gno: u64) {
+        self.add_range(uuid, tag, gno, gno);
+    }
+
+    fn add_range(&mut self, uuid: &str, tag: Option<&str>, a: u64, b: u64) {
+        let intervals = self
+            .sets
+            .entry((uuid.to_ascii_lowercase(), tag.map(str::to_string)))
+            .or_default();
+        intervals.push((a.min(b), a.max(b)));
+        intervals.sort_unstable();
+        let mut merged: Vec<(u64, u64)> = Vec::with_capacity(intervals.len());
+        for &(lo, hi) in intervals.iter() {
+            match merged.last_mut() {
+                Some(last) if lo <= last.1.saturating_add(1) => last.1 = last.1.max(hi),
+                _ => merged.push((lo, hi)),
+            }
+        }
+        *intervals = merged;
+    }
+
+    fn text(&self) -> String {
+        let mut out = String::new();
+        let mut last_uuid: Option<&str> = None;
+        for ((uuid, tag), intervals) in &self.sets {
+            if last_uuid != Some(uuid.as_str()) {
+                if last_uuid.is_some() {
+                    out.push(',');
+                }
+                out.push_str(uuid);
+                last_uuid = Some(uuid);
+            }
+            if let Some(t) = tag {
+                out.push(':');
+                out.push_str(t);
+            }
+            for (a, b) in intervals {
+                if a == b {
+                    out.push_str(&format!(":{a}"));
+                } else {
+                    out.push_str(&format!(":{a}-{b}"));
+                }
+            }
+        }
+        out
+    }
+}
+
 /// The GTID state tracked across transactions.
 #[derive(Debug, Clone, Default)]
 struct GtidState {
     /// MariaDB: the last GTID per domain.
     maria: Vec<MariaGtid>,
-    /// MySQL: the executed set as the server printed it (not advanced per transaction).
-    mysql: Option<String>,
+    /// MySQL: the executed set, advanced with each transaction.
+    mysql: MysqlGtidSet,
 }
 
 impl GtidState {
@@ -90,7 +170,7 @@ impl GtidState {
                     }
                 }
             }
-            MysqlFlavor::Mysql => s.mysql = text.map(str::to_string),
+            MysqlFlavor::Mysql => s.mysql = MysqlGtidSet::parse(text.unwrap_or_default()),
         }
         s
     }
@@ -110,7 +190,12 @@ impl GtidState {
             let parts: Vec<String> = self.maria.iter().map(|g| g.to_string()).collect();
             return Some(Arc::from(parts.join(",")));
         }
-        self.mysql.as_deref().map(Arc::from)
+        let t = self.mysql.text();
+        (!t.is_empty()).then(|| Arc::from(t))
+    }
+
+    fn apply_mysql(&mut self, g: &super::binlog::MysqlGtid) {
+        self.mysql.add(&binlog::format_uuid(&g.uuid), g.tag.as_deref(), g.gno);
     }
 }
 
@@ -204,6 +289,7 @@ impl<'a> Streamer<'a> {
         let mut skip_at = (self.start.events > 0 || self.start.rows > 0)
             .then(|| (self.start.file.clone(), self.start.pos, self.start.events, self.start.rows));
         let mut pending_gtid: Option<(Arc<str>, Option<MariaGtid>, u64, bool)> = None;
+        let mut pending_mysql_gtid: Option<super::binlog::MysqlGtid> = None;
         let mut tx: Option<Tx> = None;
         let mut maps: HashMap<u64, MapEntry> = HashMap::new();
         let mut decoders: HashMap<Vec<u8>, Arc<RowDecoder>> = HashMap::new();
@@ -307,7 +393,8 @@ impl<'a> Streamer<'a> {
                     }
                 }
                 EventBody::MysqlGtid(g) => {
-                    let text = g.map(|g| Arc::from(g.to_string().as_str()));
+                    let text = g.as_ref().map(|g| Arc::from(g.to_string().as_str()));
+                    pending_mysql_gtid = g;
                     pending_gtid = Some((text.unwrap_or_else(|| Arc::from("")), None, start_pos, false));
                 }
                 EventBody::Query { thread_id, db, sql } => {
@@ -325,6 +412,9 @@ impl<'a> Streamer<'a> {
                             }
                         }
                     } else if trimmed.eq_ignore_ascii_case("COMMIT") || trimmed.eq_ignore_ascii_case("ROLLBACK") {
+                        if let Some(g) = pending_mysql_gtid.take() {
+                            gtids.apply_mysql(&g);
+                        }
                         if !self.commit(ctx, &mut tx, &mut pending_gtid, &mut gtids, &file, end, &mut resume).await {
                             return Ok(SourceExit::Shutdown);
                         }
@@ -334,6 +424,9 @@ impl<'a> Streamer<'a> {
                             let gtid = pending_gtid.as_ref().map(|p| p.0.clone()).filter(|g| !g.is_empty());
                             if let Some((_, Some(g), _, _)) = &pending_gtid {
                                 gtids.apply(*g);
+                            }
+                            if let Some(g) = pending_mysql_gtid.take() {
+                                gtids.apply_mysql(&g);
                             }
                             let after = MyPosition {
                                     file: file.clone(),
@@ -376,6 +469,9 @@ impl<'a> Streamer<'a> {
                     }
                 }
                 EventBody::Xid(_) => {
+                    if let Some(g) = pending_mysql_gtid.take() {
+                        gtids.apply_mysql(&g);
+                    }
                     if !self.commit(ctx, &mut tx, &mut pending_gtid, &mut gtids, &file, end, &mut resume).await {
                         return Ok(SourceExit::Shutdown);
                     }
@@ -702,6 +798,17 @@ mod tests {
         assert_eq!(s.text().as_deref(), Some("0-1-11,2-5-3"));
         assert!(valid_maria_state("0-1-11,2-5-3"));
         assert!(!valid_maria_state("0-1-1'; DROP"));
+    }
+
+    #[test]
+    fn mysql_gtid_sets_advance() {
+        let mut s = MysqlGtidSet::parse("3E11FA47-71CA-11E1-9E33-C80AA9429562:1-5:7, aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa:1:tg:1-2");
+        s.add("3e11fa47-71ca-11e1-9e33-c80aa9429562", None, 6);
+        s.add("aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa", Some("tg"), 3);
+        assert_eq!(
+            s.text(),
+            "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-7,aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa:1:tg:1-3"
+        );
     }
 
     #[test]

@@ -1,0 +1,63 @@
+//! MySQL snapshot without the RELOAD privilege: the global read lock is refused, the captured
+//! tables are locked for the whole read instead (and the log says so), and the snapshot plus
+//! streaming still replay to the table. Heartbeats are published and carry the position.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use common::mysql::*;
+use common::*;
+use serde_json::{json, Value};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn snapshot_falls_back_to_table_locks_without_reload() {
+    let mut db = MyDb::new("mylock").await;
+    db.exec("CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(10))").await;
+    db.exec("INSERT INTO t VALUES (1, 'a'), (2, 'b')").await;
+    let user = unique("lk");
+    db.exec(&format!("CREATE USER '{user}'@'%' IDENTIFIED BY 'pw'")).await;
+    db.exec(&format!("GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO '{user}'@'%'")).await;
+    db.exec(&format!("GRANT SELECT, LOCK TABLES ON `{}`.* TO '{user}'@'%'", db.name)).await;
+    let url = my_base().replace("sluice:sluice", &format!("{user}:pw"));
+    let name = unique("mylock");
+    let mut daemon = Daemon::new(
+        "",
+        &[(
+            "c.toml",
+            my_connector(
+                &name,
+                &name,
+                &url,
+                &[format!("{}.t", db.name)],
+                server_id(),
+                "heartbeat_interval_ms = 300\n[format]\nschemas = false",
+            ),
+        )],
+    );
+    daemon.start();
+    let topic = format!("{name}.{}.t", db.name);
+    assert_eq!(read_topic(&topic, 2, Duration::from_secs(60)).len(), 2, "logs:\n{}", daemon.logs());
+    db.exec("INSERT INTO t VALUES (3, 'c')").await;
+    db.exec("UPDATE t SET v = 'z' WHERE id = 1").await;
+    let expected: BTreeMap<i64, Value> = [(1, "z"), (2, "b"), (3, "c")]
+        .into_iter()
+        .map(|(id, v)| (id, json!({"id": id, "v": v})))
+        .collect();
+    let msgs = read_until_state(&topic, &expected, Duration::from_secs(60)).await;
+    assert!(replay(&msgs, "id") == expected, "logs:\n{}", daemon.logs());
+    let logs = daemon.logs();
+    assert!(logs.contains("the global read lock was refused"), "{logs}");
+    // Heartbeats: key {serverName}, value {ts_ms}.
+    let beats = read_raw(&format!("__debezium-heartbeat.{name}"), 2, Duration::from_secs(30));
+    assert!(beats.len() >= 2, "heartbeats: {}", beats.len());
+    let key: Value = serde_json::from_slice(beats[0].key.as_ref().unwrap()).unwrap();
+    assert_eq!(payload(&key)["serverName"], name.as_str());
+    let value: Value = serde_json::from_slice(beats[0].value.as_ref().unwrap()).unwrap();
+    assert!(payload(&value)["ts_ms"].as_i64().unwrap() > 1_600_000_000_000);
+    assert!(daemon.stop().success());
+    let offset = daemon.offset(&name).unwrap();
+    assert_eq!(offset["position"]["kind"], "mysql");
+    assert_eq!(offset["position"]["events"], 0, "idle: a transaction boundary: {offset}");
+}
