@@ -46,14 +46,7 @@ async fn wrong_server_settings_are_named_with_their_fix() {
     assert!(!out.contains("sluice:sluice"), "no password printed: {out}");
     // `run` stops the connector with the first problem and exits non-zero.
     daemon.start();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(s) = daemon.try_status() {
-            break s;
-        }
-        assert!(std::time::Instant::now() < deadline, "daemon did not stop; logs:\n{}", daemon.logs());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let status = daemon.wait_exit(Duration::from_secs(30));
     assert_eq!(status.code(), Some(1));
     assert!(daemon.logs().contains("log_bin is OFF"), "{}", daemon.logs());
 }
@@ -160,16 +153,8 @@ async fn purged_position_stops_with_a_clear_error_or_resnapshots_when_needed() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     daemon.start();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(s) = daemon.try_status() {
-            break s;
-        }
-        assert!(std::time::Instant::now() < deadline, "daemon did not stop; logs:\n{}", daemon.logs());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let status = daemon.wait_exit(Duration::from_secs(30));
     assert_eq!(status.code(), Some(1));
-    daemon.stop();
     let logs = daemon.logs();
     assert!(logs.contains("is no longer on the server") && logs.contains("was purged"), "{logs}");
     assert!(logs.contains("snapshot.mode = \\\"when_needed\\\"") || logs.contains("snapshot.mode = \"when_needed\""), "{logs}");

@@ -91,37 +91,7 @@ async fn kill_nine_at_random_moments_loses_nothing() {
         daemon.logs()
     );
 
-    // Per key: the values, with repeats removed, run without a gap up to the final value and
-    // never go back to a value not seen before (order per key).
-    let mut per_key: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
-    for m in &msgs {
-        let p = m.value.as_ref().unwrap();
-        let after = &p["after"];
-        per_key
-            .entry(after["id"].as_i64().unwrap())
-            .or_default()
-            .push(after["v"].as_i64().unwrap());
-    }
-    let mut duplicates = 0;
-    for (id, values) in &per_key {
-        let mut firsts: Vec<i64> = Vec::new();
-        for v in values {
-            if firsts.contains(v) {
-                duplicates += 1;
-            } else {
-                firsts.push(*v);
-            }
-        }
-        for w in firsts.windows(2) {
-            assert_eq!(
-                w[1],
-                w[0] + 1,
-                "key {id}: values {values:?} skip or reorder a change"
-            );
-        }
-        let final_v = expected[id]["v"].as_i64().unwrap();
-        assert_eq!(*firsts.last().unwrap(), final_v, "key {id}: {values:?}");
-    }
+    let duplicates = check_per_key_order(&msgs, &expected);
     eprintln!(
         "{} records, {} transactions, {duplicates} redelivered after kills",
         msgs.len(),

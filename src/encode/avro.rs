@@ -219,68 +219,29 @@ fn key_schema(table: &TableSchema, names: &TableNames) -> Option<Json> {
 fn source_schema(connector: &str) -> Json {
     let opt = |n: &str, t: &str| field(n, json!(t), true);
     let req = |n: &str, t: &str| field(n, json!(t), false);
-    if connector != "postgresql" {
-        return json!({
-            "type": "record",
-            "name": "Source",
-            "namespace": format!("io.debezium.connector.{connector}"),
-            "fields": [
-                req("version", "string"),
-                req("connector", "string"),
-                req("name", "string"),
-                req("ts_ms", "long"),
-                {
-                    "name": "snapshot",
-                    "type": [{
-                        "type": "string",
-                        "connect.version": 1,
-                        "connect.parameters": {"allowed": SNAPSHOT_ALLOWED},
-                        "connect.default": "false",
-                        "connect.name": "io.debezium.data.Enum"
-                    }, "null"],
-                    "default": "false"
-                },
-                req("db", "string"),
-                opt("sequence", "string"),
-                opt("ts_us", "long"),
-                opt("ts_ns", "long"),
-                opt("table", "string"),
-                req("server_id", "long"),
-                opt("gtid", "string"),
-                req("file", "string"),
-                req("pos", "long"),
-                req("row", "int"),
-                opt("thread", "long"),
-                opt("query", "string"),
-            ],
-            "connect.version": 1,
-            "connect.name": format!("io.debezium.connector.{connector}.Source")
-        });
-    }
-    json!({
-        "type": "record",
-        "name": "Source",
-        "namespace": "io.debezium.connector.postgresql",
-        "fields": [
-            req("version", "string"),
-            req("connector", "string"),
-            req("name", "string"),
-            req("ts_ms", "long"),
-            {
-                "name": "snapshot",
-                "type": [{
-                    "type": "string",
-                    "connect.version": 1,
-                    "connect.parameters": {"allowed": SNAPSHOT_ALLOWED},
-                    "connect.default": "false",
-                    "connect.name": "io.debezium.data.Enum"
-                }, "null"],
-                "default": "false"
-            },
-            req("db", "string"),
-            opt("sequence", "string"),
-            opt("ts_us", "long"),
-            opt("ts_ns", "long"),
+    let mut fields = vec![
+        req("version", "string"),
+        req("connector", "string"),
+        req("name", "string"),
+        req("ts_ms", "long"),
+        json!({
+            "name": "snapshot",
+            "type": [{
+                "type": "string",
+                "connect.version": 1,
+                "connect.parameters": {"allowed": SNAPSHOT_ALLOWED},
+                "connect.default": "false",
+                "connect.name": "io.debezium.data.Enum"
+            }, "null"],
+            "default": "false"
+        }),
+        req("db", "string"),
+        opt("sequence", "string"),
+        opt("ts_us", "long"),
+        opt("ts_ns", "long"),
+    ];
+    if connector == "postgresql" {
+        fields.extend([
             req("schema", "string"),
             req("table", "string"),
             opt("txId", "long"),
@@ -288,9 +249,26 @@ fn source_schema(connector: &str) -> Json {
             opt("xmin", "long"),
             opt("origin", "string"),
             opt("origin_lsn", "long"),
-        ],
+        ]);
+    } else {
+        fields.extend([
+            opt("table", "string"),
+            req("server_id", "long"),
+            opt("gtid", "string"),
+            req("file", "string"),
+            req("pos", "long"),
+            req("row", "int"),
+            opt("thread", "long"),
+            opt("query", "string"),
+        ]);
+    }
+    json!({
+        "type": "record",
+        "name": "Source",
+        "namespace": format!("io.debezium.connector.{connector}"),
+        "fields": fields,
         "connect.version": 1,
-        "connect.name": "io.debezium.connector.postgresql.Source"
+        "connect.name": format!("io.debezium.connector.{connector}.Source")
     })
 }
 

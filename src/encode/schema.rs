@@ -170,31 +170,50 @@ fn req(ty: &str, name: &str) -> Json {
     json!({"type": ty, "optional": false, "field": name})
 }
 
+/// The `source` fields every connector shares, in Debezium's order.
+fn common_source_fields() -> Vec<Json> {
+    vec![
+        req("string", "version"),
+        req("string", "connector"),
+        req("string", "name"),
+        req("int64", "ts_ms"),
+        json!({
+            "type": "string",
+            "optional": true,
+            "name": "io.debezium.data.Enum",
+            "version": 1,
+            "parameters": {"allowed": SNAPSHOT_ALLOWED},
+            "default": "false",
+            "field": "snapshot"
+        }),
+        req("string", "db"),
+        opt("string", "sequence"),
+        opt("int64", "ts_us"),
+        opt("int64", "ts_ns"),
+    ]
+}
+
+fn source_struct(connector: &str, extra: Vec<Json>) -> Json {
+    let mut fields = common_source_fields();
+    fields.extend(extra);
+    json!({
+        "type": "struct",
+        "fields": fields,
+        "optional": false,
+        "name": format!("io.debezium.connector.{connector}.Source"),
+        "version": 1,
+        "field": "source"
+    })
+}
+
 /// The `source` struct schema of a connector (`postgresql`, `mysql` or `mariadb`).
 pub fn source_schema(connector: &str) -> Json {
     if connector == "postgresql" {
         return postgres_source_schema();
     }
-    json!({
-        "type": "struct",
-        "fields": [
-            req("string", "version"),
-            req("string", "connector"),
-            req("string", "name"),
-            req("int64", "ts_ms"),
-            {
-                "type": "string",
-                "optional": true,
-                "name": "io.debezium.data.Enum",
-                "version": 1,
-                "parameters": {"allowed": SNAPSHOT_ALLOWED},
-                "default": "false",
-                "field": "snapshot"
-            },
-            req("string", "db"),
-            opt("string", "sequence"),
-            opt("int64", "ts_us"),
-            opt("int64", "ts_ns"),
+    source_struct(
+        connector,
+        vec![
             opt("string", "table"),
             req("int64", "server_id"),
             opt("string", "gtid"),
@@ -204,35 +223,14 @@ pub fn source_schema(connector: &str) -> Json {
             opt("int64", "thread"),
             opt("string", "query"),
         ],
-        "optional": false,
-        "name": format!("io.debezium.connector.{connector}.Source"),
-        "version": 1,
-        "field": "source"
-    })
+    )
 }
 
 /// The PostgreSQL `source` struct schema.
 pub fn postgres_source_schema() -> Json {
-    json!({
-        "type": "struct",
-        "fields": [
-            req("string", "version"),
-            req("string", "connector"),
-            req("string", "name"),
-            req("int64", "ts_ms"),
-            {
-                "type": "string",
-                "optional": true,
-                "name": "io.debezium.data.Enum",
-                "version": 1,
-                "parameters": {"allowed": SNAPSHOT_ALLOWED},
-                "default": "false",
-                "field": "snapshot"
-            },
-            req("string", "db"),
-            opt("string", "sequence"),
-            opt("int64", "ts_us"),
-            opt("int64", "ts_ns"),
+    source_struct(
+        "postgresql",
+        vec![
             req("string", "schema"),
             req("string", "table"),
             opt("int64", "txId"),
@@ -241,11 +239,7 @@ pub fn postgres_source_schema() -> Json {
             opt("string", "origin"),
             opt("int64", "origin_lsn"),
         ],
-        "optional": false,
-        "name": "io.debezium.connector.postgresql.Source",
-        "version": 1,
-        "field": "source"
-    })
+    )
 }
 
 fn transaction_schema() -> Json {

@@ -98,6 +98,66 @@ impl Source {
     }
 }
 
+/// Transaction-metadata bookkeeping of one transaction (`provide_transaction_metadata`):
+/// the BEGIN record before its first published event, each event's `transaction` block, the
+/// END record with the counts.
+#[derive(Debug, Default)]
+pub struct TxCounts {
+    begun: bool,
+    published: i64,
+    per_table: Vec<(String, i64)>,
+}
+
+impl TxCounts {
+    /// Counts one published event of `table`: the BEGIN record when it is the transaction's
+    /// first, and the event's block.
+    pub fn count(
+        &mut self,
+        id: &std::sync::Arc<str>,
+        table: String,
+        ts_ms: i64,
+    ) -> (Option<crate::event::TxMeta>, crate::event::TxBlock) {
+        let begin = (!self.begun).then(|| {
+            self.begun = true;
+            crate::event::TxMeta {
+                begin: true,
+                id: id.clone(),
+                event_count: 0,
+                data_collections: Vec::new(),
+                ts_ms,
+            }
+        });
+        self.published += 1;
+        let per_table = match self.per_table.iter_mut().find(|(n, _)| *n == table) {
+            Some((_, c)) => {
+                *c += 1;
+                *c
+            }
+            None => {
+                self.per_table.push((table, 1));
+                1
+            }
+        };
+        let block = crate::event::TxBlock {
+            id: id.clone(),
+            total_order: self.published,
+            data_collection_order: per_table,
+        };
+        (begin, block)
+    }
+
+    /// The END record, when a BEGIN was sent.
+    pub fn end(self, id: std::sync::Arc<str>, ts_ms: i64) -> Option<crate::event::TxMeta> {
+        self.begun.then_some(crate::event::TxMeta {
+            begin: false,
+            id,
+            event_count: self.published,
+            data_collections: self.per_table,
+            ts_ms,
+        })
+    }
+}
+
 /// How a source run ended without error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SourceExit {

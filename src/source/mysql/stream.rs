@@ -21,7 +21,7 @@ use super::{ConnInfo, MyError, ServerInfo};
 use crate::config::{ConnectorConfig, MysqlConfig};
 use crate::event::{
     ChangeEvent, MysqlDetail, MysqlFlavor, Op, SchemaChange, SnapshotMarker, SourceDetail,
-    SourceMeta, TableId, TxBlock, TxMeta,
+    SourceMeta, TableId,
 };
 use crate::position::{MyPosition, SnapshotState, SourcePosition};
 use crate::source::snapshot_rows::now_us;
@@ -52,9 +52,7 @@ struct Tx {
     /// restart).
     skip_events: u64,
     skip_rows: u64,
-    begun: bool,
-    published: i64,
-    per_table: Vec<(String, i64)>,
+    counts: crate::source::TxCounts,
 }
 
 impl Tx {
@@ -572,36 +570,14 @@ impl<'a> Streamer<'a> {
                         }
                         if tx_metadata {
                             let Some(t) = tx.as_mut() else { continue };
-                            if !t.begun {
-                                t.begun = true;
-                                let begin = TxMeta {
-                                    begin: true,
-                                    id: t.id(),
-                                    event_count: 0,
-                                    data_collections: Vec::new(),
-                                    ts_ms: t.ts_us / 1000,
-                                };
+                            let (id, ts_ms) = (t.id(), t.ts_us / 1000);
+                            let (begin, block) = t.counts.count(&id, table.id.to_string(), ts_ms);
+                            if let Some(begin) = begin {
                                 if !ctx.send(SourceItem::Transaction(begin)).await {
                                     return Ok(SourceExit::Shutdown);
                                 }
                             }
-                            let name = table.id.to_string();
-                            t.published += 1;
-                            let per = match t.per_table.iter_mut().find(|(n, _)| *n == name) {
-                                Some((_, c)) => {
-                                    *c += 1;
-                                    *c
-                                }
-                                None => {
-                                    t.per_table.push((name, 1));
-                                    1
-                                }
-                            };
-                            event.transaction = Some(TxBlock {
-                                id: t.id(),
-                                total_order: t.published,
-                                data_collection_order: per,
-                            });
+                            event.transaction = Some(block);
                         }
                         if !ctx.send(SourceItem::Event(Box::new(event))).await {
                             return Ok(SourceExit::Shutdown);
@@ -646,9 +622,7 @@ impl<'a> Streamer<'a> {
             rows_events: 0,
             skip_events,
             skip_rows,
-            begun: false,
-            published: 0,
-            per_table: Vec::new(),
+            counts: Default::default(),
         }
     }
 
@@ -666,14 +640,10 @@ impl<'a> Streamer<'a> {
         if let Some((_, Some(g), _, _)) = pending_gtid.take() {
             gtids.apply(g);
         }
-        if let Some(t) = tx.take().filter(|t| t.begun) {
-            let end_meta = TxMeta {
-                begin: false,
-                id: t.id(),
-                event_count: t.published,
-                data_collections: t.per_table,
-                ts_ms: t.ts_us / 1000,
-            };
+        if let Some(end_meta) = tx.take().and_then(|t| {
+            let (id, ts_ms) = (t.id(), t.ts_us / 1000);
+            t.counts.end(id, ts_ms)
+        }) {
             if !ctx.send(SourceItem::Transaction(end_meta)).await {
                 return false;
             }

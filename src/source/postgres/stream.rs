@@ -19,7 +19,7 @@ use super::{ConnInfo, PgError};
 use crate::config::{ConnectorConfig, PostgresConfig};
 use crate::event::{
     ChangeEvent, LogicalMessage, Op, SnapshotMarker, SourceDetail, SourceMeta, TableSchema,
-    TxBlock, TxMeta, Value,
+    Value,
 };
 use crate::position::{format_lsn, PartialTx, PgPosition, SnapshotState, SourcePosition};
 use crate::source::{SourceContext, SourceExit, SourceItem};
@@ -122,9 +122,7 @@ struct Tx {
     skip_all: bool,
     origin: Option<(Arc<str>, u64)>,
     /// Transaction metadata: BEGIN sent, events published, per table.
-    begun: bool,
-    published: i64,
-    per_table: Vec<(String, i64)>,
+    counts: crate::source::TxCounts,
 }
 
 impl Tx {
@@ -310,9 +308,7 @@ impl<'a> Streamer<'a> {
                         skip_first,
                         skip_all: final_lsn < resume_lsn,
                         origin: None,
-                        begun: false,
-                        published: 0,
-                        per_table: Vec::new(),
+                        counts: Default::default(),
                     });
                 }
                 ReplicationEvent::Commit { lsn, end_lsn, .. } => {
@@ -321,14 +317,10 @@ impl<'a> Streamer<'a> {
                     if done.as_ref().is_some_and(|t| t.skip_all) {
                         continue;
                     }
-                    if let Some(t) = done.filter(|t| t.begun) {
-                        let end = TxMeta {
-                            begin: false,
-                            id: t.id(),
-                            event_count: t.published,
-                            data_collections: t.per_table,
-                            ts_ms: t.commit_ts_us / 1000,
-                        };
+                    if let Some(end) = done.and_then(|t| {
+                        let (id, ts_ms) = (t.id(), t.commit_ts_us / 1000);
+                        t.counts.end(id, ts_ms)
+                    }) {
                         if !ctx.send(SourceItem::Transaction(end)).await {
                             return Ok(SourceExit::Shutdown);
                         }
@@ -400,41 +392,19 @@ impl<'a> Streamer<'a> {
                         event.position = position(resume_lsn, t.final_lsn, t_index);
                         if tx_metadata {
                             let Some(t) = tx.as_mut() else { continue };
-                            if !t.begun {
-                                t.begun = true;
-                                let begin = TxMeta {
-                                    begin: true,
-                                    id: t.id(),
-                                    event_count: 0,
-                                    data_collections: Vec::new(),
-                                    ts_ms: t.commit_ts_us / 1000,
-                                };
-                                if !ctx.send(SourceItem::Transaction(begin)).await {
-                                    return Ok(SourceExit::Shutdown);
-                                }
-                            }
                             let table = event
                                 .table
                                 .as_ref()
                                 .map(|t| t.id.to_string())
                                 .unwrap_or_default();
-                            t.published += 1;
-                            let per_table = match t.per_table.iter_mut().find(|(n, _)| *n == table)
-                            {
-                                Some((_, c)) => {
-                                    *c += 1;
-                                    *c
+                            let (id, ts_ms) = (t.id(), t.commit_ts_us / 1000);
+                            let (begin, block) = t.counts.count(&id, table, ts_ms);
+                            if let Some(begin) = begin {
+                                if !ctx.send(SourceItem::Transaction(begin)).await {
+                                    return Ok(SourceExit::Shutdown);
                                 }
-                                None => {
-                                    t.per_table.push((table, 1));
-                                    1
-                                }
-                            };
-                            event.transaction = Some(TxBlock {
-                                id: t.id(),
-                                total_order: t.published,
-                                data_collection_order: per_table,
-                            });
+                            }
+                            event.transaction = Some(block);
                         }
                         if !ctx.send(SourceItem::Event(Box::new(event))).await {
                             return Ok(SourceExit::Shutdown);
