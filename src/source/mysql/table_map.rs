@@ -541,25 +541,7 @@ impl RowDecoder {
     }
 
     fn image(&self, r: &mut Reader<'_>, present: &[u8], _partial: bool) -> Res<Vec<Value>> {
-        let count = (0..self.steps.len()).filter(|i| lsb_bit(present, *i)).count();
-        let nulls = r.take(count.div_ceil(8), "row null bitmap")?;
-        let mut out = Vec::with_capacity(self.steps.len());
-        let mut k = 0;
-        for (i, step) in self.steps.iter().enumerate() {
-            if !lsb_bit(present, i) {
-                // Not in this image (binlog_row_image = MINIMAL or NOBLOB).
-                out.push(Value::Unavailable);
-                continue;
-            }
-            let is_null = lsb_bit(nulls, k);
-            k += 1;
-            if is_null {
-                out.push(Value::Null);
-            } else {
-                out.push(read_value(r, step, i)?);
-            }
-        }
-        Ok(out)
+        self.image_with(r, present, None)
     }
 
     /// An after image whose partial JSON columns hold diffs against the before image.
@@ -570,37 +552,49 @@ impl RowDecoder {
         partial: &[u8],
         before: &[Value],
     ) -> Res<Vec<Value>> {
+        self.image_with(r, present, Some((partial, before)))
+    }
+
+    /// One row image; with `partial` (the partial-JSON bitmap and the before image), marked
+    /// JSON columns are diffs to apply to the old document.
+    fn image_with(
+        &self,
+        r: &mut Reader<'_>,
+        present: &[u8],
+        partial: Option<(&[u8], &[Value])>,
+    ) -> Res<Vec<Value>> {
         let count = (0..self.steps.len()).filter(|i| lsb_bit(present, *i)).count();
         let nulls = r.take(count.div_ceil(8), "row null bitmap")?;
         let mut out = Vec::with_capacity(self.steps.len());
         let mut k = 0;
         let mut json_index = 0;
         for (i, step) in self.steps.iter().enumerate() {
-            let is_json = matches!(step, Step::Json { .. });
             let this_json = json_index;
-            if is_json {
+            if matches!(step, Step::Json { .. }) {
                 json_index += 1;
             }
             if !lsb_bit(present, i) {
+                // Not in this image (binlog_row_image = MINIMAL or NOBLOB).
                 out.push(Value::Unavailable);
                 continue;
             }
             let is_null = lsb_bit(nulls, k);
             k += 1;
-            if is_null {
-                out.push(Value::Null);
-            } else if let (true, Step::Json { len_bytes }) = (lsb_bit(partial, this_json), step) {
-                let len = r.uint(*len_bytes, "JSON diff length")? as usize;
-                let diff = r.take(len, "JSON diff")?;
-                out.push(match before.get(i) {
-                    Some(Value::Text(base)) => Value::Text(jsonb::apply_diffs(base, diff)?),
-                    // The old document is not in the before image (binlog_row_image =
-                    // MINIMAL): the new one cannot be rebuilt from the diff.
-                    _ => Value::Unavailable,
-                });
-            } else {
-                out.push(read_value(r, step, i)?);
-            }
+            let diff_of = partial.filter(|(bits, _)| lsb_bit(bits, this_json));
+            out.push(match (is_null, step, diff_of) {
+                (true, _, _) => Value::Null,
+                (false, Step::Json { len_bytes }, Some((_, before))) => {
+                    let len = r.uint(*len_bytes, "JSON diff length")? as usize;
+                    let diff = r.take(len, "JSON diff")?;
+                    match before.get(i) {
+                        Some(Value::Text(base)) => Value::Text(jsonb::apply_diffs(base, diff)?),
+                        // The old document is not in the before image (binlog_row_image =
+                        // MINIMAL): the new one cannot be rebuilt from the diff.
+                        _ => Value::Unavailable,
+                    }
+                }
+                _ => read_value(r, step, i)?,
+            });
         }
         Ok(out)
     }
