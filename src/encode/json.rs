@@ -465,18 +465,18 @@ fn write_value(out: &mut String, kind: &ColumnKind, value: &Value) {
         (Value::Float(f), _) => write_float(out, *f, false),
         (Value::Decimal(d), ColumnKind::VariableDecimal) => {
             let _ = write!(out, "{{\"scale\":{},\"value\":\"", d.scale);
-            out.push_str(&BASE64.encode(&d.unscaled));
+            BASE64.encode_string(&d.unscaled, out);
             out.push_str("\"}");
         }
         (Value::Decimal(d), _) => {
             out.push('"');
-            out.push_str(&BASE64.encode(&d.unscaled));
+            BASE64.encode_string(&d.unscaled, out);
             out.push('"');
         }
         (Value::Text(s), _) => write_str(out, s),
         (Value::Geometry { wkb, srid }, _) => {
             out.push_str("{\"wkb\":\"");
-            out.push_str(&BASE64.encode(wkb));
+            BASE64.encode_string(wkb, out);
             out.push_str("\",\"srid\":");
             match srid {
                 Some(id) => push_int(out, i64::from(*id)),
@@ -486,7 +486,7 @@ fn write_value(out: &mut String, kind: &ColumnKind, value: &Value) {
         }
         (Value::Bytes(b), _) => {
             out.push('"');
-            out.push_str(&BASE64.encode(b));
+            BASE64.encode_string(b, out);
             out.push('"');
         }
         (Value::Array(items), ColumnKind::Array(elem)) => {
