@@ -24,7 +24,8 @@ def normalize(v):
         return base64.b64encode(bytes(v)).decode()
     if isinstance(v, decimal.Decimal):
         scale = -v.as_tuple().exponent
-        n = int(v.scaleb(scale))
+        # The unscaled integer, exactly (the default context would round beyond 28 digits).
+        n = int(v.scaleb(scale, decimal.Context(prec=100)))
         bits = (n if n >= 0 else ~n).bit_length()
         return base64.b64encode(n.to_bytes(bits // 8 + 1, "big", signed=True)).decode()
     return v

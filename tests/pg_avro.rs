@@ -7,50 +7,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
 use common::all_types::{expected_after, ROW, SETUP};
-use common::registry::{http_get_json, Registry};
+use common::registry::{avro_format, decode, raw, Registry};
 use common::*;
-use serde_json::{json, Value};
-
-/// Decodes framed Avro records: fetches each schema from the registry by id, then decodes
-/// with fastavro. Returns (schema id, decoded value) per record.
-async fn decode(registry: &Registry, records: &[Vec<u8>]) -> Vec<(u32, Value)> {
-    let mut input = String::new();
-    for r in records {
-        assert_eq!(r[0], 0, "Confluent magic byte");
-        let id = u32::from_be_bytes([r[1], r[2], r[3], r[4]]);
-        let schema = http_get_json(&format!("{}/schemas/ids/{id}", registry.url)).await;
-        let line = json!({"schema": schema["schema"], "data": base64::engine::general_purpose::STANDARD.encode(r)});
-        input.push_str(&line.to_string());
-        input.push('\n');
-    }
-    run_python(
-        "avro_decode.py",
-        &input,
-        "fastavro failed (scripts/setup installs it)",
-    )
-    .lines()
-    .map(|l| {
-        let v: Value = serde_json::from_str(l).unwrap();
-        (v["schema_id"].as_u64().unwrap() as u32, v["value"].clone())
-    })
-    .collect()
-}
-
-fn avro_format(registry: &Registry) -> String {
-    format!(
-        "[format]\nvalue = \"avro\"\nregistry_url = \"{}\"\n",
-        registry.url
-    )
-}
-
-async fn raw(topic: &str, n: usize) -> Vec<RawMsg> {
-    let topic = topic.to_string();
-    tokio::task::spawn_blocking(move || read_raw(&topic, n, Duration::from_secs(60)))
-        .await
-        .unwrap()
-}
+use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn avro_records_decode_independently_and_equal_the_json_envelope() {

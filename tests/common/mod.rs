@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod all_types;
+pub mod my_types;
 pub mod mysql;
 pub mod registry;
 

@@ -4,6 +4,9 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine as _;
 
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -269,3 +272,43 @@ pub async fn http_get_json(url: &str) -> Value {
     let i = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
     serde_json::from_slice(&buf[i + 4..]).unwrap()
 }
+
+/// Decodes framed Avro records: fetches each schema from the registry by id, then decodes
+/// with fastavro. Returns (schema id, decoded value) per record.
+pub async fn decode(registry: &Registry, records: &[Vec<u8>]) -> Vec<(u32, Value)> {
+    let mut input = String::new();
+    for r in records {
+        assert_eq!(r[0], 0, "Confluent magic byte");
+        let id = u32::from_be_bytes([r[1], r[2], r[3], r[4]]);
+        let schema = http_get_json(&format!("{}/schemas/ids/{id}", registry.url)).await;
+        let line = json!({"schema": schema["schema"], "data": base64::engine::general_purpose::STANDARD.encode(r)});
+        input.push_str(&line.to_string());
+        input.push('\n');
+    }
+    super::run_python(
+        "avro_decode.py",
+        &input,
+        "fastavro failed (scripts/setup installs it)",
+    )
+    .lines()
+    .map(|l| {
+        let v: Value = serde_json::from_str(l).unwrap();
+        (v["schema_id"].as_u64().unwrap() as u32, v["value"].clone())
+    })
+    .collect()
+}
+
+pub fn avro_format(registry: &Registry) -> String {
+    format!(
+        "[format]\nvalue = \"avro\"\nregistry_url = \"{}\"\n",
+        registry.url
+    )
+}
+
+pub async fn raw(topic: &str, n: usize) -> Vec<super::RawMsg> {
+    let topic = topic.to_string();
+    tokio::task::spawn_blocking(move || super::read_raw(&topic, n, Duration::from_secs(60)))
+        .await
+        .unwrap()
+}
+
