@@ -288,8 +288,14 @@ pub enum SourceDetail {
         /// Commit LSN on the origin server.
         origin_lsn: Option<u64>,
     },
-    /// MySQL and MariaDB: binlog coordinates.
-    Mysql(Box<MysqlDetail>),
+    /// MySQL and MariaDB: binlog coordinates, shared by the rows of one rows event, and the
+    /// row's index in it.
+    Mysql {
+        /// What the rows of one rows event share.
+        shared: Arc<MysqlDetail>,
+        /// Row index within its rows event.
+        row: u32,
+    },
 }
 
 impl SourceDetail {
@@ -297,7 +303,7 @@ impl SourceDetail {
     pub fn connector(&self) -> &'static str {
         match self {
             SourceDetail::Postgres { .. } => "postgresql",
-            SourceDetail::Mysql(m) => m.flavor.connector(),
+            SourceDetail::Mysql { shared, .. } => shared.flavor.connector(),
         }
     }
 }
@@ -334,8 +340,6 @@ pub struct MysqlDetail {
     pub file: Arc<str>,
     /// Position of the event.
     pub pos: u64,
-    /// Row index within its rows event.
-    pub row: u32,
     /// Session thread id, when known.
     pub thread: Option<u32>,
     /// The statement, when captured.

@@ -522,7 +522,7 @@ fn write_source(out: &mut Vec<u8>, prefix: &str, event: &ChangeEvent, table: &Ta
             origin,
             origin_lsn,
         } => (tx_id, lsn, last_commit_lsn, origin, origin_lsn),
-        SourceDetail::Mysql(m) => {
+        SourceDetail::Mysql { shared: m, row } => {
             bin::bytes(out, env!("CARGO_PKG_VERSION").as_bytes());
             bin::bytes(out, m.flavor.connector().as_bytes());
             bin::bytes(out, prefix.as_bytes());
@@ -538,7 +538,7 @@ fn write_source(out: &mut Vec<u8>, prefix: &str, event: &ChangeEvent, table: &Ta
             bin::opt_str(out, m.gtid.as_deref());
             bin::bytes(out, m.file.as_bytes());
             bin::long(out, m.pos as i64);
-            bin::long(out, i64::from(m.row));
+            bin::long(out, i64::from(*row));
             bin::opt_long(out, m.thread.map(i64::from));
             bin::opt_str(out, m.query.as_deref());
             return;
@@ -789,16 +789,18 @@ mod tests {
                 ts_us: 2_000_000,
                 snapshot: SnapshotMarker::False,
                 db: Arc::from("shop"),
-                detail: SourceDetail::Mysql(Box::new(MysqlDetail {
-                    flavor: MysqlFlavor::Mariadb,
-                    server_id: 1,
-                    gtid: Some(Arc::from("0-1-9")),
-                    file: Arc::from("mariadb-bin.000001"),
-                    pos: 400,
+                detail: SourceDetail::Mysql {
+                    shared: Arc::new(MysqlDetail {
+                        flavor: MysqlFlavor::Mariadb,
+                        server_id: 1,
+                        gtid: Some(Arc::from("0-1-9")),
+                        file: Arc::from("mariadb-bin.000001"),
+                        pos: 400,
+                        thread: None,
+                        query: None,
+                    }),
                     row: 0,
-                    thread: None,
-                    query: None,
-                })),
+                },
             },
             message: None,
             transaction: None,

@@ -44,13 +44,13 @@ fn field_prefixes<'a>(names: impl Iterator<Item = &'a str>) -> Vec<String> {
 pub struct JsonEncoder {
     prefix: String,
     with_schema: bool,
-    tables: crate::fasthash::FastMap<TableId, TableEncoding>,
+    tables: crate::fasthash::FastMap<TableId, Arc<TableEncoding>>,
     message_topic: Arc<str>,
     message_schemas: (String, String),
     source_schema: serde_json::Value,
     connector: &'static str,
-    /// The table version of the last lookup.
-    last: Option<Arc<TableSchema>>,
+    /// The table version of the last lookup and its encoding.
+    last: Option<(Arc<TableSchema>, Arc<TableEncoding>)>,
 }
 
 impl JsonEncoder {
@@ -105,10 +105,12 @@ impl JsonEncoder {
 
     fn encoding(&mut self, table: &Arc<TableSchema>) -> &TableEncoding {
         // The same table version as the last call (the common case): no lookup.
-        if let Some(last) = &self.last {
-            if Arc::ptr_eq(last, table) {
-                return &self.tables[&table.id];
-            }
+        if self
+            .last
+            .as_ref()
+            .is_some_and(|(t, _)| Arc::ptr_eq(t, table))
+        {
+            return &self.last.as_ref().expect("checked").1;
         }
         let stale = self
             .tables
@@ -135,10 +137,10 @@ impl JsonEncoder {
                         .map(|c| c.name.as_str()),
                 ),
             };
-            self.tables.insert(table.id.clone(), enc);
+            self.tables.insert(table.id.clone(), Arc::new(enc));
         }
-        self.last = Some(table.clone());
-        &self.tables[&table.id]
+        let enc = self.tables[&table.id].clone();
+        &self.last.insert((table.clone(), enc)).1
     }
 
     /// The key bytes of a row (`None` when the table has no key).
@@ -322,7 +324,7 @@ fn write_common_source(out: &mut String, prefix: &str, event: &ChangeEvent) {
             lsn,
             ..
         } => (last_commit_lsn, lsn),
-        SourceDetail::Mysql(_) => (&None, &None),
+        SourceDetail::Mysql { .. } => (&None, &None),
     };
     // A JSON array rendered as a string: "[\"<last commit LSN>\",\"<this LSN>\"]".
     let seq = |out: &mut String, v: Option<u64>| match v {
@@ -369,7 +371,14 @@ fn write_pg_detail(out: &mut String, event: &ChangeEvent) {
     out.push('}');
 }
 
-fn write_mysql_source(out: &mut String, prefix: &str, event: &ChangeEvent, table: &TableSchema, m: &MysqlDetail) {
+fn write_mysql_source(
+    out: &mut String,
+    prefix: &str,
+    event: &ChangeEvent,
+    table: &TableSchema,
+    m: &MysqlDetail,
+    row: u32,
+) {
     let ts_us = event.source.ts_us;
     write_source_start(out, prefix, event);
     out.push_str(",\"sequence\":null,\"ts_us\":");
@@ -390,7 +399,7 @@ fn write_mysql_source(out: &mut String, prefix: &str, event: &ChangeEvent, table
     out.push_str(",\"pos\":");
     push_int(out, m.pos as i64);
     out.push_str(",\"row\":");
-    push_int(out, i64::from(m.row));
+    push_int(out, i64::from(row));
     out.push_str(",\"thread\":");
     write_opt_i64(out, m.thread.map(i64::from));
     out.push_str(",\"query\":");
@@ -402,8 +411,8 @@ fn write_mysql_source(out: &mut String, prefix: &str, event: &ChangeEvent, table
 }
 
 fn write_source(out: &mut String, prefix: &str, event: &ChangeEvent, table: &TableSchema) {
-    if let SourceDetail::Mysql(m) = &event.source.detail {
-        write_mysql_source(out, prefix, event, table, m);
+    if let SourceDetail::Mysql { shared, row } = &event.source.detail {
+        write_mysql_source(out, prefix, event, table, shared, *row);
         return;
     }
     write_common_source(out, prefix, event);

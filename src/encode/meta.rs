@@ -133,7 +133,7 @@ pub fn schema_change(prefix: &str, with_schema: bool, change: &SchemaChange) -> 
         "ts_us": ts_us,
         "ts_ns": ts_us.saturating_mul(1000),
     });
-    if let SourceDetail::Mysql(m) = &change.source.detail {
+    if let SourceDetail::Mysql { shared: m, .. } = &change.source.detail {
         if let Some(obj) = source.as_object_mut() {
             obj.insert("table".into(), Json::Null);
             obj.insert("server_id".into(), json!(m.server_id));

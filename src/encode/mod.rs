@@ -54,6 +54,13 @@ impl EncodeError {
     }
 }
 
+fn now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or_default()
+}
+
 /// Topic-name segment: characters Kafka refuses in topic names become `_`.
 pub fn topic_segment(s: &str) -> String {
     s.chars()
@@ -163,6 +170,8 @@ fn plan<'a>(event: &'a ChangeEvent, table: &TableSchema, tombstones: bool) -> Ve
 pub struct Encoder {
     prefix: String,
     json_schemas: bool,
+    /// The clock reading of the current batch (`None`: read per event).
+    batch_ns: Option<i64>,
     json: JsonEncoder,
     avro: Option<AvroEncoder>,
     key_avro: bool,
@@ -176,6 +185,7 @@ impl Encoder {
         Encoder {
             prefix: prefix.to_string(),
             json_schemas: with_schema,
+            batch_ns: None,
             json: JsonEncoder::new(prefix, with_schema),
             avro: None,
             key_avro: false,
@@ -218,12 +228,15 @@ impl Encoder {
         self.encode_now(event)
     }
 
+    /// Reads the clock once for the batch of events that follows: their envelopes' `ts_ms`
+    /// (when Sluice processed them) is the batch's time.
+    pub fn set_batch_time(&mut self) {
+        self.batch_ns = Some(now_ns());
+    }
+
     /// Encodes with everything already prepared (no I/O).
     pub fn encode_now(&mut self, event: &ChangeEvent) -> Result<Vec<Record>, EncodeError> {
-        let now_ns = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos() as i64)
-            .unwrap_or_default();
+        let now_ns = self.batch_ns.unwrap_or_else(now_ns);
         if event.op == Op::Message {
             return Ok(self.json.message(event, now_ns).into_iter().collect());
         }

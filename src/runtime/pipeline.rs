@@ -192,6 +192,7 @@ pub async fn run_once(
                     continue;
                 };
                 let mut result = Ok(());
+                encoder.set_batch_time();
                 for item in batch {
                     result = handle_item(item, &mut encoder, &mut sink, &mut in_flight, &mut acked, &mut delivered, &mut counters, &mut events_total, &mut records_total).await;
                     if result.is_err() {
@@ -270,8 +271,11 @@ struct Counters {
     records_published: u64,
     lag_ms: Option<i64>,
     position: Option<SourcePosition>,
+    /// The table version of the last event read and its counters.
+    last: Option<(Arc<crate::event::TableSchema>, TableCounters)>,
 }
 
+#[derive(Clone)]
 struct TableCounters {
     label: Arc<str>,
     read: IntCounter,
@@ -291,14 +295,27 @@ impl Counters {
             records_published: 0,
             lag_ms: None,
             position: None,
+            last: None,
         }
     }
 
     /// Counts an event read; returns its table's label.
-    fn read(&mut self, table: Option<&TableId>, position: &SourcePosition) -> Option<Arc<str>> {
+    fn read(
+        &mut self,
+        table: Option<&Arc<crate::event::TableSchema>>,
+        position: &SourcePosition,
+    ) -> Option<Arc<str>> {
         self.events_read += 1;
         self.position = Some(position.clone());
-        let id = table?;
+        let table = table?;
+        // The same table version as the last event (the common case): no lookup.
+        if let Some((last, t)) = &self.last {
+            if Arc::ptr_eq(last, table) {
+                t.read.inc();
+                return Some(t.label.clone());
+            }
+        }
+        let id = &table.id;
         if !self.tables.contains_key(id) {
             let label: Arc<str> = Arc::from(id.to_string());
             let m = &self.observer.metrics;
@@ -314,7 +331,9 @@ impl Counters {
         }
         let t = &self.tables[id];
         t.read.inc();
-        Some(t.label.clone())
+        let label = t.label.clone();
+        self.last = Some((table.clone(), t.clone()));
+        Some(label)
     }
 
     /// Counts an acknowledged record.
@@ -377,7 +396,7 @@ async fn handle_item(
     let (records, position, table, ts) = match item {
         SourceItem::Event(event) => {
             *events_total += 1;
-            let table = counters.read(event.table.as_ref().map(|t| &t.id), &event.position);
+            let table = counters.read(event.table.as_ref(), &event.position);
             let records = encoder.encode(&event).await?;
             (
                 records,

@@ -122,16 +122,18 @@ impl Snapshot<'_> {
                 .entry(schema.id.schema.clone())
                 .or_insert_with(|| Arc::from(schema.id.schema.as_str()))
                 .clone();
-            let detail = SourceDetail::Mysql(Box::new(MysqlDetail {
-                flavor: self.server.flavor,
-                server_id,
-                gtid: None,
-                file: file.clone(),
-                pos,
+            let detail = SourceDetail::Mysql {
+                shared: Arc::new(MysqlDetail {
+                    flavor: self.server.flavor,
+                    server_id,
+                    gtid: None,
+                    file: file.clone(),
+                    pos,
+                    thread: None,
+                    query: None,
+                }),
                 row: 0,
-                thread: None,
-                query: None,
-            }));
+            };
             let cols: Vec<String> = schema.columns.iter().map(|c| quote(&c.name)).collect();
             let order = if schema.key.is_empty() {
                 String::new()

@@ -441,16 +441,18 @@ impl<'a> Streamer<'a> {
                                     ts_us,
                                     snapshot: SnapshotMarker::False,
                                     db: Arc::from(database.as_str()),
-                                    detail: SourceDetail::Mysql(Box::new(MysqlDetail {
-                                        flavor,
-                                        server_id: header.server_id,
-                                        gtid,
-                                        file: file.clone(),
-                                        pos: start_pos,
+                                    detail: SourceDetail::Mysql {
+                                        shared: Arc::new(MysqlDetail {
+                                            flavor,
+                                            server_id: header.server_id,
+                                            gtid,
+                                            file: file.clone(),
+                                            pos: start_pos,
+                                            thread: Some(thread_id),
+                                            query: None,
+                                        }),
                                         row: 0,
-                                        thread: Some(thread_id),
-                                        query: None,
-                                    })),
+                                    },
                                 },
                                 position: SourcePosition::Mysql(after),
                             };
@@ -515,8 +517,15 @@ impl<'a> Streamer<'a> {
                     let mut decode_err = None;
                     let t_file = t.file.clone();
                     let t_pos = t.pos;
-                    let t_gtid = t.gtid.clone();
-                    let t_thread = t.thread;
+                    let shared = Arc::new(MysqlDetail {
+                        flavor,
+                        server_id: header.server_id,
+                        gtid: t.gtid.clone(),
+                        file: t.file.clone(),
+                        pos: start_pos,
+                        thread: t.thread,
+                        query: None,
+                    });
                     decoder.rows(&rows, |change| {
                         let r = row_index;
                         row_index += 1;
@@ -537,16 +546,10 @@ impl<'a> Streamer<'a> {
                                 ts_us,
                                 snapshot: SnapshotMarker::False,
                                 db: db.clone(),
-                                detail: SourceDetail::Mysql(Box::new(MysqlDetail {
-                                    flavor,
-                                    server_id: header.server_id,
-                                    gtid: t_gtid.clone(),
-                                    file: t_file.clone(),
-                                    pos: start_pos,
+                                detail: SourceDetail::Mysql {
+                                    shared: shared.clone(),
                                     row: r,
-                                    thread: t_thread,
-                                    query: None,
-                                })),
+                                },
                             },
                             message: None,
                             transaction: None,
