@@ -61,3 +61,46 @@ async fn snapshot_falls_back_to_table_locks_without_reload() {
     assert_eq!(offset["position"]["kind"], "mysql");
     assert_eq!(offset["position"]["events"], 0, "idle: a transaction boundary: {offset}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lost_catalog_session_is_reopened_and_booleans_stay_booleans() {
+    let mut db = MyDb::new("mycat").await;
+    db.exec("CREATE TABLE t (id INT PRIMARY KEY, flag BOOLEAN)").await;
+    let user = unique("ct");
+    db.exec(&format!("CREATE USER '{user}'@'%' IDENTIFIED BY 'pw'")).await;
+    db.exec(&format!("GRANT ALL PRIVILEGES ON *.* TO '{user}'@'%'")).await;
+    let url = my_base().replace("sluice:sluice", &format!("{user}:pw"));
+    let name = unique("mycat");
+    let mut daemon = Daemon::new(
+        "",
+        &[(
+            "c.toml",
+            my_connector(&name, &name, &url, &[format!("{}.t", db.name)], server_id(), "[format]\nschemas = false"),
+        )],
+    );
+    daemon.start();
+    db.exec("INSERT INTO t VALUES (1, TRUE)").await;
+    let topic = format!("{name}.{}.t", db.name);
+    assert_eq!(read_topic(&topic, 1, Duration::from_secs(60)).len(), 1, "logs:\n{}", daemon.logs());
+    // The server drops the connector's idle sessions (as wait_timeout would); the binlog
+    // session (`Binlog Dump`) stays.
+    let idle: Vec<u64> = db
+        .rows(&format!("SELECT ID FROM information_schema.PROCESSLIST WHERE USER = '{user}' AND COMMAND = 'Sleep'"))
+        .await
+        .into_iter()
+        .map(|r| r.get(0).unwrap())
+        .collect();
+    assert!(!idle.is_empty(), "the connector keeps a catalog session");
+    for id in idle {
+        db.exec(&format!("KILL {id}")).await;
+    }
+    // A new table shape needs the catalog again.
+    db.exec("ALTER TABLE t ADD COLUMN note VARCHAR(10)").await;
+    db.exec("INSERT INTO t VALUES (2, TRUE, 'x')").await;
+    let msgs = read_topic(&topic, 2, Duration::from_secs(60));
+    assert_eq!(msgs.len(), 2, "logs:\n{}", daemon.logs());
+    let after = &payload(msgs[1].value.as_ref().unwrap())["after"];
+    assert_eq!(after["flag"], json!(true), "still a boolean: {after}");
+    assert_eq!(after["note"], "x");
+    assert!(daemon.stop().success());
+}

@@ -319,6 +319,9 @@ impl<'a> Streamer<'a> {
                     if let Some(query) = &my.heartbeat_action_query {
                         if let Err(e) = catalog_conn.query_drop(query.as_str()).await {
                             tracing::warn!(error = %e, "heartbeat_action_query failed");
+                            if let Ok(c) = self.info.connect().await {
+                                catalog_conn = c;
+                            }
                         }
                     }
                     let position = tx.is_none().then(|| SourcePosition::Mysql(resume.clone()));
@@ -483,7 +486,7 @@ impl<'a> Streamer<'a> {
                     if !same {
                         let map = TableMap::parse(raw, id_len).map_err(|e| e.at(code, &file, start_pos))?;
                         let decoder = if my.captures(&map.db, &map.table) {
-                            Some(self.decoder(&mut catalog_conn, &mut decoders, &map, raw).await.map_err(|e| e.at(code, &file, start_pos))?)
+                            Some(self.decoder(&mut catalog_conn, &mut decoders, &map, raw, (code, &file, start_pos)).await?)
                         } else {
                             None
                         };
@@ -670,7 +673,8 @@ impl<'a> Streamer<'a> {
         cache: &mut HashMap<Vec<u8>, Arc<RowDecoder>>,
         map: &TableMap,
         raw: &[u8],
-    ) -> Result<Arc<RowDecoder>, binlog::Malformed> {
+        (code, file, pos): (u8, &str, u64),
+    ) -> Result<Arc<RowDecoder>, MyError> {
         // The table id differs between otherwise equal maps: key the cache by the rest.
         let key = raw.get(6..).unwrap_or_default().to_vec();
         if let Some(d) = cache.get(&key) {
@@ -680,19 +684,26 @@ impl<'a> Streamer<'a> {
             return Err(binlog::Malformed(format!(
                 "the table map of {}.{} has no column names: set binlog_row_metadata = FULL on the server",
                 map.db, map.table
-            )));
+            ))
+            .at(code, file, pos)
+            .into());
         }
         let id = TableId {
             schema: map.db.clone(),
             name: map.table.clone(),
         };
-        let hints = catalog::hints(conn, &id, self.server.flavor)
-            .await
-            .unwrap_or_else(|e| {
-                tracing::warn!(table = %id, error = %e, "cannot read column details from information_schema; tinyint(1) stays numeric");
-                HashMap::new()
-            });
-        let decoder = Arc::new(RowDecoder::new(map, &hints)?);
+        // Never decode without the hints (a boolean column would turn into a number): when the
+        // catalog session has gone (the server's wait_timeout), open a new one; when that
+        // fails too, the pipeline restarts from the committed position.
+        let hints = match catalog::hints(conn, &id, self.server.flavor).await {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::info!(error = %e, "catalog session lost; reconnecting");
+                *conn = self.info.connect().await?;
+                catalog::hints(conn, &id, self.server.flavor).await?
+            }
+        };
+        let decoder = Arc::new(RowDecoder::new(map, &hints).map_err(|e| e.at(code, file, pos))?);
         tracing::debug!(table = %id, columns = decoder.schema.columns.len(), "table map");
         if cache.len() >= MAX_TABLE_MAPS {
             cache.clear();
