@@ -497,9 +497,16 @@ impl<'a> Streamer<'a> {
                     }
                 }
                 EventBody::Rows(rows) => {
-                    let Some(t) = tx.as_mut() else {
-                        return Err(binlog::Malformed("rows event outside a transaction".into()).at(code, &file, start_pos).into());
-                    };
+                    if tx.is_none() {
+                        // A group without BEGIN (a standalone GTID group): it starts at its
+                        // GTID event, or here.
+                        let (gtid, pos) = match pending_gtid.as_ref() {
+                            Some((g, _, p, _)) => ((!g.is_empty()).then(|| g.clone()), *p),
+                            None => (None, start_pos),
+                        };
+                        tx = Some(self.begin_tx(&file, pos, gtid, ts_us, None, &mut skip_at));
+                    }
+                    let Some(t) = tx.as_mut() else { continue };
                     let ev_index = t.rows_events;
                     t.rows_events += 1;
                     let Some(entry) = maps.get(&rows.table_id) else {
