@@ -104,3 +104,26 @@ async fn a_lost_catalog_session_is_reopened_and_booleans_stay_booleans() {
     assert_eq!(after["note"], "x");
     assert!(daemon.stop().success());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn truncate_is_published_when_not_skipped() {
+    let mut db = MyDb::new("mytrunc").await;
+    db.exec("CREATE TABLE t (id INT PRIMARY KEY)").await;
+    let name = unique("mytrunc");
+    let mut daemon = my_daemon(&name, &db, &["t"], "skipped_operations = []\n[format]\nschemas = false");
+    daemon.start();
+    db.exec("INSERT INTO t VALUES (1), (2)").await;
+    let topic = format!("{name}.{}.t", db.name);
+    assert_eq!(read_topic(&topic, 2, Duration::from_secs(60)).len(), 2, "logs:\n{}", daemon.logs());
+    db.exec("TRUNCATE TABLE t").await;
+    let msgs = read_topic(&topic, 3, Duration::from_secs(60));
+    assert_eq!(msgs.len(), 3, "logs:\n{}", daemon.logs());
+    assert!(msgs[2].key.is_none(), "a truncate has no key");
+    let v = payload(msgs[2].value.as_ref().unwrap());
+    assert_eq!(v["op"], "t");
+    assert_eq!(v["before"], Value::Null);
+    assert_eq!(v["after"], Value::Null);
+    assert_eq!(v["source"]["table"], "t");
+    assert_eq!(v["source"]["connector"], "mariadb");
+    assert!(daemon.stop().success());
+}

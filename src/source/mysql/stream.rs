@@ -292,6 +292,8 @@ impl<'a> Streamer<'a> {
         let mut maps: HashMap<u64, MapEntry> = HashMap::new();
         let mut decoders: HashMap<Vec<u8>, Arc<RowDecoder>> = HashMap::new();
         let mut dbs: HashMap<String, Arc<str>> = HashMap::new();
+        // The last shape seen of each captured table (for truncate records).
+        let mut latest: HashMap<TableId, Arc<crate::event::TableSchema>> = HashMap::new();
         let mut last_end: u64 = self.start.pos;
         let mut heartbeat = self
             .connector
@@ -460,8 +462,35 @@ impl<'a> Streamer<'a> {
                                 position: SourcePosition::Mysql(after),
                             };
                             tracing::info!(database = %database, ddl = %trimmed, "schema change");
+                            let truncated = truncated_table(trimmed, &db)
+                                .filter(|t| my.captures(&t.schema, &t.name))
+                                .filter(|_| self.connector.publishes("t"));
+                            let truncate = match truncated {
+                                Some(id) => {
+                                    let table = self.current_schema(&mut catalog_conn, &mut latest, &id).await?;
+                                    Some(ChangeEvent {
+                                        op: Op::Truncate,
+                                        table: Some(table),
+                                        before: None,
+                                        after: None,
+                                        source: SourceMeta {
+                                            db: Arc::from(id.schema.as_str()),
+                                            ..change.source.clone()
+                                        },
+                                        message: None,
+                                        transaction: None,
+                                        position: change.position.clone(),
+                                    })
+                                }
+                                None => None,
+                            };
                             if !ctx.send(SourceItem::SchemaChange(Box::new(change))).await {
                                 return Ok(SourceExit::Shutdown);
+                            }
+                            if let Some(event) = truncate {
+                                if !ctx.send(SourceItem::Event(Box::new(event))).await {
+                                    return Ok(SourceExit::Shutdown);
+                                }
                             }
                         }
                         if !in_explicit_tx
@@ -486,7 +515,9 @@ impl<'a> Streamer<'a> {
                     if !same {
                         let map = TableMap::parse(raw, id_len).map_err(|e| e.at(code, &file, start_pos))?;
                         let decoder = if my.captures(&map.db, &map.table) {
-                            Some(self.decoder(&mut catalog_conn, &mut decoders, &map, raw, (code, &file, start_pos)).await?)
+                            let d = self.decoder(&mut catalog_conn, &mut decoders, &map, raw, (code, &file, start_pos)).await?;
+                            latest.insert(d.schema.id.clone(), d.schema.clone());
+                            Some(d)
                         } else {
                             None
                         };
@@ -673,6 +704,24 @@ impl<'a> Streamer<'a> {
             .await
     }
 
+    /// A captured table's current shape: the last table map seen, else the catalog's.
+    async fn current_schema(
+        &self,
+        conn: &mut Conn,
+        latest: &mut HashMap<TableId, Arc<crate::event::TableSchema>>,
+        id: &TableId,
+    ) -> Result<Arc<crate::event::TableSchema>, MyError> {
+        if let Some(t) = latest.get(id) {
+            return Ok(t.clone());
+        }
+        let map = catalog::describe(conn, id).await?;
+        let hints = catalog::hints(conn, id, self.server.flavor).await?;
+        let decoder = RowDecoder::new(&map, &hints)
+            .map_err(|e| MyError::Setup(format!("cannot capture table {id}: {}", e.0)))?;
+        latest.insert(id.clone(), decoder.schema.clone());
+        Ok(decoder.schema.clone())
+    }
+
     /// The decoder of a captured table's map, built once per distinct map.
     async fn decoder(
         &self,
@@ -742,6 +791,31 @@ fn strip_unknown_checksum<'b>(header: &EventHeader, body: &'b [u8], fde: &Format
     }
 }
 
+/// The table of a `TRUNCATE [TABLE] [db.]name` statement (`None` for other statements).
+fn truncated_table(sql: &str, default_db: &str) -> Option<TableId> {
+    let strip_word = |s: &str, word: &str| -> Option<String> {
+        let s = s.trim_start();
+        let head = s.get(..word.len())?;
+        let rest = &s[word.len()..];
+        (head.eq_ignore_ascii_case(word) && rest.starts_with(char::is_whitespace))
+            .then(|| rest.trim_start().to_string())
+    };
+    let rest = strip_word(sql, "TRUNCATE")?;
+    let rest = strip_word(&rest, "TABLE").unwrap_or(rest);
+    let unquote = |s: &str| s.trim_matches('`').replace("``", "`");
+    let name = rest.trim().trim_end_matches(';').trim();
+    // `db`.`t`, db.t, `t`, t (a quoted name holding a dot is not split).
+    let (db, table) = match name.split_once("`.`") {
+        Some((d, t)) => (unquote(d), unquote(t)),
+        None if !name.starts_with('`') => match name.split_once('.') {
+            Some((d, t)) => (unquote(d), unquote(t)),
+            None => (default_db.to_string(), unquote(name)),
+        },
+        None => (default_db.to_string(), unquote(name)),
+    };
+    (!db.is_empty() && !table.is_empty()).then_some(TableId { schema: db, name: table })
+}
+
 /// `domain-server-seq[,...]` with digits only (safe to put in a SET statement).
 fn valid_maria_state(s: &str) -> bool {
     !s.is_empty()
@@ -800,6 +874,15 @@ mod tests {
             s.text(),
             "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-7,aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa:1:tg:1-3"
         );
+    }
+
+    #[test]
+    fn truncate_statements() {
+        let t = |sql: &str| truncated_table(sql, "shop").map(|t| t.to_string());
+        assert_eq!(t("TRUNCATE TABLE orders").as_deref(), Some("shop.orders"));
+        assert_eq!(t("truncate `a`.`b c`").as_deref(), Some("a.b c"));
+        assert_eq!(t("TRUNCATE x.y;").as_deref(), Some("x.y"));
+        assert_eq!(t("ALTER TABLE x ADD y INT"), None);
     }
 
     #[test]
