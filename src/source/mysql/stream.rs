@@ -197,11 +197,20 @@ impl GtidState {
     }
 }
 
+/// Whether a statement changes schema objects. Account statements (`CREATE USER`,
+/// `ALTER USER ... IDENTIFIED BY ...`, roles, servers) are not: they can carry password
+/// hashes and are never published or logged.
 fn is_ddl(sql: &str) -> bool {
-    let head = sql.split_whitespace().next().unwrap_or_default();
-    ["CREATE", "ALTER", "DROP", "RENAME", "TRUNCATE"]
+    let mut words = sql.split_whitespace();
+    let head = words.next().unwrap_or_default();
+    let ddl = ["CREATE", "ALTER", "DROP", "RENAME", "TRUNCATE"]
         .iter()
-        .any(|k| head.eq_ignore_ascii_case(k))
+        .any(|k| head.eq_ignore_ascii_case(k));
+    ddl && !words.take(4).any(|w| {
+        ["USER", "ROLE", "SERVER"]
+            .iter()
+            .any(|k| w.eq_ignore_ascii_case(k))
+    })
 }
 
 /// Whether a DDL statement concerns a captured database.
@@ -890,5 +899,9 @@ mod tests {
         assert!(is_ddl("  alter table t add column x int"));
         assert!(!is_ddl("BEGIN"));
         assert!(!is_ddl("SAVEPOINT a"));
+        assert!(!is_ddl("CREATE USER 'u'@'%' IDENTIFIED BY PASSWORD '*abc'"));
+        assert!(!is_ddl("ALTER USER 'root'@'localhost' IDENTIFIED WITH 'x' AS 'y'"));
+        assert!(!is_ddl("CREATE OR REPLACE USER u"));
+        assert!(is_ddl("CREATE TABLE users (id int)"));
     }
 }
