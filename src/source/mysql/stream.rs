@@ -206,11 +206,15 @@ fn is_ddl(sql: &str) -> bool {
     let ddl = ["CREATE", "ALTER", "DROP", "RENAME", "TRUNCATE"]
         .iter()
         .any(|k| head.eq_ignore_ascii_case(k));
-    ddl && !words.take(4).any(|w| {
-        ["USER", "ROLE", "SERVER"]
-            .iter()
-            .any(|k| w.eq_ignore_ascii_case(k))
-    })
+    let mut object = words.next().unwrap_or_default();
+    if object.eq_ignore_ascii_case("OR") {
+        // CREATE OR REPLACE <object>
+        words.next();
+        object = words.next().unwrap_or_default();
+    }
+    ddl && !["USER", "ROLE", "SERVER"]
+        .iter()
+        .any(|k| object.eq_ignore_ascii_case(k))
 }
 
 /// Whether a DDL statement concerns a captured database.
@@ -902,6 +906,7 @@ mod tests {
         assert!(!is_ddl("CREATE USER 'u'@'%' IDENTIFIED BY PASSWORD '*abc'"));
         assert!(!is_ddl("ALTER USER 'root'@'localhost' IDENTIFIED WITH 'x' AS 'y'"));
         assert!(!is_ddl("CREATE OR REPLACE USER u"));
-        assert!(is_ddl("CREATE TABLE users (id int)"));
+        assert!(is_ddl("CREATE TABLE user (id int)"));
+        assert!(is_ddl("CREATE OR REPLACE TABLE t (id int)"));
     }
 }
