@@ -55,6 +55,10 @@ async fn wrong_server_settings_are_named_with_their_fix() {
 async fn missing_privileges_and_tables_are_named() {
     let mut db = MyDb::new("mybad").await;
     db.exec("CREATE TABLE t (id INT PRIMARY KEY)").await;
+    // A connector with everything right validates cleanly.
+    let good = daemon_for(&my_base(), &db.name, server_id(), "");
+    let (ok, out) = validate(&good);
+    assert!(ok, "a correct MySQL connector validates: {out}");
     let user = unique("np");
     db.exec(&format!("CREATE USER '{user}'@'%' IDENTIFIED BY 'pw'")).await;
     db.exec(&format!("GRANT SELECT ON `{}`.* TO '{user}'@'%'", db.name)).await;
