@@ -151,6 +151,21 @@ pub struct TableSchema {
     pub key: Vec<usize>,
 }
 
+impl TableSchema {
+    /// The column list and the `ORDER BY` clause (by key, empty without a key) of a snapshot
+    /// `SELECT`, with identifiers quoted by `quote`.
+    pub fn select_parts(&self, quote: impl Fn(&str) -> String) -> (String, String) {
+        let cols: Vec<String> = self.columns.iter().map(|c| quote(&c.name)).collect();
+        let order = if self.key.is_empty() {
+            String::new()
+        } else {
+            let key: Vec<&str> = self.key.iter().map(|i| cols[*i].as_str()).collect();
+            format!(" ORDER BY {}", key.join(", "))
+        };
+        (cols.join(", "), order)
+    }
+}
+
 /// A decimal number: unscaled value as big-endian two's complement, and its scale.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decimal {

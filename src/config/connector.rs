@@ -340,21 +340,11 @@ impl ConnectorConfig {
                 "is empty; list the tables to capture, e.g. [\"shop.orders\"] or [\"shop.*\"]",
             ));
         }
-        for t in &my.tables {
-            match t.split_once('.') {
-                Some((db, table))
-                    if !db.is_empty()
-                        && !table.is_empty()
-                        && !table.contains('.')
-                        && !db.contains('*')
-                        && (table == "*" || !table.contains('*')) => {}
-                _ => {
-                    return Err(self.invalid(
-                        "mysql.tables",
-                        format!("contains \"{t}\"; write database.table or database.* (for example \"shop.orders\")"),
-                    ))
-                }
-            }
+        if let Some(t) = my.tables.iter().find(|t| !is_table_pattern(t)) {
+            return Err(self.invalid(
+                "mysql.tables",
+                format!("contains \"{t}\"; write database.table or database.* (for example \"shop.orders\")"),
+            ));
         }
         Ok(())
     }
@@ -445,21 +435,11 @@ impl ConnectorConfig {
                 "is empty; list the tables to capture, e.g. [\"public.customers\"] or [\"public.*\"]",
             ));
         }
-        for t in &pg.tables {
-            match t.split_once('.') {
-                Some((schema, table))
-                    if !schema.is_empty()
-                        && !table.is_empty()
-                        && !table.contains('.')
-                        && !schema.contains('*')
-                        && (table == "*" || !table.contains('*')) => {}
-                _ => {
-                    return Err(self.invalid(
-                        "postgres.tables",
-                        format!("contains \"{t}\"; write schema.table or schema.* (for example \"public.orders\")"),
-                    ))
-                }
-            }
+        if let Some(t) = pg.tables.iter().find(|t| !is_table_pattern(t)) {
+            return Err(self.invalid(
+                "postgres.tables",
+                format!("contains \"{t}\"; write schema.table or schema.* (for example \"public.orders\")"),
+            ));
         }
         Ok(())
     }
@@ -467,6 +447,20 @@ impl ConnectorConfig {
     /// Whether an operation code is published.
     pub fn publishes(&self, op_code: &str) -> bool {
         !self.skipped_operations.iter().any(|s| s == op_code)
+    }
+}
+
+/// `container.table` or `container.*` (schema or database; no other wildcards).
+fn is_table_pattern(t: &str) -> bool {
+    match t.split_once('.') {
+        Some((container, table)) => {
+            !container.is_empty()
+                && !table.is_empty()
+                && !table.contains('.')
+                && !container.contains('*')
+                && (table == "*" || !table.contains('*'))
+        }
+        None => false,
     }
 }
 

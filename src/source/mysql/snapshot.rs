@@ -134,16 +134,11 @@ impl Snapshot<'_> {
                 }),
                 row: 0,
             };
-            let cols: Vec<String> = schema.columns.iter().map(|c| quote(&c.name)).collect();
-            let order = if schema.key.is_empty() {
-                String::new()
-            } else {
-                let key: Vec<&str> = schema.key.iter().map(|i| cols[*i].as_str()).collect();
-                format!(" ORDER BY {}", key.join(", "))
-            };
+            let (cols, order) = schema.select_parts(quote);
+            let columns = schema.columns.len();
             let sql = format!(
                 "SELECT {} FROM {}.{}{}",
-                cols.join(", "),
+                cols,
                 quote(&schema.id.schema),
                 quote(&schema.id.name),
                 order
@@ -151,8 +146,8 @@ impl Snapshot<'_> {
             let mut progress = TableProgress::new(ctx, schema.id.to_string(), *estimate);
             let mut result = conn.query_iter(sql).await.map_err(MyError::query)?;
             while let Some(row) = result.next().await.map_err(MyError::query)? {
-                let mut values = Vec::with_capacity(cols.len());
-                for i in 0..cols.len() {
+                let mut values = Vec::with_capacity(columns);
+                for i in 0..columns {
                     let raw = match row.as_ref(i) {
                         Some(mysql_async::Value::Bytes(b)) => Some(b.as_slice()),
                         _ => None,

@@ -117,20 +117,10 @@ impl Snapshot<'_> {
         ctx: &mut SourceContext,
     ) -> Result<Option<u64>, PgError> {
         let table = &info.schema;
-        let cols: Vec<String> = table.columns.iter().map(|c| quote_ident(&c.name)).collect();
-        let order = if table.key.is_empty() {
-            String::new()
-        } else {
-            let key: Vec<&str> = table.key.iter().map(|i| cols[*i].as_str()).collect();
-            format!(" ORDER BY {}", key.join(", "))
-        };
+        let (cols, order) = table.select_parts(quote_ident);
         let sql = format!(
             "COPY (SELECT {} FROM {}.{}{}) TO STDOUT",
-            if cols.is_empty() {
-                "NULL".to_string()
-            } else {
-                cols.join(", ")
-            },
+            if cols.is_empty() { "NULL" } else { &cols },
             quote_ident(&table.id.schema),
             quote_ident(&table.id.name),
             order
