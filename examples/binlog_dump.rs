@@ -11,9 +11,15 @@ fn main() {
         };
         match sluice::source::mysql::file::read_file(&path, &data) {
             Ok(c) => {
-                println!("{path}: {} events, server {}, gtids {:?}", c.events, c.server_version, c.gtids);
+                println!(
+                    "{path}: {} events, server {}, gtids {:?}",
+                    c.events, c.server_version, c.gtids
+                );
                 for r in &c.rows {
-                    println!("  {} {:?} {:?} before={:?} after={:?}", r.table, r.kind, r.columns, r.before, r.after);
+                    println!(
+                        "  {} {:?} {:?} before={:?} after={:?}",
+                        r.table, r.kind, r.columns, r.before, r.after
+                    );
                 }
             }
             Err(e) => println!("{path}: ERROR {e}"),

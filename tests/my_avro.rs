@@ -19,7 +19,8 @@ async fn mysql_avro_records_decode_and_equal_the_json_envelope() {
     let mut db = MyDb::new("myavro").await;
     db.exec(TABLE).await;
     db.exec("SET time_zone = '+02:00'").await;
-    db.exec(&format!("INSERT INTO all_types VALUES (1, {VALUES})")).await;
+    db.exec(&format!("INSERT INTO all_types VALUES (1, {VALUES})"))
+        .await;
     let (avro, json_name) = (unique("myav"), unique("myjs"));
     let tables = [format!("{}.all_types", db.name)];
     let mut daemon = Daemon::new(
@@ -27,23 +28,41 @@ async fn mysql_avro_records_decode_and_equal_the_json_envelope() {
         &[
             (
                 "avro.toml",
-                my_connector(&avro, &avro, &db.base, &tables, server_id(), "") + &avro_format(&registry),
+                my_connector(&avro, &avro, &db.base, &tables, server_id(), "")
+                    + &avro_format(&registry),
             ),
             (
                 "json.toml",
-                my_connector(&json_name, &json_name, &db.base, &tables, server_id(), "[format]\nschemas = false"),
+                my_connector(
+                    &json_name,
+                    &json_name,
+                    &db.base,
+                    &tables,
+                    server_id(),
+                    "[format]\nschemas = false",
+                ),
             ),
         ],
     );
     daemon.start();
     let avro_topic = format!("{avro}.{}.all_types", db.name);
-    assert_eq!(raw(&avro_topic, 1).await.len(), 1, "snapshot record; logs:\n{}", daemon.logs());
-    db.exec(&format!("INSERT INTO all_types VALUES (2, {VALUES})")).await;
+    assert_eq!(
+        raw(&avro_topic, 1).await.len(),
+        1,
+        "snapshot record; logs:\n{}",
+        daemon.logs()
+    );
+    db.exec(&format!("INSERT INTO all_types VALUES (2, {VALUES})"))
+        .await;
     let msgs = raw(&avro_topic, 2).await;
     assert_eq!(msgs.len(), 2, "logs:\n{}", daemon.logs());
     let values: Vec<Vec<u8>> = msgs.iter().map(|m| m.value.clone().unwrap()).collect();
     let decoded = decode(&registry, &values).await;
-    let json_msgs = read_topic(&format!("{json_name}.{}.all_types", db.name), 2, Duration::from_secs(60));
+    let json_msgs = read_topic(
+        &format!("{json_name}.{}.all_types", db.name),
+        2,
+        Duration::from_secs(60),
+    );
     assert_eq!(json_msgs.len(), 2);
     for (i, ((_, avro_value), json_msg)) in decoded.iter().zip(&json_msgs).enumerate() {
         let json_value = json_msg.value.as_ref().unwrap();
@@ -56,7 +75,17 @@ async fn mysql_avro_records_decode_and_equal_the_json_envelope() {
             assert_eq!(&json_value["after"][k], v, "row {id}: JSON field {k}");
         }
         let (a, j) = (&avro_value["source"], &json_value["source"]);
-        for f in ["connector", "db", "table", "server_id", "gtid", "file", "pos", "row", "snapshot"] {
+        for f in [
+            "connector",
+            "db",
+            "table",
+            "server_id",
+            "gtid",
+            "file",
+            "pos",
+            "row",
+            "snapshot",
+        ] {
             assert_eq!(a[f], j[f], "source.{f}");
         }
         assert_eq!(a["connector"], "mariadb");
@@ -65,7 +94,14 @@ async fn mysql_avro_records_decode_and_equal_the_json_envelope() {
     // The registered value schema names the MariaDB source record.
     let ids = registry.versions(&format!("{avro_topic}-value"));
     assert_eq!(ids.len(), 1, "one value schema version");
-    let schema = common::registry::http_get_json(&format!("{}/schemas/ids/{}", registry.url, ids[0])).await;
-    assert!(schema["schema"].as_str().unwrap().contains("io.debezium.connector.mariadb.Source"), "{schema}");
+    let schema =
+        common::registry::http_get_json(&format!("{}/schemas/ids/{}", registry.url, ids[0])).await;
+    assert!(
+        schema["schema"]
+            .as_str()
+            .unwrap()
+            .contains("io.debezium.connector.mariadb.Source"),
+        "{schema}"
+    );
     assert!(daemon.stop().success());
 }

@@ -19,7 +19,10 @@ fn daemon_for(base: &str, db: &str, server_id: u32, extra: &str) -> Daemon {
     let name = unique("mybad");
     Daemon::new(
         "",
-        &[("c.toml", my_connector(&name, &name, base, &[format!("{db}.t")], server_id, extra))],
+        &[(
+            "c.toml",
+            my_connector(&name, &name, base, &[format!("{db}.t")], server_id, extra),
+        )],
     )
 }
 
@@ -48,7 +51,11 @@ async fn wrong_server_settings_are_named_with_their_fix() {
     daemon.start();
     let status = daemon.wait_exit(Duration::from_secs(30));
     assert_eq!(status.code(), Some(1));
-    assert!(daemon.logs().contains("log_bin is OFF"), "{}", daemon.logs());
+    assert!(
+        daemon.logs().contains("log_bin is OFF"),
+        "{}",
+        daemon.logs()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -60,21 +67,33 @@ async fn missing_privileges_and_tables_are_named() {
     let (ok, out) = validate(&good);
     assert!(ok, "a correct MySQL connector validates: {out}");
     let user = unique("np");
-    db.exec(&format!("CREATE USER '{user}'@'%' IDENTIFIED BY 'pw'")).await;
-    db.exec(&format!("GRANT SELECT ON `{}`.* TO '{user}'@'%'", db.name)).await;
+    db.exec(&format!("CREATE USER '{user}'@'%' IDENTIFIED BY 'pw'"))
+        .await;
+    db.exec(&format!("GRANT SELECT ON `{}`.* TO '{user}'@'%'", db.name))
+        .await;
     let url = my_base().replace("sluice:sluice", &format!("{user}:pw"));
     let daemon = daemon_for(&url, &db.name, server_id(), "");
     let (ok, out) = validate(&daemon);
     assert!(!ok);
-    assert!(out.contains("lacks the REPLICATION SLAVE privilege"), "{out}");
+    assert!(
+        out.contains("lacks the REPLICATION SLAVE privilege"),
+        "{out}"
+    );
     assert!(out.contains("GRANT REPLICATION SLAVE ON *.*"), "{out}");
-    assert!(out.contains("lacks the REPLICATION CLIENT privilege"), "{out}");
+    assert!(
+        out.contains("lacks the REPLICATION CLIENT privilege"),
+        "{out}"
+    );
     assert!(!out.contains(":pw@"), "no password printed: {out}");
 
     // A user that may not read the table: it does not see it.
     let other = unique("np");
-    db.exec(&format!("CREATE USER '{other}'@'%' IDENTIFIED BY 'pw'")).await;
-    db.exec(&format!("GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO '{other}'@'%'")).await;
+    db.exec(&format!("CREATE USER '{other}'@'%' IDENTIFIED BY 'pw'"))
+        .await;
+    db.exec(&format!(
+        "GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO '{other}'@'%'"
+    ))
+    .await;
     let url = my_base().replace("sluice:sluice", &format!("{other}:pw"));
     let daemon = daemon_for(&url, &db.name, server_id(), "");
     let (ok, out) = validate(&daemon);
@@ -87,7 +106,10 @@ async fn missing_privileges_and_tables_are_named() {
     let daemon = daemon_for(&url, &db.name, server_id(), "");
     let (ok, out) = validate(&daemon);
     assert!(!ok);
-    assert!(out.contains("cannot connect to MySQL at 127.0.0.1:"), "{out}");
+    assert!(
+        out.contains("cannot connect to MySQL at 127.0.0.1:"),
+        "{out}"
+    );
     assert!(out.contains("check that the server runs there"), "{out}");
 }
 
@@ -106,18 +128,30 @@ async fn server_id_in_use_is_refused() {
         if hosts.iter().any(|r| r.get::<u32, _>(0) == Some(id)) {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "replica not registered; logs:\n{}", running.logs());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "replica not registered; logs:\n{}",
+            running.logs()
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let second = daemon_for(&my_base(), &db.name, id, "");
     let (ok, out) = validate(&second);
     assert!(!ok);
-    assert!(out.contains(&format!("mysql.server_id {id} is already used by a connected replica")), "{out}");
+    assert!(
+        out.contains(&format!(
+            "mysql.server_id {id} is already used by a connected replica"
+        )),
+        "{out}"
+    );
     // The server's own id.
     let own = daemon_for(&my_base(), &db.name, 1, "");
     let (ok, out) = validate(&own);
     assert!(!ok);
-    assert!(out.contains("mysql.server_id 1 is the server's own server_id"), "{out}");
+    assert!(
+        out.contains("mysql.server_id 1 is the server's own server_id"),
+        "{out}"
+    );
     assert!(running.stop().success());
 }
 
@@ -130,7 +164,14 @@ async fn purged_position_stops_with_a_clear_error_or_resnapshots_when_needed() {
     let name = unique("mypurge");
     let (table, sid) = (format!("{}.t", db.name), server_id());
     let file = |mode: &str| {
-        my_connector(&name, &name, &server.url(), std::slice::from_ref(&table), sid, &format!("[snapshot]\nmode = \"{mode}\"\n[format]\nschemas = false"))
+        my_connector(
+            &name,
+            &name,
+            &server.url(),
+            std::slice::from_ref(&table),
+            sid,
+            &format!("[snapshot]\nmode = \"{mode}\"\n[format]\nschemas = false"),
+        )
     };
     let mut daemon = Daemon::new("", &[("c.toml", file("initial"))]);
     daemon.start();
@@ -152,7 +193,10 @@ async fn purged_position_stops_with_a_clear_error_or_resnapshots_when_needed() {
         if first == last {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "binlogs not purged: {first}..{last}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "binlogs not purged: {first}..{last}"
+        );
         db.exec(&format!("PURGE BINARY LOGS TO '{last}'")).await;
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -160,8 +204,15 @@ async fn purged_position_stops_with_a_clear_error_or_resnapshots_when_needed() {
     let status = daemon.wait_exit(Duration::from_secs(30));
     assert_eq!(status.code(), Some(1));
     let logs = daemon.logs();
-    assert!(logs.contains("is no longer on the server") && logs.contains("was purged"), "{logs}");
-    assert!(logs.contains("snapshot.mode = \\\"when_needed\\\"") || logs.contains("snapshot.mode = \"when_needed\""), "{logs}");
+    assert!(
+        logs.contains("is no longer on the server") && logs.contains("was purged"),
+        "{logs}"
+    );
+    assert!(
+        logs.contains("snapshot.mode = \\\"when_needed\\\"")
+            || logs.contains("snapshot.mode = \"when_needed\""),
+        "{logs}"
+    );
     // when_needed: a new snapshot, then streaming; the topic replays to the table.
     std::fs::write(daemon.dir.join("connectors/c.toml"), file("when_needed")).unwrap();
     daemon.start();
@@ -170,7 +221,11 @@ async fn purged_position_stops_with_a_clear_error_or_resnapshots_when_needed() {
         .collect();
     let msgs = read_until_state(&topic, &expected, Duration::from_secs(60)).await;
     assert!(replay(&msgs, "id") == expected, "logs:\n{}", daemon.logs());
-    assert!(daemon.logs().contains("taking a new snapshot"), "{}", daemon.logs());
+    assert!(
+        daemon.logs().contains("taking a new snapshot"),
+        "{}",
+        daemon.logs()
+    );
     assert!(daemon.stop().success());
 }
 
@@ -199,7 +254,10 @@ fn config_errors_name_the_key() {
         let daemon = Daemon::new("", &[("c.toml", text.to_string())]);
         let (ok, out) = validate(&daemon);
         assert!(!ok, "{text}");
-        assert!(out.contains(key) && out.contains(problem), "{key}: {problem} not in {out}");
+        assert!(
+            out.contains(key) && out.contains(problem),
+            "{key}: {problem} not in {out}"
+        );
         assert!(!out.contains("sluice:sluice"), "{out}");
     }
 }

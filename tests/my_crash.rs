@@ -19,9 +19,11 @@ use serde_json::json;
 #[tokio::test(flavor = "multi_thread")]
 async fn kill_nine_at_random_moments_loses_nothing() {
     let mut db = MyDb::new("mycrash").await;
-    db.exec("CREATE TABLE kv (id INT PRIMARY KEY, v INT NOT NULL)").await;
+    db.exec("CREATE TABLE kv (id INT PRIMARY KEY, v INT NOT NULL)")
+        .await;
     let values: Vec<String> = (1..=200).map(|i| format!("({i}, 0)")).collect();
-    db.exec(&format!("INSERT INTO kv VALUES {}", values.join(","))).await;
+    db.exec(&format!("INSERT INTO kv VALUES {}", values.join(",")))
+        .await;
     let name = unique("mycrash");
     let mut daemon = my_daemon(&name, &db, &["kv"], "[format]\nschemas = false");
     daemon.start();
@@ -41,7 +43,9 @@ async fn kill_nine_at_random_moments_loses_nothing() {
                     let a = rng.random_range(1..next_id);
                     let b = rng.random_range(1..next_id);
                     let c = rng.random_range(1..next_id);
-                    sql.push(format!("UPDATE kv SET v = v + 1 WHERE id IN ({a}, {b}, {c})"));
+                    sql.push(format!(
+                        "UPDATE kv SET v = v + 1 WHERE id IN ({a}, {b}, {c})"
+                    ));
                 }
                 if rng.random_range(0..4) == 0 {
                     sql.push(format!("INSERT INTO kv VALUES ({next_id}, 1)"));

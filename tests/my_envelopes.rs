@@ -17,7 +17,12 @@ fn assert_fields(actual: &Value, want: &Value, what: &str) {
     for (k, v) in w {
         assert_eq!(a.get(k), Some(v), "{what}: field {k}");
     }
-    assert_eq!(a.len(), w.len(), "{what}: fields {:?}", a.keys().collect::<Vec<_>>());
+    assert_eq!(
+        a.len(),
+        w.len(),
+        "{what}: fields {:?}",
+        a.keys().collect::<Vec<_>>()
+    );
 }
 
 fn schema_field<'a>(schema: &'a Value, field: &str) -> &'a Value {
@@ -40,7 +45,8 @@ async fn every_type_in_snapshot_and_stream_and_alter_mid_stream() {
     let mut db = MyDb::new("myenv").await;
     db.exec(TABLE).await;
     db.exec("SET time_zone = '+02:00'").await;
-    db.exec(&format!("INSERT INTO all_types VALUES (1, {VALUES})")).await;
+    db.exec(&format!("INSERT INTO all_types VALUES (1, {VALUES})"))
+        .await;
     let name = unique("myenv");
     let mut daemon = my_daemon(
         &name,
@@ -71,7 +77,11 @@ async fn every_type_in_snapshot_and_stream_and_alter_mid_stream() {
         ("biu", "int64", None),
         ("f", "float", None),
         ("d", "double", None),
-        ("dec1", "bytes", Some("org.apache.kafka.connect.data.Decimal")),
+        (
+            "dec1",
+            "bytes",
+            Some("org.apache.kafka.connect.data.Decimal"),
+        ),
         ("b1", "boolean", None),
         ("b12", "bytes", Some("io.debezium.data.Bits")),
         ("vc", "string", None),
@@ -93,9 +103,18 @@ async fn every_type_in_snapshot_and_stream_and_alter_mid_stream() {
         assert_eq!(f["type"], ty, "schema of {field}: {f}");
         assert_eq!(f["name"].as_str(), name, "schema name of {field}: {f}");
     }
-    assert_eq!(schema_field(schema, "dec1")["parameters"], json!({"scale": "3", "connect.decimal.precision": "10"}));
-    assert_eq!(schema_field(schema, "b12")["parameters"], json!({"length": "12"}));
-    assert_eq!(schema_field(schema, "e")["parameters"], json!({"allowed": "red,green,blue"}));
+    assert_eq!(
+        schema_field(schema, "dec1")["parameters"],
+        json!({"scale": "3", "connect.decimal.precision": "10"})
+    );
+    assert_eq!(
+        schema_field(schema, "b12")["parameters"],
+        json!({"length": "12"})
+    );
+    assert_eq!(
+        schema_field(schema, "e")["parameters"],
+        json!({"allowed": "red,green,blue"})
+    );
     assert_eq!(schema_field(schema, "id")["optional"], false);
     assert_eq!(schema_field(schema, "n")["optional"], true);
     let snapshot_schema = schema.clone();
@@ -105,19 +124,29 @@ async fn every_type_in_snapshot_and_stream_and_alter_mid_stream() {
         "BEGIN; INSERT INTO all_types VALUES (2, {VALUES}); INSERT INTO all_types (id) VALUES (3); COMMIT"
     ))
     .await;
-    db.exec("UPDATE all_types SET vc = 'changed', n = 5 WHERE id = 2").await;
+    db.exec("UPDATE all_types SET vc = 'changed', n = 5 WHERE id = 2")
+        .await;
     db.exec("DELETE FROM all_types WHERE id = 2").await;
     db.exec("SET SESSION sql_mode = ''").await;
     db.exec("INSERT INTO all_types (id, dt, dtm, dtm6, ts) VALUES (4, '0000-00-00', '0000-00-00 00:00:00', '0000-00-00 00:00:00', '0000-00-00 00:00:00')").await;
     let msgs = read_topic(&topic, 7, Duration::from_secs(60));
-    assert_eq!(msgs.len(), 7, "r, c, c, u, d, tombstone, c; logs:\n{}", daemon.logs());
+    assert_eq!(
+        msgs.len(),
+        7,
+        "r, c, c, u, d, tombstone, c; logs:\n{}",
+        daemon.logs()
+    );
     let p = |i: usize| payload(msgs[i].value.as_ref().unwrap()).clone();
 
     let ins = p(1);
     assert_eq!(ins["op"], "c");
     assert_eq!(ins["before"], Value::Null);
     assert_fields(&ins["after"], &expected(2), "streamed insert");
-    assert_eq!(msgs[1].value.as_ref().unwrap()["schema"], snapshot_schema, "one schema for snapshot and stream");
+    assert_eq!(
+        msgs[1].value.as_ref().unwrap()["schema"],
+        snapshot_schema,
+        "one schema for snapshot and stream"
+    );
     let src = &ins["source"];
     assert_eq!(src["connector"], "mariadb");
     assert_eq!(src["name"], name.as_str());
@@ -126,7 +155,10 @@ async fn every_type_in_snapshot_and_stream_and_alter_mid_stream() {
     assert_eq!(src["snapshot"], "false");
     assert_eq!(src["server_id"], 1);
     assert_eq!(src["row"], 0);
-    assert!(src["file"].as_str().unwrap().starts_with("mariadb-bin."), "{src}");
+    assert!(
+        src["file"].as_str().unwrap().starts_with("mariadb-bin."),
+        "{src}"
+    );
     assert!(src["pos"].as_i64().unwrap() > 4, "{src}");
     let gtid = src["gtid"].as_str().unwrap().to_string();
     assert!(gtid.starts_with("0-1-"), "{src}");
@@ -154,37 +186,63 @@ async fn every_type_in_snapshot_and_stream_and_alter_mid_stream() {
 
     let zero = p(6);
     for f in ["dt", "dtm", "dtm6", "ts"] {
-        assert_eq!(zero["after"][f], Value::Null, "zero {f} becomes null: {}", zero["after"]);
+        assert_eq!(
+            zero["after"][f],
+            Value::Null,
+            "zero {f} becomes null: {}",
+            zero["after"]
+        );
     }
 
     // Transaction metadata: BEGIN and END of the two-row transaction.
     let tx = read_topic(&format!("{name}.transaction"), 2, Duration::from_secs(30));
-    let tx_values: Vec<Value> = tx.iter().map(|m| payload(m.value.as_ref().unwrap()).clone()).collect();
+    let tx_values: Vec<Value> = tx
+        .iter()
+        .map(|m| payload(m.value.as_ref().unwrap()).clone())
+        .collect();
     let end = tx_values
         .iter()
         .find(|t| t["status"] == "END" && t["id"] == gtid.as_str())
         .unwrap_or_else(|| panic!("END of {gtid} in {tx_values:?}"));
     assert_eq!(end["event_count"], 2);
-    assert_eq!(end["data_collections"], json!([{"data_collection": format!("{}.all_types", db.name), "event_count": 2}]));
+    assert_eq!(
+        end["data_collections"],
+        json!([{"data_collection": format!("{}.all_types", db.name), "event_count": 2}])
+    );
 
     // ALTER TABLE mid-stream: later rows carry the new column; a schema change is published.
-    db.exec("ALTER TABLE all_types ADD COLUMN extra VARCHAR(10) DEFAULT 'x'").await;
+    db.exec("ALTER TABLE all_types ADD COLUMN extra VARCHAR(10) DEFAULT 'x'")
+        .await;
     db.exec("INSERT INTO all_types (id) VALUES (5)").await;
     let msgs = read_topic(&topic, 8, Duration::from_secs(60));
     assert_eq!(msgs.len(), 8, "logs:\n{}", daemon.logs());
     let last = payload(msgs[7].value.as_ref().unwrap());
     assert_eq!(last["after"]["id"], 5);
     assert_eq!(last["after"]["extra"], "x");
-    assert_eq!(schema_field(&msgs[7].value.as_ref().unwrap()["schema"], "extra")["type"], "string");
+    assert_eq!(
+        schema_field(&msgs[7].value.as_ref().unwrap()["schema"], "extra")["type"],
+        "string"
+    );
     let changes = read_topic(&name, 1, Duration::from_secs(30));
-    let ddl: Vec<&Value> = changes.iter().map(|m| payload(m.value.as_ref().unwrap())).collect();
+    let ddl: Vec<&Value> = changes
+        .iter()
+        .map(|m| payload(m.value.as_ref().unwrap()))
+        .collect();
     let alter = ddl
         .iter()
-        .find(|c| c["ddl"].as_str().unwrap_or_default().contains("ADD COLUMN extra"))
+        .find(|c| {
+            c["ddl"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("ADD COLUMN extra")
+        })
         .unwrap_or_else(|| panic!("schema change in {ddl:?}"));
     assert_eq!(alter["databaseName"], db.name.as_str());
     assert_eq!(alter["source"]["connector"], "mariadb");
     assert!(alter["source"]["pos"].as_i64().unwrap() > 4);
-    assert_eq!(payload(changes[0].key.as_ref().unwrap())["databaseName"], db.name.as_str());
+    assert_eq!(
+        payload(changes[0].key.as_ref().unwrap())["databaseName"],
+        db.name.as_str()
+    );
     assert!(daemon.stop().success());
 }

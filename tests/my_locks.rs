@@ -14,12 +14,21 @@ use serde_json::{json, Value};
 #[tokio::test(flavor = "multi_thread")]
 async fn snapshot_falls_back_to_table_locks_without_reload() {
     let mut db = MyDb::new("mylock").await;
-    db.exec("CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(10))").await;
+    db.exec("CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(10))")
+        .await;
     db.exec("INSERT INTO t VALUES (1, 'a'), (2, 'b')").await;
     let user = unique("lk");
-    db.exec(&format!("CREATE USER '{user}'@'%' IDENTIFIED BY 'pw'")).await;
-    db.exec(&format!("GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO '{user}'@'%'")).await;
-    db.exec(&format!("GRANT SELECT, LOCK TABLES ON `{}`.* TO '{user}'@'%'", db.name)).await;
+    db.exec(&format!("CREATE USER '{user}'@'%' IDENTIFIED BY 'pw'"))
+        .await;
+    db.exec(&format!(
+        "GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO '{user}'@'%'"
+    ))
+    .await;
+    db.exec(&format!(
+        "GRANT SELECT, LOCK TABLES ON `{}`.* TO '{user}'@'%'",
+        db.name
+    ))
+    .await;
     let url = my_base().replace("sluice:sluice", &format!("{user}:pw"));
     let name = unique("mylock");
     let mut daemon = Daemon::new(
@@ -38,7 +47,12 @@ async fn snapshot_falls_back_to_table_locks_without_reload() {
     );
     daemon.start();
     let topic = format!("{name}.{}.t", db.name);
-    assert_eq!(read_topic(&topic, 2, Duration::from_secs(60)).len(), 2, "logs:\n{}", daemon.logs());
+    assert_eq!(
+        read_topic(&topic, 2, Duration::from_secs(60)).len(),
+        2,
+        "logs:\n{}",
+        daemon.logs()
+    );
     db.exec("INSERT INTO t VALUES (3, 'c')").await;
     db.exec("UPDATE t SET v = 'z' WHERE id = 1").await;
     let expected: BTreeMap<i64, Value> = [(1, "z"), (2, "b"), (3, "c")]
@@ -50,7 +64,11 @@ async fn snapshot_falls_back_to_table_locks_without_reload() {
     let logs = daemon.logs();
     assert!(logs.contains("the global read lock was refused"), "{logs}");
     // Heartbeats: key {serverName}, value {ts_ms}.
-    let beats = read_raw(&format!("__debezium-heartbeat.{name}"), 2, Duration::from_secs(30));
+    let beats = read_raw(
+        &format!("__debezium-heartbeat.{name}"),
+        2,
+        Duration::from_secs(30),
+    );
     assert!(beats.len() >= 2, "heartbeats: {}", beats.len());
     let key: Value = serde_json::from_slice(beats[0].key.as_ref().unwrap()).unwrap();
     assert_eq!(payload(&key)["serverName"], name.as_str());
@@ -59,29 +77,47 @@ async fn snapshot_falls_back_to_table_locks_without_reload() {
     assert!(daemon.stop().success());
     let offset = daemon.offset(&name).unwrap();
     assert_eq!(offset["position"]["kind"], "mysql");
-    assert_eq!(offset["position"]["events"], 0, "idle: a transaction boundary: {offset}");
+    assert_eq!(
+        offset["position"]["events"], 0,
+        "idle: a transaction boundary: {offset}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_lost_catalog_session_is_reopened_and_booleans_stay_booleans() {
     let mut db = MyDb::new("mycat").await;
-    db.exec("CREATE TABLE t (id INT PRIMARY KEY, flag BOOLEAN)").await;
+    db.exec("CREATE TABLE t (id INT PRIMARY KEY, flag BOOLEAN)")
+        .await;
     let user = unique("ct");
-    db.exec(&format!("CREATE USER '{user}'@'%' IDENTIFIED BY 'pw'")).await;
-    db.exec(&format!("GRANT ALL PRIVILEGES ON *.* TO '{user}'@'%'")).await;
+    db.exec(&format!("CREATE USER '{user}'@'%' IDENTIFIED BY 'pw'"))
+        .await;
+    db.exec(&format!("GRANT ALL PRIVILEGES ON *.* TO '{user}'@'%'"))
+        .await;
     let url = my_base().replace("sluice:sluice", &format!("{user}:pw"));
     let name = unique("mycat");
     let mut daemon = Daemon::new(
         "",
         &[(
             "c.toml",
-            my_connector(&name, &name, &url, &[format!("{}.t", db.name)], server_id(), "[format]\nschemas = false"),
+            my_connector(
+                &name,
+                &name,
+                &url,
+                &[format!("{}.t", db.name)],
+                server_id(),
+                "[format]\nschemas = false",
+            ),
         )],
     );
     daemon.start();
     db.exec("INSERT INTO t VALUES (1, TRUE)").await;
     let topic = format!("{name}.{}.t", db.name);
-    assert_eq!(read_topic(&topic, 1, Duration::from_secs(60)).len(), 1, "logs:\n{}", daemon.logs());
+    assert_eq!(
+        read_topic(&topic, 1, Duration::from_secs(60)).len(),
+        1,
+        "logs:\n{}",
+        daemon.logs()
+    );
     // The server drops the connector's idle sessions (as wait_timeout would); the binlog
     // session (`Binlog Dump`) stays.
     let idle: Vec<u64> = db
@@ -110,11 +146,21 @@ async fn truncate_is_published_when_not_skipped() {
     let mut db = MyDb::new("mytrunc").await;
     db.exec("CREATE TABLE t (id INT PRIMARY KEY)").await;
     let name = unique("mytrunc");
-    let mut daemon = my_daemon(&name, &db, &["t"], "skipped_operations = []\n[format]\nschemas = false");
+    let mut daemon = my_daemon(
+        &name,
+        &db,
+        &["t"],
+        "skipped_operations = []\n[format]\nschemas = false",
+    );
     daemon.start();
     db.exec("INSERT INTO t VALUES (1), (2)").await;
     let topic = format!("{name}.{}.t", db.name);
-    assert_eq!(read_topic(&topic, 2, Duration::from_secs(60)).len(), 2, "logs:\n{}", daemon.logs());
+    assert_eq!(
+        read_topic(&topic, 2, Duration::from_secs(60)).len(),
+        2,
+        "logs:\n{}",
+        daemon.logs()
+    );
     db.exec("TRUNCATE TABLE t").await;
     let msgs = read_topic(&topic, 3, Duration::from_secs(60));
     assert_eq!(msgs.len(), 3, "logs:\n{}", daemon.logs());

@@ -22,14 +22,22 @@ fn shared_server_dir() -> std::path::PathBuf {
 
 fn start_shared_server() {
     let script = format!("{}/scripts/start-mariadb", env!("CARGO_MANIFEST_DIR"));
-    let out = std::process::Command::new("bash").arg(script).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = std::process::Command::new("bash")
+        .arg(script)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn rotation_and_server_restart_lose_nothing() {
     let mut db = MyDb::new("myoutage").await;
-    db.exec("CREATE TABLE events (id INT PRIMARY KEY, note VARCHAR(40))").await;
+    db.exec("CREATE TABLE events (id INT PRIMARY KEY, note VARCHAR(40))")
+        .await;
     let name = unique("myoutage");
     let mut daemon = my_daemon(&name, &db, &["events"], "[format]\nschemas = false");
     daemon.start();
@@ -47,7 +55,8 @@ async fn rotation_and_server_restart_lose_nothing() {
             let mut conn: Option<mysql_async::Conn> = None;
             while !stop.load(Ordering::Relaxed) {
                 if conn.is_none() {
-                    match mysql_async::Conn::new(mysql_async::Opts::from_url(&base).unwrap()).await {
+                    match mysql_async::Conn::new(mysql_async::Opts::from_url(&base).unwrap()).await
+                    {
                         Ok(mut c) => {
                             c.query_drop(format!("USE `{dbname}`")).await.unwrap();
                             conn = Some(c);
@@ -87,12 +96,22 @@ async fn rotation_and_server_restart_lose_nothing() {
     stop.store(true, Ordering::Relaxed);
     writer.await.unwrap();
     let total = written.load(Ordering::Relaxed);
-    assert!(before_restart > 100, "writer made only {before_restart} rows before the restart");
-    assert!(total > before_restart + 50, "writer made only {} rows after the restart", total - before_restart);
+    assert!(
+        before_restart > 100,
+        "writer made only {before_restart} rows before the restart"
+    );
+    assert!(
+        total > before_restart + 50,
+        "writer made only {} rows after the restart",
+        total - before_restart
+    );
 
     let mut db2 = my_connect(&my_base()).await;
     let rows: Vec<(i64, String)> = db2
-        .query(format!("SELECT id, note FROM `{}`.events ORDER BY id", db.name))
+        .query(format!(
+            "SELECT id, note FROM `{}`.events ORDER BY id",
+            db.name
+        ))
         .await
         .unwrap();
     let expected: BTreeMap<i64, Value> = rows
@@ -112,8 +131,14 @@ async fn rotation_and_server_restart_lose_nothing() {
         .filter_map(|m| m.value.as_ref())
         .filter_map(|v| v["source"]["file"].as_str().map(str::to_string))
         .collect();
-    assert!(files.len() >= 4, "records come from the rotated files: {files:?}");
+    assert!(
+        files.len() >= 4,
+        "records come from the rotated files: {files:?}"
+    );
     let logs = daemon.logs();
-    assert!(logs.contains("connector failed; retrying"), "the outage shows in the logs:\n{logs}");
+    assert!(
+        logs.contains("connector failed; retrying"),
+        "the outage shows in the logs:\n{logs}"
+    );
     assert!(daemon.stop().success());
 }

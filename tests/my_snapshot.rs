@@ -29,12 +29,16 @@ async fn table_state(db: &mut MyDb) -> BTreeMap<i64, Value> {
 }
 
 async fn fill(db: &mut MyDb, rows: i64) {
-    db.exec("CREATE TABLE items (id INT PRIMARY KEY, v INT NOT NULL, note VARCHAR(64))").await;
+    db.exec("CREATE TABLE items (id INT PRIMARY KEY, v INT NOT NULL, note VARCHAR(64))")
+        .await;
     let mut start = 1;
     while start <= rows {
         let end = (start + 4999).min(rows);
-        let values: Vec<String> = (start..=end).map(|i| format!("({i}, 0, 'row {i}')")).collect();
-        db.exec(&format!("INSERT INTO items VALUES {}", values.join(","))).await;
+        let values: Vec<String> = (start..=end)
+            .map(|i| format!("({i}, 0, 'row {i}')"))
+            .collect();
+        db.exec(&format!("INSERT INTO items VALUES {}", values.join(",")))
+            .await;
         start = end + 1;
     }
 }
@@ -83,16 +87,33 @@ async fn snapshot_with_concurrent_writes_replays_to_final_state() {
         .iter()
         .filter(|m| m.value.as_ref().is_some_and(|v| v["op"] == "r"))
         .collect();
-    assert!(snapshot_rows.len() >= 29_000, "snapshot rows: {}", snapshot_rows.len());
+    assert!(
+        snapshot_rows.len() >= 29_000,
+        "snapshot rows: {}",
+        snapshot_rows.len()
+    );
     let markers: Vec<&str> = snapshot_rows
         .iter()
-        .map(|m| m.value.as_ref().unwrap()["source"]["snapshot"].as_str().unwrap())
+        .map(|m| {
+            m.value.as_ref().unwrap()["source"]["snapshot"]
+                .as_str()
+                .unwrap()
+        })
         .collect();
     assert_eq!(markers[0], "first");
     assert_eq!(*markers.last().unwrap(), "last");
     assert!(markers[1..markers.len() - 1].iter().all(|m| *m == "true"));
-    assert_eq!(got.len(), expected.len(), "row count; logs:\n{}", daemon.logs());
-    assert!(got == expected, "replay differs from the table; logs:\n{}", daemon.logs());
+    assert_eq!(
+        got.len(),
+        expected.len(),
+        "row count; logs:\n{}",
+        daemon.logs()
+    );
+    assert!(
+        got == expected,
+        "replay differs from the table; logs:\n{}",
+        daemon.logs()
+    );
     let offset = daemon.offset(&name).expect("offset stored");
     assert_eq!(offset["position"]["kind"], "mysql");
     assert_eq!(offset["position"]["snapshot"], "done");
@@ -114,17 +135,31 @@ async fn kill_during_snapshot_restarts_it() {
         .offset(&name)
         .is_none_or(|o| o["position"]["snapshot"] != "in_progress")
     {
-        assert!(std::time::Instant::now() < deadline, "no snapshot started; logs:\n{}", daemon.logs());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no snapshot started; logs:\n{}",
+            daemon.logs()
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     tokio::time::sleep(Duration::from_millis(400)).await;
     daemon.kill9();
-    let offset = daemon.offset(&name).expect("the snapshot's position is stored first");
-    assert_eq!(offset["position"]["snapshot"], "in_progress", "killed mid-snapshot: {offset}");
-    db.exec("INSERT INTO items VALUES (150001, 7, 'after the kill')").await;
+    let offset = daemon
+        .offset(&name)
+        .expect("the snapshot's position is stored first");
+    assert_eq!(
+        offset["position"]["snapshot"], "in_progress",
+        "killed mid-snapshot: {offset}"
+    );
+    db.exec("INSERT INTO items VALUES (150001, 7, 'after the kill')")
+        .await;
     daemon.start();
     let expected = table_state(&mut db).await;
     let msgs = read_until_state(&topic, &expected, Duration::from_secs(180)).await;
-    assert!(replay(&msgs, "id") == expected, "replay differs; logs:\n{}", daemon.logs());
+    assert!(
+        replay(&msgs, "id") == expected,
+        "replay differs; logs:\n{}",
+        daemon.logs()
+    );
     assert!(daemon.stop().success());
 }

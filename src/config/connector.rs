@@ -294,7 +294,10 @@ impl ConnectorConfig {
                 };
                 self.validate_postgres(pg)?;
                 if self.mysql.is_some() {
-                    return Err(self.invalid("mysql", "belongs to `source = \"mysql\"` connectors; remove it"));
+                    return Err(self.invalid(
+                        "mysql",
+                        "belongs to `source = \"mysql\"` connectors; remove it",
+                    ));
                 }
             }
             SourceKind::Mysql => {
@@ -305,7 +308,10 @@ impl ConnectorConfig {
                     ));
                 };
                 if self.postgres.is_some() {
-                    return Err(self.invalid("postgres", "belongs to `source = \"postgres\"` connectors; remove it"));
+                    return Err(self.invalid(
+                        "postgres",
+                        "belongs to `source = \"postgres\"` connectors; remove it",
+                    ));
                 }
                 self.validate_mysql(my)?;
             }

@@ -11,8 +11,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 pub use connector::{
-    ConnectorConfig, FormatConfig, MysqlConfig, PostgresConfig, SnapshotConfig, SnapshotMode, SourceKind,
-    SubjectStrategy, ValueFormat,
+    ConnectorConfig, FormatConfig, MysqlConfig, PostgresConfig, SnapshotConfig, SnapshotMode,
+    SourceKind, SubjectStrategy, ValueFormat,
 };
 pub use daemon::{
     ApiConfig, DaemonConfig, LogConfig, LogFormat, OffsetsConfig, SinkConfig, SinkType,

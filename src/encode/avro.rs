@@ -732,7 +732,9 @@ mod tests {
 
     #[test]
     fn mysql_envelope_with_its_types_round_trips() {
-        use crate::event::{Column, ColumnKind, MysqlDetail, MysqlFlavor, SnapshotMarker, SourceMeta};
+        use crate::event::{
+            Column, ColumnKind, MysqlDetail, MysqlFlavor, SnapshotMarker, SourceMeta,
+        };
         use crate::position::{MyPosition, SnapshotState, SourcePosition};
         let col = |name: &str, kind: ColumnKind, nullable: bool| Column {
             name: name.into(),
@@ -747,7 +749,13 @@ mod tests {
             columns: vec![
                 col("id", ColumnKind::Int8, false),
                 col("y", ColumnKind::Year, true),
-                col("s", ColumnKind::EnumSet { allowed: vec!["a".into(), "b".into()] }, true),
+                col(
+                    "s",
+                    ColumnKind::EnumSet {
+                        allowed: vec!["a".into(), "b".into()],
+                    },
+                    true,
+                ),
                 col("g", ColumnKind::Geometry, true),
                 col("v", ColumnKind::Array(Box::new(ColumnKind::Float32)), true),
             ],
@@ -820,14 +828,32 @@ mod tests {
         let Avro::Record(fields) = decoded else {
             panic!("not a record")
         };
-        let Avro::Union(_, after) = &fields[1].1 else { panic!("{:?}", fields[1]) };
-        let Avro::Record(after) = after.as_ref() else { panic!("{after:?}") };
+        let Avro::Union(_, after) = &fields[1].1 else {
+            panic!("{:?}", fields[1])
+        };
+        let Avro::Record(after) = after.as_ref() else {
+            panic!("{after:?}")
+        };
         assert_eq!(after[0], ("id".into(), Avro::Int(-3)));
-        assert_eq!(after[2].1, Avro::Union(1, Box::new(Avro::String("a,b".into()))));
-        let Avro::Record(source) = &fields[2].1 else { panic!("{:?}", fields[2]) };
-        let get = |n: &str| source.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone()).unwrap();
+        assert_eq!(
+            after[2].1,
+            Avro::Union(1, Box::new(Avro::String("a,b".into())))
+        );
+        let Avro::Record(source) = &fields[2].1 else {
+            panic!("{:?}", fields[2])
+        };
+        let get = |n: &str| {
+            source
+                .iter()
+                .find(|(k, _)| k == n)
+                .map(|(_, v)| v.clone())
+                .unwrap()
+        };
         assert_eq!(get("connector"), Avro::String("mariadb".into()));
-        assert_eq!(get("gtid"), Avro::Union(1, Box::new(Avro::String("0-1-9".into()))));
+        assert_eq!(
+            get("gtid"),
+            Avro::Union(1, Box::new(Avro::String("0-1-9".into())))
+        );
         assert_eq!(get("file"), Avro::String("mariadb-bin.000001".into()));
         assert_eq!(get("pos"), Avro::Long(400));
         assert_eq!(get("server_id"), Avro::Long(1));

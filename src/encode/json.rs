@@ -8,7 +8,9 @@ use base64::Engine as _;
 
 use super::schema;
 use super::{topic_segment, Record};
-use crate::event::{MysqlDetail, ChangeEvent, ColumnKind, Op, SourceDetail, TableId, TableSchema, Value};
+use crate::event::{
+    ChangeEvent, ColumnKind, MysqlDetail, Op, SourceDetail, TableId, TableSchema, Value,
+};
 
 /// Debezium's placeholder for a value the database did not send (unchanged TOAST).
 pub(crate) const UNAVAILABLE_VALUE: &str = "__debezium_unavailable_value";

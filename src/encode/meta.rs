@@ -155,7 +155,11 @@ pub fn schema_change(prefix: &str, with_schema: bool, change: &SchemaChange) -> 
     });
     Record {
         topic: Arc::from(prefix),
-        key: Some(wrap(with_schema, key_schema, json!({"databaseName": &change.database}))),
+        key: Some(wrap(
+            with_schema,
+            key_schema,
+            json!({"databaseName": &change.database}),
+        )),
         value: Some(wrap(with_schema, value_schema, payload)),
         headers: Vec::new(),
     }

@@ -94,10 +94,7 @@ fn kind_schema(kind: &ColumnKind, optional: bool) -> Map<String, Json> {
             m.insert("optional".into(), json!(optional));
             m.insert("name".into(), json!("io.debezium.data.geometry.Geometry"));
             m.insert("version".into(), json!(1));
-            m.insert(
-                "doc".into(),
-                json!("Geometry"),
-            );
+            m.insert("doc".into(), json!("Geometry"));
             return m;
         }
         ColumnKind::Array(elem) => {

@@ -593,7 +593,10 @@ pub async fn wait_slot_and_offset(
 /// Checks per-key order after crashes: per key, the values of column `v` with repeats removed
 /// run without a gap up to the key's final value (a change is never skipped or reordered;
 /// redeliveries only repeat what came before). Returns how many records were redeliveries.
-pub fn check_per_key_order(msgs: &[Msg], expected: &std::collections::BTreeMap<i64, Value>) -> usize {
+pub fn check_per_key_order(
+    msgs: &[Msg],
+    expected: &std::collections::BTreeMap<i64, Value>,
+) -> usize {
     let mut per_key: std::collections::BTreeMap<i64, Vec<i64>> = std::collections::BTreeMap::new();
     for m in msgs {
         let Some(p) = m.value.as_ref() else { continue };
@@ -617,7 +620,11 @@ pub fn check_per_key_order(msgs: &[Msg], expected: &std::collections::BTreeMap<i
             }
         }
         for w in firsts.windows(2) {
-            assert_eq!(w[1], w[0] + 1, "key {id}: values {values:?} skip or reorder a change");
+            assert_eq!(
+                w[1],
+                w[0] + 1,
+                "key {id}: values {values:?} skip or reorder a change"
+            );
         }
         let final_v = expected[id]["v"].as_i64().unwrap();
         assert_eq!(*firsts.last().unwrap(), final_v, "key {id}: {values:?}");

@@ -83,4 +83,3 @@ pub fn expected(id: i64) -> Value {
         "n": null
     })
 }
-

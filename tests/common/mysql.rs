@@ -25,7 +25,9 @@ pub fn server_id() -> u32 {
 pub async fn my_connect(url: &str) -> Conn {
     Conn::new(Opts::from_url(url).unwrap())
         .await
-        .unwrap_or_else(|e| panic!("cannot connect to MariaDB at {url} (is scripts/start-mariadb running?): {e}"))
+        .unwrap_or_else(|e| {
+            panic!("cannot connect to MariaDB at {url} (is scripts/start-mariadb running?): {e}")
+        })
 }
 
 /// A fresh database for one test.
@@ -66,7 +68,10 @@ impl MyDb {
     }
 
     pub async fn rows(&mut self, sql: &str) -> Vec<Row> {
-        self.conn.query(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"))
+        self.conn
+            .query(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
     }
 
     /// A second connection to the same database.
@@ -78,7 +83,14 @@ impl MyDb {
 }
 
 /// A MySQL connector file.
-pub fn my_connector(name: &str, prefix: &str, base: &str, tables: &[String], server_id: u32, extra: &str) -> String {
+pub fn my_connector(
+    name: &str,
+    prefix: &str,
+    base: &str,
+    tables: &[String],
+    server_id: u32,
+    extra: &str,
+) -> String {
     let tables: Vec<String> = tables.iter().map(|t| format!("\"{t}\"")).collect();
     format!(
         "name = \"{name}\"\nsource = \"mysql\"\ntopic_prefix = \"{prefix}\"\n{extra}\n[mysql]\nurl = \"{base}\"\nserver_id = {server_id}\ntables = [{}]\n",
@@ -91,7 +103,10 @@ pub fn my_daemon(name: &str, db: &MyDb, tables: &[&str], extra: &str) -> Daemon 
     let tables: Vec<String> = tables.iter().map(|t| format!("{}.{t}", db.name)).collect();
     Daemon::new(
         "",
-        &[("c.toml", my_connector(name, name, &db.base, &tables, server_id(), extra))],
+        &[(
+            "c.toml",
+            my_connector(name, name, &db.base, &tables, server_id(), extra),
+        )],
     )
 }
 
@@ -146,7 +161,9 @@ impl Drop for ExtraServer {
 
 /// Stops the MariaDB server whose state folder is `dir` and waits until it is gone.
 pub fn stop_server(dir: &std::path::Path) {
-    let Ok(pid) = std::fs::read_to_string(dir.join("mariadb.pid")) else { return };
+    let Ok(pid) = std::fs::read_to_string(dir.join("mariadb.pid")) else {
+        return;
+    };
     let pid = pid.trim().to_string();
     let _ = std::process::Command::new("kill").arg(&pid).status();
     for _ in 0..600 {

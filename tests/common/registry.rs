@@ -311,4 +311,3 @@ pub async fn raw(topic: &str, n: usize) -> Vec<super::RawMsg> {
         .await
         .unwrap()
 }
-

@@ -359,7 +359,9 @@ impl FormatDescription {
 
     /// Post-header length of a type, if the FDE lists it.
     pub fn post_header_len(&self, code: u8) -> Option<u8> {
-        self.post_header_lens.get(usize::from(code).checked_sub(1)?).copied()
+        self.post_header_lens
+            .get(usize::from(code).checked_sub(1)?)
+            .copied()
     }
 
     /// Table-id width of table-map and rows events (6, or 4 for very old servers).
@@ -756,7 +758,10 @@ fn parse_tagged_gtid(r: &mut Reader<'_>) -> Res<MysqlGtid> {
             other => {
                 // Fields after the last non-ignorable one may be skipped, but without their
                 // length the rest cannot be found: stop here, the GTID is complete.
-                tracing::debug!(field = other, "unknown tagged GTID field; ignoring the rest");
+                tracing::debug!(
+                    field = other,
+                    "unknown tagged GTID field; ignoring the rest"
+                );
                 break;
             }
         }
@@ -803,7 +808,11 @@ fn parse_payload<'a>(r: &mut Reader<'a>) -> Res<EventBody<'a>> {
 }
 
 /// Uncompresses a transaction payload into a run of events (headers included, no checksums).
-pub fn uncompress_payload(compression: u64, uncompressed_size: u64, payload: &[u8]) -> Res<Vec<u8>> {
+pub fn uncompress_payload(
+    compression: u64,
+    uncompressed_size: u64,
+    payload: &[u8],
+) -> Res<Vec<u8>> {
     match compression {
         255 => Ok(payload.to_vec()),
         0 => {
@@ -819,7 +828,9 @@ pub fn uncompress_payload(compression: u64, uncompressed_size: u64, payload: &[u
                 .map_err(|e| Malformed(format!("zstd payload does not uncompress: {e}")))?;
             Ok(out)
         }
-        other => Err(Malformed(format!("payload compression type {other} is unknown"))),
+        other => Err(Malformed(format!(
+            "payload compression type {other} is unknown"
+        ))),
     }
 }
 
@@ -877,8 +888,10 @@ impl<'a> BinlogFile<'a> {
     /// Opens a binlog file's bytes.
     pub fn new(name: &str, data: &'a [u8]) -> Result<Self, BinlogError> {
         if data.len() < 4 || data[..4] != MAGIC {
-            return Err(Malformed("not a binlog file: the magic bytes \\xfebin are missing".into())
-                .at(0, name, 0));
+            return Err(Malformed(
+                "not a binlog file: the magic bytes \\xfebin are missing".into(),
+            )
+            .at(0, name, 0));
         }
         Ok(BinlogFile {
             name: name.to_string(),
@@ -913,28 +926,32 @@ impl<'a> BinlogFile<'a> {
         let whole = &rest[..size];
         let is_fde = code == event_type::FORMAT_DESCRIPTION;
         let fde = if is_fde {
-            FormatDescription::parse(&whole[HEADER_LEN..]).map_err(|e| e.at(code, &self.name, pos))?
+            FormatDescription::parse(&whole[HEADER_LEN..])
+                .map_err(|e| e.at(code, &self.name, pos))?
         } else {
             self.fde.clone()
         };
-        let body = if fde.checksum {
-            if size < HEADER_LEN + 4 {
-                return Err(Malformed("event too short for its checksum".into()).at(code, &self.name, pos));
-            }
-            let (data, sum) = whole.split_at(size - 4);
-            let mut data = data.to_vec();
-            // The in-use flag of the first FDE is cleared when the checksum is computed.
-            if is_fde {
-                data[17] &= !0x01;
-            }
-            let want = u32::from_le_bytes(sum.try_into().expect("4 bytes"));
-            if crc32(&data) != want {
-                return Err(Malformed("checksum mismatch (corrupt event)".into()).at(code, &self.name, pos));
-            }
-            &whole[HEADER_LEN..size - 4]
-        } else {
-            &whole[HEADER_LEN..]
-        };
+        let body =
+            if fde.checksum {
+                if size < HEADER_LEN + 4 {
+                    return Err(Malformed("event too short for its checksum".into())
+                        .at(code, &self.name, pos));
+                }
+                let (data, sum) = whole.split_at(size - 4);
+                let mut data = data.to_vec();
+                // The in-use flag of the first FDE is cleared when the checksum is computed.
+                if is_fde {
+                    data[17] &= !0x01;
+                }
+                let want = u32::from_le_bytes(sum.try_into().expect("4 bytes"));
+                if crc32(&data) != want {
+                    return Err(Malformed("checksum mismatch (corrupt event)".into())
+                        .at(code, &self.name, pos));
+                }
+                &whole[HEADER_LEN..size - 4]
+            } else {
+                &whole[HEADER_LEN..]
+            };
         self.offset += size;
         if is_fde {
             self.fde = fde;

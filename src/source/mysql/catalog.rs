@@ -262,8 +262,8 @@ pub async fn describe(conn: &mut Conn, t: &TableId) -> Result<TableMap, MyError>
                 let bits = precision.clamp(1, 64) as u16;
                 (col::BIT, ((bits % 8) << 8) | (bits / 8), None, None)
             }
-            "geometry" | "point" | "linestring" | "polygon" | "multipoint"
-            | "multilinestring" | "multipolygon" | "geometrycollection" | "geomcollection" => {
+            "geometry" | "point" | "linestring" | "polygon" | "multipoint" | "multilinestring"
+            | "multipolygon" | "geometrycollection" | "geomcollection" => {
                 (col::GEOMETRY, 4, None, None)
             }
             "vector" => (col::VECTOR, 4, None, None),
@@ -295,7 +295,11 @@ pub async fn describe(conn: &mut Conn, t: &TableId) -> Result<TableMap, MyError>
     let primary_key = key_rows
         .iter()
         .filter_map(|r| text(r, 0))
-        .filter_map(|k| columns.iter().position(|c| c.name.as_deref() == Some(k.as_str())))
+        .filter_map(|k| {
+            columns
+                .iter()
+                .position(|c| c.name.as_deref() == Some(k.as_str()))
+        })
         .collect();
     Ok(TableMap {
         table_id: 0,

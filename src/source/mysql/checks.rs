@@ -38,7 +38,11 @@ pub async fn server_problems(
     }
     let expect = [
         ("binlog_format", "ROW", "SET GLOBAL binlog_format = 'ROW'"),
-        ("binlog_row_image", "FULL", "SET GLOBAL binlog_row_image = 'FULL'"),
+        (
+            "binlog_row_image",
+            "FULL",
+            "SET GLOBAL binlog_row_image = 'FULL'",
+        ),
         (
             "binlog_row_metadata",
             "FULL",

@@ -76,8 +76,12 @@ pub fn read_file(name: &str, data: &[u8]) -> Result<FileContents, BinlogError> {
                     ))
                     .at(code, file.name(), ev.pos)
                 })?;
-                let columns: Vec<String> =
-                    decoder.schema.columns.iter().map(|c| c.name.clone()).collect();
+                let columns: Vec<String> = decoder
+                    .schema
+                    .columns
+                    .iter()
+                    .map(|c| c.name.clone())
+                    .collect();
                 decoder
                     .rows(&rows, |change| {
                         out.rows.push(FileRow {

@@ -36,7 +36,10 @@ pub fn to_text(b: &[u8]) -> Res<String> {
 
 fn need(b: &[u8], n: usize, what: &str) -> Res<()> {
     if b.len() < n {
-        return Err(Malformed(format!("JSON {what}: needs {n} bytes, {} left", b.len())));
+        return Err(Malformed(format!(
+            "JSON {what}: needs {n} bytes, {} left",
+            b.len()
+        )));
     }
     Ok(())
 }
@@ -102,7 +105,9 @@ fn write_value(out: &mut String, t: u8, b: &[u8], depth: usize) -> Res<()> {
             let data = r.take(len, "JSON opaque value")?;
             write_opaque(out, ty, data)
         }
-        other => Err(Malformed(format!("JSON value type 0x{other:02x} is unknown"))),
+        other => Err(Malformed(format!(
+            "JSON value type 0x{other:02x} is unknown"
+        ))),
     }
 }
 
@@ -156,7 +161,11 @@ fn write_container(out: &mut String, b: &[u8], large: bool, object: bool, depth:
     let key_entry = w + 2;
     let value_entry = 1 + w;
     let keys_len = if object { count * key_entry } else { 0 };
-    need(b, header + keys_len + count * value_entry, "container entries")?;
+    need(
+        b,
+        header + keys_len + count * value_entry,
+        "container entries",
+    )?;
     out.push(if object { '{' } else { '[' });
     for i in 0..count {
         if i > 0 {
@@ -178,7 +187,9 @@ fn write_container(out: &mut String, b: &[u8], large: bool, object: bool, depth:
         } else {
             let off = uint(b, e + 1, w, "value offset")?;
             if off >= b.len() {
-                return Err(Malformed(format!("JSON value offset {off} outside its container")));
+                return Err(Malformed(format!(
+                    "JSON value offset {off} outside its container"
+                )));
             }
             write_value(out, t, &b[off..], depth + 1)?;
         }
@@ -194,7 +205,9 @@ fn write_opaque(out: &mut String, ty: u8, data: &[u8]) -> Res<()> {
             let precision = r.u8("JSON decimal precision")?;
             let scale = r.u8("JSON decimal scale")?;
             if precision == 0 || scale > precision || precision > 65 {
-                return Err(Malformed(format!("JSON decimal({precision},{scale}) is invalid")));
+                return Err(Malformed(format!(
+                    "JSON decimal({precision},{scale}) is invalid"
+                )));
             }
             let d = super::table_map::read_decimal(&mut r, precision, scale)?;
             out.push_str(&decimal_text(&d));
@@ -268,14 +281,24 @@ fn push_packed_temporal(out: &mut String, ty: u8, packed: i64) {
     let frac = a % (1 << 24);
     if ty == col::TIME {
         let (h, m, s) = ((int >> 12) % (1 << 10), (int >> 6) % 64, int % 64);
-        let _ = write!(out, "{}{h:02}:{m:02}:{s:02}", if negative { "-" } else { "" });
+        let _ = write!(
+            out,
+            "{}{h:02}:{m:02}:{s:02}",
+            if negative { "-" } else { "" }
+        );
     } else {
         let ymd = int >> 17;
         let ym = ymd >> 5;
         let hms = int % (1 << 17);
         let _ = write!(out, "{:04}-{:02}-{:02}", ym / 13, ym % 13, ymd % 32);
         if ty != col::DATE {
-            let _ = write!(out, " {:02}:{:02}:{:02}", hms >> 12, (hms >> 6) % 64, hms % 64);
+            let _ = write!(
+                out,
+                " {:02}:{:02}:{:02}",
+                hms >> 12,
+                (hms >> 6) % 64,
+                hms % 64
+            );
         }
     }
     if frac != 0 && ty != col::DATE {
@@ -340,8 +363,9 @@ fn parse_path(path: &str) -> Res<Vec<PathStep>> {
                         i += 1;
                     }
                     let quoted = &rest[start..=i.min(b.len() - 1)];
-                    let key: String = serde_json::from_str(quoted)
-                        .map_err(|_| Malformed(format!("JSON path key {quoted} is not a string")))?;
+                    let key: String = serde_json::from_str(quoted).map_err(|_| {
+                        Malformed(format!("JSON path key {quoted} is not a string"))
+                    })?;
                     steps.push(PathStep::Key(key));
                     i += 1;
                 } else {
@@ -387,9 +411,9 @@ fn apply_one(
             (PathStep::Key(k), serde_json::Value::Object(m)) => m
                 .get_mut(k)
                 .ok_or_else(|| Malformed(format!("no member {k}")))?,
-            (PathStep::Index(i), serde_json::Value::Array(a)) => {
-                a.get_mut(*i).ok_or_else(|| Malformed(format!("no element {i}")))?
-            }
+            (PathStep::Index(i), serde_json::Value::Array(a)) => a
+                .get_mut(*i)
+                .ok_or_else(|| Malformed(format!("no element {i}")))?,
             _ => return Err(Malformed("path does not match the document".into())),
         };
     }

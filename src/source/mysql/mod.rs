@@ -138,9 +138,10 @@ impl ConnInfo {
         })?
         .map_err(|e| {
             let (reason, transient) = match &e {
-                mysql_async::Error::Server(s) => {
-                    (format!("{} (error {})", s.message, s.code), !definite_code(s.code))
-                }
+                mysql_async::Error::Server(s) => (
+                    format!("{} (error {})", s.message, s.code),
+                    !definite_code(s.code),
+                ),
                 other => (other.to_string(), true),
             };
             MyError::Connect {

@@ -42,9 +42,8 @@ impl Snapshot<'_> {
         for t in &tables {
             let map = catalog::describe(&mut conn, t).await?;
             let hints = catalog::hints(&mut conn, t, self.server.flavor).await?;
-            let decoder = RowDecoder::new(&map, &hints).map_err(|e| {
-                MyError::Setup(format!("cannot capture table {t}: {}", e.0))
-            })?;
+            let decoder = RowDecoder::new(&map, &hints)
+                .map_err(|e| MyError::Setup(format!("cannot capture table {t}: {}", e.0)))?;
             let estimate = catalog::row_estimate(&mut conn, t).await;
             shapes.push((decoder, estimate));
         }
@@ -106,8 +105,10 @@ impl Snapshot<'_> {
             snapshot: SnapshotState::InProgress,
         };
         // Stored before any row: a restart knows a snapshot was under way.
-        self.offsets
-            .reset(&self.connector.name, &SourcePosition::Mysql(in_progress.clone()))?;
+        self.offsets.reset(
+            &self.connector.name,
+            &SourcePosition::Mysql(in_progress.clone()),
+        )?;
         tracing::info!(tables = tables.len(), file = %file, pos, "snapshot started");
         ctx.observer
             .set_state(crate::runtime::ConnectorState::Snapshotting);

@@ -10,11 +10,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use futures_util::{FutureExt, StreamExt};
-use mysql_async::BinlogStreamRequest;
 use mysql_async::prelude::Queryable;
+use mysql_async::BinlogStreamRequest;
 use mysql_async::Conn;
 
-use super::binlog::{self, decode_body, event_type, EventBody, EventHeader, FormatDescription, MariaGtid};
+use super::binlog::{
+    self, decode_body, event_type, EventBody, EventHeader, FormatDescription, MariaGtid,
+};
 use super::catalog;
 use super::table_map::{RowDecoder, TableMap};
 use super::{ConnInfo, MyError, ServerInfo};
@@ -158,13 +160,22 @@ impl GtidState {
         let mut s = GtidState::default();
         match flavor {
             MysqlFlavor::Mariadb => {
-                for part in text.unwrap_or_default().split(',').filter(|p| !p.is_empty()) {
+                for part in text
+                    .unwrap_or_default()
+                    .split(',')
+                    .filter(|p| !p.is_empty())
+                {
                     let mut it = part.trim().splitn(3, '-');
                     let (Some(d), Some(sv), Some(q)) = (it.next(), it.next(), it.next()) else {
                         continue;
                     };
-                    if let (Ok(domain), Ok(server_id), Ok(seq)) = (d.parse(), sv.parse(), q.parse()) {
-                        s.apply(MariaGtid { domain, server_id, seq });
+                    if let (Ok(domain), Ok(server_id), Ok(seq)) = (d.parse(), sv.parse(), q.parse())
+                    {
+                        s.apply(MariaGtid {
+                            domain,
+                            server_id,
+                            seq,
+                        });
                     }
                 }
             }
@@ -193,7 +204,8 @@ impl GtidState {
     }
 
     fn apply_mysql(&mut self, g: &super::binlog::MysqlGtid) {
-        self.mysql.add(&binlog::format_uuid(&g.uuid), g.tag.as_deref(), g.gno);
+        self.mysql
+            .add(&binlog::format_uuid(&g.uuid), g.tag.as_deref(), g.gno);
     }
 }
 
@@ -260,7 +272,9 @@ impl<'a> Streamer<'a> {
     async fn open(&self) -> Result<mysql_async::BinlogStream, MyError> {
         let my = self.my();
         let mut conn: Conn = self.info.connect().await?;
-        let mut setup = vec![format!("SET @master_heartbeat_period = {SERVER_HEARTBEAT_NS}")];
+        let mut setup = vec![format!(
+            "SET @master_heartbeat_period = {SERVER_HEARTBEAT_NS}"
+        )];
         if self.server.flavor == MysqlFlavor::Mariadb {
             setup.push("SET @mariadb_slave_capability = 4".into());
             if let Some(state) = self.start.gtids.as_deref().filter(|s| valid_maria_state(s)) {
@@ -297,8 +311,14 @@ impl<'a> Streamer<'a> {
         let mut file: Arc<str> = self.start.file.clone();
         let mut gtids = GtidState::parse(flavor, self.start.gtids.as_deref());
         let mut resume = self.start.clone();
-        let mut skip_at = (self.start.events > 0 || self.start.rows > 0)
-            .then(|| (self.start.file.clone(), self.start.pos, self.start.events, self.start.rows));
+        let mut skip_at = (self.start.events > 0 || self.start.rows > 0).then(|| {
+            (
+                self.start.file.clone(),
+                self.start.pos,
+                self.start.events,
+                self.start.rows,
+            )
+        });
         let mut pending_gtid: Option<(Arc<str>, Option<MariaGtid>, u64, bool)> = None;
         let mut pending_mysql_gtid: Option<super::binlog::MysqlGtid> = None;
         let mut tx: Option<Tx> = None;
@@ -352,11 +372,7 @@ impl<'a> Streamer<'a> {
             let event = match next {
                 Some(Ok(e)) => e,
                 Some(Err(e)) => return Err(stream_error(e)),
-                None => {
-                    return Err(MyError::Stream(
-                        "the server ended the binlog stream".into(),
-                    ))
-                }
+                None => return Err(MyError::Stream("the server ended the binlog stream".into())),
             };
             let h = event.header();
             let header = EventHeader {
@@ -384,7 +400,10 @@ impl<'a> Streamer<'a> {
             let ts_us = i64::from(header.timestamp) * 1_000_000;
             match decoded {
                 EventBody::FormatDescription(f) => fde = f,
-                EventBody::Rotate { position, file: name } => {
+                EventBody::Rotate {
+                    position,
+                    file: name,
+                } => {
                     file = Arc::from(name.as_str());
                     last_end = position;
                     if tx.is_none() && header.flags & binlog::LOG_EVENT_ARTIFICIAL_F == 0 {
@@ -396,26 +415,50 @@ impl<'a> Streamer<'a> {
                             rows: 0,
                             snapshot: SnapshotState::Done,
                         };
-                        if !ctx.send(SourceItem::Checkpoint(SourcePosition::Mysql(resume.clone()))).await {
+                        if !ctx
+                            .send(SourceItem::Checkpoint(SourcePosition::Mysql(
+                                resume.clone(),
+                            )))
+                            .await
+                        {
                             return Ok(SourceExit::Shutdown);
                         }
                     }
                     continue;
                 }
                 EventBody::MariaGtid { gtid, standalone } => {
-                    pending_gtid = Some((Arc::from(gtid.to_string().as_str()), Some(gtid), start_pos, standalone));
+                    pending_gtid = Some((
+                        Arc::from(gtid.to_string().as_str()),
+                        Some(gtid),
+                        start_pos,
+                        standalone,
+                    ));
                     if !standalone {
-                        tx = Some(self.begin_tx(&file, start_pos, pending_gtid.as_ref().map(|p| p.0.clone()), ts_us, None, &mut skip_at));
+                        tx = Some(self.begin_tx(
+                            &file,
+                            start_pos,
+                            pending_gtid.as_ref().map(|p| p.0.clone()),
+                            ts_us,
+                            None,
+                            &mut skip_at,
+                        ));
                     }
                 }
                 EventBody::MysqlGtid(g) => {
                     let text = g.as_ref().map(|g| Arc::from(g.to_string().as_str()));
                     pending_mysql_gtid = g;
-                    pending_gtid = Some((text.unwrap_or_else(|| Arc::from("")), None, start_pos, false));
+                    pending_gtid = Some((
+                        text.unwrap_or_else(|| Arc::from("")),
+                        None,
+                        start_pos,
+                        false,
+                    ));
                 }
                 EventBody::Query { thread_id, db, sql } => {
                     let trimmed = sql.trim();
-                    if trimmed.eq_ignore_ascii_case("BEGIN") || trimmed.eq_ignore_ascii_case("XA START") {
+                    if trimmed.eq_ignore_ascii_case("BEGIN")
+                        || trimmed.eq_ignore_ascii_case("XA START")
+                    {
                         match tx.as_mut() {
                             Some(t) => t.thread = Some(thread_id),
                             None => {
@@ -424,20 +467,43 @@ impl<'a> Streamer<'a> {
                                     Some((_, _, p, _)) => (None, p),
                                     None => (None, start_pos),
                                 };
-                                tx = Some(self.begin_tx(&file, pos, gtid, ts_us, Some(thread_id), &mut skip_at));
+                                tx = Some(self.begin_tx(
+                                    &file,
+                                    pos,
+                                    gtid,
+                                    ts_us,
+                                    Some(thread_id),
+                                    &mut skip_at,
+                                ));
                             }
                         }
-                    } else if trimmed.eq_ignore_ascii_case("COMMIT") || trimmed.eq_ignore_ascii_case("ROLLBACK") {
+                    } else if trimmed.eq_ignore_ascii_case("COMMIT")
+                        || trimmed.eq_ignore_ascii_case("ROLLBACK")
+                    {
                         if let Some(g) = pending_mysql_gtid.take() {
                             gtids.apply_mysql(&g);
                         }
-                        if !self.commit(ctx, &mut tx, &mut pending_gtid, &mut gtids, &file, end, &mut resume).await {
+                        if !self
+                            .commit(
+                                ctx,
+                                &mut tx,
+                                &mut pending_gtid,
+                                &mut gtids,
+                                &file,
+                                end,
+                                &mut resume,
+                            )
+                            .await
+                        {
                             return Ok(SourceExit::Shutdown);
                         }
                     } else if is_ddl(trimmed) {
                         let in_explicit_tx = tx.is_some();
                         if let Some(database) = ddl_concerns(my, &db, trimmed) {
-                            let gtid = pending_gtid.as_ref().map(|p| p.0.clone()).filter(|g| !g.is_empty());
+                            let gtid = pending_gtid
+                                .as_ref()
+                                .map(|p| p.0.clone())
+                                .filter(|g| !g.is_empty());
                             if let Some((_, Some(g), _, _)) = &pending_gtid {
                                 gtids.apply(*g);
                             }
@@ -445,7 +511,7 @@ impl<'a> Streamer<'a> {
                                 gtids.apply_mysql(&g);
                             }
                             let after = MyPosition {
-                                    file: file.clone(),
+                                file: file.clone(),
                                 pos: end,
                                 gtids: gtids.text(),
                                 events: 0,
@@ -480,7 +546,9 @@ impl<'a> Streamer<'a> {
                                 .filter(|_| self.connector.publishes("t"));
                             let truncate = match truncated {
                                 Some(id) => {
-                                    let table = self.current_schema(&mut catalog_conn, &mut latest, &id).await?;
+                                    let table = self
+                                        .current_schema(&mut catalog_conn, &mut latest, &id)
+                                        .await?;
                                     Some(ChangeEvent {
                                         op: Op::Truncate,
                                         table: Some(table),
@@ -507,7 +575,17 @@ impl<'a> Streamer<'a> {
                             }
                         }
                         if !in_explicit_tx
-                            && !self.commit(ctx, &mut tx, &mut pending_gtid, &mut gtids, &file, end, &mut resume).await
+                            && !self
+                                .commit(
+                                    ctx,
+                                    &mut tx,
+                                    &mut pending_gtid,
+                                    &mut gtids,
+                                    &file,
+                                    end,
+                                    &mut resume,
+                                )
+                                .await
                         {
                             return Ok(SourceExit::Shutdown);
                         }
@@ -517,7 +595,18 @@ impl<'a> Streamer<'a> {
                     if let Some(g) = pending_mysql_gtid.take() {
                         gtids.apply_mysql(&g);
                     }
-                    if !self.commit(ctx, &mut tx, &mut pending_gtid, &mut gtids, &file, end, &mut resume).await {
+                    if !self
+                        .commit(
+                            ctx,
+                            &mut tx,
+                            &mut pending_gtid,
+                            &mut gtids,
+                            &file,
+                            end,
+                            &mut resume,
+                        )
+                        .await
+                    {
                         return Ok(SourceExit::Shutdown);
                     }
                 }
@@ -526,9 +615,18 @@ impl<'a> Streamer<'a> {
                     let table_id = binlog::le_uint(raw.get(..id_len).unwrap_or_default());
                     let same = maps.get(&table_id).is_some_and(|m| m.body == raw);
                     if !same {
-                        let map = TableMap::parse(raw, id_len).map_err(|e| e.at(code, &file, start_pos))?;
+                        let map = TableMap::parse(raw, id_len)
+                            .map_err(|e| e.at(code, &file, start_pos))?;
                         let decoder = if my.captures(&map.db, &map.table) {
-                            let d = self.decoder(&mut catalog_conn, &mut decoders, &map, raw, (code, &file, start_pos)).await?;
+                            let d = self
+                                .decoder(
+                                    &mut catalog_conn,
+                                    &mut decoders,
+                                    &map,
+                                    raw,
+                                    (code, &file, start_pos),
+                                )
+                                .await?;
                             latest.insert(d.schema.id.clone(), d.schema.clone());
                             Some(d)
                         } else {
@@ -537,7 +635,13 @@ impl<'a> Streamer<'a> {
                         if maps.len() >= MAX_TABLE_MAPS {
                             maps.clear();
                         }
-                        maps.insert(table_id, MapEntry { body: raw.to_vec(), decoder });
+                        maps.insert(
+                            table_id,
+                            MapEntry {
+                                body: raw.to_vec(),
+                                decoder,
+                            },
+                        );
                     }
                 }
                 EventBody::Rows(rows) => {
@@ -554,13 +658,24 @@ impl<'a> Streamer<'a> {
                     let ev_index = t.rows_events;
                     t.rows_events += 1;
                     let Some(entry) = maps.get(&rows.table_id) else {
-                        return Err(binlog::Malformed(format!("rows event for table id {} without a table map", rows.table_id)).at(code, &file, start_pos).into());
+                        return Err(binlog::Malformed(format!(
+                            "rows event for table id {} without a table map",
+                            rows.table_id
+                        ))
+                        .at(code, &file, start_pos)
+                        .into());
                     };
-                    let Some(decoder) = entry.decoder.clone() else { continue };
+                    let Some(decoder) = entry.decoder.clone() else {
+                        continue;
+                    };
                     if ev_index < t.skip_events {
                         continue;
                     }
-                    let skip_rows = if ev_index == t.skip_events { t.skip_rows } else { 0 };
+                    let skip_rows = if ev_index == t.skip_events {
+                        t.skip_rows
+                    } else {
+                        0
+                    };
                     let table = decoder.schema.clone();
                     let db = dbs
                         .entry(table.id.schema.clone())
@@ -580,44 +695,45 @@ impl<'a> Streamer<'a> {
                         thread: t.thread,
                         query: None,
                     });
-                    decoder.rows(&rows, |change| {
-                        let r = row_index;
-                        row_index += 1;
-                        if u64::from(r) < skip_rows {
-                            return;
-                        }
-                        let op = match (&change.before, &change.after) {
-                            (None, Some(_)) => Op::Create,
-                            (Some(_), Some(_)) => Op::Update,
-                            _ => Op::Delete,
-                        };
-                        out.push(ChangeEvent {
-                            op,
-                            table: Some(table.clone()),
-                            before: change.before,
-                            after: change.after,
-                            source: SourceMeta {
-                                ts_us,
-                                snapshot: SnapshotMarker::False,
-                                db: db.clone(),
-                                detail: SourceDetail::Mysql {
-                                    shared: shared.clone(),
-                                    row: r,
+                    decoder
+                        .rows(&rows, |change| {
+                            let r = row_index;
+                            row_index += 1;
+                            if u64::from(r) < skip_rows {
+                                return;
+                            }
+                            let op = match (&change.before, &change.after) {
+                                (None, Some(_)) => Op::Create,
+                                (Some(_), Some(_)) => Op::Update,
+                                _ => Op::Delete,
+                            };
+                            out.push(ChangeEvent {
+                                op,
+                                table: Some(table.clone()),
+                                before: change.before,
+                                after: change.after,
+                                source: SourceMeta {
+                                    ts_us,
+                                    snapshot: SnapshotMarker::False,
+                                    db: db.clone(),
+                                    detail: SourceDetail::Mysql {
+                                        shared: shared.clone(),
+                                        row: r,
+                                    },
                                 },
-                            },
-                            message: None,
-                            transaction: None,
-                            position: SourcePosition::Mysql(MyPosition {
-                                file: t_file.clone(),
-                                pos: t_pos,
-                                gtids: gtids_before.clone(),
-                                events: ev_index,
-                                rows: u64::from(r) + 1,
-                                snapshot: SnapshotState::Done,
-                            }),
-                        });
-                    })
-                    .unwrap_or_else(|e| decode_err = Some(e));
+                                message: None,
+                                transaction: None,
+                                position: SourcePosition::Mysql(MyPosition {
+                                    file: t_file.clone(),
+                                    pos: t_pos,
+                                    gtids: gtids_before.clone(),
+                                    events: ev_index,
+                                    rows: u64::from(r) + 1,
+                                    snapshot: SnapshotState::Done,
+                                }),
+                            });
+                        })
+                        .unwrap_or_else(|e| decode_err = Some(e));
                     if let Some(e) = decode_err {
                         return Err(e.at(code, &file, start_pos).into());
                     }
@@ -713,8 +829,10 @@ impl<'a> Streamer<'a> {
             rows: 0,
             snapshot: SnapshotState::Done,
         };
-        ctx.send(SourceItem::Checkpoint(SourcePosition::Mysql(resume.clone())))
-            .await
+        ctx.send(SourceItem::Checkpoint(SourcePosition::Mysql(
+            resume.clone(),
+        )))
+        .await
     }
 
     /// A captured table's current shape: the last table map seen, else the catalog's.
@@ -784,7 +902,11 @@ impl<'a> Streamer<'a> {
 
 /// The server's first event (an artificial ROTATE) comes before any format description, so
 /// the framing cannot know it ends with a checksum; drop one when the CRC says it is there.
-fn strip_unknown_checksum<'b>(header: &EventHeader, body: &'b [u8], fde: &FormatDescription) -> &'b [u8] {
+fn strip_unknown_checksum<'b>(
+    header: &EventHeader,
+    body: &'b [u8],
+    fde: &FormatDescription,
+) -> &'b [u8] {
     if header.type_code != event_type::ROTATE || !fde.server_version.is_empty() || body.len() < 12 {
         return body;
     }
@@ -826,7 +948,10 @@ fn truncated_table(sql: &str, default_db: &str) -> Option<TableId> {
         },
         None => (default_db.to_string(), unquote(name)),
     };
-    (!db.is_empty() && !table.is_empty()).then_some(TableId { schema: db, name: table })
+    (!db.is_empty() && !table.is_empty()).then_some(TableId {
+        schema: db,
+        name: table,
+    })
 }
 
 /// `domain-server-seq[,...]` with digits only (safe to put in a SET statement).
@@ -834,7 +959,10 @@ fn valid_maria_state(s: &str) -> bool {
     !s.is_empty()
         && s.split(',').all(|p| {
             let parts: Vec<&str> = p.split('-').collect();
-            parts.len() == 3 && parts.iter().all(|x| !x.is_empty() && x.bytes().all(|b| b.is_ascii_digit()))
+            parts.len() == 3
+                && parts
+                    .iter()
+                    .all(|x| !x.is_empty() && x.bytes().all(|b| b.is_ascii_digit()))
         })
 }
 
@@ -904,7 +1032,9 @@ mod tests {
         assert!(!is_ddl("BEGIN"));
         assert!(!is_ddl("SAVEPOINT a"));
         assert!(!is_ddl("CREATE USER 'u'@'%' IDENTIFIED BY PASSWORD '*abc'"));
-        assert!(!is_ddl("ALTER USER 'root'@'localhost' IDENTIFIED WITH 'x' AS 'y'"));
+        assert!(!is_ddl(
+            "ALTER USER 'root'@'localhost' IDENTIFIED WITH 'x' AS 'y'"
+        ));
         assert!(!is_ddl("CREATE OR REPLACE USER u"));
         assert!(is_ddl("CREATE TABLE user (id int)"));
         assert!(is_ddl("CREATE OR REPLACE TABLE t (id int)"));

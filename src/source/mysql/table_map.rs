@@ -121,7 +121,14 @@ fn is_numeric(t: u8) -> bool {
 fn is_character(t: u8) -> bool {
     matches!(
         t,
-        col::STRING | col::VAR_STRING | col::VARCHAR | col::BLOB | col::TINY_BLOB | col::MEDIUM_BLOB | col::LONG_BLOB | col::GEOMETRY
+        col::STRING
+            | col::VAR_STRING
+            | col::VARCHAR
+            | col::BLOB
+            | col::TINY_BLOB
+            | col::MEDIUM_BLOB
+            | col::LONG_BLOB
+            | col::GEOMETRY
     )
 }
 
@@ -156,9 +163,18 @@ impl TableMap {
         let mut columns = Vec::with_capacity(n);
         for &t in types {
             let meta: u16 = match t {
-                col::FLOAT | col::DOUBLE | col::BLOB | col::TINY_BLOB | col::MEDIUM_BLOB
-                | col::LONG_BLOB | col::GEOMETRY | col::JSON | col::VECTOR | col::TIMESTAMP2
-                | col::DATETIME2 | col::TIME2 => u16::from(m.u8("column metadata")?),
+                col::FLOAT
+                | col::DOUBLE
+                | col::BLOB
+                | col::TINY_BLOB
+                | col::MEDIUM_BLOB
+                | col::LONG_BLOB
+                | col::GEOMETRY
+                | col::JSON
+                | col::VECTOR
+                | col::TIMESTAMP2
+                | col::DATETIME2
+                | col::TIME2 => u16::from(m.u8("column metadata")?),
                 col::VARCHAR | col::VAR_STRING => m.u16("column metadata")?,
                 col::BIT | col::NEWDECIMAL | col::STRING | col::ENUM | col::SET => {
                     // Two bytes in this order: (bits|precision|real type, bytes|scale|length).
@@ -401,27 +417,68 @@ pub struct ColumnHint {
 /// How one column's value is read.
 #[derive(Debug, Clone, PartialEq)]
 enum Step {
-    Int { len: usize, unsigned: bool, boolean: bool },
+    Int {
+        len: usize,
+        unsigned: bool,
+        boolean: bool,
+    },
     Float,
     Double,
-    Decimal { precision: u8, scale: u8 },
+    Decimal {
+        precision: u8,
+        scale: u8,
+    },
     Year,
     Date,
     TimeOld,
-    Time2 { fsp: u8 },
-    DateTimeOld { millis: bool },
-    DateTime2 { fsp: u8, millis: bool },
+    Time2 {
+        fsp: u8,
+    },
+    DateTimeOld {
+        millis: bool,
+    },
+    DateTime2 {
+        fsp: u8,
+        millis: bool,
+    },
     TimestampOld,
-    Timestamp2 { fsp: u8 },
-    Varchar { len_bytes: usize, charset: Charset },
-    Char { len_bytes: usize, charset: Charset },
-    Enum { pack: usize, labels: Arc<[String]> },
-    Set { pack: usize, labels: Arc<[String]> },
-    Bit { bytes: usize, boolean: bool },
-    Blob { len_bytes: usize, charset: Charset, json_text: bool },
-    Json { len_bytes: usize },
-    Geometry { len_bytes: usize },
-    Vector { len_bytes: usize },
+    Timestamp2 {
+        fsp: u8,
+    },
+    Varchar {
+        len_bytes: usize,
+        charset: Charset,
+    },
+    Char {
+        len_bytes: usize,
+        charset: Charset,
+    },
+    Enum {
+        pack: usize,
+        labels: Arc<[String]>,
+    },
+    Set {
+        pack: usize,
+        labels: Arc<[String]>,
+    },
+    Bit {
+        bytes: usize,
+        boolean: bool,
+    },
+    Blob {
+        len_bytes: usize,
+        charset: Charset,
+        json_text: bool,
+    },
+    Json {
+        len_bytes: usize,
+    },
+    Geometry {
+        len_bytes: usize,
+    },
+    Vector {
+        len_bytes: usize,
+    },
     Null,
 }
 
@@ -563,7 +620,9 @@ impl RowDecoder {
         present: &[u8],
         partial: Option<(&[u8], &[Value])>,
     ) -> Res<Vec<Value>> {
-        let count = (0..self.steps.len()).filter(|i| lsb_bit(present, *i)).count();
+        let count = (0..self.steps.len())
+            .filter(|i| lsb_bit(present, *i))
+            .count();
         let nulls = r.take(count.div_ceil(8), "row null bitmap")?;
         let mut out = Vec::with_capacity(self.steps.len());
         let mut k = 0;
@@ -604,12 +663,22 @@ impl RowDecoder {
     /// Converts a value as the text protocol returns it (snapshot `SELECT`, session time zone
     /// UTC, utf8mb4 results) into the value a binlog row of the same column decodes to.
     pub fn parse_text(&self, column: usize, raw: Option<&[u8]>) -> Res<Value> {
-        let Some(raw) = raw else { return Ok(Value::Null) };
+        let Some(raw) = raw else {
+            return Ok(Value::Null);
+        };
         let Some(step) = self.steps.get(column) else {
-            return Err(Malformed(format!("result has more columns than the table's {}", self.steps.len())));
+            return Err(Malformed(format!(
+                "result has more columns than the table's {}",
+                self.steps.len()
+            )));
         };
         let txt = || String::from_utf8_lossy(raw);
-        let bad = |what: &str| Malformed(format!("cannot read {what} from {:?}", String::from_utf8_lossy(raw)));
+        let bad = |what: &str| {
+            Malformed(format!(
+                "cannot read {what} from {:?}",
+                String::from_utf8_lossy(raw)
+            ))
+        };
         Ok(match step {
             Step::Int { boolean, .. } => {
                 let t = txt();
@@ -708,7 +777,9 @@ fn decimal_from_text(t: &str, scale: u8) -> Option<Decimal> {
         None => (false, t),
     };
     let (int, frac) = body.split_once('.').unwrap_or((body, ""));
-    if !int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit()) || int.is_empty() && frac.is_empty() {
+    if !int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit())
+        || int.is_empty() && frac.is_empty()
+    {
         return None;
     }
     let mut digits: Vec<u8> = int.bytes().chain(frac.bytes()).collect();
@@ -774,22 +845,70 @@ fn plan_column(c: &MapColumn, hint: &ColumnHint) -> Res<(Step, ColumnKind)> {
     Ok(match c.real_type {
         col::TINY => {
             if hint.boolean {
-                (Step::Int { len: 1, unsigned: c.unsigned, boolean: true }, ColumnKind::Boolean)
+                (
+                    Step::Int {
+                        len: 1,
+                        unsigned: c.unsigned,
+                        boolean: true,
+                    },
+                    ColumnKind::Boolean,
+                )
             } else {
-                let kind = if c.unsigned { ColumnKind::Int16 } else { ColumnKind::Int8 };
-                (Step::Int { len: 1, unsigned: c.unsigned, boolean: false }, kind)
+                let kind = if c.unsigned {
+                    ColumnKind::Int16
+                } else {
+                    ColumnKind::Int8
+                };
+                (
+                    Step::Int {
+                        len: 1,
+                        unsigned: c.unsigned,
+                        boolean: false,
+                    },
+                    kind,
+                )
             }
         }
         col::SHORT => (
-            Step::Int { len: 2, unsigned: c.unsigned, boolean: false },
-            if c.unsigned { ColumnKind::Int32 } else { ColumnKind::Int16 },
+            Step::Int {
+                len: 2,
+                unsigned: c.unsigned,
+                boolean: false,
+            },
+            if c.unsigned {
+                ColumnKind::Int32
+            } else {
+                ColumnKind::Int16
+            },
         ),
-        col::INT24 => (Step::Int { len: 3, unsigned: c.unsigned, boolean: false }, ColumnKind::Int32),
+        col::INT24 => (
+            Step::Int {
+                len: 3,
+                unsigned: c.unsigned,
+                boolean: false,
+            },
+            ColumnKind::Int32,
+        ),
         col::LONG => (
-            Step::Int { len: 4, unsigned: c.unsigned, boolean: false },
-            if c.unsigned { ColumnKind::Int64 } else { ColumnKind::Int32 },
+            Step::Int {
+                len: 4,
+                unsigned: c.unsigned,
+                boolean: false,
+            },
+            if c.unsigned {
+                ColumnKind::Int64
+            } else {
+                ColumnKind::Int32
+            },
         ),
-        col::LONGLONG => (Step::Int { len: 8, unsigned: c.unsigned, boolean: false }, ColumnKind::Int64),
+        col::LONGLONG => (
+            Step::Int {
+                len: 8,
+                unsigned: c.unsigned,
+                boolean: false,
+            },
+            ColumnKind::Int64,
+        ),
         col::FLOAT => (Step::Float, ColumnKind::Float32),
         col::DOUBLE => (Step::Double, ColumnKind::Float64),
         col::NEWDECIMAL => {
@@ -801,28 +920,44 @@ fn plan_column(c: &MapColumn, hint: &ColumnHint) -> Res<(Step, ColumnKind)> {
             }
             (
                 Step::Decimal { precision, scale },
-                ColumnKind::Decimal { precision: Some(u32::from(precision)), scale: u32::from(scale) },
+                ColumnKind::Decimal {
+                    precision: Some(u32::from(precision)),
+                    scale: u32::from(scale),
+                },
             )
         }
         col::YEAR => (Step::Year, ColumnKind::Year),
         col::DATE | col::NEWDATE => (Step::Date, ColumnKind::Date),
         col::TIME => (Step::TimeOld, ColumnKind::TimeMicros),
         col::TIME2 => (Step::Time2 { fsp: fsp(meta)? }, ColumnKind::TimeMicros),
-        col::DATETIME => (Step::DateTimeOld { millis: true }, ColumnKind::TimestampMillis),
+        col::DATETIME => (
+            Step::DateTimeOld { millis: true },
+            ColumnKind::TimestampMillis,
+        ),
         col::DATETIME2 => {
             let f = fsp(meta)?;
             let millis = f <= 3;
             (
                 Step::DateTime2 { fsp: f, millis },
-                if millis { ColumnKind::TimestampMillis } else { ColumnKind::TimestampMicros },
+                if millis {
+                    ColumnKind::TimestampMillis
+                } else {
+                    ColumnKind::TimestampMicros
+                },
             )
         }
         col::TIMESTAMP => (Step::TimestampOld, ColumnKind::ZonedTimestamp),
-        col::TIMESTAMP2 => (Step::Timestamp2 { fsp: fsp(meta)? }, ColumnKind::ZonedTimestamp),
+        col::TIMESTAMP2 => (
+            Step::Timestamp2 { fsp: fsp(meta)? },
+            ColumnKind::ZonedTimestamp,
+        ),
         col::VARCHAR | col::VAR_STRING => {
             let len_bytes = if meta < 256 { 1 } else { 2 };
             let charset = charset.unwrap_or(Charset::Utf8);
-            (Step::Varchar { len_bytes, charset }, text_kind(charset, false))
+            (
+                Step::Varchar { len_bytes, charset },
+                text_kind(charset, false),
+            )
         }
         col::STRING => {
             let len_bytes = if meta > 255 { 2 } else { 1 };
@@ -833,25 +968,47 @@ fn plan_column(c: &MapColumn, hint: &ColumnHint) -> Res<(Step, ColumnKind)> {
             let labels: Arc<[String]> = c.labels.clone().unwrap_or_default().into();
             let pack = usize::from(meta & 0xff).clamp(1, 2);
             (
-                Step::Enum { pack, labels: labels.clone() },
-                ColumnKind::Enum { allowed: labels.to_vec() },
+                Step::Enum {
+                    pack,
+                    labels: labels.clone(),
+                },
+                ColumnKind::Enum {
+                    allowed: labels.to_vec(),
+                },
             )
         }
         col::SET => {
             let labels: Arc<[String]> = c.labels.clone().unwrap_or_default().into();
             let pack = usize::from(meta & 0xff).clamp(1, 8);
             (
-                Step::Set { pack, labels: labels.clone() },
-                ColumnKind::EnumSet { allowed: labels.to_vec() },
+                Step::Set {
+                    pack,
+                    labels: labels.clone(),
+                },
+                ColumnKind::EnumSet {
+                    allowed: labels.to_vec(),
+                },
             )
         }
         col::BIT => {
             let bits = u32::from(meta >> 8) + 8 * u32::from(meta & 0xff);
             let bytes = (bits as usize).div_ceil(8);
             if bits == 1 {
-                (Step::Bit { bytes, boolean: true }, ColumnKind::Boolean)
+                (
+                    Step::Bit {
+                        bytes,
+                        boolean: true,
+                    },
+                    ColumnKind::Boolean,
+                )
             } else {
-                (Step::Bit { bytes, boolean: false }, ColumnKind::Bits { length: bits })
+                (
+                    Step::Bit {
+                        bytes,
+                        boolean: false,
+                    },
+                    ColumnKind::Bits { length: bits },
+                )
             }
         }
         col::BLOB | col::TINY_BLOB | col::MEDIUM_BLOB | col::LONG_BLOB => {
@@ -859,15 +1016,41 @@ fn plan_column(c: &MapColumn, hint: &ColumnHint) -> Res<(Step, ColumnKind)> {
             // Without charset metadata a blob is taken as binary.
             let charset = charset.unwrap_or(Charset::Binary);
             if hint.json && charset != Charset::Binary {
-                (Step::Blob { len_bytes, charset, json_text: true }, ColumnKind::Json)
+                (
+                    Step::Blob {
+                        len_bytes,
+                        charset,
+                        json_text: true,
+                    },
+                    ColumnKind::Json,
+                )
             } else {
-                (Step::Blob { len_bytes, charset, json_text: false }, text_kind(charset, true))
+                (
+                    Step::Blob {
+                        len_bytes,
+                        charset,
+                        json_text: false,
+                    },
+                    text_kind(charset, true),
+                )
             }
         }
-        col::JSON => (Step::Json { len_bytes: blob_len(meta)? }, ColumnKind::Json),
-        col::GEOMETRY => (Step::Geometry { len_bytes: blob_len(meta)? }, ColumnKind::Geometry),
+        col::JSON => (
+            Step::Json {
+                len_bytes: blob_len(meta)?,
+            },
+            ColumnKind::Json,
+        ),
+        col::GEOMETRY => (
+            Step::Geometry {
+                len_bytes: blob_len(meta)?,
+            },
+            ColumnKind::Geometry,
+        ),
         col::VECTOR => (
-            Step::Vector { len_bytes: blob_len(meta)? },
+            Step::Vector {
+                len_bytes: blob_len(meta)?,
+            },
             ColumnKind::Array(Box::new(ColumnKind::Float32)),
         ),
         col::NULL => (Step::Null, ColumnKind::Text),
@@ -882,7 +1065,9 @@ fn plan_column(c: &MapColumn, hint: &ColumnHint) -> Res<(Step, ColumnKind)> {
 
 fn fsp(meta: u16) -> Res<u8> {
     if meta > 6 {
-        return Err(Malformed(format!("fractional-second precision {meta} above 6")));
+        return Err(Malformed(format!(
+            "fractional-second precision {meta} above 6"
+        )));
     }
     Ok(meta as u8)
 }
@@ -890,7 +1075,9 @@ fn fsp(meta: u16) -> Res<u8> {
 fn blob_len(meta: u16) -> Res<usize> {
     match meta {
         1..=4 => Ok(meta as usize),
-        _ => Err(Malformed(format!("blob length-prefix size {meta} is not 1 to 4"))),
+        _ => Err(Malformed(format!(
+            "blob length-prefix size {meta} is not 1 to 4"
+        ))),
     }
 }
 
@@ -967,7 +1154,15 @@ fn read_fraction(r: &mut Reader<'_>, fsp: u8) -> Res<i64> {
     })
 }
 
-fn datetime_micros(year: i64, month: u32, day: u32, h: i64, mi: i64, s: i64, frac: i64) -> Option<i64> {
+fn datetime_micros(
+    year: i64,
+    month: u32,
+    day: u32,
+    h: i64,
+    mi: i64,
+    s: i64,
+    frac: i64,
+) -> Option<i64> {
     if month == 0 || day == 0 || month > 12 || day > 31 {
         return None;
     }
@@ -978,7 +1173,11 @@ fn datetime_micros(year: i64, month: u32, day: u32, h: i64, mi: i64, s: i64, fra
 fn read_value(r: &mut Reader<'_>, step: &Step, column: usize) -> Res<Value> {
     let _ = column;
     Ok(match step {
-        Step::Int { len, unsigned, boolean } => {
+        Step::Int {
+            len,
+            unsigned,
+            boolean,
+        } => {
             let raw = le_uint(r.take(*len, "integer")?);
             let bits = 8 * *len as u32;
             let v = if *unsigned || bits == 64 {
@@ -1016,7 +1215,11 @@ fn read_value(r: &mut Reader<'_>, step: &Step, column: usize) -> Res<Value> {
         }
         Step::TimeOld => {
             let v = r.uint(3, "time")? as i64;
-            let v = if v & 0x80_0000 != 0 { v - 0x100_0000 } else { v };
+            let v = if v & 0x80_0000 != 0 {
+                v - 0x100_0000
+            } else {
+                v
+            };
             let sign = if v < 0 { -1 } else { 1 };
             let a = v.abs();
             Value::Int(sign * ((a / 10000 * 3600 + a / 100 % 100 * 60 + a % 100) * 1_000_000))
@@ -1025,7 +1228,15 @@ fn read_value(r: &mut Reader<'_>, step: &Step, column: usize) -> Res<Value> {
         Step::DateTimeOld { millis } => {
             let v = r.u64("datetime")? as i64;
             let (date, time) = (v / 1_000_000, v % 1_000_000);
-            match datetime_micros(date / 10000, (date / 100 % 100) as u32, (date % 100) as u32, time / 10000, time / 100 % 100, time % 100, 0) {
+            match datetime_micros(
+                date / 10000,
+                (date / 100 % 100) as u32,
+                (date % 100) as u32,
+                time / 10000,
+                time / 100 % 100,
+                time % 100,
+                0,
+            ) {
                 Some(us) => Value::Int(if *millis { us.div_euclid(1000) } else { us }),
                 None => Value::Null,
             }
@@ -1036,7 +1247,15 @@ fn read_value(r: &mut Reader<'_>, step: &Step, column: usize) -> Res<Value> {
             let ymd = packed >> 17;
             let ym = ymd >> 5;
             let hms = packed % (1 << 17);
-            match datetime_micros(ym / 13, (ym % 13) as u32, (ymd % 32) as u32, hms >> 12, (hms >> 6) % 64, hms % 64, frac) {
+            match datetime_micros(
+                ym / 13,
+                (ym % 13) as u32,
+                (ymd % 32) as u32,
+                hms >> 12,
+                (hms >> 6) % 64,
+                hms % 64,
+                frac,
+            ) {
                 Some(us) => Value::Int(if *millis { us.div_euclid(1000) } else { us }),
                 None => Value::Null,
             }
@@ -1070,7 +1289,12 @@ fn read_value(r: &mut Reader<'_>, step: &Step, column: usize) -> Res<Value> {
         Step::Enum { pack, labels } => {
             let i = r.uint(*pack, "enum index")? as usize;
             // Index 0 is the error value '' (an invalid value inserted in non-strict mode).
-            Value::Text(i.checked_sub(1).and_then(|i| labels.get(i)).cloned().unwrap_or_default())
+            Value::Text(
+                i.checked_sub(1)
+                    .and_then(|i| labels.get(i))
+                    .cloned()
+                    .unwrap_or_default(),
+            )
         }
         Step::Set { pack, labels } => {
             let bits = r.uint(*pack, "set bits")?;
@@ -1094,7 +1318,11 @@ fn read_value(r: &mut Reader<'_>, step: &Step, column: usize) -> Res<Value> {
                 Value::Bytes(b.iter().rev().copied().collect())
             }
         }
-        Step::Blob { len_bytes, charset, json_text } => {
+        Step::Blob {
+            len_bytes,
+            charset,
+            json_text,
+        } => {
             let len = r.uint(*len_bytes, "blob length")? as usize;
             let b = r.take(len, "blob")?;
             if *charset == Charset::Binary {

@@ -17,7 +17,6 @@ use crate::position::{PgPosition, SnapshotState, SourcePosition};
 use crate::source::snapshot_rows::{now_us, Emitter, TableProgress};
 use crate::source::SourceContext;
 
-
 /// One snapshot run.
 pub(super) struct Snapshot<'a> {
     pub connector: &'a ConnectorConfig,

@@ -18,8 +18,7 @@ use super::pgoutput::{OldKind, PgOutputMessage};
 use super::{ConnInfo, PgError};
 use crate::config::{ConnectorConfig, PostgresConfig};
 use crate::event::{
-    ChangeEvent, LogicalMessage, Op, SnapshotMarker, SourceDetail, SourceMeta, TableSchema,
-    Value,
+    ChangeEvent, LogicalMessage, Op, SnapshotMarker, SourceDetail, SourceMeta, TableSchema, Value,
 };
 use crate::position::{format_lsn, PartialTx, PgPosition, SnapshotState, SourcePosition};
 use crate::source::{SourceContext, SourceExit, SourceItem};
