@@ -1,9 +1,14 @@
 //! Decodes a whole binlog file with the streaming decoder: every event, table map and row.
-//! Used by the fixture tests and handy for looking into a binlog.
+//! Used by the fixture tests and handy for looking into a binlog. Also the file framing:
+//! magic, event sizes, CRC-32 checksums, and the events inside transaction payloads.
 
 use std::collections::HashMap;
 
-use super::binlog::{decode_body, BinlogError, BinlogFile, EventBody, RowsKind};
+use super::binlog::{
+    decode_body, event_type, uncompress_payload, EventBody, EventHeader, FormatDescription,
+    RowsKind, HEADER_LEN,
+};
+use super::reader::{crc32, BinlogError, Malformed, Res};
 use super::table_map::{RowDecoder, TableMap};
 use crate::event::{TableId, Value};
 
@@ -70,7 +75,7 @@ pub fn read_file(name: &str, data: &[u8]) -> Result<FileContents, BinlogError> {
             }
             EventBody::Rows(rows) => {
                 let decoder = maps.get(&rows.table_id).ok_or_else(|| {
-                    super::binlog::Malformed(format!(
+                    Malformed(format!(
                         "rows event for table id {} without a table map",
                         rows.table_id
                     ))
@@ -100,3 +105,151 @@ pub fn read_file(name: &str, data: &[u8]) -> Result<FileContents, BinlogError> {
     }
     Ok(out)
 }
+
+/// One framed event: header and body (checksum removed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawEvent {
+    /// Position of the event's first byte in its file (or inside its payload).
+    pub pos: u64,
+    /// Header.
+    pub header: EventHeader,
+    /// Body bytes.
+    pub body: Vec<u8>,
+}
+
+/// Reads events from a binlog file held in memory (tests, fixtures, tools).
+pub struct BinlogFile<'a> {
+    name: String,
+    data: &'a [u8],
+    offset: usize,
+    /// The current format description.
+    pub fde: FormatDescription,
+    /// Events of an uncompressed transaction payload still to hand out.
+    pending: std::collections::VecDeque<RawEvent>,
+}
+
+/// The four bytes every binlog file starts with.
+pub const MAGIC: [u8; 4] = [0xfe, b'b', b'i', b'n'];
+
+impl<'a> BinlogFile<'a> {
+    /// Opens a binlog file's bytes.
+    pub fn new(name: &str, data: &'a [u8]) -> Result<Self, BinlogError> {
+        if data.len() < 4 || data[..4] != MAGIC {
+            return Err(Malformed(
+                "not a binlog file: the magic bytes \\xfebin are missing".into(),
+            )
+            .at(0, name, 0));
+        }
+        Ok(BinlogFile {
+            name: name.to_string(),
+            data,
+            offset: 4,
+            fde: FormatDescription::default(),
+            pending: Default::default(),
+        })
+    }
+
+    /// The next event, `None` at the end of the file.
+    #[allow(clippy::should_implement_trait)]
+    pub fn next(&mut self) -> Result<Option<RawEvent>, BinlogError> {
+        if let Some(ev) = self.pending.pop_front() {
+            return Ok(Some(ev));
+        }
+        let rest = &self.data[self.offset..];
+        if rest.is_empty() {
+            return Ok(None);
+        }
+        let pos = self.offset as u64;
+        let header = EventHeader::parse(rest).map_err(|e| e.at(0, &self.name, pos))?;
+        let code = header.type_code;
+        let size = header.event_size as usize;
+        if size < HEADER_LEN || size > rest.len() {
+            return Err(Malformed(format!(
+                "event size {size} but {} bytes remain in the file",
+                rest.len()
+            ))
+            .at(code, &self.name, pos));
+        }
+        let whole = &rest[..size];
+        let is_fde = code == event_type::FORMAT_DESCRIPTION;
+        let fde = if is_fde {
+            FormatDescription::parse(&whole[HEADER_LEN..])
+                .map_err(|e| e.at(code, &self.name, pos))?
+        } else {
+            self.fde.clone()
+        };
+        let body =
+            if fde.checksum {
+                if size < HEADER_LEN + 4 {
+                    return Err(Malformed("event too short for its checksum".into())
+                        .at(code, &self.name, pos));
+                }
+                let (data, sum) = whole.split_at(size - 4);
+                let mut data = data.to_vec();
+                // The in-use flag of the first FDE is cleared when the checksum is computed.
+                if is_fde {
+                    data[17] &= !0x01;
+                }
+                let want = u32::from_le_bytes(sum.try_into().expect("4 bytes"));
+                if crc32(&data) != want {
+                    return Err(Malformed("checksum mismatch (corrupt event)".into())
+                        .at(code, &self.name, pos));
+                }
+                &whole[HEADER_LEN..size - 4]
+            } else {
+                &whole[HEADER_LEN..]
+            };
+        self.offset += size;
+        if is_fde {
+            self.fde = fde;
+        }
+        if code == event_type::TRANSACTION_PAYLOAD {
+            if let EventBody::TransactionPayload {
+                compression,
+                uncompressed_size,
+                payload,
+            } = decode_body(&self.fde, &header, body).map_err(|e| e.at(code, &self.name, pos))?
+            {
+                let inner = uncompress_payload(compression, uncompressed_size, payload)
+                    .map_err(|e| e.at(code, &self.name, pos))?;
+                self.pending = split_events(&inner).map_err(|e| e.at(code, &self.name, pos))?;
+            }
+        }
+        Ok(Some(RawEvent {
+            pos,
+            header,
+            body: body.to_vec(),
+        }))
+    }
+
+    /// The file name given when opened.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// Splits an uncompressed transaction payload into its events (no checksums inside).
+pub fn split_events(data: &[u8]) -> Res<std::collections::VecDeque<RawEvent>> {
+    let mut out = std::collections::VecDeque::new();
+    let mut off = 0usize;
+    while off < data.len() {
+        let header = EventHeader::parse(&data[off..])?;
+        let size = header.event_size as usize;
+        if size < HEADER_LEN || off + size > data.len() {
+            return Err(Malformed(format!(
+                "payload event of size {size} overruns the payload at offset {off}"
+            )));
+        }
+        if header.type_code == event_type::TRANSACTION_PAYLOAD {
+            return Err(Malformed("a transaction payload nested in another".into()));
+        }
+        out.push_back(RawEvent {
+            pos: off as u64,
+            header,
+            body: data[off + HEADER_LEN..off + size].to_vec(),
+        });
+        off += size;
+    }
+    Ok(out)
+}
+

@@ -19,6 +19,7 @@ mod catalog;
 mod checks;
 pub mod file;
 pub mod jsonb;
+pub mod reader;
 mod snapshot;
 mod stream;
 pub mod table_map;

@@ -919,7 +919,7 @@ fn strip_unknown_checksum<'b>(
     raw.extend_from_slice(&header.flags.to_le_bytes());
     let (data, sum) = body.split_at(body.len() - 4);
     raw.extend_from_slice(data);
-    if binlog::crc32(&raw) == u32::from_le_bytes(sum.try_into().expect("4 bytes")) {
+    if super::reader::crc32(&raw) == u32::from_le_bytes(sum.try_into().expect("4 bytes")) {
         data
     } else {
         body
