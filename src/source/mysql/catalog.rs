@@ -7,7 +7,8 @@ use std::collections::HashMap;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Row};
 
-use super::table_map::{col, ColumnHint, MapColumn, TableMap};
+use super::rows::ColumnHint;
+use super::table_map::{col, MapColumn, TableMap};
 use super::MyError;
 use crate::config::MysqlConfig;
 use crate::event::{MysqlFlavor, TableId};

@@ -9,7 +9,8 @@ use super::binlog::{
     RowsKind, HEADER_LEN,
 };
 use super::reader::{crc32, BinlogError, Malformed, Res};
-use super::table_map::{RowDecoder, TableMap};
+use super::rows::RowDecoder;
+use super::table_map::TableMap;
 use crate::event::{TableId, Value};
 
 /// One row change read from a file.
@@ -252,4 +253,3 @@ pub fn split_events(data: &[u8]) -> Res<std::collections::VecDeque<RawEvent>> {
     }
     Ok(out)
 }
-

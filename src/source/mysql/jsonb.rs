@@ -209,7 +209,7 @@ fn write_opaque(out: &mut String, ty: u8, data: &[u8]) -> Res<()> {
                     "JSON decimal({precision},{scale}) is invalid"
                 )));
             }
-            let d = super::table_map::read_decimal(&mut r, precision, scale)?;
+            let d = super::values::read_decimal(&mut r, precision, scale)?;
             out.push_str(&decimal_text(&d));
         }
         col::DATE | col::DATETIME | col::TIMESTAMP | col::TIME => {

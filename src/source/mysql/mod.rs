@@ -20,9 +20,11 @@ mod checks;
 pub mod file;
 pub mod jsonb;
 pub mod reader;
+pub mod rows;
 mod snapshot;
 mod stream;
 pub mod table_map;
+mod values;
 
 use std::sync::Arc;
 

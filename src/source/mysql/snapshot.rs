@@ -14,7 +14,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 
 use super::catalog::{self, quote};
-use super::table_map::RowDecoder;
+use super::rows::RowDecoder;
 use super::{ConnInfo, MyError, ServerInfo};
 use crate::config::ConnectorConfig;
 use crate::event::{ChangeEvent, MysqlDetail, Op, SnapshotMarker, SourceDetail, SourceMeta};

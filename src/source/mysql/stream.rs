@@ -18,7 +18,8 @@ use super::binlog::{
     self, decode_body, event_type, EventBody, EventHeader, FormatDescription, MariaGtid,
 };
 use super::catalog;
-use super::table_map::{RowDecoder, TableMap};
+use super::rows::RowDecoder;
+use super::table_map::TableMap;
 use super::{ConnInfo, MyError, ServerInfo};
 use crate::config::{ConnectorConfig, MysqlConfig};
 use crate::event::{
