@@ -18,7 +18,9 @@ use super::binlog::{
     self, decode_body, event_type, EventBody, EventHeader, FormatDescription, MariaGtid,
 };
 use super::catalog;
+use super::gtid::{valid_maria_state, GtidState};
 use super::rows::RowDecoder;
+use super::statements::{ddl_concerns, is_ddl, truncated_table};
 use super::table_map::TableMap;
 use super::{ConnInfo, MyError, ServerInfo};
 use crate::config::{ConnectorConfig, MysqlConfig};
@@ -66,183 +68,6 @@ impl Tx {
         }
     }
 }
-
-/// A MySQL GTID set: per source UUID (and tag), the executed transaction numbers as
-/// inclusive intervals (`uuid:1-5:7,uuid2[:tag]:1-3`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-struct MysqlGtidSet {
-    /// (uuid, tag) → sorted, disjoint, non-adjacent intervals.
-    sets: std::collections::BTreeMap<GtidSource, Vec<(u64, u64)>>,
-}
-
-/// A GTID source: server UUID and tag.
-type GtidSource = (String, Option<String>);
-
-impl MysqlGtidSet {
-    fn parse(text: &str) -> Self {
-        let mut set = MysqlGtidSet::default();
-        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let mut tokens = part.split(':');
-            let Some(uuid) = tokens.next() else { continue };
-            let mut tag: Option<&str> = None;
-            for tok in tokens {
-                if tok.starts_with(|c: char| c.is_ascii_digit()) {
-                    let (a, b) = tok.split_once('-').unwrap_or((tok, tok));
-                    if let (Ok(a), Ok(b)) = (a.parse::<u64>(), b.parse::<u64>()) {
-                        set.add_range(uuid, tag, a, b);
-                    }
-                } else {
-                    tag = Some(tok);
-                }
-            }
-        }
-        set
-    }
-
-    fn add(&mut self, uuid: &str, tag: Option<&str>, gno: u64) {
-        self.add_range(uuid, tag, gno, gno);
-    }
-
-    fn add_range(&mut self, uuid: &str, tag: Option<&str>, a: u64, b: u64) {
-        let intervals = self
-            .sets
-            .entry((uuid.to_ascii_lowercase(), tag.map(str::to_string)))
-            .or_default();
-        intervals.push((a.min(b), a.max(b)));
-        intervals.sort_unstable();
-        let mut merged: Vec<(u64, u64)> = Vec::with_capacity(intervals.len());
-        for &(lo, hi) in intervals.iter() {
-            match merged.last_mut() {
-                Some(last) if lo <= last.1.saturating_add(1) => last.1 = last.1.max(hi),
-                _ => merged.push((lo, hi)),
-            }
-        }
-        *intervals = merged;
-    }
-
-    fn text(&self) -> String {
-        let mut out = String::new();
-        let mut last_uuid: Option<&str> = None;
-        for ((uuid, tag), intervals) in &self.sets {
-            if last_uuid != Some(uuid.as_str()) {
-                if last_uuid.is_some() {
-                    out.push(',');
-                }
-                out.push_str(uuid);
-                last_uuid = Some(uuid);
-            }
-            if let Some(t) = tag {
-                out.push(':');
-                out.push_str(t);
-            }
-            for (a, b) in intervals {
-                if a == b {
-                    out.push_str(&format!(":{a}"));
-                } else {
-                    out.push_str(&format!(":{a}-{b}"));
-                }
-            }
-        }
-        out
-    }
-}
-
-/// The GTID state tracked across transactions.
-#[derive(Debug, Clone, Default)]
-struct GtidState {
-    /// MariaDB: the last GTID per domain.
-    maria: Vec<MariaGtid>,
-    /// MySQL: the executed set, advanced with each transaction.
-    mysql: MysqlGtidSet,
-}
-
-impl GtidState {
-    fn parse(flavor: MysqlFlavor, text: Option<&str>) -> Self {
-        let mut s = GtidState::default();
-        match flavor {
-            MysqlFlavor::Mariadb => {
-                for part in text
-                    .unwrap_or_default()
-                    .split(',')
-                    .filter(|p| !p.is_empty())
-                {
-                    let mut it = part.trim().splitn(3, '-');
-                    let (Some(d), Some(sv), Some(q)) = (it.next(), it.next(), it.next()) else {
-                        continue;
-                    };
-                    if let (Ok(domain), Ok(server_id), Ok(seq)) = (d.parse(), sv.parse(), q.parse())
-                    {
-                        s.apply(MariaGtid {
-                            domain,
-                            server_id,
-                            seq,
-                        });
-                    }
-                }
-            }
-            MysqlFlavor::Mysql => s.mysql = MysqlGtidSet::parse(text.unwrap_or_default()),
-        }
-        s
-    }
-
-    fn apply(&mut self, g: MariaGtid) {
-        match self.maria.iter_mut().find(|x| x.domain == g.domain) {
-            Some(x) => *x = g,
-            None => {
-                self.maria.push(g);
-                self.maria.sort();
-            }
-        }
-    }
-
-    fn text(&self) -> Option<Arc<str>> {
-        if !self.maria.is_empty() {
-            let parts: Vec<String> = self.maria.iter().map(|g| g.to_string()).collect();
-            return Some(Arc::from(parts.join(",")));
-        }
-        let t = self.mysql.text();
-        (!t.is_empty()).then(|| Arc::from(t))
-    }
-
-    fn apply_mysql(&mut self, g: &super::binlog::MysqlGtid) {
-        self.mysql
-            .add(&binlog::format_uuid(&g.uuid), g.tag.as_deref(), g.gno);
-    }
-}
-
-/// Whether a statement changes schema objects. Account statements (`CREATE USER`,
-/// `ALTER USER ... IDENTIFIED BY ...`, roles, servers) are not: they can carry password
-/// hashes and are never published or logged.
-fn is_ddl(sql: &str) -> bool {
-    let mut words = sql.split_whitespace();
-    let head = words.next().unwrap_or_default();
-    let ddl = ["CREATE", "ALTER", "DROP", "RENAME", "TRUNCATE"]
-        .iter()
-        .any(|k| head.eq_ignore_ascii_case(k));
-    let mut object = words.next().unwrap_or_default();
-    if object.eq_ignore_ascii_case("OR") {
-        // CREATE OR REPLACE <object>
-        words.next();
-        object = words.next().unwrap_or_default();
-    }
-    ddl && !["USER", "ROLE", "SERVER"]
-        .iter()
-        .any(|k| object.eq_ignore_ascii_case(k))
-}
-
-/// Whether a DDL statement concerns a captured database.
-fn ddl_concerns(my: &MysqlConfig, default_db: &str, sql: &str) -> Option<String> {
-    let dbs = my.databases();
-    if dbs.iter().any(|d| d == default_db) {
-        return Some(default_db.to_string());
-    }
-    let lower = sql.to_ascii_lowercase();
-    dbs.into_iter().find(|d| {
-        let d = d.to_ascii_lowercase();
-        lower.contains(&format!("`{d}`.")) || lower.contains(&format!(" {d}."))
-    })
-}
-
 /// One streaming run.
 pub(super) struct Streamer<'a> {
     connector: &'a ConnectorConfig,
@@ -926,47 +751,6 @@ fn strip_unknown_checksum<'b>(
         body
     }
 }
-
-/// The table of a `TRUNCATE [TABLE] [db.]name` statement (`None` for other statements).
-fn truncated_table(sql: &str, default_db: &str) -> Option<TableId> {
-    let strip_word = |s: &str, word: &str| -> Option<String> {
-        let s = s.trim_start();
-        let head = s.get(..word.len())?;
-        let rest = &s[word.len()..];
-        (head.eq_ignore_ascii_case(word) && rest.starts_with(char::is_whitespace))
-            .then(|| rest.trim_start().to_string())
-    };
-    let rest = strip_word(sql, "TRUNCATE")?;
-    let rest = strip_word(&rest, "TABLE").unwrap_or(rest);
-    let unquote = |s: &str| s.trim_matches('`').replace("``", "`");
-    let name = rest.trim().trim_end_matches(';').trim();
-    // `db`.`t`, db.t, `t`, t (a quoted name holding a dot is not split).
-    let (db, table) = match name.split_once("`.`") {
-        Some((d, t)) => (unquote(d), unquote(t)),
-        None if !name.starts_with('`') => match name.split_once('.') {
-            Some((d, t)) => (unquote(d), unquote(t)),
-            None => (default_db.to_string(), unquote(name)),
-        },
-        None => (default_db.to_string(), unquote(name)),
-    };
-    (!db.is_empty() && !table.is_empty()).then_some(TableId {
-        schema: db,
-        name: table,
-    })
-}
-
-/// `domain-server-seq[,...]` with digits only (safe to put in a SET statement).
-fn valid_maria_state(s: &str) -> bool {
-    !s.is_empty()
-        && s.split(',').all(|p| {
-            let parts: Vec<&str> = p.split('-').collect();
-            parts.len() == 3
-                && parts
-                    .iter()
-                    .all(|x| !x.is_empty() && x.bytes().all(|b| b.is_ascii_digit()))
-        })
-}
-
 fn stream_error(e: mysql_async::Error) -> MyError {
     match e {
         mysql_async::Error::Server(s) if s.code == 1236 => MyError::Setup(format!(
@@ -987,57 +771,5 @@ async fn tick(interval: &mut Option<tokio::time::Interval>) {
             i.tick().await;
         }
         None => std::future::pending().await,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn gtid_state_round_trip() {
-        let mut s = GtidState::parse(MysqlFlavor::Mariadb, Some("0-1-10,2-5-3"));
-        s.apply(MariaGtid {
-            domain: 0,
-            server_id: 1,
-            seq: 11,
-        });
-        assert_eq!(s.text().as_deref(), Some("0-1-11,2-5-3"));
-        assert!(valid_maria_state("0-1-11,2-5-3"));
-        assert!(!valid_maria_state("0-1-1'; DROP"));
-    }
-
-    #[test]
-    fn mysql_gtid_sets_advance() {
-        let mut s = MysqlGtidSet::parse("3E11FA47-71CA-11E1-9E33-C80AA9429562:1-5:7, aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa:1:tg:1-2");
-        s.add("3e11fa47-71ca-11e1-9e33-c80aa9429562", None, 6);
-        s.add("aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa", Some("tg"), 3);
-        assert_eq!(
-            s.text(),
-            "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-7,aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa:1:tg:1-3"
-        );
-    }
-
-    #[test]
-    fn truncate_statements() {
-        let t = |sql: &str| truncated_table(sql, "shop").map(|t| t.to_string());
-        assert_eq!(t("TRUNCATE TABLE orders").as_deref(), Some("shop.orders"));
-        assert_eq!(t("truncate `a`.`b c`").as_deref(), Some("a.b c"));
-        assert_eq!(t("TRUNCATE x.y;").as_deref(), Some("x.y"));
-        assert_eq!(t("ALTER TABLE x ADD y INT"), None);
-    }
-
-    #[test]
-    fn ddl_detection() {
-        assert!(is_ddl("  alter table t add column x int"));
-        assert!(!is_ddl("BEGIN"));
-        assert!(!is_ddl("SAVEPOINT a"));
-        assert!(!is_ddl("CREATE USER 'u'@'%' IDENTIFIED BY PASSWORD '*abc'"));
-        assert!(!is_ddl(
-            "ALTER USER 'root'@'localhost' IDENTIFIED WITH 'x' AS 'y'"
-        ));
-        assert!(!is_ddl("CREATE OR REPLACE USER u"));
-        assert!(is_ddl("CREATE TABLE user (id int)"));
-        assert!(is_ddl("CREATE OR REPLACE TABLE t (id int)"));
     }
 }
