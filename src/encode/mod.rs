@@ -8,6 +8,7 @@
 
 mod avro;
 mod avro_binary;
+mod avro_schema;
 mod json;
 mod meta;
 mod registry;

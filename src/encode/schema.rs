@@ -6,7 +6,7 @@ use serde_json::{json, Map, Value as Json};
 use crate::event::{Column, ColumnKind, TableSchema};
 
 /// The `snapshot` field's allowed values, in Debezium's order.
-const SNAPSHOT_ALLOWED: &str =
+pub(super) const SNAPSHOT_ALLOWED: &str =
     "true,first,first_in_data_collection,last_in_data_collection,last,false,incremental";
 
 /// The schema of one column's values (without the `field` name).

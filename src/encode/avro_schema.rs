@@ -1,0 +1,314 @@
+//! Avro schemas of the Debezium envelope, as Confluent's AvroConverter writes the Connect
+//! schemas: records `<prefix>.<schema>.<table>.Key` / `.Value` / `.Envelope` (every name
+//! segment made Avro-safe), the connector's `Source` record, optional fields as `["null", T]`
+//! with a `null` default, `connect.name` / `connect.version` / `connect.parameters`
+//! properties, and the `decimal` logical type.
+
+use serde_json::{json, Map, Value as Json};
+
+use super::schema::SNAPSHOT_ALLOWED;
+use crate::event::{ColumnKind, TableId, TableSchema};
+
+/// Precision Confluent's AvroData assumes for a decimal without one.
+pub(super) const DEFAULT_DECIMAL_PRECISION: u32 = 64;
+
+/// Makes a name segment Avro-safe: `[A-Za-z0-9_]`, not starting with a digit.
+pub fn avro_segment(s: &str) -> String {
+    let mut out: String = s
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if out.is_empty() || out.starts_with(|c: char| c.is_ascii_digit()) {
+        out.insert(0, '_');
+    }
+    out
+}
+
+/// Tracks named types already defined in one schema (Avro allows one definition per name).
+#[derive(Default)]
+pub(super) struct Names(Vec<String>);
+
+impl Names {
+    /// The definition the first time, a reference by full name afterwards.
+    fn define(&mut self, full_name: &str, definition: impl FnOnce() -> Json) -> Json {
+        if self.0.iter().any(|n| n == full_name) {
+            Json::String(full_name.to_string())
+        } else {
+            self.0.push(full_name.to_string());
+            definition()
+        }
+    }
+}
+
+pub(super) fn connect(ty: &str, name: &str, params: Option<Json>) -> Json {
+    let mut m = Map::new();
+    m.insert("type".into(), json!(ty));
+    m.insert("connect.version".into(), json!(1));
+    if let Some(p) = params {
+        m.insert("connect.parameters".into(), p);
+    }
+    m.insert("connect.name".into(), json!(name));
+    Json::Object(m)
+}
+
+/// The Avro type of a column kind (not nullable).
+pub(super) fn kind_type(kind: &ColumnKind, names: &mut Names) -> Json {
+    match kind {
+        ColumnKind::Boolean => json!("boolean"),
+        ColumnKind::Int8 => json!({"type": "int", "connect.type": "int8"}),
+        ColumnKind::Int16 => json!({"type": "int", "connect.type": "int16"}),
+        ColumnKind::Int32 => json!("int"),
+        ColumnKind::Int64 => json!("long"),
+        ColumnKind::Float32 => json!("float"),
+        ColumnKind::Float64 => json!("double"),
+        ColumnKind::Decimal { precision, scale } => {
+            let mut params = Map::new();
+            params.insert("scale".into(), json!(scale.to_string()));
+            if let Some(p) = precision {
+                params.insert("connect.decimal.precision".into(), json!(p.to_string()));
+            }
+            json!({
+                "type": "bytes",
+                "scale": scale,
+                "precision": precision.unwrap_or(DEFAULT_DECIMAL_PRECISION).max(*scale).max(1),
+                "connect.version": 1,
+                "connect.parameters": params,
+                "connect.name": "org.apache.kafka.connect.data.Decimal",
+                "logicalType": "decimal"
+            })
+        }
+        ColumnKind::VariableDecimal => {
+            names.define("io.debezium.data.VariableScaleDecimal", || {
+                json!({
+                    "type": "record",
+                    "name": "VariableScaleDecimal",
+                    "namespace": "io.debezium.data",
+                    "fields": [
+                        {"name": "scale", "type": "int"},
+                        {"name": "value", "type": "bytes"}
+                    ],
+                    "connect.doc": "Variable scaled decimal",
+                    "connect.version": 1,
+                    "connect.name": "io.debezium.data.VariableScaleDecimal"
+                })
+            })
+        }
+        ColumnKind::Text => json!("string"),
+        ColumnKind::Bytes => json!("bytes"),
+        ColumnKind::Date => connect("int", "io.debezium.time.Date", None),
+        ColumnKind::TimeMillis => connect("int", "io.debezium.time.Time", None),
+        ColumnKind::TimeMicros => connect("long", "io.debezium.time.MicroTime", None),
+        ColumnKind::TimestampMillis => connect("long", "io.debezium.time.Timestamp", None),
+        ColumnKind::TimestampMicros => connect("long", "io.debezium.time.MicroTimestamp", None),
+        ColumnKind::ZonedTimestamp => connect("string", "io.debezium.time.ZonedTimestamp", None),
+        ColumnKind::ZonedTime => connect("string", "io.debezium.time.ZonedTime", None),
+        ColumnKind::Interval => connect("long", "io.debezium.time.MicroDuration", None),
+        ColumnKind::Json => connect("string", "io.debezium.data.Json", None),
+        ColumnKind::Uuid => connect("string", "io.debezium.data.Uuid", None),
+        ColumnKind::Xml => connect("string", "io.debezium.data.Xml", None),
+        ColumnKind::Enum { allowed } => connect(
+            "string",
+            "io.debezium.data.Enum",
+            Some(json!({"allowed": allowed.join(",")})),
+        ),
+        ColumnKind::Bits { length } => connect(
+            "bytes",
+            "io.debezium.data.Bits",
+            Some(json!({"length": length.to_string()})),
+        ),
+        ColumnKind::Array(elem) => {
+            json!({"type": "array", "items": ["null", kind_type(elem, names)]})
+        }
+        ColumnKind::Year => connect("int", "io.debezium.time.Year", None),
+        ColumnKind::EnumSet { allowed } => connect(
+            "string",
+            "io.debezium.data.EnumSet",
+            Some(json!({"allowed": allowed.join(",")})),
+        ),
+        ColumnKind::Geometry => names.define("io.debezium.data.geometry.Geometry", || {
+            json!({
+                "type": "record",
+                "name": "Geometry",
+                "namespace": "io.debezium.data.geometry",
+                "fields": [
+                    {"name": "wkb", "type": "bytes"},
+                    {"name": "srid", "type": ["null", "int"], "default": null}
+                ],
+                "connect.doc": "Geometry",
+                "connect.version": 1,
+                "connect.name": "io.debezium.data.geometry.Geometry"
+            })
+        }),
+    }
+}
+
+pub(super) fn field(name: &str, ty: Json, optional: bool) -> Json {
+    if optional {
+        json!({"name": name, "type": ["null", ty], "default": null})
+    } else {
+        json!({"name": name, "type": ty})
+    }
+}
+
+/// Avro names of one table: namespace and record names.
+pub(super) struct TableNames {
+    /// `<prefix>.<schema>.<table>`, Avro-safe.
+    pub(super) namespace: String,
+}
+
+impl TableNames {
+    /// The names of a table under a topic prefix.
+    pub(super) fn new(prefix: &str, id: &TableId) -> Self {
+        TableNames {
+            namespace: format!(
+                "{}.{}.{}",
+                avro_segment(prefix),
+                avro_segment(&id.schema),
+                avro_segment(&id.name)
+            ),
+        }
+    }
+
+    /// A record's full name.
+    pub(super) fn full(&self, record: &str) -> String {
+        format!("{}.{record}", self.namespace)
+    }
+}
+
+pub(super) fn key_schema(table: &TableSchema, names: &TableNames) -> Option<Json> {
+    if table.key.is_empty() {
+        return None;
+    }
+    let mut defined = Names::default();
+    let fields: Vec<Json> = table
+        .key
+        .iter()
+        .filter_map(|i| table.columns.get(*i))
+        .map(|c| {
+            field(
+                &avro_segment(&c.name),
+                kind_type(&c.kind, &mut defined),
+                false,
+            )
+        })
+        .collect();
+    Some(json!({
+        "type": "record",
+        "name": "Key",
+        "namespace": names.namespace,
+        "fields": fields,
+        "connect.name": names.full("Key")
+    }))
+}
+
+pub(super) fn source_schema(connector: &str) -> Json {
+    let opt = |n: &str, t: &str| field(n, json!(t), true);
+    let req = |n: &str, t: &str| field(n, json!(t), false);
+    let mut fields = vec![
+        req("version", "string"),
+        req("connector", "string"),
+        req("name", "string"),
+        req("ts_ms", "long"),
+        json!({
+            "name": "snapshot",
+            "type": [{
+                "type": "string",
+                "connect.version": 1,
+                "connect.parameters": {"allowed": SNAPSHOT_ALLOWED},
+                "connect.default": "false",
+                "connect.name": "io.debezium.data.Enum"
+            }, "null"],
+            "default": "false"
+        }),
+        req("db", "string"),
+        opt("sequence", "string"),
+        opt("ts_us", "long"),
+        opt("ts_ns", "long"),
+    ];
+    if connector == "postgresql" {
+        fields.extend([
+            req("schema", "string"),
+            req("table", "string"),
+            opt("txId", "long"),
+            opt("lsn", "long"),
+            opt("xmin", "long"),
+            opt("origin", "string"),
+            opt("origin_lsn", "long"),
+        ]);
+    } else {
+        fields.extend([
+            opt("table", "string"),
+            req("server_id", "long"),
+            opt("gtid", "string"),
+            req("file", "string"),
+            req("pos", "long"),
+            req("row", "int"),
+            opt("thread", "long"),
+            opt("query", "string"),
+        ]);
+    }
+    json!({
+        "type": "record",
+        "name": "Source",
+        "namespace": format!("io.debezium.connector.{connector}"),
+        "fields": fields,
+        "connect.version": 1,
+        "connect.name": format!("io.debezium.connector.{connector}.Source")
+    })
+}
+
+pub(super) fn envelope_schema(table: &TableSchema, names: &TableNames, connector: &str) -> Json {
+    let mut defined = Names::default();
+    let value_fields: Vec<Json> = table
+        .columns
+        .iter()
+        .map(|c| {
+            field(
+                &avro_segment(&c.name),
+                kind_type(&c.kind, &mut defined),
+                c.nullable,
+            )
+        })
+        .collect();
+    let value = json!({
+        "type": "record",
+        "name": "Value",
+        "namespace": names.namespace,
+        "fields": value_fields,
+        "connect.name": names.full("Value")
+    });
+    json!({
+        "type": "record",
+        "name": "Envelope",
+        "namespace": names.namespace,
+        "fields": [
+            field("before", value, true),
+            field("after", json!(names.full("Value")), true),
+            field("source", source_schema(connector), false),
+            field("transaction", json!({
+                "type": "record",
+                "name": "block",
+                "namespace": "event",
+                "fields": [
+                    {"name": "id", "type": "string"},
+                    {"name": "total_order", "type": "long"},
+                    {"name": "data_collection_order", "type": "long"}
+                ],
+                "connect.version": 1,
+                "connect.name": "event.block"
+            }), true),
+            field("op", json!("string"), false),
+            field("ts_ms", json!("long"), true),
+            field("ts_us", json!("long"), true),
+            field("ts_ns", json!("long"), true),
+        ],
+        "connect.version": 2,
+        "connect.name": names.full("Envelope")
+    })
+}
