@@ -86,6 +86,17 @@ impl MysqlGtidSet {
     }
 }
 
+/// One transaction's GTID.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Gtid {
+    /// MariaDB `domain-server-seq`.
+    Maria(MariaGtid),
+    /// MySQL `uuid[:tag]:gno`.
+    Mysql(MysqlGtid),
+    /// MySQL without GTIDs.
+    Anonymous,
+}
+
 /// The GTID state tracked across transactions.
 #[derive(Debug, Clone, Default)]
 pub(super) struct GtidState {
@@ -141,6 +152,15 @@ impl GtidState {
         }
         let t = self.mysql.text();
         (!t.is_empty()).then(|| Arc::from(t))
+    }
+
+    /// Adds a finished transaction's GTID.
+    pub(super) fn apply_pending(&mut self, g: Gtid) {
+        match g {
+            Gtid::Maria(g) => self.apply(g),
+            Gtid::Mysql(g) => self.apply_mysql(&g),
+            Gtid::Anonymous => {}
+        }
     }
 
     pub(super) fn apply_mysql(&mut self, g: &MysqlGtid) {

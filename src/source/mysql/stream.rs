@@ -14,11 +14,9 @@ use mysql_async::prelude::Queryable;
 use mysql_async::BinlogStreamRequest;
 use mysql_async::Conn;
 
-use super::binlog::{
-    self, decode_body, event_type, EventBody, EventHeader, FormatDescription, MariaGtid,
-};
+use super::binlog::{self, decode_body, event_type, EventBody, EventHeader, FormatDescription};
 use super::catalog;
-use super::gtid::{valid_maria_state, GtidState};
+use super::gtid::{valid_maria_state, Gtid, GtidState};
 use super::rows::RowDecoder;
 use super::statements::{ddl_concerns, is_ddl, truncated_table};
 use super::table_map::TableMap;
@@ -68,6 +66,15 @@ impl Tx {
         }
     }
 }
+/// The GTID event of the group being read, applied to the GTID state when the group ends.
+struct PendingGtid {
+    /// The GTID as `source.gtid` shows it (`None`: anonymous).
+    text: Option<Arc<str>>,
+    gtid: Gtid,
+    /// Position of the GTID event: the group's start.
+    pos: u64,
+}
+
 /// One streaming run.
 pub(super) struct Streamer<'a> {
     connector: &'a ConnectorConfig,
@@ -145,8 +152,7 @@ impl<'a> Streamer<'a> {
                 self.start.rows,
             )
         });
-        let mut pending_gtid: Option<(Arc<str>, Option<MariaGtid>, u64, bool)> = None;
-        let mut pending_mysql_gtid: Option<super::binlog::MysqlGtid> = None;
+        let mut pending_gtid: Option<PendingGtid> = None;
         let mut tx: Option<Tx> = None;
         let mut maps: HashMap<u64, MapEntry> = HashMap::new();
         let mut decoders: HashMap<Vec<u8>, Arc<RowDecoder>> = HashMap::new();
@@ -253,32 +259,29 @@ impl<'a> Streamer<'a> {
                     continue;
                 }
                 EventBody::MariaGtid { gtid, standalone } => {
-                    pending_gtid = Some((
-                        Arc::from(gtid.to_string().as_str()),
-                        Some(gtid),
-                        start_pos,
-                        standalone,
-                    ));
+                    let pending = PendingGtid {
+                        text: Some(Arc::from(gtid.to_string().as_str())),
+                        gtid: Gtid::Maria(gtid),
+                        pos: start_pos,
+                    };
                     if !standalone {
                         tx = Some(self.begin_tx(
                             &file,
                             start_pos,
-                            pending_gtid.as_ref().map(|p| p.0.clone()),
+                            pending.text.clone(),
                             ts_us,
                             None,
                             &mut skip_at,
                         ));
                     }
+                    pending_gtid = Some(pending);
                 }
                 EventBody::MysqlGtid(g) => {
-                    let text = g.as_ref().map(|g| Arc::from(g.to_string().as_str()));
-                    pending_mysql_gtid = g;
-                    pending_gtid = Some((
-                        text.unwrap_or_else(|| Arc::from("")),
-                        None,
-                        start_pos,
-                        false,
-                    ));
+                    pending_gtid = Some(PendingGtid {
+                        text: g.as_ref().map(|g| Arc::from(g.to_string().as_str())),
+                        gtid: g.map_or(Gtid::Anonymous, Gtid::Mysql),
+                        pos: start_pos,
+                    });
                 }
                 EventBody::Query { thread_id, db, sql } => {
                     let trimmed = sql.trim();
@@ -288,9 +291,8 @@ impl<'a> Streamer<'a> {
                         match tx.as_mut() {
                             Some(t) => t.thread = Some(thread_id),
                             None => {
-                                let (gtid, pos) = match pending_gtid.take() {
-                                    Some((g, _, p, _)) if !g.is_empty() => (Some(g), p),
-                                    Some((_, _, p, _)) => (None, p),
+                                let (gtid, pos) = match pending_gtid.as_ref() {
+                                    Some(p) => (p.text.clone(), p.pos),
                                     None => (None, start_pos),
                                 };
                                 tx = Some(self.begin_tx(
@@ -306,9 +308,6 @@ impl<'a> Streamer<'a> {
                     } else if trimmed.eq_ignore_ascii_case("COMMIT")
                         || trimmed.eq_ignore_ascii_case("ROLLBACK")
                     {
-                        if let Some(g) = pending_mysql_gtid.take() {
-                            gtids.apply_mysql(&g);
-                        }
                         if !self
                             .commit(
                                 ctx,
@@ -326,15 +325,9 @@ impl<'a> Streamer<'a> {
                     } else if is_ddl(trimmed) {
                         let in_explicit_tx = tx.is_some();
                         if let Some(database) = ddl_concerns(my, &db, trimmed) {
-                            let gtid = pending_gtid
-                                .as_ref()
-                                .map(|p| p.0.clone())
-                                .filter(|g| !g.is_empty());
-                            if let Some((_, Some(g), _, _)) = &pending_gtid {
-                                gtids.apply(*g);
-                            }
-                            if let Some(g) = pending_mysql_gtid.take() {
-                                gtids.apply_mysql(&g);
+                            let gtid = pending_gtid.as_ref().and_then(|p| p.text.clone());
+                            if let Some(p) = pending_gtid.take() {
+                                gtids.apply_pending(p.gtid);
                             }
                             let after = MyPosition {
                                 file: file.clone(),
@@ -418,9 +411,6 @@ impl<'a> Streamer<'a> {
                     }
                 }
                 EventBody::Xid(_) => {
-                    if let Some(g) = pending_mysql_gtid.take() {
-                        gtids.apply_mysql(&g);
-                    }
                     if !self
                         .commit(
                             ctx,
@@ -475,7 +465,7 @@ impl<'a> Streamer<'a> {
                         // A group without BEGIN (a standalone GTID group): it starts at its
                         // GTID event, or here.
                         let (gtid, pos) = match pending_gtid.as_ref() {
-                            Some((g, _, p, _)) => ((!g.is_empty()).then(|| g.clone()), *p),
+                            Some(p) => (p.text.clone(), p.pos),
                             None => (None, start_pos),
                         };
                         tx = Some(self.begin_tx(&file, pos, gtid, ts_us, None, &mut skip_at));
@@ -630,14 +620,14 @@ impl<'a> Streamer<'a> {
         &self,
         ctx: &mut SourceContext,
         tx: &mut Option<Tx>,
-        pending_gtid: &mut Option<(Arc<str>, Option<MariaGtid>, u64, bool)>,
+        pending_gtid: &mut Option<PendingGtid>,
         gtids: &mut GtidState,
         file: &Arc<str>,
         end: u64,
         resume: &mut MyPosition,
     ) -> bool {
-        if let Some((_, Some(g), _, _)) = pending_gtid.take() {
-            gtids.apply(g);
+        if let Some(p) = pending_gtid.take() {
+            gtids.apply_pending(p.gtid);
         }
         if let Some(end_meta) = tx.take().and_then(|t| {
             let (id, ts_ms) = (t.id(), t.ts_us / 1000);
