@@ -230,6 +230,8 @@ impl<'a> Streamer<'a> {
             };
             let decoded = decoded.map_err(|e| e.at(code, &file, start_pos))?;
             let ts_us = i64::from(header.timestamp) * 1_000_000;
+            // XID, COMMIT / ROLLBACK, or a DDL statement outside BEGIN ends the event group.
+            let mut ends_group = false;
             match decoded {
                 EventBody::FormatDescription(f) => fde = f,
                 EventBody::Rotate {
@@ -308,20 +310,7 @@ impl<'a> Streamer<'a> {
                     } else if trimmed.eq_ignore_ascii_case("COMMIT")
                         || trimmed.eq_ignore_ascii_case("ROLLBACK")
                     {
-                        if !self
-                            .commit(
-                                ctx,
-                                &mut tx,
-                                &mut pending_gtid,
-                                &mut gtids,
-                                &file,
-                                end,
-                                &mut resume,
-                            )
-                            .await
-                        {
-                            return Ok(SourceExit::Shutdown);
-                        }
+                        ends_group = true;
                     } else if is_ddl(trimmed) {
                         let in_explicit_tx = tx.is_some();
                         if let Some(database) = ddl_concerns(my, &db, trimmed) {
@@ -393,39 +382,10 @@ impl<'a> Streamer<'a> {
                                 }
                             }
                         }
-                        if !in_explicit_tx
-                            && !self
-                                .commit(
-                                    ctx,
-                                    &mut tx,
-                                    &mut pending_gtid,
-                                    &mut gtids,
-                                    &file,
-                                    end,
-                                    &mut resume,
-                                )
-                                .await
-                        {
-                            return Ok(SourceExit::Shutdown);
-                        }
+                        ends_group = !in_explicit_tx;
                     }
                 }
-                EventBody::Xid(_) => {
-                    if !self
-                        .commit(
-                            ctx,
-                            &mut tx,
-                            &mut pending_gtid,
-                            &mut gtids,
-                            &file,
-                            end,
-                            &mut resume,
-                        )
-                        .await
-                    {
-                        return Ok(SourceExit::Shutdown);
-                    }
-                }
+                EventBody::Xid(_) => ends_group = true,
                 EventBody::TableMap(raw) => {
                     let id_len = fde.table_id_len(code);
                     let table_id = binlog::le_uint(raw.get(..id_len).unwrap_or_default());
@@ -582,6 +542,21 @@ impl<'a> Streamer<'a> {
                 | EventBody::RowsQuery(_)
                 | EventBody::Stop
                 | EventBody::Ignored => {}
+            }
+            if ends_group
+                && !self
+                    .commit(
+                        ctx,
+                        &mut tx,
+                        &mut pending_gtid,
+                        &mut gtids,
+                        &file,
+                        end,
+                        &mut resume,
+                    )
+                    .await
+            {
+                return Ok(SourceExit::Shutdown);
             }
             if header.log_pos != 0 {
                 last_end = u64::from(header.log_pos);
