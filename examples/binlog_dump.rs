@@ -9,7 +9,7 @@ fn main() {
                 continue;
             }
         };
-        match sluice::source::mysql::file::read_file(&path, &data) {
+        match sluice::testing::read_file(&path, &data) {
             Ok(c) => {
                 println!(
                     "{path}: {} events, server {}, gtids {:?}",

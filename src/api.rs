@@ -159,7 +159,9 @@ async fn metrics(State(api): State<Api>, headers: HeaderMap) -> Response {
 }
 
 /// Starts the API server in the background; logs and carries on if the address is taken.
-pub async fn spawn(runtime: Arc<Runtime>, config: ApiConfig) {
+/// Starts serving the admin API; an error when its address cannot be bound (the daemon then
+/// exits rather than run without the API it was configured with).
+pub async fn spawn(runtime: Arc<Runtime>, config: ApiConfig) -> Result<(), String> {
     let api = Api {
         runtime,
         token: config.token.as_ref().map(|t| t.expose().to_string()),
@@ -172,17 +174,19 @@ pub async fn spawn(runtime: Arc<Runtime>, config: ApiConfig) {
         .route("/connectors/{name}", get(connector))
         .route("/connectors/{name}/{action}", post(action))
         .with_state(api);
-    match tokio::net::TcpListener::bind(&config.listen).await {
-        Ok(listener) => {
-            tracing::info!(listen = %config.listen, "admin API listening");
-            tokio::spawn(async move {
-                if let Err(e) = axum::serve(listener, app).await {
-                    tracing::error!(error = %e, "admin API stopped");
-                }
-            });
+    let listener = tokio::net::TcpListener::bind(&config.listen)
+        .await
+        .map_err(|e| {
+            format!(
+                "cannot listen for the admin API on {}: {e}; change api.listen or stop what uses that address",
+                config.listen
+            )
+        })?;
+    tracing::info!(listen = %config.listen, "admin API listening");
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "admin API stopped");
         }
-        Err(e) => {
-            tracing::error!(listen = %config.listen, error = %e, "cannot listen for the admin API: change api.listen")
-        }
-    }
+    });
+    Ok(())
 }

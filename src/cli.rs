@@ -6,12 +6,15 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use tokio::sync::watch;
 
-use crate::config::{self, DaemonConfig, LogFormat};
+use std::sync::Arc;
+
+use crate::config::{self, ConnectorConfig, DaemonConfig, LogFormat, SinkConfig};
 use crate::encode::RegistryClient;
-use crate::offsets::FileOffsetStore;
+use crate::offsets::{FileOffsetStore, OffsetStore};
 use crate::runtime;
-use crate::sink::Sink;
+use crate::sink::{Sink, SinkError};
 use crate::source::{mysql, postgres};
+use crate::source::{ChangeSource, Source};
 
 /// Change data capture from PostgreSQL to Kafka, in Debezium's envelope.
 #[derive(Parser, Debug)]
@@ -109,13 +112,56 @@ async fn run(config_path: &Path) -> ExitCode {
         // one keeps `changed()` quiet after the first notification.
         std::future::pending::<()>().await;
     });
-    match runtime::run(loaded, shutdown_rx).await {
+    let api = loaded.daemon.api.clone();
+    let wiring = Arc::new(DaemonWiring::new(&loaded.daemon));
+    let rt = runtime::Runtime::new(loaded.daemon, wiring, shutdown_rx);
+    if let Some(api) = api {
+        if let Err(e) = crate::api::spawn(rt.clone(), api).await {
+            tracing::error!(error = %e, "sluice exiting: the admin API cannot start");
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    match runtime::run(rt, loaded.connectors).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "sluice exiting with an error");
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The daemon's wiring: the configured sink, the file offset store, the database sources.
+struct DaemonWiring {
+    sink: SinkConfig,
+    offsets: Arc<dyn OffsetStore>,
+}
+
+impl DaemonWiring {
+    fn new(daemon: &DaemonConfig) -> Self {
+        DaemonWiring {
+            sink: daemon.sink.clone(),
+            offsets: Arc::new(FileOffsetStore::new(&daemon.offsets.path)),
+        }
+    }
+}
+
+impl runtime::Wiring for DaemonWiring {
+    fn offsets(&self) -> Arc<dyn OffsetStore> {
+        self.offsets.clone()
+    }
+
+    fn sink(&self, connector: &ConnectorConfig) -> Result<Box<dyn Sink>, SinkError> {
+        crate::sink::from_config(&self.sink, &format!("sluice-{}", connector.name))
+    }
+
+    fn source(
+        &self,
+        connector: &Arc<ConnectorConfig>,
+        offsets: Arc<dyn OffsetStore>,
+    ) -> Arc<dyn ChangeSource> {
+        Arc::new(Source::new(connector.clone(), offsets))
     }
 }
 
@@ -178,17 +224,9 @@ async fn validate(config_path: &Path) -> ExitCode {
             }
         }
     }
-    match Sink::new(&loaded.daemon.sink, "sluice-validate") {
-        Ok(sink) => {
-            if let Err(e) = sink.check_reachable().await {
-                println!("{}: sink: {e}", config_path.display());
-                problems += 1;
-            }
-        }
-        Err(e) => {
-            println!("{}: sink: {e}", config_path.display());
-            problems += 1;
-        }
+    if let Err(e) = crate::sink::check_reachable(&loaded.daemon.sink).await {
+        println!("{}: sink: {e}", config_path.display());
+        problems += 1;
     }
     if problems == 0 {
         println!(

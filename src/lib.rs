@@ -11,10 +11,13 @@ pub mod cli;
 pub mod config;
 pub mod encode;
 pub mod event;
-pub mod fasthash;
+pub mod failure;
 pub mod metrics;
 pub mod offsets;
 pub mod position;
 pub mod runtime;
 pub mod sink;
 pub mod source;
+pub mod status;
+#[cfg(feature = "testing")]
+pub mod testing;

@@ -1,15 +1,24 @@
-//! The offset store: one file per connector holding its last committed position.
+//! Offset stores: where each connector's last committed position is kept.
 //!
-//! A commit writes a temporary file, fsyncs it, renames it over the old one and fsyncs the
-//! folder, so a crash leaves either the old or the new position, never a torn file. A
-//! commit that would move the position backwards is refused.
+//! [`OffsetStore`] is the contract the pipeline relies on for invariant 1 (no lost change):
+//! a position returned by `load` is one that was committed, a `commit` is durable when it
+//! returns, and a stored position never moves backwards except through `reset`.
+//!
+//! [`FileOffsetStore`] keeps one file per connector: a commit writes a temporary file, fsyncs
+//! it, renames it over the old one and fsyncs the folder, so a crash leaves either the old or
+//! the new position, never a torn file. [`MemoryOffsetStore`] keeps positions in memory (for
+//! tests and tools); it keeps the same promises except surviving the process.
 
+use std::collections::BTreeMap;
+use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
+use crate::failure::{Classify, Severity};
 use crate::position::SourcePosition;
 
 /// An offset store failure.
@@ -43,6 +52,107 @@ pub enum OffsetError {
     },
 }
 
+impl Classify for OffsetError {
+    fn severity(&self) -> Severity {
+        match self {
+            // A full disk or a passing I/O error; the next run re-reads from the committed
+            // position.
+            OffsetError::Io { .. } => Severity::Transient,
+            OffsetError::Corrupt { .. } | OffsetError::Backwards { .. } => Severity::Definite,
+        }
+    }
+}
+
+/// Where a connector's committed position is kept.
+///
+/// The contract every implementation keeps:
+/// - **Durable on return.** When `commit` or `reset` returns `Ok`, the position survives a
+///   crash of the process (and, for persistent stores, of the machine); `load` returns it.
+/// - **Never backwards.** `commit` refuses ([`OffsetError::Backwards`]) a position that
+///   compares lower than the stored one of the same source kind, and leaves the stored one.
+/// - **`reset` is the only way back.** It stores a position whatever the stored one is. The
+///   pipeline uses it only for positions of a snapshot in progress (a snapshot that starts
+///   over stores its starting point again, which may be behind an earlier finished run).
+/// - **Per connector.** Positions of different connectors never affect each other.
+///
+/// Methods block (a file store fsyncs); async callers run them on `spawn_blocking`.
+pub trait OffsetStore: Send + Sync + fmt::Debug {
+    /// The committed position of `connector`, if any.
+    fn load(&self, connector: &str) -> Result<Option<SourcePosition>, OffsetError>;
+    /// Durably stores `position`; refuses to move backwards.
+    fn commit(&self, connector: &str, position: &SourcePosition) -> Result<(), OffsetError>;
+    /// Durably stores `position` even when it is behind the stored one.
+    fn reset(&self, connector: &str, position: &SourcePosition) -> Result<(), OffsetError>;
+    /// Every stored connector and its position, ordered by connector name.
+    fn list(&self) -> Result<Vec<(String, SourcePosition)>, OffsetError>;
+}
+
+/// The check `commit` makes in every store.
+fn refuse_backwards(
+    connector: &str,
+    current: Option<&SourcePosition>,
+    proposed: &SourcePosition,
+) -> Result<(), OffsetError> {
+    match current {
+        Some(current)
+            if matches!(
+                proposed.partial_cmp(current),
+                Some(std::cmp::Ordering::Less)
+            ) =>
+        {
+            Err(OffsetError::Backwards {
+                connector: connector.to_string(),
+                current: current.to_string(),
+                proposed: proposed.to_string(),
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Positions kept in memory: the [`OffsetStore`] contract without surviving the process.
+#[derive(Debug, Default)]
+pub struct MemoryOffsetStore {
+    positions: Mutex<BTreeMap<String, SourcePosition>>,
+}
+
+impl MemoryOffsetStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn map(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, SourcePosition>> {
+        self.positions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl OffsetStore for MemoryOffsetStore {
+    fn load(&self, connector: &str) -> Result<Option<SourcePosition>, OffsetError> {
+        Ok(self.map().get(connector).cloned())
+    }
+
+    fn commit(&self, connector: &str, position: &SourcePosition) -> Result<(), OffsetError> {
+        let mut map = self.map();
+        refuse_backwards(connector, map.get(connector), position)?;
+        map.insert(connector.to_string(), position.clone());
+        Ok(())
+    }
+
+    fn reset(&self, connector: &str, position: &SourcePosition) -> Result<(), OffsetError> {
+        self.map().insert(connector.to_string(), position.clone());
+        Ok(())
+    }
+
+    fn list(&self) -> Result<Vec<(String, SourcePosition)>, OffsetError> {
+        Ok(self
+            .map()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
+}
+
 /// What one offset file holds.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct OffsetFile {
@@ -66,9 +176,10 @@ impl FileOffsetStore {
     fn path(&self, connector: &str) -> PathBuf {
         self.dir.join(format!("{connector}.json"))
     }
+}
 
-    /// The stored position of a connector, if any.
-    pub fn load(&self, connector: &str) -> Result<Option<SourcePosition>, OffsetError> {
+impl OffsetStore for FileOffsetStore {
+    fn load(&self, connector: &str) -> Result<Option<SourcePosition>, OffsetError> {
         let path = self.path(connector);
         let text = match fs::read_to_string(&path) {
             Ok(t) => t,
@@ -82,8 +193,7 @@ impl FileOffsetStore {
         Ok(Some(file.position))
     }
 
-    /// Every stored connector and position.
-    pub fn list(&self) -> Result<Vec<(String, SourcePosition)>, OffsetError> {
+    fn list(&self) -> Result<Vec<(String, SourcePosition)>, OffsetError> {
         let entries = match fs::read_dir(&self.dir) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -107,29 +217,17 @@ impl FileOffsetStore {
         Ok(out)
     }
 
-    /// Durably stores a position; refuses to move backwards. Blocking (fsync): call it from
-    /// `spawn_blocking` on async paths.
-    pub fn commit(&self, connector: &str, position: &SourcePosition) -> Result<(), OffsetError> {
-        if let Some(current) = self.load(connector)? {
-            if matches!(
-                position.partial_cmp(&current),
-                Some(std::cmp::Ordering::Less)
-            ) {
-                return Err(OffsetError::Backwards {
-                    connector: connector.to_string(),
-                    current: current.to_string(),
-                    proposed: position.to_string(),
-                });
-            }
-        }
+    fn commit(&self, connector: &str, position: &SourcePosition) -> Result<(), OffsetError> {
+        refuse_backwards(connector, self.load(connector)?.as_ref(), position)?;
         self.write(connector, position)
     }
 
-    /// Stores a position even if it is behind the stored one (a snapshot started over).
-    pub fn reset(&self, connector: &str, position: &SourcePosition) -> Result<(), OffsetError> {
+    fn reset(&self, connector: &str, position: &SourcePosition) -> Result<(), OffsetError> {
         self.write(connector, position)
     }
+}
 
+impl FileOffsetStore {
     fn write(&self, connector: &str, position: &SourcePosition) -> Result<(), OffsetError> {
         let io = |path: &Path| {
             let path = path.to_path_buf();
@@ -171,7 +269,7 @@ impl FileOffsetStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::position::{PgPosition, SnapshotState};
+    use crate::position::{MyPosition, PgPosition, SnapshotState};
 
     fn pos(lsn: u64) -> SourcePosition {
         SourcePosition::Postgres(PgPosition {
@@ -181,21 +279,82 @@ mod tests {
         })
     }
 
-    #[test]
-    fn commit_load_and_refuse_backwards() {
-        let dir = std::env::temp_dir().join(format!("sluice-offsets-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        let store = FileOffsetStore::new(&dir);
+    fn snapshot_pos(lsn: u64) -> SourcePosition {
+        SourcePosition::Postgres(PgPosition {
+            resume_lsn: lsn,
+            partial: None,
+            snapshot: SnapshotState::InProgress,
+        })
+    }
+
+    fn my_pos(pos: u64) -> SourcePosition {
+        SourcePosition::Mysql(MyPosition {
+            file: "mysql-bin.000001".into(),
+            pos,
+            gtids: None,
+            events: 0,
+            rows: 0,
+            snapshot: SnapshotState::Done,
+        })
+    }
+
+    /// The [`OffsetStore`] contract, run against every implementation.
+    fn contract(store: &dyn OffsetStore) {
+        // Nothing stored yet.
         assert_eq!(store.load("a").unwrap(), None);
+        assert!(store.list().unwrap().is_empty());
+        // Commits move forward and are read back.
         store.commit("a", &pos(10)).unwrap();
         store.commit("a", &pos(20)).unwrap();
+        store.commit("a", &pos(20)).unwrap(); // the same position again is no move
         assert_eq!(store.load("a").unwrap(), Some(pos(20)));
+        // Never backwards: refused, the stored position stays.
         let err = store.commit("a", &pos(15)).unwrap_err();
-        assert!(matches!(err, OffsetError::Backwards { .. }));
+        assert!(matches!(err, OffsetError::Backwards { .. }), "{err}");
         assert_eq!(store.load("a").unwrap(), Some(pos(20)));
-        assert_eq!(store.list().unwrap().len(), 1);
+        // A snapshot in progress sorts before a finished one at any LSN: commit refuses it...
+        assert!(store.commit("a", &snapshot_pos(30)).is_err());
+        // ...and reset is the way back.
+        store.reset("a", &snapshot_pos(5)).unwrap();
+        assert_eq!(store.load("a").unwrap(), Some(snapshot_pos(5)));
+        store.commit("a", &pos(6)).unwrap();
+        // Connectors are independent; list is ordered by name.
+        store.commit("b", &my_pos(4)).unwrap();
+        store.commit("0", &pos(1)).unwrap();
+        let names: Vec<String> = store.list().unwrap().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, ["0", "a", "b"]);
+        assert_eq!(store.load("a").unwrap(), Some(pos(6)));
+        assert_eq!(store.load("b").unwrap(), Some(my_pos(4)));
+    }
+
+    fn temp_dir(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("sluice-offsets-{tag}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[test]
+    fn file_store_keeps_the_contract() {
+        let dir = temp_dir("contract");
+        contract(&FileOffsetStore::new(&dir));
+        // Durable: a new store on the same folder reads what the first committed.
+        assert_eq!(FileOffsetStore::new(&dir).load("a").unwrap(), Some(pos(6)));
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn memory_store_keeps_the_contract() {
+        contract(&MemoryOffsetStore::new());
+    }
+
+    #[test]
+    fn file_store_reports_a_corrupt_file() {
+        let dir = temp_dir("corrupt");
+        let store = FileOffsetStore::new(&dir);
+        store.commit("a", &pos(1)).unwrap();
         fs::write(dir.join("b.json"), "{not json").unwrap();
         assert!(matches!(store.load("b"), Err(OffsetError::Corrupt { .. })));
+        assert_eq!(store.load("a").unwrap(), Some(pos(1)));
         let _ = fs::remove_dir_all(&dir);
     }
 }

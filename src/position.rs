@@ -108,6 +108,17 @@ impl PgPosition {
     }
 }
 
+impl SourcePosition {
+    /// Whether this is the position of a snapshot that has not finished.
+    pub fn snapshot_in_progress(&self) -> bool {
+        let state = match self {
+            SourcePosition::Postgres(p) => p.snapshot,
+            SourcePosition::Mysql(m) => m.snapshot,
+        };
+        state == SnapshotState::InProgress
+    }
+}
+
 impl PartialOrd for SourcePosition {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         match (self, other) {

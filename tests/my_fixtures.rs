@@ -6,9 +6,9 @@
 
 use std::path::PathBuf;
 
-use sluice::event::Value;
-use sluice::source::mysql::binlog::RowsKind;
-use sluice::source::mysql::file::{read_file, FileContents};
+use sluice::testing::RowsKind;
+use sluice::testing::Value;
+use sluice::testing::{read_file, FileContents};
 
 fn fixtures() -> Option<PathBuf> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/mysql-binlogs");

@@ -31,7 +31,7 @@ pub struct AvroEncoder {
     prefix: String,
     registry: RegistryClient,
     strategy: SubjectStrategy,
-    tables: crate::fasthash::FastMap<TableId, AvroTable>,
+    tables: rustc_hash::FxHashMap<TableId, AvroTable>,
     namespaces: HashMap<String, TableId>,
     connector: &'static str,
 }

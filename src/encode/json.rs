@@ -46,7 +46,7 @@ fn field_prefixes<'a>(names: impl Iterator<Item = &'a str>) -> Vec<String> {
 pub struct JsonEncoder {
     prefix: String,
     with_schema: bool,
-    tables: crate::fasthash::FastMap<TableId, Arc<TableEncoding>>,
+    tables: rustc_hash::FxHashMap<TableId, Arc<TableEncoding>>,
     message_topic: Arc<str>,
     message_schemas: (String, String),
     source_schema: serde_json::Value,

@@ -48,10 +48,12 @@ pub enum EncodeError {
     Transient(String),
 }
 
-impl EncodeError {
-    /// Whether retrying may help.
-    pub fn is_transient(&self) -> bool {
-        matches!(self, EncodeError::Transient(_))
+impl crate::failure::Classify for EncodeError {
+    fn severity(&self) -> crate::failure::Severity {
+        match self {
+            EncodeError::Transient(_) => crate::failure::Severity::Transient,
+            EncodeError::Definite(_) => crate::failure::Severity::Definite,
+        }
     }
 }
 

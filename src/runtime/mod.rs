@@ -7,8 +7,8 @@
 //! every second, and on SIGHUP) start, restart or stop their connector; a file that fails
 //! validation is reported and changes nothing.
 
+mod ack;
 mod pipeline;
-mod status;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -20,11 +20,30 @@ use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 use crate::config::{self, ConnectorConfig, DaemonConfig};
+use crate::failure::{self, Action};
 use crate::metrics::Metrics;
-use crate::source::SourceExit;
+use crate::offsets::OffsetStore;
+use crate::sink::{Sink, SinkError};
+use crate::source::{ChangeSource, SourceExit};
+use crate::status::{ConnectorState, ConnectorStatus, Observer};
 
-pub use pipeline::PipelineError;
-pub use status::{ConnectorState, ConnectorStatus, Observer, SharedStatus, SnapshotProgress};
+pub use ack::{AckTracker, CommitKind, Ticket};
+pub use pipeline::{PipelineError, PipelineParts, PipelineSettings};
+
+/// How the runtime builds the parts of each pipeline run. The composition root (`cli`)
+/// wires the configured sink, offset store and database sources; tests wire fakes.
+pub trait Wiring: Send + Sync {
+    /// The offset store shared by every connector.
+    fn offsets(&self) -> Arc<dyn OffsetStore>;
+    /// A sink for one run of `connector` (a new one per run: a failed producer is dropped).
+    fn sink(&self, connector: &ConnectorConfig) -> Result<Box<dyn Sink>, SinkError>;
+    /// The source for one run of `connector`.
+    fn source(
+        &self,
+        connector: &Arc<ConnectorConfig>,
+        offsets: Arc<dyn OffsetStore>,
+    ) -> Arc<dyn ChangeSource>;
+}
 
 /// First retry delay after a transient failure.
 const BACKOFF_START: Duration = Duration::from_millis(500);
@@ -58,12 +77,14 @@ struct Handle {
     observer: Observer,
     paused: watch::Sender<bool>,
     commands: mpsc::Sender<Command>,
-    task: JoinHandle<bool>,
+    /// The supervising task (taken when the daemon stops it at shutdown).
+    task: Option<JoinHandle<bool>>,
 }
 
 /// The running daemon: its connectors, their status and the metrics.
 pub struct Runtime {
     daemon: Arc<DaemonConfig>,
+    wiring: Arc<dyn Wiring>,
     metrics: Arc<Metrics>,
     connectors: Mutex<BTreeMap<String, Handle>>,
     file_errors: Mutex<BTreeMap<PathBuf, String>>,
@@ -149,6 +170,7 @@ impl Runtime {
         let span = tracing::info_span!("connector", connector = %config.name);
         let supervised = supervise(
             self.daemon.clone(),
+            self.wiring.clone(),
             config.clone(),
             observer.clone(),
             self.shutdown.clone(),
@@ -174,7 +196,7 @@ impl Runtime {
                 observer,
                 paused: paused_tx,
                 commands: cmd_tx,
-                task,
+                task: Some(task),
             },
         );
     }
@@ -185,7 +207,33 @@ impl Runtime {
             map.remove(name)
         }?;
         let _ = handle.commands.send(Command::Stop).await;
-        handle.task.await.ok()
+        handle.task?.await.ok()
+    }
+
+    /// Stops every connector at daemon shutdown, keeping their final status; returns the
+    /// names of those that ended on an error.
+    async fn stop_all(&self) -> Vec<String> {
+        let tasks: Vec<(String, mpsc::Sender<Command>, Option<JoinHandle<bool>>)> = {
+            let mut map = self.connectors.lock().unwrap_or_else(|e| e.into_inner());
+            map.iter_mut()
+                .map(|(name, h)| (name.clone(), h.commands.clone(), h.task.take()))
+                .collect()
+        };
+        let mut failed = Vec::new();
+        for (name, commands, task) in tasks {
+            let _ = commands.send(Command::Stop).await;
+            let clean = match task {
+                Some(t) => t.await.unwrap_or(false),
+                None => true,
+            };
+            let failed_state = self
+                .status(&name)
+                .is_some_and(|s| s.state == ConnectorState::Failed);
+            if !clean || failed_state {
+                failed.push(name);
+            }
+        }
+        failed
     }
 
     /// Brings the running connectors in line with the folder.
@@ -277,34 +325,40 @@ impl Runtime {
     }
 }
 
-/// Runs every connector of the configuration, following the connectors folder, until
-/// `shutdown` turns true. Without an admin API, the daemon also ends when every connector
-/// has ended (finished or failed).
-pub async fn run(
-    loaded: config::Loaded,
-    mut shutdown: watch::Receiver<bool>,
-) -> Result<(), RunError> {
-    let daemon = Arc::new(loaded.daemon);
-    let runtime = Arc::new(Runtime {
-        daemon: daemon.clone(),
-        metrics: Arc::new(Metrics::new()),
-        connectors: Mutex::new(BTreeMap::new()),
-        file_errors: Mutex::new(BTreeMap::new()),
-        shutdown: shutdown.clone(),
-        ended: Arc::new(tokio::sync::Notify::new()),
-    });
-    if loaded.connectors.is_empty() {
+impl Runtime {
+    /// A runtime for the daemon's settings, building pipelines through `wiring`, that ends
+    /// when `shutdown` turns true.
+    pub fn new(
+        daemon: DaemonConfig,
+        wiring: Arc<dyn Wiring>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Arc<Self> {
+        Arc::new(Runtime {
+            daemon: Arc::new(daemon),
+            wiring,
+            metrics: Arc::new(Metrics::new()),
+            connectors: Mutex::new(BTreeMap::new()),
+            file_errors: Mutex::new(BTreeMap::new()),
+            shutdown,
+            ended: Arc::new(tokio::sync::Notify::new()),
+        })
+    }
+}
+
+/// Runs `connectors`, following the connectors folder, until the runtime's shutdown signal
+/// turns true. Without an admin API, the daemon also ends when every connector has ended
+/// (finished or failed).
+pub async fn run(runtime: Arc<Runtime>, connectors: Vec<ConnectorConfig>) -> Result<(), RunError> {
+    let daemon = runtime.daemon.clone();
+    let mut shutdown = runtime.shutdown.clone();
+    if connectors.is_empty() {
         tracing::warn!(dir = %daemon.connectors_dir.display(), "no connector files found; add a *.toml file there");
     }
-    for c in loaded.connectors {
+    for c in connectors {
         let text = std::fs::read_to_string(&c.file).unwrap_or_default();
         runtime.start(c, text);
     }
-    if let Some(api) = &daemon.api {
-        crate::api::spawn(runtime.clone(), api.clone()).await;
-    }
     let mut hangup = hangup_signal();
-    let mut failed: Vec<String> = Vec::new();
     loop {
         tokio::select! {
             _ = shutdown.changed() => break,
@@ -320,20 +374,16 @@ pub async fn run(
         }
         if daemon.api.is_none() {
             let map = runtime.connectors.lock().unwrap_or_else(|e| e.into_inner());
-            if !map.is_empty() && map.values().all(|h| h.task.is_finished()) {
+            if !map.is_empty()
+                && map
+                    .values()
+                    .all(|h| h.task.as_ref().is_none_or(|t| t.is_finished()))
+            {
                 break;
             }
         }
     }
-    let names: Vec<String> = runtime.statuses().into_iter().map(|s| s.name).collect();
-    for name in names {
-        let failed_state = runtime
-            .status(&name)
-            .is_some_and(|s| s.state == ConnectorState::Failed);
-        if runtime.stop(&name).await == Some(false) || failed_state {
-            failed.push(name);
-        }
-    }
+    let failed = runtime.stop_all().await;
     if failed.is_empty() {
         Ok(())
     } else {
@@ -361,8 +411,10 @@ fn hangup_signal() -> mpsc::Receiver<()> {
 
 /// Runs one connector with restarts; `true` when it ended cleanly. With `wait_on_failure`,
 /// a failed connector stays (status `failed`) until restarted or stopped.
+#[allow(clippy::too_many_arguments)]
 async fn supervise(
     daemon: Arc<DaemonConfig>,
+    wiring: Arc<dyn Wiring>,
     connector: Arc<ConnectorConfig>,
     observer: Observer,
     mut shutdown: watch::Receiver<bool>,
@@ -384,9 +436,14 @@ async fn supervise(
         let started = std::time::Instant::now();
         observer.set_state(ConnectorState::Starting);
         let (stop_tx, stop_rx) = watch::channel(false);
-        let run = pipeline::run_once(
-            &daemon,
+        let settings = PipelineSettings {
+            offset_flush_interval: Duration::from_millis(daemon.offset_flush_interval_ms),
+            max_in_flight: daemon.sink.max_in_flight,
+        };
+        let run = run_pipeline(
+            &*wiring,
             &connector,
+            settings,
             pipeline::RunControl {
                 stop: stop_rx,
                 paused: paused.clone(),
@@ -423,7 +480,7 @@ async fn supervise(
                 tracing::info!("connector finished (snapshot.mode = initial_only)");
                 return true;
             }
-            Err(e) if e.is_transient() => {
+            Err(e) if failure::action(&e) == Action::RetryWithBackoff => {
                 if started.elapsed() > Duration::from_secs(60) {
                     backoff = BACKOFF_START;
                 }
@@ -459,7 +516,26 @@ async fn supervise(
     }
 }
 
+/// Builds one run's parts through the wiring and runs it.
+async fn run_pipeline(
+    wiring: &dyn Wiring,
+    connector: &Arc<ConnectorConfig>,
+    settings: PipelineSettings,
+    control: pipeline::RunControl,
+) -> Result<SourceExit, PipelineError> {
+    let offsets = wiring.offsets();
+    let parts = PipelineParts {
+        source: wiring.source(connector, offsets.clone()),
+        sink: wiring.sink(connector)?,
+        offsets,
+    };
+    pipeline::run_once(connector, settings, parts, control).await
+}
+
 /// Loads configuration, reporting every problem.
 pub fn load(config_path: &Path) -> Result<config::Loaded, RunError> {
     config::load(config_path).map_err(RunError::Config)
 }
+
+#[cfg(test)]
+mod tests;

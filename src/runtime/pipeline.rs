@@ -1,35 +1,39 @@
-//! One connector's pipeline: source task → encoder → sink, with ordered acknowledgement.
+//! One connector's pipeline run: source task → encoder → sink, with ordered acknowledgement.
 //!
 //! ```text
-//!  source ──items (bounded)──► encode ─► sink.send ─► in-flight deliveries (FIFO, bounded)
-//!     ▲                                                      │ resolved in send order
-//!     └── committed watch ◄── offsets.commit ◄── acked position ◄┘
+//!  source ──items (bounded)──► encode ─► sink.send ─► in-flight deliveries (bounded)
+//!     ▲                                                      │ resolved in any order
+//!     └── committed watch ◄── offsets.commit ◄── AckTracker ◄┘
 //! ```
-//! A position becomes "acked" only when every delivery sent before it has resolved, and is
-//! committed to the offset store every `offset_flush_interval_ms`; only then does the source
-//! report it to the database (invariant 1).
+//! The [`AckTracker`] turns deliveries resolved in any order into the highest position whose
+//! every predecessor is durable; that position is committed to the offset store every
+//! `offset_flush_interval_ms`, and only then does the source report it to the database
+//! (invariant 1). The run receives its source, sink and offset store from its caller (the
+//! runtime's wiring), so tests hand it fakes.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::stream::{FuturesOrdered, StreamExt};
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use prometheus::{IntCounter, IntGauge};
 use tokio::sync::{mpsc, watch};
 
-use crate::config::{ConnectorConfig, DaemonConfig};
-use crate::encode::{EncodeError, Encoder};
+use super::ack::{AckTracker, CommitKind, Ticket};
+use crate::config::ConnectorConfig;
+use crate::encode::{EncodeError, Encoder, Record};
 use crate::event::TableId;
-use crate::offsets::{FileOffsetStore, OffsetError};
+use crate::failure::{Classify, Severity};
+use crate::offsets::{OffsetError, OffsetStore};
 use crate::position::SourcePosition;
 use crate::sink::{Delivery, PendingDelivery, Sink, SinkError};
-use crate::source::{Source, SourceContext, SourceError, SourceExit, SourceItem};
-
-use super::status::Observer;
+use crate::source::{ChangeSource, SourceContext, SourceError, SourceExit, SourceItem};
+use crate::status::Observer;
 
 /// Batches buffered between the source and the sink stage (each at most
 /// [`crate::source::BATCH_ITEMS`] items).
 const ITEM_CHANNEL_CAPACITY: usize = 8;
+/// How long deliveries in flight may take to resolve after a failure before the run ends.
+const SETTLE_AFTER_FAILURE: Duration = Duration::from_secs(10);
 /// How often a one-line progress summary is logged.
 const SUMMARY_EVERY: Duration = Duration::from_secs(30);
 
@@ -50,27 +54,47 @@ pub enum PipelineError {
     Encode(#[from] EncodeError),
 }
 
-impl PipelineError {
-    /// Whether a restart (after a backoff) may succeed.
-    pub fn is_transient(&self) -> bool {
+impl Classify for PipelineError {
+    fn severity(&self) -> Severity {
         match self {
-            PipelineError::Source(e) => e.is_transient(),
-            PipelineError::Sink(SinkError::Create(_)) => false,
-            PipelineError::Sink(_) => true,
-            PipelineError::Offsets(OffsetError::Io { .. }) => true,
-            PipelineError::Offsets(_) => false,
-            PipelineError::Encode(e) => e.is_transient(),
+            PipelineError::Source(e) => e.severity(),
+            PipelineError::Sink(e) => e.severity(),
+            PipelineError::Offsets(e) => e.severity(),
+            PipelineError::Encode(e) => e.severity(),
         }
     }
 }
 
+/// What one run is built from: handed over by the runtime's wiring.
+pub struct PipelineParts {
+    /// The source (it reads its starting position from `offsets`).
+    pub source: Arc<dyn ChangeSource>,
+    /// Where records go.
+    pub sink: Box<dyn Sink>,
+    /// Where positions are committed.
+    pub offsets: Arc<dyn OffsetStore>,
+}
+
+/// The daemon settings a run uses.
+#[derive(Debug, Clone, Copy)]
+pub struct PipelineSettings {
+    /// How often acknowledged positions are committed.
+    pub offset_flush_interval: Duration,
+    /// Records awaiting acknowledgement before the source is paused.
+    pub max_in_flight: usize,
+}
+
 /// What a delivered record is counted as.
 struct Delivered {
-    position: Option<SourcePosition>,
     table: Option<Arc<str>>,
     bytes: usize,
     source_ts_us: Option<i64>,
 }
+
+/// A delivery in flight, with what it is counted as once it resolves.
+type InFlight = std::pin::Pin<
+    Box<dyn std::future::Future<Output = (Ticket, Delivered, Result<(), SinkError>)> + Send>,
+>;
 
 /// The control inputs of one pipeline run.
 pub struct RunControl {
@@ -84,187 +108,384 @@ pub struct RunControl {
 
 /// Runs one pipeline until stopped, a finished `initial_only` snapshot, or an error.
 pub async fn run_once(
-    daemon: &DaemonConfig,
     connector: &Arc<ConnectorConfig>,
+    settings: PipelineSettings,
+    parts: PipelineParts,
     control: RunControl,
 ) -> Result<SourceExit, PipelineError> {
-    let RunControl {
-        stop: mut outer_stop,
-        mut paused,
-        observer,
-    } = control;
-    let offsets = FileOffsetStore::new(&daemon.offsets.path);
-    let stored = offsets.load(&connector.name)?;
-    let mut sink = Sink::new(&daemon.sink, &format!("sluice-{}", connector.name))?;
-    let mut encoder = Encoder::from_config(
+    let stored = parts.offsets.load(&connector.name)?;
+    let encoder = Encoder::from_config(
         &connector.topic_prefix,
         &connector.format,
         connector.tombstones_on_delete,
     )?;
-    let name: Arc<str> = observer.connector.clone();
-    observer.update(|s| s.committed_offset = stored.as_ref().map(|p| p.to_string()));
-    let metrics = observer.metrics.clone();
-
-    let (items_tx, mut items_rx) = mpsc::channel(ITEM_CHANNEL_CAPACITY);
+    control
+        .observer
+        .update(|s| s.committed_offset = stored.as_ref().map(|p| p.to_string()));
+    let (items_tx, items_rx) = mpsc::channel(ITEM_CHANNEL_CAPACITY);
     let (committed_tx, committed_rx) = watch::channel(stored.clone());
     // The source stops when the run is stopped or when the sink side fails.
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let source = Source::new(connector.clone(), offsets.clone());
-    let source_span = tracing::info_span!("source", connector = %connector.name);
-    let source_observer = observer.clone();
+    let (source_stop_tx, source_stop_rx) = watch::channel(false);
+    let source = parts.source.clone();
+    let ctx = SourceContext {
+        items: items_tx,
+        pending: Vec::new(),
+        committed: committed_rx,
+        shutdown: source_stop_rx,
+        observer: control.observer.clone(),
+    };
     let source_task = tokio::spawn(tracing::Instrument::instrument(
         async move {
-            let mut ctx = SourceContext {
-                items: items_tx,
-                pending: Vec::new(),
-                committed: committed_rx,
-                shutdown: stop_rx,
-                observer: source_observer,
-            };
+            let mut ctx = ctx;
             source.run(&mut ctx).await
         },
-        source_span,
+        tracing::info_span!("source", connector = %connector.name),
     ));
-
-    let mut in_flight: FuturesOrdered<PendingDelivery> = FuturesOrdered::new();
-    let mut delivered: VecDeque<Delivered> = VecDeque::new();
-    let mut acked: Option<SourcePosition> = None;
-    let mut committed = stored;
-    let mut tick = tokio::time::interval(Duration::from_millis(daemon.offset_flush_interval_ms));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let max_in_flight = daemon.sink.max_in_flight;
-    let mut source_done = false;
-    let mut stopping = *outer_stop.borrow();
-    if stopping {
-        let _ = stop_tx.send(true);
+    let mut run = Run {
+        connector: connector.name.clone(),
+        settings,
+        encoder,
+        sink: parts.sink,
+        offsets: parts.offsets,
+        tracker: AckTracker::new(stored),
+        in_flight: FuturesUnordered::new(),
+        committed_tx,
+        source_stop: source_stop_tx,
+        counters: Counters::new(control.observer.clone()),
+        observer: control.observer.clone(),
+        events_total: 0,
+        records_total: 0,
+        last_summary: (Instant::now(), 0),
+    };
+    let outcome = run.drive(items_rx, control).await;
+    let source_result = source_task.await.unwrap_or_else(|e| {
+        Err(SourceError::Panicked(if e.is_panic() {
+            panic_message(e.into_panic())
+        } else {
+            "cancelled".into()
+        }))
+    });
+    outcome?;
+    let exit = source_result?;
+    if let Some(p) = run.tracker.last_committed() {
+        let _ = parts.source.after_stop(p).await;
     }
-    let mut is_paused = *paused.borrow();
-    let mut sink_error: Option<PipelineError> = None;
-    let mut events_total: u64 = 0;
-    let mut records_total: u64 = 0;
-    let mut last_summary = (Instant::now(), 0u64);
-    let mut counters = Counters::new(observer.clone());
-    let queue_depth = metrics.broker_queue_depth.with_label_values(&[&*name]);
+    Ok(exit)
+}
 
-    while !(source_done && in_flight.is_empty()) {
-        tokio::select! {
-            biased;
-            Some(res) = in_flight.next(), if !in_flight.is_empty() => {
-                let d = delivered.pop_front();
-                match res {
-                    Ok(()) => {
-                        if let Some(d) = d {
-                            counters.delivered(&d);
-                            if d.position.is_some() {
-                                acked = d.position;
-                            }
+/// The text of a panic's payload.
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    match payload.downcast::<String>() {
+        Ok(s) => *s,
+        Err(payload) => payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .unwrap_or_else(|| "(no message)".into()),
+    }
+}
+
+/// The state of one run's sink side.
+struct Run {
+    connector: String,
+    settings: PipelineSettings,
+    encoder: Encoder,
+    sink: Box<dyn Sink>,
+    offsets: Arc<dyn OffsetStore>,
+    tracker: AckTracker,
+    in_flight: FuturesUnordered<InFlight>,
+    committed_tx: watch::Sender<Option<SourcePosition>>,
+    source_stop: watch::Sender<bool>,
+    counters: Counters,
+    observer: Observer,
+    events_total: u64,
+    records_total: u64,
+    last_summary: (Instant, u64),
+}
+
+impl Run {
+    /// Moves items from the source to the sink until the source ends (and everything in
+    /// flight resolved) or something fails; then commits what is acknowledged. Stops the
+    /// source in every case.
+    async fn drive(
+        &mut self,
+        mut items: mpsc::Receiver<Vec<SourceItem>>,
+        control: RunControl,
+    ) -> Result<(), PipelineError> {
+        let result = self.pump(&mut items, control).await;
+        let _ = self.source_stop.send(true);
+        drop(items);
+        if result.is_err() {
+            self.settle().await;
+        }
+        self.counters.publish();
+        // Whatever ended the run, what is acknowledged so far is safe to commit: every
+        // record before it is durable.
+        let committed = self.commit().await;
+        match result {
+            Ok(()) => {
+                committed?;
+                self.sink.close().await?;
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn pump(
+        &mut self,
+        items: &mut mpsc::Receiver<Vec<SourceItem>>,
+        control: RunControl,
+    ) -> Result<(), PipelineError> {
+        let RunControl {
+            stop: mut outer_stop,
+            mut paused,
+            observer,
+        } = control;
+        let mut tick = tokio::time::interval(self.settings.offset_flush_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let queue_depth = observer
+            .metrics
+            .broker_queue_depth
+            .with_label_values(&[&*observer.connector]);
+        let mut source_done = false;
+        let mut stopping = *outer_stop.borrow();
+        if stopping {
+            let _ = self.source_stop.send(true);
+        }
+        let mut is_paused = *paused.borrow();
+        while !(source_done && self.in_flight.is_empty()) {
+            let may_read = !source_done
+                && !is_paused
+                && self.tracker.in_flight() < self.settings.max_in_flight;
+            tokio::select! {
+                biased;
+                Some((ticket, delivered, result)) = self.in_flight.next(), if !self.in_flight.is_empty() => {
+                    self.resolved(ticket, delivered, result)?;
+                }
+                _ = outer_stop.changed(), if !stopping => {
+                    tracing::debug!("pipeline: stop requested, stopping the source");
+                    stopping = true;
+                    let _ = self.source_stop.send(true);
+                }
+                changed = paused.changed() => {
+                    if changed.is_err() {
+                        // The controller is gone: treat as resumed and stop watching.
+                        is_paused = false;
+                        paused = watch::channel(false).1;
+                    } else {
+                        is_paused = *paused.borrow_and_update();
+                    }
+                    observer.update(|s| s.paused = is_paused);
+                    tracing::info!(paused = is_paused, "connector {}", if is_paused { "paused" } else { "resumed" });
+                }
+                batch = items.recv(), if may_read => {
+                    match batch {
+                        Some(batch) => self.batch(batch).await?,
+                        None => {
+                            tracing::debug!(in_flight = self.in_flight.len(), "pipeline: source finished");
+                            source_done = true;
                         }
                     }
-                    Err(e) => {
-                        metrics.records_failed.with_label_values(&[&*name]).inc();
-                        tracing::warn!(error = %e, "delivery failed; the pipeline restarts from the last committed position");
-                        let _ = stop_tx.send(true);
-                        sink_error = Some(e.into());
-                        break;
-                    }
+                    queue_depth.set(self.tracker.in_flight() as i64);
+                }
+                _ = tick.tick() => {
+                    queue_depth.set(self.tracker.in_flight() as i64);
+                    self.counters.publish();
+                    self.commit().await?;
+                    self.summary();
                 }
             }
-            _ = outer_stop.changed(), if !stopping => {
-                tracing::debug!("pipeline: stop requested, stopping the source");
-                stopping = true;
-                let _ = stop_tx.send(true);
-            }
-            changed = paused.changed() => {
-                if changed.is_err() {
-                    // The controller is gone: treat as resumed and stop watching.
-                    is_paused = false;
-                    paused = watch::channel(false).1;
-                } else {
-                    is_paused = *paused.borrow_and_update();
+        }
+        Ok(())
+    }
+
+    /// After a failure: lets the deliveries still in flight resolve (for a while), so that
+    /// what was accepted before the failure is committed and not sent again.
+    async fn settle(&mut self) {
+        let deadline = tokio::time::Instant::now() + SETTLE_AFTER_FAILURE;
+        // Buffered records are pushed out so their deliveries can resolve.
+        let _ = self.sink.flush_buffered();
+        while !self.in_flight.is_empty() {
+            match tokio::time::timeout_at(deadline, self.in_flight.next()).await {
+                Ok(Some((ticket, delivered, Ok(())))) => {
+                    self.counters.delivered(&delivered);
+                    self.tracker.delivered(ticket);
                 }
-                observer.update(|s| s.paused = is_paused);
-                tracing::info!(paused = is_paused, "connector {}", if is_paused { "paused" } else { "resumed" });
-            }
-            batch = items_rx.recv(), if !source_done && !is_paused && in_flight.len() < max_in_flight => {
-                let Some(batch) = batch else {
-                    tracing::debug!(in_flight = in_flight.len(), "pipeline: source finished");
-                    source_done = true;
-                    continue;
-                };
-                let mut result = Ok(());
-                encoder.set_batch_time();
-                for item in batch {
-                    result = handle_item(item, &mut encoder, &mut sink, &mut in_flight, &mut acked, &mut delivered, &mut counters, &mut events_total, &mut records_total).await;
-                    if result.is_err() {
-                        break;
-                    }
-                }
-                queue_depth.set(in_flight.len() as i64);
-                if let Err(e) = result {
-                    tracing::warn!(error = %e, "cannot encode or hand over a record; the pipeline restarts from the last committed position");
-                    let _ = stop_tx.send(true);
-                    sink_error = Some(e);
-                    break;
-                }
-            }
-            _ = tick.tick() => {
-                queue_depth.set(in_flight.len() as i64);
-                counters.publish();
-                commit(&connector.name, &offsets, &mut sink, &acked, &mut committed, &committed_tx, &observer).await?;
-                if last_summary.0.elapsed() >= SUMMARY_EVERY {
-                    let secs = last_summary.0.elapsed().as_secs_f64();
-                    let rate = (events_total - last_summary.1) as f64 / secs;
-                    let lag = counters.lag_ms;
-                    tracing::info!(
-                        events = events_total,
-                        records = records_total,
-                        events_per_sec = format!("{rate:.0}"),
-                        lag_ms = lag.unwrap_or(0),
-                        position = %committed.as_ref().map(|p| p.to_string()).unwrap_or_else(|| "none".into()),
-                        "progress"
-                    );
-                    last_summary = (Instant::now(), events_total);
-                }
+                Ok(Some((ticket, _, Err(_)))) => self.tracker.failed(ticket),
+                Ok(None) | Err(_) => break,
             }
         }
     }
 
-    counters.publish();
-    if sink_error.is_none() {
-        commit(
-            &connector.name,
-            &offsets,
-            &mut sink,
-            &acked,
-            &mut committed,
-            &committed_tx,
-            &observer,
-        )
-        .await?;
-        sink.close().await?;
+    /// A delivery resolved: counted, and the tracker told.
+    fn resolved(
+        &mut self,
+        ticket: Ticket,
+        delivered: Delivered,
+        result: Result<(), SinkError>,
+    ) -> Result<(), PipelineError> {
+        match result {
+            Ok(()) => {
+                self.counters.delivered(&delivered);
+                self.tracker.delivered(ticket);
+                Ok(())
+            }
+            Err(e) => {
+                self.tracker.failed(ticket);
+                self.observer
+                    .metrics
+                    .records_failed
+                    .with_label_values(&[&*self.observer.connector])
+                    .inc();
+                tracing::warn!(error = %e, "delivery failed; nothing after it is committed");
+                Err(e.into())
+            }
+        }
     }
-    drop(items_rx);
-    let source_result = source_task
+
+    /// Encodes a batch and hands its records to the sink.
+    async fn batch(&mut self, batch: Vec<SourceItem>) -> Result<(), PipelineError> {
+        self.encoder.set_batch_time();
+        for item in batch {
+            if let Err(e) = self.item(item).await {
+                tracing::warn!(error = %e, "cannot encode or hand over a record");
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    async fn item(&mut self, item: SourceItem) -> Result<(), PipelineError> {
+        let (records, position, table, ts) = match item {
+            SourceItem::Event(event) => {
+                self.events_total += 1;
+                let table = self.counters.read(event.table.as_ref(), &event.position);
+                let records = self.encoder.encode(&event).await?;
+                (
+                    records,
+                    Some(event.position),
+                    table,
+                    Some(event.source.ts_us),
+                )
+            }
+            SourceItem::Checkpoint(position) => (Vec::new(), Some(position), None, None),
+            SourceItem::Heartbeat { position, ts_ms } => {
+                (self.encoder.heartbeat(ts_ms), position, None, None)
+            }
+            SourceItem::Transaction(meta) => (self.encoder.transaction(&meta), None, None, None),
+            SourceItem::SchemaChange(change) => {
+                let records = self.encoder.schema_change(&change);
+                (records, Some(change.position), None, None)
+            }
+        };
+        if records.is_empty() {
+            if let Some(p) = position {
+                self.tracker.checkpoint(p);
+            }
+            return Ok(());
+        }
+        let last = records.len() - 1;
+        let mut position = position;
+        for (i, record) in records.iter().enumerate() {
+            // The item's position goes with its last record.
+            let p = if i == last { position.take() } else { None };
+            let counted = Delivered {
+                table: Some(table.clone().unwrap_or_else(|| record.topic.clone())),
+                bytes: record_bytes(record),
+                source_ts_us: ts,
+            };
+            self.send(record, p, counted).await?;
+        }
+        Ok(())
+    }
+
+    async fn send(
+        &mut self,
+        record: &Record,
+        position: Option<SourcePosition>,
+        counted: Delivered,
+    ) -> Result<(), PipelineError> {
+        self.sink.ensure_topic(&record.topic).await?;
+        let delivery = self.sink.send(record).await?;
+        self.records_total += 1;
+        let ticket = self.tracker.track(position);
+        match delivery {
+            Delivery::Accepted => {
+                self.counters.delivered(&counted);
+                self.tracker.delivered(ticket);
+            }
+            Delivery::Pending(fut) => self.in_flight.push(in_flight(ticket, counted, fut)),
+        }
+        Ok(())
+    }
+
+    /// Commits the acknowledged position when it moved.
+    async fn commit(&mut self) -> Result<(), PipelineError> {
+        // Buffered records become durable (and held deliveries resolve) before a position
+        // that covers them is written.
+        self.sink.flush_buffered()?;
+        let Some((pos, kind)) = self.tracker.to_commit() else {
+            return Ok(());
+        };
+        let pos = pos.clone();
+        let store = self.offsets.clone();
+        let name = self.connector.clone();
+        let p = pos.clone();
+        tokio::task::spawn_blocking(move || match kind {
+            CommitKind::Reset => store.reset(&name, &p),
+            CommitKind::Advance => store.commit(&name, &p),
+        })
         .await
-        .unwrap_or_else(|e| Err(SourceError::task(format!("source task failed: {e}"))));
-    if let Some(e) = sink_error {
-        return Err(e);
+        .map_err(|e| OffsetError::Io {
+            path: format!("{}.json", self.connector).into(),
+            source: std::io::Error::other(e.to_string()),
+        })??;
+        tracing::debug!(position = %pos, "offset committed");
+        self.observer
+            .metrics
+            .offset_commits
+            .with_label_values(&[&*self.observer.connector])
+            .inc();
+        self.observer
+            .update(|s| s.committed_offset = Some(pos.to_string()));
+        self.tracker.committed(pos.clone());
+        let _ = self.committed_tx.send(Some(pos));
+        Ok(())
     }
-    let exit = source_result?;
-    if let Some(p) = &committed {
-        Source::new(connector.clone(), offsets.clone())
-            .after_stop(p)
-            .await;
+
+    /// The periodic one-line summary.
+    fn summary(&mut self) {
+        let (since, events_then) = self.last_summary;
+        if since.elapsed() < SUMMARY_EVERY {
+            return;
+        }
+        let rate = (self.events_total - events_then) as f64 / since.elapsed().as_secs_f64();
+        tracing::info!(
+            events = self.events_total,
+            records = self.records_total,
+            events_per_sec = format!("{rate:.0}"),
+            lag_ms = self.counters.lag_ms.unwrap_or(0),
+            position = %self.tracker.last_committed().map(|p| p.to_string()).unwrap_or_else(|| "none".into()),
+            "progress"
+        );
+        self.last_summary = (Instant::now(), self.events_total);
     }
-    Ok(exit)
+}
+
+fn in_flight(ticket: Ticket, counted: Delivered, fut: PendingDelivery) -> InFlight {
+    Box::pin(async move { (ticket, counted, fut.await) })
+}
+
+fn record_bytes(record: &Record) -> usize {
+    record.key.as_ref().map_or(0, Vec::len) + record.value.as_ref().map_or(0, Vec::len)
 }
 
 /// Per-run counters: metric handles cached per table (no label lookup per event) and the
 /// status figures, pushed to the shared status on each commit tick rather than per event.
 struct Counters {
     observer: Observer,
-    tables: crate::fasthash::FastMap<TableId, TableCounters>,
-    topics: crate::fasthash::FastMap<Arc<str>, IntCounter>,
+    tables: rustc_hash::FxHashMap<TableId, TableCounters>,
+    topics: rustc_hash::FxHashMap<Arc<str>, IntCounter>,
     bytes: IntCounter,
     lag: IntGauge,
     events_read: u64,
@@ -339,7 +560,7 @@ impl Counters {
     /// Counts an acknowledged record.
     fn delivered(&mut self, d: &Delivered) {
         let Some(label) = &d.table else {
-            return; // a position marker, not a record
+            return;
         };
         match self.tables.values().find(|t| Arc::ptr_eq(&t.label, label)) {
             Some(t) => t.published.inc(),
@@ -379,135 +600,4 @@ fn now_us() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_micros() as i64)
         .unwrap_or_default()
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn handle_item(
-    item: SourceItem,
-    encoder: &mut Encoder,
-    sink: &mut Sink,
-    in_flight: &mut FuturesOrdered<PendingDelivery>,
-    acked: &mut Option<SourcePosition>,
-    delivered: &mut VecDeque<Delivered>,
-    counters: &mut Counters,
-    events_total: &mut u64,
-    records_total: &mut u64,
-) -> Result<(), PipelineError> {
-    let (records, position, table, ts) = match item {
-        SourceItem::Event(event) => {
-            *events_total += 1;
-            let table = counters.read(event.table.as_ref(), &event.position);
-            let records = encoder.encode(&event).await?;
-            (
-                records,
-                Some(event.position),
-                table,
-                Some(event.source.ts_us),
-            )
-        }
-        SourceItem::Checkpoint(position) => (Vec::new(), Some(position), None, None),
-        SourceItem::Heartbeat { position, ts_ms } => {
-            (encoder.heartbeat(ts_ms), position, None, None)
-        }
-        SourceItem::Transaction(meta) => (encoder.transaction(&meta), None, None, None),
-        SourceItem::SchemaChange(change) => {
-            let records = encoder.schema_change(&change);
-            (records, Some(change.position), None, None)
-        }
-    };
-    // Marks a delivery acknowledged once everything sent before it is.
-    let mut settle = |delivery: Delivery, d: Delivered| match delivery {
-        Delivery::Accepted if in_flight.is_empty() => {
-            counters.delivered(&d);
-            if d.position.is_some() {
-                *acked = d.position;
-            }
-        }
-        Delivery::Accepted => {
-            in_flight.push_back(Box::pin(std::future::ready(Ok(()))));
-            delivered.push_back(d);
-        }
-        Delivery::Pending(fut) => {
-            in_flight.push_back(fut);
-            delivered.push_back(d);
-        }
-    };
-    let marker = |position| Delivered {
-        position: Some(position),
-        table: None,
-        bytes: 0,
-        source_ts_us: None,
-    };
-    let n = records.len();
-    for (i, record) in records.iter().enumerate() {
-        sink.ensure_topic(&record.topic).await?;
-        let delivery = sink.send(record).await?;
-        let bytes =
-            record.key.as_ref().map_or(0, Vec::len) + record.value.as_ref().map_or(0, Vec::len);
-        settle(
-            delivery,
-            Delivered {
-                position: if i + 1 == n { position.clone() } else { None },
-                table: Some(table.clone().unwrap_or_else(|| record.topic.clone())),
-                bytes,
-                source_ts_us: ts,
-            },
-        );
-        *records_total += 1;
-    }
-    if n == 0 {
-        if let Some(p) = position {
-            settle(Delivery::Accepted, marker(p));
-        }
-    }
-    Ok(())
-}
-
-async fn commit(
-    connector: &str,
-    offsets: &FileOffsetStore,
-    sink: &mut Sink,
-    acked: &Option<SourcePosition>,
-    committed: &mut Option<SourcePosition>,
-    committed_tx: &watch::Sender<Option<SourcePosition>>,
-    observer: &Observer,
-) -> Result<(), PipelineError> {
-    let Some(pos) = acked else { return Ok(()) };
-    if committed.as_ref() == Some(pos) {
-        return Ok(());
-    }
-    sink.flush_buffered()?;
-    let store = offsets.clone();
-    let name = connector.to_string();
-    let p = pos.clone();
-    let in_progress = match &p {
-        SourcePosition::Postgres(pg) => pg.snapshot == crate::position::SnapshotState::InProgress,
-        SourcePosition::Mysql(my) => my.snapshot == crate::position::SnapshotState::InProgress,
-    };
-    tokio::task::spawn_blocking(move || {
-        if in_progress {
-            store.reset(&name, &p)
-        } else {
-            store.commit(&name, &p)
-        }
-    })
-    .await
-    .map_err(|e| OffsetError::Io {
-        path: offsets_path(connector),
-        source: std::io::Error::other(e.to_string()),
-    })??;
-    tracing::debug!(position = %pos, "offset committed");
-    observer
-        .metrics
-        .offset_commits
-        .with_label_values(&[&*observer.connector])
-        .inc();
-    observer.update(|s| s.committed_offset = Some(pos.to_string()));
-    *committed = Some(pos.clone());
-    let _ = committed_tx.send(Some(pos.clone()));
-    Ok(())
-}
-
-fn offsets_path(connector: &str) -> std::path::PathBuf {
-    std::path::PathBuf::from(format!("{connector}.json"))
 }

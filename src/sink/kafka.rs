@@ -13,7 +13,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 
-use super::{Delivery, SinkError};
+use super::{Delivery, Sink, SinkError, SinkFuture};
 use crate::config::SinkConfig;
 use crate::encode::Record;
 
@@ -93,7 +93,7 @@ impl KafkaSink {
     }
 
     /// Creates the topic when the cluster does not have it; an existing topic is used as is.
-    pub async fn ensure_topic(&mut self, topic: &str) -> Result<(), SinkError> {
+    async fn create_topic(&mut self, topic: &str) -> Result<(), SinkError> {
         if self.known_topics.contains(topic) {
             return Ok(());
         }
@@ -131,14 +131,43 @@ impl KafkaSink {
                 match r {
                     Ok(_) => tracing::info!(topic, partitions = self.partitions, "created topic"),
                     Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-                    Err((_, code)) => {
-                        return Err(self.topic_error(topic, format!("cannot create it: {code}")))
-                    }
+                    Err((_, code)) => return Err(self.creation_error(topic, code)),
                 }
             }
         }
         self.known_topics.insert(topic.to_string());
         Ok(())
+    }
+
+    fn creation_error(&self, topic: &str, code: RDKafkaErrorCode) -> SinkError {
+        let fix = match code {
+            RDKafkaErrorCode::InvalidReplicationFactor => format!(
+                "set [sink] topic_replication_factor to at most the number of brokers (it is {}), or create the topic yourself",
+                self.replication
+            ),
+            RDKafkaErrorCode::InvalidPartitions => {
+                "set [sink] topic_partitions to 1 or more, or create the topic yourself".into()
+            }
+            RDKafkaErrorCode::InvalidTopic => {
+                "change topic_prefix so topic names use only [A-Za-z0-9._-] and at most 249 characters".into()
+            }
+            RDKafkaErrorCode::TopicAuthorizationFailed
+            | RDKafkaErrorCode::ClusterAuthorizationFailed => {
+                "grant the producer's principal CREATE on the topic (or the cluster), or create the topic yourself".into()
+            }
+            RDKafkaErrorCode::PolicyViolation | RDKafkaErrorCode::InvalidConfig => {
+                "create the topic yourself with settings the cluster's policy allows".into()
+            }
+            _ => {
+                return self.topic_error(topic, format!("cannot create it: {code}"));
+            }
+        };
+        SinkError::Refused {
+            what: "the topic".into(),
+            topic: topic.to_string(),
+            reason: format!("cannot create it: {code}"),
+            fix,
+        }
     }
 
     fn topic_error(&self, topic: &str, reason: String) -> SinkError {
@@ -149,7 +178,7 @@ impl KafkaSink {
     }
 
     /// Enqueues a record; waits while librdkafka's queue is full (backpressure).
-    pub async fn send(&mut self, record: &Record) -> Result<Delivery, SinkError> {
+    async fn enqueue(&mut self, record: &Record) -> Result<Delivery, SinkError> {
         loop {
             let mut fr: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&record.topic);
             if let Some(k) = &record.key {
@@ -173,10 +202,7 @@ impl KafkaSink {
                     let topic = record.topic.to_string();
                     return Ok(Delivery::Pending(Box::pin(fut.map(move |res| match res {
                         Ok(Ok(_)) => Ok(()),
-                        Ok(Err((err, _))) => Err(SinkError::Delivery {
-                            topic,
-                            reason: err.to_string(),
-                        }),
+                        Ok(Err((err, _))) => Err(record_error(&err, topic)),
                         Err(_) => Err(SinkError::Delivery {
                             topic,
                             reason: "the producer was dropped before delivery".into(),
@@ -186,18 +212,13 @@ impl KafkaSink {
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
                     tokio::time::sleep(Duration::from_millis(5)).await;
                 }
-                Err((err, _)) => {
-                    return Err(SinkError::Delivery {
-                        topic: record.topic.to_string(),
-                        reason: err.to_string(),
-                    })
-                }
+                Err((err, _)) => return Err(record_error(&err, record.topic.to_string())),
             }
         }
     }
 
     /// Waits for every outstanding delivery (a dropped producer would purge its queue).
-    pub async fn flush(&mut self) -> Result<(), SinkError> {
+    async fn flush(&mut self) -> Result<(), SinkError> {
         let producer = self.producer.clone();
         tokio::task::spawn_blocking(move || producer.flush(FLUSH_TIMEOUT))
             .await
@@ -209,5 +230,88 @@ impl KafkaSink {
                 topic: "*".into(),
                 reason: e.to_string(),
             })
+    }
+}
+
+impl Sink for KafkaSink {
+    fn ensure_topic<'a>(&'a mut self, topic: &'a str) -> SinkFuture<'a, ()> {
+        Box::pin(self.create_topic(topic))
+    }
+
+    fn send<'a>(&'a mut self, record: &'a Record) -> SinkFuture<'a, Delivery> {
+        Box::pin(self.enqueue(record))
+    }
+
+    fn flush_buffered(&mut self) -> Result<(), SinkError> {
+        Ok(()) // every record is tracked by its own delivery
+    }
+
+    fn close(&mut self) -> SinkFuture<'_, ()> {
+        Box::pin(self.flush())
+    }
+}
+
+/// A failed record, classified: refusals that no retry can fix are definite.
+fn record_error(err: &KafkaError, topic: String) -> SinkError {
+    let fix = match err.rdkafka_error_code() {
+        Some(RDKafkaErrorCode::MessageSizeTooLarge)
+        | Some(RDKafkaErrorCode::InvalidMessageSize)
+        | Some(RDKafkaErrorCode::MessageBatchTooLarge) => {
+            "raise the topic's max.message.bytes and the broker's message.max.bytes, and message.max.bytes in [sink.properties], or leave the large column out"
+        }
+        Some(RDKafkaErrorCode::InvalidTopic) => {
+            "change topic_prefix so topic names use only [A-Za-z0-9._-] and at most 249 characters"
+        }
+        Some(RDKafkaErrorCode::TopicAuthorizationFailed)
+        | Some(RDKafkaErrorCode::ClusterAuthorizationFailed) => {
+            "grant the producer's principal WRITE on the topic (and IDEMPOTENT_WRITE on the cluster)"
+        }
+        Some(RDKafkaErrorCode::SaslAuthenticationFailed)
+        | Some(RDKafkaErrorCode::Authentication) => {
+            "fix the credentials in [sink.properties] (sasl.username, sasl.password)"
+        }
+        Some(RDKafkaErrorCode::InvalidRecord) | Some(RDKafkaErrorCode::PolicyViolation) => {
+            "check the topic's configuration (the broker refuses this record)"
+        }
+        _ => {
+            return SinkError::Delivery {
+                topic,
+                reason: err.to_string(),
+            }
+        }
+    };
+    SinkError::Refused {
+        what: "a record".into(),
+        topic,
+        reason: err.to_string(),
+        fix: fix.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::failure::{Classify, Severity};
+
+    #[test]
+    fn refusals_retrying_cannot_fix_are_definite() {
+        for code in [
+            RDKafkaErrorCode::MessageSizeTooLarge,
+            RDKafkaErrorCode::InvalidTopic,
+            RDKafkaErrorCode::TopicAuthorizationFailed,
+            RDKafkaErrorCode::SaslAuthenticationFailed,
+        ] {
+            let e = record_error(&KafkaError::MessageProduction(code), "t".into());
+            assert_eq!(e.severity(), Severity::Definite, "{code:?}: {e}");
+            assert!(e.to_string().contains("topic t"), "{e}");
+        }
+        for code in [
+            RDKafkaErrorCode::MessageTimedOut,
+            RDKafkaErrorCode::BrokerTransportFailure,
+            RDKafkaErrorCode::NotLeaderForPartition,
+        ] {
+            let e = record_error(&KafkaError::MessageProduction(code), "t".into());
+            assert_eq!(e.severity(), Severity::Transient, "{code:?}: {e}");
+        }
     }
 }

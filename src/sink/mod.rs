@@ -1,14 +1,19 @@
 //! Sinks: where records go, and how their durable acceptance is reported.
 //!
-//! `send` returns a [`Delivery`] that resolves once the destination has durably accepted the
-//! record (Kafka: acknowledged by all in-sync replicas). The pipeline awaits deliveries in
-//! send order, so a position is committed only after every record before it is accepted.
+//! [`Sink::send`] returns a [`Delivery`] that resolves once the destination has durably
+//! accepted the record (Kafka: acknowledged by all in-sync replicas). Deliveries may resolve
+//! in any order; the pipeline's `AckTracker` commits a position only when every record sent
+//! before it is accepted.
 
 mod kafka;
 mod stdout;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 use std::future::Future;
 use std::pin::Pin;
+
+use crate::failure::{Classify, Severity};
 
 pub use kafka::KafkaSink;
 pub use stdout::StdoutSink;
@@ -27,19 +32,35 @@ pub enum Delivery {
     Pending(PendingDelivery),
 }
 
+/// A boxed future of a sink operation.
+pub type SinkFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, SinkError>> + Send + 'a>>;
+
 /// A sink failure.
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
     /// The producer could not be created (a bad property, for instance).
     #[error("cannot create the Kafka producer: {0}; check [sink] and [sink.properties] in config/sluice.toml")]
     Create(String),
-    /// The broker did not accept a record in time.
+    /// The broker did not accept a record (yet): retrying may succeed.
     #[error("the broker did not accept a record for topic {topic}: {reason}")]
     Delivery {
         /// The topic.
         topic: String,
         /// librdkafka's reason.
         reason: String,
+    },
+    /// The broker refused a record, or a topic, in a way retrying cannot fix (record too
+    /// large, invalid topic name, not authorized, replication factor above the broker count).
+    #[error("the broker refused {what} for topic {topic}: {reason}; {fix}")]
+    Refused {
+        /// The record (`a record of table x.y`) or `the topic`.
+        what: String,
+        /// The topic.
+        topic: String,
+        /// The broker's reason.
+        reason: String,
+        /// What to change.
+        fix: String,
     },
     /// A topic could not be created or described.
     #[error("topic {topic}: {reason}")]
@@ -62,61 +83,58 @@ pub enum SinkError {
     Io(#[from] std::io::Error),
 }
 
-/// A configured sink.
-pub enum Sink {
-    /// Kafka.
-    Kafka(KafkaSink),
-    /// Standard output.
-    Stdout(StdoutSink),
+impl Classify for SinkError {
+    fn severity(&self) -> Severity {
+        match self {
+            SinkError::Create(_) | SinkError::Refused { .. } => Severity::Definite,
+            SinkError::Delivery { .. }
+            | SinkError::Topic { .. }
+            | SinkError::Unreachable { .. }
+            | SinkError::Io(_) => Severity::Transient,
+        }
+    }
 }
 
-impl Sink {
-    /// Builds the sink that the daemon configuration names.
-    pub fn new(config: &SinkConfig, client_id: &str) -> Result<Self, SinkError> {
-        Ok(match config.kind {
-            SinkType::Kafka => Sink::Kafka(KafkaSink::new(config, client_id)?),
-            SinkType::Stdout => Sink::Stdout(StdoutSink::new()),
-        })
-    }
-
+/// Where a pipeline publishes records.
+///
+/// The contract:
+/// - `send` hands a record over in order and returns a [`Delivery`]. `Delivery::Accepted`
+///   means the record is in a local buffer that `flush_buffered` makes durable;
+///   `Delivery::Pending` resolves `Ok` only once the destination has durably accepted the
+///   record, or with the reason it did not. Pending deliveries may resolve in any order.
+/// - Records of one key reach the destination in the order they were sent (no reordering by
+///   retries: the Kafka producer is idempotent).
+/// - `send` may wait (backpressure) but never drops a record silently: a record it cannot
+///   take is an error.
+/// - Errors are [`SinkError`]s whose [`Classify::severity`] says whether a restart may help.
+pub trait Sink: Send {
     /// Makes sure a topic exists before records go to it (creates it when missing).
-    pub async fn ensure_topic(&mut self, topic: &str) -> Result<(), SinkError> {
-        match self {
-            Sink::Kafka(k) => k.ensure_topic(topic).await,
-            Sink::Stdout(_) => Ok(()),
-        }
-    }
-
+    fn ensure_topic<'a>(&'a mut self, topic: &'a str) -> SinkFuture<'a, ()>;
     /// Hands a record over; the returned delivery reports its acceptance.
-    pub async fn send(&mut self, record: &Record) -> Result<Delivery, SinkError> {
-        match self {
-            Sink::Kafka(k) => k.send(record).await,
-            Sink::Stdout(s) => s.send(record),
-        }
-    }
-
-    /// Pushes out records that were accepted into a local buffer, so that an offset commit
-    /// that follows covers only delivered records. Kafka tracks each delivery instead.
-    pub fn flush_buffered(&mut self) -> Result<(), SinkError> {
-        match self {
-            Sink::Kafka(_) => Ok(()),
-            Sink::Stdout(s) => s.flush(),
-        }
-    }
-
+    fn send<'a>(&'a mut self, record: &'a Record) -> SinkFuture<'a, Delivery>;
+    /// Makes records accepted into a local buffer durable, so an offset commit that follows
+    /// covers only delivered records. Sinks that track each delivery do nothing.
+    fn flush_buffered(&mut self) -> Result<(), SinkError>;
     /// Waits for every outstanding delivery (on shutdown).
-    pub async fn close(&mut self) -> Result<(), SinkError> {
-        match self {
-            Sink::Kafka(k) => k.flush().await,
-            Sink::Stdout(s) => s.flush(),
-        }
-    }
+    fn close(&mut self) -> SinkFuture<'_, ()>;
+}
 
-    /// Checks that the destination is reachable.
-    pub async fn check_reachable(&self) -> Result<(), SinkError> {
-        match self {
-            Sink::Kafka(k) => k.check_reachable().await,
-            Sink::Stdout(_) => Ok(()),
+/// The sink that the daemon configuration names.
+pub fn from_config(config: &SinkConfig, client_id: &str) -> Result<Box<dyn Sink>, SinkError> {
+    Ok(match config.kind {
+        SinkType::Kafka => Box::new(KafkaSink::new(config, client_id)?),
+        SinkType::Stdout => Box::new(StdoutSink::new()),
+    })
+}
+
+/// Checks that the configured destination is reachable (for `sluice validate`).
+pub async fn check_reachable(config: &SinkConfig) -> Result<(), SinkError> {
+    match config.kind {
+        SinkType::Kafka => {
+            KafkaSink::new(config, "sluice-validate")?
+                .check_reachable()
+                .await
         }
+        SinkType::Stdout => Ok(()),
     }
 }

@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use super::{Delivery, SinkError};
+use super::{Delivery, Sink, SinkError, SinkFuture};
 use crate::encode::Record;
 
 /// Lines are written out in batches of about this many bytes.
@@ -23,7 +23,7 @@ impl StdoutSink {
     }
 
     /// Writes one line. Acceptance is immediate; durability comes with [`Self::flush`].
-    pub fn send(&mut self, record: &Record) -> Result<Delivery, SinkError> {
+    fn write_line(&mut self, record: &Record) -> Result<Delivery, SinkError> {
         let line = &mut self.buffer;
         line.extend_from_slice(b"{\"topic\":");
         serde_json::to_writer(&mut *line, &*record.topic).map_err(std::io::Error::other)?;
@@ -59,6 +59,24 @@ impl StdoutSink {
             self.buffer.clear();
         }
         Ok(())
+    }
+}
+
+impl Sink for StdoutSink {
+    fn ensure_topic<'a>(&'a mut self, _topic: &'a str) -> SinkFuture<'a, ()> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn send<'a>(&'a mut self, record: &'a Record) -> SinkFuture<'a, Delivery> {
+        Box::pin(std::future::ready(self.write_line(record)))
+    }
+
+    fn flush_buffered(&mut self) -> Result<(), SinkError> {
+        self.flush()
+    }
+
+    fn close(&mut self) -> SinkFuture<'_, ()> {
+        Box::pin(std::future::ready(self.flush()))
     }
 }
 

@@ -7,6 +7,7 @@ pub mod snapshot_rows;
 use tokio::sync::{mpsc, watch};
 
 use crate::event::ChangeEvent;
+use crate::failure::{Classify, Severity};
 use crate::position::SourcePosition;
 
 /// What a source hands to the pipeline, in source order.
@@ -40,24 +41,51 @@ pub enum SourceError {
     /// MySQL / MariaDB.
     #[error(transparent)]
     Mysql(#[from] mysql::MyError),
+    /// The source task panicked (a defect in Sluice): the connector stops, since running
+    /// the same input again would panic again.
+    #[error("the source task panicked: {0}; please report this with the log")]
+    Panicked(String),
+    /// A source that is neither (test sources); the message says what happened.
+    #[error("{message}")]
+    Other {
+        /// What happened.
+        message: String,
+        /// Whether retrying may help.
+        severity: Severity,
+    },
 }
 
-impl SourceError {
-    /// Whether the runtime should retry (reconnect) rather than stop the connector.
-    pub fn is_transient(&self) -> bool {
+impl Classify for SourceError {
+    fn severity(&self) -> Severity {
         match self {
-            SourceError::Postgres(e) => e.is_transient(),
-            SourceError::Mysql(e) => e.is_transient(),
+            SourceError::Postgres(e) => e.severity(),
+            SourceError::Mysql(e) => e.severity(),
+            SourceError::Panicked(_) => Severity::Definite,
+            SourceError::Other { severity, .. } => *severity,
         }
     }
-
-    /// A failure of the source task itself.
-    pub fn task(reason: String) -> Self {
-        SourceError::Postgres(postgres::PgError::Stream(reason))
-    }
 }
 
-/// The source of one connector.
+/// What the pipeline needs of a source: run it, and tell the server what was committed
+/// after the run. The pipeline receives one from its caller (the runtime's wiring), so tests
+/// can hand it a scripted source.
+///
+/// The contract: `run` hands [`SourceItem`]s over in source order through the context,
+/// starting after the position the offset store holds (reading it itself), and reports the
+/// database only positions it reads from `ctx.committed` (never one not yet durable).
+pub trait ChangeSource: Send + Sync {
+    /// Runs until shutdown, a finished `initial_only` snapshot, or an error.
+    fn run<'a>(&'a self, ctx: &'a mut SourceContext) -> SourceFuture<'a, SourceExit>;
+    /// After the run: tells the server what was committed, where the protocol has a place
+    /// for it (the PostgreSQL slot). Best effort.
+    fn after_stop<'a>(&'a self, committed: &'a SourcePosition) -> SourceFuture<'a, ()>;
+}
+
+/// A boxed future of a source operation.
+pub type SourceFuture<'a, T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, SourceError>> + Send + 'a>>;
+
+/// The database source of one connector.
 pub enum Source {
     /// PostgreSQL.
     Postgres(postgres::PostgresSource),
@@ -69,7 +97,7 @@ impl Source {
     /// The source a connector describes.
     pub fn new(
         connector: std::sync::Arc<crate::config::ConnectorConfig>,
-        offsets: crate::offsets::FileOffsetStore,
+        offsets: std::sync::Arc<dyn crate::offsets::OffsetStore>,
     ) -> Self {
         match connector.source {
             crate::config::SourceKind::Postgres => {
@@ -80,21 +108,25 @@ impl Source {
             }
         }
     }
+}
 
-    /// Runs until shutdown, a finished `initial_only` snapshot, or an error.
-    pub async fn run(&self, ctx: &mut SourceContext) -> Result<SourceExit, SourceError> {
-        match self {
-            Source::Postgres(s) => Ok(s.run(ctx).await?),
-            Source::Mysql(s) => Ok(s.run(ctx).await?),
-        }
+impl ChangeSource for Source {
+    fn run<'a>(&'a self, ctx: &'a mut SourceContext) -> SourceFuture<'a, SourceExit> {
+        Box::pin(async move {
+            match self {
+                Source::Postgres(s) => Ok(s.run(ctx).await?),
+                Source::Mysql(s) => Ok(s.run(ctx).await?),
+            }
+        })
     }
 
-    /// After the run: tells the server what was committed, where the protocol has a place
-    /// for it (the PostgreSQL slot).
-    pub async fn after_stop(&self, committed: &SourcePosition) {
-        if let (Source::Postgres(s), SourcePosition::Postgres(p)) = (self, committed) {
-            s.confirm(p.resume_lsn).await;
-        }
+    fn after_stop<'a>(&'a self, committed: &'a SourcePosition) -> SourceFuture<'a, ()> {
+        Box::pin(async move {
+            if let (Source::Postgres(s), SourcePosition::Postgres(p)) = (self, committed) {
+                s.confirm(p.resume_lsn).await;
+            }
+            Ok(())
+        })
     }
 }
 
@@ -182,7 +214,7 @@ pub struct SourceContext {
     /// Becomes `true` when the source must stop.
     pub shutdown: watch::Receiver<bool>,
     /// Where state and progress are reported.
-    pub observer: crate::runtime::Observer,
+    pub observer: crate::status::Observer,
 }
 
 impl SourceContext {

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Row};
 
-use super::rows::ColumnHint;
+use super::plan::ColumnHint;
 use super::table_map::{col, MapColumn, TableMap};
 use super::MyError;
 use crate::config::MysqlConfig;
@@ -42,9 +42,8 @@ pub async fn master_status(conn: &mut Conn) -> Result<(String, u64), MyError> {
         Err(e) => return Err(MyError::query(e)),
     };
     let row = rows.first().ok_or_else(|| {
-        MyError::Setup(
-            "SHOW MASTER STATUS returned nothing: the binlog is off; start the server with log_bin"
-                .into(),
+        MyError::setup(
+            "SHOW MASTER STATUS returned nothing: the binlog is off; start the server with log_bin",
         )
     })?;
     let file = text(row, 0).unwrap_or_default();
@@ -202,7 +201,7 @@ pub async fn describe(conn: &mut Conn, t: &TableId) -> Result<TableMap, MyError>
         .await
         .map_err(MyError::query)?;
     if rows.is_empty() {
-        return Err(MyError::Setup(format!(
+        return Err(MyError::setup(format!(
             "table {t} does not exist or the user cannot see it; create it, grant SELECT on it, or remove it from mysql.tables"
         )));
     }
@@ -269,7 +268,7 @@ pub async fn describe(conn: &mut Conn, t: &TableId) -> Result<TableMap, MyError>
             }
             "vector" => (col::VECTOR, 4, None, None),
             other => {
-                return Err(MyError::Setup(format!(
+                return Err(MyError::setup(format!(
                     "column {t}.{name} has type {other}, which Sluice cannot capture yet"
                 )))
             }

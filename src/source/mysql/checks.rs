@@ -6,6 +6,7 @@ use mysql_async::{Conn, Row};
 use super::{catalog, server_info, ConnInfo, MyError, ServerInfo};
 use crate::config::ConnectorConfig;
 use crate::event::MysqlFlavor;
+use crate::failure::SetupError;
 
 async fn variable(conn: &mut Conn, name: &str) -> Result<Option<String>, MyError> {
     let rows: Vec<Row> = conn
@@ -23,7 +24,7 @@ pub async fn server_problems(
     conn: &mut Conn,
     server: &ServerInfo,
     connector: &ConnectorConfig,
-) -> Result<Vec<String>, MyError> {
+) -> Result<Vec<SetupError>, MyError> {
     let mut problems = Vec::new();
     let restart_hint = match server.flavor {
         MysqlFlavor::Mariadb => "in the [mariadb] section of the server's configuration",
@@ -31,10 +32,18 @@ pub async fn server_problems(
     };
     let log_bin = variable(conn, "log_bin").await?.unwrap_or_default();
     if !matches!(log_bin.to_ascii_uppercase().as_str(), "ON" | "1") {
-        problems.push(format!(
-            "log_bin is {}: the server writes no binlog; set log_bin (e.g. log_bin = mysql-bin) {restart_hint} and restart the server",
-            if log_bin.is_empty() { "OFF".into() } else { log_bin }
-        ));
+        problems.push(SetupError::InvalidSetting {
+            setting: "log_bin".into(),
+            actual: if log_bin.is_empty() {
+                "OFF".into()
+            } else {
+                log_bin
+            },
+            expected: "ON (the server writes no binlog)".into(),
+            fix: format!(
+                "set log_bin (e.g. log_bin = mysql-bin) {restart_hint} and restart the server"
+            ),
+        });
     }
     let expect = [
         ("binlog_format", "ROW", "SET GLOBAL binlog_format = 'ROW'"),
@@ -52,13 +61,16 @@ pub async fn server_problems(
     for (name, want, fix) in expect {
         match variable(conn, name).await? {
             Some(v) if v.eq_ignore_ascii_case(want) => {}
-            Some(v) => problems.push(format!(
-                "{name} is {v}; Sluice needs {want}: run {fix} and set {name} = {want} {restart_hint} so it survives a restart (sessions started earlier keep the old value)"
-            )),
-            None => problems.push(format!(
+            Some(v) => problems.push(SetupError::InvalidSetting {
+                setting: name.into(),
+                actual: v,
+                expected: want.into(),
+                fix: format!("run {fix} and set {name} = {want} {restart_hint} so it survives a restart (sessions started earlier keep the old value)"),
+            }),
+            None => problems.push(SetupError::Other(format!(
                 "{name} is not supported by this server ({}); Sluice needs {name} = {want}, available from MySQL 8.0.1 and MariaDB 10.5",
                 server.version
-            )),
+            ))),
         }
     }
     let grants: Vec<String> = conn
@@ -75,14 +87,16 @@ pub async fn server_problems(
             .any(|g| g.contains("ALL PRIVILEGES") || names.iter().any(|n| g.contains(n)))
     };
     if !has(&["REPLICATION SLAVE", "REPLICATION REPLICA"]) {
-        problems.push(
-            "the user lacks the REPLICATION SLAVE privilege needed to read the binlog: GRANT REPLICATION SLAVE ON *.* TO '<user>'@'<host>'".into(),
-        );
+        problems.push(SetupError::MissingPrivilege {
+            what: "the user lacks the REPLICATION SLAVE privilege needed to read the binlog".into(),
+            fix: "GRANT REPLICATION SLAVE ON *.* TO '<user>'@'<host>'".into(),
+        });
     }
     if !has(&["REPLICATION CLIENT", "BINLOG MONITOR", "SUPER"]) {
-        problems.push(
-            "the user lacks the REPLICATION CLIENT privilege needed to read binlog positions (SHOW MASTER STATUS): GRANT REPLICATION CLIENT ON *.* TO '<user>'@'<host>'".into(),
-        );
+        problems.push(SetupError::MissingPrivilege {
+            what: "the user lacks the REPLICATION CLIENT privilege needed to read binlog positions (SHOW MASTER STATUS)".into(),
+            fix: "GRANT REPLICATION CLIENT ON *.* TO '<user>'@'<host>'".into(),
+        });
     }
     let Some(my) = &connector.mysql else {
         return Ok(problems);
@@ -91,9 +105,9 @@ pub async fn server_problems(
     for pattern in &my.tables {
         let (db, name) = pattern.split_once('.').unwrap_or((pattern, ""));
         if name != "*" && !tables.iter().any(|t| t.schema == db && t.name == name) {
-            problems.push(format!(
+            problems.push(SetupError::Other(format!(
                 "mysql.tables names {pattern}, which does not exist or the user cannot see (it needs SELECT): create it, GRANT SELECT ON {db}.* TO '<user>'@'<host>', or remove it"
-            ));
+            )));
         }
     }
     for t in &tables {
@@ -103,11 +117,11 @@ pub async fn server_problems(
             catalog::quote(&t.name)
         );
         if let Err(e) = conn.query_drop(sql).await {
-            problems.push(format!(
+            problems.push(SetupError::Other(format!(
                 "cannot read {t} ({}): GRANT SELECT ON {}.* TO '<user>'@'<host>'",
                 MyError::query(e),
                 t.schema
-            ));
+            )));
         }
     }
     let own: Option<u32> = conn
@@ -115,10 +129,10 @@ pub async fn server_problems(
         .await
         .map_err(MyError::query)?;
     if own == Some(my.server_id) {
-        problems.push(format!(
+        problems.push(SetupError::Other(format!(
             "mysql.server_id {} is the server's own server_id; choose another id, unique among the server and its replicas",
             my.server_id
-        ));
+        )));
     }
     Ok(problems)
 }
@@ -165,7 +179,7 @@ pub async fn preflight(connector: &ConnectorConfig) -> Vec<String> {
         Err(e) => return vec![e.to_string()],
     };
     let mut problems = match server_problems(&mut conn, &server, connector).await {
-        Ok(p) => p,
+        Ok(p) => p.iter().map(ToString::to_string).collect(),
         Err(e) => vec![e.to_string()],
     };
     if let Some(other) = replica_with_server_id(&mut conn, my.server_id).await {

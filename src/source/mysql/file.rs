@@ -5,11 +5,12 @@
 use std::collections::HashMap;
 
 use super::binlog::{
-    decode_body, event_type, uncompress_payload, EventBody, EventHeader, FormatDescription,
-    RowsKind, HEADER_LEN,
+    decode_body, uncompress_payload, EventBody, EventHeader, FormatDescription, RowsKind,
+    HEADER_LEN,
 };
+use super::event_type;
+use super::plan::RowDecoder;
 use super::reader::{crc32, BinlogError, Malformed, Res};
-use super::rows::RowDecoder;
 use super::table_map::TableMap;
 use crate::event::{TableId, Value};
 

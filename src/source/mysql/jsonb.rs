@@ -18,7 +18,8 @@ use std::fmt::Write;
 
 use base64::Engine;
 
-use super::binlog::{Malformed, Reader, Res};
+use super::decimal::read_decimal;
+use super::reader::{le_uint, Malformed, Reader, Res};
 use super::table_map::col;
 
 const MAX_DEPTH: usize = 100;
@@ -46,7 +47,7 @@ fn need(b: &[u8], n: usize, what: &str) -> Res<()> {
 
 fn uint(b: &[u8], at: usize, n: usize, what: &str) -> Res<usize> {
     need(b, at + n, what)?;
-    Ok(super::binlog::le_uint(&b[at..at + n]) as usize)
+    Ok(le_uint(&b[at..at + n]) as usize)
 }
 
 fn write_value(out: &mut String, t: u8, b: &[u8], depth: usize) -> Res<()> {
@@ -209,7 +210,7 @@ fn write_opaque(out: &mut String, ty: u8, data: &[u8]) -> Res<()> {
                     "JSON decimal({precision},{scale}) is invalid"
                 )));
             }
-            let d = super::values::read_decimal(&mut r, precision, scale)?;
+            let d = read_decimal(&mut r, precision, scale)?;
             out.push_str(&decimal_text(&d));
         }
         col::DATE | col::DATETIME | col::TIMESTAMP | col::TIME => {

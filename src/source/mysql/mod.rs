@@ -14,19 +14,30 @@
 //! Positions point at the start of the current transaction and count the rows events and
 //! rows of it already published: a restart re-reads the transaction and skips those.
 
-pub mod binlog;
+mod binlog;
 mod catalog;
 mod checks;
-pub mod file;
+mod decimal;
+mod event_type;
+#[cfg(any(test, feature = "testing"))]
+mod file;
 mod gtid;
-pub mod jsonb;
-pub mod reader;
-pub mod rows;
+mod jsonb;
+mod plan;
+mod reader;
+mod rows;
 mod snapshot;
 mod statements;
 mod stream;
-pub mod table_map;
+mod table_map;
 mod values;
+
+/// The binlog file decoder, for the `testing` feature (fixture tests, `binlog_dump`).
+#[cfg(feature = "testing")]
+pub(crate) mod decoder {
+    pub use super::binlog::RowsKind;
+    pub use super::file::{read_file, FileContents};
+}
 
 use std::sync::Arc;
 
@@ -37,7 +48,8 @@ pub use checks::preflight;
 
 use crate::config::{ConnectorConfig, MysqlConfig, SnapshotMode};
 use crate::event::MysqlFlavor;
-use crate::offsets::FileOffsetStore;
+use crate::failure::{Classify, SetupError, Severity};
+use crate::offsets::OffsetStore;
 use crate::position::{MyPosition, SnapshotState, SourcePosition};
 use crate::source::{SourceContext, SourceExit};
 
@@ -63,8 +75,8 @@ pub enum MyError {
         transient: bool,
     },
     /// The server is not set up as Sluice needs; the message says how to fix it.
-    #[error("{0}")]
-    Setup(String),
+    #[error(transparent)]
+    Setup(#[from] SetupError),
     /// The binlog stream broke (retried).
     #[error("binlog stream failed: {0}")]
     Stream(String),
@@ -98,13 +110,25 @@ impl MyError {
             },
         }
     }
+}
 
-    /// Whether the runtime should retry rather than stop the connector.
-    pub fn is_transient(&self) -> bool {
+impl MyError {
+    /// A setup problem described by one sentence with its fix.
+    pub fn setup(text: impl Into<String>) -> Self {
+        MyError::Setup(SetupError::Other(text.into()))
+    }
+}
+
+impl Classify for MyError {
+    fn severity(&self) -> Severity {
         match self {
-            MyError::Connect { transient, .. } | MyError::Query { transient, .. } => *transient,
-            MyError::Stream(_) => true,
-            MyError::Setup(_) | MyError::Decode(_) | MyError::Offsets(_) => false,
+            MyError::Connect { transient, .. } | MyError::Query { transient, .. } => {
+                Severity::transient_if(*transient)
+            }
+            MyError::Stream(_) => Severity::Transient,
+            MyError::Setup(e) => e.severity(),
+            MyError::Offsets(e) => e.severity(),
+            MyError::Decode(_) => Severity::Definite,
         }
     }
 }
@@ -120,7 +144,7 @@ impl ConnInfo {
     pub(crate) fn parse(url: &str) -> Result<Self, MyError> {
         let normalized = url.replacen("mariadb://", "mysql://", 1);
         let opts = Opts::from_url(&normalized)
-            .map_err(|_| MyError::Setup("mysql.url is not a valid connection URL".into()))?;
+            .map_err(|_| MyError::setup("mysql.url is not a valid connection URL"))?;
         let target = format!("{}:{}", opts.ip_or_hostname(), opts.tcp_port());
         let opts: Opts = OptsBuilder::from_opts(opts)
             .prefer_socket(false)
@@ -186,12 +210,12 @@ pub(crate) async fn server_info(conn: &mut Conn) -> Result<ServerInfo, MyError> 
 /// The MySQL / MariaDB source of one connector.
 pub struct MysqlSource {
     connector: Arc<ConnectorConfig>,
-    offsets: FileOffsetStore,
+    offsets: Arc<dyn OffsetStore>,
 }
 
 impl MysqlSource {
     /// A source for a validated connector.
-    pub fn new(connector: Arc<ConnectorConfig>, offsets: FileOffsetStore) -> Self {
+    pub fn new(connector: Arc<ConnectorConfig>, offsets: Arc<dyn OffsetStore>) -> Self {
         MysqlSource { connector, offsets }
     }
 
@@ -225,7 +249,7 @@ impl MysqlSource {
         let stored = match self.offsets.load(&self.connector.name)? {
             Some(SourcePosition::Mysql(p)) => Some(p),
             Some(other) => {
-                return Err(MyError::Setup(format!(
+                return Err(MyError::setup(format!(
                     "the stored offset of {} belongs to another kind of source ({other}); delete the connector's offset file to start over",
                     self.connector.name
                 )))
@@ -252,7 +276,7 @@ impl MysqlSource {
         }
         if purged && !need_snapshot {
             let p = stored.as_ref().expect("purged implies a stored position");
-            return Err(MyError::Setup(format!(
+            return Err(MyError::setup(format!(
                 "the stored position {}:{} is no longer on the server (binlog file {} was purged): changes since then are lost to Sluice; set snapshot.mode = \"when_needed\" to take a new snapshot, or delete {}'s offset file",
                 p.file, p.pos, p.file, self.connector.name
             )));
@@ -265,7 +289,7 @@ impl MysqlSource {
                 connector: &self.connector,
                 info: &info,
                 server: &server,
-                offsets: &self.offsets,
+                offsets: &*self.offsets,
             };
             let Some(start) = snap.run(ctx).await? else {
                 return Ok(SourceExit::Shutdown);

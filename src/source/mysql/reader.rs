@@ -3,7 +3,7 @@
 //! Every read names what it reads, so a short or malformed event gives a [`Malformed`] that
 //! says which field did not fit; [`Malformed::at`] adds the event type and position.
 
-use super::binlog::type_name;
+use super::event_type::type_name;
 
 /// A binlog event the decoder cannot read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -185,27 +185,7 @@ pub fn be_uint(b: &[u8]) -> u64 {
 
 /// CRC-32 (IEEE), as binlog checksums use.
 pub fn crc32(data: &[u8]) -> u32 {
-    static TABLE: std::sync::OnceLock<[u32; 256]> = std::sync::OnceLock::new();
-    let table = TABLE.get_or_init(|| {
-        let mut t = [0u32; 256];
-        for (i, e) in t.iter_mut().enumerate() {
-            let mut c = i as u32;
-            for _ in 0..8 {
-                c = if c & 1 != 0 {
-                    0xEDB8_8320 ^ (c >> 1)
-                } else {
-                    c >> 1
-                };
-            }
-            *e = c;
-        }
-        t
-    });
-    let mut c = !0u32;
-    for &b in data {
-        c = table[((c ^ u32::from(b)) & 0xff) as usize] ^ (c >> 8);
-    }
-    !c
+    crc32fast::hash(data)
 }
 
 #[cfg(test)]

@@ -14,11 +14,11 @@ use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 
 use super::catalog::{self, quote};
-use super::rows::RowDecoder;
+use super::plan::RowDecoder;
 use super::{ConnInfo, MyError, ServerInfo};
 use crate::config::ConnectorConfig;
 use crate::event::{ChangeEvent, MysqlDetail, Op, SnapshotMarker, SourceDetail, SourceMeta};
-use crate::offsets::FileOffsetStore;
+use crate::offsets::OffsetStore;
 use crate::position::{MyPosition, SnapshotState, SourcePosition};
 use crate::source::snapshot_rows::{now_us, Emitter, TableProgress};
 use crate::source::SourceContext;
@@ -28,7 +28,7 @@ pub(super) struct Snapshot<'a> {
     pub connector: &'a ConnectorConfig,
     pub info: &'a ConnInfo,
     pub server: &'a ServerInfo,
-    pub offsets: &'a FileOffsetStore,
+    pub offsets: &'a dyn OffsetStore,
 }
 
 impl Snapshot<'_> {
@@ -43,7 +43,7 @@ impl Snapshot<'_> {
             let map = catalog::describe(&mut conn, t).await?;
             let hints = catalog::hints(&mut conn, t, self.server.flavor).await?;
             let decoder = RowDecoder::new(&map, &hints)
-                .map_err(|e| MyError::Setup(format!("cannot capture table {t}: {}", e.0)))?;
+                .map_err(|e| MyError::setup(format!("cannot capture table {t}: {}", e.0)))?;
             let estimate = catalog::row_estimate(&mut conn, t).await;
             shapes.push((decoder, estimate));
         }
@@ -77,7 +77,7 @@ impl Snapshot<'_> {
                 conn.query_drop(format!("LOCK TABLES {}", list.join(", ")))
                     .await
                     .map_err(|e| {
-                        MyError::Setup(format!(
+                        MyError::setup(format!(
                             "cannot lock the captured tables for the snapshot ({}); grant RELOAD (preferred: a brief global lock) or LOCK TABLES to the user",
                             MyError::query(e)
                         ))
@@ -111,7 +111,7 @@ impl Snapshot<'_> {
         )?;
         tracing::info!(tables = tables.len(), file = %file, pos, "snapshot started");
         ctx.observer
-            .set_state(crate::runtime::ConnectorState::Snapshotting);
+            .set_state(crate::status::ConnectorState::Snapshotting);
         let started = std::time::Instant::now();
         let position = SourcePosition::Mysql(in_progress.clone());
         let file: Arc<str> = Arc::from(file.as_str());
@@ -154,7 +154,7 @@ impl Snapshot<'_> {
                         _ => None,
                     };
                     values.push(decoder.parse_text(i, raw).map_err(|e| {
-                        MyError::Setup(format!(
+                        MyError::setup(format!(
                             "cannot read column {} of {}: {}",
                             schema.columns[i].name, schema.id, e.0
                         ))

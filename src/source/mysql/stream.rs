@@ -14,10 +14,11 @@ use mysql_async::prelude::Queryable;
 use mysql_async::BinlogStreamRequest;
 use mysql_async::Conn;
 
-use super::binlog::{self, decode_body, event_type, EventBody, EventHeader, FormatDescription};
+use super::binlog::{self, decode_body, EventBody, EventHeader, FormatDescription};
 use super::catalog;
+use super::event_type;
 use super::gtid::{valid_maria_state, Gtid, GtidState};
-use super::rows::RowDecoder;
+use super::plan::RowDecoder;
 use super::statements::{ddl_concerns, is_ddl, truncated_table};
 use super::table_map::TableMap;
 use super::{ConnInfo, MyError, ServerInfo};
@@ -75,12 +76,73 @@ struct PendingGtid {
     pos: u64,
 }
 
+/// Why event handling stopped early.
+enum Halt {
+    /// Shutdown was requested while handing items over.
+    Shutdown,
+    /// The run failed.
+    Failed(MyError),
+}
+
+impl<E: Into<MyError>> From<E> for Halt {
+    fn from(e: E) -> Self {
+        Halt::Failed(e.into())
+    }
+}
+
+/// Hands an item to the pipeline; `Halt::Shutdown` when the run must stop.
+async fn send(ctx: &mut SourceContext, item: SourceItem) -> Result<(), Halt> {
+    if ctx.send(item).await {
+        Ok(())
+    } else {
+        Err(Halt::Shutdown)
+    }
+}
+
+/// The facts of the event being handled.
+struct At {
+    /// The event's header.
+    header: EventHeader,
+    /// Where the event starts.
+    start_pos: u64,
+    /// Where the next event starts.
+    end: u64,
+    /// When the statement began, microseconds since the epoch.
+    ts_us: i64,
+}
+
+/// What a streaming run keeps between events.
+struct State {
+    fde: FormatDescription,
+    /// The binlog file being read.
+    file: Arc<str>,
+    gtids: GtidState,
+    /// Where a restart resumes: the start of the next transaction.
+    resume: MyPosition,
+    /// The stored position's progress inside its transaction, until that transaction starts.
+    skip_at: Option<(Arc<str>, u64, u64, u64)>,
+    pending_gtid: Option<PendingGtid>,
+    tx: Option<Tx>,
+    maps: HashMap<u64, MapEntry>,
+    decoders: HashMap<Vec<u8>, Arc<RowDecoder>>,
+    dbs: HashMap<String, Arc<str>>,
+    /// The last shape seen of each captured table (for truncate records).
+    latest: HashMap<TableId, Arc<crate::event::TableSchema>>,
+    /// The end of the last event with a position.
+    last_end: u64,
+    /// Events of the rows event being handled (reused).
+    out: Vec<ChangeEvent>,
+}
+
 /// One streaming run.
 pub(super) struct Streamer<'a> {
     connector: &'a ConnectorConfig,
     info: &'a ConnInfo,
     server: &'a ServerInfo,
     start: MyPosition,
+    /// The session for catalog queries (column hints, heartbeat action query).
+    catalog: Conn,
+    state: State,
 }
 
 impl<'a> Streamer<'a> {
@@ -90,15 +152,35 @@ impl<'a> Streamer<'a> {
         server: &'a ServerInfo,
         start: MyPosition,
     ) -> Result<Streamer<'a>, MyError> {
+        let catalog = info.connect().await?;
+        let skip_at = (start.events > 0 || start.rows > 0)
+            .then(|| (start.file.clone(), start.pos, start.events, start.rows));
+        let state = State {
+            fde: FormatDescription::default(),
+            file: start.file.clone(),
+            gtids: GtidState::parse(server.flavor, start.gtids.as_deref()),
+            resume: start.clone(),
+            skip_at,
+            pending_gtid: None,
+            tx: None,
+            maps: HashMap::new(),
+            decoders: HashMap::new(),
+            dbs: HashMap::new(),
+            latest: HashMap::new(),
+            last_end: start.pos,
+            out: Vec::new(),
+        };
         Ok(Streamer {
             connector,
             info,
             server,
             start,
+            catalog,
+            state,
         })
     }
 
-    fn my(&self) -> &MysqlConfig {
+    fn my(&self) -> &'a MysqlConfig {
         self.connector.mysql.as_ref().expect("validated [mysql]")
     }
 
@@ -126,9 +208,7 @@ impl<'a> Streamer<'a> {
     }
 
     /// Streams until shutdown or an error.
-    pub async fn run(self, ctx: &mut SourceContext) -> Result<SourceExit, MyError> {
-        let my = self.my();
-        let mut catalog_conn = self.info.connect().await?;
+    pub async fn run(mut self, ctx: &mut SourceContext) -> Result<SourceExit, MyError> {
         let mut stream = self.open().await?;
         tracing::info!(
             file = %self.start.file,
@@ -137,443 +217,521 @@ impl<'a> Streamer<'a> {
             "binlog streaming started"
         );
         ctx.observer
-            .set_state(crate::runtime::ConnectorState::Streaming);
-        let flavor = self.server.flavor;
-        let tx_metadata = self.connector.provide_transaction_metadata;
-        let mut fde = FormatDescription::default();
-        let mut file: Arc<str> = self.start.file.clone();
-        let mut gtids = GtidState::parse(flavor, self.start.gtids.as_deref());
-        let mut resume = self.start.clone();
-        let mut skip_at = (self.start.events > 0 || self.start.rows > 0).then(|| {
-            (
-                self.start.file.clone(),
-                self.start.pos,
-                self.start.events,
-                self.start.rows,
-            )
-        });
-        let mut pending_gtid: Option<PendingGtid> = None;
-        let mut tx: Option<Tx> = None;
-        let mut maps: HashMap<u64, MapEntry> = HashMap::new();
-        let mut decoders: HashMap<Vec<u8>, Arc<RowDecoder>> = HashMap::new();
-        let mut dbs: HashMap<String, Arc<str>> = HashMap::new();
-        // The last shape seen of each captured table (for truncate records).
-        let mut latest: HashMap<TableId, Arc<crate::event::TableSchema>> = HashMap::new();
-        let mut last_end: u64 = self.start.pos;
+            .set_state(crate::status::ConnectorState::Streaming);
         let mut heartbeat = self
             .connector
             .heartbeat_interval_ms
             .map(|ms| tokio::time::interval(std::time::Duration::from_millis(ms)));
-        let mut out: Vec<ChangeEvent> = Vec::new();
         loop {
-            // Events already buffered are taken at once; queued items are handed over only
-            // when the stream has nothing ready (one channel hand-off per burst, not per row).
-            let ready = if ctx.pending.is_empty() {
-                None
-            } else {
-                stream.next().now_or_never()
+            let result = match self.next_event(ctx, &mut stream, &mut heartbeat).await {
+                Ok(Some(event)) => self.handle(ctx, &event).await,
+                Ok(None) => Ok(()),
+                Err(halt) => Err(halt),
             };
-            let next = if let Some(ev) = ready {
-                ev
-            } else {
-                if !ctx.pending.is_empty() && !ctx.flush().await {
-                    return Ok(SourceExit::Shutdown);
-                }
-                tokio::select! {
-                biased;
-                _ = ctx.shutdown.changed() => return Ok(SourceExit::Shutdown),
-                _ = tick(&mut heartbeat) => {
-                    if let Some(query) = &my.heartbeat_action_query {
-                        if let Err(e) = catalog_conn.query_drop(query.as_str()).await {
-                            tracing::warn!(error = %e, "heartbeat_action_query failed");
-                            if let Ok(c) = self.info.connect().await {
-                                catalog_conn = c;
-                            }
-                        }
-                    }
-                    let position = tx.is_none().then(|| SourcePosition::Mysql(resume.clone()));
-                    let item = SourceItem::Heartbeat { position, ts_ms: now_us() / 1000 };
-                    if !(ctx.send(item).await && ctx.flush().await) {
-                        return Ok(SourceExit::Shutdown);
-                    }
-                    continue;
-                }
-                ev = stream.next() => ev,
-                }
-            };
-            let event = match next {
-                Some(Ok(e)) => e,
-                Some(Err(e)) => return Err(stream_error(e)),
-                None => return Err(MyError::Stream("the server ended the binlog stream".into())),
-            };
-            let h = event.header();
-            let header = EventHeader {
-                timestamp: h.timestamp(),
-                type_code: h.event_type_raw(),
-                server_id: h.server_id(),
-                event_size: h.event_size(),
-                log_pos: h.log_pos(),
-                flags: h.flags_raw(),
-            };
-            let code = header.type_code;
-            let start_pos = header.start_pos();
-            let end = if header.log_pos != 0 {
-                u64::from(header.log_pos)
-            } else {
-                last_end
-            };
-            let body = strip_unknown_checksum(&header, event.data(), &fde);
-            let decoded = if code == event_type::FORMAT_DESCRIPTION {
-                FormatDescription::parse_stripped(body, false).map(EventBody::FormatDescription)
-            } else {
-                decode_body(&fde, &header, body)
-            };
-            let decoded = decoded.map_err(|e| e.at(code, &file, start_pos))?;
-            let ts_us = i64::from(header.timestamp) * 1_000_000;
-            // XID, COMMIT / ROLLBACK, or a DDL statement outside BEGIN ends the event group.
-            let mut ends_group = false;
-            match decoded {
-                EventBody::FormatDescription(f) => fde = f,
-                EventBody::Rotate {
-                    position,
-                    file: name,
-                } => {
-                    file = Arc::from(name.as_str());
-                    last_end = position;
-                    if tx.is_none() && header.flags & binlog::LOG_EVENT_ARTIFICIAL_F == 0 {
-                        resume = MyPosition {
-                            file: Arc::from(name),
-                            pos: position,
-                            gtids: gtids.text(),
-                            events: 0,
-                            rows: 0,
-                            snapshot: SnapshotState::Done,
-                        };
-                        if !ctx
-                            .send(SourceItem::Checkpoint(SourcePosition::Mysql(
-                                resume.clone(),
-                            )))
-                            .await
-                        {
-                            return Ok(SourceExit::Shutdown);
-                        }
-                    }
-                    continue;
-                }
-                EventBody::MariaGtid { gtid, standalone } => {
-                    let pending = PendingGtid {
-                        text: Some(Arc::from(gtid.to_string().as_str())),
-                        gtid: Gtid::Maria(gtid),
-                        pos: start_pos,
-                    };
-                    if !standalone {
-                        tx = Some(self.begin_tx(
-                            &file,
-                            start_pos,
-                            pending.text.clone(),
-                            ts_us,
-                            None,
-                            &mut skip_at,
-                        ));
-                    }
-                    pending_gtid = Some(pending);
-                }
-                EventBody::MysqlGtid(g) => {
-                    pending_gtid = Some(PendingGtid {
-                        text: g.as_ref().map(|g| Arc::from(g.to_string().as_str())),
-                        gtid: g.map_or(Gtid::Anonymous, Gtid::Mysql),
-                        pos: start_pos,
-                    });
-                }
-                EventBody::Query { thread_id, db, sql } => {
-                    let trimmed = sql.trim();
-                    if trimmed.eq_ignore_ascii_case("BEGIN")
-                        || trimmed.eq_ignore_ascii_case("XA START")
-                    {
-                        match tx.as_mut() {
-                            Some(t) => t.thread = Some(thread_id),
-                            None => {
-                                let (gtid, pos) = match pending_gtid.as_ref() {
-                                    Some(p) => (p.text.clone(), p.pos),
-                                    None => (None, start_pos),
-                                };
-                                tx = Some(self.begin_tx(
-                                    &file,
-                                    pos,
-                                    gtid,
-                                    ts_us,
-                                    Some(thread_id),
-                                    &mut skip_at,
-                                ));
-                            }
-                        }
-                    } else if trimmed.eq_ignore_ascii_case("COMMIT")
-                        || trimmed.eq_ignore_ascii_case("ROLLBACK")
-                    {
-                        ends_group = true;
-                    } else if is_ddl(trimmed) {
-                        let in_explicit_tx = tx.is_some();
-                        if let Some(database) = ddl_concerns(my, &db, trimmed) {
-                            let gtid = pending_gtid.as_ref().and_then(|p| p.text.clone());
-                            if let Some(p) = pending_gtid.take() {
-                                gtids.apply_pending(p.gtid);
-                            }
-                            let after = MyPosition {
-                                file: file.clone(),
-                                pos: end,
-                                gtids: gtids.text(),
-                                events: 0,
-                                rows: 0,
-                                snapshot: SnapshotState::Done,
-                            };
-                            let change = SchemaChange {
-                                database: database.clone(),
-                                ddl: trimmed.to_string(),
-                                source: SourceMeta {
-                                    ts_us,
-                                    snapshot: SnapshotMarker::False,
-                                    db: Arc::from(database.as_str()),
-                                    detail: SourceDetail::Mysql {
-                                        shared: Arc::new(MysqlDetail {
-                                            flavor,
-                                            server_id: header.server_id,
-                                            gtid,
-                                            file: file.clone(),
-                                            pos: start_pos,
-                                            thread: Some(thread_id),
-                                            query: None,
-                                        }),
-                                        row: 0,
-                                    },
-                                },
-                                position: SourcePosition::Mysql(after),
-                            };
-                            tracing::info!(database = %database, ddl = %trimmed, "schema change");
-                            let truncated = truncated_table(trimmed, &db)
-                                .filter(|t| my.captures(&t.schema, &t.name))
-                                .filter(|_| self.connector.publishes("t"));
-                            let truncate = match truncated {
-                                Some(id) => {
-                                    let table = self
-                                        .current_schema(&mut catalog_conn, &mut latest, &id)
-                                        .await?;
-                                    Some(ChangeEvent {
-                                        op: Op::Truncate,
-                                        table: Some(table),
-                                        before: None,
-                                        after: None,
-                                        source: SourceMeta {
-                                            db: Arc::from(id.schema.as_str()),
-                                            ..change.source.clone()
-                                        },
-                                        message: None,
-                                        transaction: None,
-                                        position: change.position.clone(),
-                                    })
-                                }
-                                None => None,
-                            };
-                            if !ctx.send(SourceItem::SchemaChange(Box::new(change))).await {
-                                return Ok(SourceExit::Shutdown);
-                            }
-                            if let Some(event) = truncate {
-                                if !ctx.send(SourceItem::Event(Box::new(event))).await {
-                                    return Ok(SourceExit::Shutdown);
-                                }
-                            }
-                        }
-                        ends_group = !in_explicit_tx;
-                    }
-                }
-                EventBody::Xid(_) => ends_group = true,
-                EventBody::TableMap(raw) => {
-                    let id_len = fde.table_id_len(code);
-                    let table_id = binlog::le_uint(raw.get(..id_len).unwrap_or_default());
-                    let same = maps.get(&table_id).is_some_and(|m| m.body == raw);
-                    if !same {
-                        let map = TableMap::parse(raw, id_len)
-                            .map_err(|e| e.at(code, &file, start_pos))?;
-                        let decoder = if my.captures(&map.db, &map.table) {
-                            let d = self
-                                .decoder(
-                                    &mut catalog_conn,
-                                    &mut decoders,
-                                    &map,
-                                    raw,
-                                    (code, &file, start_pos),
-                                )
-                                .await?;
-                            latest.insert(d.schema.id.clone(), d.schema.clone());
-                            Some(d)
-                        } else {
-                            None
-                        };
-                        if maps.len() >= MAX_TABLE_MAPS {
-                            maps.clear();
-                        }
-                        maps.insert(
-                            table_id,
-                            MapEntry {
-                                body: raw.to_vec(),
-                                decoder,
-                            },
-                        );
-                    }
-                }
-                EventBody::Rows(rows) => {
-                    if tx.is_none() {
-                        // A group without BEGIN (a standalone GTID group): it starts at its
-                        // GTID event, or here.
-                        let (gtid, pos) = match pending_gtid.as_ref() {
-                            Some(p) => (p.text.clone(), p.pos),
-                            None => (None, start_pos),
-                        };
-                        tx = Some(self.begin_tx(&file, pos, gtid, ts_us, None, &mut skip_at));
-                    }
-                    let Some(t) = tx.as_mut() else { continue };
-                    let ev_index = t.rows_events;
-                    t.rows_events += 1;
-                    let Some(entry) = maps.get(&rows.table_id) else {
-                        return Err(binlog::Malformed(format!(
-                            "rows event for table id {} without a table map",
-                            rows.table_id
-                        ))
-                        .at(code, &file, start_pos)
-                        .into());
-                    };
-                    let Some(decoder) = entry.decoder.clone() else {
-                        continue;
-                    };
-                    if ev_index < t.skip_events {
-                        continue;
-                    }
-                    let skip_rows = if ev_index == t.skip_events {
-                        t.skip_rows
-                    } else {
-                        0
-                    };
-                    let table = decoder.schema.clone();
-                    let db = dbs
-                        .entry(table.id.schema.clone())
-                        .or_insert_with(|| Arc::from(table.id.schema.as_str()))
-                        .clone();
-                    let gtids_before = resume.gtids.clone();
-                    let mut row_index = 0u32;
-                    let mut decode_err = None;
-                    let t_file = t.file.clone();
-                    let t_pos = t.pos;
-                    let shared = Arc::new(MysqlDetail {
-                        flavor,
-                        server_id: header.server_id,
-                        gtid: t.gtid.clone(),
-                        file: t.file.clone(),
-                        pos: start_pos,
-                        thread: t.thread,
-                        query: None,
-                    });
-                    decoder
-                        .rows(&rows, |change| {
-                            let r = row_index;
-                            row_index += 1;
-                            if u64::from(r) < skip_rows {
-                                return;
-                            }
-                            let op = match (&change.before, &change.after) {
-                                (None, Some(_)) => Op::Create,
-                                (Some(_), Some(_)) => Op::Update,
-                                _ => Op::Delete,
-                            };
-                            out.push(ChangeEvent {
-                                op,
-                                table: Some(table.clone()),
-                                before: change.before,
-                                after: change.after,
-                                source: SourceMeta {
-                                    ts_us,
-                                    snapshot: SnapshotMarker::False,
-                                    db: db.clone(),
-                                    detail: SourceDetail::Mysql {
-                                        shared: shared.clone(),
-                                        row: r,
-                                    },
-                                },
-                                message: None,
-                                transaction: None,
-                                position: SourcePosition::Mysql(MyPosition {
-                                    file: t_file.clone(),
-                                    pos: t_pos,
-                                    gtids: gtids_before.clone(),
-                                    events: ev_index,
-                                    rows: u64::from(r) + 1,
-                                    snapshot: SnapshotState::Done,
-                                }),
-                            });
-                        })
-                        .unwrap_or_else(|e| decode_err = Some(e));
-                    if let Some(e) = decode_err {
-                        return Err(e.at(code, &file, start_pos).into());
-                    }
-                    for mut event in out.drain(..) {
-                        if !self.connector.publishes(event.op.code()) {
-                            continue;
-                        }
-                        if tx_metadata {
-                            let Some(t) = tx.as_mut() else { continue };
-                            let (id, ts_ms) = (t.id(), t.ts_us / 1000);
-                            let (begin, block) = t.counts.count(&id, table.id.to_string(), ts_ms);
-                            if let Some(begin) = begin {
-                                if !ctx.send(SourceItem::Transaction(begin)).await {
-                                    return Ok(SourceExit::Shutdown);
-                                }
-                            }
-                            event.transaction = Some(block);
-                        }
-                        if !ctx.send(SourceItem::Event(Box::new(event))).await {
-                            return Ok(SourceExit::Shutdown);
-                        }
-                    }
-                }
-                EventBody::MariaGtidList(list) => {
-                    tracing::debug!(?list, "GTID list");
-                }
-                EventBody::TransactionPayload { .. }
-                | EventBody::Heartbeat
-                | EventBody::BinlogCheckpoint(_)
-                | EventBody::RowsQuery(_)
-                | EventBody::Stop
-                | EventBody::Ignored => {}
-            }
-            if ends_group
-                && !self
-                    .commit(
-                        ctx,
-                        &mut tx,
-                        &mut pending_gtid,
-                        &mut gtids,
-                        &file,
-                        end,
-                        &mut resume,
-                    )
-                    .await
-            {
-                return Ok(SourceExit::Shutdown);
-            }
-            if header.log_pos != 0 {
-                last_end = u64::from(header.log_pos);
+            match result {
+                Ok(()) => {}
+                Err(Halt::Shutdown) => return Ok(SourceExit::Shutdown),
+                Err(Halt::Failed(e)) => return Err(e),
             }
         }
     }
 
+    /// The next event, or `None` after a heartbeat tick. Events already buffered are taken
+    /// at once; queued items are handed over only when the stream has nothing ready (one
+    /// channel hand-off per burst, not per row).
+    async fn next_event(
+        &mut self,
+        ctx: &mut SourceContext,
+        stream: &mut mysql_async::BinlogStream,
+        heartbeat: &mut Option<tokio::time::Interval>,
+    ) -> Result<Option<mysql_async::binlog::events::Event>, Halt> {
+        let ready = if ctx.pending.is_empty() {
+            None
+        } else {
+            stream.next().now_or_never()
+        };
+        let next = match ready {
+            Some(ev) => ev,
+            None => {
+                if !ctx.pending.is_empty() && !ctx.flush().await {
+                    return Err(Halt::Shutdown);
+                }
+                tokio::select! {
+                    biased;
+                    _ = ctx.shutdown.changed() => return Err(Halt::Shutdown),
+                    _ = tick(heartbeat) => {
+                        self.heartbeat(ctx).await?;
+                        return Ok(None);
+                    }
+                    ev = stream.next() => ev,
+                }
+            }
+        };
+        match next {
+            Some(Ok(e)) => Ok(Some(e)),
+            Some(Err(e)) => Err(stream_error(e).into()),
+            None => Err(MyError::Stream("the server ended the binlog stream".into()).into()),
+        }
+    }
+
+    /// A connector heartbeat: the action query, then the heartbeat record (with the resume
+    /// position when no transaction is open).
+    async fn heartbeat(&mut self, ctx: &mut SourceContext) -> Result<(), Halt> {
+        if let Some(query) = &self.my().heartbeat_action_query {
+            if let Err(e) = self.catalog.query_drop(query.as_str()).await {
+                tracing::warn!(error = %e, "heartbeat_action_query failed");
+                if let Ok(c) = self.info.connect().await {
+                    self.catalog = c;
+                }
+            }
+        }
+        let st = &self.state;
+        let position = st
+            .tx
+            .is_none()
+            .then(|| SourcePosition::Mysql(st.resume.clone()));
+        let item = SourceItem::Heartbeat {
+            position,
+            ts_ms: now_us() / 1000,
+        };
+        send(ctx, item).await?;
+        if ctx.flush().await {
+            Ok(())
+        } else {
+            Err(Halt::Shutdown)
+        }
+    }
+
+    /// Decodes one event and dispatches it to its handler; ends the event group when the
+    /// event closes it.
+    async fn handle(
+        &mut self,
+        ctx: &mut SourceContext,
+        event: &mysql_async::binlog::events::Event,
+    ) -> Result<(), Halt> {
+        let h = event.header();
+        let header = EventHeader {
+            timestamp: h.timestamp(),
+            type_code: h.event_type_raw(),
+            server_id: h.server_id(),
+            event_size: h.event_size(),
+            log_pos: h.log_pos(),
+            flags: h.flags_raw(),
+        };
+        let code = header.type_code;
+        let at = At {
+            start_pos: header.start_pos(),
+            end: if header.log_pos != 0 {
+                u64::from(header.log_pos)
+            } else {
+                self.state.last_end
+            },
+            ts_us: i64::from(header.timestamp) * 1_000_000,
+            header,
+        };
+        let body = strip_unknown_checksum(&at.header, event.data(), &self.state.fde);
+        let decoded = if code == event_type::FORMAT_DESCRIPTION {
+            FormatDescription::parse_stripped(body, false).map(EventBody::FormatDescription)
+        } else {
+            decode_body(&self.state.fde, &at.header, body)
+        };
+        let decoded = decoded.map_err(|e| e.at(code, &self.state.file, at.start_pos))?;
+        // XID, COMMIT / ROLLBACK, or a DDL statement outside BEGIN ends the event group.
+        let ends_group = match decoded {
+            EventBody::FormatDescription(f) => {
+                self.state.fde = f;
+                false
+            }
+            EventBody::Rotate { position, file } => {
+                // The next event's position is in the new file: `last_end` is set here.
+                return self.on_rotate(ctx, &at, position, file).await;
+            }
+            EventBody::MariaGtid { gtid, standalone } => {
+                self.on_maria_gtid(&at, gtid, standalone);
+                false
+            }
+            EventBody::MysqlGtid(g) => {
+                self.state.pending_gtid = Some(PendingGtid {
+                    text: g.as_ref().map(|g| Arc::from(g.to_string().as_str())),
+                    gtid: g.map_or(Gtid::Anonymous, Gtid::Mysql),
+                    pos: at.start_pos,
+                });
+                false
+            }
+            EventBody::Query { thread_id, db, sql } => {
+                self.on_query(ctx, &at, thread_id, &db, sql.trim()).await?
+            }
+            EventBody::Xid(_) => true,
+            EventBody::TableMap(raw) => {
+                self.on_table_map(&at, raw).await?;
+                false
+            }
+            EventBody::Rows(rows) => {
+                self.on_rows(ctx, &at, &rows).await?;
+                false
+            }
+            EventBody::MariaGtidList(list) => {
+                tracing::debug!(?list, "GTID list");
+                false
+            }
+            EventBody::TransactionPayload { .. }
+            | EventBody::Heartbeat
+            | EventBody::BinlogCheckpoint(_)
+            | EventBody::RowsQuery(_)
+            | EventBody::Stop
+            | EventBody::Ignored => false,
+        };
+        if ends_group {
+            self.end_group(ctx, at.end).await?;
+        }
+        if at.header.log_pos != 0 {
+            self.state.last_end = u64::from(at.header.log_pos);
+        }
+        Ok(())
+    }
+
+    /// ROTATE: the next file; a checkpoint there when no transaction is open (real rotates
+    /// only: the server's artificial one only says where the stream starts).
+    async fn on_rotate(
+        &mut self,
+        ctx: &mut SourceContext,
+        at: &At,
+        position: u64,
+        name: String,
+    ) -> Result<(), Halt> {
+        let st = &mut self.state;
+        st.file = Arc::from(name.as_str());
+        st.last_end = position;
+        if st.tx.is_none() && at.header.flags & binlog::LOG_EVENT_ARTIFICIAL_F == 0 {
+            st.resume = MyPosition {
+                file: Arc::from(name),
+                pos: position,
+                gtids: st.gtids.text(),
+                events: 0,
+                rows: 0,
+                snapshot: SnapshotState::Done,
+            };
+            let item = SourceItem::Checkpoint(SourcePosition::Mysql(st.resume.clone()));
+            send(ctx, item).await?;
+        }
+        Ok(())
+    }
+
+    /// A MariaDB GTID event: the group's GTID; a transaction starts here unless the group is
+    /// a standalone statement (DDL).
+    fn on_maria_gtid(&mut self, at: &At, gtid: binlog::MariaGtid, standalone: bool) {
+        let pending = PendingGtid {
+            text: Some(Arc::from(gtid.to_string().as_str())),
+            gtid: Gtid::Maria(gtid),
+            pos: at.start_pos,
+        };
+        if !standalone {
+            let file = self.state.file.clone();
+            let tx = self.begin_tx(&file, at.start_pos, pending.text.clone(), at.ts_us, None);
+            self.state.tx = Some(tx);
+        }
+        self.state.pending_gtid = Some(pending);
+    }
+
+    /// A QUERY event: BEGIN, COMMIT / ROLLBACK or DDL; `true` when it ends the group.
+    async fn on_query(
+        &mut self,
+        ctx: &mut SourceContext,
+        at: &At,
+        thread_id: u32,
+        db: &str,
+        sql: &str,
+    ) -> Result<bool, Halt> {
+        if sql.eq_ignore_ascii_case("BEGIN") || sql.eq_ignore_ascii_case("XA START") {
+            match self.state.tx.as_mut() {
+                Some(t) => t.thread = Some(thread_id),
+                None => self.begin_at_group_start(at, Some(thread_id)),
+            }
+            return Ok(false);
+        }
+        if sql.eq_ignore_ascii_case("COMMIT") || sql.eq_ignore_ascii_case("ROLLBACK") {
+            return Ok(true);
+        }
+        if !is_ddl(sql) {
+            return Ok(false);
+        }
+        let in_explicit_tx = self.state.tx.is_some();
+        if let Some(database) = ddl_concerns(self.my(), db, sql) {
+            self.on_ddl(ctx, at, thread_id, db, sql, database).await?;
+        }
+        Ok(!in_explicit_tx)
+    }
+
+    /// Opens the transaction of the current group at its GTID event (or here, without one).
+    fn begin_at_group_start(&mut self, at: &At, thread: Option<u32>) {
+        let (gtid, pos) = match self.state.pending_gtid.as_ref() {
+            Some(p) => (p.text.clone(), p.pos),
+            None => (None, at.start_pos),
+        };
+        let file = self.state.file.clone();
+        let tx = self.begin_tx(&file, pos, gtid, at.ts_us, thread);
+        self.state.tx = Some(tx);
+    }
+
+    /// A DDL statement of a captured database: the schema-change record, and a truncate
+    /// record for `TRUNCATE TABLE` of a captured table when truncates are published.
+    async fn on_ddl(
+        &mut self,
+        ctx: &mut SourceContext,
+        at: &At,
+        thread_id: u32,
+        db: &str,
+        sql: &str,
+        database: String,
+    ) -> Result<(), Halt> {
+        let st = &mut self.state;
+        let gtid = st.pending_gtid.as_ref().and_then(|p| p.text.clone());
+        if let Some(p) = st.pending_gtid.take() {
+            st.gtids.apply_pending(p.gtid);
+        }
+        let after = MyPosition {
+            file: st.file.clone(),
+            pos: at.end,
+            gtids: st.gtids.text(),
+            events: 0,
+            rows: 0,
+            snapshot: SnapshotState::Done,
+        };
+        let change = SchemaChange {
+            database: database.clone(),
+            ddl: sql.to_string(),
+            source: SourceMeta {
+                ts_us: at.ts_us,
+                snapshot: SnapshotMarker::False,
+                db: Arc::from(database.as_str()),
+                detail: SourceDetail::Mysql {
+                    shared: Arc::new(MysqlDetail {
+                        flavor: self.server.flavor,
+                        server_id: at.header.server_id,
+                        gtid,
+                        file: st.file.clone(),
+                        pos: at.start_pos,
+                        thread: Some(thread_id),
+                        query: None,
+                    }),
+                    row: 0,
+                },
+            },
+            position: SourcePosition::Mysql(after),
+        };
+        tracing::info!(database = %database, ddl = %sql, "schema change");
+        let truncated = truncated_table(sql, db)
+            .filter(|t| self.my().captures(&t.schema, &t.name))
+            .filter(|_| self.connector.publishes("t"));
+        let truncate = match truncated {
+            Some(id) => Some(ChangeEvent {
+                op: Op::Truncate,
+                table: Some(self.current_schema(&id).await?),
+                before: None,
+                after: None,
+                source: SourceMeta {
+                    db: Arc::from(id.schema.as_str()),
+                    ..change.source.clone()
+                },
+                message: None,
+                transaction: None,
+                position: change.position.clone(),
+            }),
+            None => None,
+        };
+        send(ctx, SourceItem::SchemaChange(Box::new(change))).await?;
+        if let Some(event) = truncate {
+            send(ctx, SourceItem::Event(Box::new(event))).await?;
+        }
+        Ok(())
+    }
+
+    /// A TABLE_MAP event: decoded (and its row decoder built) once per distinct map.
+    async fn on_table_map(&mut self, at: &At, raw: &[u8]) -> Result<(), Halt> {
+        let code = at.header.type_code;
+        let id_len = self.state.fde.table_id_len(code);
+        let table_id = super::reader::le_uint(raw.get(..id_len).unwrap_or_default());
+        if self
+            .state
+            .maps
+            .get(&table_id)
+            .is_some_and(|m| m.body == raw)
+        {
+            return Ok(());
+        }
+        let file = self.state.file.clone();
+        let map = TableMap::parse(raw, id_len).map_err(|e| e.at(code, &file, at.start_pos))?;
+        let decoder = if self.my().captures(&map.db, &map.table) {
+            let d = self.decoder(&map, raw, (code, &file, at.start_pos)).await?;
+            self.state
+                .latest
+                .insert(d.schema.id.clone(), d.schema.clone());
+            Some(d)
+        } else {
+            None
+        };
+        let maps = &mut self.state.maps;
+        if maps.len() >= MAX_TABLE_MAPS {
+            maps.clear();
+        }
+        maps.insert(
+            table_id,
+            MapEntry {
+                body: raw.to_vec(),
+                decoder,
+            },
+        );
+        Ok(())
+    }
+
+    /// A rows event: its rows of a captured table become events (skipping those published
+    /// before a restart), with transaction metadata when asked for.
+    async fn on_rows(
+        &mut self,
+        ctx: &mut SourceContext,
+        at: &At,
+        rows: &binlog::RowsEvent<'_>,
+    ) -> Result<(), Halt> {
+        if self.state.tx.is_none() {
+            // A group without BEGIN (a standalone GTID group): it starts at its GTID event,
+            // or here.
+            self.begin_at_group_start(at, None);
+        }
+        let code = at.header.type_code;
+        let st = &mut self.state;
+        let Some(t) = st.tx.as_mut() else {
+            return Ok(());
+        };
+        let ev_index = t.rows_events;
+        t.rows_events += 1;
+        let Some(entry) = st.maps.get(&rows.table_id) else {
+            return Err(binlog::Malformed(format!(
+                "rows event for table id {} without a table map",
+                rows.table_id
+            ))
+            .at(code, &st.file, at.start_pos)
+            .into());
+        };
+        let Some(decoder) = entry.decoder.clone() else {
+            return Ok(());
+        };
+        if ev_index < t.skip_events {
+            return Ok(());
+        }
+        let skip_rows = if ev_index == t.skip_events {
+            t.skip_rows
+        } else {
+            0
+        };
+        self.decode_rows(at, rows, &decoder, ev_index, skip_rows)?;
+        self.publish_rows(ctx, &decoder.schema.id).await
+    }
+
+    /// Decodes a rows event's rows (from `skip_rows` on) into `state.out`.
+    fn decode_rows(
+        &mut self,
+        at: &At,
+        rows: &binlog::RowsEvent<'_>,
+        decoder: &RowDecoder,
+        ev_index: u64,
+        skip_rows: u64,
+    ) -> Result<(), Halt> {
+        let st = &mut self.state;
+        let t = st.tx.as_ref().expect("a transaction is open");
+        let table = decoder.schema.clone();
+        let db = st
+            .dbs
+            .entry(table.id.schema.clone())
+            .or_insert_with(|| Arc::from(table.id.schema.as_str()))
+            .clone();
+        let gtids_before = st.resume.gtids.clone();
+        let shared = Arc::new(MysqlDetail {
+            flavor: self.server.flavor,
+            server_id: at.header.server_id,
+            gtid: t.gtid.clone(),
+            file: t.file.clone(),
+            pos: at.start_pos,
+            thread: t.thread,
+            query: None,
+        });
+        let (t_file, t_pos) = (t.file.clone(), t.pos);
+        let out = &mut st.out;
+        let mut row_index = 0u32;
+        decoder
+            .rows(rows, |change| {
+                let r = row_index;
+                row_index += 1;
+                if u64::from(r) < skip_rows {
+                    return;
+                }
+                let op = match (&change.before, &change.after) {
+                    (None, Some(_)) => Op::Create,
+                    (Some(_), Some(_)) => Op::Update,
+                    _ => Op::Delete,
+                };
+                out.push(ChangeEvent {
+                    op,
+                    table: Some(table.clone()),
+                    before: change.before,
+                    after: change.after,
+                    source: SourceMeta {
+                        ts_us: at.ts_us,
+                        snapshot: SnapshotMarker::False,
+                        db: db.clone(),
+                        detail: SourceDetail::Mysql {
+                            shared: shared.clone(),
+                            row: r,
+                        },
+                    },
+                    message: None,
+                    transaction: None,
+                    position: SourcePosition::Mysql(MyPosition {
+                        file: t_file.clone(),
+                        pos: t_pos,
+                        gtids: gtids_before.clone(),
+                        events: ev_index,
+                        rows: u64::from(r) + 1,
+                        snapshot: SnapshotState::Done,
+                    }),
+                });
+            })
+            .map_err(|e| e.at(at.header.type_code, &st.file, at.start_pos).into())
+    }
+
+    /// Hands the decoded rows over (those whose operation is published).
+    async fn publish_rows(&mut self, ctx: &mut SourceContext, table: &TableId) -> Result<(), Halt> {
+        let tx_metadata = self.connector.provide_transaction_metadata;
+        let mut out = std::mem::take(&mut self.state.out);
+        for mut event in out.drain(..) {
+            if !self.connector.publishes(event.op.code()) {
+                continue;
+            }
+            if tx_metadata {
+                let Some(t) = self.state.tx.as_mut() else {
+                    continue;
+                };
+                let (id, ts_ms) = (t.id(), t.ts_us / 1000);
+                let (begin, block) = t.counts.count(&id, table.to_string(), ts_ms);
+                if let Some(begin) = begin {
+                    send(ctx, SourceItem::Transaction(begin)).await?;
+                }
+                event.transaction = Some(block);
+            }
+            send(ctx, SourceItem::Event(Box::new(event))).await?;
+        }
+        self.state.out = out;
+        Ok(())
+    }
+
     fn begin_tx(
-        &self,
+        &mut self,
         file: &Arc<str>,
         pos: u64,
         gtid: Option<Arc<str>>,
         ts_us: i64,
         thread: Option<u32>,
-        skip_at: &mut Option<(Arc<str>, u64, u64, u64)>,
     ) -> Tx {
-        let (skip_events, skip_rows) = match skip_at.take() {
+        let (skip_events, skip_rows) = match self.state.skip_at.take() {
             Some((f, p, e, r)) if *f == **file && p == pos => (e, r),
             _ => (0, 0),
         };
@@ -590,72 +748,59 @@ impl<'a> Streamer<'a> {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn commit(
-        &self,
-        ctx: &mut SourceContext,
-        tx: &mut Option<Tx>,
-        pending_gtid: &mut Option<PendingGtid>,
-        gtids: &mut GtidState,
-        file: &Arc<str>,
-        end: u64,
-        resume: &mut MyPosition,
-    ) -> bool {
-        if let Some(p) = pending_gtid.take() {
-            gtids.apply_pending(p.gtid);
+    /// The end of an event group: the GTID applied, the END record, and a checkpoint at
+    /// the next group's start.
+    async fn end_group(&mut self, ctx: &mut SourceContext, end: u64) -> Result<(), Halt> {
+        let st = &mut self.state;
+        if let Some(p) = st.pending_gtid.take() {
+            st.gtids.apply_pending(p.gtid);
         }
-        if let Some(end_meta) = tx.take().and_then(|t| {
+        if let Some(end_meta) = st.tx.take().and_then(|t| {
             let (id, ts_ms) = (t.id(), t.ts_us / 1000);
             t.counts.end(id, ts_ms)
         }) {
-            if !ctx.send(SourceItem::Transaction(end_meta)).await {
-                return false;
-            }
+            send(ctx, SourceItem::Transaction(end_meta)).await?;
         }
-        *resume = MyPosition {
-            file: file.clone(),
+        let st = &mut self.state;
+        st.resume = MyPosition {
+            file: st.file.clone(),
             pos: end,
-            gtids: gtids.text(),
+            gtids: st.gtids.text(),
             events: 0,
             rows: 0,
             snapshot: SnapshotState::Done,
         };
-        ctx.send(SourceItem::Checkpoint(SourcePosition::Mysql(
-            resume.clone(),
-        )))
-        .await
+        let item = SourceItem::Checkpoint(SourcePosition::Mysql(st.resume.clone()));
+        send(ctx, item).await
     }
 
     /// A captured table's current shape: the last table map seen, else the catalog's.
     async fn current_schema(
-        &self,
-        conn: &mut Conn,
-        latest: &mut HashMap<TableId, Arc<crate::event::TableSchema>>,
+        &mut self,
         id: &TableId,
     ) -> Result<Arc<crate::event::TableSchema>, MyError> {
-        if let Some(t) = latest.get(id) {
+        if let Some(t) = self.state.latest.get(id) {
             return Ok(t.clone());
         }
+        let conn = &mut self.catalog;
         let map = catalog::describe(conn, id).await?;
         let hints = catalog::hints(conn, id, self.server.flavor).await?;
         let decoder = RowDecoder::new(&map, &hints)
-            .map_err(|e| MyError::Setup(format!("cannot capture table {id}: {}", e.0)))?;
-        latest.insert(id.clone(), decoder.schema.clone());
+            .map_err(|e| MyError::setup(format!("cannot capture table {id}: {}", e.0)))?;
+        self.state.latest.insert(id.clone(), decoder.schema.clone());
         Ok(decoder.schema.clone())
     }
 
     /// The decoder of a captured table's map, built once per distinct map.
     async fn decoder(
-        &self,
-        conn: &mut Conn,
-        cache: &mut HashMap<Vec<u8>, Arc<RowDecoder>>,
+        &mut self,
         map: &TableMap,
         raw: &[u8],
         (code, file, pos): (u8, &str, u64),
     ) -> Result<Arc<RowDecoder>, MyError> {
         // The table id differs between otherwise equal maps: key the cache by the rest.
         let key = raw.get(6..).unwrap_or_default().to_vec();
-        if let Some(d) = cache.get(&key) {
+        if let Some(d) = self.state.decoders.get(&key) {
             return Ok(d.clone());
         }
         if !map.has_names {
@@ -673,16 +818,17 @@ impl<'a> Streamer<'a> {
         // Never decode without the hints (a boolean column would turn into a number): when the
         // catalog session has gone (the server's wait_timeout), open a new one; when that
         // fails too, the pipeline restarts from the committed position.
-        let hints = match catalog::hints(conn, &id, self.server.flavor).await {
+        let hints = match catalog::hints(&mut self.catalog, &id, self.server.flavor).await {
             Ok(h) => h,
             Err(e) => {
                 tracing::info!(error = %e, "catalog session lost; reconnecting");
-                *conn = self.info.connect().await?;
-                catalog::hints(conn, &id, self.server.flavor).await?
+                self.catalog = self.info.connect().await?;
+                catalog::hints(&mut self.catalog, &id, self.server.flavor).await?
             }
         };
         let decoder = Arc::new(RowDecoder::new(map, &hints).map_err(|e| e.at(code, file, pos))?);
         tracing::debug!(table = %id, columns = decoder.schema.columns.len(), "table map");
+        let cache = &mut self.state.decoders;
         if cache.len() >= MAX_TABLE_MAPS {
             cache.clear();
         }
@@ -718,7 +864,7 @@ fn strip_unknown_checksum<'b>(
 }
 fn stream_error(e: mysql_async::Error) -> MyError {
     match e {
-        mysql_async::Error::Server(s) if s.code == 1236 => MyError::Setup(format!(
+        mysql_async::Error::Server(s) if s.code == 1236 => MyError::setup(format!(
             "the server cannot send the binlog from the stored position: {} (error 1236); the binlog it needs was probably purged. Set snapshot.mode = \"when_needed\" to take a new snapshot, or delete the connector's offset file",
             s.message
         )),

@@ -5,120 +5,110 @@
 use crate::calendar::days_from_civil;
 use crate::event::{Decimal, Value};
 
+use super::decimal::read_decimal;
 use super::jsonb;
+use super::plan::Step;
 use super::reader::{be_uint, le_uint, Malformed, Reader, Res};
-use super::rows::{RowDecoder, Step};
 use super::table_map::Charset;
 
-impl RowDecoder {
-    /// Converts a value as the text protocol returns it (snapshot `SELECT`, session time zone
-    /// UTC, utf8mb4 results) into the value a binlog row of the same column decodes to.
-    pub fn parse_text(&self, column: usize, raw: Option<&[u8]>) -> Res<Value> {
-        let Some(raw) = raw else {
-            return Ok(Value::Null);
-        };
-        let Some(step) = self.steps.get(column) else {
-            return Err(Malformed(format!(
-                "result has more columns than the table's {}",
-                self.steps.len()
-            )));
-        };
-        let txt = || String::from_utf8_lossy(raw);
-        let bad = |what: &str| {
-            Malformed(format!(
-                "cannot read {what} from {:?}",
-                String::from_utf8_lossy(raw)
-            ))
-        };
-        Ok(match step {
-            Step::Int { boolean, .. } => {
-                let t = txt();
-                let v = t
-                    .parse::<i64>()
-                    .or_else(|_| t.parse::<u64>().map(|u| u as i64))
-                    .map_err(|_| bad("an integer"))?;
-                if *boolean {
-                    Value::Bool(v != 0)
-                } else {
-                    Value::Int(v)
-                }
+/// Converts a non-null value as the text protocol returns it (snapshot `SELECT`, session
+/// time zone UTC, utf8mb4 results) into the value a binlog row of the same column decodes to.
+pub(super) fn parse_text(step: &Step, raw: &[u8]) -> Res<Value> {
+    let txt = || String::from_utf8_lossy(raw);
+    let bad = |what: &str| {
+        Malformed(format!(
+            "cannot read {what} from {:?}",
+            String::from_utf8_lossy(raw)
+        ))
+    };
+    Ok(match step {
+        Step::Int { boolean, .. } => {
+            let t = txt();
+            let v = t
+                .parse::<i64>()
+                .or_else(|_| t.parse::<u64>().map(|u| u as i64))
+                .map_err(|_| bad("an integer"))?;
+            if *boolean {
+                Value::Bool(v != 0)
+            } else {
+                Value::Int(v)
             }
-            Step::Float | Step::Double => {
-                Value::Float(txt().parse::<f64>().map_err(|_| bad("a number"))?)
+        }
+        Step::Float | Step::Double => {
+            Value::Float(txt().parse::<f64>().map_err(|_| bad("a number"))?)
+        }
+        Step::Decimal { scale, .. } => {
+            Value::Decimal(decimal_from_text(&txt(), *scale).ok_or_else(|| bad("a decimal"))?)
+        }
+        Step::Year => Value::Int(txt().parse().map_err(|_| bad("a year"))?),
+        Step::Date => match parse_date(&txt()) {
+            Some(Some(days)) => Value::Int(days),
+            Some(None) => Value::Null,
+            None => return Err(bad("a date")),
+        },
+        Step::TimeOld | Step::Time2 { .. } => {
+            Value::Int(parse_time_text(&txt()).ok_or_else(|| bad("a time"))?)
+        }
+        Step::DateTimeOld { millis } | Step::DateTime2 { millis, .. } => {
+            match parse_datetime(&txt()).ok_or_else(|| bad("a datetime"))? {
+                Some(us) => Value::Int(if *millis { us.div_euclid(1000) } else { us }),
+                None => Value::Null,
             }
-            Step::Decimal { scale, .. } => {
-                Value::Decimal(decimal_from_text(&txt(), *scale).ok_or_else(|| bad("a decimal"))?)
+        }
+        Step::TimestampOld | Step::Timestamp2 { .. } => {
+            match parse_datetime(&txt()).ok_or_else(|| bad("a timestamp"))? {
+                Some(us) => Value::Text(crate::calendar::iso_utc(us)),
+                None => Value::Null,
             }
-            Step::Year => Value::Int(txt().parse().map_err(|_| bad("a year"))?),
-            Step::Date => match parse_date(&txt()) {
-                Some(Some(days)) => Value::Int(days),
-                Some(None) => Value::Null,
-                None => return Err(bad("a date")),
-            },
-            Step::TimeOld | Step::Time2 { .. } => {
-                Value::Int(parse_time_text(&txt()).ok_or_else(|| bad("a time"))?)
+        }
+        Step::Varchar { charset, .. } | Step::Blob { charset, .. } => {
+            if *charset == Charset::Binary {
+                Value::Bytes(raw.to_vec())
+            } else {
+                Value::Text(txt().into_owned())
             }
-            Step::DateTimeOld { millis } | Step::DateTime2 { millis, .. } => {
-                match parse_datetime(&txt()).ok_or_else(|| bad("a datetime"))? {
-                    Some(us) => Value::Int(if *millis { us.div_euclid(1000) } else { us }),
-                    None => Value::Null,
-                }
+        }
+        Step::Char { charset, .. } => {
+            if *charset == Charset::Binary {
+                // The binlog drops BINARY's trailing zero padding; so does this.
+                let end = raw.iter().rposition(|b| *b != 0).map_or(0, |i| i + 1);
+                Value::Bytes(raw[..end].to_vec())
+            } else {
+                Value::Text(txt().into_owned())
             }
-            Step::TimestampOld | Step::Timestamp2 { .. } => {
-                match parse_datetime(&txt()).ok_or_else(|| bad("a timestamp"))? {
-                    Some(us) => Value::Text(crate::calendar::iso_utc(us)),
-                    None => Value::Null,
-                }
+        }
+        Step::Enum { .. } | Step::Set { .. } => Value::Text(txt().into_owned()),
+        Step::Bit { boolean, .. } => {
+            if *boolean {
+                Value::Bool(raw.iter().any(|b| *b != 0))
+            } else {
+                Value::Bytes(raw.iter().rev().copied().collect())
             }
-            Step::Varchar { charset, .. } | Step::Blob { charset, .. } => {
-                if *charset == Charset::Binary {
-                    Value::Bytes(raw.to_vec())
-                } else {
-                    Value::Text(txt().into_owned())
-                }
+        }
+        Step::Json { .. } => {
+            // MySQL prints JSON with spaces; the binlog decoder writes it compact.
+            let t = txt();
+            match serde_json::from_str::<serde_json::Value>(&t) {
+                Ok(v) => Value::Text(v.to_string()),
+                Err(_) => Value::Text(t.into_owned()),
             }
-            Step::Char { charset, .. } => {
-                if *charset == Charset::Binary {
-                    // The binlog drops BINARY's trailing zero padding; so does this.
-                    let end = raw.iter().rposition(|b| *b != 0).map_or(0, |i| i + 1);
-                    Value::Bytes(raw[..end].to_vec())
-                } else {
-                    Value::Text(txt().into_owned())
-                }
+        }
+        Step::Geometry { .. } => {
+            if raw.len() < 4 {
+                return Err(bad("a geometry"));
             }
-            Step::Enum { .. } | Step::Set { .. } => Value::Text(txt().into_owned()),
-            Step::Bit { boolean, .. } => {
-                if *boolean {
-                    Value::Bool(raw.iter().any(|b| *b != 0))
-                } else {
-                    Value::Bytes(raw.iter().rev().copied().collect())
-                }
+            Value::Geometry {
+                srid: Some(u32::from_le_bytes(raw[..4].try_into().expect("4 bytes")) as i32),
+                wkb: raw[4..].to_vec(),
             }
-            Step::Json { .. } => {
-                // MySQL prints JSON with spaces; the binlog decoder writes it compact.
-                let t = txt();
-                match serde_json::from_str::<serde_json::Value>(&t) {
-                    Ok(v) => Value::Text(v.to_string()),
-                    Err(_) => Value::Text(t.into_owned()),
-                }
-            }
-            Step::Geometry { .. } => {
-                if raw.len() < 4 {
-                    return Err(bad("a geometry"));
-                }
-                Value::Geometry {
-                    srid: Some(u32::from_le_bytes(raw[..4].try_into().expect("4 bytes")) as i32),
-                    wkb: raw[4..].to_vec(),
-                }
-            }
-            Step::Vector { .. } => Value::Array(
-                raw.chunks_exact(4)
-                    .map(|c| Value::Float(f64::from(f32::from_le_bytes([c[0], c[1], c[2], c[3]]))))
-                    .collect(),
-            ),
-            Step::Null => Value::Null,
-        })
-    }
+        }
+        Step::Vector { .. } => Value::Array(
+            raw.chunks_exact(4)
+                .map(|c| Value::Float(f64::from(f32::from_le_bytes([c[0], c[1], c[2], c[3]]))))
+                .collect(),
+        ),
+        Step::Null => Value::Null,
+    })
 }
 
 /// `-12.5` with a declared scale → [`Decimal`].
@@ -188,57 +178,6 @@ fn parse_datetime(t: &str) -> Option<Option<i64>> {
     };
     let us = parse_time_text(time)?;
     Some(Some(days * 86_400_000_000 + us))
-}
-
-/// Bytes of a binary-decimal group of `digits` digits.
-const DIG2BYTES: [usize; 10] = [0, 1, 1, 2, 2, 3, 3, 4, 4, 4];
-
-/// Reads MySQL's binary DECIMAL (`precision`, `scale`) into a [`Decimal`].
-pub fn read_decimal(r: &mut Reader<'_>, precision: u8, scale: u8) -> Res<Decimal> {
-    let intg = usize::from(precision - scale);
-    let frac = usize::from(scale);
-    let (full_i, part_i) = (intg / 9, intg % 9);
-    let (full_f, part_f) = (frac / 9, frac % 9);
-    let size = full_i * 4 + DIG2BYTES[part_i] + full_f * 4 + DIG2BYTES[part_f];
-    let raw = r.take(size, "decimal")?;
-    if raw.is_empty() {
-        return Ok(Decimal::from_digits(b"0", false, u32::from(scale)));
-    }
-    let mut b = raw.to_vec();
-    let negative = b[0] & 0x80 == 0;
-    b[0] ^= 0x80;
-    if negative {
-        for x in b.iter_mut() {
-            *x = !*x;
-        }
-    }
-    let mut digits: Vec<u8> = Vec::with_capacity(usize::from(precision));
-    let mut off = 0;
-    let mut group = |len: usize, width: usize, digits: &mut Vec<u8>| {
-        let mut v = be_uint(&b[off..off + len]);
-        off += len;
-        // `width` decimal digits, most significant first (a corrupt group keeps its low
-        // digits).
-        let start = digits.len();
-        digits.resize(start + width, b'0');
-        for d in digits[start..].iter_mut().rev() {
-            *d = b'0' + (v % 10) as u8;
-            v /= 10;
-        }
-    };
-    if part_i > 0 {
-        group(DIG2BYTES[part_i], part_i, &mut digits);
-    }
-    for _ in 0..full_i {
-        group(4, 9, &mut digits);
-    }
-    for _ in 0..full_f {
-        group(4, 9, &mut digits);
-    }
-    if part_f > 0 {
-        group(DIG2BYTES[part_f], part_f, &mut digits);
-    }
-    Ok(Decimal::from_digits(&digits, negative, u32::from(scale)))
 }
 
 /// Fraction bytes of a temporal value of precision `fsp`, as microseconds.

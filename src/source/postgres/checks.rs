@@ -4,34 +4,39 @@ use tokio_postgres::Client;
 
 use super::{catalog, ConnInfo, PgError};
 use crate::config::ConnectorConfig;
+use crate::failure::SetupError;
 
 /// Problems with the server's settings, the user's privileges and the captured tables.
 pub(super) async fn server_problems(
     client: &Client,
     connector: &ConnectorConfig,
-) -> Result<Vec<String>, PgError> {
+) -> Result<Vec<SetupError>, PgError> {
     let mut problems = Vec::new();
     let Some(pg) = &connector.postgres else {
         return Ok(problems);
     };
     let wal_level = catalog::wal_level(client).await?;
     if wal_level != "logical" {
-        problems.push(format!(
-            "PostgreSQL wal_level is '{wal_level}', logical replication needs 'logical': run ALTER SYSTEM SET wal_level = logical (or set it in postgresql.conf) and restart PostgreSQL"
-        ));
+        problems.push(SetupError::InvalidSetting {
+            setting: "PostgreSQL wal_level".into(),
+            actual: format!("'{wal_level}'"),
+            expected: "'logical' for logical replication".into(),
+            fix: "run ALTER SYSTEM SET wal_level = logical (or set wal_level = logical in postgresql.conf) and restart PostgreSQL".into(),
+        });
     }
     let (user, may_replicate) = catalog::can_replicate(client).await?;
     if !may_replicate {
-        problems.push(format!(
-            "user \"{user}\" may not replicate: run ALTER ROLE \"{user}\" WITH REPLICATION (as a superuser), or connect as a user that has it"
-        ));
+        problems.push(SetupError::MissingPrivilege {
+            what: format!("user \"{user}\" may not replicate"),
+            fix: format!("run ALTER ROLE \"{user}\" WITH REPLICATION (as a superuser), or connect as a user that has it"),
+        });
     }
     let (_, missing) = catalog::expand_tables(client, &pg.tables).await?;
     for m in missing {
-        problems.push(format!(
+        problems.push(SetupError::Other(format!(
             "postgres.tables lists \"{m}\" but no such table exists in database \"{}\": create it or fix the name (schema.table)",
             catalog::database_name(client).await?
-        ));
+        )));
     }
     Ok(problems)
 }
@@ -62,7 +67,7 @@ pub async fn preflight(connector: &ConnectorConfig) -> Vec<String> {
         }
     };
     let mut problems = match server_problems(&client, connector).await {
-        Ok(p) => p,
+        Ok(p) => p.iter().map(ToString::to_string).collect(),
         Err(e) => vec![e.to_string()],
     };
     match catalog::slot(&client, &pg.slot).await {

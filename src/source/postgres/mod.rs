@@ -30,7 +30,8 @@ pub use checks::preflight;
 pub use pgoutput::{DecodeError, PgOutputMessage};
 
 use crate::config::{ConnectorConfig, PostgresConfig, SnapshotMode};
-use crate::offsets::FileOffsetStore;
+use crate::failure::{Classify, SetupError, Severity};
+use crate::offsets::OffsetStore;
 use crate::position::{PgPosition, SnapshotState, SourcePosition};
 use crate::source::{SourceContext, SourceExit};
 
@@ -56,8 +57,8 @@ pub enum PgError {
         transient: bool,
     },
     /// The server or its objects are not set up as Sluice needs; the message says how to fix.
-    #[error("{0}")]
-    Setup(String),
+    #[error(transparent)]
+    Setup(#[from] SetupError),
     /// The replication stream failed.
     #[error("replication stream failed: {0}")]
     Stream(String),
@@ -84,13 +85,25 @@ impl PgError {
         };
         PgError::Query { reason, transient }
     }
+}
 
-    /// Whether the runtime should retry (reconnect) rather than stop the connector.
-    pub fn is_transient(&self) -> bool {
+impl PgError {
+    /// A setup problem described by one sentence with its fix.
+    pub fn setup(text: impl Into<String>) -> Self {
+        PgError::Setup(SetupError::Other(text.into()))
+    }
+}
+
+impl Classify for PgError {
+    fn severity(&self) -> Severity {
         match self {
-            PgError::Connect { transient, .. } | PgError::Query { transient, .. } => *transient,
-            PgError::Stream(_) => true,
-            PgError::Setup(_) | PgError::Decode { .. } | PgError::Offsets(_) => false,
+            PgError::Connect { transient, .. } | PgError::Query { transient, .. } => {
+                Severity::transient_if(*transient)
+            }
+            PgError::Stream(_) => Severity::Transient,
+            PgError::Setup(e) => e.severity(),
+            PgError::Offsets(e) => e.severity(),
+            PgError::Decode { .. } => Severity::Definite,
         }
     }
 }
@@ -110,7 +123,7 @@ impl ConnInfo {
     fn parse(url: &str) -> Result<Self, PgError> {
         let cfg: tokio_postgres::Config = url
             .parse()
-            .map_err(|_| PgError::Setup("postgres.url is not a valid connection URL".into()))?;
+            .map_err(|_| PgError::setup("postgres.url is not a valid connection URL"))?;
         let host = match cfg.get_hosts().first() {
             Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
             #[cfg(unix)]
@@ -183,12 +196,12 @@ impl ConnInfo {
 /// The PostgreSQL source of one connector.
 pub struct PostgresSource {
     connector: Arc<ConnectorConfig>,
-    offsets: FileOffsetStore,
+    offsets: Arc<dyn OffsetStore>,
 }
 
 impl PostgresSource {
     /// A source for a validated connector.
-    pub fn new(connector: Arc<ConnectorConfig>, offsets: FileOffsetStore) -> Self {
+    pub fn new(connector: Arc<ConnectorConfig>, offsets: Arc<dyn OffsetStore>) -> Self {
         PostgresSource { connector, offsets }
     }
 
@@ -227,7 +240,7 @@ impl PostgresSource {
             catalog::create_publication(&client, &pg.publication, &pg.tables)
                 .await
                 .map_err(|e| {
-                    PgError::Setup(format!(
+                    PgError::setup(format!(
                         "cannot create publication \"{}\": {e}; create it yourself (CREATE PUBLICATION {} FOR TABLE ...) or grant the user ownership of the tables",
                         pg.publication, pg.publication
                     ))
@@ -238,7 +251,7 @@ impl PostgresSource {
         let stored_pg = match stored {
             Some(SourcePosition::Postgres(p)) => Some(p),
             Some(other) => {
-                return Err(PgError::Setup(format!(
+                return Err(PgError::setup(format!(
                     "the stored offset of {} belongs to another kind of source ({other}); delete the connector's offset file to start over",
                     self.connector.name
                 )))
@@ -248,7 +261,7 @@ impl PostgresSource {
         let slot = catalog::slot(&client, &pg.slot).await?;
         if let Some(s) = &slot {
             if s.plugin != "pgoutput" {
-                return Err(PgError::Setup(format!(
+                return Err(PgError::setup(format!(
                     "replication slot \"{}\" uses plugin \"{}\"; Sluice needs pgoutput: drop it (SELECT pg_drop_replication_slot('{}')) or set postgres.slot to another name",
                     pg.slot, s.plugin, pg.slot
                 )));
@@ -277,13 +290,13 @@ impl PostgresSource {
         }
         if stored_pg.is_some() && !need_snapshot {
             if slot.is_none() {
-                return Err(PgError::Setup(format!(
+                return Err(PgError::setup(format!(
                     "replication slot \"{}\" is gone but an offset is stored: changes since then are lost to Sluice; set snapshot.mode = \"when_needed\" to take a new snapshot, or delete {}'s offset file",
                     pg.slot, self.connector.name
                 )));
             }
             if slot_lost {
-                return Err(PgError::Setup(format!(
+                return Err(PgError::setup(format!(
                     "replication slot \"{}\" has lost WAL it needed (wal_status = lost); set snapshot.mode = \"when_needed\" to take a new snapshot",
                     pg.slot
                 )));

@@ -57,7 +57,7 @@ impl Snapshot<'_> {
         });
         tracing::info!(tables = tables.len(), lsn = %crate::position::format_lsn(self.consistent_lsn), "snapshot started");
         ctx.observer
-            .set_state(crate::runtime::ConnectorState::Snapshotting);
+            .set_state(crate::status::ConnectorState::Snapshotting);
         let started = Instant::now();
         let mut emitter = Emitter::new();
         for (oid, id) in &tables {

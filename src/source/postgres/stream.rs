@@ -34,12 +34,12 @@ fn stream_error(slot: &str, publication: &str, e: PgWireError) -> PgError {
             transient: false,
         },
         PgWireError::Server(m) if m.contains("publication") && m.contains("does not exist") => {
-            PgError::Setup(format!(
+            PgError::setup(format!(
                 "publication \"{publication}\" does not exist on the server ({m}); let Sluice create it or create it with CREATE PUBLICATION"
             ))
         }
         PgWireError::Server(m) if m.contains("replication slot") && m.contains("does not exist") => {
-            PgError::Setup(format!(
+            PgError::setup(format!(
                 "replication slot \"{slot}\" does not exist ({m}); restart the connector to create it"
             ))
         }
@@ -231,7 +231,7 @@ impl<'a> Streamer<'a> {
             .map(|ms| tokio::time::interval(std::time::Duration::from_millis(ms)));
         let mut lag_tick = tokio::time::interval(SLOT_LAG_EVERY);
         ctx.observer
-            .set_state(crate::runtime::ConnectorState::Streaming);
+            .set_state(crate::status::ConnectorState::Streaming);
         loop {
             let event = tokio::select! {
                 biased;
