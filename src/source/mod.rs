@@ -3,6 +3,7 @@
 pub mod mysql;
 pub mod postgres;
 pub mod snapshot_rows;
+pub mod start;
 
 use tokio::sync::{mpsc, watch};
 
@@ -245,5 +246,64 @@ impl SourceContext {
     /// Whether shutdown was requested.
     pub fn stopping(&self) -> bool {
         *self.shutdown.borrow()
+    }
+
+    /// Queues an item; `Err(Stopped)` when the source must stop.
+    pub async fn emit(&mut self, item: SourceItem) -> Result<(), Stopped> {
+        if self.send(item).await {
+            Ok(())
+        } else {
+            Err(Stopped)
+        }
+    }
+
+    /// Queues an item and hands everything queued over at once (a transaction boundary, a
+    /// heartbeat); `Err(Stopped)` when the source must stop.
+    pub async fn emit_now(&mut self, item: SourceItem) -> Result<(), Stopped> {
+        if self.send(item).await && self.flush().await {
+            Ok(())
+        } else {
+            Err(Stopped)
+        }
+    }
+
+    /// A connector heartbeat record, carrying `position` (none inside a transaction).
+    pub async fn heartbeat(&mut self, position: Option<SourcePosition>) -> Result<(), Stopped> {
+        let item = SourceItem::Heartbeat {
+            position,
+            ts_ms: now_us() / 1000,
+        };
+        self.emit_now(item).await
+    }
+}
+
+/// The source must stop: shutdown was requested while it handed items over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stopped;
+
+/// The wall clock in microseconds since the epoch.
+pub fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or_default()
+}
+
+/// The connector heartbeat timer (`heartbeat_interval_ms`), if configured.
+pub fn heartbeat_timer(
+    connector: &crate::config::ConnectorConfig,
+) -> Option<tokio::time::Interval> {
+    connector
+        .heartbeat_interval_ms
+        .map(|ms| tokio::time::interval(std::time::Duration::from_millis(ms)))
+}
+
+/// Waits for the next tick of an optional interval (forever when absent).
+pub async fn tick(interval: &mut Option<tokio::time::Interval>) {
+    match interval {
+        Some(i) => {
+            i.tick().await;
+        }
+        None => std::future::pending().await,
     }
 }

@@ -51,6 +51,7 @@ use crate::event::MysqlFlavor;
 use crate::failure::{Classify, SetupError, Severity};
 use crate::offsets::OffsetStore;
 use crate::position::{MyPosition, SnapshotState, SourcePosition};
+use crate::source::start::{self, StartFacts, StartPlan};
 use crate::source::{SourceContext, SourceExit};
 
 /// A MySQL / MariaDB source failure.
@@ -246,16 +247,14 @@ impl MysqlSource {
                 "a replica session with this server_id is still registered (this connector's previous session, or another replica: then give this connector a unique mysql.server_id)"
             );
         }
-        let stored = match self.offsets.load(&self.connector.name)? {
-            Some(SourcePosition::Mysql(p)) => Some(p),
-            Some(other) => {
-                return Err(MyError::setup(format!(
-                    "the stored offset of {} belongs to another kind of source ({other}); delete the connector's offset file to start over",
-                    self.connector.name
-                )))
-            }
-            None => None,
-        };
+        let stored: Option<MyPosition> = start::stored_position::<_, MyError>(
+            &*self.offsets,
+            &self.connector.name,
+            |p| match p {
+                SourcePosition::Mysql(p) => Some(p.clone()),
+                _ => None,
+            },
+        )?;
         let mode = self.connector.snapshot.mode;
         let snapshot_done = stored
             .as_ref()
@@ -264,48 +263,47 @@ impl MysqlSource {
             Some(p) if snapshot_done => !catalog::binlog_exists(&mut conn, &p.file).await?,
             _ => false,
         };
-        let need_snapshot = match mode {
-            SnapshotMode::NoData => false,
-            SnapshotMode::Always => true,
-            SnapshotMode::Initial | SnapshotMode::InitialOnly => !snapshot_done,
-            SnapshotMode::WhenNeeded => !snapshot_done || purged,
+        let facts = StartFacts {
+            mode,
+            snapshot_done,
+            position_lost: purged,
         };
-        if !need_snapshot && mode == SnapshotMode::InitialOnly {
-            tracing::info!("snapshot already taken (snapshot.mode = initial_only): nothing to do");
-            return Ok(SourceExit::Finished);
-        }
-        if purged && !need_snapshot {
-            let p = stored.as_ref().expect("purged implies a stored position");
-            return Err(MyError::setup(format!(
-                "the stored position {}:{} is no longer on the server (binlog file {} was purged): changes since then are lost to Sluice; set snapshot.mode = \"when_needed\" to take a new snapshot, or delete {}'s offset file",
-                p.file, p.pos, p.file, self.connector.name
-            )));
-        }
-        if purged {
-            tracing::warn!("the stored binlog position was purged from the server; taking a new snapshot (snapshot.mode = when_needed)");
-        }
-        let start = if need_snapshot {
-            let snap = snapshot::Snapshot {
-                connector: &self.connector,
-                info: &info,
-                server: &server,
-                offsets: &*self.offsets,
-            };
-            let Some(start) = snap.run(ctx).await? else {
-                return Ok(SourceExit::Shutdown);
-            };
-            if mode == SnapshotMode::InitialOnly {
+        let start = match start::plan(facts) {
+            StartPlan::Finished => {
+                tracing::info!(
+                    "snapshot already taken (snapshot.mode = initial_only): nothing to do"
+                );
                 return Ok(SourceExit::Finished);
             }
-            start
-        } else if let Some(p) = stored.filter(|_| snapshot_done || mode == SnapshotMode::NoData) {
-            if p.snapshot == SnapshotState::Done {
-                p
-            } else {
-                self.current_position(&mut conn, &server).await?
+            StartPlan::Lost => {
+                let p = stored.as_ref().expect("a lost position is a stored one");
+                return Err(MyError::setup(format!(
+                    "the stored position {}:{} is no longer on the server (binlog file {} was purged): changes since then are lost to Sluice; set snapshot.mode = \"when_needed\" to take a new snapshot, or delete {}'s offset file",
+                    p.file, p.pos, p.file, self.connector.name
+                )));
             }
-        } else {
-            self.current_position(&mut conn, &server).await?
+            StartPlan::Snapshot => {
+                if purged {
+                    tracing::warn!("the stored binlog position was purged from the server; taking a new snapshot (snapshot.mode = when_needed)");
+                }
+                let snap = snapshot::Snapshot {
+                    connector: &self.connector,
+                    info: &info,
+                    server: &server,
+                    offsets: &*self.offsets,
+                };
+                let Some(start) = snap.run(ctx).await? else {
+                    return Ok(SourceExit::Shutdown);
+                };
+                if mode == SnapshotMode::InitialOnly {
+                    return Ok(SourceExit::Finished);
+                }
+                start
+            }
+            StartPlan::Resume => match stored.filter(|p| p.snapshot == SnapshotState::Done) {
+                Some(p) => p,
+                None => self.current_position(&mut conn, &server).await?,
+            },
         };
         drop(conn);
         let streamer = stream::Streamer::new(&self.connector, &info, &server, start).await?;

@@ -7,7 +7,6 @@
 //! locked (`LOCK TABLES ... READ`) for the whole read instead, which blocks their writers
 //! until the snapshot ends.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use mysql_async::prelude::Queryable;
@@ -17,10 +16,13 @@ use super::catalog::{self, quote};
 use super::plan::RowDecoder;
 use super::{ConnInfo, MyError, ServerInfo};
 use crate::config::ConnectorConfig;
-use crate::event::{ChangeEvent, MysqlDetail, Op, SnapshotMarker, SourceDetail, SourceMeta};
+use crate::event::{
+    ChangeEvent, MysqlDetail, Op, SnapshotMarker, SourceDetail, SourceMeta, TableId,
+};
 use crate::offsets::OffsetStore;
 use crate::position::{MyPosition, SnapshotState, SourcePosition};
-use crate::source::snapshot_rows::{now_us, Emitter, TableProgress};
+use crate::source::now_us;
+use crate::source::snapshot_rows::{Emitter, TableProgress};
 use crate::source::SourceContext;
 
 /// One snapshot run.
@@ -31,6 +33,16 @@ pub(super) struct Snapshot<'a> {
     pub offsets: &'a dyn OffsetStore,
 }
 
+/// The consistent view a snapshot reads in, and where the binlog was when it was opened.
+struct View {
+    /// A global read lock opened the view (else the captured tables stay locked until the
+    /// snapshot ends).
+    global: bool,
+    file: String,
+    pos: u64,
+    gtids: Option<String>,
+}
+
 impl Snapshot<'_> {
     /// Reads every captured table; returns the position streaming starts from (`None`:
     /// shutdown came first).
@@ -38,68 +50,17 @@ impl Snapshot<'_> {
         let my = self.connector.mysql.as_ref().expect("validated [mysql]");
         let mut conn = self.info.connect().await?;
         let tables = catalog::captured_tables(&mut conn, my).await?;
-        let mut shapes = Vec::with_capacity(tables.len());
-        for t in &tables {
-            let map = catalog::describe(&mut conn, t).await?;
-            let hints = catalog::hints(&mut conn, t, self.server.flavor).await?;
-            let decoder = RowDecoder::new(&map, &hints)
-                .map_err(|e| MyError::setup(format!("cannot capture table {t}: {}", e.0)))?;
-            let estimate = catalog::row_estimate(&mut conn, t).await;
-            shapes.push((decoder, estimate));
-        }
-        let global = match conn.query_drop("FLUSH TABLES WITH READ LOCK").await {
-            Ok(()) => true,
-            Err(mysql_async::Error::Server(e)) if matches!(e.code, 1227 | 1044 | 1045) => {
-                tracing::warn!(
-                    reason = %e.message,
-                    "the global read lock was refused (the user lacks RELOAD): locking the captured tables for the whole snapshot instead; their writers wait until it ends"
-                );
-                false
-            }
-            Err(e) => return Err(MyError::query(e)),
-        };
-        if global {
-            conn.query_drop("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-                .await
-                .map_err(MyError::query)?;
-            conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT")
-                .await
-                .map_err(MyError::query)?;
-        } else {
-            conn.query_drop("SET autocommit = 0")
-                .await
-                .map_err(MyError::query)?;
-            if !tables.is_empty() {
-                let list: Vec<String> = tables
-                    .iter()
-                    .map(|t| format!("{}.{} READ", quote(&t.schema), quote(&t.name)))
-                    .collect();
-                conn.query_drop(format!("LOCK TABLES {}", list.join(", ")))
-                    .await
-                    .map_err(|e| {
-                        MyError::setup(format!(
-                            "cannot lock the captured tables for the snapshot ({}); grant RELOAD (preferred: a brief global lock) or LOCK TABLES to the user",
-                            MyError::query(e)
-                        ))
-                    })?;
-            }
-        }
-        let (file, pos) = catalog::master_status(&mut conn).await?;
-        let gtids = catalog::gtid_state(&mut conn, self.server.flavor).await?;
-        if global {
-            conn.query_drop("UNLOCK TABLES")
-                .await
-                .map_err(MyError::query)?;
-        }
+        let shapes = self.describe(&mut conn, &tables).await?;
+        let view = open_view(&mut conn, &tables, self.server.flavor).await?;
         let server_id: u32 = conn
             .query_first("SELECT @@server_id")
             .await
             .map_err(MyError::query)?
             .unwrap_or(0);
         let in_progress = MyPosition {
-            file: file.as_str().into(),
-            pos,
-            gtids: gtids.map(Into::into),
+            file: view.file.as_str().into(),
+            pos: view.pos,
+            gtids: view.gtids.clone().map(Into::into),
             events: 0,
             rows: 0,
             snapshot: SnapshotState::InProgress,
@@ -109,80 +70,34 @@ impl Snapshot<'_> {
             &self.connector.name,
             &SourcePosition::Mysql(in_progress.clone()),
         )?;
-        tracing::info!(tables = tables.len(), file = %file, pos, "snapshot started");
+        tracing::info!(tables = tables.len(), file = %view.file, pos = view.pos, "snapshot started");
         ctx.observer
             .set_state(crate::status::ConnectorState::Snapshotting);
         let started = std::time::Instant::now();
-        let position = SourcePosition::Mysql(in_progress.clone());
-        let file: Arc<str> = Arc::from(file.as_str());
         let mut emitter = Emitter::new();
-        let mut dbs: HashMap<String, Arc<str>> = HashMap::new();
+        let detail = SourceDetail::Mysql {
+            shared: Arc::new(MysqlDetail {
+                flavor: self.server.flavor,
+                server_id,
+                gtid: None,
+                file: in_progress.file.clone(),
+                pos: view.pos,
+                thread: None,
+                query: None,
+            }),
+            row: 0,
+        };
+        let position = SourcePosition::Mysql(in_progress.clone());
         for (decoder, estimate) in &shapes {
-            let schema = &decoder.schema;
-            let db = dbs
-                .entry(schema.id.schema.clone())
-                .or_insert_with(|| Arc::from(schema.id.schema.as_str()))
-                .clone();
-            let detail = SourceDetail::Mysql {
-                shared: Arc::new(MysqlDetail {
-                    flavor: self.server.flavor,
-                    server_id,
-                    gtid: None,
-                    file: file.clone(),
-                    pos,
-                    thread: None,
-                    query: None,
-                }),
-                row: 0,
+            let read = TableRead {
+                decoder,
+                estimate: *estimate,
+                detail: &detail,
+                position: &position,
             };
-            let (cols, order) = schema.select_parts(quote);
-            let columns = schema.columns.len();
-            let sql = format!(
-                "SELECT {} FROM {}.{}{}",
-                cols,
-                quote(&schema.id.schema),
-                quote(&schema.id.name),
-                order
-            );
-            let mut progress = TableProgress::new(ctx, schema.id.to_string(), *estimate);
-            let mut result = conn.query_iter(sql).await.map_err(MyError::query)?;
-            while let Some(row) = result.next().await.map_err(MyError::query)? {
-                let mut values = Vec::with_capacity(columns);
-                for i in 0..columns {
-                    let raw = match row.as_ref(i) {
-                        Some(mysql_async::Value::Bytes(b)) => Some(b.as_slice()),
-                        _ => None,
-                    };
-                    values.push(decoder.parse_text(i, raw).map_err(|e| {
-                        MyError::setup(format!(
-                            "cannot read column {} of {}: {}",
-                            schema.columns[i].name, schema.id, e.0
-                        ))
-                    })?);
-                }
-                let event = ChangeEvent {
-                    op: Op::Read,
-                    table: Some(schema.clone()),
-                    before: None,
-                    after: Some(values),
-                    source: SourceMeta {
-                        ts_us: now_us(),
-                        snapshot: SnapshotMarker::True,
-                        db: db.clone(),
-                        detail: detail.clone(),
-                    },
-                    message: None,
-                    transaction: None,
-                    position: position.clone(),
-                };
-                if !emitter.push(ctx, event).await {
-                    return Ok(None);
-                }
-                progress.row(ctx);
+            if !read.run(ctx, &mut conn, &mut emitter).await? {
+                return Ok(None);
             }
-            drop(result);
-            let rows = progress.finish(ctx);
-            tracing::info!(table = %schema.id, rows, "snapshot of table finished");
         }
         let done = MyPosition {
             snapshot: SnapshotState::Done,
@@ -194,13 +109,169 @@ impl Snapshot<'_> {
         {
             return Ok(None);
         }
-        finish(&mut conn, global).await?;
+        finish(&mut conn, view.global).await?;
         tracing::info!(
             rows = emitter.sent,
             seconds = started.elapsed().as_secs_f64(),
             "snapshot finished"
         );
         Ok(Some(done))
+    }
+
+    /// Each captured table's decoding plan (built as its table map would be) and row
+    /// estimate, read before any lock is taken.
+    async fn describe(
+        &self,
+        conn: &mut Conn,
+        tables: &[TableId],
+    ) -> Result<Vec<(RowDecoder, i64)>, MyError> {
+        let mut shapes = Vec::with_capacity(tables.len());
+        for t in tables {
+            let map = catalog::describe(conn, t).await?;
+            let hints = catalog::hints(conn, t, self.server.flavor).await?;
+            let decoder = RowDecoder::new(&map, &hints)
+                .map_err(|e| MyError::setup(format!("cannot capture table {t}: {}", e.0)))?;
+            let estimate = catalog::row_estimate(conn, t).await;
+            shapes.push((decoder, estimate));
+        }
+        Ok(shapes)
+    }
+}
+
+/// Opens the consistent view: a brief global read lock while a consistent-snapshot
+/// transaction starts and the binlog position is read; without RELOAD, a lock on the
+/// captured tables held until the snapshot ends.
+async fn open_view(
+    conn: &mut Conn,
+    tables: &[TableId],
+    flavor: crate::event::MysqlFlavor,
+) -> Result<View, MyError> {
+    let global = match conn.query_drop("FLUSH TABLES WITH READ LOCK").await {
+        Ok(()) => true,
+        Err(mysql_async::Error::Server(e)) if matches!(e.code, 1227 | 1044 | 1045) => {
+            tracing::warn!(
+                reason = %e.message,
+                "the global read lock was refused (the user lacks RELOAD): locking the captured tables for the whole snapshot instead; their writers wait until it ends"
+            );
+            false
+        }
+        Err(e) => return Err(MyError::query(e)),
+    };
+    if global {
+        conn.query_drop("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            .await
+            .map_err(MyError::query)?;
+        conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT")
+            .await
+            .map_err(MyError::query)?;
+    } else {
+        conn.query_drop("SET autocommit = 0")
+            .await
+            .map_err(MyError::query)?;
+        if !tables.is_empty() {
+            let list: Vec<String> = tables
+                .iter()
+                .map(|t| format!("{}.{} READ", quote(&t.schema), quote(&t.name)))
+                .collect();
+            conn.query_drop(format!("LOCK TABLES {}", list.join(", ")))
+                .await
+                .map_err(|e| {
+                    MyError::setup(format!(
+                        "cannot lock the captured tables for the snapshot ({}); grant RELOAD (preferred: a brief global lock) or LOCK TABLES to the user",
+                        MyError::query(e)
+                    ))
+                })?;
+        }
+    }
+    let (file, pos) = catalog::master_status(conn).await?;
+    let gtids = catalog::gtid_state(conn, flavor).await?;
+    if global {
+        conn.query_drop("UNLOCK TABLES")
+            .await
+            .map_err(MyError::query)?;
+    }
+    Ok(View {
+        global,
+        file,
+        pos,
+        gtids,
+    })
+}
+
+/// The read of one table inside the view.
+struct TableRead<'a> {
+    decoder: &'a RowDecoder,
+    estimate: i64,
+    detail: &'a SourceDetail,
+    position: &'a SourcePosition,
+}
+
+impl TableRead<'_> {
+    /// Streams the table's rows (ordered by key) as read events; `false` when shutdown
+    /// came first.
+    async fn run(
+        &self,
+        ctx: &mut SourceContext,
+        conn: &mut Conn,
+        emitter: &mut Emitter,
+    ) -> Result<bool, MyError> {
+        let schema = &self.decoder.schema;
+        let db: Arc<str> = Arc::from(schema.id.schema.as_str());
+        let (cols, order) = schema.select_parts(quote);
+        let sql = format!(
+            "SELECT {} FROM {}.{}{}",
+            cols,
+            quote(&schema.id.schema),
+            quote(&schema.id.name),
+            order
+        );
+        let mut progress = TableProgress::new(ctx, schema.id.to_string(), self.estimate);
+        let mut result = conn.query_iter(sql).await.map_err(MyError::query)?;
+        while let Some(row) = result.next().await.map_err(MyError::query)? {
+            let event = ChangeEvent {
+                op: Op::Read,
+                table: Some(schema.clone()),
+                before: None,
+                after: Some(self.values(&row)?),
+                source: SourceMeta {
+                    ts_us: now_us(),
+                    snapshot: SnapshotMarker::True,
+                    db: db.clone(),
+                    detail: self.detail.clone(),
+                },
+                message: None,
+                transaction: None,
+                position: self.position.clone(),
+            };
+            if !emitter.push(ctx, event).await {
+                return Ok(false);
+            }
+            progress.row(ctx);
+        }
+        drop(result);
+        let rows = progress.finish(ctx);
+        tracing::info!(table = %schema.id, rows, "snapshot of table finished");
+        Ok(true)
+    }
+
+    /// One text-protocol row as the values a binlog row of the table decodes to.
+    fn values(&self, row: &mysql_async::Row) -> Result<Vec<crate::event::Value>, MyError> {
+        let schema = &self.decoder.schema;
+        let columns = schema.columns.len();
+        let mut values = Vec::with_capacity(columns);
+        for i in 0..columns {
+            let raw = match row.as_ref(i) {
+                Some(mysql_async::Value::Bytes(b)) => Some(b.as_slice()),
+                _ => None,
+            };
+            values.push(self.decoder.parse_text(i, raw).map_err(|e| {
+                MyError::setup(format!(
+                    "cannot read column {} of {}: {}",
+                    schema.columns[i].name, schema.id, e.0
+                ))
+            })?);
+        }
+        Ok(values)
     }
 }
 

@@ -28,8 +28,7 @@ use crate::event::{
     SourceMeta, TableId,
 };
 use crate::position::{MyPosition, SnapshotState, SourcePosition};
-use crate::source::snapshot_rows::now_us;
-use crate::source::{SourceContext, SourceExit, SourceItem};
+use crate::source::{heartbeat_timer, tick, SourceContext, SourceExit, SourceItem, Stopped};
 
 /// The server sends a heartbeat event after this long without events (nanoseconds).
 const SERVER_HEARTBEAT_NS: u64 = 5_000_000_000;
@@ -90,13 +89,15 @@ impl<E: Into<MyError>> From<E> for Halt {
     }
 }
 
+impl From<Stopped> for Halt {
+    fn from(_: Stopped) -> Self {
+        Halt::Shutdown
+    }
+}
+
 /// Hands an item to the pipeline; `Halt::Shutdown` when the run must stop.
 async fn send(ctx: &mut SourceContext, item: SourceItem) -> Result<(), Halt> {
-    if ctx.send(item).await {
-        Ok(())
-    } else {
-        Err(Halt::Shutdown)
-    }
+    Ok(ctx.emit(item).await?)
 }
 
 /// The facts of the event being handled.
@@ -218,10 +219,7 @@ impl<'a> Streamer<'a> {
         );
         ctx.observer
             .set_state(crate::status::ConnectorState::Streaming);
-        let mut heartbeat = self
-            .connector
-            .heartbeat_interval_ms
-            .map(|ms| tokio::time::interval(std::time::Duration::from_millis(ms)));
+        let mut heartbeat = heartbeat_timer(self.connector);
         loop {
             let result = match self.next_event(ctx, &mut stream, &mut heartbeat).await {
                 Ok(Some(event)) => self.handle(ctx, &event).await,
@@ -290,16 +288,7 @@ impl<'a> Streamer<'a> {
             .tx
             .is_none()
             .then(|| SourcePosition::Mysql(st.resume.clone()));
-        let item = SourceItem::Heartbeat {
-            position,
-            ts_ms: now_us() / 1000,
-        };
-        send(ctx, item).await?;
-        if ctx.flush().await {
-            Ok(())
-        } else {
-            Err(Halt::Shutdown)
-        }
+        Ok(ctx.heartbeat(position).await?)
     }
 
     /// Decodes one event and dispatches it to its handler; ends the event group when the
@@ -873,14 +862,5 @@ fn stream_error(e: mysql_async::Error) -> MyError {
             transient: !super::definite_code(s.code),
         },
         other => MyError::Stream(other.to_string()),
-    }
-}
-
-async fn tick(interval: &mut Option<tokio::time::Interval>) {
-    match interval {
-        Some(i) => {
-            i.tick().await;
-        }
-        None => std::future::pending().await,
     }
 }

@@ -33,6 +33,7 @@ use crate::config::{ConnectorConfig, PostgresConfig, SnapshotMode};
 use crate::failure::{Classify, SetupError, Severity};
 use crate::offsets::OffsetStore;
 use crate::position::{PgPosition, SnapshotState, SourcePosition};
+use crate::source::start::{self, StartFacts, StartPlan};
 use crate::source::{SourceContext, SourceExit};
 
 /// A PostgreSQL source failure.
@@ -232,32 +233,15 @@ impl PostgresSource {
         let pg = self.pg();
         let info = ConnInfo::parse(pg.url.expose())?;
         let client = info.connect().await?;
-        let report = checks::server_problems(&client, &self.connector).await?;
-        if let Some(first) = report.into_iter().next() {
-            return Err(PgError::Setup(first));
-        }
-        if !catalog::publication_exists(&client, &pg.publication).await? {
-            catalog::create_publication(&client, &pg.publication, &pg.tables)
-                .await
-                .map_err(|e| {
-                    PgError::setup(format!(
-                        "cannot create publication \"{}\": {e}; create it yourself (CREATE PUBLICATION {} FOR TABLE ...) or grant the user ownership of the tables",
-                        pg.publication, pg.publication
-                    ))
-                })?;
-            tracing::info!(publication = %pg.publication, "created publication");
-        }
-        let stored = self.offsets.load(&self.connector.name)?;
-        let stored_pg = match stored {
-            Some(SourcePosition::Postgres(p)) => Some(p),
-            Some(other) => {
-                return Err(PgError::setup(format!(
-                    "the stored offset of {} belongs to another kind of source ({other}); delete the connector's offset file to start over",
-                    self.connector.name
-                )))
-            }
-            None => None,
-        };
+        self.prepare(&client).await?;
+        let stored: Option<PgPosition> = start::stored_position::<_, PgError>(
+            &*self.offsets,
+            &self.connector.name,
+            |p| match p {
+                SourcePosition::Postgres(p) => Some(*p),
+                _ => None,
+            },
+        )?;
         let slot = catalog::slot(&client, &pg.slot).await?;
         if let Some(s) = &slot {
             if s.plugin != "pgoutput" {
@@ -276,96 +260,141 @@ impl PostgresSource {
         let slot_lost = slot
             .as_ref()
             .is_some_and(|s| s.wal_status.as_deref() == Some("lost"));
-        let mode = self.connector.snapshot.mode;
-        let snapshot_done = stored_pg.is_some_and(|p| p.snapshot == SnapshotState::Done);
-        let need_snapshot = match mode {
-            SnapshotMode::NoData => false,
-            SnapshotMode::Always => true,
-            SnapshotMode::Initial | SnapshotMode::InitialOnly => !snapshot_done,
-            SnapshotMode::WhenNeeded => !snapshot_done || slot.is_none() || slot_lost,
+        let facts = StartFacts {
+            mode: self.connector.snapshot.mode,
+            snapshot_done: stored.is_some_and(|p| p.snapshot == SnapshotState::Done),
+            position_lost: stored.is_some() && (slot.is_none() || slot_lost),
         };
-        if !need_snapshot && mode == SnapshotMode::InitialOnly {
-            tracing::info!("snapshot already taken (snapshot.mode = initial_only): nothing to do");
-            return Ok(SourceExit::Finished);
-        }
-        if stored_pg.is_some() && !need_snapshot {
-            if slot.is_none() {
+        let start = match start::plan(facts) {
+            StartPlan::Finished => {
+                tracing::info!(
+                    "snapshot already taken (snapshot.mode = initial_only): nothing to do"
+                );
+                return Ok(SourceExit::Finished);
+            }
+            StartPlan::Lost if slot.is_none() => {
                 return Err(PgError::setup(format!(
                     "replication slot \"{}\" is gone but an offset is stored: changes since then are lost to Sluice; set snapshot.mode = \"when_needed\" to take a new snapshot, or delete {}'s offset file",
                     pg.slot, self.connector.name
-                )));
+                )))
             }
-            if slot_lost {
+            StartPlan::Lost => {
                 return Err(PgError::setup(format!(
                     "replication slot \"{}\" has lost WAL it needed (wal_status = lost); set snapshot.mode = \"when_needed\" to take a new snapshot",
                     pg.slot
-                )));
+                )))
             }
-        }
-        let start = if need_snapshot {
-            if slot.is_some() {
-                tracing::warn!(slot = %pg.slot, "recreating the replication slot: a snapshot needs the slot's own exported snapshot to hand over exactly");
-                catalog::drop_slot(&client, &pg.slot).await?;
+            StartPlan::Snapshot => {
+                return self
+                    .snapshot_then_stream(ctx, &info, &client, slot.is_some())
+                    .await
             }
-            let mut session = stream::Session::open(&info, pg, 0).await?;
-            let (consistent, snapshot_name) = session.create_slot(&pg.slot, true).await?;
-            let in_progress = PgPosition {
-                resume_lsn: consistent,
-                partial: None,
-                snapshot: SnapshotState::InProgress,
-            };
-            self.offsets
-                .reset(&self.connector.name, &SourcePosition::Postgres(in_progress))?;
-            let snap = snapshot::Snapshot {
-                connector: &self.connector,
-                info: &info,
-                catalog_client: &client,
-                snapshot_name: snapshot_name.unwrap_or_default(),
-                consistent_lsn: consistent,
-            };
-            if !snap.run(ctx).await? {
-                return Ok(SourceExit::Shutdown);
-            }
-            if mode == SnapshotMode::InitialOnly {
-                return Ok(SourceExit::Finished);
-            }
-            let done = PgPosition {
-                snapshot: SnapshotState::Done,
-                ..in_progress
-            };
-            return stream::Streamer::new(&self.connector, &info, &client, done)
-                .await?
-                .run_session(session, ctx)
-                .await;
-        } else if let Some(p) = stored_pg {
-            p
-        } else {
-            // no_data (or a stored snapshot with no position): start where the slot starts.
-            let lsn = match &slot {
-                Some(s) => s
-                    .confirmed_flush
-                    .as_deref()
-                    .and_then(crate::position::parse_lsn)
-                    .unwrap_or(0),
-                None => {
-                    let mut session = stream::Session::open(&info, pg, 0).await?;
-                    let (consistent, _) = session.create_slot(&pg.slot, false).await?;
-                    drop(session);
-                    consistent
-                }
-            };
-            let p = PgPosition {
-                resume_lsn: lsn,
-                partial: None,
-                snapshot: SnapshotState::Done,
-            };
-            // Stored before streaming: a restart never skips what happens meanwhile.
-            self.offsets
-                .commit(&self.connector.name, &SourcePosition::Postgres(p))?;
-            p
+            StartPlan::Resume => match stored {
+                Some(p) => p,
+                None => self.start_from_slot(&info, slot.as_ref()).await?,
+            },
         };
         let streamer = stream::Streamer::new(&self.connector, &info, &client, start).await?;
         let session = stream::Session::open(&info, pg, start.resume_lsn).await?;
         streamer.run_session(session, ctx).await
+    }
+
+    /// The server checks, and the publication (created when absent).
+    async fn prepare(&self, client: &tokio_postgres::Client) -> Result<(), PgError> {
+        let pg = self.pg();
+        let report = checks::server_problems(client, &self.connector).await?;
+        if let Some(first) = report.into_iter().next() {
+            return Err(PgError::Setup(first));
+        }
+        if !catalog::publication_exists(client, &pg.publication).await? {
+            catalog::create_publication(client, &pg.publication, &pg.tables)
+                .await
+                .map_err(|e| {
+                    PgError::setup(format!(
+                        "cannot create publication \"{}\": {e}; create it yourself (CREATE PUBLICATION {} FOR TABLE ...) or grant the user ownership of the tables",
+                        pg.publication, pg.publication
+                    ))
+                })?;
+            tracing::info!(publication = %pg.publication, "created publication");
+        }
+        Ok(())
+    }
+
+    /// Creates the slot with an exported snapshot, reads the tables in it, and streams from
+    /// the slot's consistent point (unless `initial_only`).
+    async fn snapshot_then_stream(
+        &self,
+        ctx: &mut SourceContext,
+        info: &ConnInfo,
+        client: &tokio_postgres::Client,
+        slot_exists: bool,
+    ) -> Result<SourceExit, PgError> {
+        let pg = self.pg();
+        if slot_exists {
+            tracing::warn!(slot = %pg.slot, "recreating the replication slot: a snapshot needs the slot's own exported snapshot to hand over exactly");
+            catalog::drop_slot(client, &pg.slot).await?;
+        }
+        let mut session = stream::Session::open(info, pg, 0).await?;
+        let (consistent, snapshot_name) = session.create_slot(&pg.slot, true).await?;
+        let in_progress = PgPosition {
+            resume_lsn: consistent,
+            partial: None,
+            snapshot: SnapshotState::InProgress,
+        };
+        self.offsets
+            .reset(&self.connector.name, &SourcePosition::Postgres(in_progress))?;
+        let snap = snapshot::Snapshot {
+            connector: &self.connector,
+            info,
+            catalog_client: client,
+            snapshot_name: snapshot_name.unwrap_or_default(),
+            consistent_lsn: consistent,
+        };
+        if !snap.run(ctx).await? {
+            return Ok(SourceExit::Shutdown);
+        }
+        if self.connector.snapshot.mode == SnapshotMode::InitialOnly {
+            return Ok(SourceExit::Finished);
+        }
+        let done = PgPosition {
+            snapshot: SnapshotState::Done,
+            ..in_progress
+        };
+        stream::Streamer::new(&self.connector, info, client, done)
+            .await?
+            .run_session(session, ctx)
+            .await
+    }
+
+    /// No position stored and no snapshot wanted (`no_data`): start where the slot starts
+    /// (creating it), and store that before streaming so a restart never skips what happens
+    /// meanwhile.
+    async fn start_from_slot(
+        &self,
+        info: &ConnInfo,
+        slot: Option<&catalog::SlotInfo>,
+    ) -> Result<PgPosition, PgError> {
+        let pg = self.pg();
+        let lsn = match slot {
+            Some(s) => s
+                .confirmed_flush
+                .as_deref()
+                .and_then(crate::position::parse_lsn)
+                .unwrap_or(0),
+            None => {
+                let mut session = stream::Session::open(info, pg, 0).await?;
+                let (consistent, _) = session.create_slot(&pg.slot, false).await?;
+                drop(session);
+                consistent
+            }
+        };
+        let p = PgPosition {
+            resume_lsn: lsn,
+            partial: None,
+            snapshot: SnapshotState::Done,
+        };
+        self.offsets
+            .commit(&self.connector.name, &SourcePosition::Postgres(p))?;
+        Ok(p)
     }
 }

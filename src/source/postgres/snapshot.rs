@@ -14,7 +14,8 @@ use super::{ConnInfo, PgError};
 use crate::config::ConnectorConfig;
 use crate::event::{ChangeEvent, Op, SnapshotMarker, SourceDetail, SourceMeta, Value};
 use crate::position::{PgPosition, SnapshotState, SourcePosition};
-use crate::source::snapshot_rows::{now_us, Emitter, TableProgress};
+use crate::source::now_us;
+use crate::source::snapshot_rows::{Emitter, TableProgress};
 use crate::source::SourceContext;
 
 /// One snapshot run.

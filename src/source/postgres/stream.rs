@@ -21,7 +21,9 @@ use crate::event::{
     ChangeEvent, LogicalMessage, Op, SnapshotMarker, SourceDetail, SourceMeta, TableSchema, Value,
 };
 use crate::position::{format_lsn, PartialTx, PgPosition, SnapshotState, SourcePosition};
-use crate::source::{SourceContext, SourceExit, SourceItem};
+use crate::source::{
+    heartbeat_timer, now_us, tick, SourceContext, SourceExit, SourceItem, Stopped,
+};
 
 /// Microseconds between 1970-01-01 and PostgreSQL's epoch 2000-01-01.
 const PG_EPOCH_OFFSET_US: i64 = 946_684_800_000_000;
@@ -131,6 +133,60 @@ impl Tx {
     }
 }
 
+/// Why stream handling stopped early.
+enum Halt {
+    /// Shutdown was requested while handing items over.
+    Shutdown,
+    /// The run failed.
+    Failed(PgError),
+}
+
+impl From<PgError> for Halt {
+    fn from(e: PgError) -> Self {
+        Halt::Failed(e)
+    }
+}
+
+impl From<Stopped> for Halt {
+    fn from(_: Stopped) -> Self {
+        Halt::Shutdown
+    }
+}
+
+/// Where the stream is, between events.
+struct State {
+    /// The end of the last complete transaction (or idle keepalive's WAL end).
+    resume_lsn: u64,
+    /// The stored progress inside the first transaction, until a commit passes it.
+    stored_partial: Option<PartialTx>,
+    /// The commit LSN of the last transaction completed.
+    last_commit: Option<u64>,
+    /// The transaction being received.
+    tx: Option<Tx>,
+}
+
+impl State {
+    /// The position of the `events_done`-th event of the open transaction.
+    fn position_in_tx(&self, commit_lsn: u64, events_done: u64) -> SourcePosition {
+        SourcePosition::Postgres(PgPosition {
+            resume_lsn: self.resume_lsn,
+            partial: Some(PartialTx {
+                commit_lsn,
+                events_done,
+            }),
+            snapshot: SnapshotState::Done,
+        })
+    }
+}
+
+/// What woke the stream loop up.
+enum Wake {
+    /// A replication event.
+    Event(ReplicationEvent),
+    /// Handled in place (a committed position reported, a heartbeat, a lag sample).
+    Handled,
+}
+
 /// Streams one connector's changes.
 pub(super) struct Streamer<'a> {
     connector: &'a ConnectorConfig,
@@ -138,6 +194,7 @@ pub(super) struct Streamer<'a> {
     decoder: Decoder,
     db: Arc<str>,
     start: PgPosition,
+    state: State,
 }
 
 impl<'a> Streamer<'a> {
@@ -155,7 +212,20 @@ impl<'a> Streamer<'a> {
             decoder: Decoder::new(client, pg.tables.clone()).await?,
             db: Arc::from(catalog::database_name(client).await?),
             start,
+            state: State {
+                resume_lsn: start.resume_lsn,
+                stored_partial: start.partial,
+                last_commit: None,
+                tx: None,
+            },
         })
+    }
+
+    fn pg(&self) -> &'a PostgresConfig {
+        self.connector
+            .postgres
+            .as_ref()
+            .expect("postgres connector")
     }
 
     fn meta(
@@ -196,223 +266,281 @@ impl<'a> Streamer<'a> {
         let _ = tokio::time::timeout(std::time::Duration::from_secs(5), session.client.shutdown())
             .await;
         tracing::debug!("stream: replication session closed");
-        result
+        match result {
+            Halt::Shutdown => Ok(SourceExit::Shutdown),
+            Halt::Failed(e) => Err(e),
+        }
     }
 
-    async fn stream(
-        &mut self,
-        client: &mut ReplicationClient,
-        ctx: &mut SourceContext,
-    ) -> Result<SourceExit, PgError> {
-        let pg = self
-            .connector
-            .postgres
-            .as_ref()
-            .expect("postgres connector");
-        let err = |e: PgWireError| stream_error(&pg.slot, &pg.publication, e);
-        let mut resume_lsn = self.start.resume_lsn;
-        let mut stored_partial = self.start.partial;
-        let mut last_commit: Option<u64> = None;
-        let mut tx: Option<Tx> = None;
-        let position = |resume: u64, commit_lsn: u64, events_done: u64| {
-            SourcePosition::Postgres(PgPosition {
-                resume_lsn: resume,
-                partial: Some(PartialTx {
-                    commit_lsn,
-                    events_done,
-                }),
-                snapshot: SnapshotState::Done,
-            })
-        };
-        let tx_metadata = self.connector.provide_transaction_metadata;
-        let mut heartbeat = self
-            .connector
-            .heartbeat_interval_ms
-            .map(|ms| tokio::time::interval(std::time::Duration::from_millis(ms)));
+    /// The stream loop: wait for the next thing to do, dispatch replication events; ends
+    /// only by halting.
+    async fn stream(&mut self, client: &mut ReplicationClient, ctx: &mut SourceContext) -> Halt {
+        let mut heartbeat = heartbeat_timer(self.connector);
         let mut lag_tick = tokio::time::interval(SLOT_LAG_EVERY);
         ctx.observer
             .set_state(crate::status::ConnectorState::Streaming);
         loop {
-            let event = tokio::select! {
-                biased;
-                _ = ctx.shutdown.changed() => return Ok(SourceExit::Shutdown),
-                changed = ctx.committed.changed() => {
-                    if changed.is_ok() {
-                        if let Some(SourcePosition::Postgres(p)) = *ctx.committed.borrow_and_update() {
-                            client.update_applied_lsn(pgwire_replication::Lsn::from_u64(p.resume_lsn));
-                        }
-                    }
-                    continue;
-                }
-                _ = tick(&mut heartbeat) => {
-                    if let Some(query) = &pg.heartbeat_action_query {
-                        if let Err(e) = self.client.batch_execute(query).await {
-                            tracing::warn!(error = %e, "heartbeat_action_query failed");
-                        }
-                    }
-                    let position = tx.is_none().then_some(SourcePosition::Postgres(PgPosition {
-                        resume_lsn,
-                        partial: None,
-                        snapshot: SnapshotState::Done,
-                    }));
-                    let item = SourceItem::Heartbeat { position, ts_ms: now_us() / 1000 };
-                    if !(ctx.send(item).await && ctx.flush().await) {
-                        return Ok(SourceExit::Shutdown);
-                    }
-                    continue;
-                }
-                _ = lag_tick.tick() => {
-                    if let Ok(Some(row)) = self.client.query_opt(
-                        "SELECT (pg_current_wal_lsn() - confirmed_flush_lsn)::int8 FROM pg_replication_slots WHERE slot_name = $1",
-                        &[&pg.slot],
-                    ).await {
-                        let lag: Option<i64> = row.get(0);
-                        ctx.observer.metrics.slot_lag_bytes.with_label_values(&[&*ctx.observer.connector]).set(lag.unwrap_or(0));
-                    }
-                    continue;
-                }
-                ev = client.recv() => ev.map_err(err)?,
+            let step = match self.wait(client, ctx, &mut heartbeat, &mut lag_tick).await {
+                Ok(Wake::Event(event)) => self.dispatch(ctx, event).await,
+                Ok(Wake::Handled) => Ok(()),
+                Err(halt) => Err(halt),
             };
-            let Some(event) = event else {
-                return Err(PgError::Stream(
-                    "the server ended the replication stream".into(),
-                ));
-            };
-            match event {
-                ReplicationEvent::KeepAlive { wal_end, .. } => {
-                    let wal_end = wal_end.as_u64();
-                    if tx.is_none() && wal_end > resume_lsn {
-                        resume_lsn = wal_end;
-                        stored_partial = None;
-                        if !checkpoint(ctx, resume_lsn).await {
-                            return Ok(SourceExit::Shutdown);
-                        }
-                    }
-                }
-                ReplicationEvent::Begin {
-                    final_lsn,
-                    xid,
-                    commit_time_micros,
-                } => {
-                    let final_lsn = final_lsn.as_u64();
-                    let skip_first = match stored_partial {
-                        Some(p) if p.commit_lsn == final_lsn => p.events_done,
-                        _ => 0,
-                    };
-                    tx = Some(Tx {
-                        final_lsn,
-                        xid,
-                        commit_ts_us: commit_time_micros + PG_EPOCH_OFFSET_US,
-                        index: 0,
-                        skip_first,
-                        skip_all: final_lsn < resume_lsn,
-                        origin: None,
-                        counts: Default::default(),
-                    });
-                }
-                ReplicationEvent::Commit { lsn, end_lsn, .. } => {
-                    let done = tx.take();
-                    last_commit = Some(lsn.as_u64());
-                    if done.as_ref().is_some_and(|t| t.skip_all) {
-                        continue;
-                    }
-                    if let Some(end) = done.and_then(|t| {
-                        let (id, ts_ms) = (t.id(), t.commit_ts_us / 1000);
-                        t.counts.end(id, ts_ms)
-                    }) {
-                        if !ctx.send(SourceItem::Transaction(end)).await {
-                            return Ok(SourceExit::Shutdown);
-                        }
-                    }
-                    resume_lsn = resume_lsn.max(end_lsn.as_u64());
-                    stored_partial = None;
-                    if !checkpoint(ctx, resume_lsn).await {
-                        return Ok(SourceExit::Shutdown);
-                    }
-                }
-                ReplicationEvent::Message {
-                    transactional,
-                    lsn,
-                    prefix,
-                    content,
-                } => {
-                    let (pos, ts) = match tx.as_mut().filter(|_| transactional) {
-                        Some(t) => {
-                            t.index += 1;
-                            if t.skip_all || t.index <= t.skip_first {
-                                continue;
-                            }
-                            (position(resume_lsn, t.final_lsn, t.index), t.commit_ts_us)
-                        }
-                        None => (
-                            SourcePosition::Postgres(PgPosition {
-                                resume_lsn,
-                                partial: stored_partial,
-                                snapshot: SnapshotState::Done,
-                            }),
-                            now_us(),
-                        ),
-                    };
-                    let event = ChangeEvent {
-                        op: Op::Message,
-                        table: None,
-                        before: None,
-                        after: None,
-                        source: self.meta(
-                            tx.as_ref().filter(|_| transactional),
-                            Some(lsn.as_u64()),
-                            last_commit,
-                            ts,
-                        ),
-                        message: Some(LogicalMessage {
-                            prefix,
-                            content: content.to_vec(),
-                        }),
-                        transaction: None,
-                        position: pos,
-                    };
-                    let sent = ctx.send(SourceItem::Event(Box::new(event))).await;
-                    if !sent || (!transactional && !ctx.flush().await) {
-                        return Ok(SourceExit::Shutdown);
-                    }
-                }
-                ReplicationEvent::XLogData {
-                    wal_start, data, ..
-                } => {
-                    let lsn = wal_start.as_u64();
-                    let msg = PgOutputMessage::parse(data).map_err(|source| PgError::Decode {
-                        lsn: format_lsn(lsn),
-                        source,
-                    })?;
-                    let events = self.on_message(msg, tx.as_mut(), lsn, last_commit).await?;
-                    for (event, t_index) in events {
-                        let Some(t) = tx.as_ref() else { continue };
-                        let mut event = event;
-                        event.position = position(resume_lsn, t.final_lsn, t_index);
-                        if tx_metadata {
-                            let Some(t) = tx.as_mut() else { continue };
-                            let table = event
-                                .table
-                                .as_ref()
-                                .map(|t| t.id.to_string())
-                                .unwrap_or_default();
-                            let (id, ts_ms) = (t.id(), t.commit_ts_us / 1000);
-                            let (begin, block) = t.counts.count(&id, table, ts_ms);
-                            if let Some(begin) = begin {
-                                if !ctx.send(SourceItem::Transaction(begin)).await {
-                                    return Ok(SourceExit::Shutdown);
-                                }
-                            }
-                            event.transaction = Some(block);
-                        }
-                        if !ctx.send(SourceItem::Event(Box::new(event))).await {
-                            return Ok(SourceExit::Shutdown);
-                        }
-                    }
-                }
-                ReplicationEvent::StoppedAt { .. } => {}
+            if let Err(halt) = step {
+                return halt;
             }
         }
+    }
+
+    /// Waits for the next replication event, handling what comes first meanwhile.
+    async fn wait(
+        &mut self,
+        client: &mut ReplicationClient,
+        ctx: &mut SourceContext,
+        heartbeat: &mut Option<tokio::time::Interval>,
+        lag_tick: &mut tokio::time::Interval,
+    ) -> Result<Wake, Halt> {
+        let pg = self.pg();
+        tokio::select! {
+            biased;
+            _ = ctx.shutdown.changed() => Err(Halt::Shutdown),
+            changed = ctx.committed.changed() => {
+                // Only a durably committed position is reported to the server.
+                if changed.is_ok() {
+                    if let Some(SourcePosition::Postgres(p)) = *ctx.committed.borrow_and_update() {
+                        client.update_applied_lsn(pgwire_replication::Lsn::from_u64(p.resume_lsn));
+                    }
+                }
+                Ok(Wake::Handled)
+            }
+            _ = tick(heartbeat) => {
+                self.heartbeat(ctx).await?;
+                Ok(Wake::Handled)
+            }
+            _ = lag_tick.tick() => {
+                self.sample_slot_lag(ctx).await;
+                Ok(Wake::Handled)
+            }
+            ev = client.recv() => match ev.map_err(|e| stream_error(&pg.slot, &pg.publication, e))? {
+                Some(event) => Ok(Wake::Event(event)),
+                None => Err(PgError::Stream("the server ended the replication stream".into()).into()),
+            },
+        }
+    }
+
+    /// A connector heartbeat: the action query, then the record (with the resume position
+    /// when no transaction is open).
+    async fn heartbeat(&mut self, ctx: &mut SourceContext) -> Result<(), Halt> {
+        if let Some(query) = &self.pg().heartbeat_action_query {
+            if let Err(e) = self.client.batch_execute(query).await {
+                tracing::warn!(error = %e, "heartbeat_action_query failed");
+            }
+        }
+        let position = self
+            .state
+            .tx
+            .is_none()
+            .then_some(SourcePosition::Postgres(PgPosition {
+                resume_lsn: self.state.resume_lsn,
+                partial: None,
+                snapshot: SnapshotState::Done,
+            }));
+        Ok(ctx.heartbeat(position).await?)
+    }
+
+    /// `sluice_slot_lag_bytes`: how far the slot's confirmed position is behind the WAL.
+    async fn sample_slot_lag(&self, ctx: &SourceContext) {
+        if let Ok(Some(row)) = self.client.query_opt(
+            "SELECT (pg_current_wal_lsn() - confirmed_flush_lsn)::int8 FROM pg_replication_slots WHERE slot_name = $1",
+            &[&self.pg().slot],
+        ).await {
+            let lag: Option<i64> = row.get(0);
+            ctx.observer
+                .metrics
+                .slot_lag_bytes
+                .with_label_values(&[&*ctx.observer.connector])
+                .set(lag.unwrap_or(0));
+        }
+    }
+
+    /// Hands one replication event to its handler.
+    async fn dispatch(
+        &mut self,
+        ctx: &mut SourceContext,
+        event: ReplicationEvent,
+    ) -> Result<(), Halt> {
+        match event {
+            ReplicationEvent::KeepAlive { wal_end, .. } => {
+                let st = &mut self.state;
+                let wal_end = wal_end.as_u64();
+                if st.tx.is_none() && wal_end > st.resume_lsn {
+                    st.resume_lsn = wal_end;
+                    st.stored_partial = None;
+                    checkpoint(ctx, wal_end).await?;
+                }
+                Ok(())
+            }
+            ReplicationEvent::Begin {
+                final_lsn,
+                xid,
+                commit_time_micros,
+            } => {
+                self.on_begin(final_lsn.as_u64(), xid, commit_time_micros);
+                Ok(())
+            }
+            ReplicationEvent::Commit { lsn, end_lsn, .. } => {
+                self.on_commit(ctx, lsn.as_u64(), end_lsn.as_u64()).await
+            }
+            ReplicationEvent::Message {
+                transactional,
+                lsn,
+                prefix,
+                content,
+            } => {
+                self.on_logical_message(ctx, transactional, lsn.as_u64(), prefix, content.to_vec())
+                    .await
+            }
+            ReplicationEvent::XLogData {
+                wal_start, data, ..
+            } => self.on_xlog_data(ctx, wal_start.as_u64(), data).await,
+            ReplicationEvent::StoppedAt { .. } => Ok(()),
+        }
+    }
+
+    fn on_begin(&mut self, final_lsn: u64, xid: u32, commit_time_micros: i64) {
+        let st = &mut self.state;
+        let skip_first = match st.stored_partial {
+            Some(p) if p.commit_lsn == final_lsn => p.events_done,
+            _ => 0,
+        };
+        st.tx = Some(Tx {
+            final_lsn,
+            xid,
+            commit_ts_us: commit_time_micros + PG_EPOCH_OFFSET_US,
+            index: 0,
+            skip_first,
+            skip_all: final_lsn < st.resume_lsn,
+            origin: None,
+            counts: Default::default(),
+        });
+    }
+
+    /// A commit: the END record, and a checkpoint at the transaction's end.
+    async fn on_commit(
+        &mut self,
+        ctx: &mut SourceContext,
+        lsn: u64,
+        end_lsn: u64,
+    ) -> Result<(), Halt> {
+        let st = &mut self.state;
+        let done = st.tx.take();
+        st.last_commit = Some(lsn);
+        if done.as_ref().is_some_and(|t| t.skip_all) {
+            return Ok(());
+        }
+        if let Some(end) = done.and_then(|t| {
+            let (id, ts_ms) = (t.id(), t.commit_ts_us / 1000);
+            t.counts.end(id, ts_ms)
+        }) {
+            ctx.emit(SourceItem::Transaction(end)).await?;
+        }
+        let st = &mut self.state;
+        st.resume_lsn = st.resume_lsn.max(end_lsn);
+        st.stored_partial = None;
+        checkpoint(ctx, st.resume_lsn).await
+    }
+
+    /// A logical decoding message (`pg_logical_emit_message`): transactional ones belong to
+    /// their transaction's positions; others are handed over at once.
+    async fn on_logical_message(
+        &mut self,
+        ctx: &mut SourceContext,
+        transactional: bool,
+        lsn: u64,
+        prefix: String,
+        content: Vec<u8>,
+    ) -> Result<(), Halt> {
+        let st = &mut self.state;
+        let (pos, ts) = match st.tx.as_mut().filter(|_| transactional) {
+            Some(t) => {
+                t.index += 1;
+                if t.skip_all || t.index <= t.skip_first {
+                    return Ok(());
+                }
+                let (commit, index, ts) = (t.final_lsn, t.index, t.commit_ts_us);
+                (st.position_in_tx(commit, index), ts)
+            }
+            None => (
+                SourcePosition::Postgres(PgPosition {
+                    resume_lsn: st.resume_lsn,
+                    partial: st.stored_partial,
+                    snapshot: SnapshotState::Done,
+                }),
+                now_us(),
+            ),
+        };
+        let st = &self.state;
+        let event = ChangeEvent {
+            op: Op::Message,
+            table: None,
+            before: None,
+            after: None,
+            source: self.meta(
+                st.tx.as_ref().filter(|_| transactional),
+                Some(lsn),
+                st.last_commit,
+                ts,
+            ),
+            message: Some(LogicalMessage { prefix, content }),
+            transaction: None,
+            position: pos,
+        };
+        let item = SourceItem::Event(Box::new(event));
+        if transactional {
+            ctx.emit(item).await?;
+        } else {
+            ctx.emit_now(item).await?;
+        }
+        Ok(())
+    }
+
+    /// A pgoutput message: decoded, and its changes handed over with their positions (and
+    /// transaction metadata when asked for).
+    async fn on_xlog_data(
+        &mut self,
+        ctx: &mut SourceContext,
+        lsn: u64,
+        data: Bytes,
+    ) -> Result<(), Halt> {
+        let msg = PgOutputMessage::parse(data).map_err(|source| PgError::Decode {
+            lsn: format_lsn(lsn),
+            source,
+        })?;
+        let last_commit = self.state.last_commit;
+        let mut tx = self.state.tx.take();
+        let events = self.on_message(msg, tx.as_mut(), lsn, last_commit).await;
+        self.state.tx = tx;
+        let tx_metadata = self.connector.provide_transaction_metadata;
+        for (mut event, t_index) in events? {
+            let st = &mut self.state;
+            let Some(t) = st.tx.as_ref() else { continue };
+            event.position = st.position_in_tx(t.final_lsn, t_index);
+            if tx_metadata {
+                let Some(t) = st.tx.as_mut() else { continue };
+                let table = event
+                    .table
+                    .as_ref()
+                    .map(|t| t.id.to_string())
+                    .unwrap_or_default();
+                let (id, ts_ms) = (t.id(), t.commit_ts_us / 1000);
+                let (begin, block) = t.counts.count(&id, table, ts_ms);
+                if let Some(begin) = begin {
+                    ctx.emit(SourceItem::Transaction(begin)).await?;
+                }
+                event.transaction = Some(block);
+            }
+            ctx.emit(SourceItem::Event(Box::new(event))).await?;
+        }
+        Ok(())
     }
 
     /// Applies one pgoutput message; returns the events to publish with their index in the
@@ -530,32 +658,15 @@ impl<'a> Streamer<'a> {
 /// How often the slot's lag in bytes is measured.
 const SLOT_LAG_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Waits for the next tick of an optional interval (forever when absent).
-async fn tick(interval: &mut Option<tokio::time::Interval>) {
-    match interval {
-        Some(i) => {
-            i.tick().await;
-        }
-        None => std::future::pending().await,
-    }
-}
-
 /// Hands over a transaction boundary (or idle keepalive) at `resume_lsn`, with everything
-/// queued before it; `false` means stop.
-async fn checkpoint(ctx: &mut SourceContext, resume_lsn: u64) -> bool {
+/// queued before it.
+async fn checkpoint(ctx: &mut SourceContext, resume_lsn: u64) -> Result<(), Halt> {
     let p = SourcePosition::Postgres(PgPosition {
         resume_lsn,
         partial: None,
         snapshot: SnapshotState::Done,
     });
-    ctx.send(SourceItem::Checkpoint(p)).await && ctx.flush().await
-}
-
-fn now_us() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or_default()
+    Ok(ctx.emit_now(SourceItem::Checkpoint(p)).await?)
 }
 
 /// After the stream has closed, confirms the final committed LSN to the slot so the server
