@@ -323,51 +323,11 @@ pub fn decode_body<'a>(
             let file = String::from_utf8_lossy(r.take_rest()).into_owned();
             EventBody::Rotate { position, file }
         }
-        QUERY => {
-            let thread_id = r.u32("thread_id")?;
-            let _exec = r.u32("exec_time")?;
-            let db_len = r.u8("db length")? as usize;
-            let _err = r.u16("error_code")?;
-            let status_len = match fde.post_header_len(QUERY) {
-                Some(11) => 0,
-                _ => r.u16("status_vars length")? as usize,
-            };
-            r.take(status_len, "status vars")?;
-            let db = String::from_utf8_lossy(r.take(db_len, "database name")?).into_owned();
-            r.take(1, "database name terminator")?;
-            EventBody::Query {
-                thread_id,
-                db,
-                sql: String::from_utf8_lossy(r.take_rest()),
-            }
-        }
+        QUERY => parse_query(fde, &mut r)?,
         XID => EventBody::Xid(r.u64("xid")?),
         TABLE_MAP => EventBody::TableMap(body),
         WRITE_ROWS_V1 | UPDATE_ROWS_V1 | DELETE_ROWS_V1 | WRITE_ROWS | UPDATE_ROWS
-        | DELETE_ROWS | PARTIAL_UPDATE_ROWS => {
-            let kind = match code {
-                WRITE_ROWS_V1 | WRITE_ROWS => RowsKind::Write,
-                DELETE_ROWS_V1 | DELETE_ROWS => RowsKind::Delete,
-                _ => RowsKind::Update,
-            };
-            let id_len = fde.table_id_len(code);
-            let table_id = r.uint(id_len, "table_id")?;
-            let flags = r.u16("rows flags")?;
-            if matches!(code, WRITE_ROWS | UPDATE_ROWS | DELETE_ROWS | PARTIAL_UPDATE_ROWS) {
-                let extra = r.u16("extra data length")? as usize;
-                if extra < 2 {
-                    return Err(Malformed(format!("extra data length {extra} below 2")));
-                }
-                r.take(extra - 2, "extra data")?;
-            }
-            EventBody::Rows(RowsEvent {
-                kind,
-                table_id,
-                flags,
-                partial: code == PARTIAL_UPDATE_ROWS,
-                body: r.rest(),
-            })
-        }
+        | DELETE_ROWS | PARTIAL_UPDATE_ROWS => parse_rows(fde, code, &mut r)?,
         WRITE_ROWS_V0..=DELETE_ROWS_V0 => {
             return Err(Malformed(
                 "version 0 rows events (MySQL 5.1.15 and older) are not supported".into(),
@@ -401,26 +361,7 @@ pub fn decode_body<'a>(
                 standalone: flags & 1 != 0,
             }
         }
-        MARIADB_GTID_LIST => {
-            let count = r.u32("gtid list count")? & 0x0fff_ffff;
-            if count as usize > r.remaining() / 16 {
-                return Err(Malformed(format!(
-                    "gtid list of {count} entries exceeds the event"
-                )));
-            }
-            let mut list = Vec::with_capacity(count as usize);
-            for _ in 0..count {
-                let domain = r.u32("gtid list domain")?;
-                let server_id = r.u32("gtid list server")?;
-                let seq = r.u64("gtid list seq")?;
-                list.push(MariaGtid {
-                    domain,
-                    server_id,
-                    seq,
-                });
-            }
-            EventBody::MariaGtidList(list)
-        }
+        MARIADB_GTID_LIST => parse_gtid_list(&mut r)?,
         MARIADB_BINLOG_CHECKPOINT => {
             let len = r.u32("checkpoint name length")? as usize;
             let name = r.take(len, "checkpoint file name")?;
@@ -449,6 +390,79 @@ pub fn decode_body<'a>(
         STOP => EventBody::Stop,
         _ => EventBody::Ignored,
     })
+}
+
+/// A QUERY event's body: thread, default database, statement.
+fn parse_query<'a>(fde: &FormatDescription, r: &mut Reader<'a>) -> Res<EventBody<'a>> {
+    use event_type::*;
+    let thread_id = r.u32("thread_id")?;
+    let _exec = r.u32("exec_time")?;
+    let db_len = r.u8("db length")? as usize;
+    let _err = r.u16("error_code")?;
+    let status_len = match fde.post_header_len(QUERY) {
+        Some(11) => 0,
+        _ => r.u16("status_vars length")? as usize,
+    };
+    r.take(status_len, "status vars")?;
+    let db = String::from_utf8_lossy(r.take(db_len, "database name")?).into_owned();
+    r.take(1, "database name terminator")?;
+    Ok(EventBody::Query {
+        thread_id,
+        db,
+        sql: String::from_utf8_lossy(r.take_rest()),
+    })
+}
+
+/// A rows event's post-header (table id, flags, extra data); the rows stay undecoded.
+fn parse_rows<'a>(fde: &FormatDescription, code: u8, r: &mut Reader<'a>) -> Res<EventBody<'a>> {
+    use event_type::*;
+    let kind = match code {
+        WRITE_ROWS_V1 | WRITE_ROWS => RowsKind::Write,
+        DELETE_ROWS_V1 | DELETE_ROWS => RowsKind::Delete,
+        _ => RowsKind::Update,
+    };
+    let id_len = fde.table_id_len(code);
+    let table_id = r.uint(id_len, "table_id")?;
+    let flags = r.u16("rows flags")?;
+    if matches!(
+        code,
+        WRITE_ROWS | UPDATE_ROWS | DELETE_ROWS | PARTIAL_UPDATE_ROWS
+    ) {
+        let extra = r.u16("extra data length")? as usize;
+        if extra < 2 {
+            return Err(Malformed(format!("extra data length {extra} below 2")));
+        }
+        r.take(extra - 2, "extra data")?;
+    }
+    Ok(EventBody::Rows(RowsEvent {
+        kind,
+        table_id,
+        flags,
+        partial: code == PARTIAL_UPDATE_ROWS,
+        body: r.rest(),
+    }))
+}
+
+/// MariaDB's GTID_LIST: the binlog's GTID state at its start.
+fn parse_gtid_list<'a>(r: &mut Reader<'a>) -> Res<EventBody<'a>> {
+    let count = r.u32("gtid list count")? & 0x0fff_ffff;
+    if count as usize > r.remaining() / 16 {
+        return Err(Malformed(format!(
+            "gtid list of {count} entries exceeds the event"
+        )));
+    }
+    let mut list = Vec::with_capacity(count as usize);
+    for _ in 0..count {
+        let domain = r.u32("gtid list domain")?;
+        let server_id = r.u32("gtid list server")?;
+        let seq = r.u64("gtid list seq")?;
+        list.push(MariaGtid {
+            domain,
+            server_id,
+            seq,
+        });
+    }
+    Ok(EventBody::MariaGtidList(list))
 }
 
 /// A tagged GTID event (MySQL 8.4+): a version byte, then a serialization-library message

@@ -125,8 +125,33 @@ impl RowDecoder {
     }
 }
 
+/// The decoding step and envelope kind of one column.
 fn plan_column(c: &MapColumn, hint: &ColumnHint) -> Res<(Step, ColumnKind)> {
-    let charset = c.collation.map(Charset::of_collation);
+    match c.real_type {
+        col::TINY
+        | col::SHORT
+        | col::INT24
+        | col::LONG
+        | col::LONGLONG
+        | col::FLOAT
+        | col::DOUBLE
+        | col::NEWDECIMAL => plan_numeric(c, hint),
+        col::YEAR
+        | col::DATE
+        | col::NEWDATE
+        | col::TIME
+        | col::TIME2
+        | col::DATETIME
+        | col::DATETIME2
+        | col::TIMESTAMP
+        | col::TIMESTAMP2 => plan_temporal(c),
+        col::NULL => Ok((Step::Null, ColumnKind::Text)),
+        _ => plan_string(c, hint),
+    }
+}
+
+/// Integers, floats and decimals.
+fn plan_numeric(c: &MapColumn, hint: &ColumnHint) -> Res<(Step, ColumnKind)> {
     let meta = c.meta;
     Ok(match c.real_type {
         col::TINY => {
@@ -212,6 +237,19 @@ fn plan_column(c: &MapColumn, hint: &ColumnHint) -> Res<(Step, ColumnKind)> {
                 },
             )
         }
+        other => {
+            return Err(Malformed(format!(
+                "column type {other} (real type of wire type {}) is not supported",
+                c.wire_type
+            )))
+        }
+    })
+}
+
+/// YEAR, DATE, TIME, DATETIME and TIMESTAMP.
+fn plan_temporal(c: &MapColumn) -> Res<(Step, ColumnKind)> {
+    let meta = c.meta;
+    Ok(match c.real_type {
         col::YEAR => (Step::Year, ColumnKind::Year),
         col::DATE | col::NEWDATE => (Step::Date, ColumnKind::Date),
         col::TIME => (Step::TimeOld, ColumnKind::TimeMicros),
@@ -237,6 +275,20 @@ fn plan_column(c: &MapColumn, hint: &ColumnHint) -> Res<(Step, ColumnKind)> {
             Step::Timestamp2 { fsp: fsp(meta)? },
             ColumnKind::ZonedTimestamp,
         ),
+        other => {
+            return Err(Malformed(format!(
+                "column type {other} (real type of wire type {}) is not supported",
+                c.wire_type
+            )))
+        }
+    })
+}
+
+/// Strings, enums and sets, bits, blobs, JSON, geometry and vectors.
+fn plan_string(c: &MapColumn, hint: &ColumnHint) -> Res<(Step, ColumnKind)> {
+    let charset = c.collation.map(Charset::of_collation);
+    let meta = c.meta;
+    Ok(match c.real_type {
         col::VARCHAR | col::VAR_STRING => {
             let len_bytes = if meta < 256 { 1 } else { 2 };
             let charset = charset.unwrap_or(Charset::Utf8);
@@ -339,7 +391,6 @@ fn plan_column(c: &MapColumn, hint: &ColumnHint) -> Res<(Step, ColumnKind)> {
             },
             ColumnKind::Array(Box::new(ColumnKind::Float32)),
         ),
-        col::NULL => (Step::Null, ColumnKind::Text),
         other => {
             return Err(Malformed(format!(
                 "column type {other} (real type of wire type {}) is not supported",

@@ -165,7 +165,7 @@ impl RowDecoder {
                         _ => Value::Unavailable,
                     }
                 }
-                _ => read_value(r, step, i)?,
+                _ => read_value(r, step)?,
             });
         }
         Ok(out)

@@ -210,8 +210,8 @@ fn datetime_micros(
     Some(((days * 24 + h) * 60 + mi) * 60_000_000 + s * 1_000_000 + frac)
 }
 
-pub(super) fn read_value(r: &mut Reader<'_>, step: &Step, column: usize) -> Res<Value> {
-    let _ = column;
+/// Reads one column value of a binlog row image with its decoding step.
+pub(super) fn read_value(r: &mut Reader<'_>, step: &Step) -> Res<Value> {
     Ok(match step {
         Step::Int {
             len,
@@ -240,6 +240,22 @@ pub(super) fn read_value(r: &mut Reader<'_>, step: &Step, column: usize) -> Res<
             r.take(8, "double")?.try_into().expect("8 bytes"),
         )),
         Step::Decimal { precision, scale } => Value::Decimal(read_decimal(r, *precision, *scale)?),
+        Step::Year
+        | Step::Date
+        | Step::TimeOld
+        | Step::Time2 { .. }
+        | Step::DateTimeOld { .. }
+        | Step::DateTime2 { .. }
+        | Step::TimestampOld
+        | Step::Timestamp2 { .. } => read_temporal(r, step)?,
+        Step::Null => Value::Null,
+        _ => read_bytes_value(r, step)?,
+    })
+}
+
+/// A temporal value: YEAR, DATE, TIME, DATETIME and TIMESTAMP in their old and fractional forms.
+fn read_temporal(r: &mut Reader<'_>, step: &Step) -> Res<Value> {
+    Ok(match step {
         Step::Year => {
             let y = r.u8("year")?;
             Value::Int(if y == 0 { 0 } else { 1900 + i64::from(y) })
@@ -317,6 +333,13 @@ pub(super) fn read_value(r: &mut Reader<'_>, step: &Step, column: usize) -> Res<
                 Value::Text(crate::calendar::iso_utc(secs * 1_000_000 + frac))
             }
         }
+        _ => return Err(Malformed("not a temporal column step".into())),
+    })
+}
+
+/// A length-prefixed or packed value: strings, enums and sets, bits, blobs, JSON, geometry, vectors.
+fn read_bytes_value(r: &mut Reader<'_>, step: &Step) -> Res<Value> {
+    Ok(match step {
         Step::Varchar { len_bytes, charset } | Step::Char { len_bytes, charset } => {
             let len = r.uint(*len_bytes, "string length")? as usize;
             let b = r.take(len, "string")?;
@@ -397,7 +420,7 @@ pub(super) fn read_value(r: &mut Reader<'_>, step: &Step, column: usize) -> Res<
                     .collect(),
             )
         }
-        Step::Null => Value::Null,
+        _ => return Err(Malformed("not a string column step".into())),
     })
 }
 

@@ -346,29 +346,7 @@ impl PgOutputMessage {
                 commit_lsn: r.u64()?,
                 name: r.cstr()?,
             }),
-            b'R' => {
-                let oid = r.u32()?;
-                let namespace = r.cstr()?;
-                let name = r.cstr()?;
-                let replica_identity = r.u8()?;
-                let n = r.u16()? as usize;
-                let mut columns = Vec::with_capacity(n.min(1664));
-                for _ in 0..n {
-                    columns.push(RelationColumn {
-                        flags: r.u8()?,
-                        name: r.cstr()?,
-                        type_oid: r.u32()?,
-                        type_modifier: r.i32()?,
-                    });
-                }
-                PgOutputMessage::Relation(Relation {
-                    oid,
-                    namespace,
-                    name,
-                    replica_identity,
-                    columns,
-                })
-            }
+            b'R' => PgOutputMessage::Relation(Relation::read(&mut r)?),
             b'Y' => PgOutputMessage::Type(TypeMessage {
                 oid: r.u32()?,
                 namespace: r.cstr()?,
@@ -390,41 +368,7 @@ impl PgOutputMessage {
                     new: r.tuple()?,
                 })
             }
-            b'U' => {
-                let relation = r.u32()?;
-                let offset = r.pos;
-                let marker = r.u8()?;
-                let old = match marker {
-                    b'K' | b'O' => {
-                        r.pos = offset;
-                        let kind = r.old_kind()?;
-                        let tuple = r.tuple()?;
-                        let offset = r.pos;
-                        let n = r.u8()?;
-                        if n != b'N' {
-                            return Err(DecodeError::UnexpectedMarker {
-                                tag: 'U',
-                                marker: n,
-                                offset,
-                            });
-                        }
-                        Some((kind, tuple))
-                    }
-                    b'N' => None,
-                    marker => {
-                        return Err(DecodeError::UnexpectedMarker {
-                            tag: 'U',
-                            marker,
-                            offset,
-                        })
-                    }
-                };
-                PgOutputMessage::Update(Update {
-                    relation,
-                    old,
-                    new: r.tuple()?,
-                })
-            }
+            b'U' => PgOutputMessage::Update(Update::read(&mut r)?),
             b'D' => {
                 let relation = r.u32()?;
                 let kind = r.old_kind()?;
@@ -455,6 +399,73 @@ impl PgOutputMessage {
                 })
             }
             other => return Err(DecodeError::UnknownTag(other)),
+        })
+    }
+}
+
+impl Relation {
+    /// Reads the body of an `R` message.
+    fn read(r: &mut Reader) -> Result<Self, DecodeError> {
+        let oid = r.u32()?;
+        let namespace = r.cstr()?;
+        let name = r.cstr()?;
+        let replica_identity = r.u8()?;
+        let n = r.u16()? as usize;
+        let mut columns = Vec::with_capacity(n.min(1664));
+        for _ in 0..n {
+            columns.push(RelationColumn {
+                flags: r.u8()?,
+                name: r.cstr()?,
+                type_oid: r.u32()?,
+                type_modifier: r.i32()?,
+            });
+        }
+        Ok(Relation {
+            oid,
+            namespace,
+            name,
+            replica_identity,
+            columns,
+        })
+    }
+}
+
+impl Update {
+    /// Reads the body of a `U` message: the optional old tuple (`K` key or `O` full old
+    /// row), then `N` and the new tuple.
+    fn read(r: &mut Reader) -> Result<Self, DecodeError> {
+        let relation = r.u32()?;
+        let offset = r.pos;
+        let marker = r.u8()?;
+        let old = match marker {
+            b'K' | b'O' => {
+                r.pos = offset;
+                let kind = r.old_kind()?;
+                let tuple = r.tuple()?;
+                let offset = r.pos;
+                let n = r.u8()?;
+                if n != b'N' {
+                    return Err(DecodeError::UnexpectedMarker {
+                        tag: 'U',
+                        marker: n,
+                        offset,
+                    });
+                }
+                Some((kind, tuple))
+            }
+            b'N' => None,
+            marker => {
+                return Err(DecodeError::UnexpectedMarker {
+                    tag: 'U',
+                    marker,
+                    offset,
+                })
+            }
+        };
+        Ok(Update {
+            relation,
+            old,
+            new: r.tuple()?,
         })
     }
 }
