@@ -246,7 +246,7 @@ impl<'a> Streamer<'a> {
         let ready = if ctx.pending.is_empty() {
             None
         } else {
-            stream.next().now_or_never()
+            guarded_next(stream).now_or_never()
         };
         let next = match ready {
             Some(ev) => ev,
@@ -261,10 +261,16 @@ impl<'a> Streamer<'a> {
                         self.heartbeat(ctx).await?;
                         return Ok(None);
                     }
-                    ev = stream.next() => ev,
+                    ev = guarded_next(stream) => ev,
                 }
             }
         };
+        let next = next.map_err(|panic| {
+            binlog::Malformed(format!(
+                "the driver could not frame the event that follows (its declared size does not match the bytes received: {panic})"
+            ))
+            .at(0, &self.state.file, self.state.last_end)
+        })?;
         match next {
             Some(Ok(e)) => Ok(Some(e)),
             Some(Err(e)) => Err(stream_error(e).into()),
@@ -826,6 +832,24 @@ impl<'a> Streamer<'a> {
     }
 }
 
+/// The next item of a stream, with a panic while polling it (the driver frames events with
+/// an `unwrap` on the declared size) turned into an error carrying the panic's message.
+async fn guarded_next<S>(stream: &mut S) -> Result<Option<S::Item>, String>
+where
+    S: futures_util::Stream + Unpin,
+{
+    std::panic::AssertUnwindSafe(stream.next())
+        .catch_unwind()
+        .await
+        .map_err(|payload| match payload.downcast::<String>() {
+            Ok(s) => *s,
+            Err(payload) => payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "(no message)".into()),
+        })
+}
+
 /// The server's first event (an artificial ROTATE) comes before any format description, so
 /// the framing cannot know it ends with a checksum; drop one when the CRC says it is there.
 fn strip_unknown_checksum<'b>(
@@ -862,5 +886,36 @@ fn stream_error(e: mysql_async::Error) -> MyError {
             transient: !super::definite_code(s.code),
         },
         other => MyError::Stream(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stream whose second poll panics, as the driver does on an event whose declared
+    /// size exceeds its bytes.
+    struct Breaks(u32);
+
+    impl futures_util::Stream for Breaks {
+        type Item = u32;
+        fn poll_next(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<u32>> {
+            self.0 += 1;
+            if self.0 > 1 {
+                panic!("failed to fill whole buffer");
+            }
+            std::task::Poll::Ready(Some(self.0))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_panic_while_framing_an_event_is_an_error_not_a_dead_task() {
+        let mut s = Breaks(0);
+        assert_eq!(guarded_next(&mut s).await, Ok(Some(1)));
+        let err = guarded_next(&mut s).await.unwrap_err();
+        assert!(err.contains("failed to fill whole buffer"), "{err}");
     }
 }
