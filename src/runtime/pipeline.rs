@@ -217,6 +217,7 @@ impl Run {
         if result.is_err() {
             self.settle().await;
         }
+        self.counters.refresh_lag();
         self.counters.publish();
         // Whatever ended the run, what is acknowledged so far is safe to commit: every
         // record before it is durable.
@@ -290,6 +291,7 @@ impl Run {
                 }
                 _ = tick.tick() => {
                     queue_depth.set(self.tracker.in_flight() as i64);
+                    self.counters.refresh_lag();
                     self.counters.publish();
                     self.commit().await?;
                     self.summary();
@@ -346,6 +348,7 @@ impl Run {
     /// Encodes a batch and hands its records to the sink.
     async fn batch(&mut self, batch: Vec<SourceItem>) -> Result<(), PipelineError> {
         self.encoder.set_batch_time();
+        self.counters.refresh_lag();
         for item in batch {
             if let Err(e) = self.item(item).await {
                 tracing::warn!(error = %e, "cannot encode or hand over a record");
@@ -491,6 +494,8 @@ struct Counters {
     events_read: u64,
     records_published: u64,
     lag_ms: Option<i64>,
+    /// Source time of the last acknowledged event, not yet turned into a lag.
+    acked_ts_us: Option<i64>,
     position: Option<SourcePosition>,
     /// The table version of the last event read and its counters.
     last: Option<(Arc<crate::event::TableSchema>, TableCounters)>,
@@ -515,6 +520,7 @@ impl Counters {
             events_read: 0,
             records_published: 0,
             lag_ms: None,
+            acked_ts_us: None,
             position: None,
             last: None,
         }
@@ -575,8 +581,16 @@ impl Counters {
         }
         self.records_published += 1;
         self.bytes.inc_by(d.bytes as u64);
-        if let Some(ts) = d.source_ts_us {
-            let lag = (now_us() - ts) / 1000;
+        if d.source_ts_us.is_some() {
+            self.acked_ts_us = d.source_ts_us;
+        }
+    }
+
+    /// Updates the lag from the last acknowledged event (one clock read per batch or tick,
+    /// not per record).
+    fn refresh_lag(&mut self) {
+        if let Some(ts) = self.acked_ts_us.take() {
+            let lag = (crate::source::now_us() - ts) / 1000;
             self.lag.set(lag);
             self.lag_ms = Some(lag);
         }
@@ -593,11 +607,4 @@ impl Counters {
             }
         });
     }
-}
-
-fn now_us() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or_default()
 }
