@@ -7,7 +7,7 @@
 //!                   └──────────────────────────────────────────────────────────┴─► stream
 //! ```
 //! Streaming uses `mysql_async`'s binlog stream for the protocol (registration, dump,
-//! checksums, framing); every event body is decoded by [`binlog`] and [`table_map`], the
+//! checksums, framing); every event body is decoded by `binlog` and `table_map`, the
 //! same decoder that reads binlog files. MariaDB resumes by GTID (`@slave_connect_state`),
 //! MySQL by file and position.
 //!
