@@ -25,6 +25,9 @@ pub const OFFSET_COMMITS: &str = "sluice_offset_commits_total";
 pub const BROKER_QUEUE_DEPTH: &str = "sluice_broker_queue_depth_records";
 /// Pipeline restarts after transient failures.
 pub const RECONNECTS: &str = "sluice_reconnects_total";
+/// Changes of tables the source received but does not capture (a publication or binlog
+/// covering more than the connector's tables); never dropped without being counted.
+pub const EVENTS_NOT_CAPTURED: &str = "sluice_events_not_captured_total";
 /// Resident memory of the process.
 pub const PROCESS_RSS: &str = "sluice_process_resident_memory_bytes";
 
@@ -53,6 +56,8 @@ pub struct Metrics {
     pub broker_queue_depth: IntGaugeVec,
     /// [`RECONNECTS`]
     pub reconnects: IntCounterVec,
+    /// [`EVENTS_NOT_CAPTURED`]
+    pub events_not_captured: IntCounterVec,
     process_rss: IntGaugeVec,
 }
 
@@ -113,6 +118,12 @@ impl Metrics {
                 BROKER_QUEUE_DEPTH,
                 "Records awaiting acknowledgement.",
                 c,
+            ),
+            events_not_captured: counter(
+                &r,
+                EVENTS_NOT_CAPTURED,
+                "Changes received for tables the connector does not capture.",
+                ct,
             ),
             reconnects: counter(
                 &r,

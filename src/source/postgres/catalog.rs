@@ -84,43 +84,90 @@ pub async fn expand_tables(
     client: &Client,
     patterns: &[String],
 ) -> Result<(Vec<(u32, TableId)>, Vec<String>), PgError> {
+    let all = all_tables(client).await?;
+    let mut found = Vec::new();
+    let mut missing = Vec::new();
+    for pattern in patterns {
+        // A partition's rows are read, and its changes published, through its partitioned
+        // root (publish_via_partition_root): `schema.*` names roots and plain tables only; a
+        // partition named on its own keeps its own topic.
+        let wildcard = pattern.ends_with(".*");
+        let matched: Vec<(u32, TableId)> = all
+            .iter()
+            .filter(|t| matches(pattern, &t.id) && !(wildcard && t.partition))
+            .map(|t| (t.oid, t.id.clone()))
+            .collect();
+        if matched.is_empty() {
+            missing.push(pattern.clone());
+        }
+        for m in matched {
+            if !found.iter().any(|(oid, _)| *oid == m.0) {
+                found.push(m);
+            }
+        }
+    }
+    Ok((found, missing))
+}
+
+/// A table as the catalog lists it.
+#[derive(Debug, Clone)]
+pub struct ListedTable {
+    /// Its OID.
+    pub oid: u32,
+    /// Schema and name.
+    pub id: TableId,
+    /// A partitioned table (its rows live in its partitions).
+    pub partitioned: bool,
+    /// A partition of a partitioned table.
+    pub partition: bool,
+}
+
+/// Every ordinary and partitioned table outside the system schemas.
+pub async fn all_tables(client: &Client) -> Result<Vec<ListedTable>, PgError> {
     let rows = client
         .query(
-            "SELECT c.oid, n.nspname::text, c.relname::text FROM pg_class c \
-             JOIN pg_namespace n ON n.oid = c.relnamespace \
+            "SELECT c.oid, n.nspname::text, c.relname::text, c.relkind = 'p', c.relispartition \
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
              WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
              ORDER BY n.nspname, c.relname",
             &[],
         )
         .await
         .map_err(PgError::query)?;
-    let all: Vec<(u32, TableId)> = rows
+    Ok(rows
         .iter()
-        .map(|r| {
-            (
-                r.get::<_, u32>(0),
-                TableId {
-                    schema: r.get(1),
-                    name: r.get(2),
-                },
-            )
+        .map(|r| ListedTable {
+            oid: r.get(0),
+            id: TableId {
+                schema: r.get(1),
+                name: r.get(2),
+            },
+            partitioned: r.get(3),
+            partition: r.get(4),
         })
-        .collect();
-    let mut found = Vec::new();
-    let mut missing = Vec::new();
-    for pattern in patterns {
-        let matched: Vec<&(u32, TableId)> =
-            all.iter().filter(|(_, t)| matches(pattern, t)).collect();
-        if matched.is_empty() {
-            missing.push(pattern.clone());
-        }
-        for m in matched {
-            if !found.iter().any(|(oid, _)| *oid == m.0) {
-                found.push(m.clone());
-            }
-        }
-    }
-    Ok((found, missing))
+        .collect())
+}
+
+/// Whether any configured table is partitioned (its changes then need the publication's
+/// `publish_via_partition_root`).
+pub async fn captures_partitioned(client: &Client, patterns: &[String]) -> Result<bool, PgError> {
+    Ok(all_tables(client)
+        .await?
+        .iter()
+        .any(|t| t.partitioned && patterns.iter().any(|p| matches(p, &t.id))))
+}
+
+/// Whether the publication publishes partitions' changes as their root's
+/// (`publish_via_partition_root`).
+pub async fn publication_via_root(client: &Client, name: &str) -> Result<bool, PgError> {
+    Ok(client
+        .query_opt(
+            "SELECT pubviaroot FROM pg_publication WHERE pubname = $1",
+            &[&name],
+        )
+        .await
+        .map_err(PgError::query)?
+        .is_some_and(|r| r.get::<_, bool>(0)))
 }
 
 /// Whether a configured pattern (`schema.table` or `schema.*`) covers a table.
@@ -310,6 +357,7 @@ pub async fn create_publication(
     client: &Client,
     name: &str,
     patterns: &[String],
+    via_root: bool,
 ) -> Result<(), PgError> {
     let mut parts = Vec::new();
     for p in patterns {
@@ -324,9 +372,14 @@ pub async fn create_publication(
         }
     }
     let sql = format!(
-        "CREATE PUBLICATION {} FOR {}",
+        "CREATE PUBLICATION {} FOR {}{}",
         quote_ident(name),
-        parts.join(", ")
+        parts.join(", "),
+        if via_root {
+            " WITH (publish_via_partition_root = true)"
+        } else {
+            ""
+        }
     );
     client.batch_execute(&sql).await.map_err(PgError::query)?;
     Ok(())

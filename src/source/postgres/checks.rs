@@ -31,6 +31,12 @@ pub(super) async fn server_problems(
             fix: format!("run ALTER ROLE \"{user}\" WITH REPLICATION (as a superuser), or connect as a user that has it"),
         });
     }
+    if catalog::publication_exists(client, &pg.publication).await?
+        && catalog::captures_partitioned(client, &pg.tables).await?
+        && !catalog::publication_via_root(client, &pg.publication).await?
+    {
+        problems.push(super::partition_root_problem(&pg.publication));
+    }
     let (_, missing) = catalog::expand_tables(client, &pg.tables).await?;
     for m in missing {
         problems.push(SetupError::Other(format!(

@@ -76,6 +76,17 @@ pub enum PgError {
     Offsets(#[from] crate::offsets::OffsetError),
 }
 
+/// A partitioned table is captured through a publication that publishes its changes under
+/// the partitions' names: they would not match the captured table.
+fn partition_root_problem(publication: &str) -> SetupError {
+    SetupError::InvalidSetting {
+        setting: format!("publication \"{publication}\" publish_via_partition_root"),
+        actual: "false".into(),
+        expected: "true to capture a partitioned table (changes then carry the table's own name)".into(),
+        fix: format!("run ALTER PUBLICATION {publication} SET (publish_via_partition_root = true), or drop the publication and let Sluice create it"),
+    }
+}
+
 impl PgError {
     /// Wraps a tokio-postgres error, classifying it.
     pub fn query(e: tokio_postgres::Error) -> Self {
@@ -306,8 +317,9 @@ impl PostgresSource {
         if let Some(first) = report.into_iter().next() {
             return Err(PgError::Setup(first));
         }
+        let via_root = catalog::captures_partitioned(client, &pg.tables).await?;
         if !catalog::publication_exists(client, &pg.publication).await? {
-            catalog::create_publication(client, &pg.publication, &pg.tables)
+            catalog::create_publication(client, &pg.publication, &pg.tables, via_root)
                 .await
                 .map_err(|e| {
                     PgError::setup(format!(

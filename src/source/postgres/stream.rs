@@ -195,6 +195,10 @@ pub(super) struct Streamer<'a> {
     db: Arc<str>,
     start: PgPosition,
     state: State,
+    /// Where uncaptured changes are counted (set when streaming starts).
+    observer: Option<crate::status::Observer>,
+    /// Counters of uncaptured tables, by relation OID (each logged once).
+    uncaptured: std::collections::HashMap<u32, prometheus::IntCounter>,
 }
 
 impl<'a> Streamer<'a> {
@@ -218,6 +222,8 @@ impl<'a> Streamer<'a> {
                 last_commit: None,
                 tx: None,
             },
+            observer: None,
+            uncaptured: Default::default(),
         })
     }
 
@@ -275,6 +281,7 @@ impl<'a> Streamer<'a> {
     /// The stream loop: wait for the next thing to do, dispatch replication events; ends
     /// only by halting.
     async fn stream(&mut self, client: &mut ReplicationClient, ctx: &mut SourceContext) -> Halt {
+        self.observer = Some(ctx.observer.clone());
         let mut heartbeat = heartbeat_timer(self.connector);
         let mut lag_tick = tokio::time::interval(SLOT_LAG_EVERY);
         ctx.observer
@@ -619,11 +626,36 @@ impl<'a> Streamer<'a> {
 
     /// The relation of a change and whether to publish it (captured, not skipped, not
     /// already delivered before a restart).
-    fn target(&self, oid: u32, op: &str, t: &Tx) -> Option<Arc<TableSchema>> {
+    fn target(&mut self, oid: u32, op: &str, t: &Tx) -> Option<Arc<TableSchema>> {
         let info = self.decoder.relation(oid)?;
-        let publish =
-            info.captured && self.connector.publishes(op) && !t.skip_all && t.index > t.skip_first;
+        if !info.captured {
+            let id = info.schema.id.clone();
+            self.not_captured(oid, &id);
+            return None;
+        }
+        let publish = self.connector.publishes(op) && !t.skip_all && t.index > t.skip_first;
         publish.then(|| info.schema.clone())
+    }
+
+    /// A change of a table in the publication that the connector does not capture: counted
+    /// (`sluice_events_not_captured_total`) and logged once per table, never dropped
+    /// without a word.
+    fn not_captured(&mut self, oid: u32, id: &crate::event::TableId) {
+        let Some(observer) = &self.observer else {
+            return;
+        };
+        let counter = self.uncaptured.entry(oid).or_insert_with(|| {
+            tracing::warn!(
+                table = %id,
+                publication = %self.connector.postgres.as_ref().map_or("", |p| p.publication.as_str()),
+                "changes of a table in the publication that postgres.tables does not capture are not published (counted in sluice_events_not_captured_total); add it to postgres.tables, or remove it from the publication"
+            );
+            observer
+                .metrics
+                .events_not_captured
+                .with_label_values(&[&*observer.connector, &id.to_string()])
+        });
+        counter.inc();
     }
 
     #[allow(clippy::too_many_arguments)]
