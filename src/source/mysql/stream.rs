@@ -153,6 +153,66 @@ struct State {
     out: Vec<ChangeEvent>,
 }
 
+impl State {
+    /// Where a schema-change record stands. A DDL statement that shares its event group with
+    /// rows (MariaDB's `CREATE TABLE ... SELECT`, MySQL's atomic one) is positioned inside
+    /// that transaction like its rows, before them, with the group's GTID not yet applied: a
+    /// restart re-reads the group (the DDL record may come again) and loses none of its rows.
+    /// A DDL statement of its own group ends it: the position is after it, GTID applied.
+    fn ddl_position(&mut self, end: u64) -> MyPosition {
+        if let Some(t) = &self.tx {
+            return MyPosition {
+                file: t.file.clone(),
+                pos: t.pos,
+                gtids: self.resume.gtids.clone(),
+                events: t.rows_events,
+                rows: 0,
+                snapshot: SnapshotState::Done,
+            };
+        }
+        if let Some(p) = self.pending_gtid.take() {
+            self.gtids.apply_pending(p.gtid);
+        }
+        MyPosition {
+            file: self.file.clone(),
+            pos: end,
+            gtids: self.gtids.text(),
+            events: 0,
+            rows: 0,
+            snapshot: SnapshotState::Done,
+        }
+    }
+
+    /// The position of row `row` (0-based) of the `ev_index`-th rows event of the open
+    /// transaction: that many rows events and rows of it are then published.
+    fn row_position(&self, t: &Tx, ev_index: u64, row: u32) -> MyPosition {
+        MyPosition {
+            file: t.file.clone(),
+            pos: t.pos,
+            gtids: self.resume.gtids.clone(),
+            events: ev_index,
+            rows: u64::from(row) + 1,
+            snapshot: SnapshotState::Done,
+        }
+    }
+
+    /// Forgets the table maps when there are too many; only between transactions (the
+    /// server sends a transaction's maps again in each transaction, never across).
+    fn evict_maps_if_full(&mut self) {
+        if self.tx.is_none() && self.maps.len() >= MAX_TABLE_MAPS {
+            self.maps.clear();
+        }
+    }
+}
+
+/// MySQL 8.0.21+ writes `CREATE TABLE ... SELECT` as one atomic group: the DDL ends with
+/// `START TRANSACTION` and the rows follow in the same group.
+fn opens_transaction(sql: &str) -> bool {
+    const TAIL: &[u8] = b"START TRANSACTION";
+    let trimmed = sql.trim_end().trim_end_matches(';').trim_end().as_bytes();
+    trimmed.len() >= TAIL.len() && trimmed[trimmed.len() - TAIL.len()..].eq_ignore_ascii_case(TAIL)
+}
+
 /// One streaming run.
 pub(super) struct Streamer<'a> {
     connector: &'a ConnectorConfig,
@@ -468,6 +528,9 @@ impl<'a> Streamer<'a> {
         if !is_ddl(sql) {
             return Ok(false);
         }
+        if self.state.tx.is_none() && opens_transaction(sql) {
+            self.begin_at_group_start(at, Some(thread_id));
+        }
         let in_explicit_tx = self.state.tx.is_some();
         if let Some(database) = ddl_concerns(self.my(), db, sql) {
             self.on_ddl(ctx, at, thread_id, db, sql, database).await?;
@@ -499,17 +562,7 @@ impl<'a> Streamer<'a> {
     ) -> Result<(), Halt> {
         let st = &mut self.state;
         let gtid = st.pending_gtid.as_ref().and_then(|p| p.text.clone());
-        if let Some(p) = st.pending_gtid.take() {
-            st.gtids.apply_pending(p.gtid);
-        }
-        let after = MyPosition {
-            file: st.file.clone(),
-            pos: at.end,
-            gtids: st.gtids.text(),
-            events: 0,
-            rows: 0,
-            snapshot: SnapshotState::Done,
-        };
+        let after = st.ddl_position(at.end);
         let change = SchemaChange {
             database: database.clone(),
             ddl: sql.to_string(),
@@ -583,11 +636,7 @@ impl<'a> Streamer<'a> {
         } else {
             None
         };
-        let maps = &mut self.state.maps;
-        if maps.len() >= MAX_TABLE_MAPS {
-            maps.clear();
-        }
-        maps.insert(
+        self.state.maps.insert(
             table_id,
             MapEntry {
                 body: raw.to_vec(),
@@ -657,7 +706,7 @@ impl<'a> Streamer<'a> {
             .entry(table.id.schema.clone())
             .or_insert_with(|| Arc::from(table.id.schema.as_str()))
             .clone();
-        let gtids_before = st.resume.gtids.clone();
+        let first = st.row_position(t, ev_index, 0);
         let shared = Arc::new(MysqlDetail {
             flavor: self.server.flavor,
             server_id: at.header.server_id,
@@ -667,7 +716,6 @@ impl<'a> Streamer<'a> {
             thread: t.thread,
             query: None,
         });
-        let (t_file, t_pos) = (t.file.clone(), t.pos);
         let out = &mut st.out;
         let mut row_index = 0u32;
         decoder
@@ -699,12 +747,8 @@ impl<'a> Streamer<'a> {
                     message: None,
                     transaction: None,
                     position: SourcePosition::Mysql(MyPosition {
-                        file: t_file.clone(),
-                        pos: t_pos,
-                        gtids: gtids_before.clone(),
-                        events: ev_index,
                         rows: u64::from(r) + 1,
-                        snapshot: SnapshotState::Done,
+                        ..first.clone()
                     }),
                 });
             })
@@ -783,6 +827,7 @@ impl<'a> Streamer<'a> {
             rows: 0,
             snapshot: SnapshotState::Done,
         };
+        st.evict_maps_if_full();
         let item = SourceItem::Checkpoint(SourcePosition::Mysql(st.resume.clone()));
         send(ctx, item).await
     }
@@ -927,6 +972,125 @@ mod tests {
             }
             std::task::Poll::Ready(Some(self.0))
         }
+    }
+
+    fn state(tx: Option<Tx>) -> State {
+        let start = MyPosition {
+            file: "mariadb-bin.000007".into(),
+            pos: 100,
+            gtids: Some("0-1-10".into()),
+            events: 0,
+            rows: 0,
+            snapshot: SnapshotState::Done,
+        };
+        State {
+            fde: FormatDescription::default(),
+            file: start.file.clone(),
+            gtids: GtidState::parse(MysqlFlavor::Mariadb, start.gtids.as_deref()),
+            resume: start.clone(),
+            skip_at: None,
+            pending_gtid: Some(PendingGtid {
+                text: Some("0-1-11".into()),
+                gtid: Gtid::Maria(binlog::MariaGtid {
+                    domain: 0,
+                    server_id: 1,
+                    seq: 11,
+                }),
+                pos: 100,
+            }),
+            tx,
+            maps: HashMap::new(),
+            decoders: HashMap::new(),
+            dbs: HashMap::new(),
+            latest: HashMap::new(),
+            last_end: 100,
+            out: Vec::new(),
+        }
+    }
+
+    fn tx() -> Tx {
+        Tx {
+            file: "mariadb-bin.000007".into(),
+            pos: 100,
+            gtid: Some("0-1-11".into()),
+            ts_us: 0,
+            thread: None,
+            rows_events: 0,
+            skip_events: 0,
+            skip_rows: 0,
+            counts: Default::default(),
+        }
+    }
+
+    fn pos(p: MyPosition) -> SourcePosition {
+        SourcePosition::Mysql(p)
+    }
+
+    /// MariaDB's `CREATE TABLE ... SELECT` (GTID, CREATE, rows, XID): the schema change is
+    /// positioned before the group's rows, inside the group, with its GTID not applied, so
+    /// offsets never move back and a restart re-reads the rows.
+    #[test]
+    fn a_ddl_inside_a_group_with_rows_is_positioned_before_them() {
+        let mut st = state(Some(tx()));
+        let ddl = st.ddl_position(500);
+        assert_eq!(ddl.pos, 100, "the group's start");
+        assert_eq!(ddl.gtids.as_deref(), Some("0-1-10"), "GTID not applied yet");
+        assert!(
+            st.pending_gtid.is_some(),
+            "the group's GTID applies at its end"
+        );
+        let t = st.tx.as_ref().unwrap();
+        let first_row = st.row_position(t, 0, 0);
+        assert!(pos(ddl.clone()) < pos(first_row.clone()));
+        // A restart from the DDL record's position resumes at the group's start.
+        assert_eq!((ddl.events, ddl.rows), (0, 0));
+    }
+
+    #[test]
+    fn a_ddl_of_its_own_group_is_positioned_after_it_with_its_gtid() {
+        let mut st = state(None);
+        let ddl = st.ddl_position(500);
+        assert_eq!(ddl.pos, 500);
+        assert_eq!(ddl.gtids.as_deref(), Some("0-1-11"));
+        assert!(st.pending_gtid.is_none());
+    }
+
+    #[test]
+    fn table_maps_are_evicted_only_between_transactions() {
+        let mut st = state(Some(tx()));
+        for id in 0..MAX_TABLE_MAPS as u64 + 5 {
+            st.maps.insert(
+                id,
+                MapEntry {
+                    body: Vec::new(),
+                    decoder: None,
+                },
+            );
+        }
+        st.evict_maps_if_full();
+        assert_eq!(
+            st.maps.len(),
+            MAX_TABLE_MAPS + 5,
+            "kept inside a transaction"
+        );
+        st.tx = None;
+        st.evict_maps_if_full();
+        assert!(st.maps.is_empty());
+    }
+
+    #[test]
+    fn mysql_atomic_create_select_opens_a_transaction() {
+        assert!(opens_transaction(
+            "CREATE TABLE `t2` (\n  `id` int NOT NULL\n) START TRANSACTION"
+        ));
+        assert!(opens_transaction(
+            "create table t2 select 1 start transaction ;"
+        ));
+        assert!(!opens_transaction("CREATE TABLE t2 (id int)"));
+        assert!(!opens_transaction("TRANSACTION"));
+        assert!(!opens_transaction(
+            "CREATE TABLE é (x text DEFAULT 'ééééééééééééééé')"
+        ));
     }
 
     #[tokio::test]
