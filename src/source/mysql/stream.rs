@@ -37,7 +37,7 @@ use super::catalog;
 use super::event_type;
 use super::gtid::{valid_maria_state, Gtid, GtidState};
 use super::plan::RowDecoder;
-use super::statements::{ddl_concerns, is_ddl, truncated_table};
+use super::statements::{ddl_concerns, is_ddl, redact_secrets, truncated_table};
 use super::table_map::TableMap;
 use super::{ConnInfo, MyError, ServerInfo};
 use crate::config::{ConnectorConfig, MysqlConfig};
@@ -565,7 +565,7 @@ impl<'a> Streamer<'a> {
         let after = st.ddl_position(at.end);
         let change = SchemaChange {
             database: database.clone(),
-            ddl: sql.to_string(),
+            ddl: redact_secrets(sql).into_owned(),
             source: SourceMeta {
                 ts_us: at.ts_us,
                 snapshot: SnapshotMarker::False,
@@ -585,7 +585,7 @@ impl<'a> Streamer<'a> {
             },
             position: SourcePosition::Mysql(after),
         };
-        tracing::info!(database = %database, ddl = %sql, "schema change");
+        tracing::info!(database = %database, ddl = %change.ddl, "schema change");
         let truncated = truncated_table(sql, db)
             .filter(|t| self.my().captures(&t.schema, &t.name))
             .filter(|_| self.connector.publishes("t"));
