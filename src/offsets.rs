@@ -25,7 +25,7 @@ use crate::position::SourcePosition;
 #[derive(Debug, thiserror::Error)]
 pub enum OffsetError {
     /// File-system failure.
-    #[error("offset store {path}: {source}")]
+    #[error("offset store {path}: {source}{}", fix_for(source))]
     Io {
         /// The file or folder.
         path: PathBuf,
@@ -52,9 +52,27 @@ pub enum OffsetError {
     },
 }
 
+/// File-system errors that no retry fixes: the path is wrong or not writable.
+fn needs_a_person(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        e.kind(),
+        NotADirectory | IsADirectory | PermissionDenied | ReadOnlyFilesystem
+    )
+}
+
+fn fix_for(e: &std::io::Error) -> &'static str {
+    if needs_a_person(e) {
+        "; [offsets] path in the daemon configuration must name a folder Sluice may create and write"
+    } else {
+        ""
+    }
+}
+
 impl Classify for OffsetError {
     fn severity(&self) -> Severity {
         match self {
+            OffsetError::Io { source, .. } if needs_a_person(source) => Severity::Definite,
             // A full disk or a passing I/O error; the next run re-reads from the committed
             // position.
             OffsetError::Io { .. } => Severity::Transient,
@@ -340,6 +358,19 @@ mod tests {
         // Durable: a new store on the same folder reads what the first committed.
         assert_eq!(FileOffsetStore::new(&dir).load("a").unwrap(), Some(pos(6)));
         let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn an_offsets_path_that_is_a_file_is_definite() {
+        let file = temp_dir("is-a-file");
+        fs::write(&file, "x").unwrap();
+        let store = FileOffsetStore::new(&file);
+        let err = store.commit("a", &pos(1)).unwrap_err();
+        assert_eq!(err.severity(), Severity::Definite, "{err}");
+        assert!(err.to_string().contains("[offsets] path"), "{err}");
+        let err = store.load("a").unwrap_err();
+        assert_eq!(err.severity(), Severity::Definite, "{err}");
+        let _ = fs::remove_file(&file);
     }
 
     #[test]
