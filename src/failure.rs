@@ -57,6 +57,17 @@ pub fn action(error: &dyn Classify) -> Action {
     }
 }
 
+/// The text of a caught panic's payload.
+pub fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    match payload.downcast::<String>() {
+        Ok(s) => *s,
+        Err(payload) => payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .unwrap_or_else(|| "(no message)".into()),
+    }
+}
+
 /// A server, object or privilege not set up as a connector needs. Always definite.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SetupError {

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
@@ -179,9 +180,25 @@ impl Runtime {
             self.daemon.api.is_some(),
         );
         let ended = self.ended.clone();
+        let panic_observer = observer.clone();
         let task = tokio::spawn(
             async move {
-                let clean = supervised.await;
+                // A panic (a defect) fails the connector visibly: its status says so, /ready
+                // turns 503 and the daemon exits non-zero; it never goes on looking alive.
+                let clean = match std::panic::AssertUnwindSafe(supervised).catch_unwind().await {
+                    Ok(clean) => clean,
+                    Err(payload) => {
+                        let message = failure::panic_message(payload);
+                        tracing::error!(panic = %message, "connector task panicked; it is stopped");
+                        panic_observer.update(|s| {
+                            s.state = ConnectorState::Failed;
+                            s.error = Some(format!(
+                                "the connector task panicked: {message}; restart Sluice to run it again, and please report this with the log"
+                            ));
+                        });
+                        false
+                    }
+                };
                 ended.notify_one();
                 clean
             }

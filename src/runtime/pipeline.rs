@@ -160,7 +160,7 @@ pub async fn run_once(
     let outcome = run.drive(items_rx, control).await;
     let source_result = source_task.await.unwrap_or_else(|e| {
         Err(SourceError::Panicked(if e.is_panic() {
-            panic_message(e.into_panic())
+            crate::failure::panic_message(e.into_panic())
         } else {
             "cancelled".into()
         }))
@@ -171,17 +171,6 @@ pub async fn run_once(
         let _ = parts.source.after_stop(p).await;
     }
     Ok(exit)
-}
-
-/// The text of a panic's payload.
-fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
-    match payload.downcast::<String>() {
-        Ok(s) => *s,
-        Err(payload) => payload
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .unwrap_or_else(|| "(no message)".into()),
-    }
 }
 
 /// The state of one run's sink side.

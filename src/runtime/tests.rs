@@ -27,6 +27,8 @@ struct ScriptedSource {
     /// Fail (transiently) once, at this row, the first time it is reached.
     fail_at: Option<u64>,
     failed: Arc<std::sync::atomic::AtomicBool>,
+    /// Panic (a defect) at this row.
+    panic_at: Option<u64>,
     table: Arc<TableSchema>,
 }
 
@@ -70,6 +72,9 @@ impl ChangeSource for ScriptedSource {
                 _ => 0,
             };
             for n in start + 1..=self.total {
+                if self.panic_at == Some(n) {
+                    panic!("scripted source panics at row {n}");
+                }
                 if self.fail_at == Some(n)
                     && !self.failed.swap(true, std::sync::atomic::Ordering::SeqCst)
                 {
@@ -99,6 +104,7 @@ struct FakeWiring {
     total: u64,
     source_fail_at: Option<u64>,
     source_failed: Arc<std::sync::atomic::AtomicBool>,
+    source_panic_at: Option<u64>,
 }
 
 impl FakeWiring {
@@ -109,6 +115,7 @@ impl FakeWiring {
             total,
             source_fail_at: None,
             source_failed: Arc::default(),
+            source_panic_at: None,
         }
     }
 }
@@ -149,6 +156,7 @@ impl Wiring for FakeWiring {
             total: self.total,
             fail_at: self.source_fail_at,
             failed: self.source_failed.clone(),
+            panic_at: self.source_panic_at,
             table: table(),
         })
     }
@@ -340,4 +348,45 @@ async fn run_once_commits_only_what_is_durable() {
     let committed = stored(&wiring).expect("rows before 30 were committed");
     assert!(committed <= pos(29), "committed {committed}");
     let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn a_panic_in_the_pipeline_fails_the_connector_visibly() {
+    let wiring = Arc::new(FakeWiring::new(vec![Fault::Panic(40)], 100));
+    let (result, runtime) = run_daemon(wiring.clone(), "sinkpanic").await;
+    assert!(result.is_err(), "the daemon reports the failed connector");
+    let status = runtime.status("c").unwrap();
+    assert_eq!(status.state, ConnectorState::Failed);
+    let error = status.error.unwrap();
+    assert!(
+        error.contains("panicked") && error.contains("record 40"),
+        "{error}"
+    );
+    assert!(!runtime.ready());
+    assert_eq!(ids(&wiring.broker), (1..=39).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn a_panic_in_the_source_fails_the_connector_visibly_without_retrying() {
+    let mut wiring = FakeWiring::new(vec![], 100);
+    wiring.source_panic_at = Some(30);
+    let wiring = Arc::new(wiring);
+    let (result, runtime) = run_daemon(wiring.clone(), "sourcepanic").await;
+    assert!(result.is_err());
+    let status = runtime.status("c").unwrap();
+    assert_eq!(status.state, ConnectorState::Failed);
+    assert!(
+        status
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("scripted source panics at row 30"),
+        "{status:?}"
+    );
+    assert!(!runtime.ready());
+    let metrics = runtime.metrics_text();
+    assert!(
+        !metrics.contains("sluice_reconnects_total{connector=\"c\"} 1"),
+        "not retried"
+    );
 }

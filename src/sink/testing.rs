@@ -26,6 +26,8 @@ pub enum Fault {
     /// Deliveries are held and resolved in reverse order, this many at a time (the rest on
     /// `flush_buffered` or `close`).
     Reorder(usize),
+    /// Sending the n-th record panics (a defect in the code above the sink).
+    Panic(u64),
 }
 
 #[derive(Default)]
@@ -121,6 +123,7 @@ impl FaultySink {
                         fix: "none: this is a test".into(),
                     })
                 }
+                Fault::Panic(at) if n == *at => panic!("test sink panics at record {n}"),
                 Fault::FailDelivery(at) if n == *at => {
                     outcome = Err(SinkError::Delivery {
                         topic: record.topic.to_string(),

@@ -904,13 +904,7 @@ where
     std::panic::AssertUnwindSafe(stream.next())
         .catch_unwind()
         .await
-        .map_err(|payload| match payload.downcast::<String>() {
-            Ok(s) => *s,
-            Err(payload) => payload
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .unwrap_or_else(|| "(no message)".into()),
-        })
+        .map_err(crate::failure::panic_message)
 }
 
 /// The server's first event (an artificial ROTATE) comes before any format description, so
