@@ -268,7 +268,11 @@ fn complete_response(buf: &[u8]) -> Option<Result<(u16, Vec<u8>), String>> {
             if size == 0 {
                 return Some(Ok((status, out)));
             }
-            if rest.len() < size + 2 {
+            // The size comes from the network: no arithmetic on it may wrap.
+            let Some(with_crlf) = size.checked_add(2) else {
+                return Some(Err(format!("chunk size {size_text} is not plausible")));
+            };
+            if rest.len() < with_crlf {
                 return None;
             }
             out.extend_from_slice(&rest[..size]);
@@ -285,6 +289,18 @@ fn complete_response(buf: &[u8]) -> Option<Result<(u16, Vec<u8>), String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_chunk_size_near_the_largest_integer_is_an_error_not_a_panic() {
+        let r = complete_response(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\nab\r\n0\r\n\r\n",
+        );
+        assert!(matches!(r, Some(Err(_))), "{r:?}");
+        let r = complete_response(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffffffe\r\nab\r\n0\r\n\r\n",
+        );
+        assert!(!matches!(r, Some(Ok(_))), "{r:?}");
+    }
 
     #[test]
     fn parses_responses() {
