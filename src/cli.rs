@@ -195,7 +195,13 @@ async fn validate(config_path: &Path) -> ExitCode {
         }
     };
     let mut problems = 0;
+    let store = FileOffsetStore::new(&loaded.daemon.offsets.path);
     for c in &loaded.connectors {
+        // The stored position must be readable (a corrupt file stops the connector).
+        if let Err(e) = store.load(&c.name) {
+            println!("{}: connector \"{}\": {e}", c.file.display(), c.name);
+            problems += 1;
+        }
         let found = match c.source {
             config::SourceKind::Postgres => postgres::preflight(c).await,
             config::SourceKind::Mysql => mysql::preflight(c).await,
@@ -254,18 +260,27 @@ fn show_offsets(config_path: &Path, only: Option<&str>) -> ExitCode {
         }
     };
     let store = FileOffsetStore::new(&daemon.offsets.path);
-    let all = match store.list() {
+    let names = match store.names() {
         Ok(a) => a,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::FAILURE;
         }
     };
-    let shown: Vec<_> = all
-        .into_iter()
-        .filter(|(name, _)| only.is_none_or(|o| o == name))
-        .collect();
-    if shown.is_empty() {
+    // One unreadable file is reported and the others are still shown.
+    let mut unreadable = false;
+    let mut shown = Vec::new();
+    for name in names.into_iter().filter(|n| only.is_none_or(|o| o == n)) {
+        match store.load(&name) {
+            Ok(Some(pos)) => shown.push((name, pos)),
+            Ok(None) => {}
+            Err(e) => {
+                eprintln!("error: {e}");
+                unreadable = true;
+            }
+        }
+    }
+    if shown.is_empty() && !unreadable {
         match only {
             Some(name) => {
                 eprintln!("no stored position for connector \"{name}\"");
@@ -277,5 +292,9 @@ fn show_offsets(config_path: &Path, only: Option<&str>) -> ExitCode {
     for (name, pos) in shown {
         println!("{name}\t{pos}");
     }
-    ExitCode::SUCCESS
+    if unreadable {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
 }

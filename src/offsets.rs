@@ -101,8 +101,20 @@ pub trait OffsetStore: Send + Sync + fmt::Debug {
     fn commit(&self, connector: &str, position: &SourcePosition) -> Result<(), OffsetError>;
     /// Durably stores `position` even when it is behind the stored one.
     fn reset(&self, connector: &str, position: &SourcePosition) -> Result<(), OffsetError>;
-    /// Every stored connector and its position, ordered by connector name.
-    fn list(&self) -> Result<Vec<(String, SourcePosition)>, OffsetError>;
+    /// The connectors with a stored position, ordered by name.
+    fn names(&self) -> Result<Vec<String>, OffsetError>;
+    /// Every stored connector and its position, ordered by connector name (the first
+    /// unreadable position is an error; [`Self::names`] and [`Self::load`] read them one by
+    /// one).
+    fn list(&self) -> Result<Vec<(String, SourcePosition)>, OffsetError> {
+        let mut out = Vec::new();
+        for name in self.names()? {
+            if let Some(p) = self.load(&name)? {
+                out.push((name, p));
+            }
+        }
+        Ok(out)
+    }
 }
 
 /// The check `commit` makes in every store.
@@ -162,12 +174,8 @@ impl OffsetStore for MemoryOffsetStore {
         Ok(())
     }
 
-    fn list(&self) -> Result<Vec<(String, SourcePosition)>, OffsetError> {
-        Ok(self
-            .map()
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect())
+    fn names(&self) -> Result<Vec<String>, OffsetError> {
+        Ok(self.map().keys().cloned().collect())
     }
 }
 
@@ -211,7 +219,7 @@ impl OffsetStore for FileOffsetStore {
         Ok(Some(file.position))
     }
 
-    fn list(&self) -> Result<Vec<(String, SourcePosition)>, OffsetError> {
+    fn names(&self) -> Result<Vec<String>, OffsetError> {
         let entries = match fs::read_dir(&self.dir) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -222,16 +230,16 @@ impl OffsetStore for FileOffsetStore {
                 })
             }
         };
-        let mut out = Vec::new();
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if let Some(connector) = name.strip_suffix(".json") {
-                if let Some(pos) = self.load(connector)? {
-                    out.push((connector.to_string(), pos));
-                }
-            }
-        }
-        out.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut out: Vec<String> = entries
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                name.strip_suffix(".json")
+                    .filter(|n| !n.starts_with('.'))
+                    .map(str::to_string)
+            })
+            .collect();
+        out.sort();
         Ok(out)
     }
 

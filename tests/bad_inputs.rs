@@ -359,3 +359,47 @@ async fn good_configuration_validates() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_corrupt_offsets_file_is_named_and_the_others_are_still_shown() {
+    let db = TestDb::new("corrupt").await;
+    db.exec("CREATE TABLE t (id int PRIMARY KEY)").await;
+    let good = unique("good");
+    let bad = unique("bad");
+    let daemon = Daemon::new(
+        "",
+        &[
+            ("a.toml", pg_connector(&good, &good, &db, &["public.t"], "")),
+            ("b.toml", pg_connector(&bad, &bad, &db, &["public.t"], "")),
+        ],
+    );
+    let offsets = daemon.dir.join("data/offsets");
+    std::fs::create_dir_all(&offsets).unwrap();
+    std::fs::write(
+        offsets.join(format!("{good}.json")),
+        format!(r#"{{"connector":"{good}","position":{{"kind":"postgres","resume_lsn":4096,"snapshot":"done"}},"committed_at_ms":0}}"#),
+    )
+    .unwrap();
+    std::fs::write(offsets.join(format!("{bad}.json")), "{\"connector\": tru").unwrap();
+    let (status, stdout, stderr) =
+        daemon.run_command(&["offsets", "show", "--config", "config/sluice.toml"]);
+    assert!(!status.success());
+    assert!(
+        stdout.contains(&format!("{good}\tpostgres resume_lsn=0/1000")),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains(&format!("{bad}.json")) && stderr.contains("delete it to start over"),
+        "{stderr}"
+    );
+    let (status, stdout, _) = daemon.run_command(&["validate", "--config", "config/sluice.toml"]);
+    assert!(!status.success());
+    assert!(
+        stdout.contains(&format!("connector \"{bad}\"")) && stdout.contains(&format!("{bad}.json")),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains(&format!("connector \"{good}\": offset")),
+        "{stdout}"
+    );
+}

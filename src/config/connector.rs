@@ -8,6 +8,8 @@ use super::{parse_toml, read, ConfigError, Secret};
 
 /// Kafka refuses topic names longer than this.
 const MAX_TOPIC_LEN: usize = 249;
+/// The heartbeat topic is this followed by the topic prefix.
+const HEARTBEAT_TOPIC_PREFIX: &str = "__debezium-heartbeat.";
 
 /// A connector's source kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -429,10 +431,13 @@ impl ConnectorConfig {
                 ),
             ));
         }
-        if pg.publication.is_empty() || pg.publication.len() > 63 || pg.publication.contains('"') {
+        if !ident_ok(&pg.publication) {
             return Err(self.invalid(
                 "postgres.publication",
-                "must be a non-empty name of at most 63 characters without '\"'",
+                format!(
+                    "\"{}\": publication names use lower-case letters, digits and '_' (at most 63); the replication protocol takes the name unquoted",
+                    pg.publication
+                ),
             ));
         }
         if pg.tables.is_empty() {
@@ -478,10 +483,13 @@ fn check_topic_prefix(prefix: &str) -> Result<(), String> {
     if prefix == "." || prefix == ".." {
         return Err(format!("\"{prefix}\" is not a legal Kafka topic name"));
     }
-    if prefix.len() > MAX_TOPIC_LEN - 10 {
+    // The longest topic the prefix alone decides is the heartbeat topic.
+    let longest = HEARTBEAT_TOPIC_PREFIX.len() + prefix.len();
+    if longest > MAX_TOPIC_LEN {
         return Err(format!(
-            "is {} characters long; Kafka topic names are limited to {MAX_TOPIC_LEN}",
-            prefix.len()
+            "is {} characters long; with it the heartbeat topic {HEARTBEAT_TOPIC_PREFIX}<topic_prefix> has {longest} characters and Kafka topic names are limited to {MAX_TOPIC_LEN}: use at most {} characters",
+            prefix.len(),
+            MAX_TOPIC_LEN - HEARTBEAT_TOPIC_PREFIX.len()
         ));
     }
     if let Some(bad) = prefix
@@ -557,7 +565,33 @@ schemas = true
                 GOOD.replace("mode = \"initial\"", "mode = \"sometimes\""),
                 "sometimes",
             ),
+            (
+                GOOD.replace(
+                    "publication = \"sluice_inventory\"",
+                    "publication = \"Sluice_Pub\"",
+                ),
+                "postgres.publication",
+            ),
+            (
+                GOOD.replace(
+                    "publication = \"sluice_inventory\"",
+                    "publication = \"a,b\"",
+                ),
+                "postgres.publication",
+            ),
+            (
+                GOOD.replace(
+                    "topic_prefix = \"inventory\"",
+                    &format!("topic_prefix = \"{}\"", "p".repeat(229)),
+                ),
+                "heartbeat topic",
+            ),
         ];
+        let longest_prefix = GOOD.replace(
+            "topic_prefix = \"inventory\"",
+            &format!("topic_prefix = \"{}\"", "p".repeat(228)),
+        );
+        assert!(parse(&longest_prefix).is_ok());
         for (text, key) in cases {
             let err = parse(&text).unwrap_err().to_string();
             assert!(err.contains("connectors/inv.toml"), "{err}");

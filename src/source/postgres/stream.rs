@@ -195,6 +195,10 @@ pub(super) struct Streamer<'a> {
     db: Arc<str>,
     start: PgPosition,
     state: State,
+    /// How to open sessions.
+    info: ConnInfo,
+    /// The heartbeat and lag session (see [`Self::side_session`]).
+    side: Option<Client>,
     /// Where uncaptured changes are counted (set when streaming starts).
     observer: Option<crate::status::Observer>,
     /// Counters of uncaptured tables, by relation OID (each logged once).
@@ -205,7 +209,7 @@ impl<'a> Streamer<'a> {
     /// Prepares decoding (loads the type catalog).
     pub async fn new(
         connector: &'a ConnectorConfig,
-        _info: &ConnInfo,
+        info: &ConnInfo,
         client: &'a Client,
         start: PgPosition,
     ) -> Result<Self, PgError> {
@@ -222,6 +226,8 @@ impl<'a> Streamer<'a> {
                 last_commit: None,
                 tx: None,
             },
+            info: info.clone(),
+            side: None,
             observer: None,
             uncaptured: Default::default(),
         })
@@ -338,8 +344,10 @@ impl<'a> Streamer<'a> {
     /// when no transaction is open).
     async fn heartbeat(&mut self, ctx: &mut SourceContext) -> Result<(), Halt> {
         if let Some(query) = &self.pg().heartbeat_action_query {
-            if let Err(e) = self.client.batch_execute(query).await {
-                tracing::warn!(error = %e, "heartbeat_action_query failed");
+            if let Some(session) = self.side_session().await {
+                if let Err(e) = session.batch_execute(query).await {
+                    tracing::warn!(error = %e, "heartbeat_action_query failed");
+                }
             }
         }
         let position = self
@@ -354,11 +362,32 @@ impl<'a> Streamer<'a> {
         Ok(ctx.heartbeat(position).await?)
     }
 
+    /// The session for heartbeat action queries and slot-lag samples, opened when first
+    /// needed and opened again whenever it has closed (a restarted server, an idle timeout, a
+    /// terminated backend): every tick works again as soon as the server is back.
+    async fn side_session(&mut self) -> Option<&Client> {
+        if self.side.as_ref().is_none_or(|c| c.is_closed()) {
+            self.side = None;
+            match self.info.connect().await {
+                Ok(c) => self.side = Some(c),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot open a session for heartbeats and lag samples; trying again at the next tick");
+                    return None;
+                }
+            }
+        }
+        self.side.as_ref()
+    }
+
     /// `sluice_slot_lag_bytes`: how far the slot's confirmed position is behind the WAL.
-    async fn sample_slot_lag(&self, ctx: &SourceContext) {
-        if let Ok(Some(row)) = self.client.query_opt(
+    async fn sample_slot_lag(&mut self, ctx: &SourceContext) {
+        let slot = self.pg().slot.as_str();
+        let Some(session) = self.side_session().await else {
+            return;
+        };
+        if let Ok(Some(row)) = session.query_opt(
             "SELECT (pg_current_wal_lsn() - confirmed_flush_lsn)::int8 FROM pg_replication_slots WHERE slot_name = $1",
-            &[&self.pg().slot],
+            &[&slot],
         ).await {
             let lag: Option<i64> = row.get(0);
             ctx.observer
