@@ -103,6 +103,15 @@ async fn run(config_path: &Path) -> ExitCode {
         }
     };
     init_logging(&loaded.daemon);
+    // Held until the process ends: one daemon per offsets folder.
+    let _lock = match crate::offsets::FolderLock::acquire(&loaded.daemon.offsets.path) {
+        Ok(lock) => lock,
+        Err(e) => {
+            tracing::error!(error = %e, "sluice cannot start");
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     tokio::spawn(async move {
         wait_for_signal().await;

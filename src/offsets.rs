@@ -40,6 +40,12 @@ pub enum OffsetError {
         /// Why.
         reason: String,
     },
+    /// Another daemon holds the folder's lock.
+    #[error("offsets folder {path} is in use by another Sluice daemon (its lock file is held); stop that daemon or give this one its own [offsets] path: two daemons writing one position would lose changes")]
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+    },
     /// A commit would move backwards.
     #[error("refusing to move connector {connector} back from {current} to {proposed}")]
     Backwards {
@@ -57,7 +63,7 @@ fn needs_a_person(e: &std::io::Error) -> bool {
     use std::io::ErrorKind::*;
     matches!(
         e.kind(),
-        NotADirectory | IsADirectory | PermissionDenied | ReadOnlyFilesystem
+        NotADirectory | IsADirectory | PermissionDenied | ReadOnlyFilesystem | AlreadyExists
     )
 }
 
@@ -76,7 +82,9 @@ impl Classify for OffsetError {
             // A full disk or a passing I/O error; the next run re-reads from the committed
             // position.
             OffsetError::Io { .. } => Severity::Transient,
-            OffsetError::Corrupt { .. } | OffsetError::Backwards { .. } => Severity::Definite,
+            OffsetError::Corrupt { .. }
+            | OffsetError::Backwards { .. }
+            | OffsetError::Locked { .. } => Severity::Definite,
         }
     }
 }
@@ -176,6 +184,37 @@ impl OffsetStore for MemoryOffsetStore {
 
     fn names(&self) -> Result<Vec<String>, OffsetError> {
         Ok(self.map().keys().cloned().collect())
+    }
+}
+
+/// The exclusive lock a daemon holds on its offsets folder for its whole life, so that a
+/// second daemon (or a second copy of the same one) on the same folder refuses to start
+/// instead of writing the same positions. Released when dropped (or when the process ends).
+#[derive(Debug)]
+pub struct FolderLock {
+    _file: File,
+}
+
+impl FolderLock {
+    /// Takes the lock of `dir` (created when missing); an error when another process has it.
+    pub fn acquire(dir: &Path) -> Result<FolderLock, OffsetError> {
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| OffsetError::Io { path, source }
+        };
+        fs::create_dir_all(dir).map_err(io(dir))?;
+        let path = dir.join(".lock");
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io(&path))?;
+        match file.try_lock() {
+            Ok(()) => Ok(FolderLock { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(OffsetError::Locked { path }),
+            Err(std::fs::TryLockError::Error(source)) => Err(OffsetError::Io { path, source }),
+        }
     }
 }
 
@@ -379,6 +418,17 @@ mod tests {
         let err = store.load("a").unwrap_err();
         assert_eq!(err.severity(), Severity::Definite, "{err}");
         let _ = fs::remove_file(&file);
+    }
+
+    #[test]
+    fn a_locked_folder_cannot_be_locked_again() {
+        let dir = temp_dir("lock");
+        let first = FolderLock::acquire(&dir).unwrap();
+        let err = FolderLock::acquire(&dir).unwrap_err();
+        assert!(matches!(err, OffsetError::Locked { .. }), "{err}");
+        drop(first);
+        FolderLock::acquire(&dir).unwrap();
+        let _ = fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -55,7 +55,7 @@ async fn a_record_larger_than_the_producer_accepts_stops_the_connector_once() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn an_offsets_path_that_is_a_file_stops_the_connector_with_the_fix() {
+async fn an_offsets_path_that_is_a_file_is_refused_with_the_fix() {
     let db = TestDb::new("offsfile").await;
     db.exec("CREATE TABLE t (id int PRIMARY KEY)").await;
     let name = unique("offsfile");
@@ -68,4 +68,26 @@ async fn an_offsets_path_that_is_a_file_stops_the_connector_with_the_fix() {
     assert!(!status.success(), "{logs}");
     assert!(logs.contains("[offsets] path"), "{logs}");
     assert!(!logs.contains("retrying"), "{logs}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_daemon_on_the_same_offsets_folder_refuses_to_start() {
+    let db = TestDb::new("twodaemons").await;
+    db.exec("CREATE TABLE t (id int PRIMARY KEY)").await;
+    let name = unique("twodaemons");
+    let mut daemon = Daemon::single(&name, &db, &["public.t"], "");
+    daemon.start();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !daemon.dir.join("data/offsets/.lock").exists() {
+        assert!(std::time::Instant::now() < deadline, "{}", daemon.logs());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (status, _, stderr) = daemon.run_command(&["run", "--config", "config/sluice.toml"]);
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("in use by another Sluice daemon") && stderr.contains("[offsets] path"),
+        "{stderr}"
+    );
+    assert!(daemon.try_status().is_none(), "the first daemon still runs");
+    assert!(daemon.stop().success());
 }
