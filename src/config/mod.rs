@@ -1,7 +1,8 @@
 //! Daemon and connector configuration: parsing and pure validation (no I/O but reading files).
 //!
-//! Every error names the file, the key and what to do. `${VAR}` in any value is replaced by
-//! the environment variable `VAR` before parsing, so secrets stay out of the files.
+//! Every error names the file, the key and what to do. `${VAR}` in any string value is replaced by
+//! the environment variable `VAR` after parsing (so any bytes in it arrive as they are), and
+//! secrets stay out of the files.
 
 mod connector;
 mod daemon;
@@ -58,75 +59,61 @@ pub enum ConfigError {
     },
 }
 
-/// Replaces `${VAR}` inside TOML string values with the variable's value; `$${` escapes a
-/// literal `${`. Comments and keys are left alone, so documentation may mention `${VAR}`.
-pub(crate) fn interpolate(path: &Path, text: &str) -> Result<String, ConfigError> {
-    #[derive(PartialEq, Clone, Copy)]
-    enum State {
-        Normal,
-        Comment,
-        Basic,
-        Literal,
-        MultiBasic,
-        MultiLiteral,
-    }
+/// Replaces `${VAR}` in a string value with the variable's value; `$${` writes a literal
+/// `${`. Runs on parsed values, so a variable's value arrives byte for byte (quotes,
+/// backslashes and newlines included) and comments and keys are never touched.
+pub(crate) fn substitute(path: &Path, text: &str) -> Result<String, ConfigError> {
     let mut out = String::with_capacity(text.len());
-    let mut state = State::Normal;
-    let mut i = 0;
-    while i < text.len() {
-        let rest = &text[i..];
-        let in_string = matches!(
-            state,
-            State::Basic | State::Literal | State::MultiBasic | State::MultiLiteral
-        );
-        if in_string && rest.starts_with("$${") {
+    let mut rest = text;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        rest = &rest[at..];
+        if let Some(after) = rest.strip_prefix("$${") {
             out.push_str("${");
-            i += 3;
-            continue;
-        }
-        if in_string && rest.starts_with("${") {
-            let Some(end) = rest.find('}') else {
+            rest = after;
+        } else if let Some(after) = rest.strip_prefix("${") {
+            let Some(end) = after.find('}') else {
                 return Err(ConfigError::Parse {
                     path: path.to_path_buf(),
                     message: "a `${` has no closing `}`; write ${VAR_NAME}".into(),
                 });
             };
-            let var = &rest[2..end];
+            let var = &after[..end];
             let value = std::env::var(var).map_err(|_| ConfigError::MissingEnv {
                 path: path.to_path_buf(),
                 var: var.to_string(),
             })?;
             out.push_str(&value);
-            i += end + 1;
-            continue;
+            rest = &after[end + 1..];
+        } else {
+            out.push('$');
+            rest = &rest[1..];
         }
-        let c = rest.chars().next().unwrap_or_default();
-        let (next, consumed) = match state {
-            State::Normal if c == '#' => (State::Comment, 1),
-            State::Normal if rest.starts_with("\"\"\"") => (State::MultiBasic, 3),
-            State::Normal if rest.starts_with("'''") => (State::MultiLiteral, 3),
-            State::Normal if c == '"' => (State::Basic, 1),
-            State::Normal if c == '\'' => (State::Literal, 1),
-            State::Comment if c == '\n' => (State::Normal, 1),
-            State::Basic | State::MultiBasic if c == '\\' => {
-                // An escape: copy it and the escaped character unchanged.
-                let len = rest.chars().nth(1).map(|e| 1 + e.len_utf8()).unwrap_or(1);
-                (state, len)
-            }
-            State::Basic if c == '"' || c == '\n' => (State::Normal, 1),
-            State::Literal if c == '\'' || c == '\n' => (State::Normal, 1),
-            State::MultiBasic if rest.starts_with("\"\"\"") => (State::Normal, 3),
-            State::MultiLiteral if rest.starts_with("'''") => (State::Normal, 3),
-            _ => (state, c.len_utf8()),
-        };
-        out.push_str(&text[i..i + consumed]);
-        i += consumed;
-        state = next;
     }
+    out.push_str(rest);
     Ok(out)
 }
 
-/// Reads a file's raw text (`parse_toml` interpolates it).
+/// Applies [`substitute`] to every string value of a parsed document.
+fn substitute_values(path: &Path, value: &mut toml::Value) -> Result<(), ConfigError> {
+    match value {
+        toml::Value::String(s) if s.contains('$') => *s = substitute(path, s)?,
+        toml::Value::Array(items) => {
+            for item in items {
+                substitute_values(path, item)?;
+            }
+        }
+        toml::Value::Table(table) => {
+            for (_, item) in table.iter_mut() {
+                substitute_values(path, item)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Reads a file's raw text (`parse_toml` substitutes variables after parsing it).
 fn read(path: &Path) -> Result<String, ConfigError> {
     std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_path_buf(),
@@ -135,11 +122,16 @@ fn read(path: &Path) -> Result<String, ConfigError> {
 }
 
 fn parse_toml<T: serde::de::DeserializeOwned>(path: &Path, raw: &str) -> Result<T, ConfigError> {
-    let text = interpolate(path, raw)?;
-    toml::from_str(&text).map_err(|err| ConfigError::Parse {
+    let describe = |err: toml::de::Error| ConfigError::Parse {
         path: path.to_path_buf(),
-        message: describe_toml_error(&err, &text, raw),
-    })
+        message: describe_toml_error(&err, raw, raw),
+    };
+    // Shape errors (unknown keys, wrong types) are found on the text as written, so they
+    // point at its lines; variables only ever stand in strings, so they cannot cause them.
+    toml::from_str::<T>(raw).map_err(describe)?;
+    let mut value: toml::Value = toml::from_str(raw).map_err(describe)?;
+    substitute_values(path, &mut value)?;
+    value.try_into().map_err(describe)
 }
 
 fn describe_toml_error(err: &toml::de::Error, parsed: &str, raw: &str) -> String {
@@ -164,8 +156,23 @@ fn describe_toml_error(err: &toml::de::Error, parsed: &str, raw: &str) -> String
         "line {}: {}{hint}\n  | {}",
         line_no + 1,
         msg.trim(),
-        mask_url_password(line.trim())
+        mask_secret_line(line.trim())
     )
+}
+
+/// A configuration line as it may be shown: the value of a secret-looking key
+/// (`password`, `token`, `secret`) becomes `***`, and so does a password inside a URL.
+fn mask_secret_line(line: &str) -> String {
+    if let Some((key, _)) = line.split_once('=') {
+        let k = key.to_ascii_lowercase();
+        if ["password", "token", "secret"]
+            .iter()
+            .any(|w| k.contains(w))
+        {
+            return format!("{} = ***", key.trim());
+        }
+    }
+    mask_url_password(line)
 }
 
 /// Replaces the password of `scheme://user:password@host` with `***`.
@@ -288,20 +295,38 @@ mod tests {
     use super::*;
 
     #[test]
-    fn interpolation_replaces_and_escapes() {
+    fn substitution_replaces_and_escapes() {
         std::env::set_var("SLUICE_TEST_SECRET", "s3cr3t");
         let p = Path::new("x.toml");
         assert_eq!(
-            interpolate(p, "a = \"${SLUICE_TEST_SECRET} b=$${NOPE} c=$5\"").unwrap(),
-            "a = \"s3cr3t b=${NOPE} c=$5\""
+            substitute(p, "${SLUICE_TEST_SECRET} b=$${NOPE} c=$5 $").unwrap(),
+            "s3cr3t b=${NOPE} c=$5 $"
         );
-        assert_eq!(
-            interpolate(p, "# ${NOT_IN_A_STRING}\nb = 'x${SLUICE_TEST_SECRET}' # ${NOR_HERE}\nc = \"\\\"${SLUICE_TEST_SECRET}\"").unwrap(),
-            "# ${NOT_IN_A_STRING}\nb = 'xs3cr3t' # ${NOR_HERE}\nc = \"\\\"s3cr3t\""
-        );
-        let err = interpolate(p, "a = \"${SLUICE_DEFINITELY_UNSET}\"").unwrap_err();
+        let err = substitute(p, "${SLUICE_DEFINITELY_UNSET}").unwrap_err();
         assert!(err.to_string().contains("SLUICE_DEFINITELY_UNSET"));
-        assert!(interpolate(p, "a = \"${OPEN\"").is_err());
+        assert!(substitute(p, "${OPEN").is_err());
+    }
+
+    #[test]
+    fn variables_arrive_byte_for_byte_in_string_values_only() {
+        // Quotes, backslashes, a tab escape and a newline: TOML-significant if pasted.
+        std::env::set_var("SLUICE_TEST_ODD", "a\"b\\tc'd\ne # f ${NOT} g");
+        #[derive(serde::Deserialize, Debug)]
+        #[serde(deny_unknown_fields)]
+        struct T {
+            a: String,
+            list: Vec<String>,
+            n: u32,
+        }
+        let p = Path::new("c.toml");
+        let t: T = parse_toml(
+            p,
+            "# ${NOT_IN_A_STRING}\na = \"x${SLUICE_TEST_ODD}\" # ${NOR_HERE}\nlist = ['${SLUICE_TEST_ODD}', \"$${kept}\"]\nn = 3\n",
+        )
+        .unwrap();
+        assert_eq!(t.a, "xa\"b\\tc'd\ne # f ${NOT} g");
+        assert_eq!(t.list, ["a\"b\\tc'd\ne # f ${NOT} g", "${kept}"]);
+        assert_eq!(t.n, 3);
     }
 
     #[test]
@@ -323,5 +348,12 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(!err.contains("literal") && err.contains("u:***@h"), "{err}");
+        let err = parse_toml::<T>(p, "a = 1\nregistry_password = \"plain-secret\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            !err.contains("plain-secret") && err.contains("registry_password = ***"),
+            "{err}"
+        );
     }
 }
