@@ -96,12 +96,12 @@ impl TableProgress {
     /// Counts one row.
     pub fn row(&mut self, ctx: &SourceContext) {
         self.rows += 1;
-        if self.rows % PROGRESS_ROWS == 0 {
+        if self.rows.is_multiple_of(PROGRESS_ROWS) {
             ctx.observer
                 .snapshot_progress(&self.label, self.rows, self.estimate);
             self.counter.inc_by(PROGRESS_ROWS);
         }
-        if self.rows % PROGRESS_ROWS == 0 && self.last_log.elapsed() >= PROGRESS_EVERY {
+        if self.rows.is_multiple_of(PROGRESS_ROWS) && self.last_log.elapsed() >= PROGRESS_EVERY {
             self.last_log = Instant::now();
             let rate = self.rows as f64 / self.started.elapsed().as_secs_f64().max(0.001);
             let (percent, left) = if self.estimate > 0 {
