@@ -277,7 +277,9 @@ fn decimal_text(d: &crate::event::Decimal) -> String {
 
 fn push_packed_temporal(out: &mut String, ty: u8, packed: i64) {
     let negative = packed < 0;
-    let a = packed.abs();
+    // `unsigned_abs`: the packed value comes from the document, and i64::MIN has no i64
+    // absolute value.
+    let a = packed.unsigned_abs();
     let int = a >> 24;
     let frac = a % (1 << 24);
     if ty == col::TIME {
@@ -443,6 +445,16 @@ fn apply_one(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_smallest_packed_temporal_is_rendered_not_a_panic() {
+        let mut out = String::new();
+        push_packed_temporal(&mut out, col::DATETIME, i64::MIN);
+        assert!(!out.is_empty(), "{out}");
+        let mut out = String::new();
+        push_packed_temporal(&mut out, col::TIME, i64::MIN);
+        assert!(out.starts_with('-'), "{out}");
+    }
 
     #[test]
     fn scalars_and_containers() {

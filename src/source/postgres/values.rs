@@ -300,15 +300,27 @@ fn parse_interval(text: &str) -> Result<i64, ValueError> {
             unit => {
                 let value: f64 = number.parse().map_err(|_| bad("an interval"))?;
                 number.clear();
-                let micros = match (unit, in_time) {
-                    ('Y', false) => value as i64 * 12 * MICROS_PER_MONTH,
-                    ('M', false) => value as i64 * MICROS_PER_MONTH,
-                    ('W', false) => value as i64 * 7 * MICROS_PER_DAY,
-                    ('D', false) => value as i64 * MICROS_PER_DAY,
-                    ('H', true) => value as i64 * 3_600_000_000,
-                    ('M', true) => value as i64 * 60_000_000,
-                    ('S', true) => (value * 1_000_000.0).round() as i64,
+                // Checked: the count comes from the server's text and may be huge.
+                let per_unit = match (unit, in_time) {
+                    ('Y', false) => 12 * MICROS_PER_MONTH,
+                    ('M', false) => MICROS_PER_MONTH,
+                    ('W', false) => 7 * MICROS_PER_DAY,
+                    ('D', false) => MICROS_PER_DAY,
+                    ('H', true) => 3_600_000_000,
+                    ('M', true) => 60_000_000,
+                    ('S', true) => 1,
                     _ => return Err(bad("an interval")),
+                };
+                let micros = if per_unit == 1 {
+                    let us = (value * 1_000_000.0).round();
+                    if !us.is_finite() || us.abs() >= i64::MAX as f64 {
+                        return Err(bad("an interval"));
+                    }
+                    us as i64
+                } else {
+                    (value as i64)
+                        .checked_mul(per_unit)
+                        .ok_or(bad("an interval"))?
                 };
                 total = total.checked_add(micros).ok_or(bad("an interval"))?;
             }
@@ -431,6 +443,10 @@ mod tests {
         );
         assert_eq!(parse_interval("PT0S").unwrap(), 0);
         assert_eq!(parse_interval("P-1D").unwrap(), -MICROS_PER_DAY);
+        // Counts whose microseconds do not fit an i64 are errors, not wrapped values.
+        assert!(parse_interval("P178000000Y").is_err());
+        assert!(parse_interval("P-178000000Y").is_err());
+        assert!(parse_interval("PT9999999999999999S").is_err());
         assert!(parse_interval("1 day").is_err());
     }
 
