@@ -189,20 +189,26 @@ impl Decimal {
 /// Big-endian two's complement of a decimal digit string, minimal length (as Java's
 /// `BigInteger.toByteArray`).
 pub fn twos_complement(digits: &[u8], negative: bool) -> Vec<u8> {
-    // Magnitude, little-endian base 256.
-    let mut mag: Vec<u8> = Vec::with_capacity(digits.len() / 2 + 1);
-    for d in digits {
-        let mut carry = (d - b'0') as u32;
-        for byte in mag.iter_mut() {
-            let v = *byte as u32 * 10 + carry;
-            *byte = v as u8;
-            carry = v >> 8;
+    // Magnitude in 64-bit limbs, little-endian: 19 digits at a time (10^19 < 2^64), so a
+    // 130,000-digit numeric takes ~150 times less work than digit by digit into bytes.
+    const CHUNK: usize = 19;
+    let mut limbs: Vec<u64> = Vec::with_capacity(digits.len() / CHUNK + 1);
+    for chunk in digits.chunks(CHUNK) {
+        let scale = 10u64.pow(chunk.len() as u32);
+        let value = chunk.iter().fold(0u64, |acc, d| {
+            acc * 10 + u64::from(d.wrapping_sub(b'0') % 10)
+        });
+        let mut carry = u128::from(value);
+        for limb in limbs.iter_mut() {
+            let v = u128::from(*limb) * u128::from(scale) + carry;
+            *limb = v as u64;
+            carry = v >> 64;
         }
-        while carry > 0 {
-            mag.push(carry as u8);
-            carry >>= 8;
+        if carry > 0 {
+            limbs.push(carry as u64);
         }
     }
+    let mut mag: Vec<u8> = limbs.iter().flat_map(|l| l.to_le_bytes()).collect();
     while mag.last() == Some(&0) {
         mag.pop();
     }
@@ -441,4 +447,88 @@ pub struct ChangeEvent {
     pub transaction: Option<TxBlock>,
     /// The position to commit once this event (and all before it) is acknowledged.
     pub position: SourcePosition,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    /// Digit by digit into base-256 bytes: obviously right, quadratic.
+    fn reference(digits: &[u8], negative: bool) -> Vec<u8> {
+        let mut mag: Vec<u8> = Vec::new();
+        for d in digits {
+            let mut carry = (d - b'0') as u32;
+            for byte in mag.iter_mut() {
+                let v = *byte as u32 * 10 + carry;
+                *byte = v as u8;
+                carry = v >> 8;
+            }
+            while carry > 0 {
+                mag.push(carry as u8);
+                carry >>= 8;
+            }
+        }
+        while mag.last() == Some(&0) {
+            mag.pop();
+        }
+        if mag.is_empty() {
+            return vec![0];
+        }
+        if negative {
+            let mut carry = 1u16;
+            for byte in mag.iter_mut() {
+                let v = (!*byte) as u16 + carry;
+                *byte = v as u8;
+                carry = v >> 8;
+            }
+            if mag.last().is_some_and(|b| b & 0x80 == 0) {
+                mag.push(0xff);
+            }
+            while mag.len() > 1 && mag[mag.len() - 1] == 0xff && mag[mag.len() - 2] & 0x80 != 0 {
+                mag.pop();
+            }
+        } else if mag.last().is_some_and(|b| b & 0x80 != 0) {
+            mag.push(0);
+        }
+        mag.reverse();
+        mag
+    }
+
+    #[test]
+    fn twos_complement_known_values() {
+        assert_eq!(twos_complement(b"0", false), [0]);
+        assert_eq!(twos_complement(b"000", true), [0]);
+        assert_eq!(twos_complement(b"127", false), [0x7f]);
+        assert_eq!(twos_complement(b"128", false), [0, 0x80]);
+        assert_eq!(twos_complement(b"255", false), [0, 0xff]);
+        assert_eq!(twos_complement(b"1", true), [0xff]);
+        assert_eq!(twos_complement(b"128", true), [0x80]);
+        assert_eq!(twos_complement(b"129", true), [0xff, 0x7f]);
+        assert_eq!(
+            twos_complement(b"18446744073709551616", false),
+            [1, 0, 0, 0, 0, 0, 0, 0, 0]
+        );
+    }
+
+    #[test]
+    fn twos_complement_equals_the_digit_by_digit_reference() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(99);
+        for _ in 0..3_000 {
+            let len = rng.random_range(1..120);
+            let digits: Vec<u8> = (0..len).map(|_| b'0' + rng.random_range(0..10u8)).collect();
+            let negative = rng.random_bool(0.5);
+            assert_eq!(
+                twos_complement(&digits, negative),
+                reference(&digits, negative),
+                "{} {negative}",
+                String::from_utf8_lossy(&digits)
+            );
+        }
+        // Long ones, across many limbs.
+        for len in [1000, 4001] {
+            let digits: Vec<u8> = (0..len).map(|i| b'0' + (i * 7 % 10) as u8).collect();
+            assert_eq!(twos_complement(&digits, true), reference(&digits, true));
+        }
+    }
 }
