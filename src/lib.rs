@@ -12,6 +12,8 @@ pub mod config;
 pub mod encode;
 pub mod event;
 pub mod failure;
+#[cfg(test)]
+mod fuzzing;
 pub mod metrics;
 pub mod offsets;
 pub mod position;

@@ -303,6 +303,19 @@ mod tests {
     }
 
     #[test]
+    fn mutated_responses_never_panic() {
+        let seeds: [&[u8]; 2] = [
+            b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\n{\"id\":1}",
+            b"HTTP/1.1 409 Conflict\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\n2\r\nef\r\n0\r\n\r\n",
+        ];
+        let mut rng = crate::fuzzing::rng(0x7e9);
+        for i in 0..crate::fuzzing::iterations(30_000) {
+            let input = crate::fuzzing::mutate(&mut rng, seeds[i % seeds.len()]);
+            let _ = complete_response(&input);
+        }
+    }
+
+    #[test]
     fn parses_responses() {
         let r = complete_response(b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\n{\"id\":1}")
             .unwrap()

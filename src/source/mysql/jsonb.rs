@@ -457,6 +457,26 @@ mod tests {
     }
 
     #[test]
+    fn mutated_documents_and_diffs_never_panic() {
+        let seeds: [&[u8]; 4] = [
+            &[
+                0x02, 0x02, 0x00, 0x0c, 0x00, 0x05, 0x01, 0x00, 0x0c, 0x0a, 0x00, 0x01, b'a',
+            ],
+            &[
+                0x00, 0x01, 0x00, 0x0c, 0x00, 0x0b, 0x00, 0x01, 0x00, 0x04, 0x01, 0x00, b'k',
+            ],
+            &[0x0c, 0x02, b'h', b'i'],
+            &[0x05, 0xff, 0xff],
+        ];
+        let mut rng = crate::fuzzing::rng(0x15);
+        for i in 0..crate::fuzzing::iterations(30_000) {
+            let input = crate::fuzzing::mutate(&mut rng, seeds[i % seeds.len()]);
+            let _ = to_text(&input);
+            let _ = apply_diffs("{\"k\": [1, 2, {\"a\": \"b\"}]}", &input);
+        }
+    }
+
+    #[test]
     fn scalars_and_containers() {
         assert_eq!(to_text(&[]).unwrap(), "null");
         assert_eq!(to_text(&[0x04, 0x01]).unwrap(), "true");

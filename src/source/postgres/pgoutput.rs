@@ -536,6 +536,39 @@ mod tests {
     }
 
     #[test]
+    fn mutated_messages_never_panic() {
+        let mut insert = vec![b'I'];
+        insert.extend(16384u32.to_be_bytes());
+        insert.push(b'N');
+        insert.extend(3u16.to_be_bytes());
+        insert.push(b'n');
+        insert.push(b'u');
+        insert.push(b't');
+        insert.extend(3u32.to_be_bytes());
+        insert.extend(b"abc");
+        let mut begin = vec![b'B'];
+        begin.extend(5u64.to_be_bytes());
+        begin.extend(7i64.to_be_bytes());
+        begin.extend(9u32.to_be_bytes());
+        let mut truncate = vec![b'T'];
+        truncate.extend(2u32.to_be_bytes());
+        truncate.push(0);
+        truncate.extend(1u32.to_be_bytes());
+        truncate.extend(2u32.to_be_bytes());
+        let mut message = vec![b'M', 1];
+        message.extend(5u64.to_be_bytes());
+        message.extend(b"prefix\0");
+        message.extend(3u32.to_be_bytes());
+        message.extend(b"xyz");
+        let seeds = [relation_bytes(), insert, begin, truncate, message];
+        let mut rng = crate::fuzzing::rng(0x9e37);
+        for i in 0..crate::fuzzing::iterations(30_000) {
+            let input = crate::fuzzing::mutate(&mut rng, &seeds[i % seeds.len()]);
+            let _ = PgOutputMessage::parse(Bytes::from(input));
+        }
+    }
+
+    #[test]
     fn garbage_never_panics() {
         let mut seed = 0x2545_f491_4f6c_dd1du64;
         for _ in 0..20_000 {
