@@ -158,9 +158,18 @@ async fn metrics(State(api): State<Api>, headers: HeaderMap) -> Response {
         .into_response()
 }
 
-/// Starts the API server in the background; logs and carries on if the address is taken.
+/// Connections served at once; more wait in the listen backlog until one ends.
+const MAX_CONNECTIONS: usize = 64;
+/// A request's headers must arrive within this long, or the connection is closed.
+const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// Longest life of one connection (keep-alive included): an idle or slow client cannot hold
+/// a connection, and with it a slot of [`MAX_CONNECTIONS`], for longer.
+const CONNECTION_LIFETIME: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// Starts serving the admin API; an error when its address cannot be bound (the daemon then
-/// exits rather than run without the API it was configured with).
+/// exits rather than run without the API it was configured with). Connections are capped,
+/// headers must arrive in time and connections do not live forever, so the API cannot be
+/// exhausted before authentication.
 pub async fn spawn(runtime: Arc<Runtime>, config: ApiConfig) -> Result<(), String> {
     let api = Api {
         runtime,
@@ -183,10 +192,39 @@ pub async fn spawn(runtime: Arc<Runtime>, config: ApiConfig) -> Result<(), Strin
             )
         })?;
     tracing::info!(listen = %config.listen, "admin API listening");
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            tracing::error!(error = %e, "admin API stopped");
-        }
-    });
+    let loopback = listener.local_addr().is_ok_and(|a| a.ip().is_loopback());
+    if !loopback && config.token.is_none() {
+        tracing::warn!(listen = %config.listen, "the admin API listens beyond this machine without a token: anyone who can reach it may pause, resume and restart connectors; set api.token or listen on 127.0.0.1");
+    }
+    tokio::spawn(serve(listener, app));
     Ok(())
+}
+
+/// Accepts connections, at most [`MAX_CONNECTIONS`] at a time, each served with a header
+/// timeout and a bounded lifetime.
+async fn serve(listener: tokio::net::TcpListener, app: Router) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of file descriptors, for instance: wait instead of spinning.
+                tracing::warn!(error = %e, "admin API cannot accept a connection");
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                continue;
+            }
+        };
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        tokio::spawn(async move {
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            let _ = tokio::time::timeout(CONNECTION_LIFETIME, connection).await;
+            drop(slot);
+        });
+    }
 }
