@@ -560,7 +560,6 @@ fn parse_payload<'a>(r: &mut Reader<'a>) -> Res<EventBody<'a>> {
 }
 
 /// Uncompresses a transaction payload into a run of events (headers included, no checksums).
-#[cfg_attr(not(any(test, feature = "testing")), allow(dead_code))] // the file reader's
 pub fn uncompress_payload(
     compression: u64,
     uncompressed_size: u64,
@@ -571,7 +570,8 @@ pub fn uncompress_payload(
         0 => {
             use std::io::Read;
             // Grows with the actual data; the declared size only caps it.
-            let limit = uncompressed_size.min(1 << 30);
+            // One byte past the declared size: more than declared is an error, not cut off.
+            let limit = uncompressed_size.min(1 << 30) + 1;
             let decoder = zstd::stream::read::Decoder::new(payload)
                 .map_err(|e| Malformed(format!("zstd payload does not uncompress: {e}")))?;
             let mut out = Vec::new();

@@ -4,13 +4,11 @@
 
 use std::collections::HashMap;
 
-use super::binlog::{
-    decode_body, uncompress_payload, EventBody, EventHeader, FormatDescription, RowsKind,
-    HEADER_LEN,
-};
+use super::binlog::{decode_body, EventBody, EventHeader, FormatDescription, RowsKind, HEADER_LEN};
+use super::payload::{payload_events, RawEvent};
 use super::event_type;
 use super::plan::RowDecoder;
-use super::reader::{crc32, BinlogError, Malformed, Res};
+use super::reader::{crc32, BinlogError, Malformed};
 use super::table_map::TableMap;
 use crate::event::{TableId, Value};
 
@@ -108,17 +106,6 @@ pub fn read_file(name: &str, data: &[u8]) -> Result<FileContents, BinlogError> {
     Ok(out)
 }
 
-/// One framed event: header and body (checksum removed).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RawEvent {
-    /// Position of the event's first byte in its file (or inside its payload).
-    pub pos: u64,
-    /// Header.
-    pub header: EventHeader,
-    /// Body bytes.
-    pub body: Vec<u8>,
-}
-
 /// Reads events from a binlog file held in memory (tests, fixtures, tools).
 pub struct BinlogFile<'a> {
     name: String,
@@ -212,9 +199,8 @@ impl<'a> BinlogFile<'a> {
                 payload,
             } = decode_body(&self.fde, &header, body).map_err(|e| e.at(code, &self.name, pos))?
             {
-                let inner = uncompress_payload(compression, uncompressed_size, payload)
+                self.pending = payload_events(compression, uncompressed_size, payload)
                     .map_err(|e| e.at(code, &self.name, pos))?;
-                self.pending = split_events(&inner).map_err(|e| e.at(code, &self.name, pos))?;
             }
         }
         Ok(Some(RawEvent {
@@ -228,29 +214,4 @@ impl<'a> BinlogFile<'a> {
     pub fn name(&self) -> &str {
         &self.name
     }
-}
-
-/// Splits an uncompressed transaction payload into its events (no checksums inside).
-pub fn split_events(data: &[u8]) -> Res<std::collections::VecDeque<RawEvent>> {
-    let mut out = std::collections::VecDeque::new();
-    let mut off = 0usize;
-    while off < data.len() {
-        let header = EventHeader::parse(&data[off..])?;
-        let size = header.event_size as usize;
-        if size < HEADER_LEN || off + size > data.len() {
-            return Err(Malformed(format!(
-                "payload event of size {size} overruns the payload at offset {off}"
-            )));
-        }
-        if header.type_code == event_type::TRANSACTION_PAYLOAD {
-            return Err(Malformed("a transaction payload nested in another".into()));
-        }
-        out.push_back(RawEvent {
-            pos: off as u64,
-            header,
-            body: data[off + HEADER_LEN..off + size].to_vec(),
-        });
-        off += size;
-    }
-    Ok(out)
 }

@@ -23,6 +23,7 @@ mod event_type;
 mod file;
 mod gtid;
 mod jsonb;
+mod payload;
 mod plan;
 mod reader;
 mod rows;

@@ -53,7 +53,8 @@ mod tables;
 #[cfg(test)]
 mod tests;
 
-use framing::{guarded_next, stream_error, strip_unknown_checksum};
+use framing::{guarded_next, stream_error, strip_unknown_checksum, PayloadEcho};
+use super::payload::payload_events;
 use state::{opens_transaction, At, PendingGtid, State, Tx};
 
 /// Why event handling stopped early.
@@ -90,6 +91,8 @@ pub(super) struct Streamer<'a> {
     /// The session for catalog queries (column hints, heartbeat action query).
     catalog: Conn,
     state: State,
+    /// The driver's copies of the payload events already handled.
+    echo: PayloadEcho,
 }
 
 impl<'a> Streamer<'a> {
@@ -124,6 +127,7 @@ impl<'a> Streamer<'a> {
             start,
             catalog,
             state,
+            echo: PayloadEcho::default(),
         })
     }
 
@@ -243,8 +247,8 @@ impl<'a> Streamer<'a> {
         Ok(ctx.heartbeat(position).await?)
     }
 
-    /// Decodes one event and dispatches it to its handler; ends the event group when the
-    /// event closes it.
+    /// Decodes one event from the driver and dispatches it; the events inside a transaction
+    /// payload are decoded from the payload itself, and the driver's copies of them skipped.
     async fn handle(
         &mut self,
         ctx: &mut SourceContext,
@@ -259,6 +263,9 @@ impl<'a> Streamer<'a> {
             log_pos: h.log_pos(),
             flags: h.flags_raw(),
         };
+        if self.echo.is_echo(&header, event.data()) {
+            return Ok(());
+        }
         let code = header.type_code;
         let at = At {
             start_pos: header.start_pos(),
@@ -277,6 +284,73 @@ impl<'a> Streamer<'a> {
             decode_body(&self.state.fde, &at.header, body)
         };
         let decoded = decoded.map_err(|e| e.at(code, &self.state.file, at.start_pos))?;
+        if let EventBody::TransactionPayload {
+            compression,
+            uncompressed_size,
+            payload,
+        } = decoded
+        {
+            self.on_payload(ctx, &at, compression, uncompressed_size, payload)
+                .await?;
+        } else {
+            self.dispatch(ctx, &at, decoded).await?;
+        }
+        if at.header.log_pos != 0 {
+            self.state.last_end = u64::from(at.header.log_pos);
+        }
+        Ok(())
+    }
+
+    /// A MySQL 8 transaction payload: its events are handled in order, each at the payload's
+    /// position (a restart re-reads the payload and skips what was published). A payload
+    /// that does not uncompress or split stops the connector.
+    async fn on_payload(
+        &mut self,
+        ctx: &mut SourceContext,
+        at: &At,
+        compression: u64,
+        uncompressed_size: u64,
+        payload: &[u8],
+    ) -> Result<(), Halt> {
+        let code = event_type::TRANSACTION_PAYLOAD;
+        let events = payload_events(compression, uncompressed_size, payload)
+            .map_err(|e| e.at(code, &self.state.file, at.start_pos))?;
+        for ev in &events {
+            let inner = At {
+                header: ev.header,
+                start_pos: at.start_pos,
+                end: at.end,
+                ts_us: i64::from(ev.header.timestamp) * 1_000_000,
+            };
+            let decoded = decode_body(&self.state.fde, &ev.header, &ev.body)
+                .map_err(|e| e.at(ev.header.type_code, &self.state.file, at.start_pos))?;
+            if matches!(
+                decoded,
+                EventBody::FormatDescription(_)
+                    | EventBody::Rotate { .. }
+                    | EventBody::TransactionPayload { .. }
+            ) {
+                return Err(binlog::Malformed(format!(
+                    "a {} event inside a transaction payload",
+                    event_type::type_name(ev.header.type_code)
+                ))
+                .at(code, &self.state.file, at.start_pos)
+                .into());
+            }
+            self.dispatch(ctx, &inner, decoded).await?;
+        }
+        self.echo.expect(events);
+        Ok(())
+    }
+
+    /// Dispatches a decoded event to its handler; ends the event group when the event
+    /// closes it.
+    async fn dispatch(
+        &mut self,
+        ctx: &mut SourceContext,
+        at: &At,
+        decoded: EventBody<'_>,
+    ) -> Result<(), Halt> {
         // XID, COMMIT / ROLLBACK, or a DDL statement outside BEGIN ends the event group.
         let ends_group = match decoded {
             EventBody::FormatDescription(f) => {
@@ -285,10 +359,10 @@ impl<'a> Streamer<'a> {
             }
             EventBody::Rotate { position, file } => {
                 // The next event's position is in the new file: `last_end` is set here.
-                return self.on_rotate(ctx, &at, position, file).await;
+                return self.on_rotate(ctx, at, position, file).await;
             }
             EventBody::MariaGtid { gtid, standalone } => {
-                self.on_maria_gtid(&at, gtid, standalone);
+                self.on_maria_gtid(at, gtid, standalone);
                 false
             }
             EventBody::MysqlGtid(g) => {
@@ -300,15 +374,15 @@ impl<'a> Streamer<'a> {
                 false
             }
             EventBody::Query { thread_id, db, sql } => {
-                self.on_query(ctx, &at, thread_id, &db, sql.trim()).await?
+                self.on_query(ctx, at, thread_id, &db, sql.trim()).await?
             }
             EventBody::Xid(_) => true,
             EventBody::TableMap(raw) => {
-                self.on_table_map(&at, raw).await?;
+                self.on_table_map(at, raw).await?;
                 false
             }
             EventBody::Rows(rows) => {
-                self.on_rows(ctx, &at, &rows).await?;
+                self.on_rows(ctx, at, &rows).await?;
                 false
             }
             EventBody::MariaGtidList(list) => {
@@ -324,9 +398,6 @@ impl<'a> Streamer<'a> {
         };
         if ends_group {
             self.end_group(ctx, at.end).await?;
-        }
-        if at.header.log_pos != 0 {
-            self.state.last_end = u64::from(at.header.log_pos);
         }
         Ok(())
     }

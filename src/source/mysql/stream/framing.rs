@@ -4,7 +4,10 @@
 use futures_util::{FutureExt, StreamExt};
 
 use super::super::binlog::{self, EventHeader, FormatDescription};
+use std::collections::VecDeque;
+
 use super::super::event_type;
+use super::super::payload::RawEvent;
 use super::super::MyError;
 
 /// The next item of a stream, with a panic while polling it (the driver frames events with
@@ -44,6 +47,36 @@ pub(super) fn strip_unknown_checksum<'b>(
         body
     }
 }
+/// The driver hands out the events inside a transaction payload right after the payload
+/// event. Sluice decodes them from the payload itself (a payload the driver cannot read is
+/// then an error here, not a silent gap), so the driver's copies are recognised and skipped:
+/// an event is a copy when it is byte for byte the next one expected. Anything else ends the
+/// expectation (a driver that yields no copies loses nothing).
+#[derive(Default)]
+pub(super) struct PayloadEcho(VecDeque<RawEvent>);
+
+impl PayloadEcho {
+    /// The events of the payload just handled.
+    pub(super) fn expect(&mut self, events: VecDeque<RawEvent>) {
+        self.0 = events;
+    }
+
+    /// Whether this event is the next copy (consumed if so).
+    pub(super) fn is_echo(&mut self, header: &EventHeader, body: &[u8]) -> bool {
+        match self.0.front() {
+            Some(next) if next.header == *header && next.body == body => {
+                self.0.pop_front();
+                true
+            }
+            Some(_) => {
+                self.0.clear();
+                false
+            }
+            None => false,
+        }
+    }
+}
+
 pub(super) fn stream_error(e: mysql_async::Error) -> MyError {
     match e {
         mysql_async::Error::Server(s) if s.code == 1236 => MyError::setup(format!(

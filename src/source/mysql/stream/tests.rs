@@ -147,3 +147,32 @@ async fn a_panic_while_framing_an_event_is_an_error_not_a_dead_task() {
     let err = guarded_next(&mut s).await.unwrap_err();
     assert!(err.contains("failed to fill whole buffer"), "{err}");
 }
+
+#[test]
+fn the_drivers_copies_of_payload_events_are_skipped_once_and_nothing_else() {
+    use super::super::payload::RawEvent;
+    let header = |type_code, log_pos| EventHeader {
+        timestamp: 1,
+        type_code,
+        server_id: 1,
+        event_size: 23,
+        log_pos,
+        flags: 0,
+    };
+    let raw = |type_code, body: &[u8]| RawEvent {
+        pos: 0,
+        header: header(type_code, 0),
+        body: body.to_vec(),
+    };
+    let mut echo = framing::PayloadEcho::default();
+    echo.expect([raw(event_type::QUERY, b"BEGIN"), raw(event_type::XID, b"x")].into());
+    assert!(echo.is_echo(&header(event_type::QUERY, 0), b"BEGIN"));
+    assert!(echo.is_echo(&header(event_type::XID, 0), b"x"));
+    // The same bytes again are a new event, not a copy.
+    assert!(!echo.is_echo(&header(event_type::XID, 0), b"x"));
+
+    // A driver that yields no copies: the next real event is handled, and ends the wait.
+    echo.expect([raw(event_type::QUERY, b"BEGIN")].into());
+    assert!(!echo.is_echo(&header(event_type::GTID, 500), b"gtid"));
+    assert!(!echo.is_echo(&header(event_type::QUERY, 0), b"BEGIN"));
+}
