@@ -341,6 +341,7 @@ mod tests {
             resume_lsn: lsn,
             partial: None,
             snapshot: SnapshotState::Done,
+            slot: None,
         })
     }
 
@@ -349,6 +350,7 @@ mod tests {
             resume_lsn: lsn,
             partial: None,
             snapshot: SnapshotState::InProgress,
+            slot: None,
         })
     }
 

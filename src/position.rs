@@ -79,6 +79,17 @@ pub struct PartialTx {
     pub events_done: u64,
 }
 
+/// The replication slot a position was read from. Sluice drops (and recreates) a slot only
+/// when the slot on the server still matches this record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlotId {
+    /// OID of the slot's database.
+    pub database_oid: u32,
+    /// The server's WAL position just before Sluice created (or adopted) the slot: the slot's
+    /// confirmed position can never be below it.
+    pub created_lsn: u64,
+}
+
 /// A PostgreSQL position.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PgPosition {
@@ -90,6 +101,10 @@ pub struct PgPosition {
     pub partial: Option<PartialTx>,
     /// Snapshot state.
     pub snapshot: SnapshotState,
+    /// The slot this position belongs to (absent in positions stored before Sluice recorded
+    /// it, and in other sources' tests).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slot: Option<SlotId>,
 }
 
 impl PgPosition {
@@ -205,6 +220,7 @@ mod tests {
             resume_lsn: 100,
             partial: None,
             snapshot: SnapshotState::Done,
+            slot: None,
         };
         let partial = PgPosition {
             partial: Some(PartialTx {
@@ -225,6 +241,7 @@ mod tests {
             snapshot: SnapshotState::InProgress,
             resume_lsn: 500,
             partial: None,
+            slot: None,
         });
         assert!(
             snap < a,

@@ -405,6 +405,7 @@ mod tests {
                 resume_lsn: 0,
                 partial: None,
                 snapshot: SnapshotState::Done,
+                slot: None,
             }),
         };
         let bytes = enc

@@ -618,6 +618,7 @@ mod tests {
                 resume_lsn: 0,
                 partial: None,
                 snapshot: SnapshotState::Done,
+                slot: None,
             }),
         }
     }

@@ -192,6 +192,7 @@ mod tests {
             resume_lsn: lsn,
             partial: None,
             snapshot: SnapshotState::Done,
+            slot: None,
         })
     }
 
@@ -203,6 +204,7 @@ mod tests {
                 events_done: done,
             }),
             snapshot: SnapshotState::Done,
+            slot: None,
         })
     }
 
@@ -211,6 +213,7 @@ mod tests {
             resume_lsn: lsn,
             partial: None,
             snapshot: SnapshotState::InProgress,
+            slot: None,
         })
     }
 

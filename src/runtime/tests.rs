@@ -37,6 +37,7 @@ fn pos(n: u64) -> SourcePosition {
         resume_lsn: n,
         partial: None,
         snapshot: SnapshotState::Done,
+        slot: None,
     })
 }
 

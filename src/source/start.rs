@@ -134,6 +134,7 @@ mod tests {
             resume_lsn: 1,
             partial: None,
             snapshot: SnapshotState::Done,
+            slot: None,
         });
         store.commit("c", &pg).unwrap();
         #[derive(Debug)]

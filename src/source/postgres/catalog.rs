@@ -78,6 +78,21 @@ pub async fn database_name(client: &Client) -> Result<String, PgError> {
     Ok(row.get(0))
 }
 
+/// The OID of the session's database and the server's current WAL position.
+pub async fn database_oid_and_wal(client: &Client) -> Result<(u32, u64), PgError> {
+    let row = client
+        .query_one(
+            "SELECT oid, pg_current_wal_lsn()::text FROM pg_database WHERE datname = current_database()",
+            &[],
+        )
+        .await
+        .map_err(PgError::query)?;
+    let lsn: String = row.get(1);
+    let lsn = crate::position::parse_lsn(&lsn)
+        .ok_or_else(|| PgError::Stream(format!("pg_current_wal_lsn() returned {lsn:?}")))?;
+    Ok((row.get(0), lsn))
+}
+
 /// Expands configured table patterns to existing tables (with their OIDs); returns the
 /// patterns that match nothing as the second element.
 pub async fn expand_tables(
@@ -291,6 +306,8 @@ pub struct SlotInfo {
     pub plugin: String,
     /// Database it belongs to.
     pub database: String,
+    /// OID of that database (0 for a physical slot).
+    pub database_oid: u32,
     /// Whether a session holds it.
     pub active: bool,
     /// `confirmed_flush_lsn` as text.
@@ -304,7 +321,7 @@ pub async fn slot(client: &Client, name: &str) -> Result<Option<SlotInfo>, PgErr
     let row = client
         .query_opt(
             "SELECT COALESCE(plugin::text, ''), COALESCE(database::text, ''), active, \
-                    confirmed_flush_lsn::text, wal_status::text \
+                    confirmed_flush_lsn::text, wal_status::text, COALESCE(datoid, 0::oid) \
              FROM pg_replication_slots WHERE slot_name = $1",
             &[&name],
         )
@@ -316,6 +333,7 @@ pub async fn slot(client: &Client, name: &str) -> Result<Option<SlotInfo>, PgErr
         active: r.get(2),
         confirmed_flush: r.get(3),
         wal_status: r.get(4),
+        database_oid: r.get(5),
     }))
 }
 

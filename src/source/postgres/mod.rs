@@ -16,6 +16,7 @@ mod catalog;
 mod checks;
 mod decode;
 mod pgoutput;
+mod slot;
 mod snapshot;
 mod stream;
 mod types;
@@ -32,7 +33,7 @@ pub use pgoutput::{DecodeError, PgOutputMessage};
 use crate::config::{ConnectorConfig, PostgresConfig, SnapshotMode};
 use crate::failure::{Classify, SetupError, Severity};
 use crate::offsets::OffsetStore;
-use crate::position::{PgPosition, SnapshotState, SourcePosition};
+use crate::position::{PgPosition, SlotId, SnapshotState, SourcePosition};
 use crate::source::start::{self, StartFacts, StartPlan};
 use crate::source::{SourceContext, SourceExit};
 
@@ -297,12 +298,13 @@ impl PostgresSource {
             }
             StartPlan::Snapshot => {
                 return self
-                    .snapshot_then_stream(ctx, &info, &client, slot.is_some())
+                    .snapshot_then_stream(ctx, &info, &client, slot.as_ref(), stored.as_ref())
                     .await
             }
             StartPlan::Resume => match stored {
-                Some(p) => p,
-                None => self.start_from_slot(&info, slot.as_ref()).await?,
+                Some(p) if p.slot.is_some() => p,
+                Some(p) => self.record_slot(&client, p, slot.as_ref()).await?,
+                None => self.start_from_slot(&info, &client, slot.as_ref()).await?,
             },
         };
         let streamer = stream::Streamer::new(&self.connector, &info, &client, start).await?;
@@ -333,25 +335,44 @@ impl PostgresSource {
     }
 
     /// Creates the slot with an exported snapshot, reads the tables in it, and streams from
-    /// the slot's consistent point (unless `initial_only`).
+    /// the slot's consistent point (unless `initial_only`). An existing slot is dropped first
+    /// only when it is provably this connector's; otherwise the connector stops.
     async fn snapshot_then_stream(
         &self,
         ctx: &mut SourceContext,
         info: &ConnInfo,
         client: &tokio_postgres::Client,
-        slot_exists: bool,
+        existing: Option<&catalog::SlotInfo>,
+        stored: Option<&PgPosition>,
     ) -> Result<SourceExit, PgError> {
         let pg = self.pg();
-        if slot_exists {
+        let (database_oid, wal_now) = catalog::database_oid_and_wal(client).await?;
+        if let Some(existing) = existing {
+            slot::check_owned(existing, stored, database_oid).map_err(|why| {
+                PgError::setup(slot::not_owned_message(&pg.slot, existing, &why))
+            })?;
             tracing::warn!(slot = %pg.slot, "recreating the replication slot: a snapshot needs the slot's own exported snapshot to hand over exactly");
             catalog::drop_slot(client, &pg.slot).await?;
         }
+        // The slot's record is stored before the slot exists, so a crash right after
+        // creating it leaves a slot this connector can prove is its own.
+        let id = Some(SlotId {
+            database_oid,
+            created_lsn: wal_now,
+        });
+        let pending = PgPosition {
+            resume_lsn: 0,
+            partial: None,
+            snapshot: SnapshotState::InProgress,
+            slot: id,
+        };
+        self.offsets
+            .reset(&self.connector.name, &SourcePosition::Postgres(pending))?;
         let mut session = stream::Session::open(info, pg, 0).await?;
         let (consistent, snapshot_name) = session.create_slot(&pg.slot, true).await?;
         let in_progress = PgPosition {
             resume_lsn: consistent,
-            partial: None,
-            snapshot: SnapshotState::InProgress,
+            ..pending
         };
         self.offsets
             .reset(&self.connector.name, &SourcePosition::Postgres(in_progress))?;
@@ -360,7 +381,7 @@ impl PostgresSource {
             info,
             catalog_client: client,
             snapshot_name: snapshot_name.unwrap_or_default(),
-            consistent_lsn: consistent,
+            start: in_progress,
         };
         if !snap.run(ctx).await? {
             return Ok(SourceExit::Shutdown);
@@ -379,34 +400,66 @@ impl PostgresSource {
     }
 
     /// No position stored and no snapshot wanted (`no_data`): start where the slot starts
-    /// (creating it), and store that before streaming so a restart never skips what happens
-    /// meanwhile.
+    /// (creating it), and store that, with the slot's record, before streaming so a restart
+    /// never skips what happens meanwhile.
     async fn start_from_slot(
         &self,
         info: &ConnInfo,
+        client: &tokio_postgres::Client,
         slot: Option<&catalog::SlotInfo>,
     ) -> Result<PgPosition, PgError> {
         let pg = self.pg();
-        let lsn = match slot {
-            Some(s) => s
-                .confirmed_flush
-                .as_deref()
-                .and_then(crate::position::parse_lsn)
-                .unwrap_or(0),
+        let (database_oid, wal_now) = catalog::database_oid_and_wal(client).await?;
+        let (lsn, created_lsn) = match slot {
+            Some(s) => {
+                let lsn = s
+                    .confirmed_flush
+                    .as_deref()
+                    .and_then(crate::position::parse_lsn)
+                    .unwrap_or(0);
+                (lsn, lsn)
+            }
             None => {
                 let mut session = stream::Session::open(info, pg, 0).await?;
                 let (consistent, _) = session.create_slot(&pg.slot, false).await?;
                 drop(session);
-                consistent
+                (consistent, wal_now)
             }
         };
         let p = PgPosition {
             resume_lsn: lsn,
             partial: None,
             snapshot: SnapshotState::Done,
+            slot: Some(SlotId {
+                database_oid,
+                created_lsn,
+            }),
         };
         self.offsets
             .commit(&self.connector.name, &SourcePosition::Postgres(p))?;
         Ok(p)
+    }
+
+    /// A position stored before Sluice recorded slots, resumed on a slot of this database
+    /// confirmed no further than the position: the slot is recorded as this connector's.
+    async fn record_slot(
+        &self,
+        client: &tokio_postgres::Client,
+        stored: PgPosition,
+        slot: Option<&catalog::SlotInfo>,
+    ) -> Result<PgPosition, PgError> {
+        let (database_oid, _) = catalog::database_oid_and_wal(client).await?;
+        let confirmed = slot
+            .filter(|s| s.database_oid == database_oid)
+            .and_then(|s| s.confirmed_flush.as_deref())
+            .and_then(crate::position::parse_lsn)
+            .filter(|&c| c <= stored.resume_lsn);
+        Ok(PgPosition {
+            slot: confirmed.map(|created_lsn| SlotId {
+                database_oid,
+                created_lsn,
+            }),
+            ..stored
+        })
     }
 }

@@ -24,7 +24,8 @@ pub(super) struct Snapshot<'a> {
     pub info: &'a ConnInfo,
     pub catalog_client: &'a Client,
     pub snapshot_name: String,
-    pub consistent_lsn: u64,
+    /// The in-progress position at the slot's consistent point.
+    pub start: PgPosition,
 }
 
 impl Snapshot<'_> {
@@ -46,17 +47,12 @@ impl Snapshot<'_> {
         let (tables, _) = catalog::expand_tables(&client, &pg.tables).await?;
         let db: Arc<str> = Arc::from(catalog::database_name(self.catalog_client).await?);
         let mut decoder = Decoder::new(&client, pg.tables.clone()).await?;
-        let in_progress = SourcePosition::Postgres(PgPosition {
-            resume_lsn: self.consistent_lsn,
-            partial: None,
-            snapshot: SnapshotState::InProgress,
-        });
+        let in_progress = SourcePosition::Postgres(self.start);
         let done = SourcePosition::Postgres(PgPosition {
-            resume_lsn: self.consistent_lsn,
-            partial: None,
             snapshot: SnapshotState::Done,
+            ..self.start
         });
-        tracing::info!(tables = tables.len(), lsn = %crate::position::format_lsn(self.consistent_lsn), "snapshot started");
+        tracing::info!(tables = tables.len(), lsn = %crate::position::format_lsn(self.start.resume_lsn), "snapshot started");
         ctx.observer
             .set_state(crate::status::ConnectorState::Snapshotting);
         let started = Instant::now();
@@ -157,7 +153,7 @@ impl Snapshot<'_> {
                         db: db.clone(),
                         detail: SourceDetail::Postgres {
                             tx_id: None,
-                            lsn: Some(self.consistent_lsn),
+                            lsn: Some(self.start.resume_lsn),
                             last_commit_lsn: None,
                             origin: None,
                             origin_lsn: None,

@@ -20,7 +20,7 @@ use crate::config::{ConnectorConfig, PostgresConfig};
 use crate::event::{
     ChangeEvent, LogicalMessage, Op, SnapshotMarker, SourceDetail, SourceMeta, TableSchema, Value,
 };
-use crate::position::{format_lsn, PartialTx, PgPosition, SnapshotState, SourcePosition};
+use crate::position::{format_lsn, PartialTx, PgPosition, SlotId, SnapshotState, SourcePosition};
 use crate::source::{
     heartbeat_timer, now_us, tick, SourceContext, SourceExit, SourceItem, Stopped,
 };
@@ -157,6 +157,8 @@ impl From<Stopped> for Halt {
 struct State {
     /// The end of the last complete transaction (or idle keepalive's WAL end).
     resume_lsn: u64,
+    /// The slot the positions belong to.
+    slot: Option<SlotId>,
     /// The stored progress inside the first transaction, until a commit passes it.
     stored_partial: Option<PartialTx>,
     /// The commit LSN of the last transaction completed.
@@ -166,16 +168,25 @@ struct State {
 }
 
 impl State {
+    /// A streaming position: `resume_lsn` and the progress after it.
+    fn position(&self, resume_lsn: u64, partial: Option<PartialTx>) -> SourcePosition {
+        SourcePosition::Postgres(PgPosition {
+            resume_lsn,
+            partial,
+            snapshot: SnapshotState::Done,
+            slot: self.slot,
+        })
+    }
+
     /// The position of the `events_done`-th event of the open transaction.
     fn position_in_tx(&self, commit_lsn: u64, events_done: u64) -> SourcePosition {
-        SourcePosition::Postgres(PgPosition {
-            resume_lsn: self.resume_lsn,
-            partial: Some(PartialTx {
+        self.position(
+            self.resume_lsn,
+            Some(PartialTx {
                 commit_lsn,
                 events_done,
             }),
-            snapshot: SnapshotState::Done,
-        })
+        )
     }
 }
 
@@ -222,6 +233,7 @@ impl<'a> Streamer<'a> {
             start,
             state: State {
                 resume_lsn: start.resume_lsn,
+                slot: start.slot,
                 stored_partial: start.partial,
                 last_commit: None,
                 tx: None,
@@ -354,11 +366,7 @@ impl<'a> Streamer<'a> {
             .state
             .tx
             .is_none()
-            .then_some(SourcePosition::Postgres(PgPosition {
-                resume_lsn: self.state.resume_lsn,
-                partial: None,
-                snapshot: SnapshotState::Done,
-            }));
+            .then(|| self.state.position(self.state.resume_lsn, None));
         Ok(ctx.heartbeat(position).await?)
     }
 
@@ -411,7 +419,7 @@ impl<'a> Streamer<'a> {
                 if st.tx.is_none() && wal_end > st.resume_lsn {
                     st.resume_lsn = wal_end;
                     st.stored_partial = None;
-                    checkpoint(ctx, wal_end).await?;
+                    checkpoint(ctx, st).await?;
                 }
                 Ok(())
             }
@@ -482,7 +490,7 @@ impl<'a> Streamer<'a> {
         let st = &mut self.state;
         st.resume_lsn = st.resume_lsn.max(end_lsn);
         st.stored_partial = None;
-        checkpoint(ctx, st.resume_lsn).await
+        checkpoint(ctx, st).await
     }
 
     /// A logical decoding message (`pg_logical_emit_message`): transactional ones belong to
@@ -505,14 +513,7 @@ impl<'a> Streamer<'a> {
                 let (commit, index, ts) = (t.final_lsn, t.index, t.commit_ts_us);
                 (st.position_in_tx(commit, index), ts)
             }
-            None => (
-                SourcePosition::Postgres(PgPosition {
-                    resume_lsn: st.resume_lsn,
-                    partial: st.stored_partial,
-                    snapshot: SnapshotState::Done,
-                }),
-                now_us(),
-            ),
+            None => (st.position(st.resume_lsn, st.stored_partial), now_us()),
         };
         let st = &self.state;
         let event = ChangeEvent {
@@ -711,6 +712,7 @@ impl<'a> Streamer<'a> {
                 resume_lsn: 0,
                 partial: None,
                 snapshot: SnapshotState::Done,
+                slot: None,
             }),
         }
     }
@@ -719,14 +721,10 @@ impl<'a> Streamer<'a> {
 /// How often the slot's lag in bytes is measured.
 const SLOT_LAG_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Hands over a transaction boundary (or idle keepalive) at `resume_lsn`, with everything
-/// queued before it.
-async fn checkpoint(ctx: &mut SourceContext, resume_lsn: u64) -> Result<(), Halt> {
-    let p = SourcePosition::Postgres(PgPosition {
-        resume_lsn,
-        partial: None,
-        snapshot: SnapshotState::Done,
-    });
+/// Hands over a transaction boundary (or idle keepalive) at the state's resume LSN, with
+/// everything queued before it.
+async fn checkpoint(ctx: &mut SourceContext, st: &State) -> Result<(), Halt> {
+    let p = st.position(st.resume_lsn, None);
     Ok(ctx.emit_now(SourceItem::Checkpoint(p)).await?)
 }
 

@@ -1,0 +1,142 @@
+//! A replication slot is dropped (to take a new snapshot) only when it is provably this
+//! connector's: a slot of another database, one no stored position records, or one another
+//! consumer has advanced stops the connector with a message naming the slot, its database
+//! and the fix, and the slot is left as it was.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+async fn slot_database(db: &TestDb, slot: &str) -> Option<String> {
+    db.client
+        .query_opt(
+            "SELECT database::text FROM pg_replication_slots WHERE slot_name = $1",
+            &[&slot],
+        )
+        .await
+        .unwrap()
+        .map(|r| r.get(0))
+}
+
+/// Runs a daemon with one connector until it ends (no admin API: the daemon ends when its
+/// connector has stopped); returns its logs.
+fn run_until_failed(daemon: &mut Daemon) -> String {
+    daemon.start();
+    let status = daemon.wait_exit(Duration::from_secs(60));
+    let logs = daemon.logs();
+    assert!(!status.success(), "{logs}");
+    logs
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slot_of_another_database_is_never_dropped() {
+    let ours = TestDb::new("slotours").await;
+    let theirs = TestDb::new("slottheirs").await;
+    ours.exec("CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1);")
+        .await;
+    let name = unique("slotdb");
+    theirs
+        .exec(&format!(
+            "SELECT pg_create_logical_replication_slot('{name}', 'pgoutput')"
+        ))
+        .await;
+    let mut daemon = Daemon::new(
+        "",
+        &[("c.toml", pg_connector(&name, &name, &ours, &["public.t"], ""))],
+    );
+    let logs = run_until_failed(&mut daemon);
+    assert!(logs.contains("Sluice cannot prove it is this connector's"), "{logs}");
+    assert!(logs.contains(&theirs.name), "names the slot's database: {logs}");
+    assert!(logs.contains("pg_drop_replication_slot"), "{logs}");
+    assert!(!logs.contains("retrying"), "{logs}");
+    assert_eq!(slot_database(&ours, &name).await, Some(theirs.name.clone()));
+    theirs
+        .exec(&format!("SELECT pg_drop_replication_slot('{name}')"))
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slot_no_stored_position_records_is_never_dropped() {
+    let db = TestDb::new("slotforeign").await;
+    db.exec("CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1);")
+        .await;
+    let name = unique("slotforeign");
+    db.exec(&format!(
+        "SELECT pg_create_logical_replication_slot('{name}', 'pgoutput')"
+    ))
+    .await;
+    let before = db.confirmed_flush(&name).await;
+    let mut daemon = Daemon::new(
+        "",
+        &[("c.toml", pg_connector(&name, &name, &db, &["public.t"], ""))],
+    );
+    let logs = run_until_failed(&mut daemon);
+    assert!(logs.contains("no stored position of this connector records it"), "{logs}");
+    assert!(logs.contains("postgres.slot"), "{logs}");
+    assert_eq!(db.confirmed_flush(&name).await, before, "the slot is untouched");
+    db.exec(&format!("SELECT pg_drop_replication_slot('{name}')"))
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn its_own_slot_is_recreated_for_a_snapshot_but_not_once_another_consumer_advanced_it() {
+    let db = TestDb::new("slotown").await;
+    db.exec("CREATE TABLE t (id int PRIMARY KEY, v int); INSERT INTO t VALUES (1, 1), (2, 2);")
+        .await;
+    let name = unique("slotown");
+    let topic = format!("{name}.public.t");
+    let connector = pg_connector(
+        &name,
+        &name,
+        &db,
+        &["public.t"],
+        "[format]\nschemas = false\n[snapshot]\nmode = \"always\"",
+    );
+    let mut daemon = Daemon::new("", &[("c.toml", connector)]);
+    daemon.start();
+    read_topic(&topic, 2, Duration::from_secs(60));
+    let lsn = db.current_lsn().await;
+    wait_slot_and_offset(&db, &daemon, &name, lsn, Duration::from_secs(60)).await;
+    let stored = daemon.offset(&name).expect("offset stored");
+    assert!(
+        stored["position"]["slot"]["database_oid"].as_u64().is_some(),
+        "the slot is recorded with the position: {stored}"
+    );
+    assert!(daemon.stop().success());
+
+    // `always`: its own slot is dropped and created again, and the snapshot read again.
+    db.exec("INSERT INTO t VALUES (3, 3)").await;
+    daemon.start();
+    let reads = |msgs: &[Msg]| -> Vec<i64> {
+        msgs.iter()
+            .filter_map(|m| m.value.as_ref().map(payload))
+            .filter(|v| v["op"] == "r")
+            .map(|v| v["after"]["id"].as_i64().unwrap())
+            .collect()
+    };
+    let msgs = read_topic_until(&topic, Duration::from_secs(60), |m| reads(m).len() >= 5);
+    let snapshot_ids = reads(&msgs);
+    assert_eq!(snapshot_ids, [1, 2, 1, 2, 3], "{}", daemon.logs());
+    let lsn = db.current_lsn().await;
+    wait_slot_and_offset(&db, &daemon, &name, lsn, Duration::from_secs(60)).await;
+    assert!(daemon.stop().success());
+
+    // Another consumer moves the slot past the stored position: no longer provably ours.
+    // (The test server commits asynchronously; the slot advances only to flushed WAL.)
+    db.exec("BEGIN; SET LOCAL synchronous_commit = on; INSERT INTO t VALUES (4, 4); COMMIT;")
+        .await;
+    db.exec(&format!(
+        "SELECT pg_replication_slot_advance('{name}', pg_current_wal_lsn())"
+    ))
+    .await;
+    let advanced = db.confirmed_flush(&name).await;
+    let stored = daemon.offset(&name).unwrap()["position"]["resume_lsn"].as_u64();
+    assert!(advanced > stored, "{advanced:?} {stored:?}");
+    let logs = run_until_failed(&mut daemon);
+    assert!(logs.contains("another consumer has confirmed it"), "{logs}");
+    assert_eq!(db.confirmed_flush(&name).await, advanced, "the slot is untouched");
+    db.exec(&format!("SELECT pg_drop_replication_slot('{name}')"))
+        .await;
+}
