@@ -238,6 +238,10 @@ pub fn twos_complement(digits: &[u8], negative: bool) -> Vec<u8> {
     mag
 }
 
+/// UTF-8 text in reference-counted bytes (`Deref<Target = str>`; `From<String>` and
+/// `From<&str>`).
+pub type Text = bytestring::ByteString;
+
 /// One field of one row.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
@@ -254,7 +258,9 @@ pub enum Value {
     /// Decimal with its scale.
     Decimal(Decimal),
     /// Text, including the string-typed semantic kinds (JSON, UUID, zoned times, enums).
-    Text(String),
+    /// Held in shared bytes: a text value decoded from a replication message points into
+    /// that message instead of being copied (a 100 MB value is in memory once, not twice).
+    Text(Text),
     /// Bytes (bytea, bit strings).
     Bytes(Vec<u8>),
     /// Array elements.
@@ -266,6 +272,37 @@ pub enum Value {
         /// Spatial reference system id.
         srid: Option<i32>,
     },
+}
+
+impl Value {
+    /// A text value.
+    pub fn text(s: impl Into<Text>) -> Value {
+        Value::Text(s.into())
+    }
+
+    /// About how many bytes the value occupies (for memory bounds, not exact).
+    pub fn approx_bytes(&self) -> usize {
+        let inline = std::mem::size_of::<Value>();
+        inline
+            + match self {
+                Value::Text(t) => t.len(),
+                Value::Bytes(b) => b.len(),
+                Value::Decimal(d) => d.unscaled.len(),
+                Value::Array(a) => a.iter().map(Value::approx_bytes).sum(),
+                Value::Geometry { wkb, .. } => wkb.len(),
+                Value::Null
+                | Value::Unavailable
+                | Value::Bool(_)
+                | Value::Int(_)
+                | Value::Float(_) => 0,
+            }
+    }
+}
+
+/// About how many bytes a row image occupies.
+pub fn row_bytes(row: &Option<Vec<Value>>) -> usize {
+    row.as_ref()
+        .map_or(0, |r| r.iter().map(Value::approx_bytes).sum())
 }
 
 /// Which part of a snapshot an event belongs to (`source.snapshot`).

@@ -17,6 +17,8 @@ pub const DEFAULT_TOPIC_PARTITIONS: i32 = 1;
 pub const DEFAULT_TOPIC_REPLICATION_FACTOR: i32 = 1;
 /// Records in flight to the broker per connector before the source is paused (backpressure).
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 10_000;
+/// Default `[sink] max_in_flight_bytes`: 64 MiB.
+pub const DEFAULT_MAX_IN_FLIGHT_BYTES: u64 = 64 << 20;
 
 /// The daemon's settings.
 #[derive(Debug, Clone, Deserialize)]
@@ -96,6 +98,11 @@ pub struct SinkConfig {
     /// Records in flight per connector before reading from the source pauses.
     #[serde(default = "default_in_flight")]
     pub max_in_flight: usize,
+    /// Bytes of records in flight per connector (and, separately, of changes waiting between
+    /// source and pipeline) before reading from the source pauses. A record larger than
+    /// this passes alone.
+    #[serde(default = "default_in_flight_bytes")]
+    pub max_in_flight_bytes: u64,
 }
 
 fn default_partitions() -> i32 {
@@ -106,6 +113,9 @@ fn default_replication() -> i32 {
 }
 fn default_in_flight() -> usize {
     DEFAULT_MAX_IN_FLIGHT
+}
+fn default_in_flight_bytes() -> u64 {
+    DEFAULT_MAX_IN_FLIGHT_BYTES
 }
 
 /// Log output format.
@@ -215,6 +225,16 @@ impl DaemonConfig {
         }
         if self.sink.max_in_flight == 0 {
             return Err(invalid("sink.max_in_flight", "must be at least 1".into()));
+        }
+        if !(1..=u64::from(u32::MAX)).contains(&self.sink.max_in_flight_bytes) {
+            return Err(invalid(
+                "sink.max_in_flight_bytes",
+                format!(
+                    "must be between 1 and {} (4 GiB); it is {}",
+                    u32::MAX,
+                    self.sink.max_in_flight_bytes
+                ),
+            ));
         }
         for (key, value) in &self.sink.properties {
             if let Some((_, required)) = RESERVED_PROPERTIES.iter().find(|(k, _)| k == key) {

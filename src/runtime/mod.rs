@@ -456,6 +456,7 @@ async fn supervise(
         let settings = PipelineSettings {
             offset_flush_interval: Duration::from_millis(daemon.offset_flush_interval_ms),
             max_in_flight: daemon.sink.max_in_flight,
+            max_in_flight_bytes: daemon.sink.max_in_flight_bytes as u32,
         };
         let run = run_pipeline(
             &*wiring,

@@ -26,7 +26,9 @@ use crate::failure::{Classify, Severity};
 use crate::offsets::{OffsetError, OffsetStore};
 use crate::position::SourcePosition;
 use crate::sink::{Delivery, PendingDelivery, Sink, SinkError};
-use crate::source::{ChangeSource, SourceContext, SourceError, SourceExit, SourceItem};
+use crate::source::{
+    Batch, ByteBudget, ChangeSource, SourceContext, SourceError, SourceExit, SourceItem,
+};
 use crate::status::Observer;
 
 /// Batches buffered between the source and the sink stage (each at most
@@ -82,6 +84,9 @@ pub struct PipelineSettings {
     pub offset_flush_interval: Duration,
     /// Records awaiting acknowledgement before the source is paused.
     pub max_in_flight: usize,
+    /// Bytes of records awaiting acknowledgement before the source is paused; also the
+    /// bytes that may wait between source and pipeline.
+    pub max_in_flight_bytes: u32,
 }
 
 /// What a delivered record is counted as.
@@ -123,6 +128,7 @@ pub async fn run_once(
         .observer
         .update(|s| s.committed_offset = stored.as_ref().map(|p| p.to_string()));
     let (items_tx, items_rx) = mpsc::channel(ITEM_CHANNEL_CAPACITY);
+    let budget = ByteBudget::new(settings.max_in_flight_bytes);
     let (committed_tx, committed_rx) = watch::channel(stored.clone());
     // The source stops when the run is stopped or when the sink side fails.
     let (source_stop_tx, source_stop_rx) = watch::channel(false);
@@ -130,6 +136,8 @@ pub async fn run_once(
     let ctx = SourceContext {
         items: items_tx,
         pending: Vec::new(),
+        pending_bytes: 0,
+        budget: budget.clone(),
         committed: committed_rx,
         shutdown: source_stop_rx,
         observer: control.observer.clone(),
@@ -149,6 +157,8 @@ pub async fn run_once(
         offsets: parts.offsets,
         tracker: AckTracker::new(stored),
         in_flight: FuturesUnordered::new(),
+        in_flight_bytes: 0,
+        budget,
         committed_tx,
         source_stop: source_stop_tx,
         counters: Counters::new(control.observer.clone()),
@@ -182,6 +192,10 @@ struct Run {
     offsets: Arc<dyn OffsetStore>,
     tracker: AckTracker,
     in_flight: FuturesUnordered<InFlight>,
+    /// Bytes of the records in `in_flight`.
+    in_flight_bytes: usize,
+    /// The bytes waiting between source and pipeline.
+    budget: ByteBudget,
     committed_tx: watch::Sender<Option<SourcePosition>>,
     source_stop: watch::Sender<bool>,
     counters: Counters,
@@ -197,7 +211,7 @@ impl Run {
     /// source in every case.
     async fn drive(
         &mut self,
-        mut items: mpsc::Receiver<Vec<SourceItem>>,
+        mut items: mpsc::Receiver<Batch>,
         control: RunControl,
     ) -> Result<(), PipelineError> {
         let result = self.pump(&mut items, control).await;
@@ -223,7 +237,7 @@ impl Run {
 
     async fn pump(
         &mut self,
-        items: &mut mpsc::Receiver<Vec<SourceItem>>,
+        items: &mut mpsc::Receiver<Batch>,
         control: RunControl,
     ) -> Result<(), PipelineError> {
         let RunControl {
@@ -246,10 +260,12 @@ impl Run {
         while !(source_done && self.in_flight.is_empty()) {
             let may_read = !source_done
                 && !is_paused
-                && self.tracker.in_flight() < self.settings.max_in_flight;
+                && self.tracker.in_flight() < self.settings.max_in_flight
+                && self.in_flight_bytes < self.settings.max_in_flight_bytes as usize;
             tokio::select! {
                 biased;
                 Some((ticket, delivered, result)) = self.in_flight.next(), if !self.in_flight.is_empty() => {
+                    self.in_flight_bytes -= delivered.bytes;
                     self.resolved(ticket, delivered, result)?;
                 }
                 _ = outer_stop.changed(), if !stopping => {
@@ -334,17 +350,24 @@ impl Run {
         }
     }
 
-    /// Encodes a batch and hands its records to the sink.
-    async fn batch(&mut self, batch: Vec<SourceItem>) -> Result<(), PipelineError> {
+    /// Encodes a batch and hands its records to the sink; then gives the batch's bytes
+    /// back to the budget (its records now count as in flight).
+    async fn batch(&mut self, batch: Batch) -> Result<(), PipelineError> {
         self.encoder.set_batch_time();
         self.counters.refresh_lag();
-        for item in batch {
-            if let Err(e) = self.item(item).await {
-                tracing::warn!(error = %e, "cannot encode or hand over a record");
-                return Err(e);
+        let Batch { items, held } = batch;
+        let result = async {
+            for item in items {
+                if let Err(e) = self.item(item).await {
+                    tracing::warn!(error = %e, "cannot encode or hand over a record");
+                    return Err(e);
+                }
             }
+            Ok(())
         }
-        Ok(())
+        .await;
+        self.budget.give_back(held);
+        result
     }
 
     async fn item(&mut self, item: SourceItem) -> Result<(), PipelineError> {
@@ -406,7 +429,10 @@ impl Run {
                 self.counters.delivered(&counted);
                 self.tracker.delivered(ticket);
             }
-            Delivery::Pending(fut) => self.in_flight.push(in_flight(ticket, counted, fut)),
+            Delivery::Pending(fut) => {
+                self.in_flight_bytes += counted.bytes;
+                self.in_flight.push(in_flight(ticket, counted, fut))
+            }
         }
         Ok(())
     }

@@ -30,6 +30,11 @@ struct ScriptedSource {
     /// Panic (a defect) at this row.
     panic_at: Option<u64>,
     table: Arc<TableSchema>,
+    /// Bytes of text in each row's `blob` column (0: null).
+    text: usize,
+    /// Rows emitted but not yet delivered, at most (measured at each emit).
+    outstanding: Arc<std::sync::atomic::AtomicU64>,
+    broker: FaultyBroker,
 }
 
 fn pos(n: u64) -> SourcePosition {
@@ -41,12 +46,17 @@ fn pos(n: u64) -> SourcePosition {
     })
 }
 
-fn event(table: &Arc<TableSchema>, n: u64) -> SourceItem {
+fn event(table: &Arc<TableSchema>, n: u64, text: usize) -> SourceItem {
+    let blob = if text == 0 {
+        Value::Null
+    } else {
+        Value::text("x".repeat(text))
+    };
     SourceItem::Event(Box::new(ChangeEvent {
         op: Op::Create,
         table: Some(table.clone()),
         before: None,
-        after: Some(vec![Value::Int((n % 7) as i64), Value::Int(n as i64)]),
+        after: Some(vec![Value::Int((n % 7) as i64), Value::Int(n as i64), blob]),
         source: SourceMeta {
             ts_us: 1_700_000_000_000_000 + n as i64,
             snapshot: SnapshotMarker::False,
@@ -85,7 +95,10 @@ impl ChangeSource for ScriptedSource {
                         severity: Severity::Transient,
                     });
                 }
-                if !ctx.send(event(&self.table, n)).await {
+                let waiting = (n - 1).saturating_sub(self.broker.resolved());
+                self.outstanding
+                    .fetch_max(waiting, std::sync::atomic::Ordering::SeqCst);
+                if !ctx.send(event(&self.table, n, self.text)).await {
                     return Ok(SourceExit::Shutdown);
                 }
             }
@@ -106,6 +119,8 @@ struct FakeWiring {
     source_fail_at: Option<u64>,
     source_failed: Arc<std::sync::atomic::AtomicBool>,
     source_panic_at: Option<u64>,
+    row_text: usize,
+    outstanding: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl FakeWiring {
@@ -117,6 +132,8 @@ impl FakeWiring {
             source_fail_at: None,
             source_failed: Arc::default(),
             source_panic_at: None,
+            row_text: 0,
+            outstanding: Arc::default(),
         }
     }
 }
@@ -127,12 +144,17 @@ fn table() -> Arc<TableSchema> {
         kind: ColumnKind::Int64,
         nullable: false,
     };
+    let blob = Column {
+        name: "blob".into(),
+        kind: ColumnKind::Text,
+        nullable: true,
+    };
     Arc::new(TableSchema {
         id: TableId {
             schema: "public".into(),
             name: "t".into(),
         },
-        columns: vec![col("k"), col("id")],
+        columns: vec![col("k"), col("id"), blob],
         key: vec![1],
     })
 }
@@ -159,6 +181,9 @@ impl Wiring for FakeWiring {
             failed: self.source_failed.clone(),
             panic_at: self.source_panic_at,
             table: table(),
+            text: self.row_text,
+            outstanding: self.outstanding.clone(),
+            broker: self.broker.clone(),
         })
     }
 }
@@ -203,7 +228,16 @@ fn ids(broker: &FaultyBroker) -> Vec<u64> {
 }
 
 async fn run_daemon(wiring: Arc<FakeWiring>, tag: &str) -> (Result<(), RunError>, Arc<Runtime>) {
-    let (dir, daemon, connector) = config_dir(tag);
+    run_daemon_with(wiring, tag, |_| {}).await
+}
+
+async fn run_daemon_with(
+    wiring: Arc<FakeWiring>,
+    tag: &str,
+    settings: impl FnOnce(&mut DaemonConfig),
+) -> (Result<(), RunError>, Arc<Runtime>) {
+    let (dir, mut daemon, connector) = config_dir(tag);
+    settings(&mut daemon);
     let (_shutdown_tx, shutdown_rx) = watch::channel(false);
     let runtime = Runtime::new(daemon, wiring, shutdown_rx);
     let result = tokio::time::timeout(
@@ -231,6 +265,42 @@ async fn reordered_and_delayed_deliveries_publish_everything_in_order() {
     assert_eq!(ids(&wiring.broker), (1..=300).collect::<Vec<_>>());
     assert_eq!(stored(&wiring), Some(pos(300)));
     assert_eq!(runtime.status("c").unwrap().state, ConnectorState::Finished);
+}
+
+#[tokio::test]
+async fn memory_between_source_and_broker_is_bounded_in_bytes_and_a_huge_row_passes_alone() {
+    // Rows of 1 MiB, slow deliveries, a 4 MiB bound (and a count bound far away): the
+    // source may run ahead only by what the byte budgets allow (4 MiB waiting for the
+    // pipeline, 4 MiB in flight, the batch being built and the row being encoded), not by
+    // `max_in_flight` rows. One row of 9 MiB, larger than both budgets, still passes.
+    const MIB: usize = 1 << 20;
+    let mut wiring = FakeWiring::new(vec![Fault::Delay(Duration::from_millis(20))], 60);
+    wiring.row_text = MIB;
+    let wiring = Arc::new(wiring);
+    let (result, _) = run_daemon_with(wiring.clone(), "bytes", |d| {
+        d.sink.max_in_flight = 1000;
+        d.sink.max_in_flight_bytes = 4 * MIB as u64;
+    })
+    .await;
+    result.expect("clean finish");
+    assert_eq!(ids(&wiring.broker), (1..=60).collect::<Vec<_>>());
+    let most = wiring
+        .outstanding
+        .load(std::sync::atomic::Ordering::SeqCst);
+    assert!(most <= 12, "{most} rows of 1 MiB were waiting at once");
+    assert!(most >= 4, "the bound is reached, so the test measures it: {most}");
+
+    let mut wiring = FakeWiring::new(vec![Fault::Delay(Duration::from_millis(5))], 3);
+    wiring.row_text = 9 * MIB;
+    let wiring = Arc::new(wiring);
+    let (result, _) = run_daemon_with(wiring.clone(), "hugerow", |d| {
+        d.sink.max_in_flight_bytes = 4 * MIB as u64;
+    })
+    .await;
+    result.expect("clean finish");
+    assert_eq!(ids(&wiring.broker), [1, 2, 3]);
+    let records = wiring.broker.records();
+    assert!(records[0].value.as_ref().unwrap().len() > 9 * MIB);
 }
 
 #[tokio::test]
@@ -336,6 +406,7 @@ async fn run_once_commits_only_what_is_durable() {
     let settings = PipelineSettings {
         offset_flush_interval: Duration::from_millis(5),
         max_in_flight: 1000,
+        max_in_flight_bytes: 64 << 20,
     };
     let control = pipeline::RunControl {
         stop,

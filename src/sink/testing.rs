@@ -34,6 +34,7 @@ pub enum Fault {
 struct State {
     records: Vec<Record>,
     sent: u64,
+    resolved: u64,
 }
 
 /// The destination of [`FaultySink`]s: what they accepted, and the faults to inject.
@@ -68,6 +69,11 @@ impl FaultyBroker {
     /// How many records were sent (accepted or not).
     pub fn sent(&self) -> u64 {
         self.lock().sent
+    }
+
+    /// How many deliveries have resolved (succeeded or failed).
+    pub fn resolved(&self) -> u64 {
+        self.lock().resolved
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -144,23 +150,28 @@ impl FaultySink {
             if self.held.len() >= window {
                 self.release();
             }
+            let broker = self.broker.clone();
             return Ok(Delivery::Pending(Box::pin(async move {
                 if let Some(d) = delay {
                     tokio::time::sleep(d).await;
                 }
-                rx.await.unwrap_or_else(|_| {
+                let outcome = rx.await.unwrap_or_else(|_| {
                     Err(SinkError::Delivery {
                         topic: "*".into(),
                         reason: "the test sink was dropped".into(),
                     })
-                })
+                });
+                broker.lock().resolved += 1;
+                outcome
             })));
         }
+        let broker = self.broker.clone();
         Ok(Delivery::Pending(Box::pin(async move {
             match delay {
                 Some(d) => tokio::time::sleep(d).await,
                 None => tokio::task::yield_now().await,
             }
+            broker.lock().resolved += 1;
             outcome
         })))
     }

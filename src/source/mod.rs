@@ -33,6 +33,25 @@ pub enum SourceItem {
     SchemaChange(Box<crate::event::SchemaChange>),
 }
 
+impl SourceItem {
+    /// About how many bytes the item occupies (for memory bounds, not exact).
+    pub fn approx_bytes(&self) -> usize {
+        const FIXED: usize = 256;
+        FIXED
+            + match self {
+                SourceItem::Event(e) => {
+                    crate::event::row_bytes(&e.before)
+                        + crate::event::row_bytes(&e.after)
+                        + e.message.as_ref().map_or(0, |m| m.content.len())
+                }
+                SourceItem::SchemaChange(c) => c.ddl.len(),
+                SourceItem::Checkpoint(_)
+                | SourceItem::Heartbeat { .. }
+                | SourceItem::Transaction(_) => 0,
+            }
+    }
+}
+
 /// A source failure.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
@@ -204,12 +223,67 @@ pub enum SourceExit {
 /// batch instead of per row keeps the two tasks from ping-ponging.
 pub const BATCH_ITEMS: usize = 256;
 
+/// A batch is handed over once its items hold about this many bytes, whatever their count.
+pub const BATCH_BYTES: usize = 1 << 20;
+
+/// Items handed to the pipeline together, with the bytes of the budget they hold.
+pub struct Batch {
+    /// The items, in order.
+    pub items: Vec<SourceItem>,
+    /// Bytes taken from the [`ByteBudget`]; given back once the batch is encoded and sent.
+    pub held: u32,
+}
+
+/// The bytes that may wait between the source and the pipeline. A batch larger than the
+/// whole budget takes all of it and passes alone, so nothing ever waits forever.
+#[derive(Clone)]
+pub struct ByteBudget {
+    permits: std::sync::Arc<tokio::sync::Semaphore>,
+    limit: u32,
+}
+
+impl ByteBudget {
+    /// A budget of `limit` bytes (at least 1).
+    pub fn new(limit: u32) -> Self {
+        let limit = limit.max(1);
+        ByteBudget {
+            permits: std::sync::Arc::new(tokio::sync::Semaphore::new(limit as usize)),
+            limit,
+        }
+    }
+
+    /// Waits until `bytes` (capped at the limit) are free and takes them.
+    pub async fn take(&self, bytes: usize) -> u32 {
+        let n = bytes.clamp(1, self.limit as usize) as u32;
+        match self.permits.acquire_many(n).await {
+            Ok(p) => p.forget(),
+            Err(_) => return 0,
+        }
+        n
+    }
+
+    /// Gives bytes back.
+    pub fn give_back(&self, n: u32) {
+        self.permits.add_permits(n as usize);
+    }
+
+    /// Bytes taken now.
+    pub fn in_use(&self) -> usize {
+        self.limit as usize - self.permits.available_permits()
+    }
+}
+
 /// The channels a source runs with.
 pub struct SourceContext {
-    /// Batches of items for the pipeline (bounded: a full channel pauses the source).
-    pub items: mpsc::Sender<Vec<SourceItem>>,
+    /// Batches of items for the pipeline (bounded in batches and in bytes: a full channel
+    /// pauses the source).
+    pub items: mpsc::Sender<Batch>,
     /// Items not yet handed over.
     pub pending: Vec<SourceItem>,
+    /// About how many bytes `pending` holds.
+    pub pending_bytes: usize,
+    /// The bytes that may wait for the pipeline.
+    pub budget: ByteBudget,
     /// The last position durably committed to the offset store.
     pub committed: watch::Receiver<Option<SourcePosition>>,
     /// Becomes `true` when the source must stop.
@@ -221,8 +295,9 @@ pub struct SourceContext {
 impl SourceContext {
     /// Queues an item, handing a full batch over; `false` means stop (shutdown).
     pub async fn send(&mut self, item: SourceItem) -> bool {
+        self.pending_bytes += item.approx_bytes();
         self.pending.push(item);
-        if self.pending.len() >= BATCH_ITEMS {
+        if self.pending.len() >= BATCH_ITEMS || self.pending_bytes >= BATCH_BYTES {
             return self.flush().await;
         }
         !*self.shutdown.borrow()
@@ -236,9 +311,20 @@ impl SourceContext {
         if self.pending.is_empty() {
             return true;
         }
-        let batch = std::mem::replace(&mut self.pending, Vec::with_capacity(BATCH_ITEMS));
+        let items = std::mem::replace(&mut self.pending, Vec::with_capacity(BATCH_ITEMS));
+        let bytes = std::mem::take(&mut self.pending_bytes);
+        let budget = self.budget.clone();
+        let items_tx = self.items.clone();
+        let hand_over = async move {
+            let held = budget.take(bytes).await;
+            if items_tx.send(Batch { items, held }).await.is_err() {
+                budget.give_back(held);
+                return false;
+            }
+            true
+        };
         tokio::select! {
-            res = self.items.send(batch) => res.is_ok(),
+            ok = hand_over => ok,
             _ = self.shutdown.changed() => false,
         }
     }

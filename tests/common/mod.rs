@@ -107,7 +107,7 @@ impl TestDb {
     pub async fn current_lsn(&self) -> u64 {
         let row = self
             .client
-            .query_one("SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::int8", &[])
+            .query_one("SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::int8", &[])
             .await
             .unwrap();
         row.get::<_, i64>(0) as u64

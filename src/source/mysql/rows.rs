@@ -159,7 +159,7 @@ impl RowDecoder {
                     let len = r.uint(*len_bytes, "JSON diff length")? as usize;
                     let diff = r.take(len, "JSON diff")?;
                     match before.get(i) {
-                        Some(Value::Text(base)) => Value::Text(jsonb::apply_diffs(base, diff)?),
+                        Some(Value::Text(base)) => Value::text(jsonb::apply_diffs(base, diff)?),
                         // The old document is not in the before image (binlog_row_image =
                         // MINIMAL): the new one cannot be rebuilt from the diff.
                         _ => Value::Unavailable,

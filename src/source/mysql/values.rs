@@ -57,7 +57,7 @@ pub(super) fn parse_text(step: &Step, raw: &[u8]) -> Res<Value> {
         }
         Step::TimestampOld | Step::Timestamp2 { .. } => {
             match parse_datetime(&txt()).ok_or_else(|| bad("a timestamp"))? {
-                Some(us) => Value::Text(crate::calendar::iso_utc(us)),
+                Some(us) => Value::text(crate::calendar::iso_utc(us)),
                 None => Value::Null,
             }
         }
@@ -65,7 +65,7 @@ pub(super) fn parse_text(step: &Step, raw: &[u8]) -> Res<Value> {
             if *charset == Charset::Binary {
                 Value::Bytes(raw.to_vec())
             } else {
-                Value::Text(txt().into_owned())
+                Value::text(txt().into_owned())
             }
         }
         Step::Char { charset, .. } => {
@@ -74,10 +74,10 @@ pub(super) fn parse_text(step: &Step, raw: &[u8]) -> Res<Value> {
                 let end = raw.iter().rposition(|b| *b != 0).map_or(0, |i| i + 1);
                 Value::Bytes(raw[..end].to_vec())
             } else {
-                Value::Text(txt().into_owned())
+                Value::text(txt().into_owned())
             }
         }
-        Step::Enum { .. } | Step::Set { .. } => Value::Text(txt().into_owned()),
+        Step::Enum { .. } | Step::Set { .. } => Value::text(txt().into_owned()),
         Step::Bit { boolean, .. } => {
             if *boolean {
                 Value::Bool(raw.iter().any(|b| *b != 0))
@@ -89,8 +89,8 @@ pub(super) fn parse_text(step: &Step, raw: &[u8]) -> Res<Value> {
             // MySQL prints JSON with spaces; the binlog decoder writes it compact.
             let t = txt();
             match serde_json::from_str::<serde_json::Value>(&t) {
-                Ok(v) => Value::Text(v.to_string()),
-                Err(_) => Value::Text(t.into_owned()),
+                Ok(v) => Value::text(v.to_string()),
+                Err(_) => Value::text(t.into_owned()),
             }
         }
         Step::Geometry { .. } => {
@@ -321,7 +321,7 @@ fn read_temporal(r: &mut Reader<'_>, step: &Step) -> Res<Value> {
             if secs == 0 {
                 Value::Null
             } else {
-                Value::Text(crate::calendar::iso_utc(i64::from(secs) * 1_000_000))
+                Value::text(crate::calendar::iso_utc(i64::from(secs) * 1_000_000))
             }
         }
         Step::Timestamp2 { fsp } => {
@@ -330,7 +330,7 @@ fn read_temporal(r: &mut Reader<'_>, step: &Step) -> Res<Value> {
             if secs == 0 && frac == 0 {
                 Value::Null
             } else {
-                Value::Text(crate::calendar::iso_utc(secs * 1_000_000 + frac))
+                Value::text(crate::calendar::iso_utc(secs * 1_000_000 + frac))
             }
         }
         _ => return Err(Malformed("not a temporal column step".into())),
@@ -346,13 +346,13 @@ fn read_bytes_value(r: &mut Reader<'_>, step: &Step) -> Res<Value> {
             if *charset == Charset::Binary {
                 Value::Bytes(b.to_vec())
             } else {
-                Value::Text(charset.decode(b))
+                Value::text(charset.decode(b))
             }
         }
         Step::Enum { pack, labels } => {
             let i = r.uint(*pack, "enum index")? as usize;
             // Index 0 is the error value '' (an invalid value inserted in non-strict mode).
-            Value::Text(
+            Value::text(
                 i.checked_sub(1)
                     .and_then(|i| labels.get(i))
                     .cloned()
@@ -370,7 +370,7 @@ fn read_bytes_value(r: &mut Reader<'_>, step: &Step) -> Res<Value> {
                     s.push_str(l);
                 }
             }
-            Value::Text(s)
+            Value::text(s)
         }
         Step::Bit { bytes, boolean } => {
             let b = r.take(*bytes, "bit")?;
@@ -392,13 +392,13 @@ fn read_bytes_value(r: &mut Reader<'_>, step: &Step) -> Res<Value> {
                 Value::Bytes(b.to_vec())
             } else {
                 let _ = json_text;
-                Value::Text(charset.decode(b))
+                Value::text(charset.decode(b))
             }
         }
         Step::Json { len_bytes } => {
             let len = r.uint(*len_bytes, "JSON length")? as usize;
             let b = r.take(len, "JSON")?;
-            Value::Text(jsonb::to_text(b)?)
+            Value::text(jsonb::to_text(b)?)
         }
         Step::Geometry { len_bytes } => {
             let len = r.uint(*len_bytes, "geometry length")? as usize;

@@ -11,7 +11,7 @@ use super::pgoutput::{Relation, TupleValue};
 use super::types::{PgType, TypeCatalog};
 use super::values;
 use super::PgError;
-use crate::event::{Column, ColumnKind, TableId, TableSchema, Value};
+use crate::event::{Column, ColumnKind, TableId, TableSchema, Text, Value};
 
 /// A relation as Sluice decodes it.
 #[derive(Debug, Clone)]
@@ -164,10 +164,16 @@ impl Decoder {
                     Some(v) if !matches!(v, Value::Unavailable) => v.clone(),
                     _ => Value::Unavailable,
                 },
-                Some(TupleValue::Text(bytes)) => {
-                    let text = String::from_utf8_lossy(bytes);
-                    convert(&mut self.warned, info, i, &text)
-                }
+                Some(TupleValue::Text(bytes)) => match info.types.get(i) {
+                    // Plain text points into the replication message: no copy.
+                    Some((ty, typmod)) if values::is_plain_text(ty, *typmod) => {
+                        match Text::try_from(bytes.clone()) {
+                            Ok(text) => Value::Text(text),
+                            Err(_) => Value::text(String::from_utf8_lossy(bytes).into_owned()),
+                        }
+                    }
+                    _ => convert(&mut self.warned, info, i, &String::from_utf8_lossy(bytes)),
+                },
                 Some(TupleValue::Binary(_)) => Value::Null,
             };
             out.push(v);
@@ -180,7 +186,7 @@ impl Decoder {
     /// per column.
     pub fn value_owned(&mut self, info: &RelationInfo, i: usize, text: String) -> Value {
         match info.types.get(i) {
-            Some((ty, typmod)) if values::is_plain_text(ty, *typmod) => Value::Text(text),
+            Some((ty, typmod)) if values::is_plain_text(ty, *typmod) => Value::text(text),
             _ => convert(&mut self.warned, info, i, &text),
         }
     }
@@ -203,7 +209,7 @@ fn convert(
             }
             match col.kind {
                 ColumnKind::Text | ColumnKind::Json | ColumnKind::Xml | ColumnKind::Uuid => {
-                    Value::Text(text.to_string())
+                    Value::text(text.to_string())
                 }
                 _ => Value::Null,
             }

@@ -416,6 +416,7 @@ impl<'a> Streamer<'a> {
             ReplicationEvent::KeepAlive { wal_end, .. } => {
                 let st = &mut self.state;
                 let wal_end = wal_end.as_u64();
+                tracing::trace!(wal_end = %format_lsn(wal_end), in_tx = st.tx.is_some(), "keepalive");
                 if st.tx.is_none() && wal_end > st.resume_lsn {
                     st.resume_lsn = wal_end;
                     st.stored_partial = None;
@@ -452,6 +453,7 @@ impl<'a> Streamer<'a> {
 
     fn on_begin(&mut self, final_lsn: u64, xid: u32, commit_time_micros: i64) {
         let st = &mut self.state;
+        tracing::trace!(final_lsn = %format_lsn(final_lsn), resume = %format_lsn(st.resume_lsn), xid, "begin");
         let skip_first = match st.stored_partial {
             Some(p) if p.commit_lsn == final_lsn => p.events_done,
             _ => 0,

@@ -86,7 +86,7 @@ pub fn parse(ty: &PgType, typmod: i32, kind: &ColumnKind, text: &str) -> Result<
                 _ => Value::Int(micros),
             }
         }
-        PgType::TimeTz => Value::Text(parse_timetz(text)?),
+        PgType::TimeTz => Value::text(parse_timetz(text)?),
         PgType::Timestamp => {
             let micros = match text {
                 "infinity" => return Ok(Value::Int(POSITIVE_INFINITY_TS)),
@@ -99,10 +99,10 @@ pub fn parse(ty: &PgType, typmod: i32, kind: &ColumnKind, text: &str) -> Result<
             }
         }
         PgType::TimestampTz => match text {
-            "infinity" | "-infinity" => Value::Text(text.to_string()),
+            "infinity" | "-infinity" => Value::text(text.to_string()),
             _ => {
                 let (local, offset) = parse_timestamp(text)?;
-                Value::Text(crate::calendar::iso_utc(local - offset))
+                Value::text(crate::calendar::iso_utc(local - offset))
             }
         },
         PgType::Interval => Value::Int(parse_interval(text)?),
@@ -127,7 +127,7 @@ pub fn parse(ty: &PgType, typmod: i32, kind: &ColumnKind, text: &str) -> Result<
         | PgType::Xml
         | PgType::Enum(_)
         | PgType::Unknown(_)
-        | PgType::Domain(..) => Value::Text(text.to_string()),
+        | PgType::Domain(..) => Value::text(text.to_string()),
     })
 }
 
