@@ -329,6 +329,9 @@ impl ConnectorConfig {
                 "must start with mysql:// (mysql://user:password@host:port)",
             ));
         }
+        if let Err(problem) = super::target::mysql(url) {
+            return Err(self.invalid("mysql.url", problem));
+        }
         let normalized = url.replacen("mariadb://", "mysql://", 1);
         if mysql_async::Opts::from_url(&normalized).is_err() {
             return Err(self.invalid(
@@ -372,11 +375,14 @@ impl ConnectorConfig {
                     "uses https, which Sluice does not support yet; use an http:// URL (for example through a local TLS proxy)",
                 ));
             }
-            if !url.starts_with("http://") || url.len() <= "http://".len() {
+            if !url.starts_with("http://") {
                 return Err(self.invalid(
                     "format.registry_url",
-                    format!("\"{url}\" is not an http:// URL"),
+                    format!("\"{}\" is not an http:// URL", super::target::redact(url)),
                 ));
+            }
+            if let Err(problem) = super::target::parse(url, "http://host:port") {
+                return Err(self.invalid("format.registry_url", problem));
             }
             if f.schemas.is_some()
                 && f.value == ValueFormat::Avro
@@ -409,6 +415,9 @@ impl ConnectorConfig {
                 "postgres.url",
                 "must start with postgres:// (postgres://user:password@host:port/database)",
             ));
+        }
+        if let Err(problem) = super::target::postgres(url) {
+            return Err(self.invalid("postgres.url", problem));
         }
         if url.parse::<tokio_postgres::Config>().is_err() {
             return Err(self.invalid(

@@ -7,8 +7,9 @@
 mod connector;
 mod daemon;
 mod secret;
+pub mod target;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub use connector::{
@@ -246,8 +247,10 @@ pub fn connector_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 fn check_unique(connectors: &[ConnectorConfig]) -> Vec<ConfigError> {
     let mut errors = Vec::new();
     let mut names: BTreeMap<&str, &Path> = BTreeMap::new();
-    let mut slots: BTreeSet<(String, &str)> = BTreeSet::new();
-    let mut server_ids: BTreeSet<(String, u32)> = BTreeSet::new();
+    // Keyed by the normalised server, so two spellings of one server are caught.
+    type Key = ((String, u16, String), String);
+    let mut slots: BTreeMap<Key, &Path> = BTreeMap::new();
+    let mut server_ids: BTreeMap<Key, &Path> = BTreeMap::new();
     for c in connectors {
         if let Some(first) = names.insert(&c.name, &c.file) {
             errors.push(ConfigError::Invalid {
@@ -261,29 +264,38 @@ fn check_unique(connectors: &[ConnectorConfig]) -> Vec<ConfigError> {
             });
         }
         if let Some(pg) = &c.postgres {
-            let key = (pg.url.expose().to_string(), pg.slot.as_str());
-            if !slots.insert(key) {
-                errors.push(ConfigError::Invalid {
-                    path: c.file.clone(),
-                    key: "postgres.slot".into(),
-                    problem: format!(
-                        "\"{}\" is used by another connector on the same database; a slot serves one connector",
-                        pg.slot
-                    ),
-                });
+            // Slot names are per server (cluster), not per database.
+            if let Ok(t) = target::postgres(pg.url.expose()) {
+                let key = ((t.host.clone(), t.port, String::new()), pg.slot.clone());
+                if let Some(first) = slots.insert(key, &c.file) {
+                    errors.push(ConfigError::Invalid {
+                        path: c.file.clone(),
+                        key: "postgres.slot".into(),
+                        problem: format!(
+                            "\"{}\" is also used by {} on the same server ({}:{}); a slot serves one connector: give each its own slot",
+                            pg.slot,
+                            first.display(),
+                            t.host,
+                            t.port
+                        ),
+                    });
+                }
             }
         }
         if let Some(my) = &c.mysql {
-            let key = (my.url.expose().to_string(), my.server_id);
-            if !server_ids.insert(key) {
-                errors.push(ConfigError::Invalid {
-                    path: c.file.clone(),
-                    key: "mysql.server_id".into(),
-                    problem: format!(
-                        "{} is used by another connector on the same server; give each connector its own server_id",
-                        my.server_id
-                    ),
-                });
+            if let Ok(t) = target::mysql(my.url.expose()) {
+                let key = ((t.host.clone(), t.port, String::new()), my.server_id.to_string());
+                if let Some(first) = server_ids.insert(key, &c.file) {
+                    errors.push(ConfigError::Invalid {
+                        path: c.file.clone(),
+                        key: "mysql.server_id".into(),
+                        problem: format!(
+                            "{} is also used by {} on the same server ({t}); give each connector its own server_id",
+                            my.server_id,
+                            first.display()
+                        ),
+                    });
+                }
             }
         }
     }
@@ -355,5 +367,34 @@ mod tests {
             !err.contains("plain-secret") && err.contains("registry_password = ***"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn two_spellings_of_one_server_are_one_server() {
+        let my = |file: &str, url: &str, id: u32| {
+            ConnectorConfig::parse(
+                Path::new(file),
+                &format!("name = \"{file}\"\nsource = \"mysql\"\ntopic_prefix = \"{file}\"\n[mysql]\nurl = \"{url}\"\nserver_id = {id}\ntables = [\"shop.t\"]\n"),
+            )
+            .unwrap()
+        };
+        let pg = |file: &str, url: &str| {
+            ConnectorConfig::parse(
+                Path::new(file),
+                &format!("name = \"{file}\"\nsource = \"postgres\"\ntopic_prefix = \"{file}\"\n[postgres]\nurl = \"{url}\"\nslot = \"s1\"\npublication = \"p\"\ntables = [\"public.t\"]\n"),
+            )
+            .unwrap()
+        };
+        let errors = check_unique(&[
+            my("a", "mysql://u:p@localhost:3306", 7),
+            my("b", "mariadb://other@127.0.0.1", 7),
+            my("c", "mysql://u:p@[::1]:3307", 7),
+            pg("d", "postgres://u:p@localhost/one"),
+            pg("e", "postgresql://u@127.0.0.1:5432/two"),
+        ]);
+        let text: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+        assert_eq!(errors.len(), 2, "{text:?}");
+        assert!(text[0].contains("mysql.server_id") && text[0].contains("a"), "{text:?}");
+        assert!(text[1].contains("postgres.slot") && text[1].contains("same server"), "{text:?}");
     }
 }

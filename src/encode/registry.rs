@@ -85,33 +85,38 @@ impl RegistryClient {
         username: Option<&str>,
         password: Option<&Secret>,
     ) -> Result<Self, String> {
-        let rest = url
-            .strip_prefix("http://")
-            .ok_or_else(|| format!("registry URL {url} must start with http://"))?;
-        let (authority, path) = match rest.find('/') {
-            Some(i) => (&rest[..i], rest[i..].trim_end_matches('/')),
-            None => (rest, ""),
-        };
-        let (host, port) = match authority.rsplit_once(':') {
-            Some((h, p)) => (
-                h.to_string(),
-                p.parse()
-                    .map_err(|_| format!("registry URL {url} has a bad port"))?,
-            ),
-            None => (authority.to_string(), 80),
-        };
-        let authorization = match (username, password) {
-            (Some(u), Some(p)) => Some(format!(
+        let shown = crate::config::target::redact(url);
+        if !url.starts_with("http://") {
+            return Err(format!("registry URL {shown} must start with http://"));
+        }
+        let parsed = crate::config::target::parse(url, "http://host:port")
+            .map_err(|e| format!("registry URL {shown} {e}"))?;
+        let host = crate::config::target::host(&parsed);
+        let port = parsed.port_or_known_default().unwrap_or(80);
+        let path = parsed.path().trim_end_matches('/').to_string();
+        // Credentials in the URL count when none are set apart.
+        let from_url = (!parsed.username().is_empty()).then(|| {
+            (
+                parsed.username().to_string(),
+                parsed.password().unwrap_or_default().to_string(),
+            )
+        });
+        let authorization = match (username, password, from_url) {
+            (Some(u), Some(p), _) => Some(format!(
                 "Basic {}",
                 BASE64.encode(format!("{u}:{}", p.expose()))
             )),
+            (_, _, Some((u, p))) => Some(format!("Basic {}", BASE64.encode(format!("{u}:{p}")))),
             _ => None,
         };
+        let mut public = parsed.clone();
+        let _ = public.set_username("");
+        let _ = public.set_password(None);
         Ok(RegistryClient {
-            url: url.trim_end_matches('/').to_string(),
+            url: public.as_str().trim_end_matches('/').to_string(),
             host,
             port,
-            base_path: path.to_string(),
+            base_path: path,
             authorization,
         })
     }
@@ -341,6 +346,13 @@ mod tests {
         );
         assert_eq!(c.authorization.as_deref(), Some("Basic dTpw"));
         assert!(!format!("{c:?}").contains("dTpw"));
+        // Credentials in the URL: used, and never shown; IPv6 literals work.
+        let c = RegistryClient::new("http://u:p@[::1]:8081", None, None).unwrap();
+        assert_eq!((c.host.as_str(), c.port), ("::1", 8081));
+        assert_eq!(c.authorization.as_deref(), Some("Basic dTpw"));
+        assert_eq!(c.url, "http://[::1]:8081");
+        let e = RegistryClient::new("http://u:s3cret@/x", None, None).unwrap_err();
+        assert!(e.contains("host") && !e.contains("s3cret"), "{e}");
         assert_eq!(encode_segment("a.b-value"), "a.b-value");
         assert_eq!(encode_segment("a b/c"), "a%20b%2Fc");
     }

@@ -22,7 +22,8 @@ impl StdoutSink {
         }
     }
 
-    /// Writes one line. Acceptance is immediate; durability comes with [`Self::flush`].
+    /// Writes one line. Acceptance is immediate; durability comes with [`Self::flush`]. A
+    /// large JSON value is written from the record as it is, not copied into the buffer.
     fn write_line(&mut self, record: &Record) -> Result<Delivery, SinkError> {
         let line = &mut self.buffer;
         line.extend_from_slice(b"{\"topic\":");
@@ -30,21 +31,36 @@ impl StdoutSink {
         line.extend_from_slice(b",\"key\":");
         embed(line, record.key.as_deref());
         line.extend_from_slice(b",\"value\":");
-        embed(line, record.value.as_deref());
+        let large = record
+            .value
+            .as_deref()
+            .filter(|v| v.len() > BATCH_BYTES && is_object(v));
+        let mut tail = Vec::new();
+        let rest = if large.is_some() { &mut tail } else { &mut *line };
+        if large.is_none() {
+            embed(rest, record.value.as_deref());
+        }
         if !record.headers.is_empty() {
-            line.extend_from_slice(b",\"headers\":{");
+            rest.extend_from_slice(b",\"headers\":{");
             for (i, (name, value)) in record.headers.iter().enumerate() {
                 if i > 0 {
-                    line.push(b',');
+                    rest.push(b',');
                 }
-                serde_json::to_writer(&mut *line, name).map_err(std::io::Error::other)?;
-                line.push(b':');
-                embed(line, Some(value));
+                serde_json::to_writer(&mut *rest, name).map_err(std::io::Error::other)?;
+                rest.push(b':');
+                embed(rest, Some(value));
             }
-            line.push(b'}');
+            rest.push(b'}');
         }
-        line.extend_from_slice(b"}\n");
-        if self.buffer.len() >= BATCH_BYTES {
+        rest.extend_from_slice(b"}\n");
+        if let Some(value) = large {
+            let mut out = std::io::stdout().lock();
+            out.write_all(&self.buffer)?;
+            out.write_all(value)?;
+            out.write_all(&tail)?;
+            out.flush()?;
+            self.buffer.clear();
+        } else if self.buffer.len() >= BATCH_BYTES {
             self.flush()?;
         }
         Ok(Delivery::Accepted)
@@ -57,6 +73,10 @@ impl StdoutSink {
             out.write_all(&self.buffer)?;
             out.flush()?;
             self.buffer.clear();
+            // A line that was large does not keep its memory.
+            if self.buffer.capacity() > BATCH_BYTES * 4 {
+                self.buffer = Vec::with_capacity(BATCH_BYTES * 2);
+            }
         }
         Ok(())
     }
@@ -91,9 +111,13 @@ impl Default for StdoutSink {
 fn embed(out: &mut Vec<u8>, bytes: Option<&[u8]>) {
     match bytes {
         None => out.extend_from_slice(b"null"),
-        Some(b) if b.first() == Some(&b'{') && b.last() == Some(&b'}') => out.extend_from_slice(b),
+        Some(b) if is_object(b) => out.extend_from_slice(b),
         Some(b) => {
             let _ = serde_json::to_writer(&mut *out, &String::from_utf8_lossy(b));
         }
     }
+}
+
+fn is_object(b: &[u8]) -> bool {
+    b.first() == Some(&b'{') && b.last() == Some(&b'}')
 }

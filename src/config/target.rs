@@ -1,0 +1,181 @@
+//! Connection URLs read with a URL parser: where they point (normalised, so two spellings
+//! of one server compare equal), and how they may be shown (without the password).
+
+use url::{Host, Url};
+
+/// The server (and database) a connection URL points to.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Target {
+    /// Host, lower case; IPv6 literals without brackets; every loopback spelling
+    /// (`localhost`, `127.0.0.1`, `::1`) as `localhost`.
+    pub host: String,
+    /// Port (the scheme's default when absent).
+    pub port: u16,
+    /// Database (PostgreSQL; empty for MySQL).
+    pub database: String,
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)?;
+        } else {
+            write!(f, "{}:{}", self.host, self.port)?;
+        }
+        if !self.database.is_empty() {
+            write!(f, "/{}", self.database)?;
+        }
+        Ok(())
+    }
+}
+
+/// Parses a URL that must name a host; the error says what is wrong and shows the form.
+pub fn parse(url: &str, form: &str) -> Result<Url, String> {
+    let parsed = Url::parse(url).map_err(|e| format!("is not a valid URL ({e}); expected {form}"))?;
+    match parsed.host() {
+        None => Err(format!("has no host; expected {form}")),
+        Some(Host::Domain(d)) if d.is_empty() => Err(format!("has no host; expected {form}")),
+        Some(_) => Ok(parsed),
+    }
+}
+
+/// The host of a parsed URL as a connection takes it (IPv6 without brackets).
+pub fn host(url: &Url) -> String {
+    match url.host() {
+        Some(Host::Ipv6(a)) => a.to_string(),
+        Some(Host::Ipv4(a)) => a.to_string(),
+        Some(Host::Domain(d)) => d.to_ascii_lowercase(),
+        None => String::new(),
+    }
+}
+
+fn normal_host(url: &Url) -> String {
+    // Hosts of schemes the URL standard does not know (postgres://, mysql://) come as
+    // text, IP literals included.
+    let ip = match url.host() {
+        Some(Host::Ipv4(a)) => Some(std::net::IpAddr::V4(a)),
+        Some(Host::Ipv6(a)) => Some(std::net::IpAddr::V6(a)),
+        Some(Host::Domain(d)) => d.trim_matches(|c| c == '[' || c == ']').parse().ok(),
+        None => None,
+    };
+    match ip {
+        Some(a) if a.is_loopback() => "localhost".into(),
+        Some(a) => a.to_string(),
+        None if host(url) == "localhost" => "localhost".into(),
+        None => host(url),
+    }
+}
+
+/// Where a PostgreSQL URL points: host, port (5432) and database (the user's name when
+/// absent, as libpq does).
+pub fn postgres(url: &str) -> Result<Target, String> {
+    let u = parse(url, "postgres://user:password@host:port/database")?;
+    let user = if u.username().is_empty() {
+        "postgres".to_string()
+    } else {
+        decode(u.username())
+    };
+    let database = decode(u.path().trim_start_matches('/'));
+    Ok(Target {
+        host: normal_host(&u),
+        port: u.port().unwrap_or(5432),
+        database: if database.is_empty() { user } else { database },
+    })
+}
+
+/// Where a MySQL / MariaDB URL points: host and port (3306).
+pub fn mysql(url: &str) -> Result<Target, String> {
+    let u = parse(url, "mysql://user:password@host:port")?;
+    Ok(Target {
+        host: normal_host(&u),
+        port: u.port().unwrap_or(3306),
+        database: String::new(),
+    })
+}
+
+/// The URL as it may be shown: the password replaced by `***`. Text that is not a URL is
+/// shown up to its first `@` only, since it cannot be told what part is secret.
+pub fn redact(url: &str) -> String {
+    match Url::parse(url) {
+        Ok(mut u) => {
+            if u.password().is_some() {
+                let _ = u.set_password(Some("***"));
+            }
+            u.to_string()
+        }
+        Err(_) => match url.rfind('@') {
+            Some(at) => format!("***{}", &url[at..]),
+            None => url.to_string(),
+        },
+    }
+}
+
+fn decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spellings_of_one_server_compare_equal() {
+        let a = postgres("postgres://u:p@localhost/shop").unwrap();
+        let b = postgres("postgresql://other@127.0.0.1:5432/shop?sslmode=disable").unwrap();
+        let c = postgres("postgres://u@[::1]:5432/shop").unwrap();
+        let d = postgres("postgres://u@LOCALHOST:5432/shop").unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a, c);
+        assert_eq!(a, d);
+        assert_ne!(a, postgres("postgres://u@localhost:5433/shop").unwrap());
+        assert_eq!(postgres("postgres://alice@db/").unwrap().database, "alice");
+        assert_eq!(postgres("postgres://u@db/my%20db").unwrap().database, "my db");
+        assert_eq!(
+            mysql("mysql://u:p@Db.Example:3306").unwrap(),
+            mysql("mariadb://x@db.example").unwrap()
+        );
+    }
+
+    #[test]
+    fn ipv6_literals_work() {
+        let t = mysql("mysql://u:p@[2001:db8::1]:3307").unwrap();
+        assert_eq!((t.host.as_str(), t.port), ("2001:db8::1", 3307));
+        assert_eq!(t.to_string(), "[2001:db8::1]:3307");
+        let u = parse("http://[fe80::2]:8081/", "x").unwrap();
+        assert_eq!(host(&u), "fe80::2");
+    }
+
+    #[test]
+    fn a_url_without_a_host_is_refused_with_the_form() {
+        for url in ["postgres:///db", "postgres://u:p@/db", "mysql://u:p@:3306"] {
+            let e = postgres(url).unwrap_err();
+            assert!(e.contains("no host") || e.contains("not a valid URL"), "{url}: {e}");
+            assert!(e.contains("://user:password@host:port"), "{url}: {e}");
+        }
+        assert!(mysql("mysql://").unwrap_err().contains("mysql://user:password@host:port"));
+    }
+
+    #[test]
+    fn redaction_hides_the_password_only() {
+        assert_eq!(
+            redact("http://reg:s3cret@registry:8081/base"),
+            "http://reg:***@registry:8081/base"
+        );
+        assert_eq!(redact("http://registry:8081"), "http://registry:8081/");
+        assert!(!redact("not a url user:s3cret@host").contains("s3cret"));
+    }
+}
