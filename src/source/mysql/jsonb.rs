@@ -24,6 +24,13 @@ use super::table_map::col;
 
 const MAX_DEPTH: usize = 100;
 
+/// A document's text may be at most this many times its binary size (plus
+/// [`EXPANSION_SLACK`]): far above what any document renders to (an escaped control
+/// character, 1 byte to 6, is the worst), far below what value offsets pointing back at
+/// shared containers can make a small hostile document expand to.
+const MAX_EXPANSION: usize = 16;
+const EXPANSION_SLACK: usize = 1 << 20;
+
 /// Renders a binary JSON value as compact JSON text (an empty value is JSON `null`).
 pub fn to_text(b: &[u8]) -> Res<String> {
     let mut out = String::with_capacity(b.len() + 16);
@@ -31,7 +38,8 @@ pub fn to_text(b: &[u8]) -> Res<String> {
         out.push_str("null");
         return Ok(out);
     }
-    write_value(&mut out, b[0], &b[1..], 0)?;
+    let limit = b.len().saturating_mul(MAX_EXPANSION) + EXPANSION_SLACK;
+    write_value(&mut out, b[0], &b[1..], 0, limit)?;
     Ok(out)
 }
 
@@ -50,13 +58,13 @@ fn uint(b: &[u8], at: usize, n: usize, what: &str) -> Res<usize> {
     Ok(le_uint(&b[at..at + n]) as usize)
 }
 
-fn write_value(out: &mut String, t: u8, b: &[u8], depth: usize) -> Res<()> {
+fn write_value(out: &mut String, t: u8, b: &[u8], depth: usize, limit: usize) -> Res<()> {
     if depth > MAX_DEPTH {
         return Err(Malformed("JSON nested too deeply".into()));
     }
     match t {
-        0x00 | 0x01 => write_container(out, b, t == 0x01, true, depth),
-        0x02 | 0x03 => write_container(out, b, t == 0x03, false, depth),
+        0x00 | 0x01 => write_container(out, b, t == 0x01, true, depth, limit),
+        0x02 | 0x03 => write_container(out, b, t == 0x03, false, depth, limit),
         0x04 => {
             need(b, 1, "literal")?;
             write_literal(out, b[0])
@@ -147,7 +155,14 @@ fn varlen(r: &mut Reader<'_>) -> Res<usize> {
     Err(Malformed("JSON length prefix longer than 5 bytes".into()))
 }
 
-fn write_container(out: &mut String, b: &[u8], large: bool, object: bool, depth: usize) -> Res<()> {
+fn write_container(
+    out: &mut String,
+    b: &[u8],
+    large: bool,
+    object: bool,
+    depth: usize,
+    limit: usize,
+) -> Res<()> {
     let w = if large { 4 } else { 2 };
     let count = uint(b, 0, w, "element count")?;
     let size = uint(b, w, w, "container size")?;
@@ -184,7 +199,7 @@ fn write_container(out: &mut String, b: &[u8], large: bool, object: bool, depth:
         let t = b[e];
         let inline = matches!(t, 0x04..=0x06) || (large && matches!(t, 0x07 | 0x08));
         if inline {
-            write_value(out, t, &b[e + 1..e + 1 + w], depth + 1)?;
+            write_value(out, t, &b[e + 1..e + 1 + w], depth + 1, limit)?;
         } else {
             let off = uint(b, e + 1, w, "value offset")?;
             if off >= b.len() {
@@ -192,7 +207,12 @@ fn write_container(out: &mut String, b: &[u8], large: bool, object: bool, depth:
                     "JSON value offset {off} outside its container"
                 )));
             }
-            write_value(out, t, &b[off..], depth + 1)?;
+            write_value(out, t, &b[off..], depth + 1, limit)?;
+        }
+        if out.len() > limit {
+            return Err(Malformed(format!(
+                "JSON document renders to more than {limit} bytes ({MAX_EXPANSION} times its binary size): its value offsets point back at shared containers"
+            )));
         }
     }
     out.push(if object { '}' } else { ']' });
@@ -474,6 +494,35 @@ mod tests {
             let _ = to_text(&input);
             let _ = apply_diffs("{\"k\": [1, 2, {\"a\": \"b\"}]}", &input);
         }
+    }
+
+    #[test]
+    fn a_small_document_whose_offsets_share_containers_cannot_expand_without_bound() {
+        // Thirty nested arrays of four entries, all pointing at one shared child: 480 bytes
+        // that would render to 4^30 elements.
+        fn level(n: usize) -> Vec<u8> {
+            if n == 0 {
+                return vec![0, 0, 4, 0];
+            }
+            let child = level(n - 1);
+            let off = 4 + 3 * 4;
+            let size = off + child.len();
+            let mut b = vec![4, 0, size as u8, (size >> 8) as u8];
+            for _ in 0..4 {
+                b.extend_from_slice(&[0x02, off as u8, 0]);
+            }
+            b.extend(child);
+            b
+        }
+        let mut doc = vec![0x02];
+        doc.extend(level(30));
+        assert!(doc.len() < 600);
+        let err = to_text(&doc).unwrap_err();
+        assert!(err.0.contains("point back at shared containers"), "{}", err.0);
+        // A few levels render normally.
+        let mut small = vec![0x02];
+        small.extend(level(2));
+        assert_eq!(to_text(&small).unwrap(), "[[[],[],[],[]],[[],[],[],[]],[[],[],[],[]],[[],[],[],[]]]");
     }
 
     #[test]
