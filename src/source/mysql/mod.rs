@@ -209,6 +209,11 @@ pub(crate) async fn server_info(conn: &mut Conn) -> Result<ServerInfo, MyError> 
     Ok(ServerInfo { flavor, version })
 }
 
+/// How long a session registered with the connector's server_id may remain before the
+/// connector concludes it is another replica's (the server notices a dead session at its
+/// next heartbeat, sent every 5 s).
+const SERVER_ID_WAIT_SECS: u32 = 15;
+
 /// The MySQL / MariaDB source of one connector.
 pub struct MysqlSource {
     connector: Arc<ConnectorConfig>,
@@ -238,15 +243,26 @@ impl MysqlSource {
         if let Some(first) = problems.into_iter().next() {
             return Err(MyError::Setup(first));
         }
-        if let Some(other) = checks::replica_with_server_id(&mut conn, my.server_id).await {
-            // Usually this connector's own previous session, which the server drops when the
-            // new one registers (or at its next heartbeat). Another replica with the same id
-            // would be disconnected by the server each time either reconnects: say so.
-            tracing::warn!(
-                server_id = my.server_id,
-                replica = %other,
-                "a replica session with this server_id is still registered (this connector's previous session, or another replica: then give this connector a unique mysql.server_id)"
-            );
+        // A session registered with this server_id is usually this connector's previous
+        // one, which the server drops within a heartbeat (5 s) of its end. One that stays is
+        // another replica: two replicas with one id are disconnected by the server in turn,
+        // each time the other connects, so the connector refuses to start.
+        let mut waited = 0;
+        while let Some(other) = checks::replica_with_server_id(&mut conn, my.server_id).await {
+            if waited >= SERVER_ID_WAIT_SECS {
+                return Err(MyError::setup(format!(
+                    "mysql.server_id {} is already used by a connected replica of this server ({other}), still after {SERVER_ID_WAIT_SECS} s; two replicas with one id take turns being disconnected. Give this connector an id no server or replica in the topology uses",
+                    my.server_id
+                )));
+            }
+            if waited == 0 {
+                tracing::info!(server_id = my.server_id, replica = %other, "a replica session with this server_id is registered; waiting for it to end");
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            if ctx.stopping() {
+                return Ok(SourceExit::Shutdown);
+            }
+            waited += 1;
         }
         let stored: Option<MyPosition> = start::stored_position::<_, MyError>(
             &*self.offsets,
