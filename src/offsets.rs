@@ -230,12 +230,18 @@ struct OffsetFile {
 #[derive(Debug, Clone)]
 pub struct FileOffsetStore {
     dir: PathBuf,
+    /// Held for each check-and-write: a commit and a reset of one connector (from the
+    /// pipeline and the source) never interleave.
+    writes: std::sync::Arc<Mutex<()>>,
 }
 
 impl FileOffsetStore {
     /// A store in `dir` (created on first commit).
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        FileOffsetStore { dir: dir.into() }
+        FileOffsetStore {
+            dir: dir.into(),
+            writes: Default::default(),
+        }
     }
 
     fn path(&self, connector: &str) -> PathBuf {
@@ -283,11 +289,13 @@ impl OffsetStore for FileOffsetStore {
     }
 
     fn commit(&self, connector: &str, position: &SourcePosition) -> Result<(), OffsetError> {
+        let _one_writer = self.writes.lock().unwrap_or_else(|e| e.into_inner());
         refuse_backwards(connector, self.load(connector)?.as_ref(), position)?;
         self.write(connector, position)
     }
 
     fn reset(&self, connector: &str, position: &SourcePosition) -> Result<(), OffsetError> {
+        let _one_writer = self.writes.lock().unwrap_or_else(|e| e.into_inner());
         self.write(connector, position)
     }
 }
@@ -398,6 +406,38 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("sluice-offsets-{tag}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         dir
+    }
+
+    #[test]
+    fn a_commit_and_a_reset_from_two_tasks_never_leave_a_broken_file() {
+        let dir = temp_dir("writers");
+        let store = std::sync::Arc::new(FileOffsetStore::new(&dir));
+        store.commit("a", &pos(1)).unwrap();
+        let committer = {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                for n in 2..300 {
+                    // A reset may have moved it back: a refusal is fine, a broken file is not.
+                    let _ = store.commit("a", &pos(n));
+                }
+            })
+        };
+        let resetter = {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                for _ in 0..300 {
+                    store.reset("a", &pos(1)).unwrap();
+                }
+            })
+        };
+        for _ in 0..600 {
+            let loaded = store.load("a");
+            assert!(matches!(loaded, Ok(Some(_))), "{loaded:?}");
+        }
+        committer.join().unwrap();
+        resetter.join().unwrap();
+        assert!(store.load("a").unwrap().is_some());
+        let _ = fs::remove_dir_all(&dir);
     }
 
     #[test]
