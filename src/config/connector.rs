@@ -83,8 +83,12 @@ fn default_skipped() -> Vec<String> {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PostgresConfig {
-    /// `postgres://user:password@host:port/db` (a secret: never printed).
+    /// `postgres://user:password@host:port/db` (a secret: never printed). A password in
+    /// it is percent-decoded (`s%40cr%2Ft` is `s@cr/t`).
     pub url: Secret,
+    /// The password, overriding the URL's (use `${VAR}` or `${file:...}`).
+    #[serde(default)]
+    pub password: Option<Secret>,
     /// Logical replication slot; created when absent.
     pub slot: String,
     /// Publication; created for `tables` when absent.
@@ -103,8 +107,12 @@ pub struct PostgresConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MysqlConfig {
-    /// `mysql://user:password@host:port` (a secret: never printed).
+    /// `mysql://user:password@host:port` (a secret: never printed). A password in it is
+    /// percent-decoded.
     pub url: Secret,
+    /// The password, overriding the URL's (use `${VAR}` or `${file:...}`).
+    #[serde(default)]
+    pub password: Option<Secret>,
     /// This replica's server id: unique among the server's replicas.
     pub server_id: u32,
     /// Captured tables, database-qualified; `db.*` captures every table of a database.

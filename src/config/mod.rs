@@ -60,10 +60,17 @@ pub enum ConfigError {
     },
 }
 
-/// Replaces `${VAR}` in a string value with the variable's value; `$${` writes a literal
-/// `${`. Runs on parsed values, so a variable's value arrives byte for byte (quotes,
-/// backslashes and newlines included) and comments and keys are never touched.
+/// Replaces `${VAR}` in a string value with the variable's value, and `${file:/path}` with
+/// the file's content (one trailing newline dropped: the Docker and Kubernetes secrets
+/// convention); `$${` writes a literal `${`. Runs on parsed values, so a value arrives byte
+/// for byte (quotes, backslashes and newlines included) and comments and keys are never
+/// touched.
+#[cfg(test)]
 pub(crate) fn substitute(path: &Path, text: &str) -> Result<String, ConfigError> {
+    substitute_at(path, "", text)
+}
+
+fn substitute_at(path: &Path, key: &str, text: &str) -> Result<String, ConfigError> {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(at) = rest.find('$') {
@@ -80,10 +87,13 @@ pub(crate) fn substitute(path: &Path, text: &str) -> Result<String, ConfigError>
                 });
             };
             let var = &after[..end];
-            let value = std::env::var(var).map_err(|_| ConfigError::MissingEnv {
-                path: path.to_path_buf(),
-                var: var.to_string(),
-            })?;
+            let value = match var.strip_prefix("file:") {
+                Some(file) => read_secret_file(path, key, file)?,
+                None => std::env::var(var).map_err(|_| ConfigError::MissingEnv {
+                    path: path.to_path_buf(),
+                    var: var.to_string(),
+                })?,
+            };
             out.push_str(&value);
             rest = &after[end + 1..];
         } else {
@@ -95,18 +105,48 @@ pub(crate) fn substitute(path: &Path, text: &str) -> Result<String, ConfigError>
     Ok(out)
 }
 
+/// The content of a `${file:...}` reference (its path relative to the config file's folder
+/// when not absolute), without one trailing newline.
+fn read_secret_file(config: &Path, key: &str, file: &str) -> Result<String, ConfigError> {
+    let target = config.parent().unwrap_or(Path::new(".")).join(file);
+    let mut text = std::fs::read_to_string(&target).map_err(|e| ConfigError::Invalid {
+        path: config.to_path_buf(),
+        key: key.to_string(),
+        problem: format!(
+            "`${{file:{file}}}` cannot be read ({}: {e}); make the file readable by Sluice or fix the path",
+            target.display()
+        ),
+    })?;
+    if text.ends_with('\n') {
+        text.pop();
+        if text.ends_with('\r') {
+            text.pop();
+        }
+    }
+    Ok(text)
+}
+
 /// Applies [`substitute`] to every string value of a parsed document.
 fn substitute_values(path: &Path, value: &mut toml::Value) -> Result<(), ConfigError> {
+    substitute_under(path, "", value)
+}
+
+fn substitute_under(path: &Path, key: &str, value: &mut toml::Value) -> Result<(), ConfigError> {
     match value {
-        toml::Value::String(s) if s.contains('$') => *s = substitute(path, s)?,
+        toml::Value::String(s) if s.contains('$') => *s = substitute_at(path, key, s)?,
         toml::Value::Array(items) => {
             for item in items {
-                substitute_values(path, item)?;
+                substitute_under(path, key, item)?;
             }
         }
         toml::Value::Table(table) => {
-            for (_, item) in table.iter_mut() {
-                substitute_values(path, item)?;
+            for (name, item) in table.iter_mut() {
+                let inner = if key.is_empty() {
+                    name.clone()
+                } else {
+                    format!("{key}.{name}")
+                };
+                substitute_under(path, &inner, item)?;
             }
         }
         _ => {}
@@ -317,6 +357,29 @@ mod tests {
         let err = substitute(p, "${SLUICE_DEFINITELY_UNSET}").unwrap_err();
         assert!(err.to_string().contains("SLUICE_DEFINITELY_UNSET"));
         assert!(substitute(p, "${OPEN").is_err());
+    }
+
+    #[test]
+    fn secrets_are_read_from_files_and_an_unreadable_one_names_key_and_path() {
+        let dir = std::env::temp_dir().join(format!("sluice-secret-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let odd = "p@ss w/rd#1:%\"'\\ end";
+        std::fs::write(dir.join("pw"), format!("{odd}\n")).unwrap();
+        let config = dir.join("c.toml");
+        let mut doc: toml::Value = toml::from_str(&format!(
+            "[postgres]\npassword = \"${{file:{}}}\"\nrelative = \"x${{file:pw}}y\"\n",
+            dir.join("pw").display()
+        ))
+        .unwrap();
+        substitute_values(&config, &mut doc).unwrap();
+        assert_eq!(doc["postgres"]["password"].as_str(), Some(odd));
+        assert_eq!(doc["postgres"]["relative"].as_str().unwrap(), format!("x{odd}y"));
+
+        let mut doc: toml::Value =
+            toml::from_str("[mysql]\npassword = \"${file:/nonexistent/secret}\"\n").unwrap();
+        let err = substitute_values(&config, &mut doc).unwrap_err().to_string();
+        assert!(err.contains("mysql.password") && err.contains("/nonexistent/secret"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

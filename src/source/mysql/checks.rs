@@ -162,7 +162,7 @@ pub async fn preflight(connector: &ConnectorConfig) -> Vec<String> {
     let Some(my) = &connector.mysql else {
         return Vec::new();
     };
-    let info = match ConnInfo::parse(my.url.expose()) {
+    let info = match ConnInfo::parse(my.url.expose(), my.password.as_ref()) {
         Ok(i) => i,
         Err(e) => return vec![format!("mysql.url: {e}")],
     };

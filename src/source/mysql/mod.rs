@@ -143,12 +143,16 @@ pub(crate) struct ConnInfo {
 }
 
 impl ConnInfo {
-    pub(crate) fn parse(url: &str) -> Result<Self, MyError> {
+    pub(crate) fn parse(url: &str, password: Option<&crate::config::Secret>) -> Result<Self, MyError> {
         let normalized = url.replacen("mariadb://", "mysql://", 1);
         let opts = Opts::from_url(&normalized)
             .map_err(|_| MyError::setup("mysql.url is not a valid connection URL"))?;
         let target = format!("{}:{}", opts.ip_or_hostname(), opts.tcp_port());
-        let opts: Opts = OptsBuilder::from_opts(opts)
+        let mut builder = OptsBuilder::from_opts(opts);
+        if let Some(p) = password {
+            builder = builder.pass(Some(p.expose()));
+        }
+        let opts: Opts = builder
             .prefer_socket(false)
             .tcp_nodelay(true)
             .into();
@@ -236,7 +240,7 @@ impl MysqlSource {
     /// Runs until shutdown, a finished `initial_only` snapshot, or an error.
     pub async fn run(&self, ctx: &mut SourceContext) -> Result<SourceExit, MyError> {
         let my = self.my();
-        let info = ConnInfo::parse(my.url.expose())?;
+        let info = ConnInfo::parse(my.url.expose(), my.password.as_ref())?;
         let mut conn = info.connect().await?;
         let server = server_info(&mut conn).await?;
         let problems = checks::server_problems(&mut conn, &server, &self.connector).await?;

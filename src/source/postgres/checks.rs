@@ -54,7 +54,7 @@ pub async fn preflight(connector: &ConnectorConfig) -> Vec<String> {
     let Some(pg) = &connector.postgres else {
         return Vec::new();
     };
-    let info = match ConnInfo::parse(pg.url.expose()) {
+    let info = match ConnInfo::parse(pg.url.expose(), pg.password.as_ref()) {
         Ok(i) => i,
         Err(e) => return vec![format!("postgres.url: {e}")],
     };

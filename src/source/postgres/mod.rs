@@ -124,7 +124,7 @@ impl Classify for PgError {
 /// Connection facts parsed from the URL.
 #[derive(Clone)]
 pub(crate) struct ConnInfo {
-    url: String,
+    config: tokio_postgres::Config,
     host: String,
     port: u16,
     user: String,
@@ -133,10 +133,13 @@ pub(crate) struct ConnInfo {
 }
 
 impl ConnInfo {
-    fn parse(url: &str) -> Result<Self, PgError> {
-        let cfg: tokio_postgres::Config = url
+    fn parse(url: &str, password: Option<&crate::config::Secret>) -> Result<Self, PgError> {
+        let mut cfg: tokio_postgres::Config = url
             .parse()
             .map_err(|_| PgError::setup("postgres.url is not a valid connection URL"))?;
+        if let Some(p) = password {
+            cfg.password(p.expose());
+        }
         let host = match cfg.get_hosts().first() {
             Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
             #[cfg(unix)]
@@ -145,7 +148,7 @@ impl ConnInfo {
         };
         let user = cfg.get_user().unwrap_or("postgres").to_string();
         Ok(ConnInfo {
-            url: url.to_string(),
+            config: cfg.clone(),
             port: cfg.get_ports().first().copied().unwrap_or(5432),
             password: cfg
                 .get_password()
@@ -164,7 +167,7 @@ impl ConnInfo {
 
     /// Opens a SQL session with the fixed output settings.
     async fn connect(&self) -> Result<Client, PgError> {
-        let (client, conn) = tokio_postgres::connect(&self.url, NoTls)
+        let (client, conn) = self.config.connect(NoTls)
             .await
             .map_err(|e| {
                 let definite = e
@@ -230,7 +233,7 @@ impl PostgresSource {
     pub async fn confirm(&self, lsn: u64) {
         let pg = self.pg();
         let result = async {
-            let info = ConnInfo::parse(pg.url.expose())?;
+            let info = ConnInfo::parse(pg.url.expose(), pg.password.as_ref())?;
             let client = info.connect().await?;
             stream::confirm_after_stop(&client, &pg.slot, lsn).await
         }
@@ -243,7 +246,7 @@ impl PostgresSource {
     /// Runs until shutdown, a finished `initial_only` snapshot, or an error.
     pub async fn run(&self, ctx: &mut SourceContext) -> Result<SourceExit, PgError> {
         let pg = self.pg();
-        let info = ConnInfo::parse(pg.url.expose())?;
+        let info = ConnInfo::parse(pg.url.expose(), pg.password.as_ref())?;
         let client = info.connect().await?;
         self.prepare(&client).await?;
         let stored: Option<PgPosition> = start::stored_position::<_, PgError>(
