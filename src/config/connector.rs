@@ -427,6 +427,10 @@ impl ConnectorConfig {
         if let Err(problem) = super::target::postgres(url) {
             return Err(self.invalid("postgres.url", problem));
         }
+        let url = match super::target::split_postgres_tls(url) {
+            Ok((rest, _)) => rest,
+            Err(problem) => return Err(self.invalid("postgres.url", problem)),
+        };
         if url.parse::<tokio_postgres::Config>().is_err() {
             return Err(self.invalid(
                 "postgres.url",

@@ -110,6 +110,86 @@ pub fn redact(url: &str) -> String {
     }
 }
 
+/// libpq's `sslmode` (a `postgres://` URL parameter).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PgSslMode {
+    /// No TLS.
+    Disable,
+    /// TLS if the server insists (treated as `prefer`).
+    Allow,
+    /// TLS when the server offers it; the certificate not checked (the default).
+    Prefer,
+    /// TLS; the certificate not checked.
+    Require,
+    /// TLS; the chain checked against `sslrootcert`.
+    VerifyCa,
+    /// TLS; the chain and the host name checked.
+    VerifyFull,
+}
+
+/// The TLS settings of a connection URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PgTls {
+    /// `sslmode`.
+    pub mode: PgSslMode,
+    /// `sslrootcert` (`system`: the Mozilla roots).
+    pub root_cert: Option<std::path::PathBuf>,
+    /// `sslcert`.
+    pub cert: Option<std::path::PathBuf>,
+    /// `sslkey`.
+    pub key: Option<std::path::PathBuf>,
+}
+
+/// Splits the TLS parameters off a `postgres://` URL: the URL without them (for
+/// tokio-postgres, which does not know them all) and the settings. Errors name the
+/// parameter and the values it takes.
+pub fn split_postgres_tls(url: &str) -> Result<(String, PgTls), String> {
+    let mut settings = PgTls {
+        mode: PgSslMode::Prefer,
+        root_cert: None,
+        cert: None,
+        key: None,
+    };
+    let Some((base, query)) = url.split_once('?') else {
+        return Ok((url.to_string(), settings));
+    };
+    let mut kept = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let value = decode(v);
+        match k {
+            "sslmode" => {
+                settings.mode = match value.as_str() {
+                    "disable" => PgSslMode::Disable,
+                    "allow" => PgSslMode::Allow,
+                    "prefer" => PgSslMode::Prefer,
+                    "require" => PgSslMode::Require,
+                    "verify-ca" => PgSslMode::VerifyCa,
+                    "verify-full" => PgSslMode::VerifyFull,
+                    other => {
+                        return Err(format!(
+                            "sslmode={other} is not a mode; use disable, allow, prefer, require, verify-ca or verify-full"
+                        ))
+                    }
+                }
+            }
+            "sslrootcert" => settings.root_cert = Some(value.into()),
+            "sslcert" => settings.cert = Some(value.into()),
+            "sslkey" => settings.key = Some(value.into()),
+            _ => kept.push(pair),
+        }
+    }
+    if settings.cert.is_some() != settings.key.is_some() {
+        return Err("sslcert and sslkey go together: set both (a client certificate and its key) or neither".into());
+    }
+    let url = if kept.is_empty() {
+        base.to_string()
+    } else {
+        format!("{base}?{}", kept.join("&"))
+    };
+    Ok((url, settings))
+}
+
 fn decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());

@@ -18,6 +18,8 @@ mod decode;
 mod pgoutput;
 mod slot;
 mod snapshot;
+mod tls;
+use tls::TlsSettingsExt;
 mod stream;
 mod types;
 mod values;
@@ -25,7 +27,7 @@ mod values;
 use std::sync::Arc;
 
 use pgwire_replication::ReplicationConfig;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 pub use checks::preflight;
 pub use pgoutput::{DecodeError, PgOutputMessage};
@@ -125,6 +127,11 @@ impl Classify for PgError {
 #[derive(Clone)]
 pub(crate) struct ConnInfo {
     config: tokio_postgres::Config,
+    tls: tls::TlsSettings,
+    connector: tokio_postgres_rustls::MakeRustlsConnect,
+    /// `hostaddr`, when given: where the replication session connects (`host` is then only
+    /// the name the certificate must carry).
+    hostaddr: Option<String>,
     host: String,
     port: u16,
     user: String,
@@ -134,9 +141,15 @@ pub(crate) struct ConnInfo {
 
 impl ConnInfo {
     fn parse(url: &str, password: Option<&crate::config::Secret>) -> Result<Self, PgError> {
+        let (url, tls) = tls::split_url(url).map_err(|e| PgError::setup(format!("postgres.url: {e}")))?;
         let mut cfg: tokio_postgres::Config = url
             .parse()
             .map_err(|_| PgError::setup("postgres.url is not a valid connection URL"))?;
+        cfg.ssl_mode(tls.postgres_mode());
+        let client_config = tls
+            .client_config()
+            .map_err(|e| PgError::setup(format!("postgres.url: {e}")))?;
+        let connector = tokio_postgres_rustls::MakeRustlsConnect::new(client_config);
         if let Some(p) = password {
             cfg.password(p.expose());
         }
@@ -147,8 +160,21 @@ impl ConnInfo {
             None => "localhost".into(),
         };
         let user = cfg.get_user().unwrap_or("postgres").to_string();
+        // libpq's `hostaddr`: connect to this address, check the certificate against `host`.
+        let hostaddr = cfg.get_hostaddrs().first().map(|a| a.to_string());
+        if tls.mode == tls::SslMode::VerifyFull
+            && hostaddr.is_none()
+            && host.parse::<std::net::IpAddr>().is_ok()
+        {
+            return Err(PgError::setup(format!(
+                "postgres.url: sslmode=verify-full needs a host name matching the server certificate, not the address {host} (the replication client checks names only): write the name, add hostaddr={host} with the name as host, or use sslmode=verify-ca"
+            )));
+        }
         Ok(ConnInfo {
             config: cfg.clone(),
+            tls,
+            connector,
+            hostaddr,
             port: cfg.get_ports().first().copied().unwrap_or(5432),
             password: cfg
                 .get_password()
@@ -167,17 +193,19 @@ impl ConnInfo {
 
     /// Opens a SQL session with the fixed output settings.
     async fn connect(&self) -> Result<Client, PgError> {
-        let (client, conn) = self.config.connect(NoTls)
+        let (client, conn) = self.config.connect(self.connector.clone())
             .await
             .map_err(|e| {
-                let definite = e
-                    .code()
-                    .is_some_and(|c| c.code().starts_with("28") || c.code().starts_with("3D"));
+                let tls_problem = tls::explain(&e, &self.tls, &self.host);
+                let definite = tls_problem.is_some()
+                    || e.code()
+                        .is_some_and(|c| c.code().starts_with("28") || c.code().starts_with("3D"));
                 PgError::Connect {
                     target: self.target(),
-                    reason: match e.as_db_error() {
-                        Some(db) => db.message().to_string(),
-                        None => e.to_string(),
+                    reason: match (e.as_db_error(), tls_problem) {
+                        (_, Some(t)) => t,
+                        (Some(db), None) => db.message().to_string(),
+                        (None, None) => e.to_string(),
                     },
                     transient: !definite,
                 }
@@ -192,8 +220,12 @@ impl ConnInfo {
     }
 
     fn replication_config(&self, pg: &PostgresConfig, start_lsn: u64) -> ReplicationConfig {
+        let mut tls = self.tls.replication();
+        if self.hostaddr.is_some() {
+            tls = tls.with_sni_hostname(self.host.clone());
+        }
         ReplicationConfig::new(
-            self.host.clone(),
+            self.hostaddr.clone().unwrap_or_else(|| self.host.clone()),
             self.user.clone(),
             self.password.clone(),
             self.database.clone(),
@@ -201,6 +233,7 @@ impl ConnInfo {
             pg.publication.clone(),
         )
         .with_port(self.port)
+        .with_tls(tls)
         .with_start_lsn(pgwire_replication::Lsn::from_u64(start_lsn))
         .with_status_interval(std::time::Duration::from_millis(pg.status_interval_ms))
         .with_buffer_size(1024)
