@@ -61,9 +61,14 @@ pub async fn preflight(connector: &ConnectorConfig) -> Vec<String> {
     let client = match tokio::time::timeout(std::time::Duration::from_secs(10), info.connect()).await {
         Ok(Ok(c)) => c,
         Ok(Err(e)) => {
+            let text = e.to_string();
+            // A TLS failure already says what to change.
+            if text.contains("TLS") || text.contains("certificate") {
+                return vec![format!("postgres.url: {text}")];
+            }
             return vec![format!(
-                "postgres.url: {e}; check that PostgreSQL runs there and that the user, password and database are right"
-            )]
+                "postgres.url: {text}; check that PostgreSQL runs there and that the user, password and database are right"
+            )];
         }
         Err(_) => {
             return vec![format!(
