@@ -59,6 +59,9 @@ enum OffsetsCommand {
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
+    // rustls is built with two crypto providers (a dependency asks for aws-lc-rs); ring is
+    // the one Sluice uses, for every TLS client.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

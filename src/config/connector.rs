@@ -341,6 +341,10 @@ impl ConnectorConfig {
             return Err(self.invalid("mysql.url", problem));
         }
         let normalized = url.replacen("mariadb://", "mysql://", 1);
+        let normalized = match super::target::split_mysql_tls(&normalized) {
+            Ok((rest, _)) => rest,
+            Err(problem) => return Err(self.invalid("mysql.url", problem)),
+        };
         if mysql_async::Opts::from_url(&normalized).is_err() {
             return Err(self.invalid(
                 "mysql.url",

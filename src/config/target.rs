@@ -190,6 +190,82 @@ pub fn split_postgres_tls(url: &str) -> Result<(String, PgTls), String> {
     Ok((url, settings))
 }
 
+/// The `mysql` client's `--ssl-mode` (a `mysql://` URL parameter `ssl-mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MySslMode {
+    /// No TLS.
+    Disabled,
+    /// TLS when the server offers it; the certificate not checked (the default).
+    Preferred,
+    /// TLS; the certificate not checked.
+    Required,
+    /// TLS; the chain checked against `ssl-ca`.
+    VerifyCa,
+    /// TLS; the chain and the host name checked.
+    VerifyIdentity,
+}
+
+/// The TLS settings of a `mysql://` URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MyTls {
+    /// `ssl-mode`.
+    pub mode: MySslMode,
+    /// `ssl-ca`.
+    pub ca: Option<std::path::PathBuf>,
+    /// `ssl-cert`.
+    pub cert: Option<std::path::PathBuf>,
+    /// `ssl-key`.
+    pub key: Option<std::path::PathBuf>,
+}
+
+/// Splits the TLS parameters (`ssl-mode`, `ssl-ca`, `ssl-cert`, `ssl-key`, named as the
+/// `mysql` client's options) off a `mysql://` URL.
+pub fn split_mysql_tls(url: &str) -> Result<(String, MyTls), String> {
+    let mut tls = MyTls {
+        mode: MySslMode::Preferred,
+        ca: None,
+        cert: None,
+        key: None,
+    };
+    let Some((base, query)) = url.split_once('?') else {
+        return Ok((url.to_string(), tls));
+    };
+    let mut kept = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let value = decode(v);
+        match k.replace('_', "-").to_ascii_lowercase().as_str() {
+            "ssl-mode" => {
+                tls.mode = match value.to_ascii_uppercase().as_str() {
+                    "DISABLED" => MySslMode::Disabled,
+                    "PREFERRED" => MySslMode::Preferred,
+                    "REQUIRED" => MySslMode::Required,
+                    "VERIFY_CA" => MySslMode::VerifyCa,
+                    "VERIFY_IDENTITY" => MySslMode::VerifyIdentity,
+                    other => {
+                        return Err(format!(
+                            "ssl-mode={other} is not a mode; use DISABLED, PREFERRED, REQUIRED, VERIFY_CA or VERIFY_IDENTITY"
+                        ))
+                    }
+                }
+            }
+            "ssl-ca" => tls.ca = Some(value.into()),
+            "ssl-cert" => tls.cert = Some(value.into()),
+            "ssl-key" => tls.key = Some(value.into()),
+            _ => kept.push(pair),
+        }
+    }
+    if tls.cert.is_some() != tls.key.is_some() {
+        return Err("ssl-cert and ssl-key go together: set both (a client certificate and its key) or neither".into());
+    }
+    let url = if kept.is_empty() {
+        base.to_string()
+    } else {
+        format!("{base}?{}", kept.join("&"))
+    };
+    Ok((url, tls))
+}
+
 fn decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -247,6 +323,19 @@ mod tests {
             assert!(e.contains("://user:password@host:port"), "{url}: {e}");
         }
         assert!(mysql("mysql://").unwrap_err().contains("mysql://user:password@host:port"));
+    }
+
+    #[test]
+    fn mysql_tls_parameters_are_split_off_and_checked() {
+        let (url, t) =
+            split_mysql_tls("mysql://u:p@db:3306?ssl-mode=VERIFY_IDENTITY&ssl-ca=%2Fca.pem&prefer_socket=false")
+                .unwrap();
+        assert_eq!(url, "mysql://u:p@db:3306?prefer_socket=false");
+        assert_eq!(t.mode, MySslMode::VerifyIdentity);
+        assert_eq!(t.ca, Some("/ca.pem".into()));
+        assert_eq!(split_mysql_tls("mysql://u@db").unwrap().1.mode, MySslMode::Preferred);
+        assert!(split_mysql_tls("mysql://u@db?ssl-mode=on").unwrap_err().contains("VERIFY_CA"));
+        assert!(split_mysql_tls("mysql://u@db?ssl-key=/k").unwrap_err().contains("ssl-cert"));
     }
 
     #[test]

@@ -169,9 +169,14 @@ pub async fn preflight(connector: &ConnectorConfig) -> Vec<String> {
     let mut conn = match info.connect().await {
         Ok(c) => c,
         Err(e) => {
+            let text = e.to_string();
+            // A TLS failure already says what to change.
+            if text.contains("certificate") || text.contains("TLS") {
+                return vec![format!("mysql.url: {text}")];
+            }
             return vec![format!(
-                "mysql.url: {e}; check that the server runs there and that the user and password are right"
-            )]
+                "mysql.url: {text}; check that the server runs there and that the user and password are right"
+            )];
         }
     };
     let server = match server_info(&mut conn).await {

@@ -139,12 +139,18 @@ impl Classify for MyError {
 #[derive(Clone)]
 pub(crate) struct ConnInfo {
     opts: Opts,
+    /// `ssl-mode=PREFERRED`: the same without TLS, for a server that does not offer it.
+    plain: Option<Opts>,
+    tls: crate::config::target::MyTls,
     target: String,
 }
 
 impl ConnInfo {
     pub(crate) fn parse(url: &str, password: Option<&crate::config::Secret>) -> Result<Self, MyError> {
+        use crate::config::target::MySslMode;
         let normalized = url.replacen("mariadb://", "mysql://", 1);
+        let (normalized, tls) = crate::config::target::split_mysql_tls(&normalized)
+            .map_err(|e| MyError::setup(format!("mysql.url: {e}")))?;
         let opts = Opts::from_url(&normalized)
             .map_err(|_| MyError::setup("mysql.url is not a valid connection URL"))?;
         let target = format!("{}:{}", opts.ip_or_hostname(), opts.tcp_port());
@@ -152,32 +158,37 @@ impl ConnInfo {
         if let Some(p) = password {
             builder = builder.pass(Some(p.expose()));
         }
-        let opts: Opts = builder
-            .prefer_socket(false)
-            .tcp_nodelay(true)
-            .into();
-        Ok(ConnInfo { opts, target })
+        let builder = builder.prefer_socket(false).tcp_nodelay(true);
+        let plain: Opts = builder.clone().ssl_opts(None).into();
+        let opts: Opts = builder.ssl_opts(ssl_opts(&tls)).into();
+        Ok(ConnInfo {
+            opts,
+            plain: (tls.mode == MySslMode::Preferred).then_some(plain),
+            tls,
+            target,
+        })
     }
 
     /// Opens a session with UTC time and utf8mb4 results.
     pub(crate) async fn connect(&self) -> Result<Conn, MyError> {
-        let mut conn = tokio::time::timeout(
-            std::time::Duration::from_secs(10),
-            Conn::new(self.opts.clone()),
-        )
-        .await
-        .map_err(|_| MyError::Connect {
-            target: self.target.clone(),
-            reason: "timed out after 10 s".into(),
-            transient: true,
-        })?
+        let mut conn = match self.open(&self.opts).await {
+            Err(mysql_async::Error::Driver(mysql_async::DriverError::NoClientSslFlagFromServer))
+                if self.plain.is_some() =>
+            {
+                self.open(self.plain.as_ref().expect("checked")).await
+            }
+            other => other,
+        }
         .map_err(|e| {
             let (reason, transient) = match &e {
                 mysql_async::Error::Server(s) => (
                     format!("{} (error {})", s.message, s.code),
                     !definite_code(s.code),
                 ),
-                other => (other.to_string(), true),
+                other => match explain_tls(&other.to_string(), &self.tls, &self.target) {
+                    Some(why) => (why, false),
+                    None => (other.to_string(), true),
+                },
             };
             MyError::Connect {
                 target: self.target.clone(),
@@ -190,6 +201,71 @@ impl ConnInfo {
             .map_err(MyError::query)?;
         Ok(conn)
     }
+
+    async fn open(&self, opts: &Opts) -> Result<Conn, mysql_async::Error> {
+        match tokio::time::timeout(std::time::Duration::from_secs(10), Conn::new(opts.clone())).await
+        {
+            Ok(r) => r,
+            Err(_) => Err(mysql_async::Error::Io(mysql_async::IoError::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "timed out after 10 s",
+            )))),
+        }
+    }
+}
+
+/// The driver's TLS settings for a URL's `ssl-mode`, `ssl-ca`, `ssl-cert`, `ssl-key`.
+fn ssl_opts(tls: &crate::config::target::MyTls) -> Option<mysql_async::SslOpts> {
+    use crate::config::target::MySslMode;
+    let mut ssl = mysql_async::SslOpts::default();
+    match tls.mode {
+        MySslMode::Disabled => return None,
+        MySslMode::Preferred | MySslMode::Required => {
+            ssl = ssl
+                .with_danger_accept_invalid_certs(true)
+                .with_danger_skip_domain_validation(true);
+        }
+        MySslMode::VerifyCa | MySslMode::VerifyIdentity => {
+            if let Some(ca) = &tls.ca {
+                ssl = ssl
+                    .with_root_certs(vec![ca.clone().into()])
+                    .with_disable_built_in_roots(true);
+            }
+            ssl = ssl.with_danger_skip_domain_validation(tls.mode == MySslMode::VerifyCa);
+        }
+    }
+    if let (Some(cert), Some(key)) = (&tls.cert, &tls.key) {
+        ssl = ssl.with_client_identity(Some(mysql_async::ClientIdentity::new(
+            cert.clone().into(),
+            key.clone().into(),
+        )));
+    }
+    Some(ssl)
+}
+
+/// A TLS failure said precisely; `None` when the failure is not about TLS.
+fn explain_tls(text: &str, tls: &crate::config::target::MyTls, target: &str) -> Option<String> {
+    let ca = || {
+        tls.ca
+            .as_ref()
+            .map_or("the built-in roots (no ssl-ca)".to_string(), |p| {
+                format!("ssl-ca {}", p.display())
+            })
+    };
+    let why = if text.contains("does not have this capability") || text.contains("NoClientSslFlag") {
+        "the server does not offer TLS, but ssl-mode requires it".to_string()
+    } else if text.contains("NotValidForName") || text.contains("not valid for name") {
+        format!("the server's certificate is not valid for the host of {target} (ssl-mode=VERIFY_IDENTITY checks it; use the name the certificate carries)")
+    } else if text.contains("UnknownIssuer") || text.contains("unknown issuer") {
+        format!("the server's certificate is not signed by a CA in {}", ca())
+    } else if text.contains("xpired") {
+        "the server's certificate has expired".to_string()
+    } else if text.contains("certificate") || text.contains("TLS") || text.contains("tls") {
+        return Some(format!("TLS failed: {text}"));
+    } else {
+        return None;
+    };
+    Some(format!("{why} ({text})"))
 }
 
 /// What the server is.
