@@ -18,7 +18,7 @@ use crate::source::{ChangeSource, Source};
 
 /// Change data capture from PostgreSQL to Kafka, in Debezium's envelope.
 #[derive(Parser, Debug)]
-#[command(name = "sluice", version, about)]
+#[command(name = "sluice", version = version_text(), about)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -55,6 +55,24 @@ enum OffsetsCommand {
         /// Only this connector.
         connector: Option<String>,
     },
+}
+
+/// `sluice --version`: the version, the commit, and librdkafka's version and built-in
+/// features (whether TLS and SASL are available to `[sink.properties]`).
+fn version_text() -> &'static str {
+    static TEXT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TEXT.get_or_init(|| {
+        let (_, librdkafka) = rdkafka::util::get_rdkafka_version();
+        let features = rdkafka::ClientConfig::new()
+            .create_native_config()
+            .and_then(|c| c.get("builtin.features"))
+            .unwrap_or_else(|_| "unknown".into());
+        format!(
+            "{} (commit {})\nlibrdkafka {librdkafka} ({features})",
+            env!("CARGO_PKG_VERSION"),
+            env!("SLUICE_COMMIT")
+        )
+    })
 }
 
 /// Entry point of the binary.

@@ -22,9 +22,44 @@ const ADMIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a graceful flush waits for outstanding deliveries.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// librdkafka's callbacks: errors and logs go to Sluice's log, and the last error is kept so
+/// that "cannot reach the brokers" can say why (a TLS certificate, an authentication failure).
+#[derive(Default, Clone)]
+pub struct SinkContext {
+    last_error: Arc<std::sync::Mutex<Option<String>>>,
+}
+
+impl SinkContext {
+    fn last_error(&self) -> Option<String> {
+        self.last_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+impl rdkafka::client::ClientContext for SinkContext {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
+        use rdkafka::config::RDKafkaLogLevel as L;
+        match level {
+            L::Emerg | L::Alert | L::Critical | L::Error => {
+                tracing::error!(facility = fac, "librdkafka: {message}")
+            }
+            L::Warning => tracing::warn!(facility = fac, "librdkafka: {message}"),
+            _ => tracing::debug!(facility = fac, "librdkafka: {message}"),
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::warn!(error = %error, "librdkafka: {reason}");
+        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason.to_string());
+    }
+}
+
 /// Publishes to Kafka.
 pub struct KafkaSink {
-    producer: FutureProducer,
+    producer: FutureProducer<SinkContext>,
+    context: SinkContext,
     admin: Arc<AdminClient<DefaultClientContext>>,
     servers: String,
     known_topics: HashSet<String>,
@@ -51,7 +86,10 @@ impl KafkaSink {
         }
         // Not overridable (validation refuses other values): no loss, no reordering.
         cc.set("enable.idempotence", "true").set("acks", "all");
-        let producer: FutureProducer = cc.create().map_err(|e| SinkError::Create(e.to_string()))?;
+        let context = SinkContext::default();
+        let producer: FutureProducer<SinkContext> = cc
+            .create_with_context(context.clone())
+            .map_err(|e| SinkError::Create(e.to_string()))?;
         let mut admin_cc = ClientConfig::new();
         admin_cc.set("bootstrap.servers", &servers);
         for (k, v) in &config.properties {
@@ -64,6 +102,7 @@ impl KafkaSink {
             .map_err(|e| SinkError::Create(e.to_string()))?;
         Ok(KafkaSink {
             producer,
+            context,
             admin: Arc::new(admin),
             servers,
             known_topics: HashSet::new(),
@@ -88,7 +127,10 @@ impl KafkaSink {
         })?;
         result.map_err(|e| SinkError::Unreachable {
             servers: self.servers.clone(),
-            reason: e.to_string(),
+            reason: match self.context.last_error() {
+                Some(why) => format!("{e}: {why}"),
+                None => e.to_string(),
+            },
         })
     }
 
