@@ -183,6 +183,16 @@ pub async fn spawn(runtime: Arc<Runtime>, config: ApiConfig) -> Result<(), Strin
         .route("/connectors/{name}", get(connector))
         .route("/connectors/{name}/{action}", post(action))
         .with_state(api);
+    let tls = match (&config.tls_cert_file, &config.tls_key_file) {
+        (Some(cert), Some(key)) => Some(tls_acceptor(cert, key)?),
+        (None, None) => None,
+        _ => {
+            return Err(
+                "api.tls_cert_file and api.tls_key_file go together: set both for HTTPS, or neither"
+                    .into(),
+            )
+        }
+    };
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await
         .map_err(|e| {
@@ -191,18 +201,63 @@ pub async fn spawn(runtime: Arc<Runtime>, config: ApiConfig) -> Result<(), Strin
                 config.listen
             )
         })?;
-    tracing::info!(listen = %config.listen, "admin API listening");
+    tracing::info!(listen = %config.listen, https = tls.is_some(), "admin API listening");
     let loopback = listener.local_addr().is_ok_and(|a| a.ip().is_loopback());
     if !loopback && config.token.is_none() {
         tracing::warn!(listen = %config.listen, "the admin API listens beyond this machine without a token: anyone who can reach it may pause, resume and restart connectors; set api.token or listen on 127.0.0.1");
     }
-    tokio::spawn(serve(listener, app));
+    tokio::spawn(serve(listener, app, tls));
     Ok(())
+}
+
+/// The TLS side of HTTPS: the certificate chain and key from PEM files.
+fn tls_acceptor(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<tokio_rustls::TlsAcceptor, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let chain = CertificateDer::pem_file_iter(cert)
+        .and_then(|i| i.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("api.tls_cert_file {}: {e}", cert.display()))?;
+    let key_der = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| format!("api.tls_key_file {}: {e}", key.display()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(chain, key_der)
+        .map_err(|e| format!("api.tls_cert_file / api.tls_key_file: {e}"))?;
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
+/// Serves HTTP/1.1 on one connection, with the header timeout.
+async fn serve_one<IO, S>(io: IO, service: S)
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: hyper::service::Service<
+            hyper::Request<hyper::body::Incoming>,
+            Response = axum::response::Response,
+        > + Send
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let _ = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .serve_connection(hyper_util::rt::TokioIo::new(io), service)
+        .await;
 }
 
 /// Accepts connections, at most [`MAX_CONNECTIONS`] at a time, each served with a header
 /// timeout and a bounded lifetime.
-async fn serve(listener: tokio::net::TcpListener, app: Router) {
+async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) {
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
         let Ok(slot) = slots.clone().acquire_owned().await else {
@@ -218,12 +273,23 @@ async fn serve(listener: tokio::net::TcpListener, app: Router) {
             }
         };
         let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let tls = tls.clone();
         tokio::spawn(async move {
-            let connection = hyper::server::conn::http1::Builder::new()
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(HEADER_READ_TIMEOUT)
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
-            let _ = tokio::time::timeout(CONNECTION_LIFETIME, connection).await;
+            let _ = tokio::time::timeout(CONNECTION_LIFETIME, async move {
+                match tls {
+                    // The handshake counts against the header timeout.
+                    Some(acceptor) => {
+                        match tokio::time::timeout(HEADER_READ_TIMEOUT, acceptor.accept(stream)).await
+                        {
+                            Ok(Ok(tls_stream)) => serve_one(tls_stream, service).await,
+                            Ok(Err(e)) => tracing::debug!(error = %e, "admin API TLS handshake failed"),
+                            Err(_) => tracing::debug!("admin API TLS handshake timed out"),
+                        }
+                    }
+                    None => serve_one(stream, service).await,
+                }
+            })
+            .await;
             drop(slot);
         });
     }

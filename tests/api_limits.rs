@@ -83,3 +83,62 @@ async fn listening_beyond_loopback_without_a_token_is_warned_about() {
     );
     assert!(daemon.stop().success());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_api_speaks_https_with_its_certificate() {
+    let certs = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(unique("apicerts"));
+    let script = format!("{}/scripts/make-test-certs", env!("CARGO_MANIFEST_DIR"));
+    assert!(std::process::Command::new("bash")
+        .arg(&script)
+        .arg(&certs)
+        .status()
+        .unwrap()
+        .success());
+    let port = free_port();
+    let mut daemon = Daemon::new("type = \"stdout\"", &[]);
+    daemon.append_daemon_config(&format!(
+        "[api]\nlisten = \"127.0.0.1:{port}\"\ntoken = \"t0k\"\ntls_cert_file = \"{}\"\ntls_key_file = \"{}\"\n",
+        certs.join("server.pem").display(),
+        certs.join("server.key").display()
+    ));
+    daemon.start();
+    let curl = |args: &[&str]| {
+        let out = std::process::Command::new("curl")
+            .args(["-sS", "--max-time", "5"])
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let ca = certs.join("ca.pem").display().to_string();
+    let url = format!("https://localhost:{port}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (ok, out) = curl(&["--cacert", &ca, &format!("{url}/health")]);
+        if ok {
+            assert_eq!(out, r#"{"status":"ok"}"#);
+            break;
+        }
+        assert!(Instant::now() < deadline, "{out}\n{}", daemon.logs());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The token still applies; a client that does not trust the CA refuses the server; plain
+    // HTTP gets no answer.
+    let (ok, out) = curl(&["--cacert", &ca, "-H", "Authorization: Bearer t0k", &format!("{url}/connectors")]);
+    assert!(ok && out.contains("\"connectors\":[]"), "{out}");
+    let (ok, out) = curl(&["-o", "/dev/null", "-w", "%{http_code}", "--cacert", &ca, &format!("{url}/connectors")]);
+    assert!(out.contains("401"), "{ok} {out}");
+    let (ok, out) = curl(&[&format!("{url}/health")]);
+    assert!(!ok && out.to_lowercase().contains("certificate"), "{out}");
+    let (ok, _) = curl(&[&format!("http://127.0.0.1:{port}/health")]);
+    assert!(!ok, "plain HTTP must not be answered");
+    assert!(daemon.stop().success());
+    let _ = std::fs::remove_dir_all(&certs);
+}

@@ -50,6 +50,12 @@ pub struct ApiConfig {
     /// Bearer token required on every route but `/health` (a secret; `${VAR}` allowed).
     #[serde(default)]
     pub token: Option<Secret>,
+    /// PEM certificate chain: with `tls_key_file`, the API speaks HTTPS.
+    #[serde(default)]
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key of `tls_cert_file`.
+    #[serde(default)]
+    pub tls_key_file: Option<PathBuf>,
 }
 
 fn default_flush_interval() -> u64 {
