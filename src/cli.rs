@@ -242,11 +242,7 @@ async fn validate(config_path: &Path) -> ExitCode {
         }
         if c.format.uses_avro() {
             let f = &c.format;
-            let checked = match RegistryClient::new(
-                f.registry_url.as_deref().unwrap_or_default(),
-                f.registry_username.as_deref(),
-                f.registry_password.as_ref(),
-            ) {
+            let checked = match RegistryClient::from_format(f) {
                 Ok(client) => client.check().await.map_err(|e| e.to_string()),
                 Err(e) => Err(e),
             };

@@ -22,10 +22,7 @@ struct TlsBroker {
 
 impl TlsBroker {
     fn start() -> TlsBroker {
-        let certs = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(unique("kcerts"));
-        let script = format!("{}/scripts/make-test-certs", env!("CARGO_MANIFEST_DIR"));
-        let out = Command::new("bash").arg(&script).arg(&certs).output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let certs = test_certs();
         let (plain, port) = (free_port(), free_port());
         let tansu = Command::new("tansu")
             .args([
@@ -41,35 +38,17 @@ impl TlsBroker {
             .stderr(Stdio::null())
             .spawn()
             .expect("tansu (scripts/setup installs it)");
-        let conf = certs.join("stunnel.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "foreground = yes\npid =\n[kafka]\naccept = 127.0.0.1:{port}\nconnect = 127.0.0.1:{plain}\ncert = {}\nkey = {}\n",
-                certs.join("server.pem").display(),
-                certs.join("server.key").display()
-            ),
-        )
-        .unwrap();
-        let stunnel = Command::new("stunnel4")
-            .arg(&conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("stunnel4 (scripts/setup installs it)");
-        let broker = TlsBroker {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", plain)).is_err() {
+            assert!(Instant::now() < deadline, "tansu never listened");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let stunnel = tls_proxy(&certs, port, plain);
+        TlsBroker {
             certs,
             port,
             children: vec![tansu, stunnel],
-        };
-        for p in [plain, port] {
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while std::net::TcpStream::connect(("127.0.0.1", p)).is_err() {
-                assert!(Instant::now() < deadline, "port {p} never opened");
-                std::thread::sleep(Duration::from_millis(100));
-            }
         }
-        broker
     }
 
     fn cert(&self, name: &str) -> String {

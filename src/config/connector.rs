@@ -218,6 +218,15 @@ pub struct FormatConfig {
     /// Registry basic-auth password (a secret).
     #[serde(default)]
     pub registry_password: Option<Secret>,
+    /// `https://` registries: PEM file of the CAs to trust (default: the Mozilla roots).
+    #[serde(default)]
+    pub registry_ca_file: Option<std::path::PathBuf>,
+    /// `https://` registries: PEM client certificate (with `registry_key_file`).
+    #[serde(default)]
+    pub registry_cert_file: Option<std::path::PathBuf>,
+    /// `https://` registries: PEM key of `registry_cert_file`.
+    #[serde(default)]
+    pub registry_key_file: Option<std::path::PathBuf>,
     /// `topic` (default), `record` or `topic_record`.
     #[serde(default)]
     pub subject_strategy: SubjectStrategy,
@@ -381,19 +390,22 @@ impl ConnectorConfig {
                     "is required for Avro: set it to the schema registry's URL, e.g. \"http://registry:8081\"",
                 ));
             };
-            if url.starts_with("https://") {
+            if !url.starts_with("http://") && !url.starts_with("https://") {
                 return Err(self.invalid(
                     "format.registry_url",
-                    "uses https, which Sluice does not support yet; use an http:// URL (for example through a local TLS proxy)",
+                    format!(
+                        "\"{}\" is not an http:// or https:// URL",
+                        super::target::redact(url)
+                    ),
                 ));
             }
-            if !url.starts_with("http://") {
+            if f.registry_cert_file.is_some() != f.registry_key_file.is_some() {
                 return Err(self.invalid(
-                    "format.registry_url",
-                    format!("\"{}\" is not an http:// URL", super::target::redact(url)),
+                    "format.registry_cert_file",
+                    "and format.registry_key_file go together: set both or neither",
                 ));
             }
-            if let Err(problem) = super::target::parse(url, "http://host:port") {
+            if let Err(problem) = super::target::parse(url, "http(s)://host:port") {
                 return Err(self.invalid("format.registry_url", problem));
             }
             if f.schemas.is_some()

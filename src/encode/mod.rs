@@ -205,13 +205,7 @@ impl Encoder {
     ) -> Result<Self, EncodeError> {
         let mut enc = Encoder::json(prefix, format.json_schemas(), tombstones);
         if format.uses_avro() {
-            let url = format.registry_url.as_deref().unwrap_or_default();
-            let registry = RegistryClient::new(
-                url,
-                format.registry_username.as_deref(),
-                format.registry_password.as_ref(),
-            )
-            .map_err(EncodeError::Definite)?;
+            let registry = RegistryClient::from_format(format).map_err(EncodeError::Definite)?;
             enc.avro = Some(AvroEncoder::new(prefix, registry, format.subject_strategy));
             enc.key_avro = format.key_format() == ValueFormat::Avro;
             enc.value_avro = format.value == ValueFormat::Avro;

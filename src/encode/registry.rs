@@ -1,14 +1,17 @@
 //! A client for the Confluent Schema Registry REST API (also spoken by Apicurio, Karapace and
 //! Redpanda): registering a schema under a subject returns its id.
 //!
-//! Plain HTTP/1.1 over TCP (`http://` only), one short request per new schema version: the
-//! hot path never calls the registry.
+//! HTTP/1.1 through hyper, over TCP (`http://`) or rustls (`https://`, with an optional CA file
+//! and client certificate), one short request per new schema version: the hot path never
+//! calls the registry.
 
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use http_body_util::{BodyExt, Full, Limited};
 
 use crate::config::Secret;
 
@@ -55,6 +58,8 @@ pub struct RegistryClient {
     port: u16,
     base_path: String,
     authorization: Option<String>,
+    /// `https://`: the TLS client.
+    tls: Option<tokio_rustls::TlsConnector>,
 }
 
 impl std::fmt::Debug for RegistryClient {
@@ -86,13 +91,18 @@ impl RegistryClient {
         password: Option<&Secret>,
     ) -> Result<Self, String> {
         let shown = crate::config::target::redact(url);
-        if !url.starts_with("http://") {
-            return Err(format!("registry URL {shown} must start with http://"));
+        let https = url.starts_with("https://");
+        if !url.starts_with("http://") && !https {
+            return Err(format!(
+                "registry URL {shown} must start with http:// or https://"
+            ));
         }
-        let parsed = crate::config::target::parse(url, "http://host:port")
+        let parsed = crate::config::target::parse(url, "http(s)://host:port")
             .map_err(|e| format!("registry URL {shown} {e}"))?;
         let host = crate::config::target::host(&parsed);
-        let port = parsed.port_or_known_default().unwrap_or(80);
+        let port = parsed
+            .port_or_known_default()
+            .unwrap_or(if https { 443 } else { 80 });
         let path = parsed.path().trim_end_matches('/').to_string();
         // Credentials in the URL count when none are set apart.
         let from_url = (!parsed.username().is_empty()).then(|| {
@@ -118,7 +128,29 @@ impl RegistryClient {
             port,
             base_path: path,
             authorization,
+            tls: if https {
+                Some(tls_connector(None, None, None)?)
+            } else {
+                None
+            },
         })
+    }
+
+    /// The client a connector's `[format]` describes (URL, basic auth, TLS files).
+    pub fn from_format(f: &crate::config::FormatConfig) -> Result<Self, String> {
+        let mut client = Self::new(
+            f.registry_url.as_deref().unwrap_or_default(),
+            f.registry_username.as_deref(),
+            f.registry_password.as_ref(),
+        )?;
+        if client.tls.is_some() {
+            client.tls = Some(tls_connector(
+                f.registry_ca_file.as_deref(),
+                f.registry_cert_file.as_deref(),
+                f.registry_key_file.as_deref(),
+            )?);
+        }
+        Ok(client)
     }
 
     /// Registers `schema` (Avro schema JSON) under `subject`; returns its id. Registering an
@@ -178,163 +210,133 @@ impl RegistryClient {
             url: self.url.clone(),
             reason,
         };
-        let work = async {
-            let mut stream = tokio::net::TcpStream::connect((self.host.as_str(), self.port))
-                .await
-                .map_err(|e| unreachable(e.to_string()))?;
-            let body = body.unwrap_or("");
-            let mut req = format!(
-                "{method} {}{path} HTTP/1.1\r\nHost: {}:{}\r\nAccept: application/vnd.schemaregistry.v1+json, application/json\r\nContent-Type: application/vnd.schemaregistry.v1+json\r\nContent-Length: {}\r\nConnection: close\r\n",
-                self.base_path,
-                self.host,
-                self.port,
-                body.len()
+        let host_header = if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        };
+        let mut req = hyper::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base_path))
+            .header(hyper::header::HOST, host_header)
+            .header(
+                hyper::header::ACCEPT,
+                "application/vnd.schemaregistry.v1+json, application/json",
+            )
+            .header(
+                hyper::header::CONTENT_TYPE,
+                "application/vnd.schemaregistry.v1+json",
             );
-            if let Some(auth) = &self.authorization {
-                req.push_str(&format!("Authorization: {auth}\r\n"));
-            }
-            req.push_str("\r\n");
-            req.push_str(body);
-            stream
-                .write_all(req.as_bytes())
+        if let Some(auth) = &self.authorization {
+            req = req.header(hyper::header::AUTHORIZATION, auth);
+        }
+        let req = req
+            .body(Full::new(bytes::Bytes::from(body.unwrap_or("").to_string())))
+            .map_err(|e| unreachable(e.to_string()))?;
+        let work = async {
+            let tcp = tokio::net::TcpStream::connect((self.host.as_str(), self.port))
                 .await
-                .map_err(|e| unreachable(e.to_string()))?;
-            let mut response = Vec::new();
-            let mut chunk = [0u8; 8192];
-            loop {
-                let n = stream
-                    .read(&mut chunk)
-                    .await
-                    .map_err(|e| unreachable(e.to_string()))?;
-                if n == 0 {
-                    break;
+                .map_err(|e| e.to_string())?;
+            match &self.tls {
+                Some(connector) => {
+                    let name = rustls::pki_types::ServerName::try_from(self.host.clone())
+                        .map_err(|e| format!("{}: {e}", self.host))?;
+                    let tls = connector
+                        .connect(name, tcp)
+                        .await
+                        .map_err(|e| format!("TLS: {e}"))?;
+                    exchange(tls, req).await
                 }
-                response.extend_from_slice(&chunk[..n]);
-                if response.len() > MAX_RESPONSE_BYTES {
-                    return Err(unreachable("response too large".into()));
-                }
-                if let Some(done) = complete_response(&response) {
-                    return done.map_err(unreachable);
-                }
+                None => exchange(tcp, req).await,
             }
-            complete_response(&response)
-                .unwrap_or_else(|| Err("connection closed before a full response".into()))
-                .map_err(unreachable)
         };
         tokio::time::timeout(REQUEST_TIMEOUT, work)
             .await
             .unwrap_or_else(|_| {
-                Err(unreachable(format!(
+                Err(format!(
                     "no answer within {} s",
                     REQUEST_TIMEOUT.as_secs()
-                )))
+                ))
             })
+            .map_err(unreachable)
     }
 }
 
-/// Parses a complete HTTP/1.1 response (status, body), or `None` when more bytes are needed.
-fn complete_response(buf: &[u8]) -> Option<Result<(u16, Vec<u8>), String>> {
-    let head_end = buf.windows(4).position(|w| w == b"\r\n\r\n")?;
-    let head = String::from_utf8_lossy(&buf[..head_end]);
-    let mut lines = head.lines();
-    let status: u16 = match lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|s| s.parse().ok())
-    {
-        Some(s) => s,
-        None => return Some(Err("malformed HTTP status line".into())),
+/// One request on a fresh connection; the response body is read up to
+/// [`MAX_RESPONSE_BYTES`].
+async fn exchange<IO>(io: IO, req: hyper::Request<Full<bytes::Bytes>>) -> Result<(u16, Vec<u8>), String>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(io))
+            .await
+            .map_err(|e| e.to_string())?;
+    let driver = tokio::spawn(connection);
+    let result = async {
+        let response = sender.send_request(req).await.map_err(|e| e.to_string())?;
+        let status = response.status().as_u16();
+        let body = Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
+            .collect()
+            .await
+            .map_err(|e| format!("reading the response: {e}"))?
+            .to_bytes();
+        Ok((status, body.to_vec()))
+    }
+    .await;
+    driver.abort();
+    result
+}
+
+/// The TLS client for `https://` registries: trusted roots from `ca` (else the Mozilla roots),
+/// and a client certificate when `cert` and `key` are given.
+fn tls_connector(
+    ca: Option<&Path>,
+    cert: Option<&Path>,
+    key: Option<&Path>,
+) -> Result<tokio_rustls::TlsConnector, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let mut roots = rustls::RootCertStore::empty();
+    match ca {
+        Some(path) => {
+            let certs = CertificateDer::pem_file_iter(path)
+                .and_then(|i| i.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| format!("format.registry_ca_file {}: {e}", path.display()))?;
+            let (added, _) = roots.add_parsable_certificates(certs);
+            if added == 0 {
+                return Err(format!(
+                    "format.registry_ca_file {} holds no usable CA certificate",
+                    path.display()
+                ));
+            }
+        }
+        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots);
+    let config = match (cert, key) {
+        (Some(cert), Some(key)) => {
+            let chain = CertificateDer::pem_file_iter(cert)
+                .and_then(|i| i.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| format!("format.registry_cert_file {}: {e}", cert.display()))?;
+            let key_der = PrivateKeyDer::from_pem_file(key)
+                .map_err(|e| format!("format.registry_key_file {}: {e}", key.display()))?;
+            builder
+                .with_client_auth_cert(chain, key_der)
+                .map_err(|e| format!("format.registry_cert_file / registry_key_file: {e}"))?
+        }
+        _ => builder.with_no_client_auth(),
     };
-    let mut content_length = None;
-    let mut chunked = false;
-    for line in lines {
-        if let Some((k, v)) = line.split_once(':') {
-            let (k, v) = (k.trim().to_ascii_lowercase(), v.trim());
-            if k == "content-length" {
-                content_length = v.parse::<usize>().ok();
-            } else if k == "transfer-encoding" && v.eq_ignore_ascii_case("chunked") {
-                chunked = true;
-            }
-        }
-    }
-    let body = &buf[head_end + 4..];
-    if chunked {
-        let mut out = Vec::new();
-        let mut rest = body;
-        loop {
-            let line_end = rest.windows(2).position(|w| w == b"\r\n")?;
-            let size_text = String::from_utf8_lossy(&rest[..line_end]);
-            let size =
-                match usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16) {
-                    Ok(s) => s,
-                    Err(_) => return Some(Err("malformed chunked body".into())),
-                };
-            rest = &rest[line_end + 2..];
-            if size == 0 {
-                return Some(Ok((status, out)));
-            }
-            // The size comes from the network: no arithmetic on it may wrap.
-            let Some(with_crlf) = size.checked_add(2) else {
-                return Some(Err(format!("chunk size {size_text} is not plausible")));
-            };
-            if rest.len() < with_crlf {
-                return None;
-            }
-            out.extend_from_slice(&rest[..size]);
-            rest = &rest[size + 2..];
-        }
-    }
-    match content_length {
-        Some(n) if body.len() >= n => Some(Ok((status, body[..n].to_vec()))),
-        Some(_) => None,
-        None => None,
-    }
+    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_chunk_size_near_the_largest_integer_is_an_error_not_a_panic() {
-        let r = complete_response(
-            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\nab\r\n0\r\n\r\n",
-        );
-        assert!(matches!(r, Some(Err(_))), "{r:?}");
-        let r = complete_response(
-            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffffffe\r\nab\r\n0\r\n\r\n",
-        );
-        assert!(!matches!(r, Some(Ok(_))), "{r:?}");
-    }
-
-    #[test]
-    fn mutated_responses_never_panic() {
-        let seeds: [&[u8]; 2] = [
-            b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\n{\"id\":1}",
-            b"HTTP/1.1 409 Conflict\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\n2\r\nef\r\n0\r\n\r\n",
-        ];
-        let mut rng = crate::fuzzing::rng(0x7e9);
-        for i in 0..crate::fuzzing::iterations(30_000) {
-            let input = crate::fuzzing::mutate(&mut rng, seeds[i % seeds.len()]);
-            let _ = complete_response(&input);
-        }
-    }
-
-    #[test]
-    fn parses_responses() {
-        let r = complete_response(b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\n{\"id\":1}")
-            .unwrap()
-            .unwrap();
-        assert_eq!(r, (200, b"{\"id\":1}".to_vec()));
-        assert!(
-            complete_response(b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\n{\"id\"").is_none()
-        );
-        let c = complete_response(b"HTTP/1.1 409 Conflict\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\n2\r\nef\r\n0\r\n\r\n")
-            .unwrap()
-            .unwrap();
-        assert_eq!(c, (409, b"abcdef".to_vec()));
-        assert!(complete_response(b"garbage\r\n\r\n").unwrap().is_err());
-    }
 
     #[test]
     fn urls_and_subjects() {

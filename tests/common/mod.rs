@@ -631,3 +631,40 @@ pub fn check_per_key_order(
     }
     duplicates
 }
+
+/// Throwaway certificates for TLS tests (`scripts/make-test-certs`): `ca.pem`,
+/// `server.pem`/`server.key` (for the name localhost), `other-ca.pem`.
+pub fn test_certs() -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique("certs"));
+    let script = format!("{}/scripts/make-test-certs", env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new("bash").arg(&script).arg(&dir).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    dir
+}
+
+/// A TLS-terminating proxy (`stunnel4`) on 127.0.0.1:`accept` in front of 127.0.0.1:`connect`,
+/// with the server certificate of `certs`; returns once it listens. Kill the child to stop it.
+pub fn tls_proxy(certs: &Path, accept: u16, connect: u16) -> Child {
+    let conf = certs.join(format!("stunnel-{accept}.conf"));
+    std::fs::write(
+        &conf,
+        format!(
+            "foreground = yes\npid =\n[proxy]\naccept = 127.0.0.1:{accept}\nconnect = 127.0.0.1:{connect}\ncert = {}\nkey = {}\n",
+            certs.join("server.pem").display(),
+            certs.join("server.key").display()
+        ),
+    )
+    .unwrap();
+    let child = Command::new("stunnel4")
+        .arg(&conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("stunnel4 (scripts/setup installs it)");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", accept)).is_err() {
+        assert!(Instant::now() < deadline, "the TLS proxy never listened on {accept}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child
+}

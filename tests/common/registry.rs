@@ -175,6 +175,7 @@ fn handle(state: &Mutex<State>, method: &str, path: &str, body: &str) -> (u16, V
                 .to_string();
             (200, json!({"compatibility": st.compatibility}))
         }
+        ("GET", ["subjects"]) => (200, json!(st.subjects.keys().collect::<Vec<_>>())),
         ("GET", ["config", ..]) => (200, json!({"compatibilityLevel": st.compatibility})),
         _ => (
             404,
