@@ -215,19 +215,14 @@ fn tls_acceptor(
     cert: &std::path::Path,
     key: &std::path::Path,
 ) -> Result<tokio_rustls::TlsAcceptor, String> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let chain = CertificateDer::pem_file_iter(cert)
-        .and_then(|i| i.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| format!("api.tls_cert_file {}: {e}", cert.display()))?;
-    let key_der = PrivateKeyDer::from_pem_file(key)
-        .map_err(|e| format!("api.tls_key_file {}: {e}", key.display()))?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
+    let config = rustls::ServerConfig::builder_with_provider(crate::tls::provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
         .with_no_client_auth()
-        .with_single_cert(chain, key_der)
+        .with_single_cert(
+            crate::tls::certs(cert, "api.tls_cert_file")?,
+            crate::tls::key(key, "api.tls_key_file")?,
+        )
         .map_err(|e| format!("api.tls_cert_file / api.tls_key_file: {e}"))?;
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }

@@ -150,13 +150,7 @@ pub fn split_postgres_tls(url: &str) -> Result<(String, PgTls), String> {
         cert: None,
         key: None,
     };
-    let Some((base, query)) = url.split_once('?') else {
-        return Ok((url.to_string(), settings));
-    };
-    let mut kept = Vec::new();
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let value = decode(v);
+    let url = split_params(url, |k, value| {
         match k {
             "sslmode" => {
                 settings.mode = match value.as_str() {
@@ -176,17 +170,13 @@ pub fn split_postgres_tls(url: &str) -> Result<(String, PgTls), String> {
             "sslrootcert" => settings.root_cert = Some(value.into()),
             "sslcert" => settings.cert = Some(value.into()),
             "sslkey" => settings.key = Some(value.into()),
-            _ => kept.push(pair),
+            _ => return Ok(false),
         }
-    }
+        Ok(true)
+    })?;
     if settings.cert.is_some() != settings.key.is_some() {
         return Err("sslcert and sslkey go together: set both (a client certificate and its key) or neither".into());
     }
-    let url = if kept.is_empty() {
-        base.to_string()
-    } else {
-        format!("{base}?{}", kept.join("&"))
-    };
     Ok((url, settings))
 }
 
@@ -227,13 +217,7 @@ pub fn split_mysql_tls(url: &str) -> Result<(String, MyTls), String> {
         cert: None,
         key: None,
     };
-    let Some((base, query)) = url.split_once('?') else {
-        return Ok((url.to_string(), tls));
-    };
-    let mut kept = Vec::new();
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let value = decode(v);
+    let url = split_params(url, |k, value| {
         match k.replace('_', "-").to_ascii_lowercase().as_str() {
             "ssl-mode" => {
                 tls.mode = match value.to_ascii_uppercase().as_str() {
@@ -252,18 +236,37 @@ pub fn split_mysql_tls(url: &str) -> Result<(String, MyTls), String> {
             "ssl-ca" => tls.ca = Some(value.into()),
             "ssl-cert" => tls.cert = Some(value.into()),
             "ssl-key" => tls.key = Some(value.into()),
-            _ => kept.push(pair),
+            _ => return Ok(false),
         }
-    }
+        Ok(true)
+    })?;
     if tls.cert.is_some() != tls.key.is_some() {
         return Err("ssl-cert and ssl-key go together: set both (a client certificate and its key) or neither".into());
     }
-    let url = if kept.is_empty() {
+    Ok((url, tls))
+}
+
+/// The URL without the query parameters `take` claims (it is given each name and decoded
+/// value, and answers whether it took it).
+fn split_params(
+    url: &str,
+    mut take: impl FnMut(&str, String) -> Result<bool, String>,
+) -> Result<String, String> {
+    let Some((base, query)) = url.split_once('?') else {
+        return Ok(url.to_string());
+    };
+    let mut kept = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        if !take(k, decode(v))? {
+            kept.push(pair);
+        }
+    }
+    Ok(if kept.is_empty() {
         base.to_string()
     } else {
         format!("{base}?{}", kept.join("&"))
-    };
-    Ok((url, tls))
+    })
 }
 
 fn decode(s: &str) -> String {

@@ -295,40 +295,18 @@ fn tls_connector(
     cert: Option<&Path>,
     key: Option<&Path>,
 ) -> Result<tokio_rustls::TlsConnector, String> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let mut roots = rustls::RootCertStore::empty();
-    match ca {
-        Some(path) => {
-            let certs = CertificateDer::pem_file_iter(path)
-                .and_then(|i| i.collect::<Result<Vec<_>, _>>())
-                .map_err(|e| format!("format.registry_ca_file {}: {e}", path.display()))?;
-            let (added, _) = roots.add_parsable_certificates(certs);
-            if added == 0 {
-                return Err(format!(
-                    "format.registry_ca_file {} holds no usable CA certificate",
-                    path.display()
-                ));
-            }
-        }
-        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider)
+    let roots = crate::tls::roots(ca, "format.registry_ca_file")?;
+    let builder = rustls::ClientConfig::builder_with_provider(crate::tls::provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
         .with_root_certificates(roots);
     let config = match (cert, key) {
-        (Some(cert), Some(key)) => {
-            let chain = CertificateDer::pem_file_iter(cert)
-                .and_then(|i| i.collect::<Result<Vec<_>, _>>())
-                .map_err(|e| format!("format.registry_cert_file {}: {e}", cert.display()))?;
-            let key_der = PrivateKeyDer::from_pem_file(key)
-                .map_err(|e| format!("format.registry_key_file {}: {e}", key.display()))?;
-            builder
-                .with_client_auth_cert(chain, key_der)
-                .map_err(|e| format!("format.registry_cert_file / registry_key_file: {e}"))?
-        }
+        (Some(cert), Some(key)) => builder
+            .with_client_auth_cert(
+                crate::tls::certs(cert, "format.registry_cert_file")?,
+                crate::tls::key(key, "format.registry_key_file")?,
+            )
+            .map_err(|e| format!("format.registry_cert_file / registry_key_file: {e}"))?,
         _ => builder.with_no_client_auth(),
     };
     Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))

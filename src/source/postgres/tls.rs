@@ -11,8 +11,7 @@ use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 pub use crate::config::target::{split_postgres_tls as split_url, PgSslMode as SslMode, PgTls as TlsSettings};
 use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
@@ -36,7 +35,7 @@ impl TlsSettingsExt for TlsSettings {
 
     /// The rustls client configuration for these settings.
     fn client_config(&self) -> Result<ClientConfig, String> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let provider = crate::tls::provider();
         let builder = ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
             .map_err(|e| e.to_string())?;
@@ -58,16 +57,12 @@ impl TlsSettingsExt for TlsSettings {
             .dangerous()
             .with_custom_certificate_verifier(verifier);
         match (&self.cert, &self.key) {
-            (Some(cert), Some(key)) => {
-                let chain = CertificateDer::pem_file_iter(cert)
-                    .and_then(|i| i.collect::<Result<Vec<_>, _>>())
-                    .map_err(|e| format!("sslcert {}: {e}", cert.display()))?;
-                let key_der = PrivateKeyDer::from_pem_file(key)
-                    .map_err(|e| format!("sslkey {}: {e}", key.display()))?;
-                builder
-                    .with_client_auth_cert(chain, key_der)
-                    .map_err(|e| format!("sslcert / sslkey: {e}"))
-            }
+            (Some(cert), Some(key)) => builder
+                .with_client_auth_cert(
+                    crate::tls::certs(cert, "sslcert")?,
+                    crate::tls::key(key, "sslkey")?,
+                )
+                .map_err(|e| format!("sslcert / sslkey: {e}")),
             _ => Ok(builder.with_no_client_auth()),
         }
     }
@@ -93,23 +88,11 @@ impl TlsSettingsExt for TlsSettings {
 
 /// The trusted roots: `sslrootcert`, else the Mozilla roots (as `sslrootcert=system`).
 fn roots(settings: &TlsSettings) -> Result<Arc<RootCertStore>, String> {
-    let mut roots = RootCertStore::empty();
-    match &settings.root_cert {
-        Some(path) if path.as_os_str() != "system" => {
-            let certs = CertificateDer::pem_file_iter(path)
-                .and_then(|i| i.collect::<Result<Vec<_>, _>>())
-                .map_err(|e| format!("sslrootcert {}: {e}", path.display()))?;
-            let (added, _) = roots.add_parsable_certificates(certs);
-            if added == 0 {
-                return Err(format!(
-                    "sslrootcert {} holds no usable CA certificate",
-                    path.display()
-                ));
-            }
-        }
-        _ => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
-    }
-    Ok(Arc::new(roots))
+    let ca = settings
+        .root_cert
+        .as_deref()
+        .filter(|p| p.as_os_str() != "system");
+    Ok(Arc::new(crate::tls::roots(ca, "sslrootcert")?))
 }
 
 /// A TLS failure of a connection attempt said precisely (what failed and which setting
