@@ -82,8 +82,9 @@ pub enum SinkType {
     Stdout,
 }
 
-/// The sink.
-#[derive(Debug, Clone, Deserialize)]
+/// The sink. Its `Debug` masks the values of secret-like properties (`sasl.password`,
+/// `ssl.key.password`, ...).
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SinkConfig {
     /// `kafka` or `stdout`.
@@ -109,6 +110,30 @@ pub struct SinkConfig {
     /// this passes alone.
     #[serde(default = "default_in_flight_bytes")]
     pub max_in_flight_bytes: u64,
+}
+
+impl std::fmt::Debug for SinkConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let properties: BTreeMap<&str, &str> = self
+            .properties
+            .iter()
+            .map(|(k, v)| {
+                let secret = ["password", "secret", "token"]
+                    .iter()
+                    .any(|w| k.to_ascii_lowercase().contains(w));
+                (k.as_str(), if secret { "***" } else { v.as_str() })
+            })
+            .collect();
+        f.debug_struct("SinkConfig")
+            .field("kind", &self.kind)
+            .field("bootstrap_servers", &self.bootstrap_servers)
+            .field("properties", &properties)
+            .field("topic_partitions", &self.topic_partitions)
+            .field("topic_replication_factor", &self.topic_replication_factor)
+            .field("max_in_flight", &self.max_in_flight)
+            .field("max_in_flight_bytes", &self.max_in_flight_bytes)
+            .finish()
+    }
 }
 
 fn default_partitions() -> i32 {
@@ -296,6 +321,18 @@ bootstrap_servers = "127.0.0.1:9092"
 format = "json"
 level = "info"
 "#;
+
+    #[test]
+    fn secret_sink_properties_never_print() {
+        let text = GOOD.replace(
+            "\"linger.ms\" = \"5\"",
+            "\"linger.ms\" = \"5\"\n\"sasl.password\" = \"s3cret\"\n\"ssl.key.password\" = \"k3y\"",
+        );
+        let c = parse(&text).unwrap();
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("s3cret") && !shown.contains("k3y"), "{shown}");
+        assert!(shown.contains("linger.ms") && shown.contains("***"), "{shown}");
+    }
 
     #[test]
     fn accepts_documented_file() {
