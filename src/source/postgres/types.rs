@@ -216,8 +216,9 @@ impl TypeCatalog {
         match row.name.as_str() {
             "bool" => PgType::Bool,
             "int2" => PgType::Int2,
-            "int4" | "oid" | "xid" => PgType::Int4,
-            "int8" => PgType::Int8,
+            "int4" => PgType::Int4,
+            // Unsigned 32-bit on the server: values above 2^31 need int64 (Debezium: INT64).
+            "int8" | "oid" | "xid" => PgType::Int8,
             "float4" => PgType::Float4,
             "float8" => PgType::Float8,
             "numeric" => PgType::Numeric,
@@ -273,6 +274,8 @@ mod tests {
                 row(20001, "posint", 'd', 0, 'N', 23),
                 row(23, "int4", 'b', 0, 'N', 0),
                 row(600, "point", 'b', 0, 'G', 0),
+                row(26, "oid", 'b', 0, 'N', 0),
+                row(1028, "_oid", 'b', 26, 'A', 0),
             ],
             enums,
         );
@@ -285,6 +288,15 @@ mod tests {
             }
         );
         assert_eq!(cat.get(1700).kind(-1), ColumnKind::VariableDecimal);
+        assert_eq!(cat.get(26).kind(-1), ColumnKind::Int64);
+        assert_eq!(
+            super::super::values::parse(&cat.get(26), -1, &ColumnKind::Int64, "4000000000"),
+            Ok(crate::event::Value::Int(4_000_000_000))
+        );
+        assert_eq!(
+            cat.get(1028).kind(-1),
+            ColumnKind::Array(Box::new(ColumnKind::Int64))
+        );
         assert_eq!(
             cat.get(1231).kind(-1),
             ColumnKind::Array(Box::new(ColumnKind::VariableDecimal))
