@@ -278,7 +278,12 @@ fn parse_timestamp(text: &str) -> Result<(i64, i64), ValueError> {
 /// `HH:MM:SS[.ffffff]+TZ` → `HH:MM:SS[.ffffff]Z` in UTC.
 fn parse_timetz(text: &str) -> Result<String, ValueError> {
     let (time, offset) = split_offset(text)?;
-    let utc = (parse_time(time)? - offset).rem_euclid(MICROS_PER_DAY);
+    let utc = parse_time(time)? - offset;
+    // The end of the day stays the end of the day (as Debezium writes it), not midnight.
+    if utc == MICROS_PER_DAY {
+        return Ok("24:00:00Z".into());
+    }
+    let utc = utc.rem_euclid(MICROS_PER_DAY);
     let mut out = String::with_capacity(20);
     crate::calendar::push_time(&mut out, utc);
     out.push('Z');
@@ -431,6 +436,8 @@ mod tests {
         assert_eq!(parse_time("01:02:03.5").unwrap(), 3_723_500_000);
         assert_eq!(parse_timetz("10:15:30+02").unwrap(), "08:15:30Z");
         assert_eq!(parse_timetz("00:30:00.25+01:00").unwrap(), "23:30:00.25Z");
+        assert_eq!(parse_timetz("24:00:00+00").unwrap(), "24:00:00Z");
+        assert_eq!(parse_timetz("24:00:00+02").unwrap(), "22:00:00Z");
         let (local, off) = parse_timestamp("2024-01-02 03:04:05.123456+00").unwrap();
         assert_eq!((local, off), (1_704_164_645_123_456, 0));
         assert_eq!(
