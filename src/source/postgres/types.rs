@@ -104,7 +104,12 @@ impl PgType {
             PgType::Uuid => ColumnKind::Uuid,
             PgType::Json => ColumnKind::Json,
             PgType::Xml => ColumnKind::Xml,
-            PgType::Bit if typmod == 1 => ColumnKind::Boolean,
+            // As Debezium: one bit is a boolean (bit(1) and bit varying(1)); an unbounded bit
+            // varying has the largest length.
+            PgType::Bit | PgType::VarBit if typmod == 1 => ColumnKind::Boolean,
+            PgType::VarBit if typmod < 0 => ColumnKind::Bits {
+                length: i32::MAX as u32,
+            },
             PgType::Bit | PgType::VarBit => ColumnKind::Bits {
                 length: typmod.max(0) as u32,
             },
@@ -275,6 +280,7 @@ mod tests {
                 row(23, "int4", 'b', 0, 'N', 0),
                 row(600, "point", 'b', 0, 'G', 0),
                 row(26, "oid", 'b', 0, 'N', 0),
+                row(1562, "varbit", 'b', 0, 'V', 0),
                 row(1028, "_oid", 'b', 26, 'A', 0),
             ],
             enums,
@@ -289,6 +295,9 @@ mod tests {
         );
         assert_eq!(cat.get(1700).kind(-1), ColumnKind::VariableDecimal);
         assert_eq!(cat.get(26).kind(-1), ColumnKind::Int64);
+        assert_eq!(cat.get(1562).kind(1), ColumnKind::Boolean);
+        assert_eq!(cat.get(1562).kind(-1), ColumnKind::Bits { length: 2_147_483_647 });
+        assert_eq!(cat.get(1562).kind(5), ColumnKind::Bits { length: 5 });
         assert_eq!(
             super::super::values::parse(&cat.get(26), -1, &ColumnKind::Int64, "4000000000"),
             Ok(crate::event::Value::Int(4_000_000_000))

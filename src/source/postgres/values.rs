@@ -106,7 +106,7 @@ pub fn parse(ty: &PgType, typmod: i32, kind: &ColumnKind, text: &str) -> Result<
             }
         },
         PgType::Interval => Value::Int(parse_interval(text)?),
-        PgType::Bit if typmod == 1 => Value::Bool(text == "1"),
+        PgType::Bit | PgType::VarBit if typmod == 1 => Value::Bool(text == "1"),
         PgType::Bit | PgType::VarBit => Value::Bytes(parse_bits(text, typmod)?),
         PgType::Array(elem) => {
             let ColumnKind::Array(elem_kind) = kind else {
