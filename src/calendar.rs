@@ -52,6 +52,23 @@ pub fn push_time(out: &mut String, micros_of_day: i64) {
     }
 }
 
+/// ISO-8601 UTC timestamp with exactly `digits` fractional digits (0 to 6; Debezium's
+/// `ZonedTimestamp` for a column of that precision: `2024-01-02T03:04:05.500000Z`).
+pub fn iso_utc_padded(micros: i64, digits: u32) -> String {
+    let digits = digits.min(6);
+    let whole = iso_utc(micros.div_euclid(1_000_000) * 1_000_000);
+    if digits == 0 {
+        return whole;
+    }
+    let frac = format!("{:06}", micros.rem_euclid(1_000_000));
+    let mut out = whole;
+    out.pop(); // the 'Z'
+    out.push('.');
+    out.push_str(&frac[..digits as usize]);
+    out.push('Z');
+    out
+}
+
 /// ISO-8601 UTC timestamp (`2024-01-02T03:04:05.123456Z`) of microseconds since the epoch.
 pub fn iso_utc(micros: i64) -> String {
     use std::fmt::Write;
@@ -71,6 +88,16 @@ pub fn iso_utc(micros: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn padded_timestamps_keep_the_columns_precision() {
+        let t = 1_704_157_445_500_000; // 2024-01-02T01:04:05.5Z
+        assert_eq!(iso_utc_padded(t, 6), "2024-01-02T01:04:05.500000Z");
+        assert_eq!(iso_utc_padded(t, 3), "2024-01-02T01:04:05.500Z");
+        assert_eq!(iso_utc_padded(t, 0), "2024-01-02T01:04:05Z");
+        assert_eq!(iso_utc_padded(t - 500_000, 6), "2024-01-02T01:04:05.000000Z");
+        assert_eq!(iso_utc_padded(-1, 6), "1969-12-31T23:59:59.999999Z");
+    }
 
     #[test]
     fn known_dates() {

@@ -47,7 +47,7 @@ pub fn expected_after() -> Value {
         "c_text": "hé \"quoted\"", "c_varchar": "varchar", "c_char": "ab ", "c_bytea": "3q2+7w==",
         "c_date": 19724, "c_time": 3723500000i64, "c_time3": 3723500, "c_timetz": "08:15:30Z",
         "c_ts": 1704164645123456i64, "c_ts3": 1704164645123i64, "c_ts_inf": 9223372036825200000i64,
-        "c_tstz": "2024-01-02T01:04:05.5Z", "c_tstz_inf": "-infinity",
+        "c_tstz": "2024-01-02T01:04:05.500000Z", "c_tstz_inf": "-infinity",
         "c_interval": 93600000000i64, "c_uuid": "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
         "c_json": "{\"a\": 1}", "c_jsonb": "{\"b\": [1, 2]}", "c_xml": "<a>1</a>",
         "c_inet": "192.168.0.1/24", "c_cidr": "10.0.0.0/8", "c_macaddr": "08:00:2b:01:02:03", "c_enum": "happy",

@@ -102,7 +102,9 @@ pub fn parse(ty: &PgType, typmod: i32, kind: &ColumnKind, text: &str) -> Result<
             "infinity" | "-infinity" => Value::text(text.to_string()),
             _ => {
                 let (local, offset) = parse_timestamp(text)?;
-                Value::text(crate::calendar::iso_utc(local - offset))
+                // Padded to the column's precision (6 when unconstrained), as Debezium.
+                let digits = if (0..=6).contains(&typmod) { typmod as u32 } else { 6 };
+                Value::text(crate::calendar::iso_utc_padded(local - offset, digits))
             }
         },
         PgType::Interval => Value::Int(parse_interval(text)?),
