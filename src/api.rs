@@ -186,12 +186,10 @@ pub async fn spawn(runtime: Arc<Runtime>, config: ApiConfig) -> Result<(), Strin
     let tls = match (&config.tls_cert_file, &config.tls_key_file) {
         (Some(cert), Some(key)) => Some(tls_acceptor(cert, key)?),
         (None, None) => None,
-        _ => {
-            return Err(
-                "api.tls_cert_file and api.tls_key_file go together: set both for HTTPS, or neither"
-                    .into(),
-            )
-        }
+        _ => return Err(
+            "api.tls_cert_file and api.tls_key_file go together: set both for HTTPS, or neither"
+                .into(),
+        ),
     };
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await
@@ -274,10 +272,13 @@ async fn serve(
                 match tls {
                     // The handshake counts against the header timeout.
                     Some(acceptor) => {
-                        match tokio::time::timeout(HEADER_READ_TIMEOUT, acceptor.accept(stream)).await
+                        match tokio::time::timeout(HEADER_READ_TIMEOUT, acceptor.accept(stream))
+                            .await
                         {
                             Ok(Ok(tls_stream)) => serve_one(tls_stream, service).await,
-                            Ok(Err(e)) => tracing::debug!(error = %e, "admin API TLS handshake failed"),
+                            Ok(Err(e)) => {
+                                tracing::debug!(error = %e, "admin API TLS handshake failed")
+                            }
                             Err(_) => tracing::debug!("admin API TLS handshake timed out"),
                         }
                     }

@@ -95,7 +95,10 @@ mod tests {
         assert_eq!(iso_utc_padded(t, 6), "2024-01-02T01:04:05.500000Z");
         assert_eq!(iso_utc_padded(t, 3), "2024-01-02T01:04:05.500Z");
         assert_eq!(iso_utc_padded(t, 0), "2024-01-02T01:04:05Z");
-        assert_eq!(iso_utc_padded(t - 500_000, 6), "2024-01-02T01:04:05.000000Z");
+        assert_eq!(
+            iso_utc_padded(t - 500_000, 6),
+            "2024-01-02T01:04:05.000000Z"
+        );
         assert_eq!(iso_utc_padded(-1, 6), "1969-12-31T23:59:59.999999Z");
     }
 

@@ -21,6 +21,6 @@ pub mod runtime;
 pub mod sink;
 pub mod source;
 pub mod status;
-pub mod tls;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod tls;

@@ -131,9 +131,23 @@ async fn the_api_speaks_https_with_its_certificate() {
     }
     // The token still applies; a client that does not trust the CA refuses the server; plain
     // HTTP gets no answer.
-    let (ok, out) = curl(&["--cacert", &ca, "-H", "Authorization: Bearer t0k", &format!("{url}/connectors")]);
+    let (ok, out) = curl(&[
+        "--cacert",
+        &ca,
+        "-H",
+        "Authorization: Bearer t0k",
+        &format!("{url}/connectors"),
+    ]);
     assert!(ok && out.contains("\"connectors\":[]"), "{out}");
-    let (ok, out) = curl(&["-o", "/dev/null", "-w", "%{http_code}", "--cacert", &ca, &format!("{url}/connectors")]);
+    let (ok, out) = curl(&[
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "--cacert",
+        &ca,
+        &format!("{url}/connectors"),
+    ]);
     assert!(out.contains("401"), "{ok} {out}");
     let (ok, out) = curl(&[&format!("{url}/health")]);
     assert!(!ok && out.to_lowercase().contains("certificate"), "{out}");

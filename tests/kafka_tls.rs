@@ -80,15 +80,27 @@ async fn records_travel_over_tls_and_a_wrong_ca_is_named() {
     db.exec("CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'over tls');")
         .await;
     let name = unique("ktls");
-    let connector = pg_connector(&name, &name, &db, &["public.t"], "[format]\nschemas = false");
+    let connector = pg_connector(
+        &name,
+        &name,
+        &db,
+        &["public.t"],
+        "[format]\nschemas = false",
+    );
 
-    let wrong = Daemon::new(&broker.sink(&broker.cert("other-ca.pem")), &[("c.toml", connector.clone())]);
+    let wrong = Daemon::new(
+        &broker.sink(&broker.cert("other-ca.pem")),
+        &[("c.toml", connector.clone())],
+    );
     let (status, out, err) = wrong.run_command(&["validate", "--config", "config/sluice.toml"]);
     let text = format!("{out}{err}");
     assert!(!status.success(), "{text}");
     assert!(text.to_lowercase().contains("certificate"), "{text}");
 
-    let mut daemon = Daemon::new(&broker.sink(&broker.cert("ca.pem")), &[("c.toml", connector)]);
+    let mut daemon = Daemon::new(
+        &broker.sink(&broker.cert("ca.pem")),
+        &[("c.toml", connector)],
+    );
     let (status, out, err) = daemon.run_command(&["validate", "--config", "config/sluice.toml"]);
     assert!(status.success(), "{out}{err}");
     daemon.start();
@@ -105,10 +117,18 @@ async fn records_travel_over_tls_and_a_wrong_ca_is_named() {
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut value = None;
     while value.is_none() {
-        assert!(Instant::now() < deadline, "nothing read; logs:\n{}", daemon.logs());
+        assert!(
+            Instant::now() < deadline,
+            "nothing read; logs:\n{}",
+            daemon.logs()
+        );
         let exists = consumer
             .fetch_metadata(Some(&topic), Duration::from_secs(5))
-            .map(|md| md.topics().iter().any(|t| t.name() == topic && t.error().is_none()))
+            .map(|md| {
+                md.topics()
+                    .iter()
+                    .any(|t| t.name() == topic && t.error().is_none())
+            })
             .unwrap_or(false);
         if !exists {
             tokio::time::sleep(Duration::from_millis(300)).await;
@@ -116,7 +136,8 @@ async fn records_travel_over_tls_and_a_wrong_ca_is_named() {
         }
         if consumer.assignment().map(|a| a.count()).unwrap_or(0) == 0 {
             let mut tpl = TopicPartitionList::new();
-            tpl.add_partition_offset(&topic, 0, Offset::Beginning).unwrap();
+            tpl.add_partition_offset(&topic, 0, Offset::Beginning)
+                .unwrap();
             consumer.assign(&tpl).unwrap();
         }
         if let Some(Ok(m)) = consumer.poll(Duration::from_millis(500)) {

@@ -152,12 +152,20 @@ async fn server_id_in_use_is_refused() {
     let logs = second.logs();
     assert!(!status.success(), "{logs}");
     assert!(
-        logs.contains(&format!("mysql.server_id {id} is already used by a connected replica")),
+        logs.contains(&format!(
+            "mysql.server_id {id} is already used by a connected replica"
+        )),
         "{logs}"
     );
-    assert!(running.try_status().is_none(), "the first daemon still runs");
+    assert!(
+        running.try_status().is_none(),
+        "the first daemon still runs"
+    );
     let hosts: Vec<mysql_async::Row> = conn.query("SHOW SLAVE HOSTS").await.unwrap();
-    assert!(hosts.iter().any(|r| r.get::<u32, _>(0) == Some(id)), "still registered");
+    assert!(
+        hosts.iter().any(|r| r.get::<u32, _>(0) == Some(id)),
+        "still registered"
+    );
     // The server's own id.
     let own = daemon_for(&my_base(), &db.name, 1, "");
     let (ok, out) = validate(&own);

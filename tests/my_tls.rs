@@ -20,7 +20,11 @@ fn certs() -> PathBuf {
         .arg(&dir)
         .output()
         .expect("run scripts/make-test-certs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // The server runs as `mysql`: it must read its key (a throwaway one).
     for f in ["server.key", "server.pem", "ca.pem"] {
         std::process::Command::new("chmod")
@@ -42,7 +46,10 @@ fn connector(name: &str, url: &str, db: &str, server_id: u32) -> String {
 }
 
 fn validate(url: &str, db: &str) -> (bool, String) {
-    let daemon = Daemon::new("type = \"stdout\"", &[("c.toml", connector("c", url, db, server_id()))]);
+    let daemon = Daemon::new(
+        "type = \"stdout\"",
+        &[("c.toml", connector("c", url, db, server_id()))],
+    );
     let (status, out, err) = daemon.run_command(&["validate", "--config", "config/sluice.toml"]);
     (status.success(), format!("{out}{err}"))
 }
@@ -53,30 +60,69 @@ async fn tls_modes_verify_what_they_promise_and_streaming_works_under_verify_ide
     let c = |f: &str| certs.join(f).display().to_string();
     let server = ExtraServer::start(
         "tls",
-        &format!("--ssl-cert={} --ssl-key={} --ssl-ca={}", c("server.pem"), c("server.key"), c("ca.pem")),
+        &format!(
+            "--ssl-cert={} --ssl-key={} --ssl-ca={}",
+            c("server.pem"),
+            c("server.key"),
+            c("ca.pem")
+        ),
     );
     let mut db = MyDb::on(&server.url(), "mytls").await;
-    db.exec("CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(20))").await;
+    db.exec("CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(20))")
+        .await;
     db.exec("INSERT INTO t VALUES (1, 'before')").await;
-    db.exec("CREATE USER 'tlsuser'@'%' IDENTIFIED BY 'tlspw' REQUIRE SSL").await;
-    db.exec("GRANT ALL PRIVILEGES ON *.* TO 'tlsuser'@'%'").await;
-    let url = |host: &str, params: &str| format!("mysql://tlsuser:tlspw@{host}:{}?{params}", server.port);
+    db.exec("CREATE USER 'tlsuser'@'%' IDENTIFIED BY 'tlspw' REQUIRE SSL")
+        .await;
+    db.exec("GRANT ALL PRIVILEGES ON *.* TO 'tlsuser'@'%'")
+        .await;
+    let url =
+        |host: &str, params: &str| format!("mysql://tlsuser:tlspw@{host}:{}?{params}", server.port);
     let ca = c("ca.pem");
 
-    let (ok, out) = validate(&url("localhost", &format!("ssl-mode=VERIFY_IDENTITY&ssl-ca={ca}")), &db.name);
+    let (ok, out) = validate(
+        &url(
+            "localhost",
+            &format!("ssl-mode=VERIFY_IDENTITY&ssl-ca={ca}"),
+        ),
+        &db.name,
+    );
     assert!(ok, "VERIFY_IDENTITY with the right CA and name: {out}");
-    let (ok, out) = validate(&url("127.0.0.1", &format!("ssl-mode=VERIFY_CA&ssl-ca={ca}")), &db.name);
+    let (ok, out) = validate(
+        &url("127.0.0.1", &format!("ssl-mode=VERIFY_CA&ssl-ca={ca}")),
+        &db.name,
+    );
     assert!(ok, "VERIFY_CA does not check the name: {out}");
-    let (ok, out) = validate(&url("127.0.0.1", &format!("ssl-mode=VERIFY_IDENTITY&ssl-ca={ca}")), &db.name);
-    assert!(!ok && out.contains("not valid for the host of 127.0.0.1"), "{out}");
+    let (ok, out) = validate(
+        &url(
+            "127.0.0.1",
+            &format!("ssl-mode=VERIFY_IDENTITY&ssl-ca={ca}"),
+        ),
+        &db.name,
+    );
+    assert!(
+        !ok && out.contains("not valid for the host of 127.0.0.1"),
+        "{out}"
+    );
     let other = c("other-ca.pem");
-    let (ok, out) = validate(&url("localhost", &format!("ssl-mode=VERIFY_CA&ssl-ca={other}")), &db.name);
-    assert!(!ok && out.contains(&format!("not signed by a CA in ssl-ca {other}")), "{out}");
+    let (ok, out) = validate(
+        &url("localhost", &format!("ssl-mode=VERIFY_CA&ssl-ca={other}")),
+        &db.name,
+    );
+    assert!(
+        !ok && out.contains(&format!("not signed by a CA in ssl-ca {other}")),
+        "{out}"
+    );
     let (ok, out) = validate(&url("127.0.0.1", "ssl-mode=DISABLED"), &db.name);
-    assert!(!ok && out.contains("Access denied"), "the user must use TLS: {out}");
+    assert!(
+        !ok && out.contains("Access denied"),
+        "the user must use TLS: {out}"
+    );
     let (ok, out) = validate(&url("127.0.0.1", "ssl-mode=REQUIRED"), &db.name);
     assert!(ok, "{out}");
-    let (ok, out) = validate(&format!("mysql://tlsuser:tlspw@127.0.0.1:{}", server.port), &db.name);
+    let (ok, out) = validate(
+        &format!("mysql://tlsuser:tlspw@127.0.0.1:{}", server.port),
+        &db.name,
+    );
     assert!(ok, "the default (PREFERRED) uses TLS when offered: {out}");
     assert!(!out.contains("tlspw"), "{out}");
 
@@ -86,18 +132,34 @@ async fn tls_modes_verify_what_they_promise_and_streaming_works_under_verify_ide
         "type = \"stdout\"",
         &[(
             "c.toml",
-            connector(&name, &url("localhost", &format!("ssl-mode=VERIFY_IDENTITY&ssl-ca={ca}")), &db.name, server_id()),
+            connector(
+                &name,
+                &url(
+                    "localhost",
+                    &format!("ssl-mode=VERIFY_IDENTITY&ssl-ca={ca}"),
+                ),
+                &db.name,
+                server_id(),
+            ),
         )],
     );
     daemon.start();
     let deadline = Instant::now() + Duration::from_secs(60);
     while !daemon.stdout(1).contains("\"before\"") {
-        assert!(Instant::now() < deadline, "no snapshot; logs:\n{}", daemon.logs());
+        assert!(
+            Instant::now() < deadline,
+            "no snapshot; logs:\n{}",
+            daemon.logs()
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     db.exec("INSERT INTO t VALUES (2, 'streamed')").await;
     while !daemon.stdout(1).contains("\"streamed\"") {
-        assert!(Instant::now() < deadline, "nothing streamed; logs:\n{}", daemon.logs());
+        assert!(
+            Instant::now() < deadline,
+            "nothing streamed; logs:\n{}",
+            daemon.logs()
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert!(daemon.stop().success());

@@ -30,7 +30,11 @@ fn validate(connector: String, dir_setup: impl FnOnce(&Daemon)) -> (bool, String
     (status.success(), format!("{out}{err}{}", daemon.logs()))
 }
 
-fn forms(url_with_password: String, url_without: String, user_var: &str) -> Vec<(&'static str, String, bool)> {
+fn forms(
+    url_with_password: String,
+    url_without: String,
+    user_var: &str,
+) -> Vec<(&'static str, String, bool)> {
     vec![
         ("url", format!("url = \"{url_with_password}\""), false),
         (
@@ -82,7 +86,10 @@ async fn an_odd_password_works_in_every_form_on_postgres_and_is_never_shown() {
         encoded()
     );
     let (ok, out) = validate(connector, |_| {});
-    assert!(!ok && out.contains("password authentication failed"), "{out}");
+    assert!(
+        !ok && out.contains("password authentication failed"),
+        "{out}"
+    );
     assert!(!out.contains("not-p"), "{out}");
 }
 
@@ -92,8 +99,10 @@ async fn an_odd_password_works_in_every_form_on_mariadb_and_is_never_shown() {
     db.exec("CREATE TABLE t (id INT PRIMARY KEY)").await;
     let user = unique("oddpw");
     let quoted = ODD.replace('\\', "\\\\").replace('\'', "\\'");
-    db.exec(&format!("CREATE USER '{user}'@'%' IDENTIFIED BY '{quoted}'"))
-        .await;
+    db.exec(&format!(
+        "CREATE USER '{user}'@'%' IDENTIFIED BY '{quoted}'"
+    ))
+    .await;
     db.exec(&format!("GRANT ALL PRIVILEGES ON *.* TO '{user}'@'%'"))
         .await;
     let var = format!("SLUICE_TEST_MYPW_{}", std::process::id());

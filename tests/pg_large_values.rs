@@ -17,7 +17,13 @@ async fn a_value_larger_than_every_bound_arrives_whole_and_in_order() {
         "type = \"stdout\"\nmax_in_flight_bytes = 1048576",
         &[(
             "c.toml",
-            pg_connector(&name, &name, &db, &["public.t"], "[format]\nschemas = false\n[snapshot]\nmode = \"no_data\""),
+            pg_connector(
+                &name,
+                &name,
+                &db,
+                &["public.t"],
+                "[format]\nschemas = false\n[snapshot]\nmode = \"no_data\"",
+            ),
         )],
     );
     daemon.start();
@@ -54,5 +60,8 @@ async fn a_value_larger_than_every_bound_arrives_whole_and_in_order() {
         .map(|l| l["value"]["after"]["id"].as_i64().unwrap())
         .collect();
     assert_eq!(ids, [1, 2, 3]);
-    assert_eq!(lines[1]["value"]["after"]["v"].as_str(), Some(expected.as_str()));
+    assert_eq!(
+        lines[1]["value"]["after"]["v"].as_str(),
+        Some(expected.as_str())
+    );
 }

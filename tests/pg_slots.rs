@@ -44,11 +44,20 @@ async fn a_slot_of_another_database_is_never_dropped() {
         .await;
     let mut daemon = Daemon::new(
         "",
-        &[("c.toml", pg_connector(&name, &name, &ours, &["public.t"], ""))],
+        &[(
+            "c.toml",
+            pg_connector(&name, &name, &ours, &["public.t"], ""),
+        )],
     );
     let logs = run_until_failed(&mut daemon);
-    assert!(logs.contains("Sluice cannot prove it is this connector's"), "{logs}");
-    assert!(logs.contains(&theirs.name), "names the slot's database: {logs}");
+    assert!(
+        logs.contains("Sluice cannot prove it is this connector's"),
+        "{logs}"
+    );
+    assert!(
+        logs.contains(&theirs.name),
+        "names the slot's database: {logs}"
+    );
     assert!(logs.contains("pg_drop_replication_slot"), "{logs}");
     assert!(!logs.contains("retrying"), "{logs}");
     assert_eq!(slot_database(&ours, &name).await, Some(theirs.name.clone()));
@@ -73,9 +82,16 @@ async fn a_slot_no_stored_position_records_is_never_dropped() {
         &[("c.toml", pg_connector(&name, &name, &db, &["public.t"], ""))],
     );
     let logs = run_until_failed(&mut daemon);
-    assert!(logs.contains("no stored position of this connector records it"), "{logs}");
+    assert!(
+        logs.contains("no stored position of this connector records it"),
+        "{logs}"
+    );
     assert!(logs.contains("postgres.slot"), "{logs}");
-    assert_eq!(db.confirmed_flush(&name).await, before, "the slot is untouched");
+    assert_eq!(
+        db.confirmed_flush(&name).await,
+        before,
+        "the slot is untouched"
+    );
     db.exec(&format!("SELECT pg_drop_replication_slot('{name}')"))
         .await;
 }
@@ -101,7 +117,9 @@ async fn its_own_slot_is_recreated_for_a_snapshot_but_not_once_another_consumer_
     wait_slot_and_offset(&db, &daemon, &name, lsn, Duration::from_secs(60)).await;
     let stored = daemon.offset(&name).expect("offset stored");
     assert!(
-        stored["position"]["slot"]["database_oid"].as_u64().is_some(),
+        stored["position"]["slot"]["database_oid"]
+            .as_u64()
+            .is_some(),
         "the slot is recorded with the position: {stored}"
     );
     assert!(daemon.stop().success());
@@ -136,7 +154,11 @@ async fn its_own_slot_is_recreated_for_a_snapshot_but_not_once_another_consumer_
     assert!(advanced > stored, "{advanced:?} {stored:?}");
     let logs = run_until_failed(&mut daemon);
     assert!(logs.contains("another consumer has confirmed it"), "{logs}");
-    assert_eq!(db.confirmed_flush(&name).await, advanced, "the slot is untouched");
+    assert_eq!(
+        db.confirmed_flush(&name).await,
+        advanced,
+        "the slot is untouched"
+    );
     db.exec(&format!("SELECT pg_drop_replication_slot('{name}')"))
         .await;
 }

@@ -52,7 +52,11 @@ impl TlsServer {
             ])
             .output()
             .expect("psql");
-        assert!(out.status.success(), "{sql}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{sql}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
@@ -61,7 +65,10 @@ impl TlsServer {
     }
 
     fn url(&self, host: &str, db: &str, params: &str) -> String {
-        format!("postgres://sluice:sluice@{host}:{}/{db}?{params}", self.port)
+        format!(
+            "postgres://sluice:sluice@{host}:{}/{db}?{params}",
+            self.port
+        )
     }
 }
 
@@ -105,23 +112,49 @@ async fn tls_modes_verify_what_they_promise_and_failures_say_why() {
 
     // The certificate is for the name localhost: the address 127.0.0.1 passes verify-ca only.
     let ca = server.cert("ca.pem");
-    let (ok, out) = validate(&server.url("127.0.0.1", "postgres", &format!("sslmode=verify-ca&sslrootcert={ca}")));
+    let (ok, out) = validate(&server.url(
+        "127.0.0.1",
+        "postgres",
+        &format!("sslmode=verify-ca&sslrootcert={ca}"),
+    ));
     assert!(ok, "verify-ca does not check the name: {out}");
-    let (ok, out) = validate(&server.url("127.0.0.1", "postgres", &format!("sslmode=verify-full&sslrootcert={ca}")));
+    let (ok, out) = validate(&server.url(
+        "127.0.0.1",
+        "postgres",
+        &format!("sslmode=verify-full&sslrootcert={ca}"),
+    ));
     assert!(!ok, "{out}");
     assert!(out.contains("verify-full needs a host name"), "{out}");
     // libpq's hostaddr: the address to connect to, the name to check; a wrong name fails.
-    let (ok, out) = validate(&server.url("localhost", "postgres", &format!("sslmode=verify-full&sslrootcert={ca}&hostaddr=127.0.0.1")));
+    let (ok, out) = validate(&server.url(
+        "localhost",
+        "postgres",
+        &format!("sslmode=verify-full&sslrootcert={ca}&hostaddr=127.0.0.1"),
+    ));
     assert!(ok, "{out}");
-    let (ok, out) = validate(&server.url("pg.invalid", "postgres", &format!("sslmode=verify-full&sslrootcert={ca}&hostaddr=127.0.0.1")));
+    let (ok, out) = validate(&server.url(
+        "pg.invalid",
+        "postgres",
+        &format!("sslmode=verify-full&sslrootcert={ca}&hostaddr=127.0.0.1"),
+    ));
     assert!(!ok, "{out}");
-    assert!(out.contains("not valid for the host name pg.invalid"), "the name mismatch is said: {out}");
+    assert!(
+        out.contains("not valid for the host name pg.invalid"),
+        "the name mismatch is said: {out}"
+    );
 
     // Another CA: not trusted.
     let other = server.cert("other-ca.pem");
-    let (ok, out) = validate(&server.url("127.0.0.1", "postgres", &format!("sslmode=verify-ca&sslrootcert={other}")));
+    let (ok, out) = validate(&server.url(
+        "127.0.0.1",
+        "postgres",
+        &format!("sslmode=verify-ca&sslrootcert={other}"),
+    ));
     assert!(!ok, "{out}");
-    assert!(out.contains(&format!("not signed by a CA in sslrootcert {other}")), "{out}");
+    assert!(
+        out.contains(&format!("not signed by a CA in sslrootcert {other}")),
+        "{out}"
+    );
 
     // The server takes TLS only.
     let (ok, out) = validate(&server.url("127.0.0.1", "postgres", "sslmode=disable"));
@@ -131,7 +164,10 @@ async fn tls_modes_verify_what_they_promise_and_failures_say_why() {
     // require: encrypted, certificate not checked; and the default (prefer) uses TLS too.
     let (ok, out) = validate(&server.url("localhost", "postgres", "sslmode=require"));
     assert!(ok, "{out}");
-    let (ok, out) = validate(&format!("postgres://sluice:sluice@127.0.0.1:{}/postgres", server.port));
+    let (ok, out) = validate(&format!(
+        "postgres://sluice:sluice@127.0.0.1:{}/postgres",
+        server.port
+    ));
     assert!(ok, "{out}");
     assert!(!out.contains("sluice:sluice"), "{out}");
 }
@@ -151,12 +187,20 @@ async fn snapshot_and_streaming_work_under_verify_full() {
     daemon.start();
     let deadline = Instant::now() + Duration::from_secs(60);
     while !daemon.stdout(1).contains("\"before\"") {
-        assert!(Instant::now() < deadline, "no snapshot; logs:\n{}", daemon.logs());
+        assert!(
+            Instant::now() < deadline,
+            "no snapshot; logs:\n{}",
+            daemon.logs()
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     psql("INSERT INTO t VALUES (2, 'streamed')");
     while !daemon.stdout(1).contains("\"streamed\"") {
-        assert!(Instant::now() < deadline, "nothing streamed; logs:\n{}", daemon.logs());
+        assert!(
+            Instant::now() < deadline,
+            "nothing streamed; logs:\n{}",
+            daemon.logs()
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     // Both sessions are encrypted: the replication one and the query one.

@@ -10,13 +10,7 @@ use common::*;
 #[tokio::test(flavor = "multi_thread")]
 async fn avro_works_with_an_https_registry_and_a_wrong_ca_is_refused() {
     let registry = Registry::start().await;
-    let plain: u16 = registry
-        .url
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let plain: u16 = registry.url.rsplit(':').next().unwrap().parse().unwrap();
     let certs = test_certs();
     let port = free_port();
     let mut proxy = tls_proxy(&certs, port, plain);
@@ -32,7 +26,10 @@ async fn avro_works_with_an_https_registry_and_a_wrong_ca_is_refused() {
     };
     let wrong = Daemon::new(
         "",
-        &[("c.toml", pg_connector(&name, &name, &db, &["public.t"], "") + &format("other-ca.pem"))],
+        &[(
+            "c.toml",
+            pg_connector(&name, &name, &db, &["public.t"], "") + &format("other-ca.pem"),
+        )],
     );
     let (status, out, err) = wrong.run_command(&["validate", "--config", "config/sluice.toml"]);
     let text = format!("{out}{err}");
@@ -44,7 +41,10 @@ async fn avro_works_with_an_https_registry_and_a_wrong_ca_is_refused() {
 
     let mut daemon = Daemon::new(
         "",
-        &[("c.toml", pg_connector(&name, &name, &db, &["public.t"], "") + &format("ca.pem"))],
+        &[(
+            "c.toml",
+            pg_connector(&name, &name, &db, &["public.t"], "") + &format("ca.pem"),
+        )],
     );
     let (status, out, err) = daemon.run_command(&["validate", "--config", "config/sluice.toml"]);
     assert!(status.success(), "{out}{err}");
@@ -54,7 +54,11 @@ async fn avro_works_with_an_https_registry_and_a_wrong_ca_is_refused() {
     let values: Vec<Vec<u8>> = records.iter().map(|r| r.value.clone().unwrap()).collect();
     let decoded = decode(&registry, &values).await;
     assert_eq!(decoded.len(), 1, "{}", daemon.logs());
-    assert_eq!(decoded[0].1["after"]["v"], "via https", "{:?}", decoded[0].1);
+    assert_eq!(
+        decoded[0].1["after"]["v"], "via https",
+        "{:?}",
+        decoded[0].1
+    );
     let _ = proxy.kill();
     let _ = proxy.wait();
     let _ = std::fs::remove_dir_all(&certs);

@@ -330,8 +330,14 @@ level = "info"
         );
         let c = parse(&text).unwrap();
         let shown = format!("{c:?}");
-        assert!(!shown.contains("s3cret") && !shown.contains("k3y"), "{shown}");
-        assert!(shown.contains("linger.ms") && shown.contains("***"), "{shown}");
+        assert!(
+            !shown.contains("s3cret") && !shown.contains("k3y"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("linger.ms") && shown.contains("***"),
+            "{shown}"
+        );
     }
 
     #[test]

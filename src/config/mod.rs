@@ -324,7 +324,10 @@ fn check_unique(connectors: &[ConnectorConfig]) -> Vec<ConfigError> {
         }
         if let Some(my) = &c.mysql {
             if let Ok(t) = target::mysql(my.url.expose()) {
-                let key = ((t.host.clone(), t.port, String::new()), my.server_id.to_string());
+                let key = (
+                    (t.host.clone(), t.port, String::new()),
+                    my.server_id.to_string(),
+                );
                 if let Some(first) = server_ids.insert(key, &c.file) {
                     errors.push(ConfigError::Invalid {
                         path: c.file.clone(),
@@ -373,12 +376,20 @@ mod tests {
         .unwrap();
         substitute_values(&config, &mut doc).unwrap();
         assert_eq!(doc["postgres"]["password"].as_str(), Some(odd));
-        assert_eq!(doc["postgres"]["relative"].as_str().unwrap(), format!("x{odd}y"));
+        assert_eq!(
+            doc["postgres"]["relative"].as_str().unwrap(),
+            format!("x{odd}y")
+        );
 
         let mut doc: toml::Value =
             toml::from_str("[mysql]\npassword = \"${file:/nonexistent/secret}\"\n").unwrap();
-        let err = substitute_values(&config, &mut doc).unwrap_err().to_string();
-        assert!(err.contains("mysql.password") && err.contains("/nonexistent/secret"), "{err}");
+        let err = substitute_values(&config, &mut doc)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("mysql.password") && err.contains("/nonexistent/secret"),
+            "{err}"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 
@@ -457,7 +468,13 @@ mod tests {
         ]);
         let text: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
         assert_eq!(errors.len(), 2, "{text:?}");
-        assert!(text[0].contains("mysql.server_id") && text[0].contains("a"), "{text:?}");
-        assert!(text[1].contains("postgres.slot") && text[1].contains("same server"), "{text:?}");
+        assert!(
+            text[0].contains("mysql.server_id") && text[0].contains("a"),
+            "{text:?}"
+        );
+        assert!(
+            text[1].contains("postgres.slot") && text[1].contains("same server"),
+            "{text:?}"
+        );
     }
 }

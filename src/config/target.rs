@@ -31,7 +31,8 @@ impl std::fmt::Display for Target {
 
 /// Parses a URL that must name a host; the error says what is wrong and shows the form.
 pub fn parse(url: &str, form: &str) -> Result<Url, String> {
-    let parsed = Url::parse(url).map_err(|e| format!("is not a valid URL ({e}); expected {form}"))?;
+    let parsed =
+        Url::parse(url).map_err(|e| format!("is not a valid URL ({e}); expected {form}"))?;
     match parsed.host() {
         None => Err(format!("has no host; expected {form}")),
         Some(Host::Domain(d)) if d.is_empty() => Err(format!("has no host; expected {form}")),
@@ -302,7 +303,10 @@ mod tests {
         assert_eq!(a, d);
         assert_ne!(a, postgres("postgres://u@localhost:5433/shop").unwrap());
         assert_eq!(postgres("postgres://alice@db/").unwrap().database, "alice");
-        assert_eq!(postgres("postgres://u@db/my%20db").unwrap().database, "my db");
+        assert_eq!(
+            postgres("postgres://u@db/my%20db").unwrap().database,
+            "my db"
+        );
         assert_eq!(
             mysql("mysql://u:p@Db.Example:3306").unwrap(),
             mysql("mariadb://x@db.example").unwrap()
@@ -322,23 +326,36 @@ mod tests {
     fn a_url_without_a_host_is_refused_with_the_form() {
         for url in ["postgres:///db", "postgres://u:p@/db", "mysql://u:p@:3306"] {
             let e = postgres(url).unwrap_err();
-            assert!(e.contains("no host") || e.contains("not a valid URL"), "{url}: {e}");
+            assert!(
+                e.contains("no host") || e.contains("not a valid URL"),
+                "{url}: {e}"
+            );
             assert!(e.contains("://user:password@host:port"), "{url}: {e}");
         }
-        assert!(mysql("mysql://").unwrap_err().contains("mysql://user:password@host:port"));
+        assert!(mysql("mysql://")
+            .unwrap_err()
+            .contains("mysql://user:password@host:port"));
     }
 
     #[test]
     fn mysql_tls_parameters_are_split_off_and_checked() {
-        let (url, t) =
-            split_mysql_tls("mysql://u:p@db:3306?ssl-mode=VERIFY_IDENTITY&ssl-ca=%2Fca.pem&prefer_socket=false")
-                .unwrap();
+        let (url, t) = split_mysql_tls(
+            "mysql://u:p@db:3306?ssl-mode=VERIFY_IDENTITY&ssl-ca=%2Fca.pem&prefer_socket=false",
+        )
+        .unwrap();
         assert_eq!(url, "mysql://u:p@db:3306?prefer_socket=false");
         assert_eq!(t.mode, MySslMode::VerifyIdentity);
         assert_eq!(t.ca, Some("/ca.pem".into()));
-        assert_eq!(split_mysql_tls("mysql://u@db").unwrap().1.mode, MySslMode::Preferred);
-        assert!(split_mysql_tls("mysql://u@db?ssl-mode=on").unwrap_err().contains("VERIFY_CA"));
-        assert!(split_mysql_tls("mysql://u@db?ssl-key=/k").unwrap_err().contains("ssl-cert"));
+        assert_eq!(
+            split_mysql_tls("mysql://u@db").unwrap().1.mode,
+            MySslMode::Preferred
+        );
+        assert!(split_mysql_tls("mysql://u@db?ssl-mode=on")
+            .unwrap_err()
+            .contains("VERIFY_CA"));
+        assert!(split_mysql_tls("mysql://u@db?ssl-key=/k")
+            .unwrap_err()
+            .contains("ssl-cert"));
     }
 
     #[test]

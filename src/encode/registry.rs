@@ -231,7 +231,9 @@ impl RegistryClient {
             req = req.header(hyper::header::AUTHORIZATION, auth);
         }
         let req = req
-            .body(Full::new(bytes::Bytes::from(body.unwrap_or("").to_string())))
+            .body(Full::new(bytes::Bytes::from(
+                body.unwrap_or("").to_string(),
+            )))
             .map_err(|e| unreachable(e.to_string()))?;
         let work = async {
             let tcp = tokio::net::TcpStream::connect((self.host.as_str(), self.port))
@@ -252,19 +254,17 @@ impl RegistryClient {
         };
         tokio::time::timeout(REQUEST_TIMEOUT, work)
             .await
-            .unwrap_or_else(|_| {
-                Err(format!(
-                    "no answer within {} s",
-                    REQUEST_TIMEOUT.as_secs()
-                ))
-            })
+            .unwrap_or_else(|_| Err(format!("no answer within {} s", REQUEST_TIMEOUT.as_secs())))
             .map_err(unreachable)
     }
 }
 
 /// One request on a fresh connection; the response body is read up to
 /// [`MAX_RESPONSE_BYTES`].
-async fn exchange<IO>(io: IO, req: hyper::Request<Full<bytes::Bytes>>) -> Result<(u16, Vec<u8>), String>
+async fn exchange<IO>(
+    io: IO,
+    req: hyper::Request<Full<bytes::Bytes>>,
+) -> Result<(u16, Vec<u8>), String>
 where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {

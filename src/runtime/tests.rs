@@ -284,11 +284,12 @@ async fn memory_between_source_and_broker_is_bounded_in_bytes_and_a_huge_row_pas
     .await;
     result.expect("clean finish");
     assert_eq!(ids(&wiring.broker), (1..=60).collect::<Vec<_>>());
-    let most = wiring
-        .outstanding
-        .load(std::sync::atomic::Ordering::SeqCst);
+    let most = wiring.outstanding.load(std::sync::atomic::Ordering::SeqCst);
     assert!(most <= 12, "{most} rows of 1 MiB were waiting at once");
-    assert!(most >= 4, "the bound is reached, so the test measures it: {most}");
+    assert!(
+        most >= 4,
+        "the bound is reached, so the test measures it: {most}"
+    );
 
     let mut wiring = FakeWiring::new(vec![Fault::Delay(Duration::from_millis(5))], 3);
     wiring.row_text = 9 * MIB;

@@ -36,7 +36,11 @@ impl StdoutSink {
             .as_deref()
             .filter(|v| v.len() > BATCH_BYTES && is_object(v));
         let mut tail = Vec::new();
-        let rest = if large.is_some() { &mut tail } else { &mut *line };
+        let rest = if large.is_some() {
+            &mut tail
+        } else {
+            &mut *line
+        };
         if large.is_none() {
             embed(rest, record.value.as_deref());
         }

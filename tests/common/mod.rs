@@ -107,7 +107,10 @@ impl TestDb {
     pub async fn current_lsn(&self) -> u64 {
         let row = self
             .client
-            .query_one("SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::int8", &[])
+            .query_one(
+                "SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::int8",
+                &[],
+            )
             .await
             .unwrap();
         row.get::<_, i64>(0) as u64
@@ -637,8 +640,16 @@ pub fn check_per_key_order(
 pub fn test_certs() -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique("certs"));
     let script = format!("{}/scripts/make-test-certs", env!("CARGO_MANIFEST_DIR"));
-    let out = Command::new("bash").arg(&script).arg(&dir).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("bash")
+        .arg(&script)
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     dir
 }
 
@@ -663,7 +674,10 @@ pub fn tls_proxy(certs: &Path, accept: u16, connect: u16) -> Child {
         .expect("stunnel4 (scripts/setup installs it)");
     let deadline = Instant::now() + Duration::from_secs(20);
     while std::net::TcpStream::connect(("127.0.0.1", accept)).is_err() {
-        assert!(Instant::now() < deadline, "the TLS proxy never listened on {accept}");
+        assert!(
+            Instant::now() < deadline,
+            "the TLS proxy never listened on {accept}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     child

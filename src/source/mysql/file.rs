@@ -5,8 +5,8 @@
 use std::collections::HashMap;
 
 use super::binlog::{decode_body, EventBody, EventHeader, FormatDescription, RowsKind, HEADER_LEN};
-use super::payload::{payload_events, RawEvent};
 use super::event_type;
+use super::payload::{payload_events, RawEvent};
 use super::plan::RowDecoder;
 use super::reader::{crc32, BinlogError, Malformed};
 use super::table_map::TableMap;

@@ -518,11 +518,18 @@ mod tests {
         doc.extend(level(30));
         assert!(doc.len() < 600);
         let err = to_text(&doc).unwrap_err();
-        assert!(err.0.contains("point back at shared containers"), "{}", err.0);
+        assert!(
+            err.0.contains("point back at shared containers"),
+            "{}",
+            err.0
+        );
         // A few levels render normally.
         let mut small = vec![0x02];
         small.extend(level(2));
-        assert_eq!(to_text(&small).unwrap(), "[[[],[],[],[]],[[],[],[],[]],[[],[],[],[]],[[],[],[],[]]]");
+        assert_eq!(
+            to_text(&small).unwrap(),
+            "[[[],[],[],[]],[[],[],[],[]],[[],[],[],[]],[[],[],[],[]]]"
+        );
     }
 
     #[test]

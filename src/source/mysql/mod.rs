@@ -146,7 +146,10 @@ pub(crate) struct ConnInfo {
 }
 
 impl ConnInfo {
-    pub(crate) fn parse(url: &str, password: Option<&crate::config::Secret>) -> Result<Self, MyError> {
+    pub(crate) fn parse(
+        url: &str,
+        password: Option<&crate::config::Secret>,
+    ) -> Result<Self, MyError> {
         use crate::config::target::MySslMode;
         let normalized = url.replacen("mariadb://", "mysql://", 1);
         let (normalized, tls) = crate::config::target::split_mysql_tls(&normalized)
@@ -172,11 +175,9 @@ impl ConnInfo {
     /// Opens a session with UTC time and utf8mb4 results.
     pub(crate) async fn connect(&self) -> Result<Conn, MyError> {
         let mut conn = match self.open(&self.opts).await {
-            Err(mysql_async::Error::Driver(mysql_async::DriverError::NoClientSslFlagFromServer))
-                if self.plain.is_some() =>
-            {
-                self.open(self.plain.as_ref().expect("checked")).await
-            }
+            Err(mysql_async::Error::Driver(
+                mysql_async::DriverError::NoClientSslFlagFromServer,
+            )) if self.plain.is_some() => self.open(self.plain.as_ref().expect("checked")).await,
             other => other,
         }
         .map_err(|e| {
@@ -203,13 +204,13 @@ impl ConnInfo {
     }
 
     async fn open(&self, opts: &Opts) -> Result<Conn, mysql_async::Error> {
-        match tokio::time::timeout(std::time::Duration::from_secs(10), Conn::new(opts.clone())).await
+        match tokio::time::timeout(std::time::Duration::from_secs(10), Conn::new(opts.clone()))
+            .await
         {
             Ok(r) => r,
-            Err(_) => Err(mysql_async::Error::Io(mysql_async::IoError::Io(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                "timed out after 10 s",
-            )))),
+            Err(_) => Err(mysql_async::Error::Io(mysql_async::IoError::Io(
+                std::io::Error::new(std::io::ErrorKind::TimedOut, "timed out after 10 s"),
+            ))),
         }
     }
 }
@@ -252,7 +253,8 @@ fn explain_tls(text: &str, tls: &crate::config::target::MyTls, target: &str) -> 
                 format!("ssl-ca {}", p.display())
             })
     };
-    let why = if text.contains("does not have this capability") || text.contains("NoClientSslFlag") {
+    let why = if text.contains("does not have this capability") || text.contains("NoClientSslFlag")
+    {
         "the server does not offer TLS, but ssl-mode requires it".to_string()
     } else if text.contains("NotValidForName") || text.contains("not valid for name") {
         format!("the server's certificate is not valid for the host of {target} (ssl-mode=VERIFY_IDENTITY checks it; use the name the certificate carries)")

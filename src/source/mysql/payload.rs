@@ -109,7 +109,11 @@ mod tests {
         packed[mid] ^= 0xff;
         packed.truncate(packed.len() - 3);
         let err = payload_events(0, raw.len() as u64, &packed).unwrap_err();
-        assert!(err.0.contains("does not uncompress") || err.0.contains("declares"), "{}", err.0);
+        assert!(
+            err.0.contains("does not uncompress") || err.0.contains("declares"),
+            "{}",
+            err.0
+        );
         let err = payload_events(0, raw.len() as u64, b"not zstd at all").unwrap_err();
         assert!(err.0.contains("does not uncompress"), "{}", err.0);
     }
@@ -127,8 +131,14 @@ mod tests {
     #[test]
     fn unknown_compression_empty_and_nested_payloads_are_errors() {
         let raw = two_events();
-        assert!(payload_events(1, raw.len() as u64, &raw).unwrap_err().0.contains("unknown"));
-        assert!(payload_events(255, 0, &[]).unwrap_err().0.contains("no events"));
+        assert!(payload_events(1, raw.len() as u64, &raw)
+            .unwrap_err()
+            .0
+            .contains("unknown"));
+        assert!(payload_events(255, 0, &[])
+            .unwrap_err()
+            .0
+            .contains("no events"));
         let nested = event(event_type::TRANSACTION_PAYLOAD, b"x");
         let err = payload_events(255, nested.len() as u64, &nested).unwrap_err();
         assert!(err.0.contains("nested"), "{}", err.0);

@@ -53,8 +53,8 @@ mod tables;
 #[cfg(test)]
 mod tests;
 
-use framing::{guarded_next, stream_error, strip_unknown_checksum, PayloadEcho};
 use super::payload::payload_events;
+use framing::{guarded_next, stream_error, strip_unknown_checksum, PayloadEcho};
 use state::{opens_transaction, At, PendingGtid, State, Tx};
 
 /// Why event handling stopped early.

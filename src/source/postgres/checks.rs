@@ -58,7 +58,9 @@ pub async fn preflight(connector: &ConnectorConfig) -> Vec<String> {
         Ok(i) => i,
         Err(e) => return vec![format!("postgres.url: {e}")],
     };
-    let client = match tokio::time::timeout(std::time::Duration::from_secs(10), info.connect()).await {
+    let client = match tokio::time::timeout(std::time::Duration::from_secs(10), info.connect())
+        .await
+    {
         Ok(Ok(c)) => c,
         Ok(Err(e)) => {
             let text = e.to_string();

@@ -141,7 +141,8 @@ pub(crate) struct ConnInfo {
 
 impl ConnInfo {
     fn parse(url: &str, password: Option<&crate::config::Secret>) -> Result<Self, PgError> {
-        let (url, tls) = tls::split_url(url).map_err(|e| PgError::setup(format!("postgres.url: {e}")))?;
+        let (url, tls) =
+            tls::split_url(url).map_err(|e| PgError::setup(format!("postgres.url: {e}")))?;
         let mut cfg: tokio_postgres::Config = url
             .parse()
             .map_err(|_| PgError::setup("postgres.url is not a valid connection URL"))?;
@@ -193,7 +194,9 @@ impl ConnInfo {
 
     /// Opens a SQL session with the fixed output settings.
     async fn connect(&self) -> Result<Client, PgError> {
-        let (client, conn) = self.config.connect(self.connector.clone())
+        let (client, conn) = self
+            .config
+            .connect(self.connector.clone())
             .await
             .map_err(|e| {
                 let tls_problem = tls::explain(&e, &self.tls, &self.host);
@@ -384,9 +387,8 @@ impl PostgresSource {
         let pg = self.pg();
         let (database_oid, wal_now) = catalog::database_oid_and_wal(client).await?;
         if let Some(existing) = existing {
-            slot::check_owned(existing, stored, database_oid).map_err(|why| {
-                PgError::setup(slot::not_owned_message(&pg.slot, existing, &why))
-            })?;
+            slot::check_owned(existing, stored, database_oid)
+                .map_err(|why| PgError::setup(slot::not_owned_message(&pg.slot, existing, &why)))?;
             tracing::warn!(slot = %pg.slot, "recreating the replication slot: a snapshot needs the slot's own exported snapshot to hand over exactly");
             catalog::drop_slot(client, &pg.slot).await?;
         }

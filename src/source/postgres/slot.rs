@@ -90,8 +90,14 @@ mod tests {
     #[test]
     fn a_slot_matching_the_record_is_owned() {
         let s = slot(16384, Some("0/200"));
-        assert_eq!(check_owned(&s, Some(&stored(0x300, Some(ID))), 16384), Ok(()));
-        assert_eq!(check_owned(&s, Some(&stored(0x200, Some(ID))), 16384), Ok(()));
+        assert_eq!(
+            check_owned(&s, Some(&stored(0x300, Some(ID))), 16384),
+            Ok(())
+        );
+        assert_eq!(
+            check_owned(&s, Some(&stored(0x200, Some(ID))), 16384),
+            Ok(())
+        );
         // Recorded just before creation: no stored LSN yet.
         assert_eq!(check_owned(&s, Some(&stored(0, Some(ID))), 16384), Ok(()));
     }
@@ -99,7 +105,9 @@ mod tests {
     #[test]
     fn without_a_record_nothing_is_owned() {
         let s = slot(16384, Some("0/200"));
-        assert!(check_owned(&s, None, 16384).unwrap_err().contains("no stored position"));
+        assert!(check_owned(&s, None, 16384)
+            .unwrap_err()
+            .contains("no stored position"));
         let err = check_owned(&s, Some(&stored(0x300, None)), 16384).unwrap_err();
         assert!(err.contains("older Sluice"), "{err}");
     }
@@ -118,7 +126,10 @@ mod tests {
     fn an_older_slot_or_one_consumed_further_is_not_owned() {
         let older = slot(16384, Some("0/80"));
         let err = check_owned(&older, Some(&stored(0x300, Some(ID))), 16384).unwrap_err();
-        assert!(err.contains("before this connector's slot was created"), "{err}");
+        assert!(
+            err.contains("before this connector's slot was created"),
+            "{err}"
+        );
         let ahead = slot(16384, Some("0/400"));
         let err = check_owned(&ahead, Some(&stored(0x300, Some(ID))), 16384).unwrap_err();
         assert!(err.contains("another consumer"), "{err}");
@@ -129,7 +140,10 @@ mod tests {
     #[test]
     fn the_message_names_the_slot_its_database_and_the_fix() {
         let m = not_owned_message("s1", &slot(1, None), "why");
-        assert!(m.contains("\"s1\"") && m.contains("database \"shop\""), "{m}");
+        assert!(
+            m.contains("\"s1\"") && m.contains("database \"shop\""),
+            "{m}"
+        );
         assert!(m.contains("SELECT pg_drop_replication_slot('s1')"), "{m}");
         assert!(m.contains("postgres.slot"), "{m}");
     }

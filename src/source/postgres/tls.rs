@@ -9,11 +9,15 @@
 
 use std::sync::Arc;
 
+pub use crate::config::target::{
+    split_postgres_tls as split_url, PgSslMode as SslMode, PgTls as TlsSettings,
+};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-pub use crate::config::target::{split_postgres_tls as split_url, PgSslMode as SslMode, PgTls as TlsSettings};
-use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+};
 
 /// How the settings of a URL apply to the two clients.
 pub trait TlsSettingsExt {
@@ -113,7 +117,10 @@ pub fn explain(e: &tokio_postgres::Error, tls: &TlsSettings, host: &str) -> Opti
             })
     };
     let why = if chain.contains("server does not support TLS") {
-        format!("the server does not accept TLS, but sslmode={} requires it", mode_name(tls.mode))
+        format!(
+            "the server does not accept TLS, but sslmode={} requires it",
+            mode_name(tls.mode)
+        )
     } else if chain.contains("NotValidForName") || chain.contains("not valid for name") {
         format!("the server's certificate is not valid for the host name {host} (sslmode=verify-full checks it; use the name the certificate carries)")
     } else if chain.contains("UnknownIssuer") || chain.contains("unknown issuer") {
@@ -234,9 +241,7 @@ impl ServerCertVerifier for Unverified {
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0
-            .signature_verification_algorithms
-            .supported_schemes()
+        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 
@@ -255,7 +260,10 @@ mod tests {
         assert_eq!(s.mode, SslMode::VerifyFull);
         assert_eq!(s.root_cert, Some(PathBuf::from("/ca.pem")));
         let (url, s) = split_url("postgres://u@db/shop").unwrap();
-        assert_eq!((url.as_str(), s.mode), ("postgres://u@db/shop", SslMode::Prefer));
+        assert_eq!(
+            (url.as_str(), s.mode),
+            ("postgres://u@db/shop", SslMode::Prefer)
+        );
         let (url, _) = split_url("postgres://u@db/shop?sslmode=disable").unwrap();
         assert_eq!(url, "postgres://u@db/shop");
         let e = split_url("postgres://u@db/shop?sslmode=verify_full").unwrap_err();
@@ -266,8 +274,9 @@ mod tests {
 
     #[test]
     fn a_missing_root_certificate_file_is_named() {
-        let (_, s) = split_url("postgres://u@db/x?sslmode=verify-ca&sslrootcert=/nonexistent/ca.pem")
-            .unwrap();
+        let (_, s) =
+            split_url("postgres://u@db/x?sslmode=verify-ca&sslrootcert=/nonexistent/ca.pem")
+                .unwrap();
         let e = s.client_config().unwrap_err();
         assert!(e.contains("/nonexistent/ca.pem"), "{e}");
         let (_, s) = split_url("postgres://u@db/x?sslmode=require").unwrap();

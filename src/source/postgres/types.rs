@@ -296,7 +296,12 @@ mod tests {
         assert_eq!(cat.get(1700).kind(-1), ColumnKind::VariableDecimal);
         assert_eq!(cat.get(26).kind(-1), ColumnKind::Int64);
         assert_eq!(cat.get(1562).kind(1), ColumnKind::Boolean);
-        assert_eq!(cat.get(1562).kind(-1), ColumnKind::Bits { length: 2_147_483_647 });
+        assert_eq!(
+            cat.get(1562).kind(-1),
+            ColumnKind::Bits {
+                length: 2_147_483_647
+            }
+        );
         assert_eq!(cat.get(1562).kind(5), ColumnKind::Bits { length: 5 });
         assert_eq!(
             super::super::values::parse(&cat.get(26), -1, &ColumnKind::Int64, "4000000000"),

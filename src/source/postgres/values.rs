@@ -103,7 +103,11 @@ pub fn parse(ty: &PgType, typmod: i32, kind: &ColumnKind, text: &str) -> Result<
             _ => {
                 let (local, offset) = parse_timestamp(text)?;
                 // Padded to the column's precision (6 when unconstrained), as Debezium.
-                let digits = if (0..=6).contains(&typmod) { typmod as u32 } else { 6 };
+                let digits = if (0..=6).contains(&typmod) {
+                    typmod as u32
+                } else {
+                    6
+                };
                 Value::text(crate::calendar::iso_utc_padded(local - offset, digits))
             }
         },
