@@ -208,15 +208,21 @@ pub fn twos_complement(digits: &[u8], negative: bool) -> Vec<u8> {
             limbs.push(carry as u64);
         }
     }
-    let mut mag: Vec<u8> = limbs.iter().flat_map(|l| l.to_le_bytes()).collect();
+    signed_be(
+        limbs.iter().flat_map(|l| l.to_le_bytes()).collect(),
+        negative,
+    )
+}
+
+/// A little-endian magnitude as minimal big-endian two's complement.
+fn signed_be(mut mag: Vec<u8>, negative: bool) -> Vec<u8> {
     while mag.last() == Some(&0) {
         mag.pop();
     }
     if mag.is_empty() {
         return vec![0];
     }
-    let is_zero = false;
-    if negative && !is_zero {
+    if negative {
         // Invert and add one.
         let mut carry = 1u16;
         for byte in mag.iter_mut() {
@@ -506,30 +512,8 @@ mod tests {
                 carry >>= 8;
             }
         }
-        while mag.last() == Some(&0) {
-            mag.pop();
-        }
-        if mag.is_empty() {
-            return vec![0];
-        }
-        if negative {
-            let mut carry = 1u16;
-            for byte in mag.iter_mut() {
-                let v = (!*byte) as u16 + carry;
-                *byte = v as u8;
-                carry = v >> 8;
-            }
-            if mag.last().is_some_and(|b| b & 0x80 == 0) {
-                mag.push(0xff);
-            }
-            while mag.len() > 1 && mag[mag.len() - 1] == 0xff && mag[mag.len() - 2] & 0x80 != 0 {
-                mag.pop();
-            }
-        } else if mag.last().is_some_and(|b| b & 0x80 != 0) {
-            mag.push(0);
-        }
-        mag.reverse();
-        mag
+        // The sign step is shared; the magnitude is what is checked.
+        signed_be(mag, negative)
     }
 
     #[test]
