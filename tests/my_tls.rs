@@ -13,7 +13,8 @@ use common::mysql::*;
 use common::*;
 
 fn certs() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(unique("mycerts"));
+    // Under the state folder: the server (user `mysql`) must reach the files.
+    let dir = server_dir("mycerts");
     let script = format!("{}/scripts/make-test-certs", env!("CARGO_MANIFEST_DIR"));
     let out = std::process::Command::new("bash")
         .arg(&script)
@@ -32,10 +33,12 @@ fn certs() -> PathBuf {
             .status()
             .unwrap();
     }
-    std::process::Command::new("chmod")
-        .args(["755", &dir.display().to_string()])
-        .status()
-        .unwrap();
+    for d in [dir.parent().unwrap(), dir.as_path()] {
+        std::process::Command::new("chmod")
+            .args(["755", &d.display().to_string()])
+            .status()
+            .unwrap();
+    }
     dir
 }
 

@@ -19,7 +19,8 @@ struct TlsServer {
 
 impl TlsServer {
     fn start() -> TlsServer {
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(unique("pgtls"));
+        // Under the state folder: the server (user `postgres`) must reach it.
+        let dir = server_dir("pgtls");
         let port = free_port();
         let script = format!("{}/scripts/start-postgres-tls", env!("CARGO_MANIFEST_DIR"));
         let out = std::process::Command::new("bash")

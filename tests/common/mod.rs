@@ -682,3 +682,12 @@ pub fn tls_proxy(certs: &Path, accept: u16, connect: u16) -> Child {
     }
     child
 }
+
+/// A fresh folder under the scripts' state folder (`SLUICE_STATE_DIR`, readable by the
+/// `postgres` and `mysql` users the servers run as, wherever the checkout is).
+pub fn server_dir(prefix: &str) -> PathBuf {
+    let state = std::env::var("SLUICE_STATE_DIR").unwrap_or_else(|_| "/tmp/sluice-dev".into());
+    let dir = Path::new(&state).join(unique(prefix));
+    std::fs::create_dir_all(Path::new(&state)).unwrap();
+    dir
+}
