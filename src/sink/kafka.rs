@@ -26,15 +26,27 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(60);
 /// that "cannot reach the brokers" can say why (a TLS certificate, an authentication failure).
 #[derive(Default, Clone)]
 pub struct SinkContext {
-    last_error: Arc<std::sync::Mutex<Option<String>>>,
+    last_error: Arc<std::sync::Mutex<LastErrors>>,
 }
+
+/// librdkafka's latest error, and its latest authentication or TLS error: after a refused login
+/// librdkafka reconnects and reports plain transport failures, which say less.
+#[derive(Default)]
+struct LastErrors {
+    any: Option<String>,
+    telling: Option<(std::time::Instant, String)>,
+}
+
+/// How long an authentication or TLS error stays the reason given for an unreachable broker.
+const TELLING_ERROR_TTL: Duration = Duration::from_secs(60);
 
 impl SinkContext {
     fn last_error(&self) -> Option<String> {
-        self.last_error
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        let last = self.last_error.lock().unwrap_or_else(|e| e.into_inner());
+        match &last.telling {
+            Some((at, why)) if at.elapsed() < TELLING_ERROR_TTL => Some(why.clone()),
+            _ => last.any.clone(),
+        }
     }
 }
 
@@ -52,7 +64,14 @@ impl rdkafka::client::ClientContext for SinkContext {
 
     fn error(&self, error: KafkaError, reason: &str) {
         tracing::warn!(error = %error, "librdkafka: {reason}");
-        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason.to_string());
+        let mut last = self.last_error.lock().unwrap_or_else(|e| e.into_inner());
+        if matches!(
+            error.rdkafka_error_code(),
+            Some(RDKafkaErrorCode::Authentication | RDKafkaErrorCode::SSL)
+        ) {
+            last.telling = Some((std::time::Instant::now(), reason.to_string()));
+        }
+        last.any = Some(reason.to_string());
     }
 }
 

@@ -71,7 +71,7 @@ pub enum SinkError {
         reason: String,
     },
     /// The broker cannot be reached.
-    #[error("cannot reach the Kafka brokers at {servers}: {reason}; start the broker or fix sink.bootstrap_servers")]
+    #[error("cannot reach the Kafka brokers at {servers}: {reason}; {}", unreachable_fix(.reason))]
     Unreachable {
         /// Bootstrap servers.
         servers: String,
@@ -81,6 +81,18 @@ pub enum SinkError {
     /// Writing to standard output failed.
     #[error("cannot write to standard output: {0}")]
     Io(#[from] std::io::Error),
+}
+
+/// What to change when the brokers cannot be reached, from librdkafka's reason.
+fn unreachable_fix(reason: &str) -> &'static str {
+    let lower = reason.to_ascii_lowercase();
+    if lower.contains("sasl") {
+        "check sasl.mechanisms, sasl.username and sasl.password in [sink.properties] against the broker's users"
+    } else if lower.contains("ssl") || lower.contains("certificate") {
+        "check security.protocol and the ssl.* files in [sink.properties] (the CA must sign the broker's certificate)"
+    } else {
+        "start the broker or fix sink.bootstrap_servers"
+    }
 }
 
 impl Classify for SinkError {
