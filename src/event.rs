@@ -127,6 +127,9 @@ pub enum ColumnKind {
     },
     /// A spatial value (`io.debezium.data.geometry.Geometry`: `{wkb, srid}`).
     Geometry,
+    /// A 2D point (`io.debezium.data.geometry.Point`: `{x, y, wkb, srid}`); the value is a
+    /// [`Value::Geometry`] whose well-known binary is a point.
+    Point,
 }
 
 /// One captured column.
@@ -138,6 +141,8 @@ pub struct Column {
     pub kind: ColumnKind,
     /// Whether the column accepts NULL.
     pub nullable: bool,
+    /// The column's default, converted to its kind (schemas declare it, as Debezium's do).
+    pub default: Option<Value>,
 }
 
 /// The shape of a captured table at one point of its history.

@@ -71,7 +71,7 @@ async fn every_type_in_snapshot_and_stream_and_alter_mid_stream() {
     let kinds = [
         ("ti", "int8", None),
         ("tiu", "int16", None),
-        ("bo", "boolean", None),
+        ("bo", "int8", None),
         ("siu", "int32", None),
         ("iu", "int64", None),
         ("biu", "int64", None),

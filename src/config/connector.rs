@@ -61,6 +61,32 @@ pub struct ConnectorConfig {
     /// Output format.
     #[serde(default)]
     pub format: FormatConfig,
+    /// How values of some types are published (Debezium's handling-mode properties).
+    #[serde(default)]
+    pub types: TypesConfig,
+}
+
+/// `[types]`: Debezium's type-handling properties, with Debezium's defaults.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TypesConfig {
+    /// MySQL: `tinyint(1)` (and `boolean`) columns as booleans. Debezium publishes them as
+    /// integers (a stored 5 stays 5), and so does Sluice unless this is `true`.
+    #[serde(default)]
+    pub tinyint1_as_boolean: bool,
+    /// MySQL: years 0–69 read as 2000–2069 and 70–99 as 1970–1999 in `DATE`, `DATETIME`
+    /// and `TIMESTAMP` values (Debezium's `enable.time.adjuster`, on by default).
+    #[serde(default = "yes")]
+    pub time_adjuster: bool,
+}
+
+impl Default for TypesConfig {
+    fn default() -> Self {
+        TypesConfig {
+            tinyint1_as_boolean: false,
+            time_adjuster: true,
+        }
+    }
 }
 
 /// Standby status every second: the slot's confirmed position trails the offset store by

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 pub use connector::{
     ConnectorConfig, FormatConfig, MysqlConfig, PostgresConfig, SnapshotConfig, SnapshotMode,
-    SourceKind, SubjectStrategy, ValueFormat,
+    SourceKind, SubjectStrategy, TypesConfig, ValueFormat,
 };
 pub use daemon::{
     ApiConfig, DaemonConfig, LogConfig, LogFormat, OffsetsConfig, SinkConfig, SinkType,

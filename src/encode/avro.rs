@@ -281,16 +281,19 @@ mod tests {
                     name: "id".into(),
                     kind: ColumnKind::Int32,
                     nullable: false,
+                    default: None,
                 },
                 Column {
                     name: "n1".into(),
                     kind: ColumnKind::VariableDecimal,
                     nullable: true,
+                    default: None,
                 },
                 Column {
                     name: "n2".into(),
                     kind: ColumnKind::VariableDecimal,
                     nullable: true,
+                    default: None,
                 },
                 Column {
                     name: "price".into(),
@@ -299,11 +302,13 @@ mod tests {
                         scale: 2,
                     },
                     nullable: true,
+                    default: None,
                 },
                 Column {
                     name: "tags".into(),
                     kind: ColumnKind::Array(Box::new(ColumnKind::Text)),
                     nullable: true,
+                    default: None,
                 },
             ],
             key: vec![0],
@@ -435,6 +440,7 @@ mod tests {
             name: name.into(),
             kind,
             nullable,
+            default: None,
         };
         let t = Arc::new(TableSchema {
             id: TableId {

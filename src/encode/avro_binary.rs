@@ -130,6 +130,20 @@ pub fn value(
             }
             long(out, 0);
         }
+        (Value::Geometry { wkb, srid }, ColumnKind::Point) => {
+            let (x, y) = super::json::point_xy(wkb).unwrap_or((f64::NAN, f64::NAN));
+            out.extend_from_slice(&x.to_le_bytes());
+            out.extend_from_slice(&y.to_le_bytes());
+            branch(out, 1);
+            bytes(out, wkb);
+            match srid {
+                Some(id) => {
+                    branch(out, 1);
+                    long(out, i64::from(*id));
+                }
+                None => branch(out, 0),
+            }
+        }
         (Value::Geometry { wkb, srid }, _) => {
             bytes(out, wkb);
             match srid {

@@ -131,6 +131,22 @@ pub(super) fn kind_type(kind: &ColumnKind, names: &mut Names) -> Json {
             "io.debezium.data.EnumSet",
             Some(json!({"allowed": allowed.join(",")})),
         ),
+        ColumnKind::Point => names.define("io.debezium.data.geometry.Point", || {
+            json!({
+                "type": "record",
+                "name": "Point",
+                "namespace": "io.debezium.data.geometry",
+                "fields": [
+                    {"name": "x", "type": "double"},
+                    {"name": "y", "type": "double"},
+                    {"name": "wkb", "type": ["null", "bytes"], "default": null},
+                    {"name": "srid", "type": ["null", "int"], "default": null}
+                ],
+                "connect.doc": "Geometry (POINT)",
+                "connect.version": 1,
+                "connect.name": "io.debezium.data.geometry.Point"
+            })
+        }),
         ColumnKind::Geometry => names.define("io.debezium.data.geometry.Geometry", || {
             json!({
                 "type": "record",

@@ -447,6 +447,36 @@ fn write_float(out: &mut String, v: f64, single: bool) {
     }
 }
 
+/// One value as its kind prescribes, as a JSON tree (schema defaults).
+pub(super) fn value_json(kind: &ColumnKind, value: &Value) -> serde_json::Value {
+    let mut out = String::new();
+    write_value(&mut out, kind, value);
+    serde_json::from_str(&out).unwrap_or(serde_json::Value::Null)
+}
+
+/// The coordinates of a 2D point's well-known binary (either byte order).
+pub(super) fn point_xy(wkb: &[u8]) -> Option<(f64, f64)> {
+    if wkb.len() != 21 {
+        return None;
+    }
+    let little = wkb[0] == 1;
+    let num = |b: &[u8]| -> [u8; 8] { b.try_into().expect("8 bytes") };
+    let (ty, x, y) = if little {
+        (
+            u32::from_le_bytes(wkb[1..5].try_into().expect("4 bytes")),
+            f64::from_le_bytes(num(&wkb[5..13])),
+            f64::from_le_bytes(num(&wkb[13..21])),
+        )
+    } else {
+        (
+            u32::from_be_bytes(wkb[1..5].try_into().expect("4 bytes")),
+            f64::from_be_bytes(num(&wkb[5..13])),
+            f64::from_be_bytes(num(&wkb[13..21])),
+        )
+    };
+    (ty == 1).then_some((x, y))
+}
+
 /// Writes one value as its kind prescribes.
 fn write_value(out: &mut String, kind: &ColumnKind, value: &Value) {
     match (value, kind) {
@@ -485,6 +515,21 @@ fn write_value(out: &mut String, kind: &ColumnKind, value: &Value) {
             out.push('"');
         }
         (Value::Text(s), _) => write_str(out, s),
+        (Value::Geometry { wkb, srid }, ColumnKind::Point) => {
+            let (x, y) = point_xy(wkb).unwrap_or((f64::NAN, f64::NAN));
+            out.push_str("{\"x\":");
+            write_float(out, x, false);
+            out.push_str(",\"y\":");
+            write_float(out, y, false);
+            out.push_str(",\"wkb\":\"");
+            BASE64.encode_string(wkb, out);
+            out.push_str("\",\"srid\":");
+            match srid {
+                Some(id) => push_int(out, i64::from(*id)),
+                None => out.push_str("null"),
+            }
+            out.push('}');
+        }
         (Value::Geometry { wkb, srid }, _) => {
             out.push_str("{\"wkb\":\"");
             BASE64.encode_string(wkb, out);
@@ -575,11 +620,13 @@ mod tests {
                     name: "id".into(),
                     kind: ColumnKind::Int32,
                     nullable: false,
+                    default: None,
                 },
                 Column {
                     name: "note".into(),
                     kind: ColumnKind::Text,
                     nullable: true,
+                    default: None,
                 },
                 Column {
                     name: "price".into(),
@@ -588,6 +635,7 @@ mod tests {
                         scale: 2,
                     },
                     nullable: true,
+                    default: None,
                 },
             ],
             key: vec![0],

@@ -97,6 +97,23 @@ fn kind_schema(kind: &ColumnKind, optional: bool) -> Map<String, Json> {
             m.insert("doc".into(), json!("Geometry"));
             return m;
         }
+        ColumnKind::Point => {
+            m.insert("type".into(), json!("struct"));
+            m.insert(
+                "fields".into(),
+                json!([
+                    {"type": "double", "optional": false, "field": "x"},
+                    {"type": "double", "optional": false, "field": "y"},
+                    {"type": "bytes", "optional": true, "field": "wkb"},
+                    {"type": "int32", "optional": true, "field": "srid"}
+                ]),
+            );
+            m.insert("optional".into(), json!(optional));
+            m.insert("name".into(), json!("io.debezium.data.geometry.Point"));
+            m.insert("version".into(), json!(1));
+            m.insert("doc".into(), json!("Geometry (POINT)"));
+            return m;
+        }
         ColumnKind::Array(elem) => {
             m.insert("type".into(), json!("array"));
             m.insert("items".into(), Json::Object(kind_schema(elem, true)));
@@ -118,6 +135,13 @@ fn kind_schema(kind: &ColumnKind, optional: bool) -> Map<String, Json> {
 
 fn field(col: &Column, force_required: bool) -> Json {
     let mut m = kind_schema(&col.kind, col.nullable && !force_required);
+    if let Some(default) = &col.default {
+        // JsonConverter writes the default converted as a value of the field.
+        m.insert(
+            "default".into(),
+            super::json::value_json(&col.kind, default),
+        );
+    }
     m.insert("field".into(), json!(col.name));
     Json::Object(m)
 }

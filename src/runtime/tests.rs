@@ -143,11 +143,13 @@ fn table() -> Arc<TableSchema> {
         name: name.into(),
         kind: ColumnKind::Int64,
         nullable: false,
+        default: None,
     };
     let blob = Column {
         name: "blob".into(),
         kind: ColumnKind::Text,
         nullable: true,
+        default: None,
     };
     Arc::new(TableSchema {
         id: TableId {

@@ -62,24 +62,29 @@ fn point_wkb(x: f64, y: f64) -> Vec<u8> {
     w
 }
 
+/// Debezium's Point struct of a MySQL POINT with SRID 0.
+fn point(x: f64, y: f64) -> Value {
+    json!({"x": x, "y": y, "wkb": b64(&point_wkb(x, y)), "srid": null})
+}
+
 pub fn expected(id: i64) -> Value {
     json!({
         "id": id,
-        "ti": -128, "tiu": 255, "bo": true,
+        "ti": -128, "tiu": 255, "bo": 1,
         "si": -32768, "siu": 65535, "mi": -8388608, "miu": 16777215,
         "i": -2147483648i64, "iu": 4294967295i64, "bi": i64::MIN, "biu": i64::MAX,
         "f": 1.5, "d": 12345.6789,
         "dec1": dec(-12_345_678), "dec2": dec(123_456_789_012_345_678_901_234_567_890),
         "b1": true, "b12": b64(&[0x01, 0x0A]),
         "c": "ab", "vc": "héllo wörld", "t": "a longer text", "lat": "café",
-        "bin": b64(&[1, 2]), "vb": b64(&[0, 0xff, 0x10]), "bl": b64(&[0xde, 0xad, 0xbe, 0xef]),
+        "bin": b64(&[1, 2, 0, 0]), "vb": b64(&[0, 0xff, 0x10]), "bl": b64(&[0xde, 0xad, 0xbe, 0xef]),
         "j": "{\"k\": [1, 2]}",
         "e": "green", "s": "a,c",
         "y": 2024, "dt": 19782, "tm": -3_020_399_000_000i64, "tm6": 45_296_789_012i64,
         "dtm": 1_704_164_645_000i64, "dtm3": 1_704_164_645_678i64, "dtm6": 1_704_164_645_123_456i64,
         "ts": "2024-01-02T03:04:05.123456Z",
         "g": {"wkb": b64(&point_wkb(1.0, 2.0)), "srid": 4326},
-        "p": {"wkb": b64(&point_wkb(3.0, 4.0)), "srid": 0},
+        "p": point(3.0, 4.0),
         "n": null
     })
 }

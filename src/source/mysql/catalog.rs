@@ -7,10 +7,10 @@ use std::collections::HashMap;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Row};
 
-use super::plan::ColumnHint;
+use super::plan::{ColumnDefault, ColumnHint};
 use super::table_map::{col, MapColumn, TableMap};
 use super::MyError;
-use crate::config::MysqlConfig;
+use crate::config::{MysqlConfig, TypesConfig};
 use crate::event::{MysqlFlavor, TableId};
 
 /// Quotes an identifier with backticks.
@@ -109,28 +109,39 @@ pub async fn row_estimate(conn: &mut Conn, t: &TableId) -> i64 {
     .unwrap_or(0) as i64
 }
 
-/// Catalog facts a table map lacks: `tinyint(1)` booleans and MariaDB's JSON columns.
+/// Catalog facts a table map lacks (booleans when asked for, `FLOAT(M,D)`, MariaDB's JSON
+/// and UUID columns, character sets, defaults), with the connector's `[types]` choices.
 pub async fn hints(
     conn: &mut Conn,
     t: &TableId,
     flavor: MysqlFlavor,
+    types: &TypesConfig,
 ) -> Result<HashMap<String, ColumnHint>, MyError> {
     let mut out: HashMap<String, ColumnHint> = HashMap::new();
     let rows: Vec<Row> = conn
         .exec(
-            "SELECT COLUMN_NAME, COLUMN_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+            "SELECT COLUMN_NAME, LOWER(COLUMN_TYPE), LOWER(DATA_TYPE), CHARACTER_SET_NAME, COLUMN_DEFAULT, EXTRA FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
             (t.schema.as_str(), t.name.as_str()),
         )
         .await
         .map_err(MyError::query)?;
     for r in rows {
-        let (Some(name), Some(ty)) = (text(&r, 0), text(&r, 1)) else {
+        let (Some(name), Some(ty), Some(data_type)) = (text(&r, 0), text(&r, 1), text(&r, 2))
+        else {
             continue;
         };
-        let ty = ty.to_ascii_lowercase();
-        if ty.starts_with("tinyint(1)") {
-            out.entry(name).or_default().boolean = true;
-        }
+        let extra = text(&r, 5).unwrap_or_default();
+        let hint = ColumnHint {
+            boolean: types.tinyint1_as_boolean && ty.starts_with("tinyint(1)"),
+            json: false,
+            float64: data_type == "float" && ty.contains(','),
+            uuid: data_type == "uuid",
+            point: data_type == "point",
+            charset: text(&r, 3),
+            default: column_default(flavor, text(&r, 4), &extra),
+            adjust_years: types.time_adjuster,
+        };
+        out.insert(name, hint);
     }
     if flavor == MysqlFlavor::Mariadb {
         let rows: Vec<Row> = conn
@@ -150,6 +161,60 @@ pub async fn hints(
         }
     }
     Ok(out)
+}
+
+/// A column's default as `information_schema.COLUMNS` states it: MariaDB quotes literals
+/// (`'x''y'`), writes `NULL` for a null default and expressions bare (`current_timestamp()`);
+/// MySQL gives literals unquoted and marks expressions `DEFAULT_GENERATED` in `EXTRA`.
+fn column_default(flavor: MysqlFlavor, raw: Option<String>, extra: &str) -> Option<ColumnDefault> {
+    let raw = raw?;
+    let lower = raw.to_ascii_lowercase();
+    let is_now = lower.starts_with("current_timestamp") || lower.starts_with("now(");
+    match flavor {
+        MysqlFlavor::Mariadb => {
+            if let Some(body) = raw.strip_prefix('\'').and_then(|r| r.strip_suffix('\'')) {
+                Some(ColumnDefault::Literal(unquote_mariadb(body)))
+            } else if is_now {
+                Some(ColumnDefault::CurrentTimestamp)
+            } else if raw.parse::<f64>().is_ok() {
+                Some(ColumnDefault::Literal(raw))
+            } else {
+                // NULL, or an expression Debezium does not evaluate either.
+                None
+            }
+        }
+        MysqlFlavor::Mysql => {
+            if extra.to_ascii_uppercase().contains("DEFAULT_GENERATED") {
+                is_now.then_some(ColumnDefault::CurrentTimestamp)
+            } else {
+                Some(ColumnDefault::Literal(raw))
+            }
+        }
+    }
+}
+
+/// The body of a MariaDB quoted default: `''` is `'`, and backslash escapes as in SQL.
+fn unquote_mariadb(body: &str) -> String {
+    let mut out = String::with_capacity(body.len());
+    let mut chars = body.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' if chars.peek() == Some(&'\'') => {
+                chars.next();
+                out.push('\'');
+            }
+            '\\' => match chars.next() {
+                Some('n') => out.push('\n'),
+                Some('t') => out.push('\t'),
+                Some('r') => out.push('\r'),
+                Some('0') => out.push('\0'),
+                Some(other) => out.push(other),
+                None => out.push('\\'),
+            },
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 /// Parses the quoted labels of `enum('a','b')` / `set('a','b')`.
@@ -267,6 +332,7 @@ pub async fn describe(conn: &mut Conn, t: &TableId) -> Result<TableMap, MyError>
                 (col::GEOMETRY, 4, None, None)
             }
             "vector" => (col::VECTOR, 4, None, None),
+            "uuid" => (col::STRING, 16, binary, None),
             other => {
                 return Err(MyError::setup(format!(
                     "column {t}.{name} has type {other}, which Sluice cannot capture yet"
@@ -320,5 +386,32 @@ mod tests {
         assert_eq!(labels("enum('a','b c','it''s')"), vec!["a", "b c", "it's"]);
         assert_eq!(labels("set('x')"), vec!["x"]);
         assert!(labels("int").is_empty());
+    }
+
+    #[test]
+    fn defaults_as_each_flavor_states_them() {
+        use MysqlFlavor::{Mariadb, Mysql};
+        let lit = |s: &str| Some(ColumnDefault::Literal(s.into()));
+        assert_eq!(
+            column_default(Mariadb, Some("'x''y'".into()), ""),
+            lit("x'y")
+        );
+        assert_eq!(column_default(Mariadb, Some("42".into()), ""), lit("42"));
+        assert_eq!(column_default(Mariadb, Some("NULL".into()), ""), None);
+        assert_eq!(
+            column_default(Mariadb, Some("current_timestamp()".into()), ""),
+            Some(ColumnDefault::CurrentTimestamp)
+        );
+        assert_eq!(column_default(Mariadb, Some("(1 + 2)".into()), ""), None);
+        assert_eq!(column_default(Mariadb, None, ""), None);
+        assert_eq!(column_default(Mysql, Some("x'y".into()), ""), lit("x'y"));
+        assert_eq!(
+            column_default(Mysql, Some("CURRENT_TIMESTAMP".into()), "DEFAULT_GENERATED"),
+            Some(ColumnDefault::CurrentTimestamp)
+        );
+        assert_eq!(
+            column_default(Mysql, Some("(rand())".into()), "DEFAULT_GENERATED"),
+            None
+        );
     }
 }

@@ -5,18 +5,83 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::event::{Column, ColumnKind, TableId, TableSchema};
+use crate::calendar::{civil_from_days, days_from_civil};
+use crate::event::{Column, ColumnKind, TableId, TableSchema, Value};
 
 use super::reader::{Malformed, Res};
 use super::table_map::{col, Charset, MapColumn, TableMap};
+use super::values::parse_text;
 
-/// What the catalog adds to a table map: facts the binlog does not carry.
+/// What the catalog adds to a table map: facts the binlog does not carry, and the
+/// connector's `[types]` choices that change a column's decoding.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ColumnHint {
-    /// `tinyint(1)` / `boolean`: published as boolean.
+    /// `tinyint(1)` / `boolean` with `[types] tinyint1_as_boolean`: published as boolean.
     pub boolean: bool,
     /// MariaDB `JSON` (a LONGTEXT with a `json_valid` check): published as Json.
     pub json: bool,
+    /// `FLOAT(M,D)`: float64 in Debezium (the stored value is still a 4-byte float).
+    pub float64: bool,
+    /// MariaDB `UUID`: 16 bytes in the binlog, a `Uuid` string for consumers.
+    pub uuid: bool,
+    /// `POINT`: a Point struct (`x`, `y`, `wkb`, `srid`) rather than a Geometry.
+    pub point: bool,
+    /// The column's character set name (`latin2`), which decodes its text in the binlog.
+    pub charset: Option<String>,
+    /// The column's default, as the catalog states it.
+    pub default: Option<ColumnDefault>,
+    /// Two-digit years are adjusted (`[types] time_adjuster`, Debezium's default).
+    pub adjust_years: bool,
+}
+
+/// A column default from `information_schema.COLUMNS`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ColumnDefault {
+    /// A literal, unquoted (`42`, `x'y`, `2024-01-02`).
+    Literal(String),
+    /// `CURRENT_TIMESTAMP` / `NOW()`: Debezium declares the epoch.
+    CurrentTimestamp,
+}
+
+/// Debezium's conversions after a value is read, the same for binlog and text values.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Finish {
+    /// `NOT NULL` temporal columns: a zero date (read as null) is published as the epoch.
+    epoch: Option<Value>,
+    /// Years 0–99 moved to 1970–2069 (Debezium's time adjuster): value units per day.
+    adjust_years: Option<i64>,
+    /// `BINARY(n)`: the trailing zero bytes the binlog strips, restored to `n` bytes.
+    pad_to: usize,
+}
+
+impl Finish {
+    pub(crate) fn apply(&self, v: Value) -> Value {
+        match v {
+            Value::Null => self.epoch.clone().unwrap_or(Value::Null),
+            Value::Int(x) => match self.adjust_years {
+                Some(per_day) => Value::Int(adjust_two_digit_year(x, per_day)),
+                None => Value::Int(x),
+            },
+            Value::Bytes(mut b) if b.len() < self.pad_to => {
+                b.resize(self.pad_to, 0);
+                Value::Bytes(b)
+            }
+            other => other,
+        }
+    }
+}
+
+/// A date or timestamp (`per_day` units per day) whose year is 0–99, moved to 2000–2069 or
+/// 1970–1999 as MySQL reads two-digit years.
+fn adjust_two_digit_year(v: i64, per_day: i64) -> i64 {
+    let (days, rest) = (v.div_euclid(per_day), v.rem_euclid(per_day));
+    let (y, m, d) = civil_from_days(days);
+    let y2 = match y {
+        0..=69 => y + 2000,
+        70..=99 => y + 1900,
+        _ => return v,
+    };
+    days_from_civil(y2, m, d) * per_day + rest
 }
 
 /// How one column's value is read.
@@ -84,6 +149,8 @@ pub(crate) enum Step {
     Vector {
         len_bytes: usize,
     },
+    /// MariaDB `UUID`: 16 bytes, groups stored in MariaDB's index order.
+    Uuid,
     Null,
 }
 
@@ -91,6 +158,8 @@ pub(crate) enum Step {
 #[derive(Debug, Clone)]
 pub struct RowDecoder {
     pub(crate) steps: Vec<Step>,
+    /// Per column, Debezium's conversions after reading (none for most columns).
+    pub(crate) finish: Vec<Option<Finish>>,
     /// The envelope schema of the table.
     pub schema: Arc<TableSchema>,
 }
@@ -99,20 +168,36 @@ impl RowDecoder {
     /// Builds the plan for a table map, with catalog hints by column name.
     pub fn new(map: &TableMap, hints: &HashMap<String, ColumnHint>) -> Res<RowDecoder> {
         let mut steps = Vec::with_capacity(map.columns.len());
+        let mut finish = Vec::with_capacity(map.columns.len());
         let mut columns = Vec::with_capacity(map.columns.len());
         for (i, c) in map.columns.iter().enumerate() {
             let name = c.name.clone().unwrap_or_else(|| format!("_{}", i + 1));
             let hint = hints.get(&name).cloned().unwrap_or_default();
             let (step, kind) = plan_column(c, &hint)?;
+            let fin = plan_finish(c, &step, &kind, &hint);
+            let default = hint.default.as_ref().and_then(|d| {
+                let v = match d {
+                    ColumnDefault::Literal(text) => parse_text(&step, text.as_bytes()).ok()?,
+                    ColumnDefault::CurrentTimestamp => epoch_of(&kind)?,
+                };
+                let v = match &fin {
+                    Some(f) => f.apply(v),
+                    None => v,
+                };
+                (v != Value::Null).then_some(v)
+            });
             steps.push(step);
+            finish.push(fin);
             columns.push(Column {
                 name,
                 kind,
                 nullable: c.nullable,
+                default,
             });
         }
         Ok(RowDecoder {
             steps,
+            finish,
             schema: Arc::new(TableSchema {
                 id: TableId {
                     schema: map.db.clone(),
@@ -123,6 +208,42 @@ impl RowDecoder {
             }),
         })
     }
+}
+
+/// The epoch in a temporal kind's unit (Debezium's value for zero dates in `NOT NULL`
+/// columns and for `CURRENT_TIMESTAMP` defaults).
+fn epoch_of(kind: &ColumnKind) -> Option<Value> {
+    match kind {
+        ColumnKind::Date | ColumnKind::TimestampMillis | ColumnKind::TimestampMicros => {
+            Some(Value::Int(0))
+        }
+        ColumnKind::ZonedTimestamp => Some(Value::text("1970-01-01T00:00:00Z")),
+        _ => None,
+    }
+}
+
+/// The conversions a column needs after reading, if any.
+fn plan_finish(c: &MapColumn, step: &Step, kind: &ColumnKind, hint: &ColumnHint) -> Option<Finish> {
+    let epoch = if c.nullable { None } else { epoch_of(kind) };
+    let adjust_years = match (hint.adjust_years, kind) {
+        (true, ColumnKind::Date) => Some(1),
+        (true, ColumnKind::TimestampMillis) => Some(86_400_000),
+        (true, ColumnKind::TimestampMicros) => Some(86_400_000_000),
+        _ => None,
+    };
+    let pad_to = match step {
+        Step::Char {
+            charset: Charset::Binary,
+            ..
+        } => usize::from(c.meta),
+        _ => 0,
+    };
+    let f = Finish {
+        epoch,
+        adjust_years,
+        pad_to,
+    };
+    (f != Finish::default()).then_some(f)
 }
 
 /// The decoding step and envelope kind of one column.
@@ -220,6 +341,7 @@ fn plan_numeric(c: &MapColumn, hint: &ColumnHint) -> Res<(Step, ColumnKind)> {
             },
             ColumnKind::Int64,
         ),
+        col::FLOAT if hint.float64 => (Step::Float, ColumnKind::Float64),
         col::FLOAT => (Step::Float, ColumnKind::Float32),
         col::DOUBLE => (Step::Double, ColumnKind::Float64),
         col::NEWDECIMAL => {
@@ -286,9 +408,18 @@ fn plan_temporal(c: &MapColumn) -> Res<(Step, ColumnKind)> {
 
 /// Strings, enums and sets, bits, blobs, JSON, geometry and vectors.
 fn plan_string(c: &MapColumn, hint: &ColumnHint) -> Res<(Step, ColumnKind)> {
-    let charset = c.collation.map(Charset::of_collation);
+    let charset = match (&hint.charset, c.collation) {
+        (Some(name), _) => Some(Charset::of_name(name).ok_or_else(|| {
+            Malformed(format!(
+                "column {} uses character set {name}, which Sluice cannot decode from the binlog; convert the column to utf8mb4",
+                c.name.as_deref().unwrap_or("?")
+            ))
+        })?),
+        (None, id) => id.map(Charset::of_collation),
+    };
     let meta = c.meta;
     Ok(match c.real_type {
+        col::STRING if hint.uuid => (Step::Uuid, ColumnKind::Uuid),
         col::VARCHAR | col::VAR_STRING => {
             let len_bytes = if meta < 256 { 1 } else { 2 };
             let charset = charset.unwrap_or(Charset::Utf8);
@@ -311,7 +442,7 @@ fn plan_string(c: &MapColumn, hint: &ColumnHint) -> Res<(Step, ColumnKind)> {
                     labels: labels.clone(),
                 },
                 ColumnKind::Enum {
-                    allowed: labels.to_vec(),
+                    allowed: escape_commas(&labels),
                 },
             )
         }
@@ -324,7 +455,7 @@ fn plan_string(c: &MapColumn, hint: &ColumnHint) -> Res<(Step, ColumnKind)> {
                     labels: labels.clone(),
                 },
                 ColumnKind::EnumSet {
-                    allowed: labels.to_vec(),
+                    allowed: escape_commas(&labels),
                 },
             )
         }
@@ -383,7 +514,11 @@ fn plan_string(c: &MapColumn, hint: &ColumnHint) -> Res<(Step, ColumnKind)> {
             Step::Geometry {
                 len_bytes: blob_len(meta)?,
             },
-            ColumnKind::Geometry,
+            if hint.point {
+                ColumnKind::Point
+            } else {
+                ColumnKind::Geometry
+            },
         ),
         col::VECTOR => (
             Step::Vector {
@@ -398,6 +533,12 @@ fn plan_string(c: &MapColumn, hint: &ColumnHint) -> Res<(Step, ColumnKind)> {
             )))
         }
     })
+}
+
+/// Labels as Debezium lists them in `allowed`: a comma inside a label escaped (`a\\,b`), so the
+/// comma-joined list can be split back.
+fn escape_commas(labels: &[String]) -> Vec<String> {
+    labels.iter().map(|l| l.replace(',', "\\,")).collect()
 }
 
 fn fsp(meta: u16) -> Res<u8> {

@@ -38,7 +38,11 @@ impl RowDecoder {
                 self.steps.len()
             )));
         };
-        parse_text(step, raw)
+        let v = parse_text(step, raw)?;
+        Ok(match &self.finish[column] {
+            Some(f) => f.apply(v),
+            None => v,
+        })
     }
 
     /// Decodes every row of a rows event, calling `each` per row change in order.
@@ -167,6 +171,10 @@ impl RowDecoder {
                 }
                 _ => read_value(r, step)?,
             });
+            if let Some(f) = &self.finish[i] {
+                let v = out.pop().expect("just pushed");
+                out.push(f.apply(v));
+            }
         }
         Ok(out)
     }

@@ -128,7 +128,7 @@ impl Snapshot<'_> {
         let mut shapes = Vec::with_capacity(tables.len());
         for t in tables {
             let map = catalog::describe(conn, t).await?;
-            let hints = catalog::hints(conn, t, self.server.flavor).await?;
+            let hints = catalog::hints(conn, t, self.server.flavor, &self.connector.types).await?;
             let decoder = RowDecoder::new(&map, &hints)
                 .map_err(|e| MyError::setup(format!("cannot capture table {t}: {}", e.0)))?;
             let estimate = catalog::row_estimate(conn, t).await;

@@ -338,26 +338,80 @@ pub enum Charset {
     Binary,
     /// UTF-8 (utf8mb3, utf8mb4, ascii and anything unknown).
     Utf8,
-    /// latin1 (cp1252 in MySQL; the printable range is the same).
-    Latin1,
     /// UCS-2 / UTF-16 (big-endian).
     Utf16,
     /// UTF-16LE.
     Utf16Le,
     /// UTF-32 (big-endian).
     Utf32,
+    /// A single- or multi-byte legacy charset (latin1 is cp1252 in MySQL, latin2, cp1251,
+    /// koi8r, sjis, gbk, big5, ...).
+    Legacy(&'static encoding_rs::Encoding),
 }
 
 impl Charset {
-    /// The charset of a collation id (MySQL and MariaDB share the ids Sluice distinguishes).
+    /// The charset of a collation id, for binlogs read without the catalog (the ids of
+    /// MySQL and MariaDB agree for these); the catalog's charset name wins when known.
     pub fn of_collation(id: u32) -> Charset {
+        use encoding_rs as e;
         match id {
             63 => Charset::Binary,
-            5 | 8 | 15 | 31 | 47 | 48 | 49 | 94 => Charset::Latin1,
+            5 | 8 | 15 | 31 | 47 | 48 | 49 | 94 => Charset::Legacy(e::WINDOWS_1252),
+            2 | 9 | 21 | 27 | 77 => Charset::Legacy(e::ISO_8859_2),
+            26 | 34 | 44 | 66 | 99 => Charset::Legacy(e::WINDOWS_1250),
+            14 | 23 | 50 | 51 | 52 => Charset::Legacy(e::WINDOWS_1251),
+            7 | 74 => Charset::Legacy(e::KOI8_R),
+            25 | 70 => Charset::Legacy(e::ISO_8859_7),
+            16 | 71 => Charset::Legacy(e::ISO_8859_8),
+            57 | 67 => Charset::Legacy(e::WINDOWS_1256),
+            29 | 58 | 59 => Charset::Legacy(e::WINDOWS_1257),
+            30 | 78 => Charset::Legacy(e::WINDOWS_1254),
+            13 | 88 | 95 | 96 => Charset::Legacy(e::SHIFT_JIS),
+            12 | 91 | 97 | 98 => Charset::Legacy(e::EUC_JP),
+            19 | 85 => Charset::Legacy(e::EUC_KR),
+            24 | 86 | 28 | 87 => Charset::Legacy(e::GBK),
+            1 | 84 => Charset::Legacy(e::BIG5),
             35 | 90 | 128..=151 | 159 | 54 | 55 | 101..=124 => Charset::Utf16,
             56 | 62 => Charset::Utf16Le,
             60 | 61 | 160..=183 => Charset::Utf32,
             _ => Charset::Utf8,
+        }
+    }
+
+    /// The charset of a character set name (`information_schema.COLUMNS.CHARACTER_SET_NAME`);
+    /// `None` for the few legacy charsets Sluice cannot decode (armscii8, dec8, hp8, swe7,
+    /// keybcs2, cp850, cp852, macce, geostd8).
+    pub fn of_name(name: &str) -> Option<Charset> {
+        use encoding_rs as e;
+        let legacy = |enc| Some(Charset::Legacy(enc));
+        match name.to_ascii_lowercase().as_str() {
+            "binary" => Some(Charset::Binary),
+            "utf8" | "utf8mb3" | "utf8mb4" | "ascii" => Some(Charset::Utf8),
+            "ucs2" | "utf16" => Some(Charset::Utf16),
+            "utf16le" => Some(Charset::Utf16Le),
+            "utf32" => Some(Charset::Utf32),
+            "latin1" => legacy(e::WINDOWS_1252),
+            "latin2" => legacy(e::ISO_8859_2),
+            "latin5" => legacy(e::WINDOWS_1254),
+            "latin7" => legacy(e::ISO_8859_13),
+            "cp1250" => legacy(e::WINDOWS_1250),
+            "cp1251" => legacy(e::WINDOWS_1251),
+            "cp1256" => legacy(e::WINDOWS_1256),
+            "cp1257" => legacy(e::WINDOWS_1257),
+            "greek" => legacy(e::ISO_8859_7),
+            "hebrew" => legacy(e::ISO_8859_8),
+            "koi8r" => legacy(e::KOI8_R),
+            "koi8u" => legacy(e::KOI8_U),
+            "cp866" => legacy(e::IBM866),
+            "macroman" => legacy(e::MACINTOSH),
+            "tis620" => legacy(e::WINDOWS_874),
+            "sjis" | "cp932" => legacy(e::SHIFT_JIS),
+            "ujis" | "eucjpms" => legacy(e::EUC_JP),
+            "euckr" => legacy(e::EUC_KR),
+            "gb2312" | "gbk" => legacy(e::GBK),
+            "gb18030" => legacy(e::GB18030),
+            "big5" => legacy(e::BIG5),
+            _ => None,
         }
     }
 
@@ -368,7 +422,7 @@ impl Charset {
                 Ok(s) => s.to_string(),
                 Err(_) => String::from_utf8_lossy(b).into_owned(),
             },
-            Charset::Latin1 => b.iter().map(|&c| char::from(c)).collect(),
+            Charset::Legacy(enc) => enc.decode_without_bom_handling(b).0.into_owned(),
             Charset::Utf16 | Charset::Utf16Le => {
                 let units: Vec<u16> = b
                     .chunks_exact(2)
@@ -403,5 +457,15 @@ mod tests {
         assert_eq!(Charset::of_collation(8).decode(&[0x63, 0xe9]), "cé");
         assert_eq!(Charset::of_collation(45).decode("żółw".as_bytes()), "żółw");
         assert_eq!(Charset::Utf16.decode(&[0x00, 0x41]), "A");
+        // MySQL's latin1 is cp1252: 0x80 is the euro sign.
+        assert_eq!(Charset::of_collation(8).decode(&[0x80]), "€");
+        // "Žluťoučký" in latin2.
+        let latin2 = [0xae, 0x6c, 0x75, 0xbb, 0x6f, 0x75, 0xe8, 0x6b, 0xfd];
+        assert_eq!(
+            Charset::of_name("latin2").unwrap().decode(&latin2),
+            "Žluťoučký"
+        );
+        assert_eq!(Charset::of_collation(9).decode(&latin2), "Žluťoučký");
+        assert_eq!(Charset::of_name("swe7"), None);
     }
 }

@@ -34,9 +34,11 @@ pub(super) fn parse_text(step: &Step, raw: &[u8]) -> Res<Value> {
                 Value::Int(v)
             }
         }
-        Step::Float | Step::Double => {
-            Value::Float(txt().parse::<f64>().map_err(|_| bad("a number"))?)
-        }
+        // A FLOAT column holds a 4-byte float: read as one, as the binlog's value is.
+        Step::Float => Value::Float(f64::from(
+            txt().parse::<f32>().map_err(|_| bad("a number"))?,
+        )),
+        Step::Double => Value::Float(txt().parse::<f64>().map_err(|_| bad("a number"))?),
         Step::Decimal { scale, .. } => {
             Value::Decimal(decimal_from_text(&txt(), *scale).ok_or_else(|| bad("a decimal"))?)
         }
@@ -70,9 +72,9 @@ pub(super) fn parse_text(step: &Step, raw: &[u8]) -> Res<Value> {
         }
         Step::Char { charset, .. } => {
             if *charset == Charset::Binary {
-                // The binlog drops BINARY's trailing zero padding; so does this.
-                let end = raw.iter().rposition(|b| *b != 0).map_or(0, |i| i + 1);
-                Value::Bytes(raw[..end].to_vec())
+                // Padded to the declared length as stored (the binlog's stripped zero bytes
+                // are restored after reading, `plan::Finish`).
+                Value::Bytes(raw.to_vec())
             } else {
                 Value::text(txt().into_owned())
             }
@@ -98,7 +100,7 @@ pub(super) fn parse_text(step: &Step, raw: &[u8]) -> Res<Value> {
                 return Err(bad("a geometry"));
             }
             Value::Geometry {
-                srid: Some(u32::from_le_bytes(raw[..4].try_into().expect("4 bytes")) as i32),
+                srid: srid(&raw[..4]),
                 wkb: raw[4..].to_vec(),
             }
         }
@@ -107,8 +109,41 @@ pub(super) fn parse_text(step: &Step, raw: &[u8]) -> Res<Value> {
                 .map(|c| Value::Float(f64::from(f32::from_le_bytes([c[0], c[1], c[2], c[3]]))))
                 .collect(),
         ),
+        Step::Uuid => Value::text(txt().to_ascii_lowercase()),
         Step::Null => Value::Null,
     })
+}
+
+/// A stored geometry's SRID; 0 (none) is null, as Debezium publishes it.
+fn srid(le: &[u8]) -> Option<i32> {
+    let id = u32::from_le_bytes(le.try_into().expect("4 bytes")) as i32;
+    (id != 0).then_some(id)
+}
+
+/// A MariaDB `UUID` as its record stores it → the RFC 4122 string. MariaDB stores the
+/// groups of `llllllll-mmmm-Vhhh-vsss-nnnnnnnnnnnn` right to left (`nnnnnnnnnnnn vsss Vhhh
+/// mmmm llllllll`) for versions 1–5 of variant 1, and versions 6 and up as they are.
+fn mariadb_uuid(rec: &[u8; 16]) -> String {
+    let swapped = rec[6] & 0xC0 == 0x80 && (1..=5).contains(&(rec[8] >> 4));
+    let mut b = [0u8; 16];
+    if swapped {
+        b[..4].copy_from_slice(&rec[12..16]);
+        b[4..6].copy_from_slice(&rec[10..12]);
+        b[6..8].copy_from_slice(&rec[8..10]);
+        b[8..10].copy_from_slice(&rec[6..8]);
+        b[10..].copy_from_slice(&rec[..6]);
+    } else {
+        b = *rec;
+    }
+    let mut out = String::with_capacity(36);
+    for (i, byte) in b.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            out.push('-');
+        }
+        out.push(char::from(b"0123456789abcdef"[usize::from(byte >> 4)]));
+        out.push(char::from(b"0123456789abcdef"[usize::from(byte & 15)]));
+    }
+    out
 }
 
 /// `-12.5` with a declared scale → [`Decimal`].
@@ -407,7 +442,7 @@ fn read_bytes_value(r: &mut Reader<'_>, step: &Step) -> Res<Value> {
                 return Err(Malformed("geometry shorter than its SRID".into()));
             }
             Value::Geometry {
-                srid: Some(u32::from_le_bytes(b[..4].try_into().expect("4 bytes")) as i32),
+                srid: srid(&b[..4]),
                 wkb: b[4..].to_vec(),
             }
         }
@@ -419,6 +454,17 @@ fn read_bytes_value(r: &mut Reader<'_>, step: &Step) -> Res<Value> {
                     .map(|c| Value::Float(f64::from(f32::from_le_bytes([c[0], c[1], c[2], c[3]]))))
                     .collect(),
             )
+        }
+        Step::Uuid => {
+            let len = r.uint(1, "UUID length")? as usize;
+            let b = r.take(len, "UUID")?;
+            if len > 16 {
+                return Err(Malformed(format!("UUID of {len} bytes")));
+            }
+            // Trailing zero bytes are stripped as in BINARY(16).
+            let mut rec = [0u8; 16];
+            rec[..len].copy_from_slice(b);
+            Value::text(mariadb_uuid(&rec))
         }
         _ => return Err(Malformed("not a string column step".into())),
     })
@@ -432,7 +478,8 @@ fn read_time2(r: &mut Reader<'_>, fsp: u8) -> Res<i64> {
         0 => (be_uint(r.take(3, "time")?) as i64 - INT_OFS) << 24,
         1 | 2 => {
             let mut int = be_uint(r.take(3, "time")?) as i64 - INT_OFS;
-            let mut frac = i64::from(r.u8("time fraction")? as i8);
+            // The fraction is unsigned; a negative time borrows from the integer part.
+            let mut frac = i64::from(r.u8("time fraction")?);
             if int < 0 && frac != 0 {
                 int += 1;
                 frac -= 0x100;
@@ -441,7 +488,7 @@ fn read_time2(r: &mut Reader<'_>, fsp: u8) -> Res<i64> {
         }
         3 | 4 => {
             let mut int = be_uint(r.take(3, "time")?) as i64 - INT_OFS;
-            let mut frac = i64::from(i16::from_be_bytes(
+            let mut frac = i64::from(u16::from_be_bytes(
                 r.take(2, "time fraction")?.try_into().expect("2 bytes"),
             ));
             if int < 0 && frac != 0 {
@@ -478,6 +525,21 @@ mod tests {
         let d = dec(&[0x7E, 0xF2, 0x04, 0xC7, 0x2D, 0xFB, 0x2D], 14, 4);
         assert_eq!(d, Decimal::from_digits(b"12345678901234", true, 4));
         assert!(read_decimal(&mut Reader::new(&[0x81]), 14, 4).is_err());
+    }
+
+    #[test]
+    fn mariadb_uuids() {
+        // Version 1, variant 1: stored with its groups right to left.
+        let rec = [
+            0x42, 0x66, 0x14, 0x17, 0x40, 0x00, 0xa4, 0x56, 0x12, 0xd3, 0xe8, 0x9b, 0x12, 0x3e,
+            0x45, 0x67,
+        ];
+        assert_eq!(mariadb_uuid(&rec), "123e4567-e89b-12d3-a456-426614174000");
+        // Version 7: stored as is.
+        let v7 = [
+            0x01, 0x8f, 0x3e, 0x2a, 0x7b, 0x10, 0x7c, 0xde, 0x8a, 0xbc, 0, 1, 2, 3, 4, 5,
+        ];
+        assert_eq!(mariadb_uuid(&v7), "018f3e2a-7b10-7cde-8abc-000102030405");
     }
 
     #[test]

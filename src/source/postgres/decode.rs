@@ -89,6 +89,7 @@ impl Decoder {
                 name: c.name.clone(),
                 kind: ty.kind(c.type_modifier),
                 nullable: !not_null,
+                default: None,
             });
             types.push((ty, c.type_modifier));
         }
@@ -130,6 +131,7 @@ impl Decoder {
                 name: c.name.clone(),
                 kind: ty.kind(c.typmod),
                 nullable: !c.not_null,
+                default: None,
             });
             types.push((ty, c.typmod));
         }

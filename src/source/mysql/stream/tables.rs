@@ -195,7 +195,7 @@ impl Streamer<'_> {
         }
         let conn = &mut self.catalog;
         let map = catalog::describe(conn, id).await?;
-        let hints = catalog::hints(conn, id, self.server.flavor).await?;
+        let hints = catalog::hints(conn, id, self.server.flavor, &self.connector.types).await?;
         let decoder = RowDecoder::new(&map, &hints)
             .map_err(|e| MyError::setup(format!("cannot capture table {id}: {}", e.0)))?;
         self.state.latest.insert(id.clone(), decoder.schema.clone());
@@ -229,12 +229,25 @@ impl Streamer<'_> {
         // Never decode without the hints (a boolean column would turn into a number): when the
         // catalog session has gone (the server's wait_timeout), open a new one; when that
         // fails too, the pipeline restarts from the committed position.
-        let hints = match catalog::hints(&mut self.catalog, &id, self.server.flavor).await {
+        let hints = match catalog::hints(
+            &mut self.catalog,
+            &id,
+            self.server.flavor,
+            &self.connector.types,
+        )
+        .await
+        {
             Ok(h) => h,
             Err(e) => {
                 tracing::info!(error = %e, "catalog session lost; reconnecting");
                 self.catalog = self.info.connect().await?;
-                catalog::hints(&mut self.catalog, &id, self.server.flavor).await?
+                catalog::hints(
+                    &mut self.catalog,
+                    &id,
+                    self.server.flavor,
+                    &self.connector.types,
+                )
+                .await?
             }
         };
         let decoder = Arc::new(RowDecoder::new(map, &hints).map_err(|e| e.at(code, file, pos))?);
