@@ -106,6 +106,8 @@ pub enum ColumnKind {
     Uuid,
     /// XML document as text (`io.debezium.data.Xml`).
     Xml,
+    /// A PostgreSQL `ltree` label path as text (`io.debezium.data.Ltree`).
+    Ltree,
     /// Enumeration (`io.debezium.data.Enum`) with its allowed labels.
     Enum {
         /// Allowed labels in declaration order.

@@ -72,6 +72,7 @@ fn is_null(kind: &ColumnKind, v: &Value) -> bool {
                 | ColumnKind::Text
                 | ColumnKind::Json
                 | ColumnKind::Xml
+                | ColumnKind::Ltree
                 | ColumnKind::Enum { .. }
                 | ColumnKind::Uuid
         ),
@@ -102,7 +103,8 @@ pub fn value(
     match (v, kind) {
         (Value::Unavailable, ColumnKind::Array(elem)) => {
             long(out, 1);
-            value(out, name, elem, &Value::Unavailable, true)?;
+            let optional = !matches!(**elem, ColumnKind::Enum { .. });
+            value(out, name, elem, &Value::Unavailable, optional)?;
             long(out, 0);
         }
         (Value::Unavailable, _) => bytes(out, UNAVAILABLE_VALUE.as_bytes()),
@@ -124,8 +126,9 @@ pub fn value(
             };
             if !items.is_empty() {
                 long(out, items.len() as i64);
+                let optional = !matches!(elem, ColumnKind::Enum { .. });
                 for item in items {
-                    value(out, name, elem, item, true)?;
+                    value(out, name, elem, item, optional)?;
                 }
             }
             long(out, 0);

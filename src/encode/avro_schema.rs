@@ -112,6 +112,7 @@ pub(super) fn kind_type(kind: &ColumnKind, names: &mut Names) -> Json {
         ColumnKind::Json => connect("string", "io.debezium.data.Json", None),
         ColumnKind::Uuid => connect("string", "io.debezium.data.Uuid", None),
         ColumnKind::Xml => connect("string", "io.debezium.data.Xml", None),
+        ColumnKind::Ltree => connect("string", "io.debezium.data.Ltree", None),
         ColumnKind::Enum { allowed } => connect(
             "string",
             "io.debezium.data.Enum",
@@ -123,7 +124,12 @@ pub(super) fn kind_type(kind: &ColumnKind, names: &mut Names) -> Json {
             Some(json!({"length": length.to_string()})),
         ),
         ColumnKind::Array(elem) => {
-            json!({"type": "array", "items": ["null", kind_type(elem, names)]})
+            // Debezium declares enum items required, other items optional.
+            if matches!(**elem, ColumnKind::Enum { .. }) {
+                json!({"type": "array", "items": kind_type(elem, names)})
+            } else {
+                json!({"type": "array", "items": ["null", kind_type(elem, names)]})
+            }
         }
         ColumnKind::Year => connect("int", "io.debezium.time.Year", None),
         ColumnKind::EnumSet { allowed } => connect(

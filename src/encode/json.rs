@@ -496,6 +496,7 @@ fn write_value(out: &mut String, kind: &ColumnKind, value: &Value) {
             ColumnKind::Text
             | ColumnKind::Json
             | ColumnKind::Xml
+            | ColumnKind::Ltree
             | ColumnKind::Enum { .. }
             | ColumnKind::Uuid,
         ) => write_str(out, UNAVAILABLE_VALUE),

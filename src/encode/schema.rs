@@ -66,6 +66,7 @@ fn kind_schema(kind: &ColumnKind, optional: bool) -> Map<String, Json> {
         ColumnKind::Json => ("string", Some("io.debezium.data.Json"), None),
         ColumnKind::Uuid => ("string", Some("io.debezium.data.Uuid"), None),
         ColumnKind::Xml => ("string", Some("io.debezium.data.Xml"), None),
+        ColumnKind::Ltree => ("string", Some("io.debezium.data.Ltree"), None),
         ColumnKind::Enum { allowed } => (
             "string",
             Some("io.debezium.data.Enum"),
@@ -116,7 +117,12 @@ fn kind_schema(kind: &ColumnKind, optional: bool) -> Map<String, Json> {
         }
         ColumnKind::Array(elem) => {
             m.insert("type".into(), json!("array"));
-            m.insert("items".into(), Json::Object(kind_schema(elem, true)));
+            // Debezium declares enum items required, other items optional.
+            let items_optional = !matches!(**elem, ColumnKind::Enum { .. });
+            m.insert(
+                "items".into(),
+                Json::Object(kind_schema(elem, items_optional)),
+            );
             m.insert("optional".into(), json!(optional));
             return m;
         }

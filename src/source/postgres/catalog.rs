@@ -207,6 +207,8 @@ pub struct CatalogColumn {
     pub not_null: bool,
     /// 1-based position in the primary key, 0 when not a key column.
     pub pk_position: i32,
+    /// The default expression (`pg_get_expr` of `pg_attrdef`), if any.
+    pub default_expr: Option<String>,
 }
 
 /// A table as the catalog describes it now.
@@ -233,9 +235,11 @@ pub async fn describe_table(client: &Client, oid: u32) -> Result<Option<CatalogT
         .query(
             "SELECT a.attname::text, a.atttypid, a.atttypmod, a.attnotnull, \
                     COALESCE((SELECT k.n FROM unnest(i.indkey) WITH ORDINALITY AS k(attnum, n) \
-                              WHERE k.attnum = a.attnum), 0)::int4 \
+                              WHERE k.attnum = a.attnum), 0)::int4, \
+                    pg_get_expr(d.adbin, d.adrelid) \
              FROM pg_attribute a \
              LEFT JOIN pg_index i ON i.indrelid = a.attrelid AND i.indisprimary \
+             LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum \
              WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '' \
              ORDER BY a.attnum",
             &[&oid],
@@ -255,6 +259,7 @@ pub async fn describe_table(client: &Client, oid: u32) -> Result<Option<CatalogT
                 typmod: r.get(2),
                 not_null: r.get(3),
                 pk_position: r.get(4),
+                default_expr: r.get(5),
             })
             .collect(),
     }))

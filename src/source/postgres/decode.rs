@@ -70,14 +70,14 @@ impl Decoder {
             described
                 .as_ref()
                 .and_then(|d| d.columns.iter().find(|c| c.name == name))
-                .map(|c| (c.not_null, c.pk_position))
-                .unwrap_or((false, 0))
+                .map(|c| (c.not_null, c.pk_position, c.default_expr.clone()))
+                .unwrap_or((false, 0, None))
         };
         let mut pk: Vec<(i32, usize)> = Vec::new();
         let mut columns = Vec::with_capacity(rel.columns.len());
         let mut types = Vec::with_capacity(rel.columns.len());
         for (i, c) in rel.columns.iter().enumerate() {
-            let (not_null, pk_pos) = column_facts(&c.name);
+            let (not_null, pk_pos, default_expr) = column_facts(&c.name);
             if pk_pos > 0 {
                 pk.push((pk_pos, i));
             }
@@ -85,11 +85,15 @@ impl Decoder {
             if let PgType::Unknown(name) = &ty {
                 tracing::warn!(table = %id, column = %c.name, r#type = %name, "unknown type: values are published as their text form");
             }
+            let kind = ty.kind(c.type_modifier);
+            let default = default_expr
+                .as_deref()
+                .and_then(|e| values::parse_default(&ty, c.type_modifier, &kind, e));
             columns.push(Column {
                 name: c.name.clone(),
-                kind: ty.kind(c.type_modifier),
+                kind,
                 nullable: !not_null,
-                default: None,
+                default,
             });
             types.push((ty, c.type_modifier));
         }
@@ -127,11 +131,16 @@ impl Decoder {
                 pk.push((c.pk_position, i));
             }
             let ty = self.types.get(c.type_oid);
+            let kind = ty.kind(c.typmod);
+            let default = c
+                .default_expr
+                .as_deref()
+                .and_then(|e| values::parse_default(&ty, c.typmod, &kind, e));
             columns.push(Column {
                 name: c.name.clone(),
-                kind: ty.kind(c.typmod),
+                kind,
                 nullable: !c.not_null,
-                default: None,
+                default,
             });
             types.push((ty, c.typmod));
         }

@@ -46,6 +46,12 @@ pub enum PgType {
     Json,
     /// `xml`
     Xml,
+    /// `point`
+    Point,
+    /// `hstore` (extension): published as a JSON object (Debezium's `hstore.handling.mode=json`).
+    Hstore,
+    /// `ltree` (extension)
+    Ltree,
     /// `bit`
     Bit,
     /// `varbit`
@@ -104,6 +110,9 @@ impl PgType {
             PgType::Uuid => ColumnKind::Uuid,
             PgType::Json => ColumnKind::Json,
             PgType::Xml => ColumnKind::Xml,
+            PgType::Point => ColumnKind::Point,
+            PgType::Hstore => ColumnKind::Json,
+            PgType::Ltree => ColumnKind::Ltree,
             // As Debezium: one bit is a boolean (bit(1) and bit varying(1)); an unbounded bit
             // varying has the largest length.
             PgType::Bit | PgType::VarBit if typmod == 1 => ColumnKind::Boolean,
@@ -215,6 +224,8 @@ impl TypeCatalog {
         if row.namespace != "pg_catalog" {
             return match row.name.as_str() {
                 "citext" => PgType::Text,
+                "hstore" => PgType::Hstore,
+                "ltree" => PgType::Ltree,
                 _ => PgType::Unknown(row.name.clone()),
             };
         }
@@ -240,6 +251,7 @@ impl TypeCatalog {
             "uuid" => PgType::Uuid,
             "json" | "jsonb" => PgType::Json,
             "xml" => PgType::Xml,
+            "point" => PgType::Point,
             "bit" => PgType::Bit,
             "varbit" => PgType::VarBit,
             _ if row.typtype == 'r' || row.typtype == 'm' => PgType::Text,
@@ -326,7 +338,7 @@ mod tests {
             }
         );
         assert_eq!(cat.get(20001).kind(-1), ColumnKind::Int32);
-        assert_eq!(cat.get(600).kind(-1), ColumnKind::Text);
+        assert_eq!(cat.get(600).kind(-1), ColumnKind::Point);
         assert!(matches!(cat.get(99999), PgType::Unknown(_)));
     }
 }

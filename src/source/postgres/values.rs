@@ -35,8 +35,63 @@ pub fn is_plain_text(ty: &PgType, typmod: i32) -> bool {
             | PgType::Json
             | PgType::Xml
             | PgType::Enum(_)
+            | PgType::Ltree
             | PgType::Unknown(_)
     )
+}
+
+/// A column default as Debezium declares it, from the catalog's expression: a literal
+/// (`42`, `'V1'::mood`, `'x'::character varying`, `true`) converted to the column's kind, and 0
+/// for a sequence (`nextval(...)`) of a numeric column; other expressions (functions such as
+/// `now()`) and NULL give none.
+pub fn parse_default(ty: &PgType, typmod: i32, kind: &ColumnKind, expr: &str) -> Option<Value> {
+    let expr = expr.trim();
+    if expr.starts_with("nextval(") {
+        return match kind {
+            ColumnKind::Int16 | ColumnKind::Int32 | ColumnKind::Int64 => Some(Value::Int(0)),
+            ColumnKind::Decimal { .. } | ColumnKind::VariableDecimal => {
+                parse(ty, typmod, kind, "0").ok()
+            }
+            _ => None,
+        };
+    }
+    let literal = if let Some(rest) = expr.strip_prefix('\'') {
+        // 'text' followed by casts: the closing quote is the last one not doubled.
+        let mut out = String::new();
+        let mut chars = rest.chars().peekable();
+        loop {
+            match chars.next()? {
+                '\'' if chars.peek() == Some(&'\'') => {
+                    chars.next();
+                    out.push('\'');
+                }
+                '\'' => break,
+                c => out.push(c),
+            }
+        }
+        // Only casts may follow (`::text`, `::character varying`, `::mood[]`), not operators.
+        let tail: String = chars.collect();
+        let only_casts = tail.is_empty()
+            || (tail.starts_with("::")
+                && !tail.contains(['\'', '|', '+', '-', '*', '/', '(', ',']));
+        if !only_casts {
+            return None;
+        }
+        out
+    } else {
+        // A bare number or boolean, possibly parenthesized and cast: `(-1)`, `1.5::numeric`.
+        let bare = expr.split("::").next().unwrap_or(expr);
+        let bare = bare.trim_start_matches('(').trim_end_matches(')');
+        let is_literal = bare.parse::<f64>().is_ok() || bare == "true" || bare == "false";
+        if !is_literal {
+            return None;
+        }
+        bare.to_string()
+    };
+    match parse(ty, typmod, kind, &literal).ok()? {
+        Value::Null => None,
+        v => Some(v),
+    }
 }
 
 /// Parses one value of `ty` (with modifier `typmod`) whose semantic kind is `kind`.
@@ -127,14 +182,85 @@ pub fn parse(ty: &PgType, typmod: i32, kind: &ColumnKind, text: &str) -> Result<
             }
             Value::Array(values)
         }
+        PgType::Point => parse_point(text)?,
+        PgType::Hstore => Value::text(hstore_json(text)?),
         PgType::Text
         | PgType::Uuid
         | PgType::Json
         | PgType::Xml
+        | PgType::Ltree
         | PgType::Enum(_)
         | PgType::Unknown(_)
         | PgType::Domain(..) => Value::text(text.to_string()),
     })
+}
+
+/// `(x,y)` → a Point geometry: 2D well-known binary (little-endian), no SRID.
+fn parse_point(text: &str) -> Result<Value, ValueError> {
+    let inner = text
+        .trim()
+        .strip_prefix('(')
+        .and_then(|t| t.strip_suffix(')'))
+        .ok_or(bad("a point"))?;
+    let (x, y) = inner.split_once(',').ok_or(bad("a point"))?;
+    let x = parse_float(x.trim())?;
+    let y = parse_float(y.trim())?;
+    let mut wkb = Vec::with_capacity(21);
+    wkb.push(1);
+    wkb.extend_from_slice(&1u32.to_le_bytes());
+    wkb.extend_from_slice(&x.to_le_bytes());
+    wkb.extend_from_slice(&y.to_le_bytes());
+    Ok(Value::Geometry { wkb, srid: None })
+}
+
+/// hstore text (`"a"=>"1", "b"=>NULL`) → a JSON object (`{"a":"1","b":null}`), pairs in the
+/// order PostgreSQL prints them.
+fn hstore_json(text: &str) -> Result<String, ValueError> {
+    fn quoted(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) -> Result<String, ValueError> {
+        if chars.next() != Some('"') {
+            return Err(bad("an hstore"));
+        }
+        let mut out = String::new();
+        loop {
+            match chars.next().ok_or(bad("an hstore"))? {
+                '\\' => out.push(chars.next().ok_or(bad("an hstore"))?),
+                '"' => return Ok(out),
+                c => out.push(c),
+            }
+        }
+    }
+    let mut map = serde_json::Map::new();
+    let mut chars = text.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| c.is_whitespace() || *c == ',') {
+            chars.next();
+        }
+        if chars.peek().is_none() {
+            break;
+        }
+        let key = quoted(&mut chars)?;
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        if chars.next() != Some('=') || chars.next() != Some('>') {
+            return Err(bad("an hstore"));
+        }
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        let value = if chars.peek() == Some(&'"') {
+            serde_json::Value::String(quoted(&mut chars)?)
+        } else {
+            let word: String =
+                std::iter::from_fn(|| chars.next_if(|c| c.is_alphabetic())).collect();
+            if word != "NULL" {
+                return Err(bad("an hstore"));
+            }
+            serde_json::Value::Null
+        };
+        map.insert(key, value);
+    }
+    Ok(serde_json::Value::Object(map).to_string())
 }
 
 fn parse_bool(text: &str) -> Result<bool, ValueError> {
@@ -416,6 +542,49 @@ mod tests {
     fn dec(text: &str, scale: Option<u32>) -> (Vec<u8>, u32) {
         let d = parse_decimal(text, scale).unwrap().unwrap();
         (d.unscaled, d.scale)
+    }
+
+    #[test]
+    fn defaults_from_catalog_expressions() {
+        let d = |ty: &PgType, kind: &ColumnKind, e: &str| parse_default(ty, -1, kind, e);
+        let int = ColumnKind::Int32;
+        assert_eq!(
+            d(&PgType::Int4, &int, "nextval('t_id_seq'::regclass)"),
+            Some(Value::Int(0))
+        );
+        assert_eq!(d(&PgType::Int4, &int, "(-1)"), Some(Value::Int(-1)));
+        assert_eq!(d(&PgType::Int4, &int, "42"), Some(Value::Int(42)));
+        assert_eq!(
+            d(&PgType::Text, &ColumnKind::Text, "'it''s'::text"),
+            Some(Value::text("it's"))
+        );
+        assert_eq!(
+            d(&PgType::Text, &ColumnKind::Text, "'a'::character varying"),
+            Some(Value::text("a"))
+        );
+        assert_eq!(
+            d(&PgType::Bool, &ColumnKind::Boolean, "true"),
+            Some(Value::Bool(true))
+        );
+        assert_eq!(
+            d(&PgType::TimestampTz, &ColumnKind::ZonedTimestamp, "now()"),
+            None
+        );
+        assert_eq!(d(&PgType::Text, &ColumnKind::Text, "NULL::text"), None);
+        assert_eq!(
+            d(&PgType::Text, &ColumnKind::Text, "'a'::text || 'b'::text"),
+            None
+        );
+    }
+
+    #[test]
+    fn hstore_as_json() {
+        assert_eq!(
+            hstore_json(r#""a"=>"1", "b"=>NULL, "q\"x"=>"y\\z""#).unwrap(),
+            r#"{"a":"1","b":null,"q\"x":"y\\z"}"#
+        );
+        assert_eq!(hstore_json("").unwrap(), "{}");
+        assert!(hstore_json("garbage").is_err());
     }
 
     #[test]
