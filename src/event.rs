@@ -325,8 +325,12 @@ pub enum SnapshotMarker {
     False,
     /// First row of the snapshot.
     First,
+    /// First row of a table other than the first.
+    FirstInDataCollection,
     /// A row inside the snapshot.
     True,
+    /// Last row of a table other than the last.
+    LastInDataCollection,
     /// Last row of the snapshot.
     Last,
 }
@@ -337,7 +341,9 @@ impl SnapshotMarker {
         match self {
             SnapshotMarker::False => "false",
             SnapshotMarker::First => "first",
+            SnapshotMarker::FirstInDataCollection => "first_in_data_collection",
             SnapshotMarker::True => "true",
+            SnapshotMarker::LastInDataCollection => "last_in_data_collection",
             SnapshotMarker::Last => "last",
         }
     }
@@ -349,7 +355,7 @@ pub enum SourceDetail {
     /// PostgreSQL: transaction id, LSNs.
     Postgres {
         /// Transaction id.
-        tx_id: Option<u32>,
+        tx_id: Option<i64>,
         /// LSN of this change.
         lsn: Option<u64>,
         /// Commit LSN of the last transaction completed before this one.

@@ -49,7 +49,7 @@ fn expected(id: i64) -> Value {
     })
 }
 
-fn after_field<'a>(schema: &'a Value, field: &str) -> Value {
+fn after_field(schema: &Value, field: &str) -> Value {
     let mut f = schema["fields"]
         .as_array()
         .unwrap()
@@ -159,4 +159,38 @@ async fn debezium_defaults_points_hstore_ltree_in_snapshot_and_stream() {
     assert_eq!(v["payload"]["op"], "c");
     check(v, 2, "stream");
     assert!(daemon.stop().success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn snapshot_markers_per_table_and_the_snapshot_transaction_id() {
+    let db = TestDb::new("pgmark").await;
+    db.exec(
+        "CREATE TABLE a (id int PRIMARY KEY); CREATE TABLE b (id int PRIMARY KEY);
+         INSERT INTO a VALUES (1), (2), (3); INSERT INTO b VALUES (1), (2);",
+    )
+    .await;
+    let name = unique("pgmark");
+    let mut daemon = Daemon::single(&name, &db, &["public.a", "public.b"], "");
+    daemon.start();
+    let a = read_topic(&format!("{name}.public.a"), 3, Duration::from_secs(60));
+    let b = read_topic(&format!("{name}.public.b"), 2, Duration::from_secs(60));
+    assert!(daemon.stop().success());
+    let marks = |msgs: &[Msg]| -> Vec<String> {
+        msgs.iter()
+            .map(|m| m.value.as_ref().unwrap()["payload"]["source"]["snapshot"].to_string())
+            .collect()
+    };
+    // Tables are read in name order: a first, b last.
+    assert_eq!(
+        marks(&a),
+        ["\"first\"", "\"true\"", "\"last_in_data_collection\""]
+    );
+    assert_eq!(marks(&b), ["\"first_in_data_collection\"", "\"last\""]);
+    let tx: Vec<&Value> = a
+        .iter()
+        .chain(&b)
+        .map(|m| &m.value.as_ref().unwrap()["payload"]["source"]["txId"])
+        .collect();
+    assert!(tx[0].as_i64().is_some_and(|t| t > 0), "{tx:?}");
+    assert!(tx.iter().all(|t| *t == tx[0]), "{tx:?}");
 }

@@ -205,10 +205,10 @@ async fn snapshot_and_streaming_work_under_verify_full() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     // Both sessions are encrypted: the replication one and the query one.
-    let encrypted = psql(&format!(
+    let encrypted = psql(
         "SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid)
-          WHERE s.ssl AND a.application_name = 'sluice'"
-    ));
+          WHERE s.ssl AND a.application_name = 'sluice'",
+    );
     assert!(daemon.stop().success());
     assert!(encrypted.parse::<i64>().unwrap() >= 1, "{encrypted}");
     let ops: Vec<serde_json::Value> = daemon

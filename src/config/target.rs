@@ -35,7 +35,7 @@ pub fn parse(url: &str, form: &str) -> Result<Url, String> {
         Url::parse(url).map_err(|e| format!("is not a valid URL ({e}); expected {form}"))?;
     match parsed.host() {
         None => Err(format!("has no host; expected {form}")),
-        Some(Host::Domain(d)) if d.is_empty() => Err(format!("has no host; expected {form}")),
+        Some(Host::Domain("")) => Err(format!("has no host; expected {form}")),
         Some(_) => Ok(parsed),
     }
 }

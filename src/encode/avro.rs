@@ -256,7 +256,7 @@ fn write_source(out: &mut Vec<u8>, prefix: &str, event: &ChangeEvent, table: &Ta
     bin::opt_long(out, Some(ts_us.saturating_mul(1000)));
     bin::bytes(out, table.id.schema.as_bytes());
     bin::bytes(out, table.id.name.as_bytes());
-    bin::opt_long(out, tx_id.map(i64::from));
+    bin::opt_long(out, *tx_id);
     bin::opt_long(out, lsn.map(|v| v as i64));
     bin::opt_long(out, None);
     bin::opt_str(out, origin.as_deref());

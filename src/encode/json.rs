@@ -360,7 +360,7 @@ fn write_pg_detail(out: &mut String, event: &ChangeEvent) {
         return;
     };
     out.push_str(",\"txId\":");
-    write_opt_i64(out, tx_id.map(i64::from));
+    write_opt_i64(out, *tx_id);
     out.push_str(",\"lsn\":");
     write_opt_i64(out, lsn.map(|v| v as i64));
     out.push_str(",\"xmin\":null,\"origin\":");

@@ -62,7 +62,7 @@ fn event(table: &Arc<TableSchema>, n: u64, text: usize) -> SourceItem {
             snapshot: SnapshotMarker::False,
             db: "db".into(),
             detail: SourceDetail::Postgres {
-                tx_id: Some(n as u32),
+                tx_id: Some(n as i64),
                 lsn: Some(n),
                 last_commit_lsn: None,
                 origin: None,

@@ -1,11 +1,11 @@
-//! What every source's snapshot shares: the `first` / `true` / `last` markers and progress
-//! reporting (status, metrics, a log line every 10 s).
+//! What every source's snapshot shares: the `source.snapshot` markers and progress reporting
+//! (status, metrics, a log line every 10 s).
 
 use std::time::{Duration, Instant};
 
 use prometheus::IntCounter;
 
-use crate::event::{ChangeEvent, SnapshotMarker};
+use crate::event::{ChangeEvent, SnapshotMarker, TableId};
 use crate::position::SourcePosition;
 use crate::source::{SourceContext, SourceItem};
 
@@ -14,11 +14,35 @@ const PROGRESS_ROWS: u64 = 1024;
 /// How often a long snapshot reports its progress.
 const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 
-/// Holds back one event so the last row of the snapshot can be marked `last`.
+/// Holds back one event so that the last row of each table, and of the snapshot, can be
+/// marked. Debezium's order decides a row that is several things at once: `last` (of the
+/// snapshot), then `first` (of the snapshot), then `last_in_data_collection`, then
+/// `first_in_data_collection`, then `true`.
 pub struct Emitter {
-    pending: Option<ChangeEvent>,
+    pending: Option<Pending>,
     /// Rows handed over so far.
     pub sent: u64,
+}
+
+struct Pending {
+    event: ChangeEvent,
+    table: Option<TableId>,
+    first_in_table: bool,
+}
+
+/// The marker of a row from where it stands.
+fn marker(first: bool, last: bool, first_in_table: bool, last_in_table: bool) -> SnapshotMarker {
+    if last {
+        SnapshotMarker::Last
+    } else if first {
+        SnapshotMarker::First
+    } else if last_in_table {
+        SnapshotMarker::LastInDataCollection
+    } else if first_in_table {
+        SnapshotMarker::FirstInDataCollection
+    } else {
+        SnapshotMarker::True
+    }
 }
 
 impl Emitter {
@@ -32,14 +56,20 @@ impl Emitter {
 
     /// Queues a snapshot row; `false` means stop (shutdown).
     pub async fn push(&mut self, ctx: &mut SourceContext, event: ChangeEvent) -> bool {
-        if let Some(mut prev) = self.pending.replace(event) {
-            prev.source.snapshot = if self.sent == 0 {
-                SnapshotMarker::First
-            } else {
-                SnapshotMarker::True
-            };
+        let table = event.table.as_ref().map(|t| t.id.clone());
+        let first_in_table = self.pending.as_ref().is_none_or(|p| p.table != table);
+        let next = Pending {
+            event,
+            table,
+            first_in_table,
+        };
+        if let Some(prev) = self.pending.replace(next) {
+            let last_in_table = first_in_table;
+            let mut event = prev.event;
+            event.source.snapshot =
+                marker(self.sent == 0, false, prev.first_in_table, last_in_table);
             self.sent += 1;
-            return ctx.send(SourceItem::Event(Box::new(prev))).await;
+            return ctx.send(SourceItem::Event(Box::new(event))).await;
         }
         true
     }
@@ -47,7 +77,8 @@ impl Emitter {
     /// Marks the held row `last`, gives it the finished position, and hands over the
     /// checkpoint that ends the snapshot.
     pub async fn finish(&mut self, ctx: &mut SourceContext, done: SourcePosition) -> bool {
-        if let Some(mut last) = self.pending.take() {
+        if let Some(pending) = self.pending.take() {
+            let mut last = pending.event;
             last.source.snapshot = SnapshotMarker::Last;
             last.position = done.clone();
             self.sent += 1;
@@ -121,5 +152,24 @@ impl TableProgress {
             .snapshot_progress(&self.label, self.rows, self.estimate);
         self.counter.inc_by(self.rows % PROGRESS_ROWS);
         self.rows
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::marker;
+    use crate::event::SnapshotMarker::*;
+
+    #[test]
+    fn markers_in_debeziums_order() {
+        // (first of snapshot, last of snapshot, first of table, last of table)
+        assert_eq!(marker(true, false, true, false), First);
+        assert_eq!(marker(true, false, true, true), First);
+        assert_eq!(marker(false, false, false, true), LastInDataCollection);
+        assert_eq!(marker(false, false, true, true), LastInDataCollection);
+        assert_eq!(marker(false, false, true, false), FirstInDataCollection);
+        assert_eq!(marker(false, false, false, false), True);
+        assert_eq!(marker(true, true, true, true), Last);
+        assert_eq!(marker(false, true, false, true), Last);
     }
 }

@@ -44,6 +44,13 @@ impl Snapshot<'_> {
             ))
             .await
             .map_err(PgError::query)?;
+        // The snapshot transaction's id, in `source.txId` of every snapshot record (Debezium
+        // reads it the same way).
+        let tx_id: i64 = client
+            .query_one("SELECT txid_current()", &[])
+            .await
+            .map_err(PgError::query)?
+            .get(0);
         let (tables, _) = catalog::expand_tables(&client, &pg.tables).await?;
         let db: Arc<str> = Arc::from(catalog::database_name(self.catalog_client).await?);
         let mut decoder = Decoder::new(&client, pg.tables.clone()).await?;
@@ -77,6 +84,7 @@ impl Snapshot<'_> {
                     &info,
                     &db,
                     &in_progress,
+                    tx_id,
                     estimate,
                     &mut emitter,
                     ctx,
@@ -108,6 +116,7 @@ impl Snapshot<'_> {
         info: &RelationInfo,
         db: &Arc<str>,
         position: &SourcePosition,
+        tx_id: i64,
         estimate: i64,
         emitter: &mut Emitter,
         ctx: &mut SourceContext,
@@ -152,7 +161,7 @@ impl Snapshot<'_> {
                         snapshot: SnapshotMarker::True,
                         db: db.clone(),
                         detail: SourceDetail::Postgres {
-                            tx_id: None,
+                            tx_id: Some(tx_id),
                             lsn: Some(self.start.resume_lsn),
                             last_commit_lsn: None,
                             origin: None,

@@ -264,7 +264,7 @@ impl<'a> Streamer<'a> {
             snapshot: SnapshotMarker::False,
             db: self.db.clone(),
             detail: SourceDetail::Postgres {
-                tx_id: tx.map(|t| t.xid),
+                tx_id: tx.map(|t| i64::from(t.xid)),
                 lsn,
                 last_commit_lsn: last_commit,
                 origin: tx.and_then(|t| t.origin.as_ref().map(|o| o.0.clone())),
