@@ -105,7 +105,8 @@ async fn a_lost_catalog_session_is_reopened_and_booleans_stay_booleans() {
                 &url,
                 &[format!("{}.t", db.name)],
                 server_id(),
-                "[format]\nschemas = false",
+                // Booleans come from the catalog (the binlog says TINYINT).
+                "[format]\nschemas = false\n[types]\ntinyint1_as_boolean = true",
             ),
         )],
     );
