@@ -85,6 +85,12 @@ pub fn iso_utc(micros: i64) -> String {
     out
 }
 
+/// Debezium's sentinel for PostgreSQL's `timestamp 'infinity'` (micro and milli timestamps
+/// alike).
+pub const POSITIVE_INFINITY_TS: i64 = 9_223_372_036_825_200_000;
+/// Debezium's sentinel for `timestamp '-infinity'`.
+pub const NEGATIVE_INFINITY_TS: i64 = -9_223_372_036_832_400_000;
+
 #[cfg(test)]
 mod tests {
     use super::*;

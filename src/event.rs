@@ -132,6 +132,18 @@ pub enum ColumnKind {
     /// A 2D point (`io.debezium.data.geometry.Point`: `{x, y, wkb, srid}`); the value is a
     /// [`Value::Geometry`] whose well-known binary is a point.
     Point,
+    /// Days since the epoch as Kafka Connect's `org.apache.kafka.connect.data.Date`
+    /// (`time_precision_mode = "connect"`).
+    ConnectDate,
+    /// Milliseconds of the day as Connect's `org.apache.kafka.connect.data.Time` (int32).
+    ConnectTime,
+    /// Milliseconds since the epoch as Connect's `org.apache.kafka.connect.data.Timestamp`.
+    ConnectTimestamp,
+    /// A duration as `P<y>Y<m>M<d>DT<h>H<m>M<s>S` (`io.debezium.time.Interval`).
+    IntervalString,
+    /// String keys to optional string values (PostgreSQL `hstore` in `map` mode); the value
+    /// is a [`Value::Map`].
+    StringMap,
 }
 
 /// One captured column.
@@ -190,6 +202,65 @@ impl Decimal {
             unscaled: twos_complement(digits, negative),
             scale,
         }
+    }
+}
+
+impl Decimal {
+    /// The number in plain notation with exactly `scale` fraction digits (Java's
+    /// `BigDecimal.toPlainString`: unscaled 150 at scale 2 is `1.50`).
+    pub fn to_plain_string(&self) -> String {
+        let negative = self.unscaled.first().is_some_and(|b| b & 0x80 != 0);
+        let mut mag = self.unscaled.clone();
+        if negative {
+            // Two's complement negation: invert, then add one from the least significant byte.
+            for b in mag.iter_mut() {
+                *b = !*b;
+            }
+            for b in mag.iter_mut().rev() {
+                let (v, carry) = b.overflowing_add(1);
+                *b = v;
+                if !carry {
+                    break;
+                }
+            }
+        }
+        // Base-10^9 chunks, least significant first, by repeated division.
+        const BASE: u64 = 1_000_000_000;
+        let mut chunks: Vec<u32> = Vec::new();
+        let mut start = 0;
+        while start < mag.len() {
+            let mut rem: u64 = 0;
+            for b in mag[start..].iter_mut() {
+                let cur = (rem << 8) | u64::from(*b);
+                *b = (cur / BASE) as u8;
+                rem = cur % BASE;
+            }
+            chunks.push(rem as u32);
+            while start < mag.len() && mag[start] == 0 {
+                start += 1;
+            }
+        }
+        let mut digits = match chunks.split_last() {
+            None => "0".to_string(),
+            Some((top, rest)) => {
+                let mut d = top.to_string();
+                for c in rest.iter().rev() {
+                    d.push_str(&format!("{c:09}"));
+                }
+                d
+            }
+        };
+        let scale = self.scale as usize;
+        if scale > 0 {
+            if digits.len() <= scale {
+                digits = format!("{}{digits}", "0".repeat(scale + 1 - digits.len()));
+            }
+            digits.insert(digits.len() - scale, '.');
+        }
+        if negative {
+            digits.insert(0, '-');
+        }
+        digits
     }
 }
 
@@ -278,6 +349,8 @@ pub enum Value {
     Bytes(Vec<u8>),
     /// Array elements.
     Array(Vec<Value>),
+    /// Key/value pairs (a map of strings), in the source's order.
+    Map(Vec<(Text, Option<Text>)>),
     /// A spatial value: well-known binary and its spatial reference id.
     Geometry {
         /// Well-known binary.
@@ -303,6 +376,10 @@ impl Value {
                 Value::Decimal(d) => d.unscaled.len(),
                 Value::Array(a) => a.iter().map(Value::approx_bytes).sum(),
                 Value::Geometry { wkb, .. } => wkb.len(),
+                Value::Map(pairs) => pairs
+                    .iter()
+                    .map(|(k, v)| k.len() + v.as_ref().map_or(0, |v| v.len()) + 16)
+                    .sum(),
                 Value::Null
                 | Value::Unavailable
                 | Value::Bool(_)
@@ -509,6 +586,23 @@ pub struct ChangeEvent {
 mod tests {
     use super::*;
     use rand::{Rng, SeedableRng};
+
+    #[test]
+    fn decimals_print_as_plain_strings() {
+        let d = |digits: &str, negative: bool, scale: u32| {
+            Decimal::from_digits(digits.as_bytes(), negative, scale).to_plain_string()
+        };
+        assert_eq!(d("150", false, 2), "1.50");
+        assert_eq!(d("150", true, 2), "-1.50");
+        assert_eq!(d("5", false, 3), "0.005");
+        assert_eq!(d("5", true, 3), "-0.005");
+        assert_eq!(d("0", false, 2), "0.00");
+        assert_eq!(d("128", true, 0), "-128");
+        assert_eq!(d("255", false, 0), "255");
+        let big = "123456789012345678901234567890123456789";
+        assert_eq!(d(big, true, 10), "-12345678901234567890123456789.0123456789");
+        assert_eq!(d(big, false, 0), big);
+    }
 
     /// Digit by digit into base-256 bytes: obviously right, quadratic.
     fn reference(digits: &[u8], negative: bool) -> Vec<u8> {

@@ -24,3 +24,4 @@ pub mod status;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod tls;
+pub mod transform;

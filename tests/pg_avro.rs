@@ -8,9 +8,9 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::all_types::{expected_after, ROW, SETUP};
-use common::registry::{avro_format, decode, raw, Registry};
+use common::registry::{avro_format, decode, http_get_json, raw, Registry};
 use common::*;
-use serde_json::json;
+use serde_json::{json, Value};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn avro_records_decode_independently_and_equal_the_json_envelope() {
@@ -199,8 +199,52 @@ async fn schema_evolution_outage_and_incompatible_change() {
     );
     assert_eq!(registry.versions(&subject).len(), 3);
 
-    // An incompatible change (a new column without a default) stops the connector.
-    db.exec("ALTER TABLE items ADD COLUMN must int NOT NULL DEFAULT 0; INSERT INTO items VALUES (99, 'x', 1, 'y', 1);").await;
+    // Columns with defaults are compatible additions: the default is in the field (and in
+    // `connect.default`), and an optional one has its type before null in the union, as
+    // Confluent's AvroData writes them.
+    db.exec(
+        "ALTER TABLE items ADD COLUMN must int NOT NULL DEFAULT 7, ADD COLUMN tag text DEFAULT 'x';
+         INSERT INTO items VALUES (21, 'a', 1, 'y', 8, NULL); INSERT INTO items VALUES (22, 'b', 1, 'y', 9, 'z');",
+    )
+    .await;
+    let msgs = raw(&topic, 22).await;
+    assert_eq!(msgs.len(), 22, "logs:\n{}", daemon.logs());
+    let decoded = decode(
+        &registry,
+        &msgs[20..]
+            .iter()
+            .filter_map(|m| m.value.clone())
+            .collect::<Vec<_>>(),
+    )
+    .await;
+    assert_eq!(decoded[0].1["after"]["must"], 8);
+    assert_eq!(decoded[0].1["after"]["tag"], Value::Null);
+    assert_eq!(decoded[1].1["after"]["tag"], "z");
+    let versions = registry.versions(&subject);
+    assert_eq!(versions.len(), 4);
+    let schema = http_get_json(&format!("{}/schemas/ids/{}", registry.url, versions[3])).await;
+    let schema: Value = serde_json::from_str(schema["schema"].as_str().unwrap()).unwrap();
+    let value = &schema["fields"][0]["type"][1]["fields"];
+    let field = |n: &str| {
+        value
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == n)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(
+        field("must"),
+        json!({"name": "must", "type": {"type": "int", "connect.default": 7}, "default": 7})
+    );
+    assert_eq!(
+        field("tag"),
+        json!({"name": "tag", "type": [{"type": "string", "connect.default": "x"}, "null"], "default": "x"})
+    );
+
+    // An incompatible change (a column changing its type) stops the connector.
+    db.exec("ALTER TABLE items ALTER COLUMN qty TYPE text; INSERT INTO items VALUES (99, 'x', '1', 'y', 1, 'q');").await;
     let deadline = Instant::now() + Duration::from_secs(60);
     let status = loop {
         if let Some(s) = daemon.try_status() {
@@ -219,5 +263,5 @@ async fn schema_evolution_outage_and_incompatible_change() {
         logs.contains("incompatible") && logs.contains(&subject),
         "clear message naming the subject:\n{logs}"
     );
-    assert_eq!(registry.versions(&subject).len(), 3, "nothing registered");
+    assert_eq!(registry.versions(&subject).len(), 4, "nothing registered");
 }

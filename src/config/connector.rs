@@ -78,6 +78,29 @@ pub struct TypesConfig {
     /// and `TIMESTAMP` values (Debezium's `enable.time.adjuster`, on by default).
     #[serde(default = "yes")]
     pub time_adjuster: bool,
+    /// Fixed-point numbers (`decimal.handling.mode`).
+    #[serde(default)]
+    pub decimal_handling_mode: DecimalMode,
+    /// Dates, times and timestamps (`time.precision.mode`); absent: the source's Debezium
+    /// default (`adaptive` for PostgreSQL, `adaptive_time_microseconds` for MySQL).
+    #[serde(default)]
+    pub time_precision_mode: Option<TimePrecisionMode>,
+    /// Binary columns (`binary.handling.mode`).
+    #[serde(default)]
+    pub binary_handling_mode: BinaryMode,
+    /// PostgreSQL `interval` (`interval.handling.mode`).
+    #[serde(default)]
+    pub interval_handling_mode: IntervalMode,
+    /// PostgreSQL `hstore` (`hstore.handling.mode`).
+    #[serde(default)]
+    pub hstore_handling_mode: HstoreMode,
+    /// MySQL `BIGINT UNSIGNED` (`bigint.unsigned.handling.mode`).
+    #[serde(default)]
+    pub bigint_unsigned_handling_mode: UnsignedMode,
+    /// Columns of types Debezium has no mapping for: left out (`false`, Debezium's
+    /// default) or published as the bytes of their text form (`include.unknown.datatypes`).
+    #[serde(default)]
+    pub include_unknown_datatypes: bool,
 }
 
 impl Default for TypesConfig {
@@ -85,8 +108,91 @@ impl Default for TypesConfig {
         TypesConfig {
             tinyint1_as_boolean: false,
             time_adjuster: true,
+            decimal_handling_mode: DecimalMode::Precise,
+            time_precision_mode: None,
+            binary_handling_mode: BinaryMode::Bytes,
+            interval_handling_mode: IntervalMode::Numeric,
+            hstore_handling_mode: HstoreMode::Json,
+            bigint_unsigned_handling_mode: UnsignedMode::Long,
+            include_unknown_datatypes: false,
         }
     }
+}
+
+/// `decimal_handling_mode`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DecimalMode {
+    /// Connect's `Decimal` (exact bytes).
+    #[default]
+    Precise,
+    /// The plain decimal string (`12.30`).
+    String,
+    /// A double (may lose digits).
+    Double,
+}
+
+/// `time_precision_mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimePrecisionMode {
+    /// Milli or micro units following the column's precision (PostgreSQL's default).
+    Adaptive,
+    /// As `adaptive`, but `time` always in microseconds (MySQL's default).
+    AdaptiveTimeMicroseconds,
+    /// Kafka Connect's `Date`, `Time` and `Timestamp` (milliseconds).
+    Connect,
+}
+
+/// `binary_handling_mode`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub enum BinaryMode {
+    /// Bytes.
+    #[default]
+    #[serde(rename = "bytes")]
+    Bytes,
+    /// A base64 string.
+    #[serde(rename = "base64")]
+    Base64,
+    /// A URL-safe base64 string.
+    #[serde(rename = "base64-url-safe")]
+    Base64UrlSafe,
+    /// A hexadecimal string.
+    #[serde(rename = "hex")]
+    Hex,
+}
+
+/// `interval_handling_mode`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IntervalMode {
+    /// Microseconds (`io.debezium.time.MicroDuration`).
+    #[default]
+    Numeric,
+    /// `P<y>Y<m>M<d>DT<h>H<m>M<s>S` (`io.debezium.time.Interval`).
+    String,
+}
+
+/// `hstore_handling_mode`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HstoreMode {
+    /// A JSON object string (`io.debezium.data.Json`).
+    #[default]
+    Json,
+    /// A map of strings.
+    Map,
+}
+
+/// `bigint_unsigned_handling_mode`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnsignedMode {
+    /// int64 (values above 2^63 wrap, as Debezium's `long`).
+    #[default]
+    Long,
+    /// Connect's `Decimal` with precision 20 and scale 0.
+    Precise,
 }
 
 /// Standby status every second: the slot's confirmed position trails the offset store by
@@ -323,6 +429,7 @@ impl ConnectorConfig {
             }
         }
         self.validate_format()?;
+        self.validate_types()?;
         if self.heartbeat_interval_ms == Some(0) {
             return Err(self.invalid(
                 "heartbeat_interval_ms",
@@ -359,6 +466,47 @@ impl ConnectorConfig {
                     ));
                 }
                 self.validate_mysql(my)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `[types]` keys that only one source has are refused on the other, so a setting never
+    /// silently does nothing.
+    fn validate_types(&self) -> Result<(), ConfigError> {
+        let t = &self.types;
+        let d = TypesConfig::default();
+        match self.source {
+            SourceKind::Postgres => {
+                let mysql_only = [
+                    ("types.tinyint1_as_boolean", t.tinyint1_as_boolean != d.tinyint1_as_boolean),
+                    ("types.time_adjuster", t.time_adjuster != d.time_adjuster),
+                    (
+                        "types.bigint_unsigned_handling_mode",
+                        t.bigint_unsigned_handling_mode != d.bigint_unsigned_handling_mode,
+                    ),
+                ];
+                if let Some((key, _)) = mysql_only.iter().find(|(_, set)| *set) {
+                    return Err(self.invalid(key, "applies to MySQL/MariaDB connectors only; remove it"));
+                }
+            }
+            SourceKind::Mysql => {
+                let pg_only = [
+                    (
+                        "types.interval_handling_mode",
+                        t.interval_handling_mode != d.interval_handling_mode,
+                    ),
+                    ("types.hstore_handling_mode", t.hstore_handling_mode != d.hstore_handling_mode),
+                ];
+                if let Some((key, _)) = pg_only.iter().find(|(_, set)| *set) {
+                    return Err(self.invalid(key, "applies to PostgreSQL connectors only; remove it"));
+                }
+                if t.time_precision_mode == Some(TimePrecisionMode::Adaptive) {
+                    return Err(self.invalid(
+                        "types.time_precision_mode",
+                        "\"adaptive\" is not offered for MySQL/MariaDB (as in Debezium); use \"adaptive_time_microseconds\" (the default) or \"connect\"",
+                    ));
+                }
             }
         }
         Ok(())

@@ -13,8 +13,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub use connector::{
-    ConnectorConfig, FormatConfig, MysqlConfig, PostgresConfig, SnapshotConfig, SnapshotMode,
-    SourceKind, SubjectStrategy, TypesConfig, ValueFormat,
+    BinaryMode, ConnectorConfig, DecimalMode, FormatConfig, HstoreMode, IntervalMode, MysqlConfig,
+    PostgresConfig, SnapshotConfig, SnapshotMode, SourceKind, SubjectStrategy, TimePrecisionMode,
+    TypesConfig, UnsignedMode, ValueFormat,
 };
 pub use daemon::{
     ApiConfig, DaemonConfig, LogConfig, LogFormat, OffsetsConfig, SinkConfig, SinkType,

@@ -24,6 +24,24 @@ struct AvroTable {
     table: Arc<TableSchema>,
     key: Option<Registered>,
     value: Registered,
+    /// Each column's union shape in the value record.
+    unions: Vec<bin::Union>,
+}
+
+impl AvroTable {
+    fn new(table: Arc<TableSchema>, key: Option<Registered>, value: Registered) -> Self {
+        let unions = table
+            .columns
+            .iter()
+            .map(|c| super::avro_schema::union_of(c, c.nullable))
+            .collect();
+        AvroTable {
+            table,
+            key,
+            value,
+            unions,
+        }
+    }
 }
 
 /// Encodes keys and envelopes in Avro, registering schemas as table shapes appear.
@@ -120,11 +138,7 @@ impl AvroEncoder {
         self.namespaces.insert(names.namespace, table.id.clone());
         self.tables.insert(
             table.id.clone(),
-            AvroTable {
-                table: table.clone(),
-                key,
-                value,
-            },
+            AvroTable::new(table.clone(), key, value),
         );
         Ok(())
     }
@@ -137,7 +151,8 @@ impl AvroEncoder {
         for i in &table.key {
             if let Some(c) = table.columns.get(*i) {
                 let v = row.get(*i).unwrap_or(&Value::Null);
-                bin::value(&mut out, &c.name, &c.kind, v, false).map_err(definite)?;
+                bin::value(&mut out, &c.name, &c.kind, v, bin::Union::Required)
+                    .map_err(definite)?;
             }
         }
         Ok(Some(out))
@@ -162,9 +177,9 @@ impl AvroEncoder {
                 None => bin::branch(&mut out, 0),
                 Some(row) => {
                     bin::branch(&mut out, 1);
-                    for (i, c) in table.columns.iter().enumerate() {
+                    for ((i, c), union) in table.columns.iter().enumerate().zip(&t.unions) {
                         let v = row.get(i).unwrap_or(&Value::Null);
-                        bin::value(&mut out, &c.name, &c.kind, v, c.nullable).map_err(definite)?;
+                        bin::value(&mut out, &c.name, &c.kind, v, *union).map_err(definite)?;
                     }
                 }
             }
@@ -368,11 +383,7 @@ mod tests {
         );
         enc.tables.insert(
             t.id.clone(),
-            AvroTable {
-                table: t.clone(),
-                key: Some(Registered { id: 3 }),
-                value: Registered { id: 4 },
-            },
+            AvroTable::new(t.clone(), Some(Registered { id: 3 }), Registered { id: 4 }),
         );
         let row = vec![
             Value::Int(1),
@@ -473,11 +484,7 @@ mod tests {
         enc.connector = "mariadb";
         enc.tables.insert(
             t.id.clone(),
-            AvroTable {
-                table: t.clone(),
-                key: Some(Registered { id: 1 }),
-                value: Registered { id: 2 },
-            },
+            AvroTable::new(t.clone(), Some(Registered { id: 1 }), Registered { id: 2 }),
         );
         let row = vec![
             Value::Int(-3),

@@ -8,6 +8,7 @@
 
 use crate::event::{ColumnKind, Value};
 
+pub(super) use super::avro_schema::Union;
 use super::json::UNAVAILABLE_VALUE;
 
 /// A value that the column's Avro type cannot hold (a NULL in a NOT NULL column).
@@ -61,6 +62,15 @@ pub fn opt_str(out: &mut Vec<u8>, v: Option<&str>) {
     }
 }
 
+/// Array items: optional (`["null", T]`) except enum labels, as Debezium declares them.
+fn item_union(elem: &ColumnKind) -> Union {
+    if matches!(elem, ColumnKind::Enum { .. }) {
+        Union::Required
+    } else {
+        Union::NullFirst
+    }
+}
+
 /// Whether a value is written as null for its kind.
 fn is_null(kind: &ColumnKind, v: &Value) -> bool {
     match v {
@@ -80,31 +90,36 @@ fn is_null(kind: &ColumnKind, v: &Value) -> bool {
     }
 }
 
-/// Appends one column value; `optional` columns are `["null", T]` unions.
+/// Appends one column value; optional columns are `["null", T]` unions, or `[T, "null"]`
+/// ones when they have a default.
 pub fn value(
     out: &mut Vec<u8>,
     name: &str,
     kind: &ColumnKind,
     v: &Value,
-    optional: bool,
+    union: Union,
 ) -> Result<(), MissingValue> {
     if is_null(kind, v) {
-        if optional {
-            branch(out, 0);
-            return Ok(());
+        match union {
+            Union::NullFirst => branch(out, 0),
+            Union::NullLast => branch(out, 1),
+            Union::Required => {
+                return Err(MissingValue {
+                    column: name.to_string(),
+                })
+            }
         }
-        return Err(MissingValue {
-            column: name.to_string(),
-        });
+        return Ok(());
     }
-    if optional {
-        branch(out, 1);
+    match union {
+        Union::NullFirst => branch(out, 1),
+        Union::NullLast => branch(out, 0),
+        Union::Required => {}
     }
     match (v, kind) {
         (Value::Unavailable, ColumnKind::Array(elem)) => {
             long(out, 1);
-            let optional = !matches!(**elem, ColumnKind::Enum { .. });
-            value(out, name, elem, &Value::Unavailable, optional)?;
+            value(out, name, elem, &Value::Unavailable, item_union(elem))?;
             long(out, 0);
         }
         (Value::Unavailable, _) => bytes(out, UNAVAILABLE_VALUE.as_bytes()),
@@ -126,9 +141,9 @@ pub fn value(
             };
             if !items.is_empty() {
                 long(out, items.len() as i64);
-                let optional = !matches!(elem, ColumnKind::Enum { .. });
+                let union = item_union(elem);
                 for item in items {
-                    value(out, name, elem, item, optional)?;
+                    value(out, name, elem, item, union)?;
                 }
             }
             long(out, 0);
@@ -156,6 +171,17 @@ pub fn value(
                 }
                 None => branch(out, 0),
             }
+        }
+        (Value::Map(pairs), _) => {
+            // A map block of string keys and ["null", "string"] values, then the end block.
+            if !pairs.is_empty() {
+                long(out, pairs.len() as i64);
+                for (k, v) in pairs {
+                    bytes(out, k.as_bytes());
+                    opt_str(out, v.as_deref());
+                }
+            }
+            long(out, 0);
         }
         (Value::Null, _) => unreachable!("handled above"),
     }
@@ -187,8 +213,10 @@ mod tests {
     #[test]
     fn null_in_required_column_is_an_error() {
         let mut v = Vec::new();
-        assert!(value(&mut v, "id", &ColumnKind::Int32, &Value::Null, false).is_err());
-        assert!(value(&mut v, "n", &ColumnKind::Int32, &Value::Null, true).is_ok());
-        assert_eq!(v, [0]);
+        assert!(value(&mut v, "id", &ColumnKind::Int32, &Value::Null, Union::Required).is_err());
+        assert!(value(&mut v, "n", &ColumnKind::Int32, &Value::Null, Union::NullFirst).is_ok());
+        assert!(value(&mut v, "n", &ColumnKind::Int32, &Value::Null, Union::NullLast).is_ok());
+        assert!(value(&mut v, "n", &ColumnKind::Int32, &Value::Int(-1), Union::NullLast).is_ok());
+        assert_eq!(v, [0, 2, 0, 1]);
     }
 }

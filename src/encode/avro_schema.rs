@@ -7,7 +7,7 @@
 use serde_json::{json, Map, Value as Json};
 
 use super::schema::SNAPSHOT_ALLOWED;
-use crate::event::{ColumnKind, TableId, TableSchema};
+use crate::event::{Column, ColumnKind, TableId, TableSchema, Value};
 
 /// Precision Confluent's AvroData assumes for a decimal without one.
 pub(super) const DEFAULT_DECIMAL_PRECISION: u32 = 64;
@@ -55,6 +55,13 @@ pub(super) fn connect(ty: &str, name: &str, params: Option<Json>) -> Json {
     }
     m.insert("connect.name".into(), json!(name));
     Json::Object(m)
+}
+
+/// A Connect logical type as AvroData writes it: Connect's name plus Avro's `logicalType`.
+fn logical(ty: &str, name: &str, logical_type: &str) -> Json {
+    let mut t = connect(ty, name, None);
+    t["logicalType"] = json!(logical_type);
+    t
 }
 
 /// The Avro type of a column kind (not nullable).
@@ -113,6 +120,17 @@ pub(super) fn kind_type(kind: &ColumnKind, names: &mut Names) -> Json {
         ColumnKind::Uuid => connect("string", "io.debezium.data.Uuid", None),
         ColumnKind::Xml => connect("string", "io.debezium.data.Xml", None),
         ColumnKind::Ltree => connect("string", "io.debezium.data.Ltree", None),
+        ColumnKind::IntervalString => connect("string", "io.debezium.time.Interval", None),
+        ColumnKind::ConnectDate => logical("int", "org.apache.kafka.connect.data.Date", "date"),
+        ColumnKind::ConnectTime => {
+            logical("int", "org.apache.kafka.connect.data.Time", "time-millis")
+        }
+        ColumnKind::ConnectTimestamp => logical(
+            "long",
+            "org.apache.kafka.connect.data.Timestamp",
+            "timestamp-millis",
+        ),
+        ColumnKind::StringMap => json!({"type": "map", "values": ["null", "string"]}),
         ColumnKind::Enum { allowed } => connect(
             "string",
             "io.debezium.data.Enum",
@@ -170,6 +188,71 @@ pub(super) fn kind_type(kind: &ColumnKind, names: &mut Names) -> Json {
     }
 }
 
+/// A column default as Confluent's AvroData writes it into a schema (`default` of the field
+/// and `connect.default` of its type): numbers, booleans and strings as themselves, bytes
+/// (and decimals' bytes) as a string of ISO-8859-1 characters. `None` for kinds Sluice
+/// writes as named records or containers (their defaults are left out; see
+/// docs/type-mapping.md).
+pub(super) fn avro_default(kind: &ColumnKind, value: &Value) -> Option<Json> {
+    let latin1 = |b: &[u8]| Json::String(b.iter().map(|&c| char::from(c)).collect());
+    match (kind, value) {
+        (
+            ColumnKind::VariableDecimal
+            | ColumnKind::Point
+            | ColumnKind::Geometry
+            | ColumnKind::Array(_)
+            | ColumnKind::StringMap,
+            _,
+        ) => None,
+        (_, Value::Bool(b)) => Some(json!(b)),
+        (_, Value::Int(i)) => Some(json!(i)),
+        (_, Value::Float(f)) if f.is_finite() => Some(json!(f)),
+        (_, Value::Text(t)) => Some(json!(&**t)),
+        (_, Value::Bytes(b)) => Some(latin1(b)),
+        (_, Value::Decimal(d)) => Some(latin1(&d.unscaled)),
+        _ => None,
+    }
+}
+
+/// Where `null` sits in a column's union.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Union {
+    /// Not a union: the column is required.
+    Required,
+    /// `["null", T]`: optional without a default.
+    NullFirst,
+    /// `[T, "null"]`: optional with a default (AvroData puts the default's type first).
+    NullLast,
+}
+
+/// The union shape of a column's field.
+pub(super) fn union_of(c: &Column, optional: bool) -> Union {
+    match (optional, c.default.as_ref().and_then(|d| avro_default(&c.kind, d))) {
+        (false, _) => Union::Required,
+        (true, None) => Union::NullFirst,
+        (true, Some(_)) => Union::NullLast,
+    }
+}
+
+/// A column's field: its type, with the default (when it has one AvroData would write).
+fn column_field(c: &Column, optional: bool, defined: &mut Names) -> Json {
+    let name = avro_segment(&c.name);
+    let ty = kind_type(&c.kind, defined);
+    let Some(default) = c.default.as_ref().and_then(|d| avro_default(&c.kind, d)) else {
+        return field(&name, ty, optional);
+    };
+    let mut ty = match ty {
+        Json::String(t) => json!({ "type": t }),
+        other => other,
+    };
+    ty["connect.default"] = default.clone();
+    if optional {
+        json!({"name": name, "type": [ty, "null"], "default": default})
+    } else {
+        json!({"name": name, "type": ty, "default": default})
+    }
+}
+
 pub(super) fn field(name: &str, ty: Json, optional: bool) -> Json {
     if optional {
         json!({"name": name, "type": ["null", ty], "default": null})
@@ -212,13 +295,7 @@ pub(super) fn key_schema(table: &TableSchema, names: &TableNames) -> Option<Json
         .key
         .iter()
         .filter_map(|i| table.columns.get(*i))
-        .map(|c| {
-            field(
-                &avro_segment(&c.name),
-                kind_type(&c.kind, &mut defined),
-                false,
-            )
-        })
+        .map(|c| column_field(c, false, &mut defined))
         .collect();
     Some(json!({
         "type": "record",
@@ -290,13 +367,7 @@ pub(super) fn envelope_schema(table: &TableSchema, names: &TableNames, connector
     let value_fields: Vec<Json> = table
         .columns
         .iter()
-        .map(|c| {
-            field(
-                &avro_segment(&c.name),
-                kind_type(&c.kind, &mut defined),
-                c.nullable,
-            )
-        })
+        .map(|c| column_field(c, c.nullable, &mut defined))
         .collect();
     let value = json!({
         "type": "record",

@@ -546,6 +546,21 @@ fn write_value(out: &mut String, kind: &ColumnKind, value: &Value) {
             BASE64.encode_string(b, out);
             out.push('"');
         }
+        (Value::Map(pairs), _) => {
+            out.push('{');
+            for (i, (k, v)) in pairs.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_str(out, k);
+                out.push(':');
+                match v {
+                    Some(v) => write_str(out, v),
+                    None => out.push_str("null"),
+                }
+            }
+            out.push('}');
+        }
         (Value::Array(items), ColumnKind::Array(elem)) => {
             out.push('[');
             for (i, item) in items.iter().enumerate() {

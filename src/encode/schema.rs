@@ -67,6 +67,27 @@ fn kind_schema(kind: &ColumnKind, optional: bool) -> Map<String, Json> {
         ColumnKind::Uuid => ("string", Some("io.debezium.data.Uuid"), None),
         ColumnKind::Xml => ("string", Some("io.debezium.data.Xml"), None),
         ColumnKind::Ltree => ("string", Some("io.debezium.data.Ltree"), None),
+        ColumnKind::IntervalString => ("string", Some("io.debezium.time.Interval"), None),
+        ColumnKind::ConnectDate => ("int32", Some("org.apache.kafka.connect.data.Date"), None),
+        ColumnKind::ConnectTime => ("int32", Some("org.apache.kafka.connect.data.Time"), None),
+        ColumnKind::ConnectTimestamp => (
+            "int64",
+            Some("org.apache.kafka.connect.data.Timestamp"),
+            None,
+        ),
+        ColumnKind::StringMap => {
+            m.insert("type".into(), json!("map"));
+            m.insert(
+                "keys".into(),
+                json!({"type": "string", "optional": false}),
+            );
+            m.insert(
+                "values".into(),
+                json!({"type": "string", "optional": true}),
+            );
+            m.insert("optional".into(), json!(optional));
+            return m;
+        }
         ColumnKind::Enum { allowed } => (
             "string",
             Some("io.debezium.data.Enum"),

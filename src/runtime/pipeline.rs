@@ -20,6 +20,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::ack::{AckTracker, CommitKind, Ticket};
 use crate::config::ConnectorConfig;
+use crate::transform::Transform;
 use crate::encode::{EncodeError, Encoder, Record};
 use crate::event::TableId;
 use crate::failure::{Classify, Severity};
@@ -153,6 +154,7 @@ pub async fn run_once(
         connector: connector.name.clone(),
         settings,
         encoder,
+        transform: Transform::new(connector.source, &connector.types),
         sink: parts.sink,
         offsets: parts.offsets,
         tracker: AckTracker::new(stored),
@@ -188,6 +190,8 @@ struct Run {
     connector: String,
     settings: PipelineSettings,
     encoder: Encoder,
+    /// `[types]` modes applied to each event before it is encoded.
+    transform: Transform,
     sink: Box<dyn Sink>,
     offsets: Arc<dyn OffsetStore>,
     tracker: AckTracker,
@@ -375,6 +379,7 @@ impl Run {
             SourceItem::Event(event) => {
                 self.events_total += 1;
                 let table = self.counters.read(event.table.as_ref(), &event.position);
+                let event = self.transform.apply(*event);
                 let records = self.encoder.encode(&event).await?;
                 (
                     records,

@@ -140,6 +140,8 @@ pub async fn hints(
             charset: text(&r, 3),
             default: column_default(flavor, text(&r, 4), &extra),
             adjust_years: types.time_adjuster,
+            unsigned_precise: types.bigint_unsigned_handling_mode
+                == crate::config::UnsignedMode::Precise,
         };
         out.insert(name, hint);
     }

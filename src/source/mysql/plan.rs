@@ -32,6 +32,9 @@ pub struct ColumnHint {
     pub default: Option<ColumnDefault>,
     /// Two-digit years are adjusted (`[types] time_adjuster`, Debezium's default).
     pub adjust_years: bool,
+    /// `BIGINT UNSIGNED` as a Decimal(20, 0) (`[types] bigint_unsigned_handling_mode =
+    /// "precise"`).
+    pub unsigned_precise: bool,
 }
 
 /// A column default from `information_schema.COLUMNS`.
@@ -52,12 +55,21 @@ pub(crate) struct Finish {
     adjust_years: Option<i64>,
     /// `BINARY(n)`: the trailing zero bytes the binlog strips, restored to `n` bytes.
     pad_to: usize,
+    /// `BIGINT UNSIGNED` in precise mode: the 64 bits read as unsigned, as a decimal.
+    unsigned_decimal: bool,
 }
 
 impl Finish {
     pub(crate) fn apply(&self, v: Value) -> Value {
         match v {
             Value::Null => self.epoch.clone().unwrap_or(Value::Null),
+            Value::Int(x) if self.unsigned_decimal => Value::Decimal(crate::event::Decimal {
+                unscaled: crate::event::twos_complement(
+                    (x as u64).to_string().as_bytes(),
+                    false,
+                ),
+                scale: 0,
+            }),
             Value::Int(x) => match self.adjust_years {
                 Some(per_day) => Value::Int(adjust_two_digit_year(x, per_day)),
                 None => Value::Int(x),
@@ -238,10 +250,13 @@ fn plan_finish(c: &MapColumn, step: &Step, kind: &ColumnKind, hint: &ColumnHint)
         } => usize::from(c.meta),
         _ => 0,
     };
+    let unsigned_decimal = matches!(step, Step::Int { len: 8, unsigned: true, .. })
+        && matches!(kind, ColumnKind::Decimal { .. });
     let f = Finish {
         epoch,
         adjust_years,
         pad_to,
+        unsigned_decimal,
     };
     (f != Finish::default()).then_some(f)
 }
@@ -339,7 +354,14 @@ fn plan_numeric(c: &MapColumn, hint: &ColumnHint) -> Res<(Step, ColumnKind)> {
                 unsigned: c.unsigned,
                 boolean: false,
             },
-            ColumnKind::Int64,
+            if c.unsigned && hint.unsigned_precise {
+                ColumnKind::Decimal {
+                    precision: Some(20),
+                    scale: 0,
+                }
+            } else {
+                ColumnKind::Int64
+            },
         ),
         col::FLOAT if hint.float64 => (Step::Float, ColumnKind::Float64),
         col::FLOAT => (Step::Float, ColumnKind::Float32),

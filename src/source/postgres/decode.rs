@@ -8,7 +8,7 @@ use tokio_postgres::Client;
 
 use super::catalog::{self, CatalogTable};
 use super::pgoutput::{Relation, TupleValue};
-use super::types::{PgType, TypeCatalog};
+use super::types::{PgModes, PgType, TypeCatalog};
 use super::values;
 use super::PgError;
 use crate::event::{Column, ColumnKind, TableId, TableSchema, Text, Value};
@@ -20,6 +20,11 @@ pub(super) struct RelationInfo {
     pub schema: Arc<TableSchema>,
     /// PostgreSQL type and modifier of each column.
     pub types: Vec<(PgType, i32)>,
+    /// For each column, its position in the relation's tuples (columns of types Debezium
+    /// has no mapping for are left out unless `include_unknown_datatypes`).
+    pub positions: Vec<usize>,
+    /// Type OID of each column (to resolve it again when the catalog changes).
+    pub oids: Vec<u32>,
     /// Whether the connector captures this table.
     pub captured: bool,
 }
@@ -29,17 +34,26 @@ pub(super) struct Decoder {
     relations: HashMap<u32, RelationInfo>,
     types: TypeCatalog,
     patterns: Vec<String>,
+    modes: PgModes,
     warned: HashSet<(TableId, String)>,
+    /// Enum labels that made the type catalog reload (each reloads it once at most).
+    reloaded_for: HashSet<String>,
 }
 
 impl Decoder {
     /// A decoder with a loaded type catalog.
-    pub async fn new(client: &Client, patterns: Vec<String>) -> Result<Self, PgError> {
+    pub async fn new(
+        client: &Client,
+        patterns: Vec<String>,
+        modes: PgModes,
+    ) -> Result<Self, PgError> {
         Ok(Decoder {
             relations: HashMap::new(),
             types: catalog::load_types(client).await?,
             patterns,
+            modes,
             warned: HashSet::new(),
+            reloaded_for: HashSet::new(),
         })
     }
 
@@ -76,16 +90,22 @@ impl Decoder {
         let mut pk: Vec<(i32, usize)> = Vec::new();
         let mut columns = Vec::with_capacity(rel.columns.len());
         let mut types = Vec::with_capacity(rel.columns.len());
-        for (i, c) in rel.columns.iter().enumerate() {
+        let mut positions = Vec::with_capacity(rel.columns.len());
+        let mut oids = Vec::with_capacity(rel.columns.len());
+        let mut identity = Vec::new();
+        for (pos, c) in rel.columns.iter().enumerate() {
             let (not_null, pk_pos, default_expr) = column_facts(&c.name);
+            let ty = self.types.get(c.type_oid);
+            let Some(kind) = self.column_kind(&id, &c.name, &ty, c.type_modifier) else {
+                continue;
+            };
+            let i = columns.len();
             if pk_pos > 0 {
                 pk.push((pk_pos, i));
             }
-            let ty = self.types.get(c.type_oid);
-            if let PgType::Unknown(name) = &ty {
-                tracing::warn!(table = %id, column = %c.name, r#type = %name, "unknown type: values are published as their text form");
+            if c.flags & 1 == 1 {
+                identity.push(i);
             }
-            let kind = ty.kind(c.type_modifier);
             let default = default_expr
                 .as_deref()
                 .and_then(|e| values::parse_default(&ty, c.type_modifier, &kind, e));
@@ -96,17 +116,13 @@ impl Decoder {
                 default,
             });
             types.push((ty, c.type_modifier));
+            positions.push(pos);
+            oids.push(c.type_oid);
         }
         pk.sort();
         let mut key: Vec<usize> = pk.into_iter().map(|(_, i)| i).collect();
         if key.is_empty() && rel.replica_identity == b'i' {
-            key = rel
-                .columns
-                .iter()
-                .enumerate()
-                .filter(|(_, c)| c.flags & 1 == 1)
-                .map(|(i, _)| i)
-                .collect();
+            key = identity;
         }
         let captured = self.patterns.iter().any(|p| catalog::matches(p, &id));
         let schema = Arc::new(TableSchema { id, columns, key });
@@ -115,6 +131,8 @@ impl Decoder {
             RelationInfo {
                 schema,
                 types,
+                positions,
+                oids,
                 captured,
             },
         );
@@ -126,12 +144,16 @@ impl Decoder {
         let mut pk: Vec<(i32, usize)> = Vec::new();
         let mut columns = Vec::with_capacity(table.columns.len());
         let mut types = Vec::with_capacity(table.columns.len());
-        for (i, c) in table.columns.iter().enumerate() {
-            if c.pk_position > 0 {
-                pk.push((c.pk_position, i));
-            }
+        let mut positions = Vec::with_capacity(table.columns.len());
+        let mut oids = Vec::with_capacity(table.columns.len());
+        for (pos, c) in table.columns.iter().enumerate() {
             let ty = self.types.get(c.type_oid);
-            let kind = ty.kind(c.typmod);
+            let Some(kind) = self.column_kind(&table.id, &c.name, &ty, c.typmod) else {
+                continue;
+            };
+            if c.pk_position > 0 {
+                pk.push((c.pk_position, columns.len()));
+            }
             let default = c
                 .default_expr
                 .as_deref()
@@ -143,6 +165,8 @@ impl Decoder {
                 default,
             });
             types.push((ty, c.typmod));
+            positions.push(pos);
+            oids.push(c.type_oid);
         }
         pk.sort();
         RelationInfo {
@@ -152,8 +176,103 @@ impl Decoder {
                 key: pk.into_iter().map(|(_, i)| i).collect(),
             }),
             types,
+            positions,
+            oids,
             captured: true,
         }
+    }
+
+    /// Checks decoded rows against their relation's schema and revises the schema where the
+    /// rows prove it stale. A label an enum column does not list (added by `ALTER TYPE ...
+    /// ADD VALUE` after the relation was described) reloads the type catalog, so `allowed`
+    /// lists it. A NULL in a column the catalog calls `NOT NULL` makes the column optional
+    /// again: it was nullable when the row was written (pgoutput's Relation message does not
+    /// carry nullability, and the catalog is read later, when it may have changed), and a
+    /// record must never contradict its own schema.
+    pub async fn revise(
+        &mut self,
+        client: &Client,
+        oid: u32,
+        schema: Arc<TableSchema>,
+        rows: [Option<&[Value]>; 2],
+    ) -> Result<Arc<TableSchema>, PgError> {
+        let mut new_label: Option<String> = None;
+        let mut nulls: Vec<usize> = Vec::new();
+        let unlisted = |allowed: &[String], v: &Value| match v {
+            Value::Text(t) => !allowed.iter().any(|a| a.as_str() == &**t),
+            _ => false,
+        };
+        for row in rows.into_iter().flatten() {
+            for (i, (v, c)) in row.iter().zip(&schema.columns).enumerate() {
+                match (&c.kind, v) {
+                    (_, Value::Null) if !c.nullable => nulls.push(i),
+                    (ColumnKind::Enum { allowed }, v) if unlisted(allowed, v) => {
+                        new_label = Some(v_text(v));
+                    }
+                    (ColumnKind::Array(elem), Value::Array(items)) => {
+                        if let ColumnKind::Enum { allowed } = &**elem {
+                            if let Some(v) = items.iter().find(|v| unlisted(allowed, v)) {
+                                new_label = Some(v_text(v));
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let reload = new_label.is_some_and(|l| self.reloaded_for.insert(l));
+        if !reload && nulls.is_empty() {
+            return Ok(schema);
+        }
+        if reload {
+            self.types = catalog::load_types(client).await?;
+        }
+        let Some(info) = self.relations.get_mut(&oid) else {
+            return Ok(schema);
+        };
+        let mut columns = info.schema.columns.clone();
+        for i in nulls {
+            columns[i].nullable = true;
+        }
+        if reload {
+            for (i, col) in columns.iter_mut().enumerate() {
+                let ty = self.types.get(info.oids[i]);
+                if let Some(kind) = ty.kind_in(info.types[i].1, &self.modes) {
+                    col.kind = kind;
+                }
+                info.types[i].0 = ty;
+            }
+        }
+        info.schema = Arc::new(TableSchema {
+            id: info.schema.id.clone(),
+            columns,
+            key: info.schema.key.clone(),
+        });
+        Ok(info.schema.clone())
+    }
+
+    /// A column's kind under the connector's modes; `None` (with one warning per column)
+    /// for a type Debezium has no mapping for, which is left out as Debezium does.
+    fn column_kind(
+        &mut self,
+        table: &TableId,
+        column: &str,
+        ty: &PgType,
+        typmod: i32,
+    ) -> Option<ColumnKind> {
+        let kind = ty.kind_in(typmod, &self.modes);
+        if let PgType::Unknown(name) = ty.resolve(typmod).0 {
+            if self.warned.insert((table.clone(), column.to_string())) {
+                if kind.is_some() {
+                    tracing::warn!(table = %table, column = %column, r#type = %name, "type without a Debezium mapping: values are published as the bytes of their text form (include_unknown_datatypes)");
+                } else {
+                    tracing::warn!(table = %table, column = %column, r#type = %name, "type without a Debezium mapping: the column is left out, as Debezium does; set [types] include_unknown_datatypes = true to publish it as bytes");
+                }
+            }
+        } else if kind.is_none() && self.warned.insert((table.clone(), column.to_string())) {
+            tracing::warn!(table = %table, column = %column, "array of a type without a Debezium mapping: the column is left out; set [types] include_unknown_datatypes = true to publish it");
+        }
+        kind
     }
 
     /// Converts a pgoutput tuple of relation `oid`. `fallback` (a full old image) fills
@@ -168,8 +287,8 @@ impl Decoder {
             return Vec::new();
         };
         let mut out = Vec::with_capacity(info.types.len());
-        for i in 0..info.types.len() {
-            let v = match tuple.get(i) {
+        for (i, pos) in info.positions.iter().enumerate() {
+            let v = match tuple.get(*pos) {
                 None | Some(TupleValue::Null) => Value::Null,
                 Some(TupleValue::Unchanged) => match fallback.and_then(|f| f.get(i)) {
                     Some(v) if !matches!(v, Value::Unavailable) => v.clone(),
@@ -200,6 +319,13 @@ impl Decoder {
             Some((ty, typmod)) if values::is_plain_text(ty, *typmod) => Value::text(text),
             _ => convert(&mut self.warned, info, i, &text),
         }
+    }
+}
+
+fn v_text(v: &Value) -> String {
+    match v {
+        Value::Text(t) => t.to_string(),
+        _ => String::new(),
     }
 }
 

@@ -8,6 +8,7 @@ use std::time::Instant;
 use futures_util::StreamExt;
 use tokio_postgres::Client;
 
+use super::types::PgModes;
 use super::catalog::{self, quote_ident, quote_literal};
 use super::decode::{Decoder, RelationInfo};
 use super::{ConnInfo, PgError};
@@ -53,7 +54,12 @@ impl Snapshot<'_> {
             .get(0);
         let (tables, _) = catalog::expand_tables(&client, &pg.tables).await?;
         let db: Arc<str> = Arc::from(catalog::database_name(self.catalog_client).await?);
-        let mut decoder = Decoder::new(&client, pg.tables.clone()).await?;
+        let mut decoder = Decoder::new(
+            &client,
+            pg.tables.clone(),
+            PgModes::from_config(&self.connector.types),
+        )
+        .await?;
         let in_progress = SourcePosition::Postgres(self.start);
         let done = SourcePosition::Postgres(PgPosition {
             snapshot: SnapshotState::Done,

@@ -12,6 +12,7 @@ use bytes::Bytes;
 use pgwire_replication::{PgWireError, ReplicationClient, ReplicationEvent};
 use tokio_postgres::Client;
 
+use super::types::PgModes;
 use super::catalog::{self, quote_ident};
 use super::decode::Decoder;
 use super::pgoutput::{OldKind, PgOutputMessage};
@@ -228,7 +229,8 @@ impl<'a> Streamer<'a> {
         Ok(Streamer {
             connector,
             client,
-            decoder: Decoder::new(client, pg.tables.clone()).await?,
+            decoder: Decoder::new(client, pg.tables.clone(), PgModes::from_config(&connector.types))
+                .await?,
             db: Arc::from(catalog::database_name(client).await?),
             start,
             state: State {
@@ -608,6 +610,10 @@ impl<'a> Streamer<'a> {
                 t.index += 1;
                 if let Some(schema) = self.target(ins.relation, "c", t) {
                     let after = self.decoder.tuple(ins.relation, &ins.new, None);
+                    let schema = self
+                        .decoder
+                        .revise(self.client, ins.relation, schema, [None, Some(&after)])
+                        .await?;
                     let ev =
                         self.change(Op::Create, schema, None, Some(after), t, lsn, last_commit);
                     out.push((ev, t.index));
@@ -627,6 +633,15 @@ impl<'a> Streamer<'a> {
                         &up.new,
                         before.as_deref().filter(|_| full_old),
                     );
+                    let schema = self
+                        .decoder
+                        .revise(
+                            self.client,
+                            up.relation,
+                            schema,
+                            [before.as_deref().filter(|_| full_old), Some(&after)],
+                        )
+                        .await?;
                     let ev =
                         self.change(Op::Update, schema, before, Some(after), t, lsn, last_commit);
                     out.push((ev, t.index));
@@ -637,6 +652,16 @@ impl<'a> Streamer<'a> {
                 t.index += 1;
                 if let Some(schema) = self.target(del.relation, "d", t) {
                     let before = self.decoder.tuple(del.relation, &del.old.1, None);
+                    let full_old = matches!(del.old.0, OldKind::Full);
+                    let schema = self
+                        .decoder
+                        .revise(
+                            self.client,
+                            del.relation,
+                            schema,
+                            [Some(before.as_slice()).filter(|_| full_old), None],
+                        )
+                        .await?;
                     let ev =
                         self.change(Op::Delete, schema, Some(before), None, t, lsn, last_commit);
                     out.push((ev, t.index));

@@ -66,7 +66,49 @@ pub enum PgType {
     Unknown(String),
 }
 
+/// The PostgreSQL-only `[types]` modes that change a column's kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PgModes {
+    /// `interval_handling_mode = "string"`.
+    pub interval_string: bool,
+    /// `hstore_handling_mode = "map"`.
+    pub hstore_map: bool,
+    /// `include_unknown_datatypes = true`.
+    pub include_unknown: bool,
+}
+
+impl PgModes {
+    /// The modes a connector's `[types]` asks for.
+    pub fn from_config(types: &crate::config::TypesConfig) -> Self {
+        PgModes {
+            interval_string: types.interval_handling_mode == crate::config::IntervalMode::String,
+            hstore_map: types.hstore_handling_mode == crate::config::HstoreMode::Map,
+            include_unknown: types.include_unknown_datatypes,
+        }
+    }
+}
+
 impl PgType {
+    /// The kind of a column of this type under the connector's modes; `None` for a type
+    /// Debezium has no mapping for (or an array of one) unless unknown types are included,
+    /// when it is the bytes of the text form.
+    pub fn kind_in(&self, typmod: i32, modes: &PgModes) -> Option<ColumnKind> {
+        Some(match self {
+            PgType::Unknown(_) if modes.include_unknown => ColumnKind::Bytes,
+            PgType::Unknown(_) => return None,
+            PgType::Interval if modes.interval_string => ColumnKind::IntervalString,
+            PgType::Hstore if modes.hstore_map => ColumnKind::StringMap,
+            PgType::Array(elem) => ColumnKind::Array(Box::new(elem.kind_in(typmod, modes)?)),
+            PgType::Domain(base, domain_mod) => {
+                return base.kind_in(
+                    if *domain_mod >= 0 { *domain_mod } else { typmod },
+                    modes,
+                )
+            }
+            other => other.kind(typmod),
+        })
+    }
+
     /// Maps a column of this type (with its `atttypmod`) to its semantic kind.
     pub fn kind(&self, typmod: i32) -> ColumnKind {
         match self {

@@ -10,10 +10,7 @@ use crate::event::{ColumnKind, Decimal, Value};
 
 use super::types::PgType;
 
-/// Debezium's sentinel for `timestamp 'infinity'` (micro and milli timestamps alike).
-pub const POSITIVE_INFINITY_TS: i64 = 9_223_372_036_825_200_000;
-/// Debezium's sentinel for `timestamp '-infinity'`.
-pub const NEGATIVE_INFINITY_TS: i64 = -9_223_372_036_832_400_000;
+pub use crate::calendar::{NEGATIVE_INFINITY_TS, POSITIVE_INFINITY_TS};
 
 /// A text value that does not parse as its type.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -36,7 +33,6 @@ pub fn is_plain_text(ty: &PgType, typmod: i32) -> bool {
             | PgType::Xml
             | PgType::Enum(_)
             | PgType::Ltree
-            | PgType::Unknown(_)
     )
 }
 
@@ -166,7 +162,10 @@ pub fn parse(ty: &PgType, typmod: i32, kind: &ColumnKind, text: &str) -> Result<
                 Value::text(crate::calendar::iso_utc_padded(local - offset, digits))
             }
         },
-        PgType::Interval => Value::Int(parse_interval(text)?),
+        PgType::Interval => match kind {
+            ColumnKind::IntervalString => Value::text(iso_interval(text)?),
+            _ => Value::Int(parse_interval(text)?),
+        },
         PgType::Bit | PgType::VarBit if typmod == 1 => Value::Bool(text == "1"),
         PgType::Bit | PgType::VarBit => Value::Bytes(parse_bits(text, typmod)?),
         PgType::Array(elem) => {
@@ -183,7 +182,18 @@ pub fn parse(ty: &PgType, typmod: i32, kind: &ColumnKind, text: &str) -> Result<
             Value::Array(values)
         }
         PgType::Point => parse_point(text)?,
-        PgType::Hstore => Value::text(hstore_json(text)?),
+        PgType::Hstore => match kind {
+            ColumnKind::StringMap => Value::Map(
+                hstore_pairs(text)?
+                    .into_iter()
+                    .map(|(k, v)| (k.into(), v.map(Into::into)))
+                    .collect(),
+            ),
+            _ => Value::text(hstore_json(text)?),
+        },
+        // Included unknown types are the bytes of their text form (Debezium's
+        // `include.unknown.datatypes`).
+        PgType::Unknown(_) if *kind == ColumnKind::Bytes => Value::Bytes(text.as_bytes().to_vec()),
         PgType::Text
         | PgType::Uuid
         | PgType::Json
@@ -216,6 +226,15 @@ fn parse_point(text: &str) -> Result<Value, ValueError> {
 /// hstore text (`"a"=>"1", "b"=>NULL`) → a JSON object (`{"a":"1","b":null}`), pairs in the
 /// order PostgreSQL prints them.
 fn hstore_json(text: &str) -> Result<String, ValueError> {
+    let map: serde_json::Map<String, serde_json::Value> = hstore_pairs(text)?
+        .into_iter()
+        .map(|(k, v)| (k, v.map_or(serde_json::Value::Null, serde_json::Value::String)))
+        .collect();
+    Ok(serde_json::Value::Object(map).to_string())
+}
+
+/// hstore text → its pairs in PostgreSQL's order (`NULL` values as `None`).
+fn hstore_pairs(text: &str) -> Result<Vec<(String, Option<String>)>, ValueError> {
     fn quoted(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) -> Result<String, ValueError> {
         if chars.next() != Some('"') {
             return Err(bad("an hstore"));
@@ -229,7 +248,7 @@ fn hstore_json(text: &str) -> Result<String, ValueError> {
             }
         }
     }
-    let mut map = serde_json::Map::new();
+    let mut pairs = Vec::new();
     let mut chars = text.chars().peekable();
     loop {
         while chars.peek().is_some_and(|c| c.is_whitespace() || *c == ',') {
@@ -249,18 +268,70 @@ fn hstore_json(text: &str) -> Result<String, ValueError> {
             chars.next();
         }
         let value = if chars.peek() == Some(&'"') {
-            serde_json::Value::String(quoted(&mut chars)?)
+            Some(quoted(&mut chars)?)
         } else {
             let word: String =
                 std::iter::from_fn(|| chars.next_if(|c| c.is_alphabetic())).collect();
             if word != "NULL" {
                 return Err(bad("an hstore"));
             }
-            serde_json::Value::Null
+            None
         };
-        map.insert(key, value);
+        pairs.push((key, value));
     }
-    Ok(serde_json::Value::Object(map).to_string())
+    Ok(pairs)
+}
+
+/// An `iso_8601` interval (`P1Y2M3DT4H5M6.78S`, zero fields left out, signs per field) in
+/// Debezium's `interval.handling.mode=string` form: every field present, seconds without
+/// trailing zeros (`P1Y2M3DT4H5M6.78S`, `P0Y0M0DT0H0M0S`).
+fn iso_interval(text: &str) -> Result<String, ValueError> {
+    let body = text.strip_prefix('P').ok_or(bad("an interval"))?;
+    let (mut years, mut months, mut days, mut hours, mut minutes) = (0i64, 0i64, 0i64, 0i64, 0i64);
+    let mut seconds = String::from("0");
+    let mut in_time = false;
+    let mut number = String::new();
+    for c in body.chars() {
+        match c {
+            'T' => in_time = true,
+            '0'..='9' | '.' | '-' | '+' => number.push(c),
+            unit => {
+                let whole = || number.parse::<i64>().map_err(|_| bad("an interval"));
+                match (unit, in_time) {
+                    ('Y', false) => years = whole()?,
+                    ('M', false) => months = whole()?,
+                    ('W', false) => days += 7 * whole()?,
+                    ('D', false) => days += whole()?,
+                    ('H', true) => hours = whole()?,
+                    ('M', true) => minutes = whole()?,
+                    ('S', true) => {
+                        number.parse::<f64>().map_err(|_| bad("an interval"))?;
+                        let mut s = number.trim_start_matches('+').to_string();
+                        if s.contains('.') {
+                            while s.ends_with('0') {
+                                s.pop();
+                            }
+                            if s.ends_with('.') {
+                                s.pop();
+                            }
+                        }
+                        if s == "-0" || s.is_empty() {
+                            s = "0".into();
+                        }
+                        seconds = s;
+                    }
+                    _ => return Err(bad("an interval")),
+                }
+                number.clear();
+            }
+        }
+    }
+    if !number.is_empty() {
+        return Err(bad("an interval"));
+    }
+    Ok(format!(
+        "P{years}Y{months}M{days}DT{hours}H{minutes}M{seconds}S"
+    ))
 }
 
 fn parse_bool(text: &str) -> Result<bool, ValueError> {
@@ -538,6 +609,29 @@ fn split_array(text: &str) -> Result<Vec<Option<String>>, ValueError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn intervals_in_debezium_string_form() {
+        assert_eq!(iso_interval("P1Y2M3DT4H5M6.78S").unwrap(), "P1Y2M3DT4H5M6.78S");
+        assert_eq!(iso_interval("PT0S").unwrap(), "P0Y0M0DT0H0M0S");
+        assert_eq!(iso_interval("P-1Y-2M3DT-4H-5M-6.5S").unwrap(), "P-1Y-2M3DT-4H-5M-6.5S");
+        assert_eq!(iso_interval("P10D").unwrap(), "P0Y0M10DT0H0M0S");
+        assert_eq!(iso_interval("PT1.000001S").unwrap(), "P0Y0M0DT0H0M1.000001S");
+        assert_eq!(iso_interval("PT25H").unwrap(), "P0Y0M0DT25H0M0S");
+        assert!(iso_interval("1 day").is_err());
+    }
+
+    #[test]
+    fn hstore_pairs_keep_order_and_nulls() {
+        assert_eq!(
+            hstore_pairs(r#""b"=>"1", "a"=>NULL, "q\"x"=>"y""#).unwrap(),
+            vec![
+                ("b".to_string(), Some("1".to_string())),
+                ("a".to_string(), None),
+                ("q\"x".to_string(), Some("y".to_string()))
+            ]
+        );
+    }
 
     fn dec(text: &str, scale: Option<u32>) -> (Vec<u8>, u32) {
         let d = parse_decimal(text, scale).unwrap().unwrap();
