@@ -141,6 +141,10 @@ pub enum ColumnKind {
     ConnectTimestamp,
     /// A duration as `P<y>Y<m>M<d>DT<h>H<m>M<s>S` (`io.debezium.time.Interval`).
     IntervalString,
+    /// MySQL `BIGINT UNSIGNED` with `bigint_unsigned_handling_mode = "precise"`: Connect's
+    /// `Decimal` with scale 0 and no precision, whatever `decimal_handling_mode` says (as in
+    /// Debezium); the value is a [`Value::Decimal`].
+    PreciseUnsigned,
     /// String keys to optional string values (PostgreSQL `hstore` in `map` mode); the value
     /// is a [`Value::Map`].
     StringMap,
@@ -600,7 +604,10 @@ mod tests {
         assert_eq!(d("128", true, 0), "-128");
         assert_eq!(d("255", false, 0), "255");
         let big = "123456789012345678901234567890123456789";
-        assert_eq!(d(big, true, 10), "-12345678901234567890123456789.0123456789");
+        assert_eq!(
+            d(big, true, 10),
+            "-12345678901234567890123456789.0123456789"
+        );
         assert_eq!(d(big, false, 0), big);
     }
 

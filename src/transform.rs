@@ -296,7 +296,10 @@ mod tests {
             scale: 2,
         };
         let v = Value::Decimal(Decimal::from_digits(b"150", true, 2));
-        let tbl = table(vec![(dec.clone(), Some(v.clone())), (ColumnKind::VariableDecimal, None)]);
+        let tbl = table(vec![
+            (dec.clone(), Some(v.clone())),
+            (ColumnKind::VariableDecimal, None),
+        ]);
         let t = Transform::new(
             SourceKind::Postgres,
             &types(|t| t.decimal_handling_mode = DecimalMode::String),
@@ -330,11 +333,17 @@ mod tests {
             (BinaryMode::Hex, "fbff01"),
         ];
         for (mode, text) in want {
-            let t = Transform::new(SourceKind::Postgres, &types(|t| t.binary_handling_mode = mode));
+            let t = Transform::new(
+                SourceKind::Postgres,
+                &types(|t| t.binary_handling_mode = mode),
+            );
             let out = shaped(
                 &t,
                 &tbl,
-                vec![bytes.clone(), Value::Array(vec![bytes.clone(), Value::Null])],
+                vec![
+                    bytes.clone(),
+                    Value::Array(vec![bytes.clone(), Value::Null]),
+                ],
             );
             assert_eq!(out[0], Value::text(text), "{mode:?}");
             assert_eq!(
@@ -403,6 +412,9 @@ mod tests {
         let s = t.shape(&tbl);
         assert_eq!(s.shaped.columns[0].kind, ColumnKind::TimeMicros);
         assert_eq!(s.shaped.columns[0].default, Some(Value::Int(5000)));
-        assert_eq!(shaped(&t, &tbl, vec![Value::Int(7)]), vec![Value::Int(7000)]);
+        assert_eq!(
+            shaped(&t, &tbl, vec![Value::Int(7)]),
+            vec![Value::Int(7000)]
+        );
     }
 }

@@ -6,6 +6,7 @@ stdin: one JSON object per line, {"schema": "<Avro schema JSON>", "data": "<base
 stdout: one JSON object per line, {"schema_id": N, "value": <decoded>}.
 """
 import base64
+import datetime
 import decimal
 import io
 import json
@@ -15,7 +16,20 @@ import sys
 import fastavro
 
 
+EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+
+
 def normalize(v):
+    # Connect's logical types (date, time-millis, timestamp-millis) back to their numbers.
+    if isinstance(v, datetime.datetime):
+        if v.tzinfo is None:
+            v = v.replace(tzinfo=datetime.timezone.utc)
+        delta = v - EPOCH
+        return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
+    if isinstance(v, datetime.date):
+        return (v - EPOCH.date()).days
+    if isinstance(v, datetime.time):
+        return ((v.hour * 60 + v.minute) * 60 + v.second) * 1000 + v.microsecond // 1000
     if isinstance(v, dict):
         return {k: normalize(x) for k, x in v.items()}
     if isinstance(v, list):

@@ -230,3 +230,83 @@ async fn tinyint1_as_boolean_and_time_adjuster_off_are_options() {
     }
     assert!(daemon.stop().success());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn string_base64_connect_and_precise_unsigned_modes() {
+    let mut db = MyDb::new("myfidmodes").await;
+    db.exec(
+        "CREATE TABLE md (id INT PRIMARY KEY, d DECIMAL(7,3) DEFAULT 1.5, b VARBINARY(8),
+         dt DATE, tm TIME(6), dtm DATETIME(6), u BIGINT UNSIGNED DEFAULT 7, i BIGINT)",
+    )
+    .await;
+    let row = |id: i64| {
+        format!(
+            "INSERT INTO md VALUES ({id}, -12.345, x'fbff01', '2024-03-01', '01:02:03.456789',
+             '2024-03-01 01:02:03.456789', 18446744073709551615, -5)"
+        )
+    };
+    db.exec(&row(1)).await;
+    let name = unique("myfidmodes");
+    let mut daemon = my_daemon(
+        &name,
+        &db,
+        &["md"],
+        "[format]\nschemas = true\n[types]\ndecimal_handling_mode = \"string\"\nbinary_handling_mode = \"base64\"\ntime_precision_mode = \"connect\"\nbigint_unsigned_handling_mode = \"precise\"",
+    );
+    daemon.start();
+    let topic = format!("{name}.{}.md", db.name);
+    assert_eq!(read_topic(&topic, 1, Duration::from_secs(60)).len(), 1);
+    db.exec(&row(2)).await;
+    let all = read_topic(&topic, 2, Duration::from_secs(60));
+    assert_eq!(all.len(), 2, "logs:\n{}", daemon.logs());
+    // 2^64 - 1 as Connect's Decimal: the unscaled two's complement, nine bytes.
+    let max_u64 = b64(&[0, 255, 255, 255, 255, 255, 255, 255, 255]);
+    for (m, (op, id)) in all.iter().zip([("r", 1), ("c", 2)]) {
+        let v = m.value.as_ref().unwrap();
+        assert_eq!(payload(v)["op"], op);
+        assert_row(
+            &payload(v)["after"],
+            &json!({
+                "id": id, "d": "-12.345", "b": "+/8B", "dt": 19783, "tm": 3_723_456,
+                "dtm": 1_709_254_923_456i64, "u": max_u64, "i": -5
+            }),
+            op,
+        );
+        let s = &v["schema"];
+        let cases = [
+            (
+                "d",
+                json!({"type": "string", "optional": true, "default": "1.500", "field": "d"}),
+            ),
+            (
+                "b",
+                json!({"type": "string", "optional": true, "field": "b"}),
+            ),
+            (
+                "dt",
+                json!({"type": "int32", "optional": true, "name": "org.apache.kafka.connect.data.Date", "version": 1, "field": "dt"}),
+            ),
+            (
+                "tm",
+                json!({"type": "int32", "optional": true, "name": "org.apache.kafka.connect.data.Time", "version": 1, "field": "tm"}),
+            ),
+            (
+                "dtm",
+                json!({"type": "int64", "optional": true, "name": "org.apache.kafka.connect.data.Timestamp", "version": 1, "field": "dtm"}),
+            ),
+            (
+                "u",
+                json!({"type": "bytes", "optional": true, "name": "org.apache.kafka.connect.data.Decimal", "version": 1,
+                       "parameters": {"scale": "0"}, "default": b64(&[7]), "field": "u"}),
+            ),
+            (
+                "i",
+                json!({"type": "int64", "optional": true, "field": "i"}),
+            ),
+        ];
+        for (f, want) in cases {
+            assert_eq!(after_field(s, f), &want, "{op}: schema of {f}");
+        }
+    }
+    assert!(daemon.stop().success());
+}

@@ -479,7 +479,10 @@ impl ConnectorConfig {
         match self.source {
             SourceKind::Postgres => {
                 let mysql_only = [
-                    ("types.tinyint1_as_boolean", t.tinyint1_as_boolean != d.tinyint1_as_boolean),
+                    (
+                        "types.tinyint1_as_boolean",
+                        t.tinyint1_as_boolean != d.tinyint1_as_boolean,
+                    ),
                     ("types.time_adjuster", t.time_adjuster != d.time_adjuster),
                     (
                         "types.bigint_unsigned_handling_mode",
@@ -487,7 +490,9 @@ impl ConnectorConfig {
                     ),
                 ];
                 if let Some((key, _)) = mysql_only.iter().find(|(_, set)| *set) {
-                    return Err(self.invalid(key, "applies to MySQL/MariaDB connectors only; remove it"));
+                    return Err(
+                        self.invalid(key, "applies to MySQL/MariaDB connectors only; remove it")
+                    );
                 }
             }
             SourceKind::Mysql => {
@@ -496,10 +501,15 @@ impl ConnectorConfig {
                         "types.interval_handling_mode",
                         t.interval_handling_mode != d.interval_handling_mode,
                     ),
-                    ("types.hstore_handling_mode", t.hstore_handling_mode != d.hstore_handling_mode),
+                    (
+                        "types.hstore_handling_mode",
+                        t.hstore_handling_mode != d.hstore_handling_mode,
+                    ),
                 ];
                 if let Some((key, _)) = pg_only.iter().find(|(_, set)| *set) {
-                    return Err(self.invalid(key, "applies to PostgreSQL connectors only; remove it"));
+                    return Err(
+                        self.invalid(key, "applies to PostgreSQL connectors only; remove it")
+                    );
                 }
                 if t.time_precision_mode == Some(TimePrecisionMode::Adaptive) {
                     return Err(self.invalid(
@@ -819,5 +829,59 @@ schemas = true
         .unwrap_err()
         .to_string();
         assert!(!err.contains("pw@"), "{err}");
+    }
+
+    #[test]
+    fn types_keys_parse_and_belong_to_their_source() {
+        let with = |types: &str| format!("{GOOD}[types]\n{types}\n");
+        let c = parse(&with(
+            "decimal_handling_mode = \"string\"\nbinary_handling_mode = \"base64-url-safe\"\ntime_precision_mode = \"connect\"\ninterval_handling_mode = \"string\"\nhstore_handling_mode = \"map\"\ninclude_unknown_datatypes = true",
+        ))
+        .unwrap();
+        assert_eq!(c.types.decimal_handling_mode, DecimalMode::String);
+        assert_eq!(c.types.binary_handling_mode, BinaryMode::Base64UrlSafe);
+        assert_eq!(
+            c.types.time_precision_mode,
+            Some(TimePrecisionMode::Connect)
+        );
+        assert!(c.types.include_unknown_datatypes);
+        let cases = [
+            ("decimal_handling_mode = \"exact\"", "exact"),
+            (
+                "bigint_unsigned_handling_mode = \"precise\"",
+                "types.bigint_unsigned_handling_mode",
+            ),
+            ("tinyint1_as_boolean = true", "types.tinyint1_as_boolean"),
+        ];
+        for (types, key) in cases {
+            let err = parse(&with(types)).unwrap_err().to_string();
+            assert!(err.contains(key), "expected `{key}` in: {err}");
+        }
+        let mysql = |types: &str| {
+            format!(
+                "name = \"m\"\nsource = \"mysql\"\ntopic_prefix = \"m\"\n[mysql]\nurl = \"mysql://u:p@localhost:3306\"\nserver_id = 5\ntables = [\"db.t\"]\n[types]\n{types}\n"
+            )
+        };
+        parse(&mysql(
+            "bigint_unsigned_handling_mode = \"precise\"\ntime_precision_mode = \"connect\"",
+        ))
+        .unwrap();
+        for (types, key) in [
+            (
+                "time_precision_mode = \"adaptive\"",
+                "adaptive_time_microseconds",
+            ),
+            (
+                "hstore_handling_mode = \"map\"",
+                "types.hstore_handling_mode",
+            ),
+            (
+                "interval_handling_mode = \"string\"",
+                "types.interval_handling_mode",
+            ),
+        ] {
+            let err = parse(&mysql(types)).unwrap_err().to_string();
+            assert!(err.contains(key), "expected `{key}` in: {err}");
+        }
     }
 }

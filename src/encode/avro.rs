@@ -136,10 +136,8 @@ impl AvroEncoder {
             )
             .await?;
         self.namespaces.insert(names.namespace, table.id.clone());
-        self.tables.insert(
-            table.id.clone(),
-            AvroTable::new(table.clone(), key, value),
-        );
+        self.tables
+            .insert(table.id.clone(), AvroTable::new(table.clone(), key, value));
         Ok(())
     }
 

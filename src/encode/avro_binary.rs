@@ -213,10 +213,38 @@ mod tests {
     #[test]
     fn null_in_required_column_is_an_error() {
         let mut v = Vec::new();
-        assert!(value(&mut v, "id", &ColumnKind::Int32, &Value::Null, Union::Required).is_err());
-        assert!(value(&mut v, "n", &ColumnKind::Int32, &Value::Null, Union::NullFirst).is_ok());
-        assert!(value(&mut v, "n", &ColumnKind::Int32, &Value::Null, Union::NullLast).is_ok());
-        assert!(value(&mut v, "n", &ColumnKind::Int32, &Value::Int(-1), Union::NullLast).is_ok());
+        assert!(value(
+            &mut v,
+            "id",
+            &ColumnKind::Int32,
+            &Value::Null,
+            Union::Required
+        )
+        .is_err());
+        assert!(value(
+            &mut v,
+            "n",
+            &ColumnKind::Int32,
+            &Value::Null,
+            Union::NullFirst
+        )
+        .is_ok());
+        assert!(value(
+            &mut v,
+            "n",
+            &ColumnKind::Int32,
+            &Value::Null,
+            Union::NullLast
+        )
+        .is_ok());
+        assert!(value(
+            &mut v,
+            "n",
+            &ColumnKind::Int32,
+            &Value::Int(-1),
+            Union::NullLast
+        )
+        .is_ok());
         assert_eq!(v, [0, 2, 0, 1]);
     }
 }

@@ -90,6 +90,13 @@ pub(super) fn kind_type(kind: &ColumnKind, names: &mut Names) -> Json {
                 "logicalType": "decimal"
             })
         }
+        ColumnKind::PreciseUnsigned => kind_type(
+            &ColumnKind::Decimal {
+                precision: None,
+                scale: 0,
+            },
+            names,
+        ),
         ColumnKind::VariableDecimal => {
             names.define("io.debezium.data.VariableScaleDecimal", || {
                 json!({
@@ -227,7 +234,10 @@ pub(super) enum Union {
 
 /// The union shape of a column's field.
 pub(super) fn union_of(c: &Column, optional: bool) -> Union {
-    match (optional, c.default.as_ref().and_then(|d| avro_default(&c.kind, d))) {
+    match (
+        optional,
+        c.default.as_ref().and_then(|d| avro_default(&c.kind, d)),
+    ) {
         (false, _) => Union::Required,
         (true, None) => Union::NullFirst,
         (true, Some(_)) => Union::NullLast,

@@ -35,6 +35,15 @@ fn kind_schema(kind: &ColumnKind, optional: bool) -> Map<String, Json> {
                 Some(Json::Object(p)),
             )
         }
+        ColumnKind::PreciseUnsigned => {
+            return kind_schema(
+                &ColumnKind::Decimal {
+                    precision: None,
+                    scale: 0,
+                },
+                optional,
+            )
+        }
         ColumnKind::VariableDecimal => {
             m.insert("type".into(), json!("struct"));
             m.insert(
@@ -77,14 +86,8 @@ fn kind_schema(kind: &ColumnKind, optional: bool) -> Map<String, Json> {
         ),
         ColumnKind::StringMap => {
             m.insert("type".into(), json!("map"));
-            m.insert(
-                "keys".into(),
-                json!({"type": "string", "optional": false}),
-            );
-            m.insert(
-                "values".into(),
-                json!({"type": "string", "optional": true}),
-            );
+            m.insert("keys".into(), json!({"type": "string", "optional": false}));
+            m.insert("values".into(), json!({"type": "string", "optional": true}));
             m.insert("optional".into(), json!(optional));
             return m;
         }

@@ -20,7 +20,6 @@ use tokio::sync::{mpsc, watch};
 
 use super::ack::{AckTracker, CommitKind, Ticket};
 use crate::config::ConnectorConfig;
-use crate::transform::Transform;
 use crate::encode::{EncodeError, Encoder, Record};
 use crate::event::TableId;
 use crate::failure::{Classify, Severity};
@@ -31,6 +30,7 @@ use crate::source::{
     Batch, ByteBudget, ChangeSource, SourceContext, SourceError, SourceExit, SourceItem,
 };
 use crate::status::Observer;
+use crate::transform::Transform;
 
 /// Batches buffered between the source and the sink stage (each at most
 /// [`crate::source::BATCH_ITEMS`] items).

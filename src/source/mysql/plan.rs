@@ -64,10 +64,7 @@ impl Finish {
         match v {
             Value::Null => self.epoch.clone().unwrap_or(Value::Null),
             Value::Int(x) if self.unsigned_decimal => Value::Decimal(crate::event::Decimal {
-                unscaled: crate::event::twos_complement(
-                    (x as u64).to_string().as_bytes(),
-                    false,
-                ),
+                unscaled: crate::event::twos_complement((x as u64).to_string().as_bytes(), false),
                 scale: 0,
             }),
             Value::Int(x) => match self.adjust_years {
@@ -250,8 +247,14 @@ fn plan_finish(c: &MapColumn, step: &Step, kind: &ColumnKind, hint: &ColumnHint)
         } => usize::from(c.meta),
         _ => 0,
     };
-    let unsigned_decimal = matches!(step, Step::Int { len: 8, unsigned: true, .. })
-        && matches!(kind, ColumnKind::Decimal { .. });
+    let unsigned_decimal = matches!(
+        step,
+        Step::Int {
+            len: 8,
+            unsigned: true,
+            ..
+        }
+    ) && *kind == ColumnKind::PreciseUnsigned;
     let f = Finish {
         epoch,
         adjust_years,
@@ -355,10 +358,7 @@ fn plan_numeric(c: &MapColumn, hint: &ColumnHint) -> Res<(Step, ColumnKind)> {
                 boolean: false,
             },
             if c.unsigned && hint.unsigned_precise {
-                ColumnKind::Decimal {
-                    precision: Some(20),
-                    scale: 0,
-                }
+                ColumnKind::PreciseUnsigned
             } else {
                 ColumnKind::Int64
             },

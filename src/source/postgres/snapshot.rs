@@ -8,9 +8,9 @@ use std::time::Instant;
 use futures_util::StreamExt;
 use tokio_postgres::Client;
 
-use super::types::PgModes;
 use super::catalog::{self, quote_ident, quote_literal};
 use super::decode::{Decoder, RelationInfo};
+use super::types::PgModes;
 use super::{ConnInfo, PgError};
 use crate::config::ConnectorConfig;
 use crate::event::{ChangeEvent, Op, SnapshotMarker, SourceDetail, SourceMeta, Value};

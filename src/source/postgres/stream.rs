@@ -12,10 +12,10 @@ use bytes::Bytes;
 use pgwire_replication::{PgWireError, ReplicationClient, ReplicationEvent};
 use tokio_postgres::Client;
 
-use super::types::PgModes;
 use super::catalog::{self, quote_ident};
 use super::decode::Decoder;
 use super::pgoutput::{OldKind, PgOutputMessage};
+use super::types::PgModes;
 use super::{ConnInfo, PgError};
 use crate::config::{ConnectorConfig, PostgresConfig};
 use crate::event::{
@@ -229,8 +229,12 @@ impl<'a> Streamer<'a> {
         Ok(Streamer {
             connector,
             client,
-            decoder: Decoder::new(client, pg.tables.clone(), PgModes::from_config(&connector.types))
-                .await?,
+            decoder: Decoder::new(
+                client,
+                pg.tables.clone(),
+                PgModes::from_config(&connector.types),
+            )
+            .await?,
             db: Arc::from(catalog::database_name(client).await?),
             start,
             state: State {

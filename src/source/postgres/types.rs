@@ -101,7 +101,11 @@ impl PgType {
             PgType::Array(elem) => ColumnKind::Array(Box::new(elem.kind_in(typmod, modes)?)),
             PgType::Domain(base, domain_mod) => {
                 return base.kind_in(
-                    if *domain_mod >= 0 { *domain_mod } else { typmod },
+                    if *domain_mod >= 0 {
+                        *domain_mod
+                    } else {
+                        typmod
+                    },
                     modes,
                 )
             }

@@ -27,12 +27,7 @@ fn bad(what: &'static str) -> ValueError {
 pub fn is_plain_text(ty: &PgType, typmod: i32) -> bool {
     matches!(
         ty.resolve(typmod).0,
-        PgType::Text
-            | PgType::Uuid
-            | PgType::Json
-            | PgType::Xml
-            | PgType::Enum(_)
-            | PgType::Ltree
+        PgType::Text | PgType::Uuid | PgType::Json | PgType::Xml | PgType::Enum(_) | PgType::Ltree
     )
 }
 
@@ -228,7 +223,12 @@ fn parse_point(text: &str) -> Result<Value, ValueError> {
 fn hstore_json(text: &str) -> Result<String, ValueError> {
     let map: serde_json::Map<String, serde_json::Value> = hstore_pairs(text)?
         .into_iter()
-        .map(|(k, v)| (k, v.map_or(serde_json::Value::Null, serde_json::Value::String)))
+        .map(|(k, v)| {
+            (
+                k,
+                v.map_or(serde_json::Value::Null, serde_json::Value::String),
+            )
+        })
         .collect();
     Ok(serde_json::Value::Object(map).to_string())
 }
@@ -612,11 +612,20 @@ mod tests {
 
     #[test]
     fn intervals_in_debezium_string_form() {
-        assert_eq!(iso_interval("P1Y2M3DT4H5M6.78S").unwrap(), "P1Y2M3DT4H5M6.78S");
+        assert_eq!(
+            iso_interval("P1Y2M3DT4H5M6.78S").unwrap(),
+            "P1Y2M3DT4H5M6.78S"
+        );
         assert_eq!(iso_interval("PT0S").unwrap(), "P0Y0M0DT0H0M0S");
-        assert_eq!(iso_interval("P-1Y-2M3DT-4H-5M-6.5S").unwrap(), "P-1Y-2M3DT-4H-5M-6.5S");
+        assert_eq!(
+            iso_interval("P-1Y-2M3DT-4H-5M-6.5S").unwrap(),
+            "P-1Y-2M3DT-4H-5M-6.5S"
+        );
         assert_eq!(iso_interval("P10D").unwrap(), "P0Y0M10DT0H0M0S");
-        assert_eq!(iso_interval("PT1.000001S").unwrap(), "P0Y0M0DT0H0M1.000001S");
+        assert_eq!(
+            iso_interval("PT1.000001S").unwrap(),
+            "P0Y0M0DT0H0M1.000001S"
+        );
         assert_eq!(iso_interval("PT25H").unwrap(), "P0Y0M0DT25H0M0S");
         assert!(iso_interval("1 day").is_err());
     }
