@@ -194,3 +194,49 @@ async fn snapshot_markers_per_table_and_the_snapshot_transaction_id() {
     assert!(tx[0].as_i64().is_some_and(|t| t > 0), "{tx:?}");
     assert!(tx.iter().all(|t| *t == tx[0]), "{tx:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn quoted_identifiers_in_tables_and_debezium_topic_names() {
+    let db = TestDb::new("pgquoted").await;
+    db.exec(
+        r#"CREATE SCHEMA "Quoted . Schema";
+           CREATE TABLE "Quoted . Schema"."Ta.ble" (id int PRIMARY KEY, "Name" text);
+           CREATE TABLE "Quoted . Schema"."Other" (id int PRIMARY KEY);
+           INSERT INTO "Quoted . Schema"."Ta.ble" VALUES (1, 'a');
+           INSERT INTO "Quoted . Schema"."Other" VALUES (1);"#,
+    )
+    .await;
+    let name = unique("pgquoted");
+    // TOML escapes the double quotes: the entry is "Quoted . Schema"."Ta.ble".
+    let mut daemon = Daemon::single(&name, &db, &[r#"\"Quoted . Schema\".\"Ta.ble\""#], "");
+    daemon.start();
+    // Characters Kafka refuses in topic names become '_', as Debezium names them.
+    let topic = format!("{name}.Quoted_._Schema.Ta.ble");
+    assert_eq!(
+        read_topic(&topic, 1, Duration::from_secs(60)).len(),
+        1,
+        "logs:\n{}",
+        daemon.logs()
+    );
+    db.exec(r#"INSERT INTO "Quoted . Schema"."Ta.ble" VALUES (2, 'b'); INSERT INTO "Quoted . Schema"."Other" VALUES (2);"#)
+        .await;
+    let all = read_topic(&topic, 2, Duration::from_secs(60));
+    assert_eq!(all.len(), 2, "logs:\n{}", daemon.logs());
+    for (m, (op, id, n)) in all.iter().zip([("r", 1, "a"), ("c", 2, "b")]) {
+        let p = &m.value.as_ref().unwrap()["payload"];
+        assert_eq!(p["op"], op);
+        assert_eq!(p["after"], json!({"id": id, "Name": n}));
+        assert_eq!(p["source"]["schema"], "Quoted . Schema");
+        assert_eq!(p["source"]["table"], "Ta.ble");
+    }
+    assert!(
+        read_topic(
+            &format!("{name}.Quoted_._Schema.Other"),
+            1,
+            Duration::from_secs(3)
+        )
+        .is_empty(),
+        "only the named table is captured"
+    );
+    assert!(daemon.stop().success());
+}

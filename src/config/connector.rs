@@ -225,8 +225,12 @@ pub struct PostgresConfig {
     pub slot: String,
     /// Publication; created for `tables` when absent.
     pub publication: String,
-    /// Captured tables, schema-qualified; `schema.*` captures every table of a schema.
+    /// Captured tables, schema-qualified; `schema.*` captures every table of a schema;
+    /// identifiers with dots, quotes or capitals are double-quoted (`"My Schema"."T.1"`).
     pub tables: Vec<String>,
+    /// `tables`, parsed (filled when the file is read).
+    #[serde(skip)]
+    pub patterns: Vec<TablePattern>,
     /// A statement run on every heartbeat (for databases that share WAL with busier ones).
     #[serde(default)]
     pub heartbeat_action_query: Option<String>,
@@ -247,8 +251,12 @@ pub struct MysqlConfig {
     pub password: Option<Secret>,
     /// This replica's server id: unique among the server's replicas.
     pub server_id: u32,
-    /// Captured tables, database-qualified; `db.*` captures every table of a database.
+    /// Captured tables, database-qualified; `db.*` captures every table of a database;
+    /// identifiers with dots or quotes are quoted (`"my.db"."t"` or `` `my.db`.`t` ``).
     pub tables: Vec<String>,
+    /// `tables`, parsed (filled when the file is read).
+    #[serde(skip)]
+    pub patterns: Vec<TablePattern>,
     /// A statement run on every heartbeat.
     #[serde(default)]
     pub heartbeat_action_query: Option<String>,
@@ -257,20 +265,12 @@ pub struct MysqlConfig {
 impl MysqlConfig {
     /// Whether `db.table` is captured.
     pub fn captures(&self, db: &str, table: &str) -> bool {
-        self.tables.iter().any(|t| match t.split_once('.') {
-            Some((d, "*")) => d == db,
-            Some((d, n)) => d == db && n == table,
-            None => false,
-        })
+        self.patterns.iter().any(|p| p.matches(db, table))
     }
 
     /// The databases named in `tables`.
     pub fn databases(&self) -> Vec<String> {
-        let mut out: Vec<String> = self
-            .tables
-            .iter()
-            .filter_map(|t| t.split_once('.').map(|(d, _)| d.to_string()))
-            .collect();
+        let mut out: Vec<String> = self.patterns.iter().map(|p| p.schema.clone()).collect();
         out.sort();
         out.dedup();
         out
@@ -393,6 +393,18 @@ impl ConnectorConfig {
         let mut config: ConnectorConfig = parse_toml(path, text)?;
         config.file = path.to_path_buf();
         config.validate()?;
+        let parse = |tables: &[String]| -> Vec<TablePattern> {
+            tables
+                .iter()
+                .filter_map(|t| TablePattern::parse(t).ok())
+                .collect()
+        };
+        if let Some(pg) = config.postgres.as_mut() {
+            pg.patterns = parse(&pg.tables);
+        }
+        if let Some(my) = config.mysql.as_mut() {
+            my.patterns = parse(&my.tables);
+        }
         Ok(config)
     }
 
@@ -556,11 +568,13 @@ impl ConnectorConfig {
                 "is empty; list the tables to capture, e.g. [\"shop.orders\"] or [\"shop.*\"]",
             ));
         }
-        if let Some(t) = my.tables.iter().find(|t| !is_table_pattern(t)) {
-            return Err(self.invalid(
-                "mysql.tables",
-                format!("contains \"{t}\"; write database.table or database.* (for example \"shop.orders\")"),
-            ));
+        for t in &my.tables {
+            if let Err(why) = TablePattern::parse(t) {
+                return Err(self.invalid(
+                    "mysql.tables",
+                    format!("contains {t:?}: {why}; write database.table or database.* (for example \"shop.orders\"), quoting names that contain dots (\"\\\"my.db\\\".orders\")"),
+                ));
+            }
         }
         Ok(())
     }
@@ -667,11 +681,13 @@ impl ConnectorConfig {
                 "is empty; list the tables to capture, e.g. [\"public.customers\"] or [\"public.*\"]",
             ));
         }
-        if let Some(t) = pg.tables.iter().find(|t| !is_table_pattern(t)) {
-            return Err(self.invalid(
-                "postgres.tables",
-                format!("contains \"{t}\"; write schema.table or schema.* (for example \"public.orders\")"),
-            ));
+        for t in &pg.tables {
+            if let Err(why) = TablePattern::parse(t) {
+                return Err(self.invalid(
+                    "postgres.tables",
+                    format!("contains {t:?}: {why}; write schema.table or schema.* (for example \"public.orders\"), double-quoting names with dots, quotes or capitals (\"\\\"My Schema\\\".\\\"Orders\\\"\")"),
+                ));
+            }
         }
         Ok(())
     }
@@ -683,16 +699,109 @@ impl ConnectorConfig {
 }
 
 /// `container.table` or `container.*` (schema or database; no other wildcards).
-fn is_table_pattern(t: &str) -> bool {
-    match t.split_once('.') {
-        Some((container, table)) => {
-            !container.is_empty()
-                && !table.is_empty()
-                && !table.contains('.')
-                && !container.contains('*')
-                && (table == "*" || !table.contains('*'))
+/// One `tables` entry: a schema (MySQL: database) and a table name, or every table of the
+/// schema (`schema.*`). Either part may be quoted with `"` (or, for MySQL habits, `` ` ``),
+/// a doubled quote standing for itself: `"Quoted . Schema"."Table"` names the schema
+/// `Quoted . Schema`. Unquoted parts are taken as written (PostgreSQL stores unquoted names
+/// in lower case, so `public.Orders` would name a table created as `"Orders"`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TablePattern {
+    /// Schema or database.
+    pub schema: String,
+    /// Table name; `None` for `*`.
+    pub table: Option<String>,
+}
+
+impl TablePattern {
+    /// Parses one entry.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut chars = text.chars().peekable();
+        let schema = Self::ident(&mut chars)?.ok_or("the schema part is missing")?;
+        if chars.next() != Some('.') {
+            return Err("a schema (or database) and a table separated by '.' are needed".into());
         }
-        None => false,
+        let table = match chars.peek() {
+            Some('*') => {
+                chars.next();
+                None
+            }
+            _ => Some(Self::ident(&mut chars)?.ok_or("the table part is missing")?),
+        };
+        if let Some(c) = chars.next() {
+            return Err(format!(
+                "unexpected '{c}' after the table name (quote names that contain '.')"
+            ));
+        }
+        Ok(TablePattern { schema, table })
+    }
+
+    /// One identifier: quoted, or bare up to the next '.'; `None` when empty.
+    fn ident(
+        chars: &mut std::iter::Peekable<std::str::Chars<'_>>,
+    ) -> Result<Option<String>, String> {
+        let mut out = String::new();
+        match chars.peek() {
+            Some(&q @ ('"' | '`')) => {
+                chars.next();
+                loop {
+                    match chars.next() {
+                        None => return Err(format!("a {q} quote is not closed")),
+                        Some(c) if c == q => {
+                            if chars.peek() == Some(&q) {
+                                chars.next();
+                                out.push(q);
+                            } else {
+                                break;
+                            }
+                        }
+                        Some(c) => out.push(c),
+                    }
+                }
+                if out.is_empty() {
+                    return Err("a quoted name is empty".into());
+                }
+            }
+            _ => {
+                while let Some(&c) = chars.peek() {
+                    match c {
+                        '.' => break,
+                        '"' | '`' | '*' => {
+                            return Err(format!(
+                                "'{c}' inside an unquoted name (quote the whole name)"
+                            ))
+                        }
+                        _ => {
+                            out.push(c);
+                            chars.next();
+                        }
+                    }
+                }
+            }
+        }
+        Ok((!out.is_empty()).then_some(out))
+    }
+
+    /// Whether the pattern covers `schema.table`.
+    pub fn matches(&self, schema: &str, table: &str) -> bool {
+        self.schema == schema && self.table.as_deref().is_none_or(|t| t == table)
+    }
+}
+
+impl std::fmt::Display for TablePattern {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let part = |s: &str| {
+            if s.chars()
+                .all(|c| c.is_alphanumeric() || matches!(c, '_' | '$' | '-'))
+            {
+                s.to_string()
+            } else {
+                format!("\"{}\"", s.replace('"', "\"\""))
+            }
+        };
+        match &self.table {
+            Some(t) => write!(f, "{}.{}", part(&self.schema), part(t)),
+            None => write!(f, "{}.*", part(&self.schema)),
+        }
     }
 }
 
@@ -883,5 +992,47 @@ schemas = true
             let err = parse(&mysql(types)).unwrap_err().to_string();
             assert!(err.contains(key), "expected `{key}` in: {err}");
         }
+    }
+
+    #[test]
+    fn table_patterns_with_quoted_identifiers() {
+        let p = |s: &str| TablePattern::parse(s);
+        assert_eq!(
+            p("public.orders").unwrap(),
+            TablePattern {
+                schema: "public".into(),
+                table: Some("orders".into())
+            }
+        );
+        assert_eq!(p("shop.*").unwrap().table, None);
+        let q = p(r#""Quoted . Schema"."Ta""ble""#).unwrap();
+        assert_eq!(q.schema, "Quoted . Schema");
+        assert_eq!(q.table.as_deref(), Some("Ta\"ble"));
+        assert!(q.matches("Quoted . Schema", "Ta\"ble"));
+        assert!(!q.matches("Quoted . Schema", "Table"));
+        assert_eq!(q.to_string(), r#""Quoted . Schema"."Ta""ble""#);
+        let b = p("`my.db`.`t`").unwrap();
+        assert_eq!(
+            (b.schema.as_str(), b.table.as_deref()),
+            ("my.db", Some("t"))
+        );
+        assert_eq!(p(r#"s."*""#).unwrap().table.as_deref(), Some("*"));
+        for bad in [
+            "orders",
+            "a.b.c",
+            ".t",
+            "s.",
+            r#""open.t"#,
+            "s.t*",
+            r#"""."t""#,
+        ] {
+            assert!(p(bad).is_err(), "{bad}");
+        }
+        let c = parse(&GOOD.replace(
+            "tables = [\"public.customers\", \"public.*\"]",
+            r#"tables = ["\"Quoted . Schema\".\"Table\""]"#,
+        ))
+        .unwrap();
+        assert_eq!(c.postgres.unwrap().patterns[0].schema, "Quoted . Schema");
     }
 }

@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 
 pub use connector::{
     BinaryMode, ConnectorConfig, DecimalMode, FormatConfig, HstoreMode, IntervalMode, MysqlConfig,
-    PostgresConfig, SnapshotConfig, SnapshotMode, SourceKind, SubjectStrategy, TimePrecisionMode,
-    TypesConfig, UnsignedMode, ValueFormat,
+    PostgresConfig, SnapshotConfig, SnapshotMode, SourceKind, SubjectStrategy, TablePattern,
+    TimePrecisionMode, TypesConfig, UnsignedMode, ValueFormat,
 };
 pub use daemon::{
     ApiConfig, DaemonConfig, LogConfig, LogFormat, OffsetsConfig, SinkConfig, SinkType,

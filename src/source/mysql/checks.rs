@@ -102,9 +102,9 @@ pub async fn server_problems(
         return Ok(problems);
     };
     let tables = catalog::captured_tables(conn, my).await?;
-    for pattern in &my.tables {
-        let (db, name) = pattern.split_once('.').unwrap_or((pattern, ""));
-        if name != "*" && !tables.iter().any(|t| t.schema == db && t.name == name) {
+    for pattern in &my.patterns {
+        let db = &pattern.schema;
+        if pattern.table.is_some() && !tables.iter().any(|t| pattern.matches(&t.schema, &t.name)) {
             problems.push(SetupError::Other(format!(
                 "mysql.tables names {pattern}, which does not exist or the user cannot see (it needs SELECT): create it, GRANT SELECT ON {db}.* TO '<user>'@'<host>', or remove it"
             )));

@@ -7,6 +7,7 @@ use tokio_postgres::Client;
 
 use super::types::{TypeCatalog, TypeRow};
 use super::PgError;
+use crate::config::TablePattern;
 use crate::event::TableId;
 
 /// Session settings that fix the text output shapes the value parsers expect.
@@ -97,7 +98,7 @@ pub async fn database_oid_and_wal(client: &Client) -> Result<(u32, u64), PgError
 /// patterns that match nothing as the second element.
 pub async fn expand_tables(
     client: &Client,
-    patterns: &[String],
+    patterns: &[TablePattern],
 ) -> Result<(Vec<(u32, TableId)>, Vec<String>), PgError> {
     let all = all_tables(client).await?;
     let mut found = Vec::new();
@@ -106,14 +107,14 @@ pub async fn expand_tables(
         // A partition's rows are read, and its changes published, through its partitioned
         // root (publish_via_partition_root): `schema.*` names roots and plain tables only; a
         // partition named on its own keeps its own topic.
-        let wildcard = pattern.ends_with(".*");
+        let wildcard = pattern.table.is_none();
         let matched: Vec<(u32, TableId)> = all
             .iter()
             .filter(|t| matches(pattern, &t.id) && !(wildcard && t.partition))
             .map(|t| (t.oid, t.id.clone()))
             .collect();
         if matched.is_empty() {
-            missing.push(pattern.clone());
+            missing.push(pattern.to_string());
         }
         for m in matched {
             if !found.iter().any(|(oid, _)| *oid == m.0) {
@@ -165,7 +166,10 @@ pub async fn all_tables(client: &Client) -> Result<Vec<ListedTable>, PgError> {
 
 /// Whether any configured table is partitioned (its changes then need the publication's
 /// `publish_via_partition_root`).
-pub async fn captures_partitioned(client: &Client, patterns: &[String]) -> Result<bool, PgError> {
+pub async fn captures_partitioned(
+    client: &Client,
+    patterns: &[TablePattern],
+) -> Result<bool, PgError> {
     Ok(all_tables(client)
         .await?
         .iter()
@@ -186,12 +190,8 @@ pub async fn publication_via_root(client: &Client, name: &str) -> Result<bool, P
 }
 
 /// Whether a configured pattern (`schema.table` or `schema.*`) covers a table.
-pub fn matches(pattern: &str, table: &TableId) -> bool {
-    match pattern.split_once('.') {
-        Some((schema, "*")) => schema == table.schema,
-        Some((schema, name)) => schema == table.schema && name == table.name,
-        None => false,
-    }
+pub fn matches(pattern: &TablePattern, table: &TableId) -> bool {
+    pattern.matches(&table.schema, &table.name)
 }
 
 /// One column as the catalog describes it.
@@ -379,19 +379,18 @@ pub async fn publication_exists(client: &Client, name: &str) -> Result<bool, PgE
 pub async fn create_publication(
     client: &Client,
     name: &str,
-    patterns: &[String],
+    patterns: &[TablePattern],
     via_root: bool,
 ) -> Result<(), PgError> {
     let mut parts = Vec::new();
     for p in patterns {
-        match p.split_once('.') {
-            Some((schema, "*")) => parts.push(format!("TABLES IN SCHEMA {}", quote_ident(schema))),
-            Some((schema, table)) => parts.push(format!(
+        match &p.table {
+            None => parts.push(format!("TABLES IN SCHEMA {}", quote_ident(&p.schema))),
+            Some(table) => parts.push(format!(
                 "TABLE {}.{}",
-                quote_ident(schema),
+                quote_ident(&p.schema),
                 quote_ident(table)
             )),
-            None => {}
         }
     }
     let sql = format!(

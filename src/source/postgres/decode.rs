@@ -33,7 +33,7 @@ pub(super) struct RelationInfo {
 pub(super) struct Decoder {
     relations: HashMap<u32, RelationInfo>,
     types: TypeCatalog,
-    patterns: Vec<String>,
+    patterns: Vec<crate::config::TablePattern>,
     modes: PgModes,
     warned: HashSet<(TableId, String)>,
     /// Enum labels that made the type catalog reload (each reloads it once at most).
@@ -44,7 +44,7 @@ impl Decoder {
     /// A decoder with a loaded type catalog.
     pub async fn new(
         client: &Client,
-        patterns: Vec<String>,
+        patterns: Vec<crate::config::TablePattern>,
         modes: PgModes,
     ) -> Result<Self, PgError> {
         Ok(Decoder {

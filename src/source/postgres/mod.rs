@@ -358,9 +358,9 @@ impl PostgresSource {
         if let Some(first) = report.into_iter().next() {
             return Err(PgError::Setup(first));
         }
-        let via_root = catalog::captures_partitioned(client, &pg.tables).await?;
+        let via_root = catalog::captures_partitioned(client, &pg.patterns).await?;
         if !catalog::publication_exists(client, &pg.publication).await? {
-            catalog::create_publication(client, &pg.publication, &pg.tables, via_root)
+            catalog::create_publication(client, &pg.publication, &pg.patterns, via_root)
                 .await
                 .map_err(|e| {
                     PgError::setup(format!(

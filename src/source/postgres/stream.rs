@@ -231,7 +231,7 @@ impl<'a> Streamer<'a> {
             client,
             decoder: Decoder::new(
                 client,
-                pg.tables.clone(),
+                pg.patterns.clone(),
                 PgModes::from_config(&connector.types),
             )
             .await?,
