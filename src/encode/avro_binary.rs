@@ -62,6 +62,12 @@ pub fn opt_str(out: &mut Vec<u8>, v: Option<&str>) {
     }
 }
 
+/// A geometry's well-known binary and its `["null", "int"]` SRID.
+fn wkb_srid(out: &mut Vec<u8>, wkb: &[u8], srid: Option<i32>) {
+    bytes(out, wkb);
+    opt_long(out, srid.map(i64::from));
+}
+
 /// Array items: optional (`["null", T]`) except enum labels, as Debezium declares them.
 fn item_union(elem: &ColumnKind) -> Union {
     if matches!(elem, ColumnKind::Enum { .. }) {
@@ -152,26 +158,11 @@ pub fn value(
             let (x, y) = super::json::point_xy(wkb).unwrap_or((f64::NAN, f64::NAN));
             out.extend_from_slice(&x.to_le_bytes());
             out.extend_from_slice(&y.to_le_bytes());
+            // The Point record's wkb is optional: ["null", "bytes"].
             branch(out, 1);
-            bytes(out, wkb);
-            match srid {
-                Some(id) => {
-                    branch(out, 1);
-                    long(out, i64::from(*id));
-                }
-                None => branch(out, 0),
-            }
+            wkb_srid(out, wkb, *srid);
         }
-        (Value::Geometry { wkb, srid }, _) => {
-            bytes(out, wkb);
-            match srid {
-                Some(id) => {
-                    branch(out, 1);
-                    long(out, i64::from(*id));
-                }
-                None => branch(out, 0),
-            }
-        }
+        (Value::Geometry { wkb, srid }, _) => wkb_srid(out, wkb, *srid),
         (Value::Map(pairs), _) => {
             // A map block of string keys and ["null", "string"] values, then the end block.
             if !pairs.is_empty() {

@@ -522,24 +522,12 @@ fn write_value(out: &mut String, kind: &ColumnKind, value: &Value) {
             write_float(out, x, false);
             out.push_str(",\"y\":");
             write_float(out, y, false);
-            out.push_str(",\"wkb\":\"");
-            BASE64.encode_string(wkb, out);
-            out.push_str("\",\"srid\":");
-            match srid {
-                Some(id) => push_int(out, i64::from(*id)),
-                None => out.push_str("null"),
-            }
-            out.push('}');
+            out.push(',');
+            write_wkb_srid(out, wkb, *srid);
         }
         (Value::Geometry { wkb, srid }, _) => {
-            out.push_str("{\"wkb\":\"");
-            BASE64.encode_string(wkb, out);
-            out.push_str("\",\"srid\":");
-            match srid {
-                Some(id) => push_int(out, i64::from(*id)),
-                None => out.push_str("null"),
-            }
-            out.push('}');
+            out.push('{');
+            write_wkb_srid(out, wkb, *srid);
         }
         (Value::Bytes(b), _) => {
             out.push('"');
@@ -582,6 +570,18 @@ fn write_value(out: &mut String, kind: &ColumnKind, value: &Value) {
             out.push(']');
         }
     }
+}
+
+/// The `"wkb":"<base64>","srid":<id or null>}` tail of a geometry struct.
+fn write_wkb_srid(out: &mut String, wkb: &[u8], srid: Option<i32>) {
+    out.push_str("\"wkb\":\"");
+    BASE64.encode_string(wkb, out);
+    out.push_str("\",\"srid\":");
+    match srid {
+        Some(id) => push_int(out, i64::from(id)),
+        None => out.push_str("null"),
+    }
+    out.push('}');
 }
 
 /// Writes a JSON string literal.
