@@ -1,4 +1,4 @@
-//! The command line: `run`, `validate`, `offsets show`.
+//! The command line: `run`, `validate`, `offsets show|export|import|set|reset`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -10,7 +10,10 @@ use std::sync::Arc;
 
 use crate::config::{self, ConnectorConfig, DaemonConfig, LogFormat, SinkConfig};
 use crate::encode::RegistryClient;
-use crate::offsets::{FileOffsetStore, OffsetStore};
+use crate::offsets::{
+    connect, FileOffsetStore, KafkaOffsetStore, KafkaStoreSettings, OffsetError, OffsetStore,
+};
+use crate::position::{parse_lsn, MyPosition, PgPosition, SnapshotState, SourcePosition};
 use crate::runtime;
 use crate::sink::{Sink, SinkError};
 use crate::source::{mysql, postgres};
@@ -55,6 +58,68 @@ enum OffsetsCommand {
         /// Only this connector.
         connector: Option<String>,
     },
+    /// Write every stored position as JSON lines (to standard output, or a file).
+    Export {
+        /// The daemon configuration file.
+        #[arg(long, default_value = "config/sluice.toml")]
+        config: PathBuf,
+        /// `debezium`: Kafka Connect's partition and Debezium's offset fields (readable by
+        /// Debezium); `sluice`: Sluice's own position.
+        #[arg(long, default_value = "debezium")]
+        format: ExportFormat,
+        /// Write here instead of standard output.
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
+    /// Store positions read as JSON lines (either format, or Debezium's offsets as Kafka
+    /// Connect's REST API lists them); refused while a daemon uses a file store's folder.
+    Import {
+        /// The daemon configuration file.
+        #[arg(long, default_value = "config/sluice.toml")]
+        config: PathBuf,
+        /// Read from this file (default: standard input).
+        #[arg(long)]
+        input: Option<PathBuf>,
+    },
+    /// Store a position for one connector (refused while a daemon uses a file store's
+    /// folder).
+    Set {
+        /// The daemon configuration file.
+        #[arg(long, default_value = "config/sluice.toml")]
+        config: PathBuf,
+        /// The connector.
+        connector: String,
+        /// PostgreSQL: resume after this LSN (`16/B374D848`).
+        #[arg(long)]
+        lsn: Option<String>,
+        /// MySQL / MariaDB: the binlog file of the transaction to resume at.
+        #[arg(long)]
+        file: Option<String>,
+        /// MySQL / MariaDB: the position of that transaction's first event.
+        #[arg(long)]
+        pos: Option<u64>,
+        /// MySQL / MariaDB: the GTID state before it (MariaDB resumes with it).
+        #[arg(long)]
+        gtids: Option<String>,
+    },
+    /// Forget a connector's position: its next start is its first (a new snapshot, as its
+    /// snapshot mode says). Refused while a daemon uses a file store's folder.
+    Reset {
+        /// The daemon configuration file.
+        #[arg(long, default_value = "config/sluice.toml")]
+        config: PathBuf,
+        /// The connector.
+        connector: String,
+    },
+}
+
+/// `offsets export --format`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum ExportFormat {
+    /// Kafka Connect / Debezium.
+    Debezium,
+    /// Sluice's position.
+    Sluice,
 }
 
 /// `sluice --version`: the version, the commit, and librdkafka's version and built-in
@@ -96,9 +161,7 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Run { config } => run(&config).await,
             Command::Validate { config } => validate(&config).await,
-            Command::Offsets {
-                command: OffsetsCommand::Show { config, connector },
-            } => show_offsets(&config, connector.as_deref()),
+            Command::Offsets { command } => offsets_command(command).await,
         }
     })
 }
@@ -125,12 +188,24 @@ async fn run(config_path: &Path) -> ExitCode {
     };
     init_logging(&loaded.daemon);
     // Held until the process ends: one daemon per offsets folder.
-    let _lock = match crate::offsets::FolderLock::acquire(&loaded.daemon.offsets.path) {
-        Ok(lock) => lock,
+    let _lock = if loaded.daemon.offsets.in_kafka() {
+        None
+    } else {
+        match crate::offsets::FolderLock::acquire(&loaded.daemon.offsets.path) {
+            Ok(lock) => Some(lock),
+            Err(e) => {
+                tracing::error!(error = %e, "sluice cannot start");
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    };
+    let offsets = match open_store(&loaded.daemon).await {
+        Ok(store) => store,
         Err(e) => {
-            tracing::error!(error = %e, "sluice cannot start");
+            tracing::error!(error = %e, "sluice cannot start: the offset store cannot be opened");
             eprintln!("error: {e}");
-            return ExitCode::from(2);
+            return ExitCode::FAILURE;
         }
     };
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -143,7 +218,7 @@ async fn run(config_path: &Path) -> ExitCode {
         std::future::pending::<()>().await;
     });
     let api = loaded.daemon.api.clone();
-    let wiring = Arc::new(DaemonWiring::new(&loaded.daemon));
+    let wiring = Arc::new(DaemonWiring::new(&loaded.daemon, offsets));
     let rt = runtime::Runtime::new(loaded.daemon, wiring, shutdown_rx);
     if let Some(api) = api {
         if let Err(e) = crate::api::spawn(rt.clone(), api).await {
@@ -169,12 +244,27 @@ struct DaemonWiring {
 }
 
 impl DaemonWiring {
-    fn new(daemon: &DaemonConfig) -> Self {
+    fn new(daemon: &DaemonConfig, offsets: Arc<dyn OffsetStore>) -> Self {
         DaemonWiring {
             sink: daemon.sink.clone(),
-            offsets: Arc::new(FileOffsetStore::new(&daemon.offsets.path)),
+            offsets,
         }
     }
+}
+
+/// The offset store the daemon configuration names.
+async fn open_store(daemon: &DaemonConfig) -> Result<Arc<dyn OffsetStore>, OffsetError> {
+    if !daemon.offsets.in_kafka() {
+        return Ok(Arc::new(FileOffsetStore::new(&daemon.offsets.path)));
+    }
+    let settings = KafkaStoreSettings {
+        servers: daemon.sink.bootstrap_servers.clone().unwrap_or_default(),
+        properties: daemon.sink.properties.clone(),
+        topic: daemon.offsets.topic.clone(),
+        partitions: daemon.offsets.topic_partitions,
+        replication: daemon.offsets.topic_replication_factor,
+    };
+    Ok(Arc::new(KafkaOffsetStore::open(settings).await?))
 }
 
 impl runtime::Wiring for DaemonWiring {
@@ -191,6 +281,7 @@ impl runtime::Wiring for DaemonWiring {
         connector: &Arc<ConnectorConfig>,
         offsets: Arc<dyn OffsetStore>,
     ) -> Arc<dyn ChangeSource> {
+        offsets.describe(&connector.name, &connector.topic_prefix);
         Arc::new(Source::new(connector.clone(), offsets))
     }
 }
@@ -225,8 +316,15 @@ async fn validate(config_path: &Path) -> ExitCode {
         }
     };
     let mut problems = 0;
-    let store = FileOffsetStore::new(&loaded.daemon.offsets.path);
+    let store = match open_store(&loaded.daemon).await {
+        Ok(s) => s,
+        Err(e) => {
+            println!("{}: offsets: {e}", config_path.display());
+            return ExitCode::FAILURE;
+        }
+    };
     for c in &loaded.connectors {
+        store.describe(&c.name, &c.topic_prefix);
         // The stored position must be readable (a corrupt file stops the connector).
         if let Err(e) = store.load(&c.name) {
             println!("{}: connector \"{}\": {e}", c.file.display(), c.name);
@@ -277,15 +375,297 @@ async fn validate(config_path: &Path) -> ExitCode {
     }
 }
 
-fn show_offsets(config_path: &Path, only: Option<&str>) -> ExitCode {
-    let daemon = match DaemonConfig::load(config_path) {
-        Ok(d) => d,
+/// The daemon configuration and its offset store, for the `offsets` commands; connectors
+/// of the folder are described to the store (their topic prefixes key Kafka positions).
+async fn offsets_context(
+    config_path: &Path,
+) -> Result<(DaemonConfig, Arc<dyn OffsetStore>, Vec<ConnectorConfig>), ExitCode> {
+    let daemon = DaemonConfig::load(config_path).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(2)
+    })?;
+    // Connector files that do not parse are left out here; `validate` reports them.
+    let connectors = config::load(config_path)
+        .map(|l| l.connectors)
+        .unwrap_or_default();
+    let store = open_store(&daemon).await.map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::FAILURE
+    })?;
+    for c in &connectors {
+        store.describe(&c.name, &c.topic_prefix);
+    }
+    Ok((daemon, store, connectors))
+}
+
+/// Changing positions is refused while a daemon holds the file store's folder: it would
+/// overwrite them with its own at its next commit.
+fn refuse_while_running(
+    daemon: &DaemonConfig,
+) -> Result<Option<crate::offsets::FolderLock>, ExitCode> {
+    if daemon.offsets.in_kafka() {
+        // The Kafka store has no lock to test: stop the connectors first (see the README).
+        return Ok(None);
+    }
+    crate::offsets::FolderLock::acquire(&daemon.offsets.path)
+        .map(Some)
+        .map_err(|e| {
+            eprintln!("error: {e}; stop the daemon before changing positions");
+            ExitCode::FAILURE
+        })
+}
+
+async fn offsets_command(command: OffsetsCommand) -> ExitCode {
+    match command {
+        OffsetsCommand::Show { config, connector } => match offsets_context(&config).await {
+            Ok((daemon, store, _)) => show_offsets(&daemon, &*store, connector.as_deref()),
+            Err(code) => code,
+        },
+        OffsetsCommand::Export {
+            config,
+            format,
+            output,
+        } => match offsets_context(&config).await {
+            Ok((_, store, connectors)) => export_offsets(&*store, &connectors, format, output),
+            Err(code) => code,
+        },
+        OffsetsCommand::Import { config, input } => match offsets_context(&config).await {
+            Ok((daemon, store, _)) => {
+                let _lock = match refuse_while_running(&daemon) {
+                    Ok(l) => l,
+                    Err(code) => return code,
+                };
+                import_offsets(&*store, input)
+            }
+            Err(code) => code,
+        },
+        OffsetsCommand::Set {
+            config,
+            connector,
+            lsn,
+            file,
+            pos,
+            gtids,
+        } => {
+            let position = match (lsn, file, pos) {
+                (Some(lsn), None, None) => match parse_lsn(&lsn) {
+                    Some(l) => SourcePosition::Postgres(PgPosition {
+                        resume_lsn: l,
+                        partial: None,
+                        snapshot: SnapshotState::Done,
+                        slot: None,
+                        last_tx: None,
+                    }),
+                    None => {
+                        eprintln!("error: --lsn {lsn:?} is not an LSN; write it as PostgreSQL prints it (16/B374D848)");
+                        return ExitCode::from(2);
+                    }
+                },
+                (None, Some(file), Some(pos)) => SourcePosition::Mysql(MyPosition {
+                    file: file.into(),
+                    pos,
+                    gtids: gtids.map(Into::into),
+                    events: 0,
+                    rows: 0,
+                    snapshot: SnapshotState::Done,
+                }),
+                _ => {
+                    eprintln!(
+                        "error: give --lsn (PostgreSQL) or --file and --pos (MySQL / MariaDB)"
+                    );
+                    return ExitCode::from(2);
+                }
+            };
+            match offsets_context(&config).await {
+                Ok((daemon, store, _)) => {
+                    let _lock = match refuse_while_running(&daemon) {
+                        Ok(l) => l,
+                        Err(code) => return code,
+                    };
+                    match store.reset(&connector, &position) {
+                        Ok(()) => {
+                            println!("{connector}\t{position}");
+                            ExitCode::SUCCESS
+                        }
+                        Err(e) => {
+                            eprintln!("error: {e}");
+                            ExitCode::FAILURE
+                        }
+                    }
+                }
+                Err(code) => code,
+            }
+        }
+        OffsetsCommand::Reset { config, connector } => match offsets_context(&config).await {
+            Ok((daemon, store, _)) => {
+                let _lock = match refuse_while_running(&daemon) {
+                    Ok(l) => l,
+                    Err(code) => return code,
+                };
+                match store.delete(&connector) {
+                    Ok(()) => {
+                        println!("{connector}\tforgotten: its next start is its first");
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        ExitCode::FAILURE
+                    }
+                }
+            }
+            Err(code) => code,
+        },
+    }
+}
+
+/// One exported line.
+fn export_line(
+    name: &str,
+    server: &str,
+    position: &SourcePosition,
+    format: ExportFormat,
+) -> serde_json::Value {
+    match format {
+        ExportFormat::Debezium => serde_json::json!({
+            "connector": name,
+            "partition": {"server": server},
+            "offset": connect::value(position),
+        }),
+        ExportFormat::Sluice => serde_json::json!({
+            "connector": name,
+            "server": server,
+            "position": position,
+        }),
+    }
+}
+
+fn export_offsets(
+    store: &dyn OffsetStore,
+    connectors: &[ConnectorConfig],
+    format: ExportFormat,
+    output: Option<PathBuf>,
+) -> ExitCode {
+    let stored = match store.list() {
+        Ok(l) => l,
         Err(e) => {
             eprintln!("error: {e}");
-            return ExitCode::from(2);
+            return ExitCode::FAILURE;
         }
     };
-    let store = FileOffsetStore::new(&daemon.offsets.path);
+    let mut text = String::new();
+    for (name, position) in &stored {
+        let server = connectors
+            .iter()
+            .find(|c| &c.name == name)
+            .map_or(name.as_str(), |c| c.topic_prefix.as_str());
+        text.push_str(&export_line(name, server, position, format).to_string());
+        text.push('\n');
+    }
+    let written = match output {
+        Some(path) => std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display())),
+        None => {
+            use std::io::Write;
+            std::io::stdout()
+                .write_all(text.as_bytes())
+                .map_err(|e| e.to_string())
+        }
+    };
+    match written {
+        Ok(()) => {
+            eprintln!("exported {} position(s)", stored.len());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// One imported line: `{"connector", "position"}` (Sluice), `{"connector", "offset"}`
+/// (Debezium's fields), or a Connect offsets-topic record `{"key": [name, {...}], "value"}`.
+fn import_line(line: &str) -> Result<(String, Option<String>, SourcePosition), String> {
+    let v: serde_json::Value = serde_json::from_str(line).map_err(|e| e.to_string())?;
+    if let Some(key) = v.get("key").and_then(|k| k.as_array()) {
+        let name = key
+            .first()
+            .and_then(|n| n.as_str())
+            .ok_or("key[0] must be the connector name")?;
+        let server = key
+            .get(1)
+            .and_then(|p| p.get("server"))
+            .and_then(|s| s.as_str());
+        let value = v.get("value").ok_or("a key needs a value")?;
+        return Ok((
+            name.into(),
+            server.map(Into::into),
+            connect::position(value)?,
+        ));
+    }
+    let name = v
+        .get("connector")
+        .and_then(|n| n.as_str())
+        .ok_or("each line needs \"connector\"")?
+        .to_string();
+    let server = v
+        .get("partition")
+        .and_then(|p| p.get("server"))
+        .or_else(|| v.get("server"))
+        .and_then(|s| s.as_str())
+        .map(Into::into);
+    if let Some(p) = v.get("position") {
+        let position: SourcePosition =
+            serde_json::from_value(p.clone()).map_err(|e| format!("position: {e}"))?;
+        return Ok((name, server, position));
+    }
+    let offset = v
+        .get("offset")
+        .ok_or("each line needs \"position\" or \"offset\"")?;
+    Ok((name, server, connect::position(offset)?))
+}
+
+fn import_offsets(store: &dyn OffsetStore, input: Option<PathBuf>) -> ExitCode {
+    let text = match &input {
+        Some(path) => std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display())),
+        None => std::io::read_to_string(std::io::stdin()).map_err(|e| e.to_string()),
+    };
+    let text = match text {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // Every line is read before anything is stored: a bad line stores nothing.
+    let mut parsed = Vec::new();
+    for (i, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        match import_line(line) {
+            Ok(p) => parsed.push(p),
+            Err(e) => {
+                eprintln!("error: line {}: {e}; nothing was imported", i + 1);
+                return ExitCode::from(2);
+            }
+        }
+    }
+    for (name, server, position) in &parsed {
+        if let Some(server) = server {
+            store.describe(name, server);
+        }
+        if let Err(e) = store.reset(name, position) {
+            eprintln!("error: {name}: {e}");
+            return ExitCode::FAILURE;
+        }
+        println!("{name}\t{position}");
+    }
+    eprintln!("imported {} position(s)", parsed.len());
+    ExitCode::SUCCESS
+}
+
+fn show_offsets(daemon: &DaemonConfig, store: &dyn OffsetStore, only: Option<&str>) -> ExitCode {
     let names = match store.names() {
         Ok(a) => a,
         Err(e) => {
@@ -311,6 +691,9 @@ fn show_offsets(config_path: &Path, only: Option<&str>) -> ExitCode {
             Some(name) => {
                 eprintln!("no stored position for connector \"{name}\"");
                 return ExitCode::FAILURE;
+            }
+            None if daemon.offsets.in_kafka() => {
+                println!("no stored positions in topic {}", daemon.offsets.topic)
             }
             None => println!("no stored positions in {}", daemon.offsets.path.display()),
         }

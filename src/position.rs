@@ -90,6 +90,16 @@ pub struct SlotId {
     pub created_lsn: u64,
 }
 
+/// The last transaction completed at a position: its id and commit time (Debezium's `txId`
+/// and `ts_usec` offset fields).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastTx {
+    /// The transaction id (xid).
+    pub tx_id: i64,
+    /// Commit time, microseconds since the epoch.
+    pub ts_us: i64,
+}
+
 /// A PostgreSQL position.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PgPosition {
@@ -105,6 +115,10 @@ pub struct PgPosition {
     /// it, and in other sources' tests).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slot: Option<SlotId>,
+    /// The transaction that ended at `resume_lsn`, when the stream saw it (informational:
+    /// not part of the order).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_tx: Option<LastTx>,
 }
 
 impl PgPosition {
@@ -221,6 +235,7 @@ mod tests {
             partial: None,
             snapshot: SnapshotState::Done,
             slot: None,
+            last_tx: None,
         };
         let partial = PgPosition {
             partial: Some(PartialTx {
@@ -242,6 +257,7 @@ mod tests {
             resume_lsn: 500,
             partial: None,
             slot: None,
+            last_tx: None,
         });
         assert!(
             snap < a,

@@ -66,10 +66,44 @@ fn default_flush_interval() -> u64 {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OffsetsConfig {
-    /// Store kind: only `file` for now.
+    /// Store kind: `file` (one file per connector in `path`) or `kafka` (a compacted topic in
+    /// Kafka Connect's offsets format, on the sink's brokers).
     pub store: String,
     /// Folder of the file store (one file per connector).
+    #[serde(default = "default_offsets_path")]
     pub path: PathBuf,
+    /// The Kafka store's topic (created, compacted, when absent).
+    #[serde(default = "default_offsets_topic")]
+    pub topic: String,
+    /// Partitions of the Kafka store's topic when Sluice creates it (Connect's default: 25).
+    #[serde(default = "default_offsets_partitions")]
+    pub topic_partitions: i32,
+    /// Replication factor of the Kafka store's topic when Sluice creates it.
+    #[serde(default = "default_offsets_replication")]
+    pub topic_replication_factor: i32,
+}
+
+impl OffsetsConfig {
+    /// Whether positions are kept in Kafka.
+    pub fn in_kafka(&self) -> bool {
+        self.store == "kafka"
+    }
+}
+
+fn default_offsets_path() -> PathBuf {
+    PathBuf::from("data/offsets")
+}
+
+fn default_offsets_topic() -> String {
+    "sluice-offsets".into()
+}
+
+fn default_offsets_partitions() -> i32 {
+    25
+}
+
+fn default_offsets_replication() -> i32 {
+    3
 }
 
 /// Sink kinds.
@@ -207,11 +241,40 @@ impl DaemonConfig {
             key: key.into(),
             problem,
         };
-        if self.offsets.store != "file" {
+        if !matches!(self.offsets.store.as_str(), "file" | "kafka") {
             return Err(invalid(
                 "offsets.store",
-                format!("is \"{}\"; the only store is \"file\"", self.offsets.store),
+                format!(
+                    "is \"{}\"; use \"file\" (a folder) or \"kafka\" (a compacted topic)",
+                    self.offsets.store
+                ),
             ));
+        }
+        if self.offsets.in_kafka() {
+            if self.sink.kind != SinkType::Kafka {
+                return Err(invalid(
+                    "offsets.store",
+                    "is \"kafka\", which keeps positions on the sink's brokers: it needs [sink] type = \"kafka\"".into(),
+                ));
+            }
+            let t = &self.offsets.topic;
+            if t.is_empty()
+                || t.len() > 249
+                || !t
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+            {
+                return Err(invalid(
+                    "offsets.topic",
+                    format!("\"{t}\" is not a legal Kafka topic name; use [A-Za-z0-9._-], at most 249 characters"),
+                ));
+            }
+            if self.offsets.topic_partitions < 1 || self.offsets.topic_replication_factor < 1 {
+                return Err(invalid(
+                    "offsets.topic_partitions",
+                    "and offsets.topic_replication_factor must be at least 1".into(),
+                ));
+            }
         }
         if self.offset_flush_interval_ms == 0 {
             return Err(invalid(

@@ -420,6 +420,7 @@ mod tests {
                 partial: None,
                 snapshot: SnapshotState::Done,
                 slot: None,
+                last_tx: None,
             }),
         };
         let bytes = enc

@@ -683,6 +683,7 @@ mod tests {
                 partial: None,
                 snapshot: SnapshotState::Done,
                 slot: None,
+                last_tx: None,
             }),
         }
     }

@@ -193,6 +193,7 @@ mod tests {
             partial: None,
             snapshot: SnapshotState::Done,
             slot: None,
+            last_tx: None,
         })
     }
 
@@ -205,6 +206,7 @@ mod tests {
             }),
             snapshot: SnapshotState::Done,
             slot: None,
+            last_tx: None,
         })
     }
 
@@ -214,6 +216,7 @@ mod tests {
             partial: None,
             snapshot: SnapshotState::InProgress,
             slot: None,
+            last_tx: None,
         })
     }
 

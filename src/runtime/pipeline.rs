@@ -119,6 +119,9 @@ pub async fn run_once(
     parts: PipelineParts,
     control: RunControl,
 ) -> Result<SourceExit, PipelineError> {
+    parts
+        .offsets
+        .describe(&connector.name, &connector.topic_prefix);
     let stored = parts.offsets.load(&connector.name)?;
     let encoder = Encoder::from_config(
         &connector.topic_prefix,

@@ -43,6 +43,7 @@ fn pos(n: u64) -> SourcePosition {
         partial: None,
         snapshot: SnapshotState::Done,
         slot: None,
+        last_tx: None,
     })
 }
 

@@ -76,7 +76,7 @@ where
         Some(stored) => match pick(&stored) {
             Some(p) => Ok(Some(p)),
             None => Err(SetupError::Other(format!(
-                "the stored offset of {connector} belongs to another kind of source ({stored}); delete the connector's offset file to start over"
+                "the stored offset of {connector} belongs to another kind of source ({stored}); forget it with `sluice offsets reset {connector}` to start over"
             ))
             .into()),
         },
@@ -135,6 +135,7 @@ mod tests {
             partial: None,
             snapshot: SnapshotState::Done,
             slot: None,
+            last_tx: None,
         });
         store.commit("c", &pg).unwrap();
         #[derive(Debug)]

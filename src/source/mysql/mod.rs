@@ -377,7 +377,7 @@ impl MysqlSource {
             StartPlan::Lost => {
                 let p = stored.as_ref().expect("a lost position is a stored one");
                 return Err(MyError::setup(format!(
-                    "the stored position {}:{} is no longer on the server (binlog file {} was purged): changes since then are lost to Sluice; set snapshot.mode = \"when_needed\" to take a new snapshot, or delete {}'s offset file",
+                    "the stored position {}:{} is no longer on the server (binlog file {} was purged): changes since then are lost to Sluice; set snapshot.mode = \"when_needed\" to take a new snapshot, or forget the position with `sluice offsets reset {}`",
                     p.file, p.pos, p.file, self.connector.name
                 )));
             }

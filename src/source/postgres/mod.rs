@@ -325,7 +325,7 @@ impl PostgresSource {
             }
             StartPlan::Lost if slot.is_none() => {
                 return Err(PgError::setup(format!(
-                    "replication slot \"{}\" is gone but an offset is stored: changes since then are lost to Sluice; set snapshot.mode = \"when_needed\" to take a new snapshot, or delete {}'s offset file",
+                    "replication slot \"{}\" is gone but an offset is stored: changes since then are lost to Sluice; set snapshot.mode = \"when_needed\" to take a new snapshot, or forget the position with `sluice offsets reset {}`",
                     pg.slot, self.connector.name
                 )))
             }
@@ -403,6 +403,7 @@ impl PostgresSource {
             partial: None,
             snapshot: SnapshotState::InProgress,
             slot: id,
+            last_tx: None,
         };
         self.offsets
             .reset(&self.connector.name, &SourcePosition::Postgres(pending))?;
@@ -472,6 +473,7 @@ impl PostgresSource {
                 database_oid,
                 created_lsn,
             }),
+            last_tx: None,
         };
         self.offsets
             .commit(&self.connector.name, &SourcePosition::Postgres(p))?;

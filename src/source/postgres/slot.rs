@@ -79,6 +79,7 @@ mod tests {
             partial: None,
             snapshot: SnapshotState::Done,
             slot: id,
+            last_tx: None,
         }
     }
 

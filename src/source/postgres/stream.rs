@@ -21,7 +21,9 @@ use crate::config::{ConnectorConfig, PostgresConfig};
 use crate::event::{
     ChangeEvent, LogicalMessage, Op, SnapshotMarker, SourceDetail, SourceMeta, TableSchema, Value,
 };
-use crate::position::{format_lsn, PartialTx, PgPosition, SlotId, SnapshotState, SourcePosition};
+use crate::position::{
+    format_lsn, LastTx, PartialTx, PgPosition, SlotId, SnapshotState, SourcePosition,
+};
 use crate::source::{
     heartbeat_timer, now_us, tick, SourceContext, SourceExit, SourceItem, Stopped,
 };
@@ -164,6 +166,8 @@ struct State {
     stored_partial: Option<PartialTx>,
     /// The commit LSN of the last transaction completed.
     last_commit: Option<u64>,
+    /// Id and commit time of the last transaction completed.
+    last_tx: Option<LastTx>,
     /// The transaction being received.
     tx: Option<Tx>,
 }
@@ -176,6 +180,7 @@ impl State {
             partial,
             snapshot: SnapshotState::Done,
             slot: self.slot,
+            last_tx: self.last_tx,
         })
     }
 
@@ -242,6 +247,7 @@ impl<'a> Streamer<'a> {
                 slot: start.slot,
                 stored_partial: start.partial,
                 last_commit: None,
+                last_tx: start.last_tx,
                 tx: None,
             },
             info: info.clone(),
@@ -486,6 +492,14 @@ impl<'a> Streamer<'a> {
         let st = &mut self.state;
         let done = st.tx.take();
         st.last_commit = Some(lsn);
+        if let Some(t) = &done {
+            if end_lsn >= st.resume_lsn {
+                st.last_tx = Some(LastTx {
+                    tx_id: i64::from(t.xid),
+                    ts_us: t.commit_ts_us,
+                });
+            }
+        }
         if done.as_ref().is_some_and(|t| t.skip_all) {
             return Ok(());
         }
@@ -744,6 +758,7 @@ impl<'a> Streamer<'a> {
                 partial: None,
                 snapshot: SnapshotState::Done,
                 slot: None,
+                last_tx: None,
             }),
         }
     }

@@ -80,7 +80,7 @@ impl PayloadEcho {
 pub(super) fn stream_error(e: mysql_async::Error) -> MyError {
     match e {
         mysql_async::Error::Server(s) if s.code == 1236 => MyError::setup(format!(
-            "the server cannot send the binlog from the stored position: {} (error 1236); the binlog it needs was probably purged. Set snapshot.mode = \"when_needed\" to take a new snapshot, or delete the connector's offset file",
+            "the server cannot send the binlog from the stored position: {} (error 1236); the binlog it needs was probably purged. Set snapshot.mode = \"when_needed\" to take a new snapshot, or forget the position with `sluice offsets reset <connector>`",
             s.message
         )),
         mysql_async::Error::Server(s) => MyError::Query {

@@ -8,6 +8,14 @@
 //! it, renames it over the old one and fsyncs the folder, so a crash leaves either the old or
 //! the new position, never a torn file. [`MemoryOffsetStore`] keeps positions in memory (for
 //! tests and tools); it keeps the same promises except surviving the process.
+//! [`KafkaOffsetStore`] keeps them in a compacted Kafka topic in Kafka Connect's format
+//! ([`connect`]), so a daemon without a durable disk (or another daemon, after a failover)
+//! resumes where the connector was.
+
+pub mod connect;
+mod kafka;
+
+pub use kafka::{KafkaOffsetStore, KafkaStoreSettings};
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -46,6 +54,16 @@ pub enum OffsetError {
         /// The lock file.
         path: PathBuf,
     },
+    /// The Kafka offset store's brokers or topic.
+    #[error("offsets topic {topic}: {reason}")]
+    Kafka {
+        /// The offsets topic.
+        topic: String,
+        /// What happened and what to do.
+        reason: String,
+        /// Whether retrying cannot help (the topic cannot be created as configured).
+        definite: bool,
+    },
     /// A commit would move backwards.
     #[error("refusing to move connector {connector} back from {current} to {proposed}")]
     Backwards {
@@ -82,6 +100,10 @@ impl Classify for OffsetError {
             // A full disk or a passing I/O error; the next run re-reads from the committed
             // position.
             OffsetError::Io { .. } => Severity::Transient,
+            OffsetError::Kafka {
+                definite: false, ..
+            } => Severity::Transient,
+            OffsetError::Kafka { definite: true, .. } => Severity::Definite,
             OffsetError::Corrupt { .. }
             | OffsetError::Backwards { .. }
             | OffsetError::Locked { .. } => Severity::Definite,
@@ -109,6 +131,12 @@ pub trait OffsetStore: Send + Sync + fmt::Debug {
     fn commit(&self, connector: &str, position: &SourcePosition) -> Result<(), OffsetError>;
     /// Durably stores `position` even when it is behind the stored one.
     fn reset(&self, connector: &str, position: &SourcePosition) -> Result<(), OffsetError>;
+    /// Durably forgets the connector's position (its next start is its first).
+    fn delete(&self, connector: &str) -> Result<(), OffsetError>;
+    /// Tells the store the partition a connector's position belongs to (Debezium's
+    /// `server`: the connector's topic prefix), before the first `load` or `commit`. Stores
+    /// that key positions by connector name alone ignore it.
+    fn describe(&self, _connector: &str, _server: &str) {}
     /// The connectors with a stored position, ordered by name.
     fn names(&self) -> Result<Vec<String>, OffsetError>;
     /// Every stored connector and its position, ordered by connector name (the first
@@ -179,6 +207,11 @@ impl OffsetStore for MemoryOffsetStore {
 
     fn reset(&self, connector: &str, position: &SourcePosition) -> Result<(), OffsetError> {
         self.map().insert(connector.to_string(), position.clone());
+        Ok(())
+    }
+
+    fn delete(&self, connector: &str) -> Result<(), OffsetError> {
+        self.map().remove(connector);
         Ok(())
     }
 
@@ -298,6 +331,22 @@ impl OffsetStore for FileOffsetStore {
         let _one_writer = self.writes.lock().unwrap_or_else(|e| e.into_inner());
         self.write(connector, position)
     }
+
+    fn delete(&self, connector: &str) -> Result<(), OffsetError> {
+        let _one_writer = self.writes.lock().unwrap_or_else(|e| e.into_inner());
+        let path = self.path(connector);
+        match fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(source) => return Err(OffsetError::Io { path, source }),
+        }
+        File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|source| OffsetError::Io {
+                path: self.dir.clone(),
+                source,
+            })
+    }
 }
 
 impl FileOffsetStore {
@@ -350,6 +399,7 @@ mod tests {
             partial: None,
             snapshot: SnapshotState::Done,
             slot: None,
+            last_tx: None,
         })
     }
 
@@ -359,6 +409,7 @@ mod tests {
             partial: None,
             snapshot: SnapshotState::InProgress,
             slot: None,
+            last_tx: None,
         })
     }
 

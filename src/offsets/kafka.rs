@@ -1,0 +1,392 @@
+//! Positions in a compacted Kafka topic, in Kafka Connect's offsets format.
+//!
+//! Each connector's position is one record keyed like Connect's (see [`super::connect`]), on
+//! the partition the Java producer would pick, so Kafka Connect, Debezium Server's Kafka
+//! offset store and Sluice can read each other's topics. A commit returns when the broker has
+//! acknowledged the record (`acks=all`, idempotent producer): that is what "durable" means
+//! here. `load` reads the connector's partition from the beginning to its end, so a position
+//! written by another daemon (after a failover) is seen.
+//!
+//! Exactly-once later only wraps this writer: a transactional producer would put the records
+//! of a batch and the position record in one transaction, and readers would use
+//! `read_committed`; the key, value and partition stay as they are.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+
+use super::connect;
+use super::{refuse_backwards, OffsetError, OffsetStore};
+use crate::position::SourcePosition;
+
+/// How long a read or a commit may wait for the brokers before it is a (transient) error.
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Where the store's topic is and how it is made.
+#[derive(Debug, Clone)]
+pub struct KafkaStoreSettings {
+    /// Bootstrap servers.
+    pub servers: String,
+    /// Client properties shared with the sink (TLS, SASL).
+    pub properties: BTreeMap<String, String>,
+    /// The offsets topic.
+    pub topic: String,
+    /// Its partitions, when Sluice creates it.
+    pub partitions: i32,
+    /// Its replication factor, when Sluice creates it.
+    pub replication: i32,
+}
+
+/// The delivery result of the record being committed.
+#[derive(Clone, Default)]
+struct Deliveries {
+    last: Arc<Mutex<Option<Result<(), String>>>>,
+}
+
+impl ClientContext for Deliveries {}
+
+impl ProducerContext for Deliveries {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        let r = match result {
+            Ok(_) => Ok(()),
+            Err((e, _)) => Err(e.to_string()),
+        };
+        *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+    }
+}
+
+/// The Kafka offset store.
+pub struct KafkaOffsetStore {
+    settings: KafkaStoreSettings,
+    producer: ThreadedProducer<Deliveries>,
+    deliveries: Deliveries,
+    /// Partitions of the topic (read at start).
+    partitions: i32,
+    /// Each connector's server (its topic prefix), the second part of its key.
+    servers: RwLock<HashMap<String, String>>,
+    /// One commit at a time: the delivery slot is shared.
+    writing: Mutex<()>,
+    /// The position last loaded or written per connector (a daemon owns the connectors it
+    /// runs, so no one else writes them meanwhile): commits compare against it instead of
+    /// reading the topic each time.
+    cache: Mutex<HashMap<String, SourcePosition>>,
+}
+
+impl std::fmt::Debug for KafkaOffsetStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaOffsetStore")
+            .field("servers", &self.settings.servers)
+            .field("topic", &self.settings.topic)
+            .finish()
+    }
+}
+
+fn unreachable(settings: &KafkaStoreSettings, why: impl std::fmt::Display) -> OffsetError {
+    OffsetError::Kafka {
+        topic: settings.topic.clone(),
+        reason: format!(
+            "{why} (brokers {}); check [sink] bootstrap_servers and that the brokers run",
+            settings.servers
+        ),
+        definite: false,
+    }
+}
+
+fn client_config(settings: &KafkaStoreSettings) -> ClientConfig {
+    let mut cc = ClientConfig::new();
+    cc.set("bootstrap.servers", &settings.servers);
+    for (k, v) in &settings.properties {
+        if k.starts_with("security.")
+            || k.starts_with("sasl.")
+            || k.starts_with("ssl.")
+            || k == "client.dns.lookup"
+        {
+            cc.set(k, v);
+        }
+    }
+    cc
+}
+
+impl KafkaOffsetStore {
+    /// Connects, creates the topic when it is absent (compacted) and reads its partition
+    /// count.
+    pub async fn open(settings: KafkaStoreSettings) -> Result<Self, OffsetError> {
+        let admin: AdminClient<DefaultClientContext> = client_config(&settings)
+            .create()
+            .map_err(|e| unreachable(&settings, e))?;
+        let topic = NewTopic::new(
+            &settings.topic,
+            settings.partitions,
+            TopicReplication::Fixed(settings.replication),
+        )
+        .set("cleanup.policy", "compact");
+        let opts = AdminOptions::new().operation_timeout(Some(TIMEOUT));
+        let created = admin
+            .create_topics([&topic], &opts)
+            .await
+            .map_err(|e| unreachable(&settings, e))?;
+        for r in created {
+            match r {
+                Ok(_) => tracing::info!(
+                    topic = %settings.topic,
+                    partitions = settings.partitions,
+                    "created the offsets topic (cleanup.policy=compact)"
+                ),
+                Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((_, code)) => {
+                    return Err(OffsetError::Kafka {
+                        topic: settings.topic.clone(),
+                        reason: format!(
+                            "cannot create it: {code}; create it yourself (cleanup.policy=compact) or fix [offsets] topic_partitions / topic_replication_factor"
+                        ),
+                        definite: true,
+                    })
+                }
+            }
+        }
+        let deliveries = Deliveries::default();
+        let producer: ThreadedProducer<Deliveries> = client_config(&settings)
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", "0")
+            .create_with_context(deliveries.clone())
+            .map_err(|e| unreachable(&settings, e))?;
+        let s = settings.clone();
+        let (producer, partitions) = tokio::task::spawn_blocking(move || {
+            let md = producer
+                .client()
+                .fetch_metadata(Some(&s.topic), TIMEOUT)
+                .map_err(|e| unreachable(&s, e))?;
+            let n = md
+                .topics()
+                .iter()
+                .find(|t| t.name() == s.topic)
+                .map_or(0, |t| t.partitions().len() as i32);
+            Ok::<_, OffsetError>((producer, n))
+        })
+        .await
+        .map_err(|e| unreachable(&settings, e))??;
+        if partitions == 0 {
+            return Err(unreachable(
+                &settings,
+                "the offsets topic has no partitions",
+            ));
+        }
+        Ok(KafkaOffsetStore {
+            settings,
+            producer,
+            deliveries,
+            partitions,
+            servers: RwLock::new(HashMap::new()),
+            writing: Mutex::new(()),
+            cache: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn consumer(&self) -> Result<BaseConsumer, OffsetError> {
+        client_config(&self.settings)
+            .set("group.id", "sluice-offsets-reader")
+            .set("enable.auto.commit", "false")
+            .set("enable.partition.eof", "false")
+            .create()
+            .map_err(|e| unreachable(&self.settings, e))
+    }
+
+    /// The last record of every key on these partitions (value `None`: deleted).
+    fn read(&self, partitions: &[i32]) -> Result<HashMap<Vec<u8>, Option<Vec<u8>>>, OffsetError> {
+        let consumer = self.consumer()?;
+        let topic = &self.settings.topic;
+        let mut ends = HashMap::new();
+        let mut tpl = TopicPartitionList::new();
+        for &p in partitions {
+            let (low, high) = consumer
+                .fetch_watermarks(topic, p, TIMEOUT)
+                .map_err(|e| unreachable(&self.settings, e))?;
+            if high > low {
+                ends.insert(p, high);
+                tpl.add_partition_offset(topic, p, Offset::Offset(low))
+                    .map_err(|e| unreachable(&self.settings, e))?;
+            }
+        }
+        let mut latest = HashMap::new();
+        if ends.is_empty() {
+            return Ok(latest);
+        }
+        consumer
+            .assign(&tpl)
+            .map_err(|e| unreachable(&self.settings, e))?;
+        let deadline = Instant::now() + TIMEOUT;
+        while !ends.is_empty() {
+            if Instant::now() > deadline {
+                return Err(unreachable(
+                    &self.settings,
+                    "timed out reading the offsets topic",
+                ));
+            }
+            let Some(msg) = consumer.poll(Duration::from_millis(200)) else {
+                continue;
+            };
+            let msg = msg.map_err(|e| unreachable(&self.settings, e))?;
+            if let Some(k) = msg.key() {
+                latest.insert(k.to_vec(), msg.payload().map(<[u8]>::to_vec));
+            }
+            if ends
+                .get(&msg.partition())
+                .is_some_and(|end| msg.offset() + 1 >= *end)
+            {
+                ends.remove(&msg.partition());
+            }
+        }
+        Ok(latest)
+    }
+
+    fn key_of(&self, connector: &str) -> Vec<u8> {
+        let servers = self.servers.read().unwrap_or_else(|e| e.into_inner());
+        let server = servers.get(connector).map_or(connector, String::as_str);
+        connect::key(connector, server)
+    }
+
+    fn decode(&self, connector: &str, bytes: &[u8]) -> Result<SourcePosition, OffsetError> {
+        let corrupt = |reason: String| OffsetError::Corrupt {
+            path: format!(
+                "{} (Kafka topic), key of connector {connector}",
+                self.settings.topic
+            )
+            .into(),
+            reason,
+        };
+        let v: serde_json::Value =
+            serde_json::from_slice(bytes).map_err(|e| corrupt(e.to_string()))?;
+        connect::position(&v).map_err(corrupt)
+    }
+
+    fn write(&self, connector: &str, value: Option<&[u8]>) -> Result<(), OffsetError> {
+        let _one = self.writing.lock().unwrap_or_else(|e| e.into_inner());
+        let key = self.key_of(connector);
+        let partition = connect::partition(&key, self.partitions);
+        *self
+            .deliveries
+            .last
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = None;
+        let mut record = BaseRecord::to(&self.settings.topic)
+            .key(&key)
+            .partition(partition);
+        if let Some(v) = value {
+            record = record.payload(v);
+        }
+        self.producer
+            .send(record)
+            .map_err(|(e, _)| unreachable(&self.settings, e))?;
+        self.producer
+            .flush(TIMEOUT)
+            .map_err(|e: KafkaError| unreachable(&self.settings, e))?;
+        match self
+            .deliveries
+            .last
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            Some(Ok(())) => Ok(()),
+            Some(Err(why)) => Err(unreachable(&self.settings, why)),
+            None => Err(unreachable(&self.settings, "no delivery report")),
+        }
+    }
+}
+
+impl OffsetStore for KafkaOffsetStore {
+    fn describe(&self, connector: &str, server: &str) {
+        self.servers
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(connector.to_string(), server.to_string());
+    }
+
+    fn load(&self, connector: &str) -> Result<Option<SourcePosition>, OffsetError> {
+        let key = self.key_of(connector);
+        let partition = connect::partition(&key, self.partitions);
+        let found = match self.read(&[partition])?.remove(&key).flatten() {
+            Some(bytes) => Some(self.decode(connector, &bytes)?),
+            None => None,
+        };
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        match &found {
+            Some(p) => cache.insert(connector.to_string(), p.clone()),
+            None => cache.remove(connector),
+        };
+        Ok(found)
+    }
+
+    fn commit(&self, connector: &str, position: &SourcePosition) -> Result<(), OffsetError> {
+        let cached = self
+            .cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(connector)
+            .cloned();
+        let current = match cached {
+            Some(p) => Some(p),
+            None => self.load(connector)?,
+        };
+        refuse_backwards(connector, current.as_ref(), position)?;
+        self.reset(connector, position)
+    }
+
+    fn reset(&self, connector: &str, position: &SourcePosition) -> Result<(), OffsetError> {
+        let value = serde_json::to_vec(&connect::value(position)).unwrap_or_default();
+        self.write(connector, Some(&value))?;
+        self.cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(connector.to_string(), position.clone());
+        Ok(())
+    }
+
+    fn delete(&self, connector: &str) -> Result<(), OffsetError> {
+        self.write(connector, None)?;
+        self.cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(connector);
+        Ok(())
+    }
+
+    fn names(&self) -> Result<Vec<String>, OffsetError> {
+        let all: Vec<i32> = (0..self.partitions).collect();
+        let mut names: Vec<String> = self
+            .read(&all)?
+            .into_iter()
+            .filter(|(_, v)| v.is_some())
+            .filter_map(|(k, _)| connect::parse_key(&k))
+            .map(|(name, server)| {
+                self.describe_if_unknown(&name, &server);
+                name
+            })
+            .collect();
+        names.sort();
+        names.dedup();
+        Ok(names)
+    }
+}
+
+impl KafkaOffsetStore {
+    fn describe_if_unknown(&self, connector: &str, server: &str) {
+        let mut servers = self.servers.write().unwrap_or_else(|e| e.into_inner());
+        servers
+            .entry(connector.to_string())
+            .or_insert_with(|| server.to_string());
+    }
+}
