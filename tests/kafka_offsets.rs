@@ -229,3 +229,25 @@ async fn export_from_kafka_import_into_files_and_resume() {
     assert!(status.success(), "{err}");
     assert!(daemon.offset(&name).is_none());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_kafka_store_keeps_the_offset_store_contract() {
+    use sluice::offsets::{KafkaOffsetStore, KafkaStoreSettings, OffsetStore};
+    let settings = KafkaStoreSettings {
+        servers: brokers(),
+        properties: Default::default(),
+        topic: unique("sluice-offsets-contract"),
+        partitions: PARTITIONS,
+        replication: 1,
+    };
+    let store = KafkaOffsetStore::open(settings.clone()).await.unwrap();
+    tokio::task::spawn_blocking(move || sluice::testing::offset_store_contract(&store))
+        .await
+        .unwrap();
+    // Durable: a new store on the same topic reads what the first one committed.
+    let again = KafkaOffsetStore::open(settings).await.unwrap();
+    let a = tokio::task::spawn_blocking(move || again.load("a").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(a, Some(sluice::testing::pg_position(6)));
+}
