@@ -219,7 +219,24 @@ async fn run(config_path: &Path) -> ExitCode {
     });
     let api = loaded.daemon.api.clone();
     let wiring = Arc::new(DaemonWiring::new(&loaded.daemon, offsets));
-    let rt = runtime::Runtime::new(loaded.daemon, wiring, shutdown_rx);
+    let rt = if loaded.daemon.cluster.is_some() {
+        match crate::cluster::join(&loaded.daemon).await {
+            Ok((membership, revocations)) => runtime::Runtime::in_cluster(
+                loaded.daemon,
+                wiring,
+                shutdown_rx,
+                membership,
+                revocations,
+            ),
+            Err(e) => {
+                tracing::error!(error = %e, "sluice cannot start: cannot join the cluster");
+                eprintln!("error: cannot join the cluster: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        runtime::Runtime::new(loaded.daemon, wiring, shutdown_rx)
+    };
     if let Some(api) = api {
         if let Err(e) = crate::api::spawn(rt.clone(), api).await {
             tracing::error!(error = %e, "sluice exiting: the admin API cannot start");

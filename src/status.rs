@@ -24,6 +24,8 @@ pub enum ConnectorState {
     Finished,
     /// Stopped.
     Stopped,
+    /// Cluster mode: another daemon runs it (see `owner`).
+    Unassigned,
 }
 
 /// Snapshot progress.
@@ -63,6 +65,9 @@ pub struct ConnectorStatus {
     /// Paused by an operator (shown as the `paused` state).
     #[serde(skip)]
     pub paused: bool,
+    /// Cluster mode: the daemon that runs it (this one, or another).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 impl ConnectorStatus {
@@ -78,6 +83,7 @@ impl ConnectorStatus {
             lag_ms: None,
             snapshot: None,
             events_read: 0,
+            owner: None,
             records_published: 0,
             paused: false,
         }

@@ -39,6 +39,49 @@ pub struct DaemonConfig {
     /// The admin HTTP API (off when absent).
     #[serde(default)]
     pub api: Option<ApiConfig>,
+    /// Cluster mode: daemons sharing the connectors through a Kafka consumer group (absent:
+    /// this daemon runs every connector of its folder).
+    #[serde(default)]
+    pub cluster: Option<ClusterConfig>,
+}
+
+/// `[cluster]`: connectors spread over the daemons of one group.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// The consumer group every daemon of the cluster joins.
+    pub group_id: String,
+    /// Static membership (`group.instance.id`): a restart within the session timeout keeps
+    /// this daemon's connectors. Also the name other daemons show as the owner.
+    #[serde(default)]
+    pub instance_id: Option<String>,
+    /// How long a silent daemon keeps its connectors before the others take them.
+    #[serde(default = "default_session_timeout")]
+    pub session_timeout_ms: u64,
+    /// Partitions of the `<group_id>-assignments` topic: connector `c` belongs to partition
+    /// `murmur2(c) mod N`. Fixed for the cluster's life (every daemon must agree).
+    #[serde(default = "default_assignment_partitions")]
+    pub assignment_partitions: i32,
+    /// After taking over a connector another daemon held without handing it over cleanly,
+    /// wait this long before publishing, so a frozen previous owner's late writes cannot land
+    /// after newer ones (default: the producer's `message.timeout.ms`, 300000).
+    #[serde(default)]
+    pub handoff_delay_ms: Option<u64>,
+}
+
+impl ClusterConfig {
+    /// The topic whose partitions are the units of ownership.
+    pub fn assignments_topic(&self) -> String {
+        format!("{}-assignments", self.group_id)
+    }
+}
+
+fn default_session_timeout() -> u64 {
+    10_000
+}
+
+fn default_assignment_partitions() -> i32 {
+    12
 }
 
 /// The admin HTTP API.
@@ -273,6 +316,37 @@ impl DaemonConfig {
                 return Err(invalid(
                     "offsets.topic_partitions",
                     "and offsets.topic_replication_factor must be at least 1".into(),
+                ));
+            }
+        }
+        if let Some(c) = &self.cluster {
+            if !self.offsets.in_kafka() {
+                return Err(invalid(
+                    "cluster",
+                    "needs [offsets] store = \"kafka\": every daemon of the cluster must read the positions the others wrote".into(),
+                ));
+            }
+            if c.group_id.is_empty()
+                || !c
+                    .group_id
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '.' | '_' | '-'))
+            {
+                return Err(invalid(
+                    "cluster.group_id",
+                    format!("\"{}\" must be non-empty and use only [A-Za-z0-9._-] (it names the <group_id>-assignments topic)", c.group_id),
+                ));
+            }
+            if !(1..=10_000).contains(&c.assignment_partitions) {
+                return Err(invalid(
+                    "cluster.assignment_partitions",
+                    "must be between 1 and 10000".into(),
+                ));
+            }
+            if !(1000..=3_600_000).contains(&c.session_timeout_ms) {
+                return Err(invalid(
+                    "cluster.session_timeout_ms",
+                    "must be between 1000 and 3600000 (milliseconds)".into(),
                 ));
             }
         }

@@ -18,7 +18,8 @@ pub use connector::{
     TimePrecisionMode, TypesConfig, UnsignedMode, ValueFormat,
 };
 pub use daemon::{
-    ApiConfig, DaemonConfig, LogConfig, LogFormat, OffsetsConfig, SinkConfig, SinkType,
+    ApiConfig, ClusterConfig, DaemonConfig, LogConfig, LogFormat, OffsetsConfig, SinkConfig,
+    SinkType,
 };
 pub use secret::Secret;
 

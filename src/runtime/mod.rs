@@ -20,6 +20,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
+use crate::cluster::{Membership, Revocation};
 use crate::config::{self, ConnectorConfig, DaemonConfig};
 use crate::failure::{self, Action};
 use crate::metrics::Metrics;
@@ -92,19 +93,56 @@ pub struct Runtime {
     shutdown: watch::Receiver<bool>,
     /// Signalled when a connector task ends (so the daemon notices at once).
     ended: Arc<tokio::sync::Notify>,
+    /// Cluster mode: this daemon's place in the group.
+    membership: Option<Arc<Membership>>,
+    /// Cluster mode: partitions taken away (taken by `run`).
+    revocations: Mutex<Option<mpsc::UnboundedReceiver<Revocation>>>,
+    /// Cluster mode: connectors of the folder that another daemon runs (name → file).
+    unassigned: Mutex<BTreeMap<String, PathBuf>>,
 }
 
 impl Runtime {
     /// Status of every connector.
     pub fn statuses(&self) -> Vec<ConnectorStatus> {
-        let map = self.connectors.lock().unwrap_or_else(|e| e.into_inner());
-        map.values().map(|h| h.observer.snapshot().view()).collect()
+        let mut out: Vec<ConnectorStatus> = {
+            let map = self.connectors.lock().unwrap_or_else(|e| e.into_inner());
+            map.values().map(|h| self.owned_view(h)).collect()
+        };
+        let unassigned = self.unassigned.lock().unwrap_or_else(|e| e.into_inner());
+        for (name, file) in unassigned.iter() {
+            if !out.iter().any(|s| &s.name == name) {
+                out.push(self.unassigned_view(name, file));
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
     }
 
     /// Status of one connector.
     pub fn status(&self, name: &str) -> Option<ConnectorStatus> {
-        let map = self.connectors.lock().unwrap_or_else(|e| e.into_inner());
-        map.get(name).map(|h| h.observer.snapshot().view())
+        {
+            let map = self.connectors.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(h) = map.get(name) {
+                return Some(self.owned_view(h));
+            }
+        }
+        let unassigned = self.unassigned.lock().unwrap_or_else(|e| e.into_inner());
+        unassigned
+            .get(name)
+            .map(|file| self.unassigned_view(name, file))
+    }
+
+    fn owned_view(&self, h: &Handle) -> ConnectorStatus {
+        let mut v = h.observer.snapshot().view();
+        v.owner = self.membership.as_ref().map(|m| m.me().to_string());
+        v
+    }
+
+    fn unassigned_view(&self, name: &str, file: &Path) -> ConnectorStatus {
+        let mut v = ConnectorStatus::new(name, &file.display().to_string());
+        v.state = ConnectorState::Unassigned;
+        v.owner = self.membership.as_ref().and_then(|m| m.owner_of(name));
+        v
     }
 
     /// Connector files that failed validation, with why.
@@ -124,6 +162,7 @@ impl Runtime {
                     | ConnectorState::Streaming
                     | ConnectorState::Paused
                     | ConnectorState::Finished
+                    | ConnectorState::Unassigned
             )
         })
     }
@@ -181,6 +220,26 @@ impl Runtime {
         );
         let ended = self.ended.clone();
         let panic_observer = observer.clone();
+        let membership = self.membership.clone();
+        let name = config.name.clone();
+        let mut gate_shutdown = self.shutdown.clone();
+        let supervised = async move {
+            if let Some(m) = &membership {
+                if !take_over(m, &name, &mut gate_shutdown).await {
+                    return true;
+                }
+            }
+            let clean = supervised.await;
+            if let Some(m) = membership {
+                // Stopped by this daemon (not lost): the next owner need not wait.
+                let n = name.clone();
+                let marked = tokio::task::spawn_blocking(move || m.mark(&n, false)).await;
+                if let Ok(Err(e)) | Err(e) = marked.map_err(|e| e.to_string()) {
+                    tracing::warn!(error = %e, "cluster: cannot record the connector as released; its next owner will wait handoff_delay_ms");
+                }
+            }
+            clean
+        };
         let task = tokio::spawn(
             async move {
                 // A panic (a defect) fails the connector visibly: its status says so, /ready
@@ -253,7 +312,8 @@ impl Runtime {
         failed
     }
 
-    /// Brings the running connectors in line with the folder.
+    /// Brings the running connectors in line with the folder (and, in cluster mode, with
+    /// the partitions this daemon owns).
     async fn rescan(&self) {
         let files = match config::connector_files(&self.daemon.connectors_dir) {
             Ok(f) => f,
@@ -262,6 +322,20 @@ impl Runtime {
                 return;
             }
         };
+        if let Some(m) = &self.membership {
+            let not_owned: Vec<String> = {
+                let map = self.connectors.lock().unwrap_or_else(|e| e.into_inner());
+                map.keys().filter(|n| !m.owns(n)).cloned().collect()
+            };
+            for name in not_owned {
+                tracing::info!(connector = %name, "cluster: no longer owned here: stopping the connector");
+                self.stop(&name).await;
+            }
+            self.unassigned
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .retain(|_, file| files.contains(file));
+        }
         // Removed files stop their connectors.
         let running: Vec<(String, PathBuf)> = {
             let map = self.connectors.lock().unwrap_or_else(|e| e.into_inner());
@@ -312,6 +386,19 @@ impl Runtime {
                             .unwrap_or_else(|e| e.into_inner())
                             .remove(&file);
                     }
+                    if let Some(m) = &self.membership {
+                        let mut unassigned =
+                            self.unassigned.lock().unwrap_or_else(|e| e.into_inner());
+                        unassigned.retain(|_, f| f != &file);
+                        if !m.owns(&config.name) {
+                            if current.is_none() {
+                                unassigned.insert(config.name.clone(), file.clone());
+                                continue;
+                            }
+                        } else {
+                            unassigned.remove(&config.name);
+                        }
+                    }
                     if let Some((old_name, _)) = current {
                         tracing::info!(connector = %old_name, file = %file.display(), "connector file changed: restarting the connector");
                         self.stop(&old_name).await;
@@ -358,8 +445,113 @@ impl Runtime {
             file_errors: Mutex::new(BTreeMap::new()),
             shutdown,
             ended: Arc::new(tokio::sync::Notify::new()),
+            membership: None,
+            revocations: Mutex::new(None),
+            unassigned: Mutex::new(BTreeMap::new()),
         })
     }
+
+    /// A runtime in cluster mode: it runs the connectors of the partitions `membership`
+    /// owns, and stops those of revoked partitions.
+    pub fn in_cluster(
+        daemon: DaemonConfig,
+        wiring: Arc<dyn Wiring>,
+        shutdown: watch::Receiver<bool>,
+        membership: Arc<Membership>,
+        revocations: mpsc::UnboundedReceiver<Revocation>,
+    ) -> Arc<Self> {
+        Arc::new(Runtime {
+            daemon: Arc::new(daemon),
+            wiring,
+            metrics: Arc::new(Metrics::new()),
+            connectors: Mutex::new(BTreeMap::new()),
+            file_errors: Mutex::new(BTreeMap::new()),
+            shutdown,
+            ended: Arc::new(tokio::sync::Notify::new()),
+            membership: Some(membership),
+            revocations: Mutex::new(Some(revocations)),
+            unassigned: Mutex::new(BTreeMap::new()),
+        })
+    }
+
+    /// Stops the connectors of revoked partitions: cleanly (drained, committed, confirmed)
+    /// when the revocation is orderly, at once and without committing when the assignment
+    /// was lost. Then tells the group member.
+    async fn revoke(&self, revocation: Revocation) {
+        let Some(m) = &self.membership else {
+            let _ = revocation.done.send(());
+            return;
+        };
+        let names: Vec<String> = {
+            let map = self.connectors.lock().unwrap_or_else(|e| e.into_inner());
+            map.keys()
+                .filter(|n| revocation.partitions.contains(&m.partition_of(n)))
+                .cloned()
+                .collect()
+        };
+        for name in names {
+            if revocation.lost {
+                tracing::warn!(connector = %name, "cluster: assignment lost: stopping the connector at once, committing nothing");
+                let handle = self
+                    .connectors
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&name);
+                if let Some(task) = handle.and_then(|h| h.task) {
+                    task.abort();
+                }
+            } else {
+                tracing::info!(connector = %name, "cluster: partition revoked: stopping the connector cleanly");
+                self.stop(&name).await;
+            }
+        }
+        let _ = revocation.done.send(());
+        self.rescan().await;
+    }
+}
+
+/// Cluster mode, before a connector starts: records this daemon as its owner, after waiting
+/// `handoff_delay_ms` when the previous owner did not release it (it died or froze, and its
+/// late writes must land before this daemon's). `false` when the daemon is shutting down.
+async fn take_over(m: &Arc<Membership>, name: &str, shutdown: &mut watch::Receiver<bool>) -> bool {
+    let (mm, n) = (m.clone(), name.to_string());
+    let holder = tokio::task::spawn_blocking(move || mm.holder(&n))
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r);
+    let unclean = match &holder {
+        Ok(Some(h)) => h.running && h.owner != m.me(),
+        Ok(None) => false,
+        // Unknown: assume the worst.
+        Err(e) => {
+            tracing::warn!(error = %e, "cluster: cannot read who held the connector; waiting handoff_delay_ms to be safe");
+            true
+        }
+    };
+    if unclean {
+        let delay = m.handoff_delay();
+        let previous = holder
+            .ok()
+            .flatten()
+            .map(|h| h.owner)
+            .unwrap_or_else(|| "unknown".into());
+        tracing::warn!(previous_owner = %previous, delay_ms = delay.as_millis() as u64, "cluster: took the connector over without a clean handoff; waiting before publishing");
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = shutdown.changed() => return false,
+        }
+    }
+    let (mm, n) = (m.clone(), name.to_string());
+    match tokio::task::spawn_blocking(move || mm.mark(&n, true)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "cluster: cannot record this daemon as the connector's owner")
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cluster: cannot record this daemon as the connector's owner")
+        }
+    }
+    true
 }
 
 /// Runs `connectors`, following the connectors folder, until the runtime's shutdown signal
@@ -371,14 +563,37 @@ pub async fn run(runtime: Arc<Runtime>, connectors: Vec<ConnectorConfig>) -> Res
     if connectors.is_empty() {
         tracing::warn!(dir = %daemon.connectors_dir.display(), "no connector files found; add a *.toml file there");
     }
-    for c in connectors {
-        let text = std::fs::read_to_string(&c.file).unwrap_or_default();
-        runtime.start(c, text);
+    let membership = runtime.membership.clone();
+    let mut revocations = runtime
+        .revocations
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take();
+    if membership.is_some() {
+        // Connectors start as partitions are assigned.
+        runtime.rescan().await;
+    } else {
+        for c in connectors {
+            let text = std::fs::read_to_string(&c.file).unwrap_or_default();
+            runtime.start(c, text);
+        }
     }
     let mut hangup = hangup_signal();
     loop {
         tokio::select! {
             _ = shutdown.changed() => break,
+            Some(revocation) = async {
+                match revocations.as_mut() {
+                    Some(r) => r.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => runtime.revoke(revocation).await,
+            _ = async {
+                match &membership {
+                    Some(m) => m.gained().await,
+                    None => std::future::pending().await,
+                }
+            } => runtime.rescan().await,
             _ = tokio::time::sleep(RESCAN_EVERY) => runtime.rescan().await,
             _ = hangup.recv() => {
                 tracing::info!("SIGHUP: rescanning the connectors folder");
@@ -401,6 +616,9 @@ pub async fn run(runtime: Arc<Runtime>, connectors: Vec<ConnectorConfig>) -> Res
         }
     }
     let failed = runtime.stop_all().await;
+    if let Some(m) = &membership {
+        m.leave();
+    }
     if failed.is_empty() {
         Ok(())
     } else {

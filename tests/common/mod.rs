@@ -201,6 +201,16 @@ impl Daemon {
         self.child = Some(child);
     }
 
+    /// Sends a signal (`STOP`, `CONT`, ...) to the running daemon.
+    pub fn signal(&self, sig: &str) {
+        if let Some(c) = &self.child {
+            let _ = Command::new("kill")
+                .arg(format!("-{sig}"))
+                .arg(c.id().to_string())
+                .status();
+        }
+    }
+
     /// `kill -9`.
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {

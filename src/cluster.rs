@@ -1,0 +1,398 @@
+//! Cluster mode: connectors spread over daemons by an ordinary Kafka consumer group.
+//!
+//! Every daemon with `[cluster]` joins the consumer group `group_id`, subscribed to the
+//! compacted `<group_id>-assignments` topic. A connector belongs to the partition
+//! `murmur2(name) mod N` of that topic, and a daemon runs exactly the connectors of the
+//! partitions Kafka's group coordinator assigned to it (cooperative-sticky assignment: a join
+//! or a leave moves only what must move). librdkafka cannot speak Kafka Connect's own group
+//! protocol, so the consumer-group protocol does the same job.
+//!
+//! On a revocation the rebalance callback hands the partitions to the runtime and waits until
+//! their connectors stopped cleanly (drained, committed, confirmed); on a lost assignment (this
+//! daemon was silent past its session) the connectors are stopped at once and commit nothing.
+//!
+//! The assignments topic also records, per connector, who holds it: a daemon writes
+//! `{"owner": <me>, "state": "running"}` before it starts a connector and `"released"` after
+//! it stopped it cleanly. A daemon that finds a connector still marked running by someone else
+//! took it over uncleanly (the previous owner died or froze), and waits `handoff_delay_ms`
+//! before publishing so a frozen owner's late writes cannot land after newer ones.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use tokio::sync::mpsc;
+
+use crate::config::{ClusterConfig, DaemonConfig};
+use crate::offsets::connect;
+
+/// How long a revocation may take (connectors draining) before the group moves on.
+const REVOKE_WAIT: Duration = Duration::from_secs(60);
+/// How often the group's members and their partitions are read (for the API's owners).
+const DESCRIBE_EVERY: Duration = Duration::from_secs(3);
+/// Timeout of one request to the brokers.
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Partitions taken away from this daemon.
+#[derive(Debug)]
+pub struct Revocation {
+    /// The assignment partitions.
+    pub partitions: Vec<i32>,
+    /// The assignment was lost (this daemon was out of the group): stop at once, commit
+    /// nothing.
+    pub lost: bool,
+    /// Signalled when the connectors of `partitions` have stopped.
+    pub done: std::sync::mpsc::Sender<()>,
+}
+
+/// This daemon's place in the cluster.
+pub struct Membership {
+    config: ClusterConfig,
+    me: String,
+    servers: String,
+    properties: BTreeMap<String, String>,
+    owned: RwLock<BTreeSet<i32>>,
+    /// Connector → its last ownership record (read from the assignments topic now and then).
+    holders: RwLock<BTreeMap<String, Holder>>,
+    /// Signalled when this daemon got partitions.
+    gained: tokio::sync::Notify,
+    stop: AtomicBool,
+    producer: BaseProducer,
+}
+
+impl std::fmt::Debug for Membership {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Membership")
+            .field("group_id", &self.config.group_id)
+            .field("me", &self.me)
+            .finish()
+    }
+}
+
+fn client_config(servers: &str, properties: &BTreeMap<String, String>) -> ClientConfig {
+    let mut cc = ClientConfig::new();
+    cc.set("bootstrap.servers", servers);
+    for (k, v) in properties {
+        if k.starts_with("security.") || k.starts_with("sasl.") || k.starts_with("ssl.") {
+            cc.set(k, v);
+        }
+    }
+    cc
+}
+
+/// A connector's last ownership record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holder {
+    /// The daemon.
+    pub owner: String,
+    /// Whether it still runs the connector (`false`: released cleanly).
+    pub running: bool,
+}
+
+impl Membership {
+    /// This daemon's name in the cluster (`instance_id`, or host name and process id).
+    pub fn me(&self) -> &str {
+        &self.me
+    }
+
+    /// The assignment partition of a connector.
+    pub fn partition_of(&self, connector: &str) -> i32 {
+        connect::partition(connector.as_bytes(), self.config.assignment_partitions)
+    }
+
+    /// Whether this daemon runs `connector`.
+    pub fn owns(&self, connector: &str) -> bool {
+        let p = self.partition_of(connector);
+        self.owned
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&p)
+    }
+
+    /// The daemon that runs `connector`, as the assignments topic last said.
+    pub fn owner_of(&self, connector: &str) -> Option<String> {
+        self.holders
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(connector)
+            .filter(|h| h.running)
+            .map(|h| h.owner.clone())
+    }
+
+    /// Waits until this daemon gets partitions.
+    pub async fn gained(&self) {
+        self.gained.notified().await;
+    }
+
+    /// How long to wait after an unclean takeover.
+    pub fn handoff_delay(&self) -> Duration {
+        Duration::from_millis(self.config.handoff_delay_ms.unwrap_or(300_000))
+    }
+
+    /// Leaves the group (at shutdown, after the connectors stopped).
+    pub fn leave(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+
+    /// The last ownership record of `connector` (blocking: reads its partition to the end).
+    pub fn holder(&self, connector: &str) -> Result<Option<Holder>, String> {
+        Ok(self
+            .read_marks(&[self.partition_of(connector)])?
+            .remove(connector))
+    }
+
+    /// The last ownership record of every connector on these partitions (blocking).
+    fn read_marks(&self, partitions: &[i32]) -> Result<BTreeMap<String, Holder>, String> {
+        let topic = self.config.assignments_topic();
+        let consumer: BaseConsumer = client_config(&self.servers, &self.properties)
+            .set("group.id", "sluice-assignments-reader")
+            .set("enable.auto.commit", "false")
+            .create()
+            .map_err(|e| e.to_string())?;
+        let mut tpl = TopicPartitionList::new();
+        let mut ends = BTreeMap::new();
+        for &p in partitions {
+            let (low, high) = consumer
+                .fetch_watermarks(&topic, p, TIMEOUT)
+                .map_err(|e| e.to_string())?;
+            if high > low {
+                ends.insert(p, high);
+                tpl.add_partition_offset(&topic, p, Offset::Offset(low))
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+        let mut marks = BTreeMap::new();
+        if ends.is_empty() {
+            return Ok(marks);
+        }
+        consumer.assign(&tpl).map_err(|e| e.to_string())?;
+        let deadline = Instant::now() + TIMEOUT;
+        while !ends.is_empty() {
+            if Instant::now() > deadline {
+                return Err("timed out reading the assignments topic".into());
+            }
+            let Some(msg) = consumer.poll(Duration::from_millis(200)) else {
+                continue;
+            };
+            let msg = msg.map_err(|e| e.to_string())?;
+            let holder = msg
+                .payload()
+                .and_then(|p| serde_json::from_slice::<serde_json::Value>(p).ok())
+                .and_then(|v| {
+                    Some(Holder {
+                        owner: v.get("owner")?.as_str()?.to_string(),
+                        running: v.get("state")?.as_str()? == "running",
+                    })
+                });
+            if let (Some(key), Some(h)) = (msg.key(), holder) {
+                marks.insert(String::from_utf8_lossy(key).into_owned(), h);
+            }
+            if ends
+                .get(&msg.partition())
+                .is_some_and(|end| msg.offset() + 1 >= *end)
+            {
+                ends.remove(&msg.partition());
+            }
+        }
+        Ok(marks)
+    }
+
+    /// Records that this daemon runs (`running`) or has cleanly released `connector`
+    /// (blocking until the brokers acknowledged it).
+    pub fn mark(&self, connector: &str, running: bool) -> Result<(), String> {
+        let value = serde_json::json!({
+            "owner": self.me,
+            "state": if running { "running" } else { "released" },
+        })
+        .to_string();
+        let topic = self.config.assignments_topic();
+        self.producer
+            .send(
+                BaseRecord::to(&topic)
+                    .key(connector)
+                    .payload(&value)
+                    .partition(self.partition_of(connector)),
+            )
+            .map_err(|(e, _)| e.to_string())?;
+        self.producer.flush(TIMEOUT).map_err(|e| e.to_string())
+    }
+}
+
+/// The consumer's callbacks: revocations go to the runtime, assignments to the owned set.
+struct GroupContext {
+    membership: Arc<Membership>,
+    revocations: mpsc::UnboundedSender<Revocation>,
+}
+
+impl ClientContext for GroupContext {}
+
+fn partitions(tpl: &TopicPartitionList) -> Vec<i32> {
+    tpl.elements().iter().map(|e| e.partition()).collect()
+}
+
+impl ConsumerContext for GroupContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let Rebalance::Revoke(tpl) = rebalance else {
+            return;
+        };
+        let revoked = partitions(tpl);
+        if revoked.is_empty() {
+            return;
+        }
+        let lost = consumer.assignment_lost();
+        {
+            let mut owned = self
+                .membership
+                .owned
+                .write()
+                .unwrap_or_else(|e| e.into_inner());
+            for p in &revoked {
+                owned.remove(p);
+            }
+        }
+        tracing::info!(partitions = ?revoked, lost, "cluster: assignment partitions revoked");
+        let (done, wait) = std::sync::mpsc::channel();
+        let sent = self.revocations.send(Revocation {
+            partitions: revoked,
+            lost,
+            done,
+        });
+        if sent.is_ok() && wait.recv_timeout(REVOKE_WAIT).is_err() {
+            tracing::warn!("cluster: connectors did not stop within 60 s of a revocation");
+        }
+    }
+
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let Rebalance::Assign(tpl) = rebalance else {
+            return;
+        };
+        let assigned = partitions(tpl);
+        if assigned.is_empty() {
+            return;
+        }
+        tracing::info!(partitions = ?assigned, "cluster: assignment partitions assigned");
+        self.membership
+            .owned
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(assigned);
+        self.membership.gained.notify_one();
+    }
+}
+
+/// Joins the cluster: creates the assignments topic when absent, then runs the group member
+/// on its own thread. Revocations arrive on the returned receiver.
+pub async fn join(
+    daemon: &DaemonConfig,
+) -> Result<(Arc<Membership>, mpsc::UnboundedReceiver<Revocation>), String> {
+    let config = daemon.cluster.clone().ok_or("no [cluster] section")?;
+    let servers = daemon.sink.bootstrap_servers.clone().unwrap_or_default();
+    let properties = daemon.sink.properties.clone();
+    let topic = config.assignments_topic();
+    let admin: AdminClient<DefaultClientContext> = client_config(&servers, &properties)
+        .create()
+        .map_err(|e| e.to_string())?;
+    let new = NewTopic::new(
+        &topic,
+        config.assignment_partitions,
+        TopicReplication::Fixed(daemon.offsets.topic_replication_factor),
+    )
+    .set("cleanup.policy", "compact");
+    let created = admin
+        .create_topics(
+            [&new],
+            &AdminOptions::new().operation_timeout(Some(TIMEOUT)),
+        )
+        .await
+        .map_err(|e| format!("cannot create topic {topic}: {e}"))?;
+    for r in created {
+        match r {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((_, code)) => return Err(format!("cannot create topic {topic}: {code}")),
+        }
+    }
+    let me = config.instance_id.clone().unwrap_or_else(|| {
+        let host = std::fs::read_to_string("/etc/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "sluice".into());
+        format!("{host}-{}", std::process::id())
+    });
+    let producer: BaseProducer = client_config(&servers, &properties)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .create()
+        .map_err(|e| e.to_string())?;
+    let membership = Arc::new(Membership {
+        config: config.clone(),
+        me: me.clone(),
+        servers: servers.clone(),
+        properties: properties.clone(),
+        owned: RwLock::new(BTreeSet::new()),
+        holders: RwLock::new(BTreeMap::new()),
+        gained: tokio::sync::Notify::new(),
+        stop: AtomicBool::new(false),
+        producer,
+    });
+    let (tx, rx) = mpsc::unbounded_channel();
+    let mut cc = client_config(&servers, &properties);
+    cc.set("group.id", &config.group_id)
+        .set("client.id", &me)
+        .set("partition.assignment.strategy", "cooperative-sticky")
+        .set("session.timeout.ms", config.session_timeout_ms.to_string())
+        .set(
+            "heartbeat.interval.ms",
+            (config.session_timeout_ms / 3).max(100).to_string(),
+        )
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "latest");
+    if let Some(id) = &config.instance_id {
+        cc.set("group.instance.id", id);
+    }
+    let consumer: BaseConsumer<GroupContext> = cc
+        .create_with_context(GroupContext {
+            membership: membership.clone(),
+            revocations: tx,
+        })
+        .map_err(|e| e.to_string())?;
+    consumer.subscribe(&[&topic]).map_err(|e| e.to_string())?;
+    tracing::info!(group = %config.group_id, me = %me, topic = %topic, "cluster: joining the group");
+    let m = membership.clone();
+    std::thread::Builder::new()
+        .name("sluice-cluster".into())
+        .spawn(move || member_loop(consumer, m))
+        .map_err(|e| e.to_string())?;
+    Ok((membership, rx))
+}
+
+/// Polls the group member (heartbeats and rebalances run in `poll`) and reads who holds
+/// which connector now and then, until the daemon leaves.
+fn member_loop(consumer: BaseConsumer<GroupContext>, membership: Arc<Membership>) {
+    let all: Vec<i32> = (0..membership.config.assignment_partitions).collect();
+    let mut read_at = Instant::now() - DESCRIBE_EVERY;
+    while !membership.stop.load(Ordering::SeqCst) {
+        // The subscription's own records are not needed: `holder` reads what it must.
+        let _ = consumer.poll(Duration::from_millis(100));
+        if read_at.elapsed() >= DESCRIBE_EVERY {
+            read_at = Instant::now();
+            if let Ok(marks) = membership.read_marks(&all) {
+                *membership
+                    .holders
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner()) = marks;
+            }
+        }
+    }
+    consumer.unsubscribe();
+    // Closing the consumer leaves the group at once (no wait for the session timeout).
+    drop(consumer);
+    tracing::info!("cluster: left the group");
+}

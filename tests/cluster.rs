@@ -1,0 +1,284 @@
+//! Cluster mode on the test broker: three daemons share six connectors (PostgreSQL and
+//! MariaDB) through a Kafka consumer group, with positions in a Kafka offsets topic and
+//! writers running throughout. Every connector runs on exactly one daemon; `kill -9` of one
+//! moves its connectors to the others; a daemon frozen past its session (SIGSTOP) loses its
+//! connectors and, thawed, stops them without writing; a rolling restart of all three loses
+//! nothing; at the end every table's rows are all in its topic.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::mysql::*;
+use common::*;
+use serde_json::Value;
+
+const SESSION_MS: u64 = 6000;
+
+struct Node {
+    daemon: Daemon,
+    api: String,
+    name: String,
+}
+
+fn node(group: &str, offsets_topic: &str, instance: &str, files: &[(&str, String)]) -> Node {
+    let daemon = Daemon::new("", files);
+    let path = daemon.dir.join("config/sluice.toml");
+    let text = std::fs::read_to_string(&path).unwrap().replace(
+        "store = \"file\"",
+        &format!("store = \"kafka\"\ntopic = \"{offsets_topic}\"\ntopic_partitions = 3\ntopic_replication_factor = 1"),
+    );
+    std::fs::write(&path, text).unwrap();
+    let port = free_port();
+    daemon.append_daemon_config(&format!(
+        "[cluster]\ngroup_id = \"{group}\"\nsession_timeout_ms = {SESSION_MS}\nassignment_partitions = 6\nhandoff_delay_ms = 2000\n[api]\nlisten = \"127.0.0.1:{port}\"\n"
+    ));
+    Node {
+        daemon,
+        api: format!("http://127.0.0.1:{port}"),
+        name: instance.to_string(),
+    }
+}
+
+/// connector → state, as one daemon reports them (empty when it does not answer).
+async fn states(api: &str) -> BTreeMap<String, (String, Option<String>)> {
+    let (status, body) = http("GET", &format!("{api}/connectors"), None).await;
+    if status != 200 {
+        return BTreeMap::new();
+    }
+    let v: Value = serde_json::from_str(&body).unwrap();
+    v["connectors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap().to_string(),
+                (
+                    c["state"].as_str().unwrap().to_string(),
+                    c["owner"].as_str().map(str::to_string),
+                ),
+            )
+        })
+        .collect()
+}
+
+fn running(state: &str) -> bool {
+    matches!(state, "starting" | "snapshotting" | "streaming")
+}
+
+/// Waits until every connector runs on exactly one of the answering daemons (`alive`), and
+/// the others show it unassigned; returns connector → daemon.
+async fn settled(
+    nodes: &[Node],
+    alive: &[usize],
+    connectors: &[String],
+    timeout: Duration,
+) -> BTreeMap<String, usize> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let mut owner: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        let mut all_unassigned_elsewhere = true;
+        for &i in alive {
+            let s = states(&nodes[i].api).await;
+            for c in connectors {
+                match s.get(c) {
+                    Some((state, _)) if running(state) => {
+                        owner.entry(c.clone()).or_default().push(i)
+                    }
+                    Some((state, _)) if state == "unassigned" => {}
+                    _ => all_unassigned_elsewhere = false,
+                }
+            }
+        }
+        let exact = connectors
+            .iter()
+            .all(|c| owner.get(c).is_some_and(|o| o.len() == 1));
+        if exact && all_unassigned_elsewhere {
+            return owner.into_iter().map(|(c, o)| (c, o[0])).collect();
+        }
+        if Instant::now() > deadline {
+            let mut logs = String::new();
+            for &i in alive {
+                logs.push_str(&format!(
+                    "--- {}:\n{}\n",
+                    nodes[i].name,
+                    nodes[i].daemon.logs()
+                ));
+            }
+            panic!("connectors not settled: {owner:?}\n{logs}");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn six_connectors_on_three_daemons_survive_kill_freeze_and_rolling_restart() {
+    let pg = TestDb::new("clus").await;
+    let mut my = MyDb::new("clus").await;
+    let mut files: Vec<(String, String)> = Vec::new();
+    let mut connectors = Vec::new();
+    let mut topics = Vec::new();
+    for i in 0..4 {
+        pg.exec(&format!("CREATE TABLE t{i} (id int PRIMARY KEY)"))
+            .await;
+        let name = unique(&format!("cpg{i}"));
+        files.push((
+            format!("{name}.toml"),
+            pg_connector(&name, &name, &pg, &[&format!("public.t{i}")], ""),
+        ));
+        topics.push((format!("{name}.public.t{i}"), format!("t{i}")));
+        connectors.push(name);
+    }
+    for i in 0..2 {
+        my.exec(&format!("CREATE TABLE m{i} (id INT PRIMARY KEY)"))
+            .await;
+        let name = unique(&format!("cmy{i}"));
+        files.push((
+            format!("{name}.toml"),
+            my_connector(
+                &name,
+                &name,
+                &my.base,
+                &[format!("{}.m{i}", my.name)],
+                server_id(),
+                "",
+            ),
+        ));
+        topics.push((format!("{name}.{}.m{i}", my.name), format!("m{i}")));
+        connectors.push(name);
+    }
+    let group = unique("sluice-cluster");
+    let offsets_topic = unique("sluice-offsets");
+    let file_refs: Vec<(&str, String)> =
+        files.iter().map(|(f, t)| (f.as_str(), t.clone())).collect();
+    let mut nodes: Vec<Node> = (0..3)
+        .map(|i| node(&group, &offsets_topic, &format!("node{i}"), &file_refs))
+        .collect();
+    for n in nodes.iter_mut() {
+        n.daemon.start();
+    }
+    let owners = settled(&nodes, &[0, 1, 2], &connectors, Duration::from_secs(90)).await;
+    // Every daemon lists the whole cluster's connectors, naming the owner of the others.
+    let view = states(&nodes[0].api).await;
+    assert_eq!(view.len(), connectors.len(), "{view:?}");
+    let (c, &o) = owners.iter().find(|(_, &o)| o != 0).unwrap();
+    let owner_name = states(&nodes[o].api).await[c].1.clone().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let seen = states(&nodes[0].api).await[c].clone();
+        if seen == ("unassigned".to_string(), Some(owner_name.clone())) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{c} on node0: {seen:?}, owner {owner_name}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    // Writers run throughout.
+    let stop = Arc::new(AtomicBool::new(false));
+    let next = Arc::new(AtomicI64::new(1));
+    let writer = {
+        let (stop, next) = (stop.clone(), next.clone());
+        let pg_url = pg.url();
+        let my_base = my.base.clone();
+        let my_name = my.name.clone();
+        tokio::spawn(async move {
+            let (client, conn) = tokio_postgres::connect(&pg_url, tokio_postgres::NoTls)
+                .await
+                .unwrap();
+            tokio::spawn(conn);
+            let mut myc = my_connect(&my_base).await;
+            use mysql_async::prelude::Queryable;
+            myc.query_drop(format!("USE `{my_name}`")).await.unwrap();
+            while !stop.load(Ordering::SeqCst) {
+                let id = next.fetch_add(1, Ordering::SeqCst);
+                for i in 0..4 {
+                    client
+                        .execute(&format!("INSERT INTO t{i} VALUES ({id})"), &[])
+                        .await
+                        .unwrap();
+                }
+                for i in 0..2 {
+                    myc.query_drop(format!("INSERT INTO m{i} VALUES ({id})"))
+                        .await
+                        .unwrap();
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    // kill -9 one daemon that runs something: its connectors move within 30 s.
+    let victim = *owners.values().next().unwrap();
+    nodes[victim].daemon.kill9();
+    let alive: Vec<usize> = (0..3).filter(|&i| i != victim).collect();
+    let started = Instant::now();
+    let owners = settled(&nodes, &alive, &connectors, Duration::from_secs(60)).await;
+    let moved_in = started.elapsed();
+    assert!(
+        moved_in < Duration::from_secs(30) + Duration::from_millis(SESSION_MS),
+        "moved in {moved_in:?}"
+    );
+
+    // Freeze another daemon past its session: the others take its connectors; thawed, it
+    // stops them (its assignment is lost) and shows them unassigned.
+    let frozen = *owners.values().next().unwrap();
+    let others: Vec<usize> = alive.iter().copied().filter(|&i| i != frozen).collect();
+    nodes[frozen].daemon.signal("STOP");
+    tokio::time::sleep(Duration::from_millis(SESSION_MS + 2000)).await;
+    settled(&nodes, &others, &connectors, Duration::from_secs(60)).await;
+    nodes[frozen].daemon.signal("CONT");
+    settled(&nodes, &alive, &connectors, Duration::from_secs(60)).await;
+    assert!(
+        nodes[frozen].daemon.logs().contains("assignment lost"),
+        "the thawed daemon stopped its connectors without committing:\n{}",
+        nodes[frozen].daemon.logs()
+    );
+
+    // Rolling restart of all three.
+    nodes[victim].daemon.start();
+    settled(&nodes, &[0, 1, 2], &connectors, Duration::from_secs(90)).await;
+    for i in 0..3 {
+        assert!(
+            nodes[i].daemon.stop().success(),
+            "{}",
+            nodes[i].daemon.logs()
+        );
+        let rest: Vec<usize> = (0..3).filter(|&j| j != i).collect();
+        settled(&nodes, &rest, &connectors, Duration::from_secs(60)).await;
+        nodes[i].daemon.start();
+        settled(&nodes, &[0, 1, 2], &connectors, Duration::from_secs(90)).await;
+    }
+
+    stop.store(true, Ordering::SeqCst);
+    writer.await.unwrap();
+    let last = next.load(Ordering::SeqCst) - 1;
+    assert!(last > 20, "the writers wrote {last} rows per table");
+    // Every table's rows are all in its topic (at least once).
+    for (topic, table) in &topics {
+        let want: BTreeSet<i64> = (1..=last).collect();
+        let msgs = read_topic_until(topic, Duration::from_secs(90), |m| {
+            let ids: BTreeSet<i64> = m
+                .iter()
+                .filter_map(|m| payload(m.value.as_ref()?)["after"]["id"].as_i64())
+                .collect();
+            ids.is_superset(&want)
+        });
+        let ids: BTreeSet<i64> = msgs
+            .iter()
+            .filter_map(|m| payload(m.value.as_ref()?)["after"]["id"].as_i64())
+            .collect();
+        let missing: Vec<&i64> = want.difference(&ids).collect();
+        assert!(missing.is_empty(), "{table}: missing {missing:?}");
+    }
+    for n in nodes.iter_mut() {
+        assert!(n.daemon.stop().success(), "{}", n.daemon.logs());
+    }
+}
