@@ -415,13 +415,27 @@ async fn offsets_context(
     Ok((daemon, store, connectors))
 }
 
-/// Changing positions is refused while a daemon holds the file store's folder: it would
-/// overwrite them with its own at its next commit.
+/// Changing positions is refused while a connector may run: with the file store, while a
+/// daemon holds the folder; in cluster mode, while the assignments topic says a daemon runs
+/// the connector (it would write its own position over the new one).
 fn refuse_while_running(
     daemon: &DaemonConfig,
+    connectors: &[&str],
 ) -> Result<Option<crate::offsets::FolderLock>, ExitCode> {
     if daemon.offsets.in_kafka() {
-        // The Kafka store has no lock to test: stop the connectors first (see the README).
+        for c in connectors {
+            match crate::cluster::running_owner(daemon, c) {
+                Ok(None) => {}
+                Ok(Some(owner)) => {
+                    eprintln!("error: connector {c} runs on {owner}; stop it (remove its file, or stop that daemon) before changing its position");
+                    return Err(ExitCode::FAILURE);
+                }
+                Err(e) => {
+                    eprintln!("error: cannot tell whether connector {c} runs: {e}");
+                    return Err(ExitCode::FAILURE);
+                }
+            }
+        }
         return Ok(None);
     }
     crate::offsets::FolderLock::acquire(&daemon.offsets.path)
@@ -447,13 +461,7 @@ async fn offsets_command(command: OffsetsCommand) -> ExitCode {
             Err(code) => code,
         },
         OffsetsCommand::Import { config, input } => match offsets_context(&config).await {
-            Ok((daemon, store, _)) => {
-                let _lock = match refuse_while_running(&daemon) {
-                    Ok(l) => l,
-                    Err(code) => return code,
-                };
-                import_offsets(&*store, input)
-            }
+            Ok((daemon, store, _)) => import_offsets(&daemon, &*store, input),
             Err(code) => code,
         },
         OffsetsCommand::Set {
@@ -495,7 +503,7 @@ async fn offsets_command(command: OffsetsCommand) -> ExitCode {
             };
             match offsets_context(&config).await {
                 Ok((daemon, store, _)) => {
-                    let _lock = match refuse_while_running(&daemon) {
+                    let _lock = match refuse_while_running(&daemon, &[&connector]) {
                         Ok(l) => l,
                         Err(code) => return code,
                     };
@@ -515,7 +523,7 @@ async fn offsets_command(command: OffsetsCommand) -> ExitCode {
         }
         OffsetsCommand::Reset { config, connector } => match offsets_context(&config).await {
             Ok((daemon, store, _)) => {
-                let _lock = match refuse_while_running(&daemon) {
+                let _lock = match refuse_while_running(&daemon, &[&connector]) {
                     Ok(l) => l,
                     Err(code) => return code,
                 };
@@ -641,7 +649,11 @@ fn import_line(line: &str) -> Result<(String, Option<String>, SourcePosition), S
     Ok((name, server, connect::position(offset)?))
 }
 
-fn import_offsets(store: &dyn OffsetStore, input: Option<PathBuf>) -> ExitCode {
+fn import_offsets(
+    daemon: &DaemonConfig,
+    store: &dyn OffsetStore,
+    input: Option<PathBuf>,
+) -> ExitCode {
     let text = match &input {
         Some(path) => std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display())),
         None => std::io::read_to_string(std::io::stdin()).map_err(|e| e.to_string()),
@@ -668,6 +680,11 @@ fn import_offsets(store: &dyn OffsetStore, input: Option<PathBuf>) -> ExitCode {
             }
         }
     }
+    let names: Vec<&str> = parsed.iter().map(|(n, _, _)| n.as_str()).collect();
+    let _lock = match refuse_while_running(daemon, &names) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
     for (name, server, position) in &parsed {
         if let Some(server) = server {
             store.describe(name, server);

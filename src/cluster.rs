@@ -152,58 +152,12 @@ impl Membership {
 
     /// The last ownership record of every connector on these partitions (blocking).
     fn read_marks(&self, partitions: &[i32]) -> Result<BTreeMap<String, Holder>, String> {
-        let topic = self.config.assignments_topic();
-        let consumer: BaseConsumer = client_config(&self.servers, &self.properties)
-            .set("group.id", "sluice-assignments-reader")
-            .set("enable.auto.commit", "false")
-            .create()
-            .map_err(|e| e.to_string())?;
-        let mut tpl = TopicPartitionList::new();
-        let mut ends = BTreeMap::new();
-        for &p in partitions {
-            let (low, high) = consumer
-                .fetch_watermarks(&topic, p, TIMEOUT)
-                .map_err(|e| e.to_string())?;
-            if high > low {
-                ends.insert(p, high);
-                tpl.add_partition_offset(&topic, p, Offset::Offset(low))
-                    .map_err(|e| e.to_string())?;
-            }
-        }
-        let mut marks = BTreeMap::new();
-        if ends.is_empty() {
-            return Ok(marks);
-        }
-        consumer.assign(&tpl).map_err(|e| e.to_string())?;
-        let deadline = Instant::now() + TIMEOUT;
-        while !ends.is_empty() {
-            if Instant::now() > deadline {
-                return Err("timed out reading the assignments topic".into());
-            }
-            let Some(msg) = consumer.poll(Duration::from_millis(200)) else {
-                continue;
-            };
-            let msg = msg.map_err(|e| e.to_string())?;
-            let holder = msg
-                .payload()
-                .and_then(|p| serde_json::from_slice::<serde_json::Value>(p).ok())
-                .and_then(|v| {
-                    Some(Holder {
-                        owner: v.get("owner")?.as_str()?.to_string(),
-                        running: v.get("state")?.as_str()? == "running",
-                    })
-                });
-            if let (Some(key), Some(h)) = (msg.key(), holder) {
-                marks.insert(String::from_utf8_lossy(key).into_owned(), h);
-            }
-            if ends
-                .get(&msg.partition())
-                .is_some_and(|end| msg.offset() + 1 >= *end)
-            {
-                ends.remove(&msg.partition());
-            }
-        }
-        Ok(marks)
+        read_marks(
+            &self.servers,
+            &self.properties,
+            &self.config.assignments_topic(),
+            partitions,
+        )
     }
 
     /// Records that this daemon runs (`running`) or has cleanly released `connector`
@@ -287,6 +241,90 @@ impl ConsumerContext for GroupContext {
             .extend(assigned);
         self.membership.gained.notify_one();
     }
+}
+
+/// The last ownership record of every connector on these partitions of the assignments topic
+/// (blocking: reads them to their end).
+fn read_marks(
+    servers: &str,
+    properties: &BTreeMap<String, String>,
+    topic: &str,
+    partitions: &[i32],
+) -> Result<BTreeMap<String, Holder>, String> {
+    let consumer: BaseConsumer = client_config(servers, properties)
+        .set("group.id", "sluice-assignments-reader")
+        .set("enable.auto.commit", "false")
+        .create()
+        .map_err(|e| e.to_string())?;
+    let mut tpl = TopicPartitionList::new();
+    let mut ends = BTreeMap::new();
+    for &p in partitions {
+        let (low, high) = consumer
+            .fetch_watermarks(topic, p, TIMEOUT)
+            .map_err(|e| e.to_string())?;
+        if high > low {
+            ends.insert(p, (high, false));
+            tpl.add_partition_offset(topic, p, Offset::Offset(low))
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    let mut marks = BTreeMap::new();
+    if ends.is_empty() {
+        return Ok(marks);
+    }
+    consumer.assign(&tpl).map_err(|e| e.to_string())?;
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        if Instant::now() > deadline {
+            return Err("timed out reading the assignments topic".into());
+        }
+        let Some(msg) = consumer.poll(Duration::from_millis(200)) else {
+            // Past every partition's high watermark and nothing more arrived: done. (The
+            // watermark alone is not trusted: some brokers report it a batch short.)
+            if ends.values().all(|e| e.1) {
+                break;
+            }
+            continue;
+        };
+        let msg = msg.map_err(|e| e.to_string())?;
+        let holder = msg
+            .payload()
+            .and_then(|p| serde_json::from_slice::<serde_json::Value>(p).ok())
+            .and_then(|v| {
+                Some(Holder {
+                    owner: v.get("owner")?.as_str()?.to_string(),
+                    running: v.get("state")?.as_str()? == "running",
+                })
+            });
+        if let (Some(key), Some(h)) = (msg.key(), holder) {
+            marks.insert(String::from_utf8_lossy(key).into_owned(), h);
+        }
+        if let Some(end) = ends.get_mut(&msg.partition()) {
+            if msg.offset() + 1 >= end.0 {
+                end.1 = true;
+            }
+        }
+    }
+    Ok(marks)
+}
+
+/// Who runs `connector` in the cluster a daemon configuration describes, if someone does
+/// (for the `offsets` commands, which must not change a running connector's position).
+pub fn running_owner(daemon: &DaemonConfig, connector: &str) -> Result<Option<String>, String> {
+    let Some(config) = &daemon.cluster else {
+        return Ok(None);
+    };
+    let partition = connect::partition(connector.as_bytes(), config.assignment_partitions);
+    let marks = read_marks(
+        daemon.sink.bootstrap_servers.as_deref().unwrap_or_default(),
+        &daemon.sink.properties,
+        &config.assignments_topic(),
+        &[partition],
+    )?;
+    Ok(marks
+        .get(connector)
+        .filter(|h| h.running)
+        .map(|h| h.owner.clone()))
 }
 
 /// Joins the cluster: creates the assignments topic when absent, then runs the group member

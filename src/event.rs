@@ -161,6 +161,9 @@ pub struct Column {
     pub nullable: bool,
     /// The column's default, converted to its kind (schemas declare it, as Debezium's do).
     pub default: Option<Value>,
+    /// Declared length in characters of a bounded text column (`varchar(n)`, `char(n)`), when
+    /// known: a hash mask is cut to it, as Debezium's is.
+    pub length: Option<u32>,
 }
 
 /// The shape of a captured table at one point of its history.

@@ -162,3 +162,78 @@ async fn its_own_slot_is_recreated_for_a_snapshot_but_not_once_another_consumer_
     db.exec(&format!("SELECT pg_drop_replication_slot('{name}')"))
         .await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slot_held_by_a_stale_reader_is_waited_for_or_taken_with_terminate_stale_walsender() {
+    let db = TestDb::new("stale").await;
+    db.exec("CREATE TABLE t (id int PRIMARY KEY)").await;
+    let name = unique("stale");
+    let mut daemon = Daemon::single(&name, &db, &["public.t"], "");
+    daemon.start();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while db.confirmed_flush(&name).await.is_none() {
+        assert!(std::time::Instant::now() < deadline, "{}", daemon.logs());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(daemon.stop().success());
+    // Another session holds the slot (as a frozen previous owner's walsender would).
+    let bin = std::env::var("PG_BIN").unwrap_or_else(|_| "/usr/lib/postgresql/15/bin".into());
+    let mut holder = std::process::Command::new(format!("{bin}/pg_recvlogical"))
+        .args([
+            "-d",
+            &db.url(),
+            "-S",
+            &name,
+            "--start",
+            "-o",
+            "proto_version=1",
+            "-o",
+        ])
+        .arg(format!("publication_names={name}"))
+        .args(["-f", "/dev/null"])
+        .spawn()
+        .expect("pg_recvlogical");
+    let active = || async {
+        db.client
+            .query_one(
+                "SELECT active FROM pg_replication_slots WHERE slot_name = $1",
+                &[&name],
+            )
+            .await
+            .unwrap()
+            .get::<_, bool>(0)
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !active().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "pg_recvlogical did not attach"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Without the setting: the connector waits, saying why and what would end the wait.
+    daemon.start();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !daemon.logs().contains("terminate_stale_walsender = true") {
+        assert!(std::time::Instant::now() < deadline, "{}", daemon.logs());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(daemon.stop().success());
+    // With it: the stale session is ended and the connector streams.
+    let file = daemon.dir.join("connectors/c.toml");
+    let text = std::fs::read_to_string(&file).unwrap().replace(
+        "[postgres]\n",
+        "[postgres]\nterminate_stale_walsender = true\n",
+    );
+    std::fs::write(&file, text).unwrap();
+    daemon.start();
+    db.exec("INSERT INTO t VALUES (1)").await;
+    let msgs = read_topic(&format!("{name}.public.t"), 1, Duration::from_secs(60));
+    assert_eq!(msgs.len(), 1, "{}", daemon.logs());
+    assert!(daemon
+        .logs()
+        .contains("ended the session that held the replication slot"));
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert!(daemon.stop().success());
+}

@@ -64,6 +64,177 @@ pub struct ConnectorConfig {
     /// How values of some types are published (Debezium's handling-mode properties).
     #[serde(default)]
     pub types: TypesConfig,
+    /// Columns left out, masked or truncated.
+    #[serde(default)]
+    pub columns: ColumnsConfig,
+    /// Message key columns per table (Debezium's `message.key.columns`): table pattern →
+    /// column names, in key order. Tables without a primary key become keyable.
+    #[serde(default)]
+    pub key_columns: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+/// `[columns]`: per-column output rules. Columns are named `schema.table.column` (quoted
+/// parts as in `tables`) or `re:<regex>` matched against `schema.table.column` (anchored).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ColumnsConfig {
+    /// Left out of `before`, `after` and schemas (Debezium's `column.exclude.list`).
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// Replaced by the hex of a salted hash (Debezium's `column.mask.hash.<alg>.with.salt.<salt>`).
+    #[serde(default)]
+    pub mask_hash: std::collections::BTreeMap<String, HashMaskConfig>,
+    /// Replaced by that many `*` (Debezium's `column.mask.with.<n>.chars`).
+    #[serde(default)]
+    pub mask_with_chars: std::collections::BTreeMap<String, u32>,
+    /// Cut to that many characters (Debezium's `column.truncate.to.<n>.chars`).
+    #[serde(default)]
+    pub truncate_to: std::collections::BTreeMap<String, u32>,
+}
+
+/// One `mask_hash` rule.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HashMaskConfig {
+    /// `SHA-256` (also `SHA-1`, `SHA-384`, `SHA-512`).
+    pub algorithm: String,
+    /// The salt (a secret: use `${VAR}`).
+    pub salt: Secret,
+}
+
+/// A column named in `[columns]`: `schema.table.column` or `re:<regex>`.
+#[derive(Debug, Clone)]
+pub enum ColumnPattern {
+    /// One column.
+    Exact {
+        /// Schema or database.
+        schema: String,
+        /// Table.
+        table: String,
+        /// Column.
+        column: String,
+    },
+    /// Every column whose `schema.table.column` matches (anchored).
+    Regex(regex::Regex),
+}
+
+impl ColumnPattern {
+    /// Parses one entry.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        if let Some(re) = text.strip_prefix("re:") {
+            return regex::Regex::new(&format!("^(?:{re})$"))
+                .map(ColumnPattern::Regex)
+                .map_err(|e| format!("is not a valid regular expression: {e}"));
+        }
+        let mut chars = text.chars().peekable();
+        let mut parts = Vec::new();
+        loop {
+            parts.push(TablePattern::ident(&mut chars)?.ok_or("a part is empty")?);
+            match chars.next() {
+                None => break,
+                Some('.') => {}
+                Some(c) => return Err(format!("unexpected '{c}' (quote names that contain '.')")),
+            }
+        }
+        match <[String; 3]>::try_from(parts) {
+            Ok([schema, table, column]) => Ok(ColumnPattern::Exact {
+                schema,
+                table,
+                column,
+            }),
+            Err(_) => Err("write schema.table.column (or re:<regex>)".into()),
+        }
+    }
+
+    /// Whether the pattern names `column` of `schema.table`.
+    pub fn matches(&self, schema: &str, table: &str, column: &str) -> bool {
+        match self {
+            ColumnPattern::Exact {
+                schema: s,
+                table: t,
+                column: c,
+            } => s == schema && t == table && c == column,
+            ColumnPattern::Regex(re) => re.is_match(&format!("{schema}.{table}.{column}")),
+        }
+    }
+}
+
+/// A table entry of `tables`, `exclude_tables` or `key_columns`: `schema.table`,
+/// `schema.*` or `re:<regex>` (matched against `schema.table`, anchored, case-sensitive, as
+/// Debezium's `table.include.list`).
+#[derive(Debug, Clone)]
+pub enum TableSelector {
+    /// A `schema.table` or `schema.*` entry.
+    Pattern(TablePattern),
+    /// Every table whose `schema.table` matches; the regex as written.
+    Regex(regex::Regex, String),
+}
+
+impl TableSelector {
+    /// Parses one entry.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        match text.strip_prefix("re:") {
+            Some(re) => regex::Regex::new(&format!("^(?:{re})$"))
+                .map(|r| TableSelector::Regex(r, re.to_string()))
+                .map_err(|e| format!("is not a valid regular expression: {e}")),
+            None => TablePattern::parse(text).map(TableSelector::Pattern),
+        }
+    }
+
+    /// Whether it selects `schema.table`.
+    pub fn matches(&self, schema: &str, table: &str) -> bool {
+        match self {
+            TableSelector::Pattern(p) => p.matches(schema, table),
+            TableSelector::Regex(re, _) => re.is_match(&format!("{schema}.{table}")),
+        }
+    }
+
+    /// The one table it names (`schema.table`), if it names exactly one.
+    pub fn exact(&self) -> Option<(&str, &str)> {
+        match self {
+            TableSelector::Pattern(TablePattern {
+                schema,
+                table: Some(t),
+            }) => Some((schema, t)),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for TableSelector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TableSelector::Pattern(p) => write!(f, "{p}"),
+            TableSelector::Regex(_, re) => write!(f, "re:{re}"),
+        }
+    }
+}
+
+/// Which tables a connector captures: any of `tables`, none of `exclude_tables`.
+#[derive(Debug, Clone, Default)]
+pub struct TableFilter {
+    /// `tables`.
+    pub include: Vec<TableSelector>,
+    /// `exclude_tables` (wins over `tables`).
+    pub exclude: Vec<TableSelector>,
+}
+
+impl TableFilter {
+    /// Whether `schema.table` is captured.
+    pub fn captures(&self, schema: &str, table: &str) -> bool {
+        self.include.iter().any(|p| p.matches(schema, table))
+            && !self.exclude.iter().any(|p| p.matches(schema, table))
+    }
+
+    /// Whether the selection is more than exact tables and whole schemas (regexes or
+    /// exclusions), so it cannot be written as a publication's `TABLES IN SCHEMA` list.
+    pub fn is_computed(&self) -> bool {
+        !self.exclude.is_empty()
+            || self
+                .include
+                .iter()
+                .any(|p| matches!(p, TableSelector::Regex(..)))
+    }
 }
 
 /// `[types]`: Debezium's type-handling properties, with Debezium's defaults.
@@ -225,18 +396,27 @@ pub struct PostgresConfig {
     pub slot: String,
     /// Publication; created for `tables` when absent.
     pub publication: String,
-    /// Captured tables, schema-qualified; `schema.*` captures every table of a schema;
-    /// identifiers with dots, quotes or capitals are double-quoted (`"My Schema"."T.1"`).
+    /// Captured tables, schema-qualified; `schema.*` captures every table of a schema,
+    /// `re:<regex>` the tables whose `schema.table` matches; identifiers with dots, quotes or
+    /// capitals are double-quoted (`"My Schema"."T.1"`).
     pub tables: Vec<String>,
-    /// `tables`, parsed (filled when the file is read).
+    /// Tables left out although `tables` names them (same syntax; wins over `tables`).
+    #[serde(default)]
+    pub exclude_tables: Vec<String>,
+    /// `tables` and `exclude_tables`, parsed (filled when the file is read).
     #[serde(skip)]
-    pub patterns: Vec<TablePattern>,
+    pub filter: TableFilter,
     /// A statement run on every heartbeat (for databases that share WAL with busier ones).
     #[serde(default)]
     pub heartbeat_action_query: Option<String>,
     /// How often a standby status update (the confirmed position) is sent, in milliseconds.
     #[serde(default = "default_status_interval")]
     pub status_interval_ms: u64,
+    /// When the slot is held by another session (a dead or frozen previous owner in cluster
+    /// mode), end that session (`pg_terminate_backend`) instead of waiting for PostgreSQL's
+    /// `wal_sender_timeout` to end it.
+    #[serde(default)]
+    pub terminate_stale_walsender: bool,
 }
 
 /// MySQL / MariaDB connection and capture settings.
@@ -251,12 +431,16 @@ pub struct MysqlConfig {
     pub password: Option<Secret>,
     /// This replica's server id: unique among the server's replicas.
     pub server_id: u32,
-    /// Captured tables, database-qualified; `db.*` captures every table of a database;
-    /// identifiers with dots or quotes are quoted (`"my.db"."t"` or `` `my.db`.`t` ``).
+    /// Captured tables, database-qualified; `db.*` captures every table of a database,
+    /// `re:<regex>` the tables whose `db.table` matches; identifiers with dots or quotes are
+    /// quoted (`"my.db"."t"` or `` `my.db`.`t` ``).
     pub tables: Vec<String>,
-    /// `tables`, parsed (filled when the file is read).
+    /// Tables left out although `tables` names them (same syntax; wins over `tables`).
+    #[serde(default)]
+    pub exclude_tables: Vec<String>,
+    /// `tables` and `exclude_tables`, parsed (filled when the file is read).
     #[serde(skip)]
-    pub patterns: Vec<TablePattern>,
+    pub filter: TableFilter,
     /// A statement run on every heartbeat.
     #[serde(default)]
     pub heartbeat_action_query: Option<String>,
@@ -265,15 +449,21 @@ pub struct MysqlConfig {
 impl MysqlConfig {
     /// Whether `db.table` is captured.
     pub fn captures(&self, db: &str, table: &str) -> bool {
-        self.patterns.iter().any(|p| p.matches(db, table))
+        self.filter.captures(db, table)
     }
 
-    /// The databases named in `tables`.
-    pub fn databases(&self) -> Vec<String> {
-        let mut out: Vec<String> = self.patterns.iter().map(|p| p.schema.clone()).collect();
+    /// The databases named in `tables`; `None` when a `re:` entry may match any.
+    pub fn databases(&self) -> Option<Vec<String>> {
+        let mut out = Vec::new();
+        for p in &self.filter.include {
+            match p {
+                TableSelector::Pattern(p) => out.push(p.schema.clone()),
+                TableSelector::Regex(..) => return None,
+            }
+        }
         out.sort();
         out.dedup();
-        out
+        Some(out)
     }
 }
 
@@ -393,17 +583,23 @@ impl ConnectorConfig {
         let mut config: ConnectorConfig = parse_toml(path, text)?;
         config.file = path.to_path_buf();
         config.validate()?;
-        let parse = |tables: &[String]| -> Vec<TablePattern> {
+        let parse = |tables: &[String]| -> Vec<TableSelector> {
             tables
                 .iter()
-                .filter_map(|t| TablePattern::parse(t).ok())
+                .filter_map(|t| TableSelector::parse(t).ok())
                 .collect()
         };
         if let Some(pg) = config.postgres.as_mut() {
-            pg.patterns = parse(&pg.tables);
+            pg.filter = TableFilter {
+                include: parse(&pg.tables),
+                exclude: parse(&pg.exclude_tables),
+            };
         }
         if let Some(my) = config.mysql.as_mut() {
-            my.patterns = parse(&my.tables);
+            my.filter = TableFilter {
+                include: parse(&my.tables),
+                exclude: parse(&my.exclude_tables),
+            };
         }
         Ok(config)
     }
@@ -442,6 +638,7 @@ impl ConnectorConfig {
         }
         self.validate_format()?;
         self.validate_types()?;
+        self.validate_columns()?;
         if self.heartbeat_interval_ms == Some(0) {
             return Err(self.invalid(
                 "heartbeat_interval_ms",
@@ -478,6 +675,69 @@ impl ConnectorConfig {
                     ));
                 }
                 self.validate_mysql(my)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `[columns]` and `key_columns`: every pattern parses, every algorithm is known, a
+    /// column is not both masked and a key column.
+    fn validate_columns(&self) -> Result<(), ConfigError> {
+        let c = &self.columns;
+        let lists: [(&str, Vec<&String>); 4] = [
+            ("columns.exclude", c.exclude.iter().collect()),
+            ("columns.mask_hash", c.mask_hash.keys().collect()),
+            (
+                "columns.mask_with_chars",
+                c.mask_with_chars.keys().collect(),
+            ),
+            ("columns.truncate_to", c.truncate_to.keys().collect()),
+        ];
+        for (key, entries) in &lists {
+            for e in entries {
+                if let Err(why) = ColumnPattern::parse(e) {
+                    return Err(self.invalid(key, format!("{e:?} {why}")));
+                }
+            }
+        }
+        for (col, m) in &c.mask_hash {
+            if !matches!(
+                m.algorithm.as_str(),
+                "SHA-1" | "SHA-256" | "SHA-384" | "SHA-512"
+            ) {
+                return Err(self.invalid(
+                    "columns.mask_hash",
+                    format!("{col:?}: algorithm {:?} is not offered; use \"SHA-256\" (or SHA-1, SHA-384, SHA-512)", m.algorithm),
+                ));
+            }
+        }
+        for (table, cols) in &self.key_columns {
+            let selector = TableSelector::parse(table)
+                .map_err(|why| self.invalid("key_columns", format!("{table:?}: {why}")))?;
+            if cols.is_empty() {
+                return Err(self.invalid("key_columns", format!("{table:?} lists no column")));
+            }
+            // A masked key would publish masked keys: refused, as the masking's purpose
+            // would be lost in compaction and partitioning.
+            let masked: Vec<ColumnPattern> = c
+                .mask_hash
+                .keys()
+                .chain(c.mask_with_chars.keys())
+                .filter_map(|p| ColumnPattern::parse(p).ok())
+                .collect();
+            if let TableSelector::Pattern(TablePattern {
+                schema,
+                table: Some(t),
+            }) = &selector
+            {
+                for col in cols {
+                    if masked.iter().any(|m| m.matches(schema, t, col)) {
+                        return Err(self.invalid(
+                            "key_columns",
+                            format!("{table}.{col} is also masked in [columns]; a key column cannot be masked: pick other key columns or stop masking it"),
+                        ));
+                    }
+                }
             }
         }
         Ok(())
@@ -568,11 +828,15 @@ impl ConnectorConfig {
                 "is empty; list the tables to capture, e.g. [\"shop.orders\"] or [\"shop.*\"]",
             ));
         }
-        for t in &my.tables {
-            if let Err(why) = TablePattern::parse(t) {
+        for (key, t) in my.tables.iter().map(|t| ("mysql.tables", t)).chain(
+            my.exclude_tables
+                .iter()
+                .map(|t| ("mysql.exclude_tables", t)),
+        ) {
+            if let Err(why) = TableSelector::parse(t) {
                 return Err(self.invalid(
-                    "mysql.tables",
-                    format!("contains {t:?}: {why}; write database.table or database.* (for example \"shop.orders\"), quoting names that contain dots (\"\\\"my.db\\\".orders\")"),
+                    key,
+                    format!("contains {t:?}: {why}; write database.table, database.* or re:<regex> (for example \"shop.orders\"), quoting names that contain dots (\"\\\"my.db\\\".orders\")"),
                 ));
             }
         }
@@ -681,11 +945,15 @@ impl ConnectorConfig {
                 "is empty; list the tables to capture, e.g. [\"public.customers\"] or [\"public.*\"]",
             ));
         }
-        for t in &pg.tables {
-            if let Err(why) = TablePattern::parse(t) {
+        for (key, t) in pg.tables.iter().map(|t| ("postgres.tables", t)).chain(
+            pg.exclude_tables
+                .iter()
+                .map(|t| ("postgres.exclude_tables", t)),
+        ) {
+            if let Err(why) = TableSelector::parse(t) {
                 return Err(self.invalid(
-                    "postgres.tables",
-                    format!("contains {t:?}: {why}; write schema.table or schema.* (for example \"public.orders\"), double-quoting names with dots, quotes or capitals (\"\\\"My Schema\\\".\\\"Orders\\\"\")"),
+                    key,
+                    format!("contains {t:?}: {why}; write schema.table, schema.* or re:<regex> (for example \"public.orders\"), double-quoting names with dots, quotes or capitals (\"\\\"My Schema\\\".\\\"Orders\\\"\")"),
                 ));
             }
         }
@@ -736,7 +1004,7 @@ impl TablePattern {
     }
 
     /// One identifier: quoted, or bare up to the next '.'; `None` when empty.
-    fn ident(
+    pub(crate) fn ident(
         chars: &mut std::iter::Peekable<std::str::Chars<'_>>,
     ) -> Result<Option<String>, String> {
         let mut out = String::new();
@@ -1033,6 +1301,10 @@ schemas = true
             r#"tables = ["\"Quoted . Schema\".\"Table\""]"#,
         ))
         .unwrap();
-        assert_eq!(c.postgres.unwrap().patterns[0].schema, "Quoted . Schema");
+        assert!(c
+            .postgres
+            .unwrap()
+            .filter
+            .captures("Quoted . Schema", "Table"));
     }
 }

@@ -514,24 +514,39 @@ level = "info"
         let c = parse(&kafka).unwrap();
         assert!(c.offsets.in_kafka());
         assert_eq!(
-            (c.offsets.topic_partitions, c.offsets.topic_replication_factor),
+            (
+                c.offsets.topic_partitions,
+                c.offsets.topic_replication_factor
+            ),
             (25, 3)
         );
         let cluster = format!("{kafka}[cluster]\ngroup_id = \"sluice-prod\"\n");
         let c = parse(&cluster).unwrap();
         let cl = c.cluster.unwrap();
         assert_eq!(cl.assignments_topic(), "sluice-prod-assignments");
-        assert_eq!((cl.session_timeout_ms, cl.assignment_partitions), (10_000, 12));
+        assert_eq!(
+            (cl.session_timeout_ms, cl.assignment_partitions),
+            (10_000, 12)
+        );
         let cases = [
-            (GOOD.replace("store = \"file\"", "store = \"s3\""), "offsets.store"),
+            (
+                GOOD.replace("store = \"file\"", "store = \"s3\""),
+                "offsets.store",
+            ),
             (
                 GOOD.replace("store = \"file\"", "store = \"kafka\"")
                     .replace("type = \"kafka\"", "type = \"stdout\""),
                 "offsets.store",
             ),
-            (kafka.replace("connect-offsets", "bad topic"), "offsets.topic"),
+            (
+                kafka.replace("connect-offsets", "bad topic"),
+                "offsets.topic",
+            ),
             (format!("{GOOD}[cluster]\ngroup_id = \"g\"\n"), "cluster"),
-            (format!("{kafka}[cluster]\ngroup_id = \"a b\"\n"), "cluster.group_id"),
+            (
+                format!("{kafka}[cluster]\ngroup_id = \"a b\"\n"),
+                "cluster.group_id",
+            ),
             (
                 format!("{kafka}[cluster]\ngroup_id = \"g\"\nassignment_partitions = 0\n"),
                 "cluster.assignment_partitions",

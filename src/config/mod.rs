@@ -13,8 +13,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub use connector::{
-    BinaryMode, ConnectorConfig, DecimalMode, FormatConfig, HstoreMode, IntervalMode, MysqlConfig,
-    PostgresConfig, SnapshotConfig, SnapshotMode, SourceKind, SubjectStrategy, TablePattern,
+    BinaryMode, ColumnPattern, ColumnsConfig, ConnectorConfig, DecimalMode, FormatConfig,
+    HashMaskConfig, HstoreMode, IntervalMode, MysqlConfig, PostgresConfig, SnapshotConfig,
+    SnapshotMode, SourceKind, SubjectStrategy, TableFilter, TablePattern, TableSelector,
     TimePrecisionMode, TypesConfig, UnsignedMode, ValueFormat,
 };
 pub use daemon::{

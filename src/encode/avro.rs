@@ -295,18 +295,21 @@ mod tests {
                     kind: ColumnKind::Int32,
                     nullable: false,
                     default: None,
+                    length: None,
                 },
                 Column {
                     name: "n1".into(),
                     kind: ColumnKind::VariableDecimal,
                     nullable: true,
                     default: None,
+                    length: None,
                 },
                 Column {
                     name: "n2".into(),
                     kind: ColumnKind::VariableDecimal,
                     nullable: true,
                     default: None,
+                    length: None,
                 },
                 Column {
                     name: "price".into(),
@@ -316,12 +319,14 @@ mod tests {
                     },
                     nullable: true,
                     default: None,
+                    length: None,
                 },
                 Column {
                     name: "tags".into(),
                     kind: ColumnKind::Array(Box::new(ColumnKind::Text)),
                     nullable: true,
                     default: None,
+                    length: None,
                 },
             ],
             key: vec![0],
@@ -451,6 +456,7 @@ mod tests {
             kind,
             nullable,
             default: None,
+            length: None,
         };
         let t = Arc::new(TableSchema {
             id: TableId {

@@ -637,12 +637,14 @@ mod tests {
                     kind: ColumnKind::Int32,
                     nullable: false,
                     default: None,
+                    length: None,
                 },
                 Column {
                     name: "note".into(),
                     kind: ColumnKind::Text,
                     nullable: true,
                     default: None,
+                    length: None,
                 },
                 Column {
                     name: "price".into(),
@@ -652,6 +654,7 @@ mod tests {
                     },
                     nullable: true,
                     default: None,
+                    length: None,
                 },
             ],
             key: vec![0],

@@ -215,7 +215,7 @@ impl KafkaOffsetStore {
                 .fetch_watermarks(topic, p, TIMEOUT)
                 .map_err(|e| unreachable(&self.settings, e))?;
             if high > low {
-                ends.insert(p, high);
+                ends.insert(p, (high, false));
                 tpl.add_partition_offset(topic, p, Offset::Offset(low))
                     .map_err(|e| unreachable(&self.settings, e))?;
             }
@@ -228,7 +228,7 @@ impl KafkaOffsetStore {
             .assign(&tpl)
             .map_err(|e| unreachable(&self.settings, e))?;
         let deadline = Instant::now() + TIMEOUT;
-        while !ends.is_empty() {
+        loop {
             if Instant::now() > deadline {
                 return Err(unreachable(
                     &self.settings,
@@ -236,17 +236,21 @@ impl KafkaOffsetStore {
                 ));
             }
             let Some(msg) = consumer.poll(Duration::from_millis(200)) else {
+                // Past every partition's high watermark and nothing more arrived: done. (The
+                // watermark alone is not trusted: some brokers report it a batch short.)
+                if ends.values().all(|e| e.1) {
+                    break;
+                }
                 continue;
             };
             let msg = msg.map_err(|e| unreachable(&self.settings, e))?;
             if let Some(k) = msg.key() {
                 latest.insert(k.to_vec(), msg.payload().map(<[u8]>::to_vec));
             }
-            if ends
-                .get(&msg.partition())
-                .is_some_and(|end| msg.offset() + 1 >= *end)
-            {
-                ends.remove(&msg.partition());
+            if let Some(end) = ends.get_mut(&msg.partition()) {
+                if msg.offset() + 1 >= end.0 {
+                    end.1 = true;
+                }
             }
         }
         Ok(latest)
@@ -307,6 +311,18 @@ impl KafkaOffsetStore {
     }
 }
 
+/// Runs a blocking broker round trip without starving the async workers: on a worker of a
+/// multi-threaded runtime the worker hands its tasks over first (`block_in_place`); elsewhere
+/// (a blocking thread, a plain thread) it just runs.
+fn off_worker<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
+}
+
 impl OffsetStore for KafkaOffsetStore {
     fn describe(&self, connector: &str, server: &str) {
         self.servers
@@ -316,6 +332,28 @@ impl OffsetStore for KafkaOffsetStore {
     }
 
     fn load(&self, connector: &str) -> Result<Option<SourcePosition>, OffsetError> {
+        off_worker(|| self.load_now(connector))
+    }
+
+    fn commit(&self, connector: &str, position: &SourcePosition) -> Result<(), OffsetError> {
+        off_worker(|| self.commit_now(connector, position))
+    }
+
+    fn reset(&self, connector: &str, position: &SourcePosition) -> Result<(), OffsetError> {
+        off_worker(|| self.reset_now(connector, position))
+    }
+
+    fn delete(&self, connector: &str) -> Result<(), OffsetError> {
+        off_worker(|| self.delete_now(connector))
+    }
+
+    fn names(&self) -> Result<Vec<String>, OffsetError> {
+        off_worker(|| self.names_now())
+    }
+}
+
+impl KafkaOffsetStore {
+    fn load_now(&self, connector: &str) -> Result<Option<SourcePosition>, OffsetError> {
         let key = self.key_of(connector);
         let partition = connect::partition(&key, self.partitions);
         let found = match self.read(&[partition])?.remove(&key).flatten() {
@@ -330,7 +368,7 @@ impl OffsetStore for KafkaOffsetStore {
         Ok(found)
     }
 
-    fn commit(&self, connector: &str, position: &SourcePosition) -> Result<(), OffsetError> {
+    fn commit_now(&self, connector: &str, position: &SourcePosition) -> Result<(), OffsetError> {
         let cached = self
             .cache
             .lock()
@@ -339,13 +377,13 @@ impl OffsetStore for KafkaOffsetStore {
             .cloned();
         let current = match cached {
             Some(p) => Some(p),
-            None => self.load(connector)?,
+            None => self.load_now(connector)?,
         };
         refuse_backwards(connector, current.as_ref(), position)?;
-        self.reset(connector, position)
+        self.reset_now(connector, position)
     }
 
-    fn reset(&self, connector: &str, position: &SourcePosition) -> Result<(), OffsetError> {
+    fn reset_now(&self, connector: &str, position: &SourcePosition) -> Result<(), OffsetError> {
         let value = serde_json::to_vec(&connect::value(position)).unwrap_or_default();
         self.write(connector, Some(&value))?;
         self.cache
@@ -355,7 +393,7 @@ impl OffsetStore for KafkaOffsetStore {
         Ok(())
     }
 
-    fn delete(&self, connector: &str) -> Result<(), OffsetError> {
+    fn delete_now(&self, connector: &str) -> Result<(), OffsetError> {
         self.write(connector, None)?;
         self.cache
             .lock()
@@ -364,7 +402,7 @@ impl OffsetStore for KafkaOffsetStore {
         Ok(())
     }
 
-    fn names(&self) -> Result<Vec<String>, OffsetError> {
+    fn names_now(&self) -> Result<Vec<String>, OffsetError> {
         let all: Vec<i32> = (0..self.partitions).collect();
         let mut names: Vec<String> = self
             .read(&all)?

@@ -489,8 +489,8 @@ impl Runtime {
                 .cloned()
                 .collect()
         };
-        for name in names {
-            if revocation.lost {
+        if revocation.lost {
+            for name in names {
                 tracing::warn!(connector = %name, "cluster: assignment lost: stopping the connector at once, committing nothing");
                 let handle = self
                     .connectors
@@ -500,10 +500,13 @@ impl Runtime {
                 if let Some(task) = handle.and_then(|h| h.task) {
                     task.abort();
                 }
-            } else {
-                tracing::info!(connector = %name, "cluster: partition revoked: stopping the connector cleanly");
-                self.stop(&name).await;
             }
+        } else {
+            // All at once: the group waits for this member while its connectors drain.
+            for name in &names {
+                tracing::info!(connector = %name, "cluster: partition revoked: stopping the connector cleanly");
+            }
+            futures_util::future::join_all(names.iter().map(|n| self.stop(n))).await;
         }
         let _ = revocation.done.send(());
         self.rescan().await;

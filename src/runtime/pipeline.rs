@@ -157,7 +157,7 @@ pub async fn run_once(
         connector: connector.name.clone(),
         settings,
         encoder,
-        transform: Transform::new(connector.source, &connector.types),
+        transform: Transform::for_connector(connector),
         sink: parts.sink,
         offsets: parts.offsets,
         tracker: AckTracker::new(stored),
@@ -382,7 +382,10 @@ impl Run {
             SourceItem::Event(event) => {
                 self.events_total += 1;
                 let table = self.counters.read(event.table.as_ref(), &event.position);
-                let event = self.transform.apply(*event);
+                let event = self
+                    .transform
+                    .apply(*event)
+                    .map_err(crate::encode::EncodeError::Definite)?;
                 let records = self.encoder.encode(&event).await?;
                 (
                     records,

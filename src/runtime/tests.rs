@@ -145,12 +145,14 @@ fn table() -> Arc<TableSchema> {
         kind: ColumnKind::Int64,
         nullable: false,
         default: None,
+        length: None,
     };
     let blob = Column {
         name: "blob".into(),
         kind: ColumnKind::Text,
         nullable: true,
         default: None,
+        length: None,
     };
     Arc::new(TableSchema {
         id: TableId {

@@ -74,23 +74,21 @@ pub async fn binlog_exists(conn: &mut Conn, file: &str) -> Result<bool, MyError>
 
 /// The captured tables that exist, in name order.
 pub async fn captured_tables(conn: &mut Conn, my: &MysqlConfig) -> Result<Vec<TableId>, MyError> {
+    let rows: Vec<Row> = conn
+        .query(
+            "SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES WHERE TABLE_TYPE = 'BASE TABLE' \
+             AND TABLE_SCHEMA NOT IN ('mysql', 'information_schema', 'performance_schema', 'sys') \
+             ORDER BY TABLE_SCHEMA, TABLE_NAME",
+        )
+        .await
+        .map_err(MyError::query)?;
     let mut out = Vec::new();
-    for db in my.databases() {
-        let rows: Vec<Row> = conn
-            .exec(
-                "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME",
-                (db.as_str(),),
-            )
-            .await
-            .map_err(MyError::query)?;
-        for r in rows {
-            let Some(name) = text(&r, 0) else { continue };
-            if my.captures(&db, &name) {
-                out.push(TableId {
-                    schema: db.clone(),
-                    name,
-                });
-            }
+    for r in rows {
+        let (Some(db), Some(name)) = (text(&r, 0), text(&r, 1)) else {
+            continue;
+        };
+        if my.captures(&db, &name) {
+            out.push(TableId { schema: db, name });
         }
     }
     Ok(out)
@@ -120,7 +118,7 @@ pub async fn hints(
     let mut out: HashMap<String, ColumnHint> = HashMap::new();
     let rows: Vec<Row> = conn
         .exec(
-            "SELECT COLUMN_NAME, LOWER(COLUMN_TYPE), LOWER(DATA_TYPE), CHARACTER_SET_NAME, COLUMN_DEFAULT, EXTRA FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+            "SELECT COLUMN_NAME, LOWER(COLUMN_TYPE), LOWER(DATA_TYPE), CHARACTER_SET_NAME, COLUMN_DEFAULT, EXTRA, CAST(CHARACTER_MAXIMUM_LENGTH AS CHAR) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
             (t.schema.as_str(), t.name.as_str()),
         )
         .await
@@ -142,6 +140,12 @@ pub async fn hints(
             adjust_years: types.time_adjuster,
             unsigned_precise: types.bigint_unsigned_handling_mode
                 == crate::config::UnsignedMode::Precise,
+            // Bounded text only (char/varchar); text types report huge maxima.
+            length: if matches!(data_type.as_str(), "char" | "varchar") {
+                text(&r, 6).and_then(|l| l.parse().ok())
+            } else {
+                None
+            },
         };
         out.insert(name, hint);
     }

@@ -102,9 +102,11 @@ pub async fn server_problems(
         return Ok(problems);
     };
     let tables = catalog::captured_tables(conn, my).await?;
-    for pattern in &my.patterns {
-        let db = &pattern.schema;
-        if pattern.table.is_some() && !tables.iter().any(|t| pattern.matches(&t.schema, &t.name)) {
+    for pattern in &my.filter.include {
+        let Some((db, name)) = pattern.exact() else {
+            continue;
+        };
+        if !tables.iter().any(|t| t.schema == db && t.name == name) {
             problems.push(SetupError::Other(format!(
                 "mysql.tables names {pattern}, which does not exist or the user cannot see (it needs SELECT): create it, GRANT SELECT ON {db}.* TO '<user>'@'<host>', or remove it"
             )));

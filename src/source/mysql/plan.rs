@@ -35,6 +35,8 @@ pub struct ColumnHint {
     /// `BIGINT UNSIGNED` as a Decimal(20, 0) (`[types] bigint_unsigned_handling_mode =
     /// "precise"`).
     pub unsigned_precise: bool,
+    /// `CHAR(n)` / `VARCHAR(n)`: n characters.
+    pub length: Option<u32>,
 }
 
 /// A column default from `information_schema.COLUMNS`.
@@ -202,6 +204,7 @@ impl RowDecoder {
                 kind,
                 nullable: c.nullable,
                 default,
+                length: hint.length,
             });
         }
         Ok(RowDecoder {

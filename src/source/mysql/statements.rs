@@ -176,7 +176,10 @@ pub(super) fn is_ddl(sql: &str) -> bool {
 
 /// Whether a DDL statement concerns a captured database.
 pub(super) fn ddl_concerns(my: &MysqlConfig, default_db: &str, sql: &str) -> Option<String> {
-    let dbs = my.databases();
+    let Some(dbs) = my.databases() else {
+        // A `re:` entry may capture tables of any database.
+        return (!default_db.is_empty()).then(|| default_db.to_string());
+    };
     if dbs.iter().any(|d| d == default_db) {
         return Some(default_db.to_string());
     }

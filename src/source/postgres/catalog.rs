@@ -7,7 +7,7 @@ use tokio_postgres::Client;
 
 use super::types::{TypeCatalog, TypeRow};
 use super::PgError;
-use crate::config::TablePattern;
+use crate::config::{TableFilter, TableSelector};
 use crate::event::TableId;
 
 /// Session settings that fix the text output shapes the value parsers expect.
@@ -98,19 +98,23 @@ pub async fn database_oid_and_wal(client: &Client) -> Result<(u32, u64), PgError
 /// patterns that match nothing as the second element.
 pub async fn expand_tables(
     client: &Client,
-    patterns: &[TablePattern],
+    filter: &TableFilter,
 ) -> Result<(Vec<(u32, TableId)>, Vec<String>), PgError> {
     let all = all_tables(client).await?;
     let mut found = Vec::new();
     let mut missing = Vec::new();
-    for pattern in patterns {
+    for pattern in &filter.include {
         // A partition's rows are read, and its changes published, through its partitioned
-        // root (publish_via_partition_root): `schema.*` names roots and plain tables only; a
-        // partition named on its own keeps its own topic.
-        let wildcard = pattern.table.is_none();
+        // root (publish_via_partition_root): `schema.*` and `re:` entries name roots and plain
+        // tables only; a partition named on its own keeps its own topic.
+        let wildcard = pattern.exact().is_none();
         let matched: Vec<(u32, TableId)> = all
             .iter()
-            .filter(|t| matches(pattern, &t.id) && !(wildcard && t.partition))
+            .filter(|t| {
+                matches(pattern, &t.id)
+                    && !(wildcard && t.partition)
+                    && filter.captures(&t.id.schema, &t.id.name)
+            })
             .map(|t| (t.oid, t.id.clone()))
             .collect();
         if matched.is_empty() {
@@ -166,14 +170,11 @@ pub async fn all_tables(client: &Client) -> Result<Vec<ListedTable>, PgError> {
 
 /// Whether any configured table is partitioned (its changes then need the publication's
 /// `publish_via_partition_root`).
-pub async fn captures_partitioned(
-    client: &Client,
-    patterns: &[TablePattern],
-) -> Result<bool, PgError> {
+pub async fn captures_partitioned(client: &Client, filter: &TableFilter) -> Result<bool, PgError> {
     Ok(all_tables(client)
         .await?
         .iter()
-        .any(|t| t.partitioned && patterns.iter().any(|p| matches(p, &t.id))))
+        .any(|t| t.partitioned && filter.captures(&t.id.schema, &t.id.name)))
 }
 
 /// Whether the publication publishes partitions' changes as their root's
@@ -189,8 +190,8 @@ pub async fn publication_via_root(client: &Client, name: &str) -> Result<bool, P
         .is_some_and(|r| r.get::<_, bool>(0)))
 }
 
-/// Whether a configured pattern (`schema.table` or `schema.*`) covers a table.
-pub fn matches(pattern: &TablePattern, table: &TableId) -> bool {
+/// Whether a configured entry (`schema.table`, `schema.*` or `re:`) covers a table.
+pub fn matches(pattern: &TableSelector, table: &TableId) -> bool {
     pattern.matches(&table.schema, &table.name)
 }
 
@@ -342,6 +343,20 @@ pub async fn slot(client: &Client, name: &str) -> Result<Option<SlotInfo>, PgErr
     }))
 }
 
+/// Ends the session reading a slot (`pg_terminate_backend` of its `active_pid`); `true` when
+/// one was ended.
+pub async fn terminate_slot_reader(client: &Client, name: &str) -> Result<bool, PgError> {
+    let row = client
+        .query_opt(
+            "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots \
+             WHERE slot_name = $1 AND active_pid IS NOT NULL",
+            &[&name],
+        )
+        .await
+        .map_err(PgError::query)?;
+    Ok(row.is_some_and(|r| r.get::<_, bool>(0)))
+}
+
 /// Drops a slot.
 pub async fn drop_slot(client: &Client, name: &str) -> Result<(), PgError> {
     client
@@ -379,18 +394,36 @@ pub async fn publication_exists(client: &Client, name: &str) -> Result<bool, PgE
 pub async fn create_publication(
     client: &Client,
     name: &str,
-    patterns: &[TablePattern],
+    filter: &TableFilter,
     via_root: bool,
 ) -> Result<(), PgError> {
     let mut parts = Vec::new();
-    for p in patterns {
-        match &p.table {
-            None => parts.push(format!("TABLES IN SCHEMA {}", quote_ident(&p.schema))),
-            Some(table) => parts.push(format!(
+    if filter.is_computed() {
+        // Regexes and exclusions: the tables they select now, by name.
+        for (_, t) in expand_tables(client, filter).await?.0 {
+            parts.push(format!(
                 "TABLE {}.{}",
-                quote_ident(&p.schema),
-                quote_ident(table)
-            )),
+                quote_ident(&t.schema),
+                quote_ident(&t.name)
+            ));
+        }
+        if parts.is_empty() {
+            return Err(PgError::setup(
+                "postgres.tables selects no existing table (after exclude_tables): a publication needs at least one; create the tables or fix the patterns".to_string(),
+            ));
+        }
+    } else {
+        for p in &filter.include {
+            if let TableSelector::Pattern(p) = p {
+                match &p.table {
+                    None => parts.push(format!("TABLES IN SCHEMA {}", quote_ident(&p.schema))),
+                    Some(table) => parts.push(format!(
+                        "TABLE {}.{}",
+                        quote_ident(&p.schema),
+                        quote_ident(table)
+                    )),
+                }
+            }
         }
     }
     let sql = format!(

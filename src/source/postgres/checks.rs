@@ -32,12 +32,12 @@ pub(super) async fn server_problems(
         });
     }
     if catalog::publication_exists(client, &pg.publication).await?
-        && catalog::captures_partitioned(client, &pg.patterns).await?
+        && catalog::captures_partitioned(client, &pg.filter).await?
         && !catalog::publication_via_root(client, &pg.publication).await?
     {
         problems.push(super::partition_root_problem(&pg.publication));
     }
-    let (_, missing) = catalog::expand_tables(client, &pg.patterns).await?;
+    let (_, missing) = catalog::expand_tables(client, &pg.filter).await?;
     for m in missing {
         problems.push(SetupError::Other(format!(
             "postgres.tables lists \"{m}\" but no such table exists in database \"{}\": create it or fix the name (schema.table)",

@@ -33,7 +33,7 @@ pub(super) struct RelationInfo {
 pub(super) struct Decoder {
     relations: HashMap<u32, RelationInfo>,
     types: TypeCatalog,
-    patterns: Vec<crate::config::TablePattern>,
+    filter: crate::config::TableFilter,
     modes: PgModes,
     warned: HashSet<(TableId, String)>,
     /// Enum labels that made the type catalog reload (each reloads it once at most).
@@ -44,13 +44,13 @@ impl Decoder {
     /// A decoder with a loaded type catalog.
     pub async fn new(
         client: &Client,
-        patterns: Vec<crate::config::TablePattern>,
+        filter: crate::config::TableFilter,
         modes: PgModes,
     ) -> Result<Self, PgError> {
         Ok(Decoder {
             relations: HashMap::new(),
             types: catalog::load_types(client).await?,
-            patterns,
+            filter,
             modes,
             warned: HashSet::new(),
             reloaded_for: HashSet::new(),
@@ -114,6 +114,7 @@ impl Decoder {
                 kind,
                 nullable: !not_null,
                 default,
+                length: text_length(&ty, c.type_modifier),
             });
             types.push((ty, c.type_modifier));
             positions.push(pos);
@@ -124,7 +125,7 @@ impl Decoder {
         if key.is_empty() && rel.replica_identity == b'i' {
             key = identity;
         }
-        let captured = self.patterns.iter().any(|p| catalog::matches(p, &id));
+        let captured = self.filter.captures(&id.schema, &id.name);
         let schema = Arc::new(TableSchema { id, columns, key });
         self.relations.insert(
             rel.oid,
@@ -163,6 +164,7 @@ impl Decoder {
                 kind,
                 nullable: !c.not_null,
                 default,
+                length: text_length(&ty, c.typmod),
             });
             types.push((ty, c.typmod));
             positions.push(pos);
@@ -320,6 +322,12 @@ impl Decoder {
             _ => convert(&mut self.warned, info, i, &text),
         }
     }
+}
+
+/// The declared length of `varchar(n)` / `char(n)` (the type modifier is n + 4).
+fn text_length(ty: &PgType, typmod: i32) -> Option<u32> {
+    let (base, typmod) = ty.resolve(typmod);
+    (matches!(base, PgType::Text) && typmod >= 4).then(|| (typmod - 4) as u32)
 }
 
 fn v_text(v: &Value) -> String {

@@ -302,9 +302,22 @@ impl PostgresSource {
                 )));
             }
             if s.active {
+                // Another session reads the slot: a previous owner of this connector that
+                // died or froze (cluster mode), or another consumer. Wait for it to go, or
+                // end it when the connector says so.
+                if pg.terminate_stale_walsender
+                    && catalog::terminate_slot_reader(&client, &pg.slot).await?
+                {
+                    tracing::warn!(slot = %pg.slot, "ended the session that held the replication slot (terminate_stale_walsender)");
+                }
                 return Err(PgError::Stream(format!(
-                    "replication slot \"{}\" is in use by another session; waiting for it to be released",
-                    pg.slot
+                    "replication slot \"{}\" is in use by another session; waiting for it to be released{}",
+                    pg.slot,
+                    if pg.terminate_stale_walsender {
+                        ""
+                    } else {
+                        " (set postgres.terminate_stale_walsender = true to end a dead owner's session at once)"
+                    }
                 )));
             }
         }
@@ -358,9 +371,9 @@ impl PostgresSource {
         if let Some(first) = report.into_iter().next() {
             return Err(PgError::Setup(first));
         }
-        let via_root = catalog::captures_partitioned(client, &pg.patterns).await?;
+        let via_root = catalog::captures_partitioned(client, &pg.filter).await?;
         if !catalog::publication_exists(client, &pg.publication).await? {
-            catalog::create_publication(client, &pg.publication, &pg.patterns, via_root)
+            catalog::create_publication(client, &pg.publication, &pg.filter, via_root)
                 .await
                 .map_err(|e| {
                     PgError::setup(format!(

@@ -52,11 +52,11 @@ impl Snapshot<'_> {
             .await
             .map_err(PgError::query)?
             .get(0);
-        let (tables, _) = catalog::expand_tables(&client, &pg.patterns).await?;
+        let (tables, _) = catalog::expand_tables(&client, &pg.filter).await?;
         let db: Arc<str> = Arc::from(catalog::database_name(self.catalog_client).await?);
         let mut decoder = Decoder::new(
             &client,
-            pg.patterns.clone(),
+            pg.filter.clone(),
             PgModes::from_config(&self.connector.types),
         )
         .await?;

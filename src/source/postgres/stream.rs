@@ -236,7 +236,7 @@ impl<'a> Streamer<'a> {
             client,
             decoder: Decoder::new(
                 client,
-                pg.patterns.clone(),
+                pg.filter.clone(),
                 PgModes::from_config(&connector.types),
             )
             .await?,
