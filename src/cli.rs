@@ -493,6 +493,7 @@ async fn offsets_command(command: OffsetsCommand) -> ExitCode {
                     events: 0,
                     rows: 0,
                     snapshot: SnapshotState::Done,
+                    last_event: None,
                 }),
                 _ => {
                     eprintln!(

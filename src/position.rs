@@ -39,6 +39,19 @@ pub struct MyPosition {
     pub rows: u64,
     /// Snapshot state.
     pub snapshot: SnapshotState,
+    /// The server id and time of the event that ended the last transaction (Debezium's
+    /// `server_id` and `ts_sec` offset fields; informational, not part of the order).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_event: Option<LastEvent>,
+}
+
+/// Where the event that completed a MySQL position came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastEvent {
+    /// The originating server's id.
+    pub server_id: u32,
+    /// The event's time, seconds since the epoch.
+    pub ts_sec: i64,
 }
 
 impl MyPosition {

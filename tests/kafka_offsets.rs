@@ -251,3 +251,56 @@ async fn the_kafka_store_keeps_the_offset_store_contract() {
         .unwrap();
     assert_eq!(a, Some(sluice::testing::pg_position(6)));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mariadb_positions_carry_debeziums_fields() {
+    let mut db = common::mysql::MyDb::new("kmy").await;
+    db.exec("CREATE TABLE t (id INT PRIMARY KEY)").await;
+    let name = unique("kmy");
+    let offsets_topic = unique("sluice-offsets");
+    let mut daemon = common::mysql::my_daemon(&name, &db, &["t"], "");
+    use_kafka_store(&daemon, &offsets_topic);
+    daemon.start();
+    let topic = format!("{name}.{}.t", db.name);
+    let key = sluice::offsets::connect::key(&name, &name);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while last_offset(&offsets_topic, &key).is_none() {
+        assert!(Instant::now() < deadline, "logs:\n{}", daemon.logs());
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    db.exec("INSERT INTO t VALUES (1)").await;
+    assert_eq!(read_topic(&topic, 1, Duration::from_secs(60)).len(), 1);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let value = loop {
+        let v = last_offset(&offsets_topic, &key).unwrap();
+        if v.get("server_id").is_some() {
+            break v;
+        }
+        assert!(Instant::now() < deadline, "{v}; logs:\n{}", daemon.logs());
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert!(daemon.stop().success());
+    let server_id: u32 = {
+        use mysql_async::prelude::Queryable;
+        let mut c = db.connect().await;
+        c.query_first("SELECT @@server_id").await.unwrap().unwrap()
+    };
+    // Debezium's offset after a committed transaction: the next one's start, nothing to skip.
+    assert!(value["file"].as_str().unwrap().contains('.'), "{value}");
+    assert!(value["pos"].as_u64().unwrap() > 4, "{value}");
+    assert!(
+        value["gtids"].as_str().is_some_and(|g| !g.is_empty()),
+        "{value}"
+    );
+    assert_eq!(
+        (value["event"].as_i64(), value["row"].as_i64()),
+        (Some(0), Some(0))
+    );
+    assert_eq!(
+        value["server_id"].as_u64(),
+        Some(u64::from(server_id)),
+        "{value}"
+    );
+    assert!(value["ts_sec"].as_i64().unwrap() > 1_600_000_000, "{value}");
+    assert!(value.get("snapshot").is_none(), "{value}");
+}

@@ -532,6 +532,7 @@ mod tests {
                 events: 0,
                 rows: 1,
                 snapshot: SnapshotState::Done,
+                last_event: None,
             }),
         };
         let bytes = enc

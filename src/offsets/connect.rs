@@ -119,6 +119,10 @@ pub fn value(position: &SourcePosition) -> Json {
                 m.insert("sluice.events".into(), json!(p.events));
                 m.insert("sluice.rows".into(), json!(p.rows));
             }
+            if let Some(e) = p.last_event {
+                m.insert("server_id".into(), json!(e.server_id));
+                m.insert("ts_sec".into(), json!(e.ts_sec));
+            }
             if p.snapshot == SnapshotState::InProgress {
                 m.insert("snapshot".into(), json!(true));
             }
@@ -155,6 +159,13 @@ pub fn position(value: &Json) -> Result<SourcePosition, String> {
             events: events.max(0) as u64,
             rows: rows.max(0) as u64,
             snapshot,
+            last_event: match (int("server_id"), int("ts_sec")) {
+                (Some(server_id), Some(ts_sec)) => Some(crate::position::LastEvent {
+                    server_id: server_id as u32,
+                    ts_sec,
+                }),
+                _ => None,
+            },
         }));
     }
     // The earliest of Debezium's LSNs: a transaction committed after it is sent again in
@@ -301,6 +312,7 @@ mod tests {
             events: 0,
             rows: 0,
             snapshot: SnapshotState::Done,
+            last_event: None,
         });
         let v = value(&p);
         assert_eq!(
@@ -331,6 +343,19 @@ mod tests {
             panic!()
         };
         assert_eq!((m.events, m.rows), (0, 0));
+        // Debezium's server_id and ts_sec come and go with the position.
+        assert_eq!(
+            m.last_event,
+            Some(crate::position::LastEvent {
+                server_id: 1,
+                ts_sec: 2
+            })
+        );
+        let back = value(&SourcePosition::Mysql(m));
+        assert_eq!(
+            (back["server_id"].as_i64(), back["ts_sec"].as_i64()),
+            (Some(1), Some(2))
+        );
         assert!(position(&json!({"nothing": 1})).is_err());
     }
 }

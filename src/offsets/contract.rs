@@ -32,6 +32,7 @@ pub fn my_pos(pos: u64) -> SourcePosition {
         events: 0,
         rows: 0,
         snapshot: SnapshotState::Done,
+        last_event: None,
     })
 }
 

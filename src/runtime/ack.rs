@@ -317,6 +317,7 @@ mod tests {
                 events: 0,
                 rows,
                 snapshot: SnapshotState::Done,
+                last_event: None,
             })
         };
         let mut t = AckTracker::new(None);

@@ -424,6 +424,7 @@ impl MysqlSource {
             events: 0,
             rows: 0,
             snapshot: SnapshotState::Done,
+            last_event: None,
         };
         self.offsets
             .commit(&self.connector.name, &SourcePosition::Mysql(p.clone()))?;

@@ -64,6 +64,7 @@ impl Snapshot<'_> {
             events: 0,
             rows: 0,
             snapshot: SnapshotState::InProgress,
+            last_event: None,
         };
         // Stored before any row: a restart knows a snapshot was under way.
         self.offsets.reset(

@@ -42,7 +42,7 @@ use crate::event::{
     ChangeEvent, MysqlDetail, MysqlFlavor, Op, SchemaChange, SnapshotMarker, SourceDetail,
     SourceMeta,
 };
-use crate::position::{MyPosition, SnapshotState, SourcePosition};
+use crate::position::{LastEvent, MyPosition, SnapshotState, SourcePosition};
 use crate::source::{heartbeat_timer, tick, SourceContext, SourceExit, SourceItem, Stopped};
 
 /// The server sends a heartbeat event after this long without events (nanoseconds).
@@ -397,7 +397,11 @@ impl<'a> Streamer<'a> {
             | EventBody::Ignored => false,
         };
         if ends_group {
-            self.end_group(ctx, at.end).await?;
+            let last = LastEvent {
+                server_id: at.header.server_id,
+                ts_sec: i64::from(at.header.timestamp),
+            };
+            self.end_group(ctx, at.end, last).await?;
         }
         Ok(())
     }
@@ -422,6 +426,7 @@ impl<'a> Streamer<'a> {
                 events: 0,
                 rows: 0,
                 snapshot: SnapshotState::Done,
+                last_event: None,
             };
             let item = SourceItem::Checkpoint(SourcePosition::Mysql(st.resume.clone()));
             send(ctx, item).await?;
@@ -578,7 +583,12 @@ impl<'a> Streamer<'a> {
 
     /// The end of an event group: the GTID applied, the END record, and a checkpoint at
     /// the next group's start.
-    async fn end_group(&mut self, ctx: &mut SourceContext, end: u64) -> Result<(), Halt> {
+    async fn end_group(
+        &mut self,
+        ctx: &mut SourceContext,
+        end: u64,
+        last: LastEvent,
+    ) -> Result<(), Halt> {
         let st = &mut self.state;
         if let Some(p) = st.pending_gtid.take() {
             st.gtids.apply_pending(p.gtid);
@@ -597,6 +607,7 @@ impl<'a> Streamer<'a> {
             events: 0,
             rows: 0,
             snapshot: SnapshotState::Done,
+            last_event: Some(last),
         };
         st.evict_maps_if_full();
         let item = SourceItem::Checkpoint(SourcePosition::Mysql(st.resume.clone()));

@@ -102,6 +102,7 @@ impl State {
                 events: t.rows_events,
                 rows: 0,
                 snapshot: SnapshotState::Done,
+                last_event: None,
             };
         }
         if let Some(p) = self.pending_gtid.take() {
@@ -114,6 +115,7 @@ impl State {
             events: 0,
             rows: 0,
             snapshot: SnapshotState::Done,
+            last_event: None,
         }
     }
 
@@ -127,6 +129,7 @@ impl State {
             events: ev_index,
             rows: u64::from(row) + 1,
             snapshot: SnapshotState::Done,
+            last_event: None,
         }
     }
 

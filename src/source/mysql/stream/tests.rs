@@ -29,6 +29,7 @@ fn state(tx: Option<Tx>) -> State {
         events: 0,
         rows: 0,
         snapshot: SnapshotState::Done,
+        last_event: None,
     };
     State {
         fde: FormatDescription::default(),
