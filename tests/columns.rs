@@ -10,7 +10,7 @@ mod common;
 use std::time::Duration;
 
 use common::mysql::*;
-use common::registry::{avro_format, decode, raw, Registry};
+use common::registry::{avro_format, decode_values, raw, Registry};
 use common::*;
 use serde_json::{json, Value};
 
@@ -104,14 +104,7 @@ async fn postgres_columns_excluded_masked_truncated_and_keyed_in_json_and_avro()
         "postgres json",
     );
     let msgs = raw(&avro_topic, 2).await;
-    let decoded = decode(
-        &registry,
-        &msgs
-            .iter()
-            .map(|m| m.value.clone().unwrap())
-            .collect::<Vec<_>>(),
-    )
-    .await;
+    let decoded = decode_values(&registry, &msgs).await;
     for (id, (_, v)) in [1, 2].into_iter().zip(&decoded) {
         assert_eq!(v["after"], expected(id), "postgres avro");
     }

@@ -269,7 +269,7 @@ fn config_errors_name_the_key() {
         (
             &*format!("name = \"a\"\nsource = \"mysql\"\ntopic_prefix = \"a\"\n[mysql]\nurl = \"{base}\"\nserver_id = 5\ntables = [\"justatable\"]\n"),
             "mysql.tables",
-            "write database.table or database.*",
+            "write database.table, database.* or re:<regex>",
         ),
     ];
     for (text, key, problem) in cases {

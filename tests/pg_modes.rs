@@ -4,9 +4,9 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::registry::{avro_format, decode, raw, Registry};
+use common::registry::{avro_format, decode_values, raw, Registry};
 use common::*;
 use serde_json::{json, Value};
 
@@ -172,14 +172,7 @@ async fn modes_in_avro_decode_to_the_same_values() {
     db.exec(&row(2)).await;
     let msgs = raw(&topic, 2).await;
     assert_eq!(msgs.len(), 2, "logs:\n{}", daemon.logs());
-    let decoded = decode(
-        &registry,
-        &msgs
-            .iter()
-            .map(|m| m.value.clone().unwrap())
-            .collect::<Vec<_>>(),
-    )
-    .await;
+    let decoded = decode_values(&registry, &msgs).await;
     for (id, (_, v)) in [1, 2].into_iter().zip(&decoded) {
         assert_eq!(v["after"], want_modes1(id));
     }
@@ -236,11 +229,7 @@ async fn enum_labels_added_mid_stream_appear_in_allowed() {
     let name = unique("pgenum");
     let mut daemon = Daemon::single(&name, &db, &["public.e"], "");
     daemon.start();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while db.confirmed_flush(&name).await.is_none() {
-        assert!(Instant::now() < deadline, "logs:\n{}", daemon.logs());
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_for_slot(&db, &name, &daemon).await;
     db.exec("INSERT INTO e VALUES (1, 'V1', '{V2}')").await;
     db.exec("ALTER TYPE mood ADD VALUE 'V3'").await;
     db.exec("INSERT INTO e VALUES (2, 'V3', '{V1}'); INSERT INTO e VALUES (3, 'V1', '{V3}')")
@@ -273,11 +262,7 @@ async fn a_null_written_before_set_not_null_keeps_its_field_optional() {
     let name = unique("pgnull");
     let mut daemon = Daemon::single(&name, &db, &["public.n"], "");
     daemon.start();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while db.confirmed_flush(&name).await.is_none() {
-        assert!(Instant::now() < deadline, "logs:\n{}", daemon.logs());
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_for_slot(&db, &name, &daemon).await;
     assert!(daemon.stop().success());
     // While the connector is down: a NULL, then the column made NOT NULL. When the stream is
     // read, the catalog already says NOT NULL.

@@ -170,11 +170,7 @@ async fn a_slot_held_by_a_stale_reader_is_waited_for_or_taken_with_terminate_sta
     let name = unique("stale");
     let mut daemon = Daemon::single(&name, &db, &["public.t"], "");
     daemon.start();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while db.confirmed_flush(&name).await.is_none() {
-        assert!(std::time::Instant::now() < deadline, "{}", daemon.logs());
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_for_slot(&db, &name, &daemon).await;
     assert!(daemon.stop().success());
     // Another session holds the slot (as a frozen previous owner's walsender would).
     let bin = std::env::var("PG_BIN").unwrap_or_else(|_| "/usr/lib/postgresql/15/bin".into());

@@ -437,18 +437,7 @@ impl Runtime {
         wiring: Arc<dyn Wiring>,
         shutdown: watch::Receiver<bool>,
     ) -> Arc<Self> {
-        Arc::new(Runtime {
-            daemon: Arc::new(daemon),
-            wiring,
-            metrics: Arc::new(Metrics::new()),
-            connectors: Mutex::new(BTreeMap::new()),
-            file_errors: Mutex::new(BTreeMap::new()),
-            shutdown,
-            ended: Arc::new(tokio::sync::Notify::new()),
-            membership: None,
-            revocations: Mutex::new(None),
-            unassigned: Mutex::new(BTreeMap::new()),
-        })
+        Self::build(daemon, wiring, shutdown, None, None)
     }
 
     /// A runtime in cluster mode: it runs the connectors of the partitions `membership`
@@ -460,6 +449,22 @@ impl Runtime {
         membership: Arc<Membership>,
         revocations: mpsc::UnboundedReceiver<Revocation>,
     ) -> Arc<Self> {
+        Self::build(
+            daemon,
+            wiring,
+            shutdown,
+            Some(membership),
+            Some(revocations),
+        )
+    }
+
+    fn build(
+        daemon: DaemonConfig,
+        wiring: Arc<dyn Wiring>,
+        shutdown: watch::Receiver<bool>,
+        membership: Option<Arc<Membership>>,
+        revocations: Option<mpsc::UnboundedReceiver<Revocation>>,
+    ) -> Arc<Self> {
         Arc::new(Runtime {
             daemon: Arc::new(daemon),
             wiring,
@@ -468,8 +473,8 @@ impl Runtime {
             file_errors: Mutex::new(BTreeMap::new()),
             shutdown,
             ended: Arc::new(tokio::sync::Notify::new()),
-            membership: Some(membership),
-            revocations: Mutex::new(Some(revocations)),
+            membership,
+            revocations: Mutex::new(revocations),
             unassigned: Mutex::new(BTreeMap::new()),
         })
     }

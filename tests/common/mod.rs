@@ -576,6 +576,19 @@ pub fn run_python(script: &str, input: &str, what: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Waits until a daemon's connector has created its slot (at most 30 s).
+pub async fn wait_for_slot(db: &TestDb, slot: &str, daemon: &Daemon) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while db.confirmed_flush(slot).await.is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "slot {slot} not created; logs:\n{}",
+            daemon.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// Waits until both the slot's `confirmed_flush_lsn` and the stored offset reach `target`.
 pub async fn wait_slot_and_offset(
     db: &TestDb,

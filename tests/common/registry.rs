@@ -274,6 +274,12 @@ pub async fn http_get_json(url: &str) -> Value {
     serde_json::from_slice(&buf[i + 4..]).unwrap()
 }
 
+/// Decodes the values of raw records (see [`decode`]).
+pub async fn decode_values(registry: &Registry, msgs: &[super::RawMsg]) -> Vec<(u32, Value)> {
+    let values: Vec<Vec<u8>> = msgs.iter().filter_map(|m| m.value.clone()).collect();
+    decode(registry, &values).await
+}
+
 /// Decodes framed Avro records: fetches each schema from the registry by id, then decodes
 /// with fastavro. Returns (schema id, decoded value) per record.
 pub async fn decode(registry: &Registry, records: &[Vec<u8>]) -> Vec<(u32, Value)> {
