@@ -46,6 +46,30 @@ enum Command {
         #[command(subcommand)]
         command: OffsetsCommand,
     },
+    /// PostgreSQL replication slots of the configured databases.
+    Slots {
+        #[command(subcommand)]
+        command: SlotsCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum SlotsCommand {
+    /// Every logical slot of the databases the PostgreSQL connectors use: its owner connector
+    /// (or "orphaned"), whether a session reads it, the WAL it holds back and its wal_status.
+    List {
+        /// The daemon configuration file.
+        #[arg(long, default_value = "config/sluice.toml")]
+        config: PathBuf,
+    },
+    /// Drop a slot (refused while a session reads it).
+    Drop {
+        /// The daemon configuration file.
+        #[arg(long, default_value = "config/sluice.toml")]
+        config: PathBuf,
+        /// The slot.
+        name: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -162,6 +186,7 @@ pub fn main() -> ExitCode {
             Command::Run { config } => run(&config).await,
             Command::Validate { config } => validate(&config).await,
             Command::Offsets { command } => offsets_command(command).await,
+            Command::Slots { command } => slots_command(command).await,
         }
     })
 }
@@ -389,6 +414,56 @@ async fn validate(config_path: &Path) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+async fn slots_command(command: SlotsCommand) -> ExitCode {
+    let config = match &command {
+        SlotsCommand::List { config } | SlotsCommand::Drop { config, .. } => config.clone(),
+    };
+    let connectors = match config::load(&config) {
+        Ok(l) => l.connectors,
+        Err(errors) => {
+            for e in errors {
+                eprintln!("error: {e}");
+            }
+            return ExitCode::from(2);
+        }
+    };
+    match command {
+        SlotsCommand::List { .. } => {
+            let (rows, errors) = postgres::slots::list(&connectors).await;
+            println!("slot\tdatabase\towner\tactive\tlag_bytes\twal_status");
+            for r in &rows {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}",
+                    r.name,
+                    r.database,
+                    r.owner.as_deref().unwrap_or("orphaned"),
+                    r.active,
+                    r.lag_bytes.map_or("-".into(), |l| l.to_string()),
+                    r.wal_status.as_deref().unwrap_or("-")
+                );
+            }
+            for e in &errors {
+                eprintln!("error: {e}");
+            }
+            if errors.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        SlotsCommand::Drop { name, .. } => match postgres::slots::drop(&connectors, &name).await {
+            Ok(done) => {
+                println!("{done}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }
 

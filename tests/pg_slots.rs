@@ -233,3 +233,92 @@ async fn a_slot_held_by_a_stale_reader_is_waited_for_or_taken_with_terminate_sta
     let _ = holder.wait();
     assert!(daemon.stop().success());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn slots_are_listed_with_their_owner_and_an_unused_one_can_be_dropped() {
+    let db = TestDb::new("slotcmd").await;
+    db.exec("CREATE TABLE t (id int PRIMARY KEY)").await;
+    let name = unique("slotcmd");
+    let orphan = unique("orphan");
+    db.exec(&format!(
+        "SELECT pg_create_logical_replication_slot('{orphan}', 'pgoutput')"
+    ))
+    .await;
+    let mut daemon = Daemon::single(&name, &db, &["public.t"], "");
+    daemon.start();
+    wait_for_slot(&db, &name, &daemon).await;
+    let (status, out, err) =
+        daemon.run_command(&["slots", "list", "--config", "config/sluice.toml"]);
+    assert!(status.success(), "{err}");
+    let line = |slot: &str| {
+        out.lines()
+            .find(|l| l.starts_with(&format!("{slot}\t")))
+            .unwrap_or_else(|| panic!("{slot} not listed:\n{out}"))
+            .split('\t')
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    let ours = line(&name);
+    assert_eq!(
+        (ours[2].as_str(), ours[3].as_str()),
+        (name.as_str(), "true"),
+        "{out}"
+    );
+    let theirs = line(&orphan);
+    assert_eq!(
+        (theirs[2].as_str(), theirs[3].as_str()),
+        ("orphaned", "false"),
+        "{out}"
+    );
+    assert!(theirs[4].parse::<i64>().is_ok(), "lag in bytes: {out}");
+    // The connector's slot is in use: refused. The orphan goes.
+    let (status, _, err) =
+        daemon.run_command(&["slots", "drop", "--config", "config/sluice.toml", &name]);
+    assert!(!status.success() && err.contains("in use"), "{err}");
+    let (status, _, err) =
+        daemon.run_command(&["slots", "drop", "--config", "config/sluice.toml", &orphan]);
+    assert!(status.success(), "{err}");
+    assert!(slot_database(&db, &orphan).await.is_none());
+    assert!(daemon.stop().success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn drop_slot_on_stop_releases_the_slot_and_the_next_start_is_a_first_start() {
+    let db = TestDb::new("dropstop").await;
+    db.exec("CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1);")
+        .await;
+    let name = unique("dropstop");
+    let mut daemon = Daemon::single(&name, &db, &["public.t"], "");
+    let file = daemon.dir.join("connectors/c.toml");
+    let text = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace("[postgres]\n", "[postgres]\ndrop_slot_on_stop = true\n");
+    std::fs::write(&file, text).unwrap();
+    daemon.start();
+    let topic = format!("{name}.public.t");
+    assert_eq!(read_topic(&topic, 1, Duration::from_secs(60)).len(), 1);
+    assert!(daemon.stop().success());
+    assert!(
+        slot_database(&db, &name).await.is_none(),
+        "{}",
+        daemon.logs()
+    );
+    assert!(
+        daemon.offset(&name).is_none(),
+        "the position went with the slot"
+    );
+    // The next start takes a new snapshot (nothing is silently skipped).
+    db.exec("INSERT INTO t VALUES (2)").await;
+    daemon.start();
+    let msgs = read_topic(&topic, 3, Duration::from_secs(60));
+    let snapshot_ids: Vec<i64> = msgs[1..]
+        .iter()
+        .map(|m| {
+            m.value.as_ref().unwrap()["payload"]["after"]["id"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(snapshot_ids, [1, 2], "{}", daemon.logs());
+    assert!(daemon.stop().success());
+}

@@ -417,6 +417,11 @@ pub struct PostgresConfig {
     /// `wal_sender_timeout` to end it.
     #[serde(default)]
     pub terminate_stale_walsender: bool,
+    /// Drop the slot (and forget the stored position) when the connector stops cleanly
+    /// (Debezium's `slot.drop.on.stop`; for tests and development: WAL is released, and the
+    /// next start takes a new snapshot as the snapshot mode says).
+    #[serde(default)]
+    pub drop_slot_on_stop: bool,
 }
 
 /// MySQL / MariaDB connection and capture settings.

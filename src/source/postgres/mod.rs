@@ -17,6 +17,7 @@ mod checks;
 mod decode;
 mod pgoutput;
 mod slot;
+pub mod slots;
 mod snapshot;
 mod tls;
 use tls::TlsSettingsExt;
@@ -271,7 +272,15 @@ impl PostgresSource {
         let result = async {
             let info = ConnInfo::parse(pg.url.expose(), pg.password.as_ref())?;
             let client = info.connect().await?;
-            stream::confirm_after_stop(&client, &pg.slot, lsn).await
+            stream::confirm_after_stop(&client, &pg.slot, lsn).await?;
+            if pg.drop_slot_on_stop {
+                // The slot goes, and with it the stored position (it could only resume
+                // where the slot was): the next start is the connector's first.
+                catalog::drop_slot(&client, &pg.slot).await?;
+                self.offsets.delete(&self.connector.name)?;
+                tracing::info!(slot = %pg.slot, "dropped the replication slot and forgot the position (drop_slot_on_stop)");
+            }
+            Ok::<(), PgError>(())
         }
         .await;
         if let Err(e) = result {

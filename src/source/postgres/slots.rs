@@ -1,0 +1,137 @@
+//! `sluice slots list|drop`: the replication slots of the configured databases, which
+//! connector owns each (or none: orphaned, holding WAL for no one), and dropping one that no
+//! session uses.
+
+use std::collections::BTreeSet;
+
+use crate::config::ConnectorConfig;
+
+use super::ConnInfo;
+
+/// One slot as `slots list` prints it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlotRow {
+    /// Slot name.
+    pub name: String,
+    /// Its database.
+    pub database: String,
+    /// The connector whose `postgres.slot` it is, if any.
+    pub owner: Option<String>,
+    /// A session reads it now.
+    pub active: bool,
+    /// WAL it holds back: current WAL position minus its confirmed position, in bytes.
+    pub lag_bytes: Option<i64>,
+    /// `wal_status` (`reserved`, `extended`, `unreserved`, `lost`).
+    pub wal_status: Option<String>,
+}
+
+/// The distinct databases the PostgreSQL connectors point at, each with one connector to
+/// connect through.
+fn targets(connectors: &[ConnectorConfig]) -> Vec<&ConnectorConfig> {
+    let mut seen = BTreeSet::new();
+    connectors
+        .iter()
+        .filter(|c| {
+            c.postgres
+                .as_ref()
+                .is_some_and(|pg| seen.insert(crate::config::target::redact(pg.url.expose())))
+        })
+        .collect()
+}
+
+/// Every logical slot of the configured databases (one line per slot), or the errors met.
+pub async fn list(connectors: &[ConnectorConfig]) -> (Vec<SlotRow>, Vec<String>) {
+    let mut rows = Vec::new();
+    let mut errors = Vec::new();
+    for c in targets(connectors) {
+        let pg = c.postgres.as_ref().expect("filtered");
+        let client = match ConnInfo::parse(pg.url.expose(), pg.password.as_ref()) {
+            Ok(info) => match info.connect().await {
+                Ok(client) => client,
+                Err(e) => {
+                    errors.push(format!("{}: {e}", c.file.display()));
+                    continue;
+                }
+            },
+            Err(e) => {
+                errors.push(format!("{}: {e}", c.file.display()));
+                continue;
+            }
+        };
+        let found = client
+            .query(
+                "SELECT slot_name::text, COALESCE(database::text, ''), active, \
+                        (pg_current_wal_lsn() - confirmed_flush_lsn)::int8, wal_status::text \
+                 FROM pg_replication_slots \
+                 WHERE slot_type = 'logical' AND database = current_database() \
+                 ORDER BY slot_name",
+                &[],
+            )
+            .await;
+        let found = match found {
+            Ok(f) => f,
+            Err(e) => {
+                errors.push(format!("{}: {e}", c.file.display()));
+                continue;
+            }
+        };
+        for r in found {
+            let name: String = r.get(0);
+            let database: String = r.get(1);
+            // Owned by a connector of the folder that names this slot on this database.
+            let owner = connectors
+                .iter()
+                .filter(|o| {
+                    o.postgres.as_ref().is_some_and(|p| {
+                        p.slot == name
+                            && crate::config::target::redact(p.url.expose())
+                                == crate::config::target::redact(pg.url.expose())
+                    })
+                })
+                .map(|o| o.name.clone())
+                .next();
+            rows.push(SlotRow {
+                name,
+                database,
+                owner,
+                active: r.get(2),
+                lag_bytes: r.get(3),
+                wal_status: r.get(4),
+            });
+        }
+    }
+    (rows, errors)
+}
+
+/// Drops a slot of one of the configured databases; refused while a session reads it.
+pub async fn drop(connectors: &[ConnectorConfig], slot: &str) -> Result<String, String> {
+    for c in targets(connectors) {
+        let pg = c.postgres.as_ref().expect("filtered");
+        let info =
+            ConnInfo::parse(pg.url.expose(), pg.password.as_ref()).map_err(|e| e.to_string())?;
+        let client = info.connect().await.map_err(|e| e.to_string())?;
+        let row = client
+            .query_opt(
+                "SELECT active, COALESCE(active_pid, 0) FROM pg_replication_slots \
+                 WHERE slot_name = $1 AND database = current_database()",
+                &[&slot],
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        let Some(row) = row else { continue };
+        if row.get::<_, bool>(0) {
+            let pid: i32 = row.get(1);
+            return Err(format!(
+                "slot {slot} is in use by session {pid} (a running connector?); stop it first"
+            ));
+        }
+        client
+            .execute("SELECT pg_drop_replication_slot($1)", &[&slot])
+            .await
+            .map_err(|e| e.to_string())?;
+        return Ok(format!("dropped slot {slot}"));
+    }
+    Err(format!(
+        "no logical slot named {slot} in the databases of the PostgreSQL connectors"
+    ))
+}
