@@ -396,6 +396,10 @@ async fn validate(config_path: &Path) -> ExitCode {
             }
         }
     }
+    // Pointed out, not counted as problems.
+    for w in postgres::slots::warnings(&loaded.connectors).await {
+        println!("warning: {w}");
+    }
     if let Err(e) = crate::sink::check_reachable(&loaded.daemon.sink).await {
         println!("{}: sink: {e}", config_path.display());
         problems += 1;

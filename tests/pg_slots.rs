@@ -271,6 +271,20 @@ async fn slots_are_listed_with_their_owner_and_an_unused_one_can_be_dropped() {
         "{out}"
     );
     assert!(theirs[4].parse::<i64>().is_ok(), "lag in bytes: {out}");
+    // validate points the orphan out (and the server's unlimited WAL retention), without
+    // counting them as problems.
+    let (_, out, _) = daemon.run_command(&["validate", "--config", "config/sluice.toml"]);
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("warning: replication slot")
+                && l.contains(&orphan)
+                && l.contains("used by no connector")),
+        "{out}"
+    );
+    assert!(
+        out.contains("warning:") && out.contains("max_slot_wal_keep_size is -1"),
+        "{out}"
+    );
     // The connector's slot is in use: refused. The orphan goes.
     let (status, _, err) =
         daemon.run_command(&["slots", "drop", "--config", "config/sluice.toml", &name]);

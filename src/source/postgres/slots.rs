@@ -8,6 +8,9 @@ use crate::config::ConnectorConfig;
 
 use super::ConnInfo;
 
+/// How long a connection may take before the database counts as unreachable.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// One slot as `slots list` prints it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SlotRow {
@@ -46,10 +49,17 @@ pub async fn list(connectors: &[ConnectorConfig]) -> (Vec<SlotRow>, Vec<String>)
     for c in targets(connectors) {
         let pg = c.postgres.as_ref().expect("filtered");
         let client = match ConnInfo::parse(pg.url.expose(), pg.password.as_ref()) {
-            Ok(info) => match info.connect().await {
-                Ok(client) => client,
-                Err(e) => {
+            Ok(info) => match tokio::time::timeout(CONNECT_TIMEOUT, info.connect()).await {
+                Ok(Ok(client)) => client,
+                Ok(Err(e)) => {
                     errors.push(format!("{}: {e}", c.file.display()));
+                    continue;
+                }
+                Err(_) => {
+                    errors.push(format!(
+                        "{}: the server did not answer within 10 s",
+                        c.file.display()
+                    ));
                     continue;
                 }
             },
@@ -134,4 +144,40 @@ pub async fn drop(connectors: &[ConnectorConfig], slot: &str) -> Result<String, 
     Err(format!(
         "no logical slot named {slot} in the databases of the PostgreSQL connectors"
     ))
+}
+
+/// Things `validate` points out without failing: slots no connector of the folder uses that
+/// hold WAL back, and servers where such a slot may hold WAL without limit
+/// (`max_slot_wal_keep_size = -1`).
+pub async fn warnings(connectors: &[ConnectorConfig]) -> Vec<String> {
+    let mut out = Vec::new();
+    let (rows, _) = list(connectors).await;
+    for r in rows.iter().filter(|r| r.owner.is_none() && !r.active) {
+        out.push(format!(
+            "replication slot {} in database {} is used by no connector here and holds {} bytes of WAL; drop it (sluice slots drop {}) if nothing else reads it",
+            r.name,
+            r.database,
+            r.lag_bytes.map_or("an unknown amount of".into(), |l| l.to_string()),
+            r.name
+        ));
+    }
+    for c in targets(connectors) {
+        let pg = c.postgres.as_ref().expect("filtered");
+        let Ok(info) = ConnInfo::parse(pg.url.expose(), pg.password.as_ref()) else {
+            continue;
+        };
+        let Ok(Ok(client)) = tokio::time::timeout(CONNECT_TIMEOUT, info.connect()).await else {
+            continue;
+        };
+        if let Ok(row) = client.query_one("SHOW max_slot_wal_keep_size", &[]).await {
+            let value: String = row.get(0);
+            if value.trim() == "-1" {
+                out.push(format!(
+                    "{}: the server's max_slot_wal_keep_size is -1: a slot no one reads keeps WAL until the disk is full; set a limit (ALTER SYSTEM SET max_slot_wal_keep_size = '50GB')",
+                    c.file.display()
+                ));
+            }
+        }
+    }
+    out
 }
