@@ -6,6 +6,7 @@
 
 mod connector;
 mod daemon;
+pub mod patterns;
 mod secret;
 pub mod target;
 

@@ -286,9 +286,57 @@ fn hstore_pairs(text: &str) -> Result<Vec<(String, Option<String>)>, ValueError>
 /// Debezium's `interval.handling.mode=string` form: every field present, seconds without
 /// trailing zeros (`P1Y2M3DT4H5M6.78S`, `P0Y0M0DT0H0M0S`).
 fn iso_interval(text: &str) -> Result<String, ValueError> {
-    let body = text.strip_prefix('P').ok_or(bad("an interval"))?;
     let (mut years, mut months, mut days, mut hours, mut minutes) = (0i64, 0i64, 0i64, 0i64, 0i64);
     let mut seconds = String::from("0");
+    for (field, number) in interval_fields(text)? {
+        let whole = || number.parse::<i64>().map_err(|_| bad("an interval"));
+        match field {
+            IntervalField::Years => years = whole()?,
+            IntervalField::Months => months = whole()?,
+            IntervalField::Weeks => days += 7 * whole()?,
+            IntervalField::Days => days += whole()?,
+            IntervalField::Hours => hours = whole()?,
+            IntervalField::Minutes => minutes = whole()?,
+            IntervalField::Seconds => {
+                number.parse::<f64>().map_err(|_| bad("an interval"))?;
+                let mut s = number.trim_start_matches('+').to_string();
+                if s.contains('.') {
+                    while s.ends_with('0') {
+                        s.pop();
+                    }
+                    if s.ends_with('.') {
+                        s.pop();
+                    }
+                }
+                if s == "-0" || s.is_empty() {
+                    s = "0".into();
+                }
+                seconds = s;
+            }
+        }
+    }
+    Ok(format!(
+        "P{years}Y{months}M{days}DT{hours}H{minutes}M{seconds}S"
+    ))
+}
+
+/// The fields of an `iso_8601` interval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum IntervalField {
+    Years,
+    Months,
+    Weeks,
+    Days,
+    Hours,
+    Minutes,
+    Seconds,
+}
+
+/// Splits an `iso_8601` interval (`P1Y2M3DT4H5M6.78S`, signs per field) into its fields and
+/// their numbers as written.
+fn interval_fields(text: &str) -> Result<Vec<(IntervalField, String)>, ValueError> {
+    let body = text.strip_prefix('P').ok_or(bad("an interval"))?;
+    let mut out = Vec::new();
     let mut in_time = false;
     let mut number = String::new();
     for c in body.chars() {
@@ -296,42 +344,24 @@ fn iso_interval(text: &str) -> Result<String, ValueError> {
             'T' => in_time = true,
             '0'..='9' | '.' | '-' | '+' => number.push(c),
             unit => {
-                let whole = || number.parse::<i64>().map_err(|_| bad("an interval"));
-                match (unit, in_time) {
-                    ('Y', false) => years = whole()?,
-                    ('M', false) => months = whole()?,
-                    ('W', false) => days += 7 * whole()?,
-                    ('D', false) => days += whole()?,
-                    ('H', true) => hours = whole()?,
-                    ('M', true) => minutes = whole()?,
-                    ('S', true) => {
-                        number.parse::<f64>().map_err(|_| bad("an interval"))?;
-                        let mut s = number.trim_start_matches('+').to_string();
-                        if s.contains('.') {
-                            while s.ends_with('0') {
-                                s.pop();
-                            }
-                            if s.ends_with('.') {
-                                s.pop();
-                            }
-                        }
-                        if s == "-0" || s.is_empty() {
-                            s = "0".into();
-                        }
-                        seconds = s;
-                    }
+                let field = match (unit, in_time) {
+                    ('Y', false) => IntervalField::Years,
+                    ('M', false) => IntervalField::Months,
+                    ('W', false) => IntervalField::Weeks,
+                    ('D', false) => IntervalField::Days,
+                    ('H', true) => IntervalField::Hours,
+                    ('M', true) => IntervalField::Minutes,
+                    ('S', true) => IntervalField::Seconds,
                     _ => return Err(bad("an interval")),
-                }
-                number.clear();
+                };
+                out.push((field, std::mem::take(&mut number)));
             }
         }
     }
     if !number.is_empty() {
         return Err(bad("an interval"));
     }
-    Ok(format!(
-        "P{years}Y{months}M{days}DT{hours}H{minutes}M{seconds}S"
-    ))
+    Ok(out)
 }
 
 fn parse_bool(text: &str) -> Result<bool, ValueError> {
@@ -497,45 +527,31 @@ fn parse_timetz(text: &str) -> Result<String, ValueError> {
 /// (365.25 / 12) as Debezium's `MicroDuration` does.
 fn parse_interval(text: &str) -> Result<i64, ValueError> {
     const MICROS_PER_MONTH: i64 = 2_629_800_000_000;
-    let body = text.strip_prefix('P').ok_or(bad("an interval"))?;
     let mut total: i64 = 0;
-    let mut in_time = false;
-    let mut number = String::new();
-    for c in body.chars() {
-        match c {
-            'T' => in_time = true,
-            '0'..='9' | '.' | '-' | '+' => number.push(c),
-            unit => {
-                let value: f64 = number.parse().map_err(|_| bad("an interval"))?;
-                number.clear();
-                // Checked: the count comes from the server's text and may be huge.
-                let per_unit = match (unit, in_time) {
-                    ('Y', false) => 12 * MICROS_PER_MONTH,
-                    ('M', false) => MICROS_PER_MONTH,
-                    ('W', false) => 7 * MICROS_PER_DAY,
-                    ('D', false) => MICROS_PER_DAY,
-                    ('H', true) => 3_600_000_000,
-                    ('M', true) => 60_000_000,
-                    ('S', true) => 1,
-                    _ => return Err(bad("an interval")),
-                };
-                let micros = if per_unit == 1 {
-                    let us = (value * 1_000_000.0).round();
-                    if !us.is_finite() || us.abs() >= i64::MAX as f64 {
-                        return Err(bad("an interval"));
-                    }
-                    us as i64
-                } else {
-                    (value as i64)
-                        .checked_mul(per_unit)
-                        .ok_or(bad("an interval"))?
-                };
-                total = total.checked_add(micros).ok_or(bad("an interval"))?;
+    for (field, number) in interval_fields(text)? {
+        let value: f64 = number.parse().map_err(|_| bad("an interval"))?;
+        // Checked: the count comes from the server's text and may be huge.
+        let per_unit = match field {
+            IntervalField::Years => 12 * MICROS_PER_MONTH,
+            IntervalField::Months => MICROS_PER_MONTH,
+            IntervalField::Weeks => 7 * MICROS_PER_DAY,
+            IntervalField::Days => MICROS_PER_DAY,
+            IntervalField::Hours => 3_600_000_000,
+            IntervalField::Minutes => 60_000_000,
+            IntervalField::Seconds => 1,
+        };
+        let micros = if per_unit == 1 {
+            let us = (value * 1_000_000.0).round();
+            if !us.is_finite() || us.abs() >= i64::MAX as f64 {
+                return Err(bad("an interval"));
             }
-        }
-    }
-    if !number.is_empty() {
-        return Err(bad("an interval"));
+            us as i64
+        } else {
+            (value as i64)
+                .checked_mul(per_unit)
+                .ok_or(bad("an interval"))?
+        };
+        total = total.checked_add(micros).ok_or(bad("an interval"))?;
     }
     Ok(total)
 }
