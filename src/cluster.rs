@@ -381,9 +381,25 @@ pub async fn join(
         producer,
     });
     let (tx, rx) = mpsc::unbounded_channel();
-    let mut cc = client_config(&servers, &properties);
+    let consumer = subscribe(&membership, tx.clone())?;
+    tracing::info!(group = %config.group_id, me = %me, topic = %topic, "cluster: joining the group");
+    let m = membership.clone();
+    std::thread::Builder::new()
+        .name("sluice-cluster".into())
+        .spawn(move || member_loop(consumer, m, tx))
+        .map_err(|e| e.to_string())?;
+    Ok((membership, rx))
+}
+
+/// A group member subscribed to the assignments topic.
+fn subscribe(
+    membership: &Arc<Membership>,
+    revocations: mpsc::UnboundedSender<Revocation>,
+) -> Result<BaseConsumer<GroupContext>, String> {
+    let config = &membership.config;
+    let mut cc = client_config(&membership.servers, &membership.properties);
     cc.set("group.id", &config.group_id)
-        .set("client.id", &me)
+        .set("client.id", &membership.me)
         .set("partition.assignment.strategy", "cooperative-sticky")
         .set("session.timeout.ms", config.session_timeout_ms.to_string())
         .set(
@@ -398,27 +414,67 @@ pub async fn join(
     let consumer: BaseConsumer<GroupContext> = cc
         .create_with_context(GroupContext {
             membership: membership.clone(),
-            revocations: tx,
+            revocations,
         })
         .map_err(|e| e.to_string())?;
-    consumer.subscribe(&[&topic]).map_err(|e| e.to_string())?;
-    tracing::info!(group = %config.group_id, me = %me, topic = %topic, "cluster: joining the group");
-    let m = membership.clone();
-    std::thread::Builder::new()
-        .name("sluice-cluster".into())
-        .spawn(move || member_loop(consumer, m))
+    consumer
+        .subscribe(&[&config.assignments_topic()])
         .map_err(|e| e.to_string())?;
-    Ok((membership, rx))
+    Ok(consumer)
+}
+
+/// How long a member may hold no assignment partition before it rejoins the group with a
+/// fresh consumer: four sessions, at least a minute.
+fn stuck_after(config: &ClusterConfig) -> Duration {
+    Duration::from_millis(config.session_timeout_ms * 4).max(Duration::from_secs(60))
 }
 
 /// Polls the group member (heartbeats and rebalances run in `poll`) and reads who holds
 /// which connector now and then, until the daemon leaves.
-fn member_loop(consumer: BaseConsumer<GroupContext>, membership: Arc<Membership>) {
+///
+/// A member that holds no partition for [`stuck_after`] leaves and joins again with a new
+/// consumer: a group whose coordinator lost track of a rebalance (seen on the test broker
+/// after its leader froze) then forms again. With more daemons than assignment partitions
+/// an idle daemon rejoins that often, which moves no partition (cooperative-sticky).
+fn member_loop(
+    mut consumer: BaseConsumer<GroupContext>,
+    membership: Arc<Membership>,
+    revocations: mpsc::UnboundedSender<Revocation>,
+) {
     let all: Vec<i32> = (0..membership.config.assignment_partitions).collect();
     let mut read_at = Instant::now() - DESCRIBE_EVERY;
+    let mut idle_since = Instant::now();
     while !membership.stop.load(Ordering::SeqCst) {
         // The subscription's own records are not needed: `holder` reads what it must.
         let _ = consumer.poll(Duration::from_millis(100));
+        let holds = !membership
+            .owned
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_empty();
+        if holds {
+            idle_since = Instant::now();
+        } else if idle_since.elapsed() >= stuck_after(&membership.config) {
+            tracing::warn!(
+                seconds = idle_since.elapsed().as_secs(),
+                "cluster: no assignment partition for a while: rejoining the group"
+            );
+            consumer.unsubscribe();
+            drop(consumer);
+            idle_since = Instant::now();
+            consumer = loop {
+                match subscribe(&membership, revocations.clone()) {
+                    Ok(c) => break c,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cluster: cannot rejoin the group; retrying");
+                        std::thread::sleep(Duration::from_secs(1));
+                        if membership.stop.load(Ordering::SeqCst) {
+                            return;
+                        }
+                    }
+                }
+            };
+        }
         if read_at.elapsed() >= DESCRIBE_EVERY {
             read_at = Instant::now();
             if let Ok(marks) = membership.read_marks(&all) {

@@ -82,8 +82,10 @@ async fn settled(
     loop {
         let mut owner: BTreeMap<String, Vec<usize>> = BTreeMap::new();
         let mut all_unassigned_elsewhere = true;
+        let mut seen = Vec::new();
         for &i in alive {
             let s = states(&nodes[i].api).await;
+            seen.push((i, s.clone()));
             for c in connectors {
                 match s.get(c) {
                     Some((state, _)) if running(state) => {
@@ -109,7 +111,7 @@ async fn settled(
                     nodes[i].daemon.logs()
                 ));
             }
-            panic!("connectors not settled: {owner:?}\n{logs}");
+            panic!("connectors not settled: {owner:?}\nstates: {seen:#?}\n{logs}");
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
@@ -170,7 +172,7 @@ async fn six_connectors_on_three_daemons_survive_kill_freeze_and_rolling_restart
     for n in nodes.iter_mut() {
         n.daemon.start();
     }
-    let owners = settled(&nodes, &[0, 1, 2], &connectors, Duration::from_secs(90)).await;
+    let owners = settled(&nodes, &[0, 1, 2], &connectors, Duration::from_secs(150)).await;
     // Every daemon lists the whole cluster's connectors, naming the owner of the others.
     let view = states(&nodes[0].api).await;
     assert_eq!(view.len(), connectors.len(), "{view:?}");
@@ -260,7 +262,7 @@ async fn six_connectors_on_three_daemons_survive_kill_freeze_and_rolling_restart
     nodes[victim].daemon.kill9();
     let alive: Vec<usize> = (0..3).filter(|&i| i != victim).collect();
     let started = Instant::now();
-    let owners = settled(&nodes, &alive, &connectors, Duration::from_secs(60)).await;
+    let owners = settled(&nodes, &alive, &connectors, Duration::from_secs(90)).await;
     let moved_in = started.elapsed();
     assert!(
         moved_in < Duration::from_secs(30) + Duration::from_millis(SESSION_MS),
@@ -273,9 +275,9 @@ async fn six_connectors_on_three_daemons_survive_kill_freeze_and_rolling_restart
     let others: Vec<usize> = alive.iter().copied().filter(|&i| i != frozen).collect();
     nodes[frozen].daemon.signal("STOP");
     tokio::time::sleep(Duration::from_millis(SESSION_MS + 2000)).await;
-    settled(&nodes, &others, &connectors, Duration::from_secs(90)).await;
+    settled(&nodes, &others, &connectors, Duration::from_secs(150)).await;
     nodes[frozen].daemon.signal("CONT");
-    settled(&nodes, &alive, &connectors, Duration::from_secs(90)).await;
+    settled(&nodes, &alive, &connectors, Duration::from_secs(150)).await;
     assert!(
         nodes[frozen].daemon.logs().contains("assignment lost"),
         "the thawed daemon stopped its connectors without committing:\n{}",
@@ -284,7 +286,7 @@ async fn six_connectors_on_three_daemons_survive_kill_freeze_and_rolling_restart
 
     // Rolling restart of all three.
     nodes[victim].daemon.start();
-    settled(&nodes, &[0, 1, 2], &connectors, Duration::from_secs(90)).await;
+    settled(&nodes, &[0, 1, 2], &connectors, Duration::from_secs(150)).await;
     for i in 0..3 {
         assert!(
             nodes[i].daemon.stop().success(),
@@ -292,9 +294,9 @@ async fn six_connectors_on_three_daemons_survive_kill_freeze_and_rolling_restart
             nodes[i].daemon.logs()
         );
         let rest: Vec<usize> = (0..3).filter(|&j| j != i).collect();
-        settled(&nodes, &rest, &connectors, Duration::from_secs(60)).await;
+        settled(&nodes, &rest, &connectors, Duration::from_secs(120)).await;
         nodes[i].daemon.start();
-        settled(&nodes, &[0, 1, 2], &connectors, Duration::from_secs(90)).await;
+        settled(&nodes, &[0, 1, 2], &connectors, Duration::from_secs(150)).await;
     }
 
     stop.store(true, Ordering::SeqCst);
