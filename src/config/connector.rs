@@ -72,6 +72,9 @@ pub struct ConnectorConfig {
     /// column names, in key order. Tables without a primary key become keyable.
     #[serde(default)]
     pub key_columns: std::collections::BTreeMap<String, Vec<String>>,
+    /// Row state instead of the envelope (Debezium's `ExtractNewRecordState`).
+    #[serde(default)]
+    pub unwrap: super::unwrap::UnwrapConfig,
 }
 
 /// `[columns]`: per-column output rules. Columns are named `schema.table.column` (quoted
@@ -510,6 +513,7 @@ impl ConnectorConfig {
         self.validate_format()?;
         self.validate_types()?;
         self.validate_columns()?;
+        self.validate_unwrap()?;
         if self.heartbeat_interval_ms == Some(0) {
             return Err(self.invalid(
                 "heartbeat_interval_ms",
@@ -546,6 +550,33 @@ impl ConnectorConfig {
                     ));
                 }
                 self.validate_mysql(my)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `[unwrap]`: every added field names a change-event field, no name twice.
+    fn validate_unwrap(&self) -> Result<(), ConfigError> {
+        let u = &self.unwrap;
+        for (key, entries, prefix) in [
+            ("unwrap.add_fields", &u.add_fields, &u.add_fields_prefix),
+            ("unwrap.add_headers", &u.add_headers, &u.add_headers_prefix),
+        ] {
+            let mut names = std::collections::BTreeSet::new();
+            for entry in entries {
+                let f = super::unwrap::parse_meta_field(entry, prefix)
+                    .map_err(|why| self.invalid(key, why))?;
+                if !names.insert(f.name.clone())
+                    || (key == "unwrap.add_fields" && f.name == "__deleted")
+                {
+                    return Err(self.invalid(
+                        key,
+                        format!(
+                            "\"{entry}\" gives the name {} twice; rename one with field:NEW_NAME",
+                            f.name
+                        ),
+                    ));
+                }
             }
         }
         Ok(())

@@ -9,6 +9,7 @@ mod daemon;
 pub mod patterns;
 mod secret;
 pub mod target;
+pub mod unwrap;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -24,6 +25,7 @@ pub use daemon::{
     SinkType,
 };
 pub use secret::Secret;
+pub use unwrap::{DeleteHandling, MetaField, MetaSource, MetaType, UnwrapConfig};
 
 /// A configuration problem, with the file it was found in.
 #[derive(Debug, thiserror::Error)]

@@ -10,9 +10,11 @@ use apache_avro::Schema;
 use serde_json::Value as Json;
 
 use super::avro_binary as bin;
-use super::avro_schema::{envelope_schema, key_schema, TableNames};
+use super::avro_schema::{envelope_schema, flat_schema, key_schema, TableNames};
+use super::flatten::Flatten;
 use super::registry::RegistryClient;
 use super::EncodeError;
+use crate::config::MetaType;
 use crate::config::SubjectStrategy;
 use crate::event::{ChangeEvent, Op, SourceDetail, TableId, TableSchema, Value};
 /// A registered schema's id.
@@ -52,6 +54,8 @@ pub struct AvroEncoder {
     tables: rustc_hash::FxHashMap<TableId, AvroTable>,
     namespaces: HashMap<String, TableId>,
     connector: &'static str,
+    /// `[unwrap]`, when on: the value schema is the flattened row.
+    flatten: Option<Arc<Flatten>>,
 }
 
 fn definite(e: impl std::fmt::Display) -> EncodeError {
@@ -68,7 +72,14 @@ impl AvroEncoder {
             tables: Default::default(),
             namespaces: HashMap::new(),
             connector: "postgresql",
+            flatten: None,
         }
+    }
+
+    /// Registers and writes flattened row states instead of envelopes (`[unwrap]`).
+    pub fn set_flatten(&mut self, flatten: Option<Arc<Flatten>>) {
+        self.flatten = flatten;
+        self.tables.clear();
     }
 
     fn subject(&self, topic: &str, is_key: bool, record_full_name: &str) -> String {
@@ -129,12 +140,22 @@ impl AvroEncoder {
             ),
             None => None,
         };
-        let value = self
-            .register(
-                &self.subject(topic, false, &names.full("Envelope")),
-                &envelope_schema(table, &names, self.connector),
-            )
-            .await?;
+        let value = match &self.flatten {
+            Some(f) => {
+                self.register(
+                    &self.subject(topic, false, &names.full("Value")),
+                    &flat_schema(table, &names, f),
+                )
+                .await?
+            }
+            None => {
+                self.register(
+                    &self.subject(topic, false, &names.full("Envelope")),
+                    &envelope_schema(table, &names, self.connector),
+                )
+                .await?
+            }
+        };
         self.namespaces.insert(names.namespace, table.id.clone());
         self.tables
             .insert(table.id.clone(), AvroTable::new(table.clone(), key, value));
@@ -196,6 +217,41 @@ impl AvroEncoder {
         bin::opt_long(&mut out, Some(now_ns / 1_000_000));
         bin::opt_long(&mut out, Some(now_ns / 1000));
         bin::opt_long(&mut out, Some(now_ns));
+        Ok(out)
+    }
+
+    /// The flattened value of one row (`[unwrap]`): columns, added fields (`meta`, in
+    /// order), `__deleted` in the rewrite modes.
+    pub fn flat(
+        &self,
+        table: &TableSchema,
+        row: &[Value],
+        meta: &[Json],
+        deleted: bool,
+    ) -> Result<Vec<u8>, EncodeError> {
+        let t = self.prepared(table)?;
+        let mut out = header(t.value.id, 256);
+        for ((i, c), union) in table.columns.iter().enumerate().zip(&t.unions) {
+            let v = row.get(i).unwrap_or(&Value::Null);
+            bin::value(&mut out, &c.name, &c.kind, v, *union).map_err(definite)?;
+        }
+        let Some(flatten) = &self.flatten else {
+            return Ok(out);
+        };
+        for (f, v) in flatten.fields.iter().zip(meta) {
+            match (f.ty, v) {
+                (MetaType::Str, Json::String(s)) => bin::opt_str(&mut out, Some(s)),
+                (MetaType::Long | MetaType::Int, Json::Number(n)) => {
+                    // int and long share Avro's zigzag varint encoding.
+                    bin::opt_long(&mut out, n.as_i64())
+                }
+                (MetaType::Str, Json::Number(n)) => bin::opt_str(&mut out, Some(&n.to_string())),
+                _ => bin::branch(&mut out, 0),
+            }
+        }
+        if flatten.mode.rewrites() {
+            bin::opt_str(&mut out, Some(if deleted { "true" } else { "false" }));
+        }
         Ok(out)
     }
 

@@ -6,7 +6,9 @@
 
 use serde_json::{json, Map, Value as Json};
 
+use super::flatten::Flatten;
 use super::schema::SNAPSHOT_ALLOWED;
+use crate::config::MetaType;
 use crate::event::{Column, ColumnKind, TableId, TableSchema, Value};
 
 /// Precision Confluent's AvroData assumes for a decimal without one.
@@ -369,6 +371,35 @@ pub(super) fn source_schema(connector: &str) -> Json {
         "fields": fields,
         "connect.version": 1,
         "connect.name": format!("io.debezium.connector.{connector}.Source")
+    })
+}
+
+/// The flattened value's schema (`[unwrap]`): the `Value` record with the added fields
+/// (optional, null first) and `__deleted` in the rewrite modes.
+pub(super) fn flat_schema(table: &TableSchema, names: &TableNames, flatten: &Flatten) -> Json {
+    let mut defined = Names::default();
+    let mut fields: Vec<Json> = table
+        .columns
+        .iter()
+        .map(|c| column_field(c, c.nullable, &mut defined))
+        .collect();
+    for f in &flatten.fields {
+        let ty = match f.ty {
+            MetaType::Str => "string",
+            MetaType::Long => "long",
+            MetaType::Int => "int",
+        };
+        fields.push(field(&avro_segment(&f.name), json!(ty), true));
+    }
+    if flatten.mode.rewrites() {
+        fields.push(field(super::flatten::DELETED_FIELD, json!("string"), true));
+    }
+    json!({
+        "type": "record",
+        "name": "Value",
+        "namespace": names.namespace,
+        "fields": fields,
+        "connect.name": names.full("Value")
     })
 }
 

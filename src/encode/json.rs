@@ -6,6 +6,7 @@ use std::sync::Arc;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 
+use super::flatten::Flatten;
 use super::schema;
 use super::{topic_segment, Record};
 use crate::event::{
@@ -21,6 +22,8 @@ struct TableEncoding {
     topic: Arc<str>,
     key_schema: Option<String>,
     envelope_schema: String,
+    /// The flattened value's schema (`[unwrap]`; empty when off).
+    flat_schema: String,
     /// Per column, `"name":` (with a leading comma after the first), escaped once.
     field_prefixes: Vec<String>,
     /// Per key column, the same for the key struct.
@@ -53,6 +56,8 @@ pub struct JsonEncoder {
     connector: &'static str,
     /// The table version of the last lookup and its encoding.
     last: Option<(Arc<TableSchema>, Arc<TableEncoding>)>,
+    /// `[unwrap]`, when on.
+    flatten: Option<Arc<Flatten>>,
 }
 
 impl JsonEncoder {
@@ -71,7 +76,15 @@ impl JsonEncoder {
             source_schema,
             connector: "postgresql",
             last: None,
+            flatten: None,
         }
+    }
+
+    /// Publishes row states instead of envelopes (`[unwrap]`).
+    pub fn set_flatten(&mut self, flatten: Option<Arc<Flatten>>) {
+        self.flatten = flatten;
+        self.tables.clear();
+        self.last = None;
     }
 
     /// Selects the `source` block layout of the events that follow (`postgresql`, `mysql`,
@@ -130,6 +143,11 @@ impl JsonEncoder {
                     self.source_schema.clone(),
                 )
                 .to_string(),
+                flat_schema: self
+                    .flatten
+                    .as_ref()
+                    .map(|f| schema::flat_schema(table, &record_prefix, f).to_string())
+                    .unwrap_or_default(),
                 field_prefixes: field_prefixes(table.columns.iter().map(|c| c.name.as_str())),
                 key_prefixes: field_prefixes(
                     table
@@ -213,6 +231,59 @@ impl JsonEncoder {
         out.push('}');
         close_wrap(&mut out, with_schema);
         out.into_bytes()
+    }
+
+    /// The flattened value of one row (`[unwrap]`): its columns, then the added fields
+    /// (`meta`, in `[unwrap] add_fields` order), then `__deleted` in the rewrite modes.
+    pub fn flat(
+        &mut self,
+        table: &Arc<TableSchema>,
+        row: &[Value],
+        meta: &[serde_json::Value],
+        deleted: bool,
+    ) -> Vec<u8> {
+        let with_schema = self.with_schema;
+        let Some(flatten) = self.flatten.clone() else {
+            return Vec::new();
+        };
+        let enc = self.encoding(table);
+        let mut out = String::with_capacity(if with_schema {
+            enc.flat_schema.len() + 512
+        } else {
+            512
+        });
+        open_wrap(&mut out, with_schema, &enc.flat_schema);
+        write_row(&mut out, table, &enc.field_prefixes, Some(row));
+        // Reopen the row object for the added fields.
+        out.pop();
+        let mut first = out.ends_with('{');
+        let mut sep = |out: &mut String| {
+            if !first {
+                out.push(',');
+            }
+            first = false;
+        };
+        for (f, v) in flatten.fields.iter().zip(meta) {
+            sep(&mut out);
+            write_str(&mut out, &f.name);
+            out.push(':');
+            out.push_str(&v.to_string());
+        }
+        if flatten.mode.rewrites() {
+            sep(&mut out);
+            write_str(&mut out, super::flatten::DELETED_FIELD);
+            out.push_str(if deleted { ":\"true\"" } else { ":\"false\"" });
+        }
+        out.push('}');
+        close_wrap(&mut out, with_schema);
+        out.into_bytes()
+    }
+
+    /// The `source` block of an event, as JSON (for `[unwrap]` metadata).
+    pub fn source_block(&self, event: &ChangeEvent, table: &TableSchema) -> serde_json::Value {
+        let mut out = String::new();
+        write_source(&mut out, &self.prefix, event, table);
+        serde_json::from_str(&out).unwrap_or(serde_json::Value::Null)
     }
 
     /// Encodes a logical decoding message record.
@@ -782,6 +853,107 @@ mod tests {
                 .len(),
             1
         );
+    }
+
+    fn unwrapping(mode: &str, fields: &[&str], headers: &[&str], schemas: bool) -> Encoder {
+        let config: crate::config::UnwrapConfig = toml::from_str(&format!(
+            "enabled = true\ndelete_tombstone_handling_mode = \"{mode}\"\nadd_fields = {fields:?}\nadd_headers = {headers:?}"
+        ))
+        .unwrap();
+        Encoder::json("inv", schemas, true)
+            .with_flatten(crate::encode::Flatten::from_config(&config))
+    }
+
+    #[test]
+    fn unwrap_publishes_row_states_and_handles_deletes_by_mode() {
+        let insert = event(Op::Create, None, Some(row(1, "x")));
+        let delete = event(Op::Delete, Some(row(1, "x")), None);
+        let truncate = event(Op::Truncate, None, None);
+        let rekey = event(Op::Update, Some(row(1, "x")), Some(row(2, "y")));
+
+        let mut enc = unwrapping("tombstone", &[], &[], false);
+        let recs = enc.encode_now(&insert).unwrap();
+        assert_eq!(
+            json(recs[0].value.as_ref().unwrap()),
+            serde_json::json!({"id": 1, "note": "x", "price": "BNI="})
+        );
+        let recs = enc.encode_now(&delete).unwrap();
+        assert_eq!(recs.len(), 1);
+        assert!(recs[0].value.is_none());
+        assert_eq!(
+            json(recs[0].key.as_ref().unwrap()),
+            serde_json::json!({"id": 1})
+        );
+        assert!(enc.encode_now(&truncate).unwrap().is_empty());
+        // A key change: the delete half goes, its tombstone and the new row stay.
+        let recs = enc.encode_now(&rekey).unwrap();
+        assert_eq!(recs.len(), 2);
+        assert!(recs[0].value.is_none());
+        assert_eq!(json(recs[1].value.as_ref().unwrap())["id"], 2);
+        assert_eq!(recs[1].headers[0].0, "__debezium.oldkey");
+
+        let mut enc = unwrapping("drop", &[], &[], false);
+        assert!(enc.encode_now(&delete).unwrap().is_empty());
+
+        let mut enc = unwrapping("delete-to-tombstone", &[], &[], false);
+        let recs = enc.encode_now(&delete).unwrap();
+        assert_eq!(recs.len(), 1);
+        assert!(recs[0].value.is_none());
+
+        let mut enc = unwrapping(
+            "rewrite",
+            &["op", "table", "lsn", "source.ts_ms", "ts_ms:PROCESSED"],
+            &["db", "op", "server_id"],
+            false,
+        );
+        let recs = enc.encode_now(&insert).unwrap();
+        let v = json(recs[0].value.as_ref().unwrap());
+        assert_eq!(v["__op"], "c");
+        assert_eq!(v["__table"], "items");
+        assert_eq!(v["__lsn"], 500);
+        assert_eq!(v["__source_ts_ms"], 1_704_164_645_123_i64);
+        assert!(v["__PROCESSED"].as_i64().unwrap() > 1_704_164_645_123);
+        assert_eq!(v["__deleted"], "false");
+        // Headers as Connect's default header converter writes them; a field the source
+        // block lacks (server_id on PostgreSQL) is no header.
+        let headers: Vec<(&str, &[u8])> = recs[0]
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_ref(), v.as_slice()))
+            .collect();
+        assert_eq!(headers, vec![("__db", &b"shop"[..]), ("__op", &b"c"[..])]);
+        let recs = enc.encode_now(&delete).unwrap();
+        assert_eq!(recs.len(), 1, "rewrite drops the tombstone");
+        let v = json(recs[0].value.as_ref().unwrap());
+        assert_eq!(
+            (v["id"].clone(), v["__op"].clone(), v["__deleted"].clone()),
+            (1.into(), "d".into(), "true".into())
+        );
+
+        let mut enc = unwrapping("rewrite-with-tombstone", &[], &[], true);
+        let recs = enc.encode_now(&delete).unwrap();
+        assert_eq!(recs.len(), 2);
+        assert!(recs[1].value.is_none());
+        let v = json(recs[0].value.as_ref().unwrap());
+        assert_eq!(
+            v["payload"],
+            serde_json::json!({"id": 1, "note": "x", "price": "BNI=", "__deleted": "true"})
+        );
+        let fields: Vec<&str> = v["schema"]["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["field"].as_str().unwrap())
+            .collect();
+        assert_eq!(fields, ["id", "note", "price", "__deleted"]);
+        assert_eq!(v["schema"]["name"], "inv.public.items.Value");
+        assert_eq!(v["schema"]["optional"], false);
+
+        // Without added fields the schema is the envelope's `after` schema.
+        let mut enc = unwrapping("tombstone", &[], &[], true);
+        let v = json(enc.encode_now(&insert).unwrap()[0].value.as_ref().unwrap());
+        assert_eq!(v["schema"]["optional"], true);
+        assert!(v["schema"].get("field").is_none());
     }
 
     #[test]

@@ -9,19 +9,22 @@
 mod avro;
 mod avro_binary;
 mod avro_schema;
+mod flatten;
 mod json;
 mod meta;
 mod registry;
 mod schema;
 
 pub use avro::AvroEncoder;
+pub use flatten::Flatten;
 pub use json::JsonEncoder;
 pub use registry::{RegistryClient, RegistryError};
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::config::{FormatConfig, ValueFormat};
+use crate::config::{DeleteHandling, FormatConfig, ValueFormat};
 use crate::event::{ChangeEvent, Op, TableSchema, Value};
 
 /// One record for the sink.
@@ -34,7 +37,7 @@ pub struct Record {
     /// Value bytes (`None`: tombstone).
     pub value: Option<Vec<u8>>,
     /// Headers.
-    pub headers: Vec<(&'static str, Vec<u8>)>,
+    pub headers: Vec<(Cow<'static, str>, Vec<u8>)>,
 }
 
 /// An encoding failure.
@@ -85,6 +88,12 @@ enum Part<'a> {
         after: Option<&'a [Value]>,
     },
     Tombstone,
+    /// The row state (`[unwrap]`); `deleted` marks a rewritten delete.
+    Flat {
+        op: Op,
+        row: &'a [Value],
+        deleted: bool,
+    },
 }
 
 /// One record to produce for a change.
@@ -169,6 +178,50 @@ fn plan<'a>(event: &'a ChangeEvent, table: &TableSchema, tombstones: bool) -> Ve
     }
 }
 
+/// The records of a change under `[unwrap]` (see [`flatten`]'s module doc).
+fn flatten_plan(planned: Vec<Planned<'_>>, mode: DeleteHandling) -> Vec<Planned<'_>> {
+    let mut out = Vec::with_capacity(planned.len());
+    for p in planned {
+        let part = match p.part {
+            Part::Envelope {
+                op: Op::Truncate, ..
+            } => continue,
+            Part::Envelope {
+                op: Op::Delete,
+                before,
+                ..
+            } => match (mode, before) {
+                (DeleteHandling::Rewrite | DeleteHandling::RewriteWithTombstone, Some(row)) => {
+                    Part::Flat {
+                        op: Op::Delete,
+                        row,
+                        deleted: true,
+                    }
+                }
+                (DeleteHandling::DeleteToTombstone, _) => Part::Tombstone,
+                _ => continue,
+            },
+            Part::Envelope {
+                op,
+                after: Some(row),
+                ..
+            } => Part::Flat {
+                op,
+                row,
+                deleted: false,
+            },
+            Part::Envelope { .. } => continue,
+            Part::Tombstone => match mode {
+                DeleteHandling::Tombstone | DeleteHandling::RewriteWithTombstone => Part::Tombstone,
+                _ => continue,
+            },
+            Part::Flat { .. } => p.part,
+        };
+        out.push(Planned { part, ..p });
+    }
+    out
+}
+
 /// Encodes a connector's change events in its configured format.
 pub struct Encoder {
     prefix: String,
@@ -180,6 +233,7 @@ pub struct Encoder {
     key_avro: bool,
     value_avro: bool,
     tombstones: bool,
+    flatten: Option<Arc<Flatten>>,
 }
 
 impl Encoder {
@@ -194,7 +248,18 @@ impl Encoder {
             key_avro: false,
             value_avro: false,
             tombstones,
+            flatten: None,
         }
+    }
+
+    /// Publishes row states instead of envelopes (`[unwrap]`; `None`: envelopes).
+    pub fn with_flatten(mut self, flatten: Option<Arc<Flatten>>) -> Self {
+        self.json.set_flatten(flatten.clone());
+        if let Some(avro) = self.avro.as_mut() {
+            avro.set_flatten(flatten.clone());
+        }
+        self.flatten = flatten;
+        self
     }
 
     /// The encoder a connector's `[format]` describes.
@@ -242,13 +307,22 @@ impl Encoder {
             return Ok(Vec::new());
         };
         let topic = self.json.topic(table);
-        let planned = plan(event, table, self.tombstones);
+        let mut planned = plan(event, table, self.tombstones);
+        let flatten = self.flatten.clone();
+        let mut source = None;
+        if let Some(f) = &flatten {
+            planned = flatten_plan(planned, f.mode);
+            if f.needs_meta() && !planned.is_empty() {
+                source = Some(self.json.source_block(event, table));
+            }
+        }
         let mut out = Vec::with_capacity(planned.len());
         for p in planned {
             let key = match p.key_row {
                 Some(row) => self.key(table, row)?,
                 None => None,
             };
+            let mut meta_headers = Vec::new();
             let value = match p.part {
                 Part::Envelope { op, before, after } => Some(match &self.avro {
                     Some(avro) if self.value_avro => {
@@ -257,13 +331,36 @@ impl Encoder {
                     _ => self.json.envelope(event, table, op, before, after, now_ns),
                 }),
                 Part::Tombstone => None,
+                Part::Flat { op, row, deleted } => {
+                    let f = flatten.as_deref().expect("flattening");
+                    let value = |m: &crate::config::MetaField| match &source {
+                        Some(source) => flatten::meta_value(m, source, event, op, now_ns),
+                        None => serde_json::Value::Null,
+                    };
+                    let meta: Vec<serde_json::Value> = f.fields.iter().map(value).collect();
+                    meta_headers = f
+                        .headers
+                        .iter()
+                        .filter_map(|m| {
+                            Some((
+                                Cow::Owned(m.name.clone()),
+                                flatten::header_bytes(&value(m))?,
+                            ))
+                        })
+                        .collect();
+                    Some(match &self.avro {
+                        Some(avro) if self.value_avro => avro.flat(table, row, &meta, deleted)?,
+                        _ => self.json.flat(table, row, &meta, deleted),
+                    })
+                }
             };
             let mut headers = Vec::new();
             if let Some((name, row)) = p.header {
                 if let Some(k) = self.key(table, row)? {
-                    headers.push((name, k));
+                    headers.push((Cow::Borrowed(name), k));
                 }
             }
+            headers.append(&mut meta_headers);
             out.push(Record {
                 topic: topic.clone(),
                 key,

@@ -3,6 +3,8 @@
 
 use serde_json::{json, Map, Value as Json};
 
+use super::flatten::Flatten;
+use crate::config::MetaType;
 use crate::event::{Column, ColumnKind, TableSchema};
 
 /// The `snapshot` field's allowed values, in Debezium's order.
@@ -211,6 +213,39 @@ fn row_schema(table: &TableSchema, record_prefix: &str, field_name: &str) -> Jso
         "name": format!("{record_prefix}.Value"),
         "field": field_name,
     })
+}
+
+/// The flattened value's schema (`[unwrap]`): the row struct and the added fields (optional,
+/// typed as in the envelope), then `__deleted` in the rewrite modes. Without added fields it
+/// is the `after` field's schema as it is; with them, a new required struct of the same name
+/// (as Debezium rebuilds it).
+pub fn flat_schema(table: &TableSchema, record_prefix: &str, flatten: &Flatten) -> Json {
+    let mut s = row_schema(table, record_prefix, "");
+    let obj = s.as_object_mut().expect("a struct schema");
+    obj.remove("field");
+    let mut extra: Vec<Json> = flatten
+        .fields
+        .iter()
+        .map(|f| opt(connect_type(f.ty), &f.name))
+        .collect();
+    if flatten.mode.rewrites() {
+        extra.push(opt("string", super::flatten::DELETED_FIELD));
+    }
+    if !extra.is_empty() {
+        obj.insert("optional".into(), json!(false));
+        if let Some(Json::Array(fields)) = obj.get_mut("fields") {
+            fields.extend(extra);
+        }
+    }
+    s
+}
+
+fn connect_type(ty: MetaType) -> &'static str {
+    match ty {
+        MetaType::Str => "string",
+        MetaType::Long => "int64",
+        MetaType::Int => "int32",
+    }
 }
 
 fn opt(ty: &str, name: &str) -> Json {

@@ -127,7 +127,8 @@ pub async fn run_once(
         &connector.topic_prefix,
         &connector.format,
         connector.tombstones_on_delete,
-    )?;
+    )?
+    .with_flatten(crate::encode::Flatten::from_config(&connector.unwrap));
     control
         .observer
         .update(|s| s.committed_offset = stored.as_ref().map(|p| p.to_string()));

@@ -374,9 +374,13 @@ pub fn read_topic_until(topic: &str, timeout: Duration, done: impl Fn(&[Msg]) ->
                 if let Some(h) = m.headers() {
                     for hdr in h.iter() {
                         if let Some(v) = hdr.value {
+                            // JSON (key headers), else the text (Connect's simple
+                            // header converter).
                             headers.insert(
                                 hdr.key.to_string(),
-                                serde_json::from_slice(v).unwrap_or(Value::Null),
+                                serde_json::from_slice(v).unwrap_or_else(|_| {
+                                    Value::String(String::from_utf8_lossy(v).into_owned())
+                                }),
                             );
                         }
                     }
