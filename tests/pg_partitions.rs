@@ -119,6 +119,10 @@ async fn changes_of_an_uncaptured_table_in_the_publication_are_counted_and_logge
         &["public.captured"],
         "[format]\nschemas = false",
     );
+    // A publication Sluice does not manage (it would otherwise drop `other` from it).
+    let file = daemon.dir.join("connectors/c.toml");
+    let text = std::fs::read_to_string(&file).unwrap() + "publication_autocreate = \"disabled\"\n";
+    std::fs::write(&file, text).unwrap();
     daemon.append_daemon_config(&format!("[api]\nlisten = \"127.0.0.1:{port}\"\n"));
     daemon.start();
     let api = format!("http://127.0.0.1:{port}");

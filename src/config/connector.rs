@@ -265,6 +265,9 @@ pub struct PostgresConfig {
     pub slot: String,
     /// Publication; created for `tables` when absent.
     pub publication: String,
+    /// How Sluice manages the publication (Debezium's `publication.autocreate.mode`).
+    #[serde(default)]
+    pub publication_autocreate: PublicationMode,
     /// Captured tables, schema-qualified; `schema.*` captures every table of a schema,
     /// `re:<regex>` the tables whose `schema.table` matches; identifiers with dots, quotes or
     /// capitals are double-quoted (`"My Schema"."T.1"`).
@@ -291,6 +294,20 @@ pub struct PostgresConfig {
     /// next start takes a new snapshot as the snapshot mode says).
     #[serde(default)]
     pub drop_slot_on_stop: bool,
+}
+
+/// `[postgres] publication_autocreate` (Debezium's `publication.autocreate.mode`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PublicationMode {
+    /// Created for the captured tables when absent, and kept in sync with `tables` /
+    /// `exclude_tables` at every start (tables added and removed).
+    #[default]
+    Filtered,
+    /// Created `FOR ALL TABLES` when absent (needs a superuser); never altered.
+    AllTables,
+    /// Never created nor altered: it must exist and publish every captured table.
+    Disabled,
 }
 
 /// MySQL / MariaDB connection and capture settings.

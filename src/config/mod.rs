@@ -16,9 +16,9 @@ use std::path::{Path, PathBuf};
 
 pub use connector::{
     BinaryMode, ColumnPattern, ColumnsConfig, ConnectorConfig, DecimalMode, FormatConfig,
-    HashMaskConfig, HstoreMode, IntervalMode, MysqlConfig, PostgresConfig, SnapshotConfig,
-    SnapshotMode, SourceKind, SubjectStrategy, TableFilter, TablePattern, TableSelector,
-    TimePrecisionMode, TypesConfig, UnsignedMode, ValueFormat,
+    HashMaskConfig, HstoreMode, IntervalMode, MysqlConfig, PostgresConfig, PublicationMode,
+    SnapshotConfig, SnapshotMode, SourceKind, SubjectStrategy, TableFilter, TablePattern,
+    TableSelector, TimePrecisionMode, TypesConfig, UnsignedMode, ValueFormat,
 };
 pub use daemon::{
     ApiConfig, ClusterConfig, DaemonConfig, LogConfig, LogFormat, OffsetsConfig, SinkConfig,

@@ -390,16 +390,15 @@ pub async fn publication_exists(client: &Client, name: &str) -> Result<bool, PgE
         .is_some())
 }
 
-/// Creates a publication for the configured tables (`schema.*` → `TABLES IN SCHEMA`).
-pub async fn create_publication(
+/// The publication objects that publish the configured tables (`schema.*` → `TABLES IN
+/// SCHEMA`, so tables created there later are published too; regexes and exclusions → the
+/// tables they select now, by name).
+async fn publication_objects(
     client: &Client,
-    name: &str,
     filter: &TableFilter,
-    via_root: bool,
-) -> Result<(), PgError> {
+) -> Result<Vec<String>, PgError> {
     let mut parts = Vec::new();
     if filter.is_computed() {
-        // Regexes and exclusions: the tables they select now, by name.
         for (_, t) in expand_tables(client, filter).await?.0 {
             parts.push(format!(
                 "TABLE {}.{}",
@@ -426,10 +425,26 @@ pub async fn create_publication(
             }
         }
     }
+    Ok(parts)
+}
+
+/// Creates a publication: for the configured tables, or `FOR ALL TABLES`.
+pub async fn create_publication(
+    client: &Client,
+    name: &str,
+    filter: &TableFilter,
+    via_root: bool,
+    all_tables: bool,
+) -> Result<(), PgError> {
+    let objects = if all_tables {
+        "ALL TABLES".to_string()
+    } else {
+        publication_objects(client, filter).await?.join(", ")
+    };
     let sql = format!(
         "CREATE PUBLICATION {} FOR {}{}",
         quote_ident(name),
-        parts.join(", "),
+        objects,
         if via_root {
             " WITH (publish_via_partition_root = true)"
         } else {
@@ -438,4 +453,83 @@ pub async fn create_publication(
     );
     client.batch_execute(&sql).await.map_err(PgError::query)?;
     Ok(())
+}
+
+/// What a publication publishes compared with what the connector captures.
+#[derive(Debug, Default)]
+pub struct Coverage {
+    /// `FOR ALL TABLES`.
+    pub all_tables: bool,
+    /// Captured tables it does not publish.
+    pub missing: Vec<TableId>,
+    /// Tables it publishes that the connector does not capture.
+    pub extra: Vec<TableId>,
+}
+
+/// Compares an existing publication's tables (`pg_publication_tables`) with the tables the
+/// filter selects now.
+pub async fn publication_coverage(
+    client: &Client,
+    name: &str,
+    filter: &TableFilter,
+) -> Result<Coverage, PgError> {
+    let all_tables = client
+        .query_opt(
+            "SELECT puballtables FROM pg_publication WHERE pubname = $1",
+            &[&name],
+        )
+        .await
+        .map_err(PgError::query)?
+        .is_some_and(|r| r.get::<_, bool>(0));
+    if all_tables {
+        return Ok(Coverage {
+            all_tables,
+            ..Coverage::default()
+        });
+    }
+    let published: Vec<TableId> = client
+        .query(
+            "SELECT schemaname::text, tablename::text FROM pg_publication_tables WHERE pubname = $1",
+            &[&name],
+        )
+        .await
+        .map_err(PgError::query)?
+        .iter()
+        .map(|r| TableId {
+            schema: r.get(0),
+            name: r.get(1),
+        })
+        .collect();
+    let captured: Vec<TableId> = expand_tables(client, filter)
+        .await?
+        .0
+        .into_iter()
+        .map(|(_, t)| t)
+        .collect();
+    Ok(Coverage {
+        all_tables,
+        missing: captured
+            .iter()
+            .filter(|t| !published.contains(t))
+            .cloned()
+            .collect(),
+        extra: published
+            .into_iter()
+            .filter(|t| !filter.captures(&t.schema, &t.name))
+            .collect(),
+    })
+}
+
+/// Sets a publication's tables to the configured ones (`ALTER PUBLICATION ... SET`).
+pub async fn sync_publication(
+    client: &Client,
+    name: &str,
+    filter: &TableFilter,
+) -> Result<(), PgError> {
+    let sql = format!(
+        "ALTER PUBLICATION {} SET {}",
+        quote_ident(name),
+        publication_objects(client, filter).await?.join(", ")
+    );
+    client.batch_execute(&sql).await.map_err(PgError::query)
 }

@@ -3,7 +3,7 @@
 use tokio_postgres::Client;
 
 use super::{catalog, ConnInfo, PgError};
-use crate::config::ConnectorConfig;
+use crate::config::{ConnectorConfig, PublicationMode};
 use crate::failure::SetupError;
 
 /// Problems with the server's settings, the user's privileges and the captured tables.
@@ -31,11 +31,30 @@ pub(super) async fn server_problems(
             fix: format!("run ALTER ROLE \"{user}\" WITH REPLICATION (as a superuser), or connect as a user that has it"),
         });
     }
-    if catalog::publication_exists(client, &pg.publication).await?
+    let exists = catalog::publication_exists(client, &pg.publication).await?;
+    if exists
         && catalog::captures_partitioned(client, &pg.filter).await?
         && !catalog::publication_via_root(client, &pg.publication).await?
     {
         problems.push(super::partition_root_problem(&pg.publication));
+    }
+    if !exists && pg.publication_autocreate == PublicationMode::Disabled {
+        problems.push(SetupError::Other(format!(
+            "postgres.publication \"{0}\" does not exist and publication_autocreate = \"disabled\" forbids creating it: run CREATE PUBLICATION {0} FOR TABLE ... for the captured tables, or set publication_autocreate = \"filtered\"",
+            pg.publication
+        )));
+    }
+    // `filtered` brings the publication in line at start; otherwise a captured table it does
+    // not publish would never be seen.
+    if exists && pg.publication_autocreate != PublicationMode::Filtered {
+        let coverage = catalog::publication_coverage(client, &pg.publication, &pg.filter).await?;
+        if !coverage.missing.is_empty() {
+            let names = super::list(&coverage.missing);
+            problems.push(SetupError::Other(format!(
+                "postgres.publication \"{0}\" does not publish {names}, which postgres.tables captures (their changes would never be sent): run ALTER PUBLICATION {0} ADD TABLE {names}, or set publication_autocreate = \"filtered\" to let Sluice keep it in line",
+                pg.publication
+            )));
+        }
     }
     let (_, missing) = catalog::expand_tables(client, &pg.filter).await?;
     for m in missing {

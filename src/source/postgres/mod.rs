@@ -33,7 +33,7 @@ use tokio_postgres::Client;
 pub use checks::preflight;
 pub use pgoutput::{DecodeError, PgOutputMessage};
 
-use crate::config::{ConnectorConfig, PostgresConfig, SnapshotMode};
+use crate::config::{ConnectorConfig, PostgresConfig, PublicationMode, SnapshotMode};
 use crate::failure::{Classify, SetupError, Severity};
 use crate::offsets::OffsetStore;
 use crate::position::{PgPosition, SlotId, SnapshotState, SourcePosition};
@@ -78,6 +78,18 @@ pub enum PgError {
     /// The offset store failed.
     #[error(transparent)]
     Offsets(#[from] crate::offsets::OffsetError),
+}
+
+/// Table names for messages (`none` when empty).
+fn list(tables: &[crate::event::TableId]) -> String {
+    if tables.is_empty() {
+        return "none".into();
+    }
+    tables
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A partitioned table is captured through a publication that publishes its changes under
@@ -381,16 +393,43 @@ impl PostgresSource {
             return Err(PgError::Setup(first));
         }
         let via_root = catalog::captures_partitioned(client, &pg.filter).await?;
+        let all_tables = pg.publication_autocreate == PublicationMode::AllTables;
         if !catalog::publication_exists(client, &pg.publication).await? {
-            catalog::create_publication(client, &pg.publication, &pg.filter, via_root)
+            // (`disabled` without a publication was reported by the checks above.)
+            catalog::create_publication(client, &pg.publication, &pg.filter, via_root, all_tables)
                 .await
                 .map_err(|e| {
                     PgError::setup(format!(
-                        "cannot create publication \"{}\": {e}; create it yourself (CREATE PUBLICATION {} FOR TABLE ...) or grant the user ownership of the tables",
-                        pg.publication, pg.publication
+                        "cannot create publication \"{}\": {e}; create it yourself (CREATE PUBLICATION {} FOR TABLE ...) or grant the user ownership of the tables{}",
+                        pg.publication,
+                        pg.publication,
+                        if all_tables { " (FOR ALL TABLES needs a superuser)" } else { "" }
                     ))
                 })?;
-            tracing::info!(publication = %pg.publication, "created publication");
+            tracing::info!(publication = %pg.publication, all_tables, "created publication");
+        } else if pg.publication_autocreate == PublicationMode::Filtered {
+            let coverage =
+                catalog::publication_coverage(client, &pg.publication, &pg.filter).await?;
+            if !coverage.all_tables && (!coverage.missing.is_empty() || !coverage.extra.is_empty())
+            {
+                catalog::sync_publication(client, &pg.publication, &pg.filter)
+                    .await
+                    .map_err(|e| {
+                        PgError::setup(format!(
+                            "cannot bring publication \"{}\" in line with postgres.tables (add {}, drop {}): {e}; alter it yourself (ALTER PUBLICATION {} SET TABLE ...) and set publication_autocreate = \"disabled\", or grant the user ownership of the publication and the tables",
+                            pg.publication,
+                            list(&coverage.missing),
+                            list(&coverage.extra),
+                            pg.publication
+                        ))
+                    })?;
+                tracing::info!(
+                    publication = %pg.publication,
+                    added = %list(&coverage.missing),
+                    removed = %list(&coverage.extra),
+                    "publication brought in line with postgres.tables"
+                );
+            }
         }
         Ok(())
     }
