@@ -169,3 +169,26 @@ async fn key_columns_make_a_table_without_primary_key_keyable() {
     assert_eq!(keys, [json!({"code": "a"}), json!({"code": "b"})]);
     assert!(daemon.stop().success());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn validate_names_a_key_column_the_table_lacks() {
+    let mut db = MyDb::new("mykeycol").await;
+    db.exec("CREATE TABLE t (id INT PRIMARY KEY, code TEXT)")
+        .await;
+    let name = unique("mykeycol");
+    let daemon = my_daemon(
+        &name,
+        &db,
+        &["t"],
+        &format!("key_columns = {{ \"{}.t\" = [\"tenant\"] }}", db.name),
+    );
+    let (status, stdout, _) = daemon.run_command(&["validate"]);
+    assert!(!status.success(), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "key_columns names \"tenant\" for table {}.t, which has no such column (it has id, code): fix key_columns",
+            db.name
+        )),
+        "{stdout}"
+    );
+}

@@ -75,6 +75,12 @@ pub struct ConnectorConfig {
     /// Row state instead of the envelope (Debezium's `ExtractNewRecordState`).
     #[serde(default)]
     pub unwrap: super::unwrap::UnwrapConfig,
+    /// Topic routing (`[[route]]`), the first matching route applies.
+    #[serde(default)]
+    pub route: Vec<super::route::RouteConfig>,
+    /// Outbox tables (`[outbox]` or `[[outbox]]`, Debezium's outbox event router).
+    #[serde(default, deserialize_with = "super::outbox::one_or_many")]
+    pub outbox: Vec<super::outbox::OutboxConfig>,
 }
 
 /// `[columns]`: per-column output rules. Columns are named `schema.table.column` (quoted
@@ -492,6 +498,8 @@ impl ConnectorConfig {
                 exclude: parse(&my.exclude_tables),
             };
         }
+        // (Needs the parsed table filter.)
+        config.validate_outbox()?;
         Ok(config)
     }
 
@@ -531,6 +539,7 @@ impl ConnectorConfig {
         self.validate_types()?;
         self.validate_columns()?;
         self.validate_unwrap()?;
+        super::route::check_routes(&self.route).map_err(|(key, why)| self.invalid(&key, why))?;
         if self.heartbeat_interval_ms == Some(0) {
             return Err(self.invalid(
                 "heartbeat_interval_ms",
@@ -567,6 +576,41 @@ impl ConnectorConfig {
                     ));
                 }
                 self.validate_mysql(my)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `[outbox]`: each table parses and is captured, placements parse, Avro gets no
+    /// expanded JSON.
+    fn validate_outbox(&self) -> Result<(), ConfigError> {
+        for o in &self.outbox {
+            let p = o
+                .table_pattern()
+                .map_err(|why| self.invalid("outbox.table", why))?;
+            let table = p.table.as_deref().unwrap_or_default();
+            let captured = match self.source {
+                SourceKind::Postgres => self.postgres.as_ref().map(|c| &c.filter),
+                SourceKind::Mysql => self.mysql.as_ref().map(|c| &c.filter),
+            }
+            .is_some_and(|f| f.captures(&p.schema, table));
+            if !captured {
+                return Err(self.invalid(
+                    "outbox.table",
+                    format!("\"{}\" is not captured: add it to tables", o.table),
+                ));
+            }
+            o.additional()
+                .map_err(|why| self.invalid("outbox.additional_placement", why))?;
+            if o.expand_json_payload && self.format.value == ValueFormat::Avro {
+                return Err(self.invalid(
+                    "outbox.expand_json_payload",
+                    "expands JSON values only; with Avro values the payload is published as its column's type: remove it or use JSON",
+                ));
+            }
+            if !o.route_topic_replacement.contains("${routedByValue}") {
+                check_topic_prefix(&o.route_topic_replacement)
+                    .map_err(|why| self.invalid("outbox.route_topic_replacement", why))?;
             }
         }
         Ok(())

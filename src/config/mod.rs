@@ -6,7 +6,9 @@
 
 mod connector;
 mod daemon;
+pub mod outbox;
 pub mod patterns;
+pub mod route;
 mod secret;
 pub mod target;
 pub mod unwrap;
@@ -24,6 +26,8 @@ pub use daemon::{
     ApiConfig, ClusterConfig, DaemonConfig, LogConfig, LogFormat, OffsetsConfig, SinkConfig,
     SinkType,
 };
+pub use outbox::{Additional, OutboxConfig, Placement};
+pub use route::RouteConfig;
 pub use secret::Secret;
 pub use unwrap::{DeleteHandling, MetaField, MetaSource, MetaType, UnwrapConfig};
 
@@ -68,7 +72,8 @@ pub enum ConfigError {
 
 /// Replaces `${VAR}` in a string value with the variable's value, and `${file:/path}` with
 /// the file's content (one trailing newline dropped: the Docker and Kubernetes secrets
-/// convention); `$${` writes a literal `${`. Runs on parsed values, so a value arrives byte
+/// convention); `$${` writes a literal `${`, and `${routedByValue}` (the outbox topic
+/// placeholder) stays as it is. Runs on parsed values, so a value arrives byte
 /// for byte (quotes, backslashes and newlines included) and comments and keys are never
 /// touched.
 #[cfg(test)]
@@ -93,6 +98,12 @@ fn substitute_at(path: &Path, key: &str, text: &str) -> Result<String, ConfigErr
                 });
             };
             let var = &after[..end];
+            if var == "routedByValue" {
+                // The outbox router's placeholder (`route_topic_replacement`), kept as it is.
+                out.push_str("${routedByValue}");
+                rest = &after[end + 1..];
+                continue;
+            }
             let value = match var.strip_prefix("file:") {
                 Some(file) => read_secret_file(path, key, file)?,
                 None => std::env::var(var).map_err(|_| ConfigError::MissingEnv {
@@ -366,6 +377,10 @@ mod tests {
         let err = substitute(p, "${SLUICE_DEFINITELY_UNSET}").unwrap_err();
         assert!(err.to_string().contains("SLUICE_DEFINITELY_UNSET"));
         assert!(substitute(p, "${OPEN").is_err());
+        assert_eq!(
+            substitute(p, "outbox.${routedByValue}").unwrap(),
+            "outbox.${routedByValue}"
+        );
     }
 
     #[test]

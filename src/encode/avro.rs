@@ -10,9 +10,10 @@ use apache_avro::Schema;
 use serde_json::Value as Json;
 
 use super::avro_binary as bin;
-use super::avro_schema::{envelope_schema, flat_schema, key_schema, TableNames};
+use super::avro_schema::{avro_segment, envelope_schema, flat_schema, key_schema, TableNames};
 use super::flatten::Flatten;
 use super::registry::RegistryClient;
+use super::route::Routed;
 use super::EncodeError;
 use crate::config::MetaType;
 use crate::config::SubjectStrategy;
@@ -25,6 +26,8 @@ struct Registered {
 struct AvroTable {
     table: Arc<TableSchema>,
     key: Option<Registered>,
+    /// The value of the key field a route adds (`[[route]]` with key uniqueness).
+    key_field: Option<String>,
     value: Registered,
     /// Each column's union shape in the value record.
     unions: Vec<bin::Union>,
@@ -40,6 +43,7 @@ impl AvroTable {
         AvroTable {
             table,
             key,
+            key_field: None,
             value,
             unions,
         }
@@ -56,6 +60,8 @@ pub struct AvroEncoder {
     connector: &'static str,
     /// `[unwrap]`, when on: the value schema is the flattened row.
     flatten: Option<Arc<Flatten>>,
+    /// Outbox topics: the table version their schemas were registered for, key and value ids.
+    outbox: HashMap<String, (Arc<TableSchema>, u32, u32)>,
 }
 
 fn definite(e: impl std::fmt::Display) -> EncodeError {
@@ -73,6 +79,7 @@ impl AvroEncoder {
             namespaces: HashMap::new(),
             connector: "postgresql",
             flatten: None,
+            outbox: HashMap::new(),
         }
     }
 
@@ -114,6 +121,7 @@ impl AvroEncoder {
         table: &Arc<TableSchema>,
         topic: &str,
         connector: &'static str,
+        routed: Option<&Routed>,
     ) -> Result<(), EncodeError> {
         if connector != self.connector {
             self.connector = connector;
@@ -133,11 +141,27 @@ impl AvroEncoder {
                 )));
             }
         }
+        // A routed table's key and envelope are named after the topic.
+        let record_ns = routed.map_or(names.namespace.clone(), |r| avro_namespace(&r.topic));
+        let full = |record: &str| format!("{record_ns}.{record}");
         let key = match key_schema(table, &names) {
-            Some(s) => Some(
-                self.register(&self.subject(topic, true, &names.full("Key")), &s)
-                    .await?,
-            ),
+            Some(mut s) => {
+                if let Some(r) = routed {
+                    s["namespace"] = Json::from(record_ns.clone());
+                    s["connect.name"] = Json::from(format!("{}.Key", r.topic));
+                    if let (Some((name, _)), Some(Json::Array(fields))) =
+                        (&r.key_field, s.get_mut("fields"))
+                    {
+                        fields.push(
+                            serde_json::json!({"name": avro_segment(name), "type": "string"}),
+                        );
+                    }
+                }
+                Some(
+                    self.register(&self.subject(topic, true, &full("Key")), &s)
+                        .await?,
+                )
+            }
             None => None,
         };
         let value = match &self.flatten {
@@ -149,16 +173,19 @@ impl AvroEncoder {
                 .await?
             }
             None => {
-                self.register(
-                    &self.subject(topic, false, &names.full("Envelope")),
-                    &envelope_schema(table, &names, self.connector),
-                )
-                .await?
+                let mut s = envelope_schema(table, &names, self.connector);
+                if let Some(r) = routed {
+                    s["namespace"] = Json::from(record_ns.clone());
+                    s["connect.name"] = Json::from(format!("{}.Envelope", r.topic));
+                }
+                self.register(&self.subject(topic, false, &full("Envelope")), &s)
+                    .await?
             }
         };
         self.namespaces.insert(names.namespace, table.id.clone());
-        self.tables
-            .insert(table.id.clone(), AvroTable::new(table.clone(), key, value));
+        let mut t = AvroTable::new(table.clone(), key, value);
+        t.key_field = routed.and_then(|r| r.key_field.as_ref().map(|(_, v)| v.clone()));
+        self.tables.insert(table.id.clone(), t);
         Ok(())
     }
 
@@ -173,6 +200,9 @@ impl AvroEncoder {
                 bin::value(&mut out, &c.name, &c.kind, v, bin::Union::Required)
                     .map_err(definite)?;
             }
+        }
+        if let Some(v) = &t.key_field {
+            bin::bytes(&mut out, v.as_bytes());
         }
         Ok(Some(out))
     }
@@ -255,6 +285,97 @@ impl AvroEncoder {
         Ok(out)
     }
 
+    /// Registers the key and value schemas of an outbox topic (once per table version):
+    /// the key column's type, and the payload column's (a `Value` record in the topic's
+    /// namespace with the envelope-placed columns when there are some).
+    pub(super) async fn prepare_outbox(
+        &mut self,
+        table: &Arc<TableSchema>,
+        ev: &super::outbox::Event<'_>,
+    ) -> Result<(), EncodeError> {
+        if let Some((t, _, _)) = self.outbox.get(&ev.topic) {
+            if Arc::ptr_eq(t, table) || **t == **table {
+                return Ok(());
+            }
+        }
+        let mut names = super::avro_schema::Names::default();
+        let key_schema = super::avro_schema::kind_type(&ev.key.0.kind, &mut names);
+        let ns = avro_namespace(&ev.topic);
+        let value_schema = if ev.fields.is_empty() {
+            let (col, _) = ev.payload;
+            let ty = super::avro_schema::kind_type(&col.kind, &mut names);
+            if col.nullable {
+                serde_json::json!(["null", ty])
+            } else {
+                ty
+            }
+        } else {
+            let mut fields = Vec::new();
+            for (name, col) in std::iter::once(("payload", ev.payload.0))
+                .chain(ev.fields.iter().map(|(n, c, _)| (n.as_str(), *c)))
+            {
+                let ty = super::avro_schema::kind_type(&col.kind, &mut names);
+                fields.push(super::avro_schema::field(
+                    &avro_segment(name),
+                    ty,
+                    col.nullable,
+                ));
+            }
+            serde_json::json!({
+                "type": "record",
+                "name": "Value",
+                "namespace": ns,
+                "fields": fields,
+                "connect.name": format!("{}.Value", ev.topic)
+            })
+        };
+        let key = self
+            .register(
+                &self.subject(&ev.topic, true, &format!("{ns}.Key")),
+                &key_schema,
+            )
+            .await?;
+        let value = self
+            .register(
+                &self.subject(&ev.topic, false, &format!("{ns}.Value")),
+                &value_schema,
+            )
+            .await?;
+        self.outbox
+            .insert(ev.topic.clone(), (table.clone(), key.id, value.id));
+        Ok(())
+    }
+
+    /// The Avro key and value of an outbox event (schemas prepared).
+    pub(super) fn outbox_record(
+        &self,
+        ev: &super::outbox::Event<'_>,
+    ) -> Result<(Vec<u8>, Vec<u8>), EncodeError> {
+        let (_, key_id, value_id) = self.outbox.get(&ev.topic).ok_or_else(|| {
+            definite(format!(
+                "internal error: no Avro schema prepared for outbox topic {}",
+                ev.topic
+            ))
+        })?;
+        let mut key = header(*key_id, 32);
+        let (col, v) = ev.key;
+        bin::value(&mut key, &col.name, &col.kind, v, bin::Union::Required).map_err(definite)?;
+        let mut value = header(*value_id, 256);
+        let union = |c: &crate::event::Column| {
+            if c.nullable {
+                bin::Union::NullFirst
+            } else {
+                bin::Union::Required
+            }
+        };
+        let (col, v) = ev.payload;
+        bin::value(&mut value, &col.name, &col.kind, v, union(col)).map_err(definite)?;
+        for (_, col, v) in &ev.fields {
+            bin::value(&mut value, &col.name, &col.kind, v, union(col)).map_err(definite)?;
+        }
+        Ok((key, value))
+    }
+
     fn prepared(&self, table: &TableSchema) -> Result<&AvroTable, EncodeError> {
         self.tables.get(&table.id).ok_or_else(|| {
             definite(format!(
@@ -263,6 +384,15 @@ impl AvroEncoder {
             ))
         })
     }
+}
+
+/// The Avro namespace of a topic name: each `.`-separated part made Avro-safe.
+fn avro_namespace(topic: &str) -> String {
+    topic
+        .split('.')
+        .map(avro_segment)
+        .collect::<Vec<_>>()
+        .join(".")
 }
 
 /// Confluent wire format header: magic byte 0, then the schema id (big-endian).

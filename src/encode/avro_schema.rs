@@ -34,7 +34,7 @@ pub fn avro_segment(s: &str) -> String {
 
 /// Tracks named types already defined in one schema (Avro allows one definition per name).
 #[derive(Default)]
-pub(super) struct Names(Vec<String>);
+pub(crate) struct Names(Vec<String>);
 
 impl Names {
     /// The definition the first time, a reference by full name afterwards.

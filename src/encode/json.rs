@@ -7,6 +7,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 
 use super::flatten::Flatten;
+use super::route::{Routed, Router};
 use super::schema;
 use super::{topic_segment, Record};
 use crate::event::{
@@ -28,6 +29,8 @@ struct TableEncoding {
     field_prefixes: Vec<String>,
     /// Per key column, the same for the key struct.
     key_prefixes: Vec<String>,
+    /// The route taken (`[[route]]`), if any.
+    routed: Option<Arc<Routed>>,
 }
 
 fn field_prefixes<'a>(names: impl Iterator<Item = &'a str>) -> Vec<String> {
@@ -58,6 +61,8 @@ pub struct JsonEncoder {
     last: Option<(Arc<TableSchema>, Arc<TableEncoding>)>,
     /// `[unwrap]`, when on.
     flatten: Option<Arc<Flatten>>,
+    /// `[[route]]`, when any.
+    router: Option<Arc<Router>>,
 }
 
 impl JsonEncoder {
@@ -77,7 +82,20 @@ impl JsonEncoder {
             connector: "postgresql",
             last: None,
             flatten: None,
+            router: None,
         }
+    }
+
+    /// Routes tables' records to other topics (`[[route]]`).
+    pub fn set_router(&mut self, router: Option<Arc<Router>>) {
+        self.router = router;
+        self.tables.clear();
+        self.last = None;
+    }
+
+    /// The route a table's records take (`None`: its default topic).
+    pub fn routed(&mut self, table: &Arc<TableSchema>) -> Option<Arc<Routed>> {
+        self.encoding(table).routed.clone()
     }
 
     /// Publishes row states instead of envelopes (`[unwrap]`).
@@ -133,16 +151,23 @@ impl JsonEncoder {
             .is_none_or(|e| !Arc::ptr_eq(&e.table, table) && *e.table != **table);
         if stale {
             let record_prefix = format!("{}.{}.{}", self.prefix, table.id.schema, table.id.name);
+            let default_topic = self.topic_for(&table.id);
+            let routed = self
+                .router
+                .as_ref()
+                .and_then(|r| r.route(&default_topic))
+                .map(Arc::new);
+            let mut key_schema = schema::key_schema(table, &record_prefix);
+            let mut envelope_schema =
+                schema::envelope_schema(table, &record_prefix, self.source_schema.clone());
+            if let Some(r) = &routed {
+                schema::route_schemas(key_schema.as_mut(), &mut envelope_schema, r);
+            }
             let enc = TableEncoding {
                 table: table.clone(),
-                topic: Arc::from(self.topic_for(&table.id)),
-                key_schema: schema::key_schema(table, &record_prefix).map(|s| s.to_string()),
-                envelope_schema: schema::envelope_schema(
-                    table,
-                    &record_prefix,
-                    self.source_schema.clone(),
-                )
-                .to_string(),
+                topic: Arc::from(routed.as_ref().map_or(default_topic, |r| r.topic.clone())),
+                key_schema: key_schema.map(|s| s.to_string()),
+                envelope_schema: envelope_schema.to_string(),
                 flat_schema: self
                     .flatten
                     .as_ref()
@@ -156,6 +181,7 @@ impl JsonEncoder {
                         .filter_map(|i| table.columns.get(*i))
                         .map(|c| c.name.as_str()),
                 ),
+                routed,
             };
             self.tables.insert(table.id.clone(), Arc::new(enc));
         }
@@ -175,6 +201,12 @@ impl JsonEncoder {
             out.push_str(prefix);
             let kind = &table.columns[*i].kind;
             write_value(&mut out, kind, row.get(*i).unwrap_or(&Value::Null));
+        }
+        if let Some((name, value)) = enc.routed.as_ref().and_then(|r| r.key_field.as_ref()) {
+            out.push(',');
+            write_str(&mut out, name);
+            out.push(':');
+            write_str(&mut out, value);
         }
         out.push('}');
         close_wrap(&mut out, with_schema);
@@ -954,6 +986,37 @@ mod tests {
         let v = json(enc.encode_now(&insert).unwrap()[0].value.as_ref().unwrap());
         assert_eq!(v["schema"]["optional"], true);
         assert!(v["schema"].get("field").is_none());
+    }
+
+    #[test]
+    fn a_routed_table_gets_the_topic_schema_names_and_key_field() {
+        let routes: Vec<crate::config::RouteConfig> =
+            vec![
+                toml::from_str("regex = 'inv\\.public\\.(.*)'\nreplacement = 'inv.all_$1'")
+                    .unwrap(),
+            ];
+        let mut enc = Encoder::json("inv", true, true)
+            .with_router(crate::encode::Router::from_config(&routes));
+        let recs = enc
+            .encode_now(&event(Op::Create, None, Some(row(1, "x"))))
+            .unwrap();
+        assert_eq!(&*recs[0].topic, "inv.all_items");
+        let key = json(recs[0].key.as_ref().unwrap());
+        assert_eq!(
+            key["payload"],
+            serde_json::json!({"id": 1, "__dbz__physicalTableIdentifier": "inv.public.items"})
+        );
+        assert_eq!(key["schema"]["name"], "inv.all_items.Key");
+        assert_eq!(
+            key["schema"]["fields"][1],
+            serde_json::json!({"type": "string", "optional": false, "field": "__dbz__physicalTableIdentifier"})
+        );
+        let value = json(recs[0].value.as_ref().unwrap());
+        assert_eq!(value["schema"]["name"], "inv.all_items.Envelope");
+        assert_eq!(
+            value["schema"]["fields"][1]["name"],
+            "inv.public.items.Value"
+        );
     }
 
     #[test]

@@ -12,13 +12,17 @@ mod avro_schema;
 mod flatten;
 mod json;
 mod meta;
+mod outbox;
 mod registry;
+mod route;
 mod schema;
 
 pub use avro::AvroEncoder;
 pub use flatten::Flatten;
 pub use json::JsonEncoder;
+pub use outbox::Outbox;
 pub use registry::{RegistryClient, RegistryError};
+pub use route::Router;
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -234,6 +238,7 @@ pub struct Encoder {
     value_avro: bool,
     tombstones: bool,
     flatten: Option<Arc<Flatten>>,
+    outbox: Option<Arc<Outbox>>,
 }
 
 impl Encoder {
@@ -249,7 +254,20 @@ impl Encoder {
             value_avro: false,
             tombstones,
             flatten: None,
+            outbox: None,
         }
+    }
+
+    /// Turns rows inserted into outbox tables into events (`[outbox]`).
+    pub fn with_outbox(mut self, outbox: Option<Arc<Outbox>>) -> Self {
+        self.outbox = outbox;
+        self
+    }
+
+    /// Sends tables' records to the topics `[[route]]` names (`None`: default topics).
+    pub fn with_router(mut self, router: Option<Arc<Router>>) -> Self {
+        self.json.set_router(router);
+        self
     }
 
     /// Publishes row states instead of envelopes (`[unwrap]`; `None`: envelopes).
@@ -281,13 +299,74 @@ impl Encoder {
     /// Encodes one event into its records (one, or more for deletes and key changes),
     /// registering schemas first when the table's shape is new.
     pub async fn encode(&mut self, event: &ChangeEvent) -> Result<Vec<Record>, EncodeError> {
+        if let (Some(outbox), Some(table)) = (self.outbox.clone(), event.table.as_ref()) {
+            if let Some(rule) = outbox.rule(&table.id) {
+                return self.encode_outbox(rule, event, table).await;
+            }
+        }
         if let (Some(avro), Some(table)) = (self.avro.as_mut(), event.table.as_ref()) {
             self.json.set_connector(event.source.detail.connector());
             let topic = self.json.topic(table);
-            avro.prepare(table, &topic, event.source.detail.connector())
-                .await?;
+            let routed = self.json.routed(table);
+            avro.prepare(
+                table,
+                &topic,
+                event.source.detail.connector(),
+                routed.as_deref(),
+            )
+            .await?;
         }
         self.encode_now(event)
+    }
+
+    /// The record of a row inserted into an outbox table; nothing for other operations.
+    async fn encode_outbox(
+        &mut self,
+        rule: &outbox::Rule,
+        event: &ChangeEvent,
+        table: &Arc<TableSchema>,
+    ) -> Result<Vec<Record>, EncodeError> {
+        let row = match (event.op, event.after.as_deref()) {
+            (Op::Create | Op::Read, Some(row)) => row,
+            (Op::Update, _) => {
+                tracing::warn!(table = %table.id, "an update of an outbox table is ignored (outbox rows are inserted)");
+                return Ok(Vec::new());
+            }
+            _ => return Ok(Vec::new()),
+        };
+        let ev = rule.event(table, row)?;
+        let (key, value) = match &mut self.avro {
+            Some(avro) if self.value_avro || self.key_avro => {
+                avro.prepare_outbox(table, &ev).await?;
+                let (k, v) = avro.outbox_record(&ev)?;
+                (
+                    if self.key_avro {
+                        k
+                    } else {
+                        outbox::json_key(&ev, self.json_schemas)
+                    },
+                    if self.value_avro {
+                        v
+                    } else {
+                        outbox::json_value(&ev, self.json_schemas, rule.config.expand_json_payload)
+                    },
+                )
+            }
+            _ => (
+                outbox::json_key(&ev, self.json_schemas),
+                outbox::json_value(&ev, self.json_schemas, rule.config.expand_json_payload),
+            ),
+        };
+        Ok(vec![Record {
+            topic: Arc::from(ev.topic.as_str()),
+            key: Some(key),
+            value: Some(value),
+            headers: ev
+                .headers
+                .into_iter()
+                .map(|(k, v)| (Cow::Owned(k), v.into_bytes()))
+                .collect(),
+        }])
     }
 
     /// Reads the clock once for the batch of events that follows: their envelopes' `ts_ms`

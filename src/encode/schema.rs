@@ -4,6 +4,7 @@
 use serde_json::{json, Map, Value as Json};
 
 use super::flatten::Flatten;
+use super::route::Routed;
 use crate::config::MetaType;
 use crate::event::{Column, ColumnKind, TableSchema};
 
@@ -165,6 +166,11 @@ fn kind_schema(kind: &ColumnKind, optional: bool) -> Map<String, Json> {
     m
 }
 
+/// The schema of one column's values, without a field name.
+pub fn column_schema(col: &Column) -> Json {
+    Json::Object(kind_schema(&col.kind, col.nullable))
+}
+
 fn field(col: &Column, force_required: bool) -> Json {
     let mut m = kind_schema(&col.kind, col.nullable && !force_required);
     if let Some(default) = &col.default {
@@ -238,6 +244,21 @@ pub fn flat_schema(table: &TableSchema, record_prefix: &str, flatten: &Flatten) 
         }
     }
     s
+}
+
+/// Renames a routed table's key and envelope schemas after the topic (`<topic>.Key`,
+/// `<topic>.Envelope`) and adds the key field that names the table, as Debezium's router
+/// does; the row struct keeps its table's name.
+pub fn route_schemas(key: Option<&mut Json>, envelope: &mut Json, routed: &Routed) {
+    if let Some(key) = key {
+        key["name"] = json!(format!("{}.Key", routed.topic));
+        if let (Some((name, _)), Some(Json::Array(fields))) =
+            (&routed.key_field, key.get_mut("fields"))
+        {
+            fields.push(req("string", name));
+        }
+    }
+    envelope["name"] = json!(format!("{}.Envelope", routed.topic));
 }
 
 fn connect_type(ty: MetaType) -> &'static str {

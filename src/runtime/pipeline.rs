@@ -128,7 +128,9 @@ pub async fn run_once(
         &connector.format,
         connector.tombstones_on_delete,
     )?
-    .with_flatten(crate::encode::Flatten::from_config(&connector.unwrap));
+    .with_flatten(crate::encode::Flatten::from_config(&connector.unwrap))
+    .with_router(crate::encode::Router::from_config(&connector.route))
+    .with_outbox(crate::encode::Outbox::from_config(&connector.outbox));
     control
         .observer
         .update(|s| s.committed_offset = stored.as_ref().map(|p| p.to_string()));

@@ -196,7 +196,9 @@ fn records(schema: &Value, namespace: &str, out: &mut HashMap<String, Vec<Value>
                 .to_string();
             match o.get("type").and_then(Value::as_str) {
                 Some("record") => {
-                    let name = format!("{ns}.{}", o["name"].as_str().unwrap_or(""));
+                    // Matched by unqualified name, as Avro's schema resolution (and so the
+                    // registry's compatibility check) matches named types.
+                    let name = o["name"].as_str().unwrap_or("").to_string();
                     let fields = o["fields"].as_array().cloned().unwrap_or_default();
                     for f in &fields {
                         records(&f["type"], &ns, out);
@@ -211,22 +213,18 @@ fn records(schema: &Value, namespace: &str, out: &mut HashMap<String, Vec<Value>
     }
 }
 
-/// A field type with nested record definitions replaced by their full names (records are
-/// compared by name, their fields separately).
-fn shape(t: &Value, namespace: &str) -> Value {
+/// A field type with nested record definitions replaced by their unqualified names (records
+/// are compared by name, their fields separately).
+fn shape(t: &Value) -> Value {
     match t {
-        Value::Array(branches) => {
-            Value::Array(branches.iter().map(|b| shape(b, namespace)).collect())
-        }
+        Value::Array(branches) => Value::Array(branches.iter().map(shape).collect()),
         Value::Object(o) if o.get("type").and_then(Value::as_str) == Some("record") => {
-            let ns = o
-                .get("namespace")
-                .and_then(Value::as_str)
-                .unwrap_or(namespace);
-            json!(format!("{ns}.{}", o["name"].as_str().unwrap_or("")))
+            json!(o["name"].as_str().unwrap_or(""))
         }
+        // A reference to a named type by its full name.
+        Value::String(s) if s.contains('.') => json!(s.rsplit('.').next().unwrap_or(s)),
         Value::Object(o) if o.get("type").and_then(Value::as_str) == Some("array") => {
-            json!({"type": "array", "items": shape(&o["items"], namespace)})
+            json!({"type": "array", "items": shape(&o["items"])})
         }
         other => other.clone(),
     }
@@ -248,7 +246,7 @@ fn backward_compatible(old: &Value, new: &Value) -> Result<(), String> {
                 None if f.get("default").is_none() => {
                     return Err(format!("field {name}.{fname} was added without a default"))
                 }
-                Some(of) if shape(&of["type"], "") != shape(&f["type"], "") => {
+                Some(of) if shape(&of["type"]) != shape(&f["type"]) => {
                     return Err(format!("field {name}.{fname} changed its type"))
                 }
                 _ => {}

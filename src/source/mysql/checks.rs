@@ -189,6 +189,25 @@ pub async fn preflight(connector: &ConnectorConfig) -> Vec<String> {
         Ok(p) => p.iter().map(ToString::to_string).collect(),
         Err(e) => vec![e.to_string()],
     };
+    let listed: Result<Vec<(String, String, String)>, _> = conn
+        .query(
+            "SELECT table_schema, table_name, column_name FROM information_schema.columns \
+             WHERE table_schema NOT IN ('mysql', 'information_schema', 'performance_schema', 'sys') \
+             ORDER BY table_schema, table_name, ordinal_position",
+        )
+        .await;
+    match listed {
+        Ok(rows) => {
+            let mut columns = crate::source::columns_check::Columns::new();
+            for (schema, table, column) in rows {
+                columns.entry((schema, table)).or_default().push(column);
+            }
+            problems.extend(crate::source::columns_check::column_problems(
+                connector, &columns,
+            ));
+        }
+        Err(e) => problems.push(format!("cannot list the tables' columns: {e}")),
+    }
     if let Some(other) = replica_with_server_id(&mut conn, my.server_id).await {
         problems.push(format!(
             "mysql.server_id {} is already used by a connected replica ({other}); give this connector an id no replica of the server uses",

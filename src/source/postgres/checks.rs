@@ -102,6 +102,26 @@ pub async fn preflight(connector: &ConnectorConfig) -> Vec<String> {
         Ok(p) => p.iter().map(ToString::to_string).collect(),
         Err(e) => vec![e.to_string()],
     };
+    match client
+        .query(
+            "SELECT table_schema::text, table_name::text, column_name::text FROM information_schema.columns \
+             WHERE table_schema NOT IN ('pg_catalog', 'information_schema') ORDER BY table_schema, table_name, ordinal_position",
+            &[],
+        )
+        .await
+    {
+        Ok(rows) => {
+            let mut columns = crate::source::columns_check::Columns::new();
+            for r in rows {
+                columns
+                    .entry((r.get(0), r.get(1)))
+                    .or_default()
+                    .push(r.get(2));
+            }
+            problems.extend(crate::source::columns_check::column_problems(connector, &columns));
+        }
+        Err(e) => problems.push(PgError::query(e).to_string()),
+    }
     match catalog::slot(&client, &pg.slot).await {
         Ok(Some(s)) if s.active => problems.push(format!(
             "postgres.slot \"{}\" is in use by another session: stop the other consumer or choose another slot name",

@@ -34,9 +34,15 @@ impl Streamer<'_> {
         let map = TableMap::parse(raw, id_len).map_err(|e| e.at(code, &file, at.start_pos))?;
         let decoder = if self.my().captures(&map.db, &map.table) {
             let d = self.decoder(&map, raw, (code, &file, at.start_pos)).await?;
-            self.state
+            let previous = self
+                .state
                 .latest
                 .insert(d.schema.id.clone(), d.schema.clone());
+            if previous.is_none() {
+                // The first table map of a captured table in this run (a table created after
+                // the start is captured from here).
+                tracing::info!(table = %d.schema.id, file = %file, pos = at.start_pos, "capturing table from its first table map");
+            }
             Some(d)
         } else {
             None
