@@ -168,3 +168,41 @@ async fn all_tables_creates_a_publication_for_all_tables() {
     assert_eq!(read_topic(&topic, 2, Duration::from_secs(60)).len(), 2);
     assert!(daemon.stop().success());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_table_created_later_that_a_regex_selects_is_added_and_captured() {
+    let db = TestDb::new("publater").await;
+    let name = unique("publater");
+    db.exec("CREATE TABLE ev_1 (id int PRIMARY KEY); CREATE TABLE other (id int PRIMARY KEY);")
+        .await;
+    let port = free_port();
+    let mut daemon = Daemon::single(&name, &db, &["re:public\\\\.ev_\\\\d+"], "");
+    daemon.append_daemon_config(&format!("[api]\nlisten = \"127.0.0.1:{port}\"\n"));
+    daemon.start();
+    let api = format!("http://127.0.0.1:{port}");
+    wait_state(&api, None, &name, "streaming", Duration::from_secs(60)).await;
+    assert_eq!(published(&db, &name).await, set(&["public.ev_1"]));
+    db.exec("CREATE TABLE ev_2 (id int PRIMARY KEY); CREATE TABLE ev_x (id int PRIMARY KEY);")
+        .await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !published(&db, &name).await.contains("public.ev_2") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "ev_2 not added:\n{}",
+            daemon.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(
+        published(&db, &name).await,
+        set(&["public.ev_1", "public.ev_2"])
+    );
+    db.exec("INSERT INTO ev_2 VALUES (42)").await;
+    let msgs = read_topic(&format!("{name}.public.ev_2"), 1, Duration::from_secs(60));
+    assert_eq!(msgs.len(), 1, "logs:\n{}", daemon.logs());
+    assert_eq!(payload(msgs[0].value.as_ref().unwrap())["after"]["id"], 42);
+    assert!(daemon
+        .logs()
+        .contains("a table created after the start matches postgres.tables"));
+    assert!(daemon.stop().success());
+}

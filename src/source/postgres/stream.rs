@@ -216,6 +216,8 @@ pub(super) struct Streamer<'a> {
     info: ConnInfo,
     /// The heartbeat and lag session (see [`Self::side_session`]).
     side: Option<Client>,
+    /// When new tables were last looked for (`add_new_tables`).
+    tables_checked_at: std::time::Instant,
     /// Where uncaptured changes are counted (set when streaming starts).
     observer: Option<crate::status::Observer>,
     /// Counters of uncaptured tables, by relation OID (each logged once).
@@ -252,6 +254,7 @@ impl<'a> Streamer<'a> {
             },
             info: info.clone(),
             side: None,
+            tables_checked_at: std::time::Instant::now(),
             observer: None,
             uncaptured: Default::default(),
         })
@@ -355,6 +358,7 @@ impl<'a> Streamer<'a> {
             }
             _ = lag_tick.tick() => {
                 self.sample_slot_lag(ctx).await;
+                self.add_new_tables().await;
                 Ok(Wake::Handled)
             }
             ev = client.recv() => match ev.map_err(|e| stream_error(&pg.slot, &pg.publication, e))? {
@@ -415,6 +419,59 @@ impl<'a> Streamer<'a> {
                 .slot_lag_bytes
                 .with_label_values(&[&*ctx.observer.connector])
                 .set(lag.unwrap_or(0));
+        }
+    }
+
+    /// `publication_autocreate = "filtered"` with `re:` entries or exclusions (a publication
+    /// of named tables): a table created since the start that the filter selects is added to
+    /// the publication, so its changes are captured from then on (checked every
+    /// [`NEW_TABLES_EVERY`]). `schema.*` publications cover new tables by themselves.
+    async fn add_new_tables(&mut self) {
+        let pg = self.pg();
+        if pg.publication_autocreate != crate::config::PublicationMode::Filtered
+            || !pg.filter.is_computed()
+            || self.tables_checked_at.elapsed() < NEW_TABLES_EVERY
+        {
+            return;
+        }
+        self.tables_checked_at = std::time::Instant::now();
+        let Some(session) = self.side_session().await else {
+            return;
+        };
+        let coverage = match super::catalog::publication_coverage(
+            session,
+            &pg.publication,
+            &pg.filter,
+        )
+        .await
+        {
+            Ok(c) if !c.all_tables && !c.missing.is_empty() => c,
+            Ok(_) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot compare the publication with postgres.tables; trying again later");
+                return;
+            }
+        };
+        let quote = super::catalog::quote_ident;
+        let names: Vec<String> = coverage
+            .missing
+            .iter()
+            .map(|t| format!("{}.{}", quote(&t.schema), quote(&t.name)))
+            .collect();
+        let sql = format!(
+            "ALTER PUBLICATION {} ADD TABLE {}",
+            quote(&pg.publication),
+            names.join(", ")
+        );
+        match session.batch_execute(&sql).await {
+            Ok(()) => {
+                for t in &coverage.missing {
+                    tracing::info!(table = %t, publication = %pg.publication, "a table created after the start matches postgres.tables: added to the publication, its changes are captured from now on (rows written before are not read)");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, tables = %names.join(", "), "cannot add new tables to the publication; trying again later")
+            }
         }
     }
 
@@ -766,6 +823,8 @@ impl<'a> Streamer<'a> {
 
 /// How often the slot's lag in bytes is measured.
 const SLOT_LAG_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+/// How often new tables matching `re:` entries are looked for.
+const NEW_TABLES_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Hands over a transaction boundary (or idle keepalive) at the state's resume LSN, with
 /// everything queued before it.
