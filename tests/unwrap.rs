@@ -1,6 +1,7 @@
 //! `[unwrap]` (Debezium's `ExtractNewRecordState`) on PostgreSQL and MariaDB, snapshot and
 //! stream, JSON with and without schema and Avro: the record value is the row state, deletes
-//! follow `delete_tombstone_handling_mode`, metadata lands in `__` fields and headers.
+//! follow `delete_tombstone_handling_mode`, metadata lands in `__` fields and headers;
+//! `[changed_fields]` headers and `drop_fields_header_name` leave unchanged fields out.
 //! Expected values written from Debezium's documentation of the transformation.
 
 mod common;
@@ -264,4 +265,91 @@ add_fields = ["op", "after.id"]
         err.contains("\"after.id\" is not a change-event field"),
         "{err}"
     );
+}
+
+const DROP_UNCHANGED: &str = r#"
+[changed_fields]
+header_changed_name = "Changed"
+header_unchanged_name = "Unchanged"
+[unwrap]
+enabled = true
+drop_fields_header_name = "Unchanged"
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unchanged_fields_listed_in_a_header_and_dropped_from_updates() {
+    let registry = Registry::start().await;
+    let db = TestDb::new("unwdrop").await;
+    db.exec(
+        "CREATE TABLE items (id int PRIMARY KEY, note text, qty int);
+         ALTER TABLE items REPLICA IDENTITY FULL;
+         INSERT INTO items VALUES (1, 'a', 5);",
+    )
+    .await;
+    let json_name = unique("unwdj");
+    let avro_name = unique("unwda");
+    let mut daemon = Daemon::new(
+        "",
+        &[
+            (
+                "j.toml",
+                pg_connector(
+                    &json_name,
+                    &json_name,
+                    &db,
+                    &["public.items"],
+                    DROP_UNCHANGED,
+                ) + "[format]\nschemas = true\n",
+            ),
+            (
+                "a.toml",
+                pg_connector(
+                    &avro_name,
+                    &avro_name,
+                    &db,
+                    &["public.items"],
+                    DROP_UNCHANGED,
+                ) + &avro_format(&registry),
+            ),
+        ],
+    );
+    daemon.start();
+    let topic = format!("{json_name}.public.items");
+    assert_eq!(
+        read_topic(&topic, 1, Duration::from_secs(60)).len(),
+        1,
+        "logs:\n{}",
+        daemon.logs()
+    );
+    db.exec("UPDATE items SET qty = 6 WHERE id = 1").await;
+    let msgs = read_topic(&topic, 2, Duration::from_secs(60));
+    // The snapshot row is whole; the update carries the key and what changed.
+    assert_eq!(
+        payload(msgs[0].value.as_ref().unwrap()),
+        &json!({"id": 1, "note": "a", "qty": 5})
+    );
+    let update = &msgs[1];
+    assert_eq!(
+        payload(update.value.as_ref().unwrap()),
+        &json!({"id": 1, "qty": 6})
+    );
+    assert_eq!(update.headers["Changed"], json!(["qty"]));
+    assert_eq!(update.headers["Unchanged"], json!(["id", "note"]));
+    let fields: Vec<&str> = update.value.as_ref().unwrap()["schema"]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["id", "qty"]);
+    // Avro: the update is written with a schema without `note`, which fastavro reads.
+    let decoded = decode_values(
+        &registry,
+        &raw(&format!("{avro_name}.public.items"), 2).await,
+    )
+    .await;
+    assert_eq!(decoded[0].1, json!({"id": 1, "note": "a", "qty": 5}));
+    assert_eq!(decoded[1].1, json!({"id": 1, "qty": 6}));
+    assert_ne!(decoded[0].0, decoded[1].0, "two schema ids");
+    assert!(daemon.stop().success());
 }

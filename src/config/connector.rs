@@ -75,6 +75,9 @@ pub struct ConnectorConfig {
     /// Row state instead of the envelope (Debezium's `ExtractNewRecordState`).
     #[serde(default)]
     pub unwrap: super::unwrap::UnwrapConfig,
+    /// Headers naming the fields an update changed / left unchanged.
+    #[serde(default)]
+    pub changed_fields: super::unwrap::ChangedFieldsConfig,
     /// Topic routing (`[[route]]`), the first matching route applies.
     #[serde(default)]
     pub route: Vec<super::route::RouteConfig>,
@@ -616,9 +619,41 @@ impl ConnectorConfig {
         Ok(())
     }
 
-    /// `[unwrap]`: every added field names a change-event field, no name twice.
+    /// `[unwrap]`: every added field names a change-event field, no name twice; the drop
+    /// header is one `[changed_fields]` writes.
     fn validate_unwrap(&self) -> Result<(), ConfigError> {
         let u = &self.unwrap;
+        let cf = &self.changed_fields;
+        for (key, name) in [
+            (
+                "changed_fields.header_changed_name",
+                &cf.header_changed_name,
+            ),
+            (
+                "changed_fields.header_unchanged_name",
+                &cf.header_unchanged_name,
+            ),
+        ] {
+            if name.as_deref().is_some_and(str::is_empty) {
+                return Err(self.invalid(key, "must not be empty"));
+            }
+        }
+        if cf.header_changed_name.is_some() && cf.header_changed_name == cf.header_unchanged_name {
+            return Err(self.invalid(
+                "changed_fields.header_unchanged_name",
+                "is the same header as header_changed_name: give them different names",
+            ));
+        }
+        if let Some(h) = &u.drop_fields_header_name {
+            if cf.header_changed_name.as_ref() != Some(h)
+                && cf.header_unchanged_name.as_ref() != Some(h)
+            {
+                return Err(self.invalid(
+                    "unwrap.drop_fields_header_name",
+                    format!("names the header \"{h}\", which no record carries: set [changed_fields] header_unchanged_name = \"{h}\" (or header_changed_name) so updates list their fields in it"),
+                ));
+            }
+        }
         for (key, entries, prefix) in [
             ("unwrap.add_fields", &u.add_fields, &u.add_fields_prefix),
             ("unwrap.add_headers", &u.add_headers, &u.add_headers_prefix),

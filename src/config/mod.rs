@@ -29,7 +29,9 @@ pub use daemon::{
 pub use outbox::{Additional, OutboxConfig, Placement};
 pub use route::RouteConfig;
 pub use secret::Secret;
-pub use unwrap::{DeleteHandling, MetaField, MetaSource, MetaType, UnwrapConfig};
+pub use unwrap::{
+    ChangedFieldsConfig, DeleteHandling, MetaField, MetaSource, MetaType, UnwrapConfig,
+};
 
 /// A configuration problem, with the file it was found in.
 #[derive(Debug, thiserror::Error)]

@@ -25,6 +25,30 @@ pub struct UnwrapConfig {
     /// Prefix of the added headers' names.
     #[serde(default = "double_underscore")]
     pub add_headers_prefix: String,
+    /// A header listing value fields to leave out (`drop.fields.header.name`; with
+    /// `[changed_fields]` headers, for example the unchanged fields of an update).
+    #[serde(default)]
+    pub drop_fields_header_name: Option<String>,
+    /// Leave out only optional fields (`drop.fields.keep.schema.compatible`).
+    #[serde(default = "yes")]
+    pub drop_fields_keep_schema_compatible: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `[changed_fields]`: headers naming the fields an update changed and left unchanged
+/// (Debezium's `ExtractChangedRecordState`: `header.changed.name`, `header.unchanged.name`).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ChangedFieldsConfig {
+    /// The header listing the changed fields.
+    #[serde(default)]
+    pub header_changed_name: Option<String>,
+    /// The header listing the unchanged fields.
+    #[serde(default)]
+    pub header_unchanged_name: Option<String>,
 }
 
 impl Default for UnwrapConfig {
@@ -36,6 +60,8 @@ impl Default for UnwrapConfig {
             add_fields_prefix: double_underscore(),
             add_headers: Vec::new(),
             add_headers_prefix: double_underscore(),
+            drop_fields_header_name: None,
+            drop_fields_keep_schema_compatible: true,
         }
     }
 }

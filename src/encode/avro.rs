@@ -62,6 +62,9 @@ pub struct AvroEncoder {
     flatten: Option<Arc<Flatten>>,
     /// Outbox topics: the table version their schemas were registered for, key and value ids.
     outbox: HashMap<String, (Arc<TableSchema>, u32, u32)>,
+    /// Flattened values without some columns (`drop_fields_header_name`): the table version
+    /// and the value schema id, per table and set of left-out columns.
+    variants: HashMap<(TableId, Vec<usize>), (Arc<TableSchema>, u32)>,
 }
 
 fn definite(e: impl std::fmt::Display) -> EncodeError {
@@ -80,6 +83,7 @@ impl AvroEncoder {
             connector: "postgresql",
             flatten: None,
             outbox: HashMap::new(),
+            variants: HashMap::new(),
         }
     }
 
@@ -265,24 +269,87 @@ impl AvroEncoder {
             let v = row.get(i).unwrap_or(&Value::Null);
             bin::value(&mut out, &c.name, &c.kind, v, *union).map_err(definite)?;
         }
+        self.write_added(&mut out, meta, deleted);
+        Ok(out)
+    }
+
+    /// Registers the flattened value schema without the `dropped` columns (once per table
+    /// version and set).
+    pub async fn prepare_variant(
+        &mut self,
+        table: &Arc<TableSchema>,
+        topic: &str,
+        dropped: &[usize],
+    ) -> Result<(), EncodeError> {
+        let Some(flatten) = self.flatten.clone() else {
+            return Ok(());
+        };
+        let k = (table.id.clone(), dropped.to_vec());
+        if let Some((t, _)) = self.variants.get(&k) {
+            if Arc::ptr_eq(t, table) || **t == **table {
+                return Ok(());
+            }
+        }
+        let (narrowed, _) = super::flatten::narrow(table, &[], dropped);
+        let names = TableNames::new(&self.prefix, &table.id);
+        let reg = self
+            .register(
+                &self.subject(topic, false, &names.full("Value")),
+                &flat_schema(&narrowed, &names, &flatten),
+            )
+            .await?;
+        self.variants.insert(k, (table.clone(), reg.id));
+        Ok(())
+    }
+
+    /// The flattened value without the `dropped` columns (schema prepared).
+    pub fn flat_without(
+        &self,
+        table: &TableSchema,
+        row: &[Value],
+        meta: &[Json],
+        deleted: bool,
+        dropped: &[usize],
+    ) -> Result<Vec<u8>, EncodeError> {
+        let (_, id) = self
+            .variants
+            .get(&(table.id.clone(), dropped.to_vec()))
+            .ok_or_else(|| {
+                definite(format!(
+                    "internal error: no Avro schema prepared for {} without some columns",
+                    table.id
+                ))
+            })?;
+        let (narrowed, row) = super::flatten::narrow(table, row, dropped);
+        let mut out = header(*id, 256);
+        for (i, c) in narrowed.columns.iter().enumerate() {
+            let v = row.get(i).unwrap_or(&Value::Null);
+            let union = super::avro_schema::union_of(c, c.nullable);
+            bin::value(&mut out, &c.name, &c.kind, v, union).map_err(definite)?;
+        }
+        self.write_added(&mut out, meta, deleted);
+        Ok(out)
+    }
+
+    /// The added fields and `__deleted` of a flattened value.
+    fn write_added(&self, out: &mut Vec<u8>, meta: &[Json], deleted: bool) {
         let Some(flatten) = &self.flatten else {
-            return Ok(out);
+            return;
         };
         for (f, v) in flatten.fields.iter().zip(meta) {
             match (f.ty, v) {
-                (MetaType::Str, Json::String(s)) => bin::opt_str(&mut out, Some(s)),
+                (MetaType::Str, Json::String(s)) => bin::opt_str(out, Some(s)),
                 (MetaType::Long | MetaType::Int, Json::Number(n)) => {
                     // int and long share Avro's zigzag varint encoding.
-                    bin::opt_long(&mut out, n.as_i64())
+                    bin::opt_long(out, n.as_i64())
                 }
-                (MetaType::Str, Json::Number(n)) => bin::opt_str(&mut out, Some(&n.to_string())),
-                _ => bin::branch(&mut out, 0),
+                (MetaType::Str, Json::Number(n)) => bin::opt_str(out, Some(&n.to_string())),
+                _ => bin::branch(out, 0),
             }
         }
         if flatten.mode.rewrites() {
-            bin::opt_str(&mut out, Some(if deleted { "true" } else { "false" }));
+            bin::opt_str(out, Some(if deleted { "true" } else { "false" }));
         }
-        Ok(out)
     }
 
     /// Registers the key and value schemas of an outbox topic (once per table version):

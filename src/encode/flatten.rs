@@ -14,8 +14,8 @@ use std::sync::Arc;
 
 use serde_json::Value as Json;
 
-use crate::config::{DeleteHandling, MetaField, MetaSource, UnwrapConfig};
-use crate::event::{ChangeEvent, Op};
+use crate::config::{ChangedFieldsConfig, DeleteHandling, MetaField, MetaSource, UnwrapConfig};
+use crate::event::{ChangeEvent, Op, TableSchema, Value};
 
 /// The flattening a connector asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +26,10 @@ pub struct Flatten {
     pub fields: Vec<MetaField>,
     /// Fields added as headers.
     pub headers: Vec<MetaField>,
+    /// The header whose field names are left out of the value.
+    pub drop_header: Option<String>,
+    /// Leave out optional fields only.
+    pub keep_compatible: bool,
 }
 
 /// The field rewrite modes add to every value.
@@ -48,6 +52,8 @@ impl Flatten {
             mode: c.delete_tombstone_handling_mode,
             fields: parse(&c.add_fields, &c.add_fields_prefix),
             headers: parse(&c.add_headers, &c.add_headers_prefix),
+            drop_header: c.drop_fields_header_name.clone(),
+            keep_compatible: c.drop_fields_keep_schema_compatible,
         }))
     }
 
@@ -90,4 +96,122 @@ pub(super) fn header_bytes(v: &Json) -> Option<Vec<u8>> {
         Json::String(s) => Some(s.as_bytes().to_vec()),
         other => Some(other.to_string().into_bytes()),
     }
+}
+
+/// `[changed_fields]`: the headers naming an update's changed and unchanged fields.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChangedFields {
+    changed: Option<String>,
+    unchanged: Option<String>,
+}
+
+impl ChangedFields {
+    /// The headers `[changed_fields]` asks for (`None` when none).
+    pub fn from_config(c: &ChangedFieldsConfig) -> Option<Arc<ChangedFields>> {
+        (c.header_changed_name.is_some() || c.header_unchanged_name.is_some()).then(|| {
+            Arc::new(ChangedFields {
+                changed: c.header_changed_name.clone(),
+                unchanged: c.header_unchanged_name.clone(),
+            })
+        })
+    }
+}
+
+/// An update's columns, split into changed and unchanged (a value the source did not send,
+/// an unchanged TOASTed one, is unchanged). `None` without both images.
+pub(super) fn diff(
+    before: Option<&[Value]>,
+    after: Option<&[Value]>,
+) -> Option<(Vec<usize>, Vec<usize>)> {
+    let (b, a) = (before?, after?);
+    let (mut changed, mut unchanged) = (Vec::new(), Vec::new());
+    for (i, v) in a.iter().enumerate() {
+        if *v == Value::Unavailable || b.get(i) == Some(v) {
+            unchanged.push(i);
+        } else {
+            changed.push(i);
+        }
+    }
+    Some((changed, unchanged))
+}
+
+/// The `[changed_fields]` headers of an update: each a JSON array of field names.
+pub(super) fn changed_headers(
+    cf: &ChangedFields,
+    table: &TableSchema,
+    (changed, unchanged): &(Vec<usize>, Vec<usize>),
+) -> Vec<(std::borrow::Cow<'static, str>, Vec<u8>)> {
+    let names = |idx: &[usize]| {
+        Json::from(
+            idx.iter()
+                .filter_map(|i| table.columns.get(*i).map(|c| c.name.clone()))
+                .collect::<Vec<_>>(),
+        )
+        .to_string()
+        .into_bytes()
+    };
+    let mut out = Vec::new();
+    if let Some(h) = &cf.changed {
+        out.push((std::borrow::Cow::Owned(h.clone()), names(changed)));
+    }
+    if let Some(h) = &cf.unchanged {
+        out.push((std::borrow::Cow::Owned(h.clone()), names(unchanged)));
+    }
+    out
+}
+
+/// The columns `drop_fields_header_name` leaves out of an update's flattened value: those
+/// its header (one of `[changed_fields]`') lists, optional ones only unless
+/// `drop_fields_keep_schema_compatible = false`.
+pub(super) fn dropped(
+    flatten: &Flatten,
+    cf: Option<&ChangedFields>,
+    table: &TableSchema,
+    split: &(Vec<usize>, Vec<usize>),
+) -> Vec<usize> {
+    let (Some(header), Some(cf)) = (&flatten.drop_header, cf) else {
+        return Vec::new();
+    };
+    let listed = if cf.unchanged.as_ref() == Some(header) {
+        &split.1
+    } else if cf.changed.as_ref() == Some(header) {
+        &split.0
+    } else {
+        return Vec::new();
+    };
+    listed
+        .iter()
+        .copied()
+        .filter(|i| {
+            table
+                .columns
+                .get(*i)
+                .is_some_and(|c| c.nullable || !flatten.keep_compatible)
+        })
+        .collect()
+}
+
+/// A table schema and row without the `dropped` columns.
+pub(super) fn narrow(
+    table: &TableSchema,
+    row: &[Value],
+    dropped: &[usize],
+) -> (TableSchema, Vec<Value>) {
+    let keep: Vec<usize> = (0..table.columns.len())
+        .filter(|i| !dropped.contains(i))
+        .collect();
+    let narrowed = TableSchema {
+        id: table.id.clone(),
+        columns: keep.iter().map(|i| table.columns[*i].clone()).collect(),
+        key: table
+            .key
+            .iter()
+            .filter_map(|k| keep.iter().position(|i| i == k))
+            .collect(),
+    };
+    let row = keep
+        .iter()
+        .map(|i| row.get(*i).cloned().unwrap_or(Value::Null))
+        .collect();
+    (narrowed, row)
 }

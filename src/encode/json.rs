@@ -279,36 +279,45 @@ impl JsonEncoder {
             return Vec::new();
         };
         let enc = self.encoding(table);
-        let mut out = String::with_capacity(if with_schema {
-            enc.flat_schema.len() + 512
-        } else {
-            512
-        });
-        open_wrap(&mut out, with_schema, &enc.flat_schema);
-        write_row(&mut out, table, &enc.field_prefixes, Some(row));
-        // Reopen the row object for the added fields.
-        out.pop();
-        let mut first = out.ends_with('{');
-        let mut sep = |out: &mut String| {
-            if !first {
-                out.push(',');
-            }
-            first = false;
+        write_flat(
+            with_schema,
+            &enc.flat_schema,
+            table,
+            &enc.field_prefixes,
+            row,
+            meta,
+            deleted,
+            &flatten,
+        )
+    }
+
+    /// As [`Self::flat`], without the `dropped` columns (`drop_fields_header_name`); the
+    /// schema is built for the record.
+    pub fn flat_without(
+        &mut self,
+        table: &Arc<TableSchema>,
+        row: &[Value],
+        meta: &[serde_json::Value],
+        deleted: bool,
+        dropped: &[usize],
+    ) -> Vec<u8> {
+        let Some(flatten) = self.flatten.clone() else {
+            return Vec::new();
         };
-        for (f, v) in flatten.fields.iter().zip(meta) {
-            sep(&mut out);
-            write_str(&mut out, &f.name);
-            out.push(':');
-            out.push_str(&v.to_string());
-        }
-        if flatten.mode.rewrites() {
-            sep(&mut out);
-            write_str(&mut out, super::flatten::DELETED_FIELD);
-            out.push_str(if deleted { ":\"true\"" } else { ":\"false\"" });
-        }
-        out.push('}');
-        close_wrap(&mut out, with_schema);
-        out.into_bytes()
+        let (narrowed, row) = super::flatten::narrow(table, row, dropped);
+        let record_prefix = format!("{}.{}.{}", self.prefix, table.id.schema, table.id.name);
+        let schema = schema::flat_schema(&narrowed, &record_prefix, &flatten).to_string();
+        let prefixes = field_prefixes(narrowed.columns.iter().map(|c| c.name.as_str()));
+        write_flat(
+            self.with_schema,
+            &schema,
+            &narrowed,
+            &prefixes,
+            &row,
+            meta,
+            deleted,
+            &flatten,
+        )
     }
 
     /// The `source` block of an event, as JSON (for `[unwrap]` metadata).
@@ -352,6 +361,45 @@ impl JsonEncoder {
             headers: Vec::new(),
         })
     }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn write_flat(
+    with_schema: bool,
+    schema: &str,
+    table: &TableSchema,
+    prefixes: &[String],
+    row: &[Value],
+    meta: &[serde_json::Value],
+    deleted: bool,
+    flatten: &Flatten,
+) -> Vec<u8> {
+    let mut out = String::with_capacity(if with_schema { schema.len() + 512 } else { 512 });
+    open_wrap(&mut out, with_schema, schema);
+    write_row(&mut out, table, prefixes, Some(row));
+    // Reopen the row object for the added fields.
+    out.pop();
+    let mut first = out.ends_with('{');
+    let mut sep = |out: &mut String| {
+        if !first {
+            out.push(',');
+        }
+        first = false;
+    };
+    for (f, v) in flatten.fields.iter().zip(meta) {
+        sep(&mut out);
+        write_str(&mut out, &f.name);
+        out.push(':');
+        out.push_str(&v.to_string());
+    }
+    if flatten.mode.rewrites() {
+        sep(&mut out);
+        write_str(&mut out, super::flatten::DELETED_FIELD);
+        out.push_str(if deleted { ":\"true\"" } else { ":\"false\"" });
+    }
+    out.push('}');
+    close_wrap(&mut out, with_schema);
+    out.into_bytes()
 }
 
 fn open_wrap(out: &mut String, with_schema: bool, schema: &str) {
@@ -986,6 +1034,55 @@ mod tests {
         let v = json(enc.encode_now(&insert).unwrap()[0].value.as_ref().unwrap());
         assert_eq!(v["schema"]["optional"], true);
         assert!(v["schema"].get("field").is_none());
+    }
+
+    #[test]
+    fn changed_field_headers_and_dropping_the_unchanged_fields() {
+        let config: crate::config::UnwrapConfig =
+            toml::from_str("enabled = true\ndrop_fields_header_name = \"Unchanged\"").unwrap();
+        let cf: crate::config::ChangedFieldsConfig = toml::from_str(
+            "header_changed_name = \"Changed\"\nheader_unchanged_name = \"Unchanged\"",
+        )
+        .unwrap();
+        let mut enc = Encoder::json("inv", true, true)
+            .with_flatten(crate::encode::Flatten::from_config(&config))
+            .with_changed_fields(crate::encode::ChangedFields::from_config(&cf));
+        // note changes; id (required) and price (unchanged, optional) do not.
+        let recs = enc
+            .encode_now(&event(Op::Update, Some(row(1, "x")), Some(row(1, "y"))))
+            .unwrap();
+        assert_eq!(recs.len(), 1);
+        let headers: Vec<(&str, serde_json::Value)> = recs[0]
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_ref(), json(v)))
+            .collect();
+        assert_eq!(
+            headers,
+            vec![
+                ("Changed", serde_json::json!(["note"])),
+                ("Unchanged", serde_json::json!(["id", "price"]))
+            ]
+        );
+        let v = json(recs[0].value.as_ref().unwrap());
+        // price is dropped; id stays (a required field, kept for schema compatibility).
+        assert_eq!(v["payload"], serde_json::json!({"id": 1, "note": "y"}));
+        let fields: Vec<&str> = v["schema"]["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["field"].as_str().unwrap())
+            .collect();
+        assert_eq!(fields, ["id", "note"]);
+        // Inserts carry no headers and every field.
+        let recs = enc
+            .encode_now(&event(Op::Create, None, Some(row(2, "z"))))
+            .unwrap();
+        assert!(recs[0].headers.is_empty());
+        assert_eq!(
+            json(recs[0].value.as_ref().unwrap())["payload"],
+            serde_json::json!({"id": 2, "note": "z", "price": "BNI="})
+        );
     }
 
     #[test]

@@ -18,7 +18,7 @@ mod route;
 mod schema;
 
 pub use avro::AvroEncoder;
-pub use flatten::Flatten;
+pub use flatten::{ChangedFields, Flatten};
 pub use json::JsonEncoder;
 pub use outbox::Outbox;
 pub use registry::{RegistryClient, RegistryError};
@@ -239,6 +239,7 @@ pub struct Encoder {
     tombstones: bool,
     flatten: Option<Arc<Flatten>>,
     outbox: Option<Arc<Outbox>>,
+    changed: Option<Arc<flatten::ChangedFields>>,
 }
 
 impl Encoder {
@@ -255,6 +256,35 @@ impl Encoder {
             tombstones,
             flatten: None,
             outbox: None,
+            changed: None,
+        }
+    }
+
+    /// Adds headers naming an update's changed and unchanged fields (`[changed_fields]`).
+    pub fn with_changed_fields(mut self, changed: Option<Arc<ChangedFields>>) -> Self {
+        self.changed = changed;
+        self
+    }
+
+    /// The columns of an update (not a key change) split into changed and unchanged, when
+    /// `[changed_fields]` asks for it.
+    fn split(&self, event: &ChangeEvent, table: &TableSchema) -> Option<(Vec<usize>, Vec<usize>)> {
+        self.changed.as_ref()?;
+        if event.op != Op::Update {
+            return None;
+        }
+        let (b, a) = (event.before.as_deref()?, event.after.as_deref()?);
+        if !table.key.is_empty() && key_changed(table, b, a) {
+            return None;
+        }
+        flatten::diff(Some(b), Some(a))
+    }
+
+    /// The columns left out of this update's flattened value (`drop_fields_header_name`).
+    fn dropped(&self, table: &TableSchema, split: Option<&(Vec<usize>, Vec<usize>)>) -> Vec<usize> {
+        match (&self.flatten, split) {
+            (Some(f), Some(split)) => flatten::dropped(f, self.changed.as_deref(), table, split),
+            _ => Vec::new(),
         }
     }
 
@@ -315,6 +345,15 @@ impl Encoder {
                 routed.as_deref(),
             )
             .await?;
+            if self.value_avro {
+                let split = self.split(event, table);
+                let dropped = self.dropped(table, split.as_ref());
+                if !dropped.is_empty() {
+                    if let Some(avro) = self.avro.as_mut() {
+                        avro.prepare_variant(table, &topic, &dropped).await?;
+                    }
+                }
+            }
         }
         self.encode_now(event)
     }
@@ -395,8 +434,18 @@ impl Encoder {
                 source = Some(self.json.source_block(event, table));
             }
         }
+        let split = self.split(event, table);
+        let dropped = self.dropped(table, split.as_ref());
+        let changed_headers = match (&self.changed, &split) {
+            (Some(cf), Some(split)) => flatten::changed_headers(cf, table, split),
+            _ => Vec::new(),
+        };
         let mut out = Vec::with_capacity(planned.len());
         for p in planned {
+            let is_update = matches!(
+                p.part,
+                Part::Envelope { op: Op::Update, .. } | Part::Flat { op: Op::Update, .. }
+            );
             let key = match p.key_row {
                 Some(row) => self.key(table, row)?,
                 None => None,
@@ -427,8 +476,15 @@ impl Encoder {
                             ))
                         })
                         .collect();
+                    let dropped: &[usize] = if op == Op::Update { &dropped } else { &[] };
                     Some(match &self.avro {
+                        Some(avro) if self.value_avro && !dropped.is_empty() => {
+                            avro.flat_without(table, row, &meta, deleted, dropped)?
+                        }
                         Some(avro) if self.value_avro => avro.flat(table, row, &meta, deleted)?,
+                        _ if !dropped.is_empty() => {
+                            self.json.flat_without(table, row, &meta, deleted, dropped)
+                        }
                         _ => self.json.flat(table, row, &meta, deleted),
                     })
                 }
@@ -440,6 +496,9 @@ impl Encoder {
                 }
             }
             headers.append(&mut meta_headers);
+            if is_update {
+                headers.extend(changed_headers.iter().cloned());
+            }
             out.push(Record {
                 topic: topic.clone(),
                 key,

@@ -130,7 +130,10 @@ pub async fn run_once(
     )?
     .with_flatten(crate::encode::Flatten::from_config(&connector.unwrap))
     .with_router(crate::encode::Router::from_config(&connector.route))
-    .with_outbox(crate::encode::Outbox::from_config(&connector.outbox));
+    .with_outbox(crate::encode::Outbox::from_config(&connector.outbox))
+    .with_changed_fields(crate::encode::ChangedFields::from_config(
+        &connector.changed_fields,
+    ));
     control
         .observer
         .update(|s| s.committed_offset = stored.as_ref().map(|p| p.to_string()));
