@@ -134,7 +134,7 @@ pub struct MetaField {
 const ENVELOPE_FIELDS: [&str; 4] = ["op", "ts_ms", "ts_us", "ts_ns"];
 const TRANSACTION_FIELDS: [&str; 3] = ["id", "total_order", "data_collection_order"];
 /// Every `source` field of the PostgreSQL and MySQL / MariaDB blocks, with its type.
-const SOURCE_FIELDS: [(&str, MetaType); 23] = [
+pub const SOURCE_FIELDS: [(&str, MetaType); 23] = [
     ("version", MetaType::Str),
     ("connector", MetaType::Str),
     ("name", MetaType::Str),

@@ -298,6 +298,11 @@ impl AvroEncoder {
                 &flat_schema(&narrowed, &names, &flatten),
             )
             .await?;
+        if self.variants.len() >= 1024 {
+            // Bounded memory: ids are looked up again when needed (the registry answers
+            // with the existing id).
+            self.variants.clear();
+        }
         self.variants.insert(k, (table.clone(), reg.id));
         Ok(())
     }

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use serde_json::Value as Json;
 
 use crate::config::{ChangedFieldsConfig, DeleteHandling, MetaField, MetaSource, UnwrapConfig};
-use crate::event::{ChangeEvent, Op, TableSchema, Value};
+use crate::event::{ChangeEvent, Op, SourceDetail, TableSchema, Value};
 
 /// The flattening a connector asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,9 +57,13 @@ impl Flatten {
         }))
     }
 
-    /// Whether a record's metadata must be gathered.
-    pub(super) fn needs_meta(&self) -> bool {
-        !self.fields.is_empty() || !self.headers.is_empty()
+    /// Whether a record's `source` block must be rendered for its metadata (a field not
+    /// read straight from the event).
+    pub(super) fn needs_block(&self) -> bool {
+        self.fields
+            .iter()
+            .chain(&self.headers)
+            .any(|f| matches!(&f.source, MetaSource::Source(n) if !direct(n)))
     }
 }
 
@@ -67,7 +71,7 @@ impl Flatten {
 pub(super) fn meta_value(
     field: &MetaField,
     source: &Json,
-    event: &ChangeEvent,
+    (prefix, event, table): (&str, &ChangeEvent, &TableSchema),
     op: Op,
     now_ns: i64,
 ) -> Json {
@@ -84,8 +88,59 @@ pub(super) fn meta_value(
             (Some(tx), _) => Json::from(tx.data_collection_order),
             (None, _) => Json::Null,
         },
-        MetaSource::Source(name) => source.get(name).cloned().unwrap_or(Json::Null),
+        MetaSource::Source(name) => source_field(name, prefix, event, table)
+            .unwrap_or_else(|| source.get(name).cloned().unwrap_or(Json::Null)),
     }
+}
+
+/// Whether a `source` field is read straight from the event (others from the rendered block).
+pub(super) fn direct(name: &str) -> bool {
+    !matches!(name, "sequence")
+}
+
+/// A `source` field's value as the envelope's `source` block has it, read from the event
+/// (`None`: render the block, see [`direct`]); fields the connector's block lacks are null.
+fn source_field(
+    name: &str,
+    prefix: &str,
+    event: &ChangeEvent,
+    table: &TableSchema,
+) -> Option<Json> {
+    let src = &event.source;
+    let opt = |v: Option<i64>| v.map_or(Json::Null, Json::from);
+    Some(match (name, &src.detail) {
+        ("version", _) => Json::from(env!("CARGO_PKG_VERSION")),
+        ("connector", d) => Json::from(d.connector()),
+        ("name", _) => Json::from(prefix),
+        ("ts_ms", _) => Json::from(src.ts_us.div_euclid(1000)),
+        ("ts_us", _) => Json::from(src.ts_us),
+        ("ts_ns", _) => Json::from(src.ts_us.saturating_mul(1000)),
+        ("snapshot", _) => Json::from(src.snapshot.as_str()),
+        ("db", _) => Json::from(&*src.db),
+        ("table", _) => Json::from(table.id.name.as_str()),
+        ("schema", SourceDetail::Postgres { .. }) => Json::from(table.id.schema.as_str()),
+        ("txId", SourceDetail::Postgres { tx_id, .. }) => opt(*tx_id),
+        ("lsn", SourceDetail::Postgres { lsn, .. }) => opt(lsn.map(|v| v as i64)),
+        ("origin", SourceDetail::Postgres { origin, .. }) => {
+            origin.as_deref().map_or(Json::Null, Json::from)
+        }
+        ("origin_lsn", SourceDetail::Postgres { origin_lsn, .. }) => {
+            opt(origin_lsn.map(|v| v as i64))
+        }
+        ("server_id", SourceDetail::Mysql { shared, .. }) => Json::from(shared.server_id),
+        ("gtid", SourceDetail::Mysql { shared, .. }) => {
+            shared.gtid.as_deref().map_or(Json::Null, Json::from)
+        }
+        ("file", SourceDetail::Mysql { shared, .. }) => Json::from(&*shared.file),
+        ("pos", SourceDetail::Mysql { shared, .. }) => Json::from(shared.pos),
+        ("row", SourceDetail::Mysql { row, .. }) => Json::from(*row),
+        ("thread", SourceDetail::Mysql { shared, .. }) => opt(shared.thread.map(i64::from)),
+        ("query", SourceDetail::Mysql { shared, .. }) => {
+            shared.query.as_deref().map_or(Json::Null, Json::from)
+        }
+        ("sequence", _) => return None,
+        _ => Json::Null,
+    })
 }
 
 /// A header value as Kafka Connect's default header converter writes it: strings as they
@@ -214,4 +269,93 @@ pub(super) fn narrow(
         .map(|i| row.get(*i).cloned().unwrap_or(Value::Null))
         .collect();
     (narrowed, row)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{
+        Column, ColumnKind, MysqlDetail, MysqlFlavor, SnapshotMarker, SourceMeta, TableId,
+    };
+    use crate::position::{PgPosition, SnapshotState, SourcePosition};
+
+    fn event(detail: SourceDetail) -> (ChangeEvent, TableSchema) {
+        let table = TableSchema {
+            id: TableId {
+                schema: "shop".into(),
+                name: "items".into(),
+            },
+            columns: vec![Column {
+                name: "id".into(),
+                kind: ColumnKind::Int32,
+                nullable: false,
+                default: None,
+                length: None,
+            }],
+            key: vec![0],
+        };
+        let event = ChangeEvent {
+            op: Op::Create,
+            table: None,
+            before: None,
+            after: Some(vec![Value::Int(1)]),
+            source: SourceMeta {
+                ts_us: 1_704_164_645_123_456,
+                snapshot: SnapshotMarker::Last,
+                db: Arc::from("shop"),
+                detail,
+            },
+            message: None,
+            transaction: None,
+            position: SourcePosition::Postgres(PgPosition {
+                resume_lsn: 0,
+                partial: None,
+                snapshot: SnapshotState::Done,
+                slot: None,
+                last_tx: None,
+            }),
+        };
+        (event, table)
+    }
+
+    /// Every field read straight from the event equals the rendered block's.
+    #[test]
+    fn direct_source_fields_match_the_rendered_block() {
+        let pg = SourceDetail::Postgres {
+            tx_id: Some(77),
+            lsn: Some(500),
+            last_commit_lsn: Some(400),
+            origin: Some("o".into()),
+            origin_lsn: Some(9),
+        };
+        let my = SourceDetail::Mysql {
+            shared: Arc::new(MysqlDetail {
+                flavor: MysqlFlavor::Mariadb,
+                server_id: 3,
+                gtid: Some(Arc::from("0-1-7")),
+                file: Arc::from("mariadb-bin.000002"),
+                pos: 1234,
+                thread: Some(12),
+                query: None,
+            }),
+            row: 2,
+        };
+        for detail in [pg, my] {
+            let (event, table) = event(detail);
+            let json = crate::encode::JsonEncoder::new("inv", false);
+            let block = json.source_block(&event, &table);
+            for (name, _) in crate::config::unwrap::SOURCE_FIELDS {
+                if !direct(name) {
+                    continue;
+                }
+                let want = block.get(name).cloned().unwrap_or(Json::Null);
+                assert_eq!(
+                    source_field(name, "inv", &event, &table),
+                    Some(want),
+                    "{name} of {}",
+                    event.source.detail.connector()
+                );
+            }
+        }
+    }
 }

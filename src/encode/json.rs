@@ -63,6 +63,19 @@ pub struct JsonEncoder {
     flatten: Option<Arc<Flatten>>,
     /// `[[route]]`, when any.
     router: Option<Arc<Router>>,
+    /// Flattened values without some columns: per table and left-out set, the table version,
+    /// the schema and the field prefixes.
+    variants: rustc_hash::FxHashMap<(TableId, Vec<usize>), FlatVariant>,
+}
+
+/// How many flattened-value shapes without some columns are kept.
+const MAX_VARIANTS: usize = 1024;
+
+/// A flattened value's shape without some columns (`drop_fields_header_name`).
+struct FlatVariant {
+    table: Arc<TableSchema>,
+    schema: String,
+    prefixes: Vec<String>,
 }
 
 impl JsonEncoder {
@@ -83,6 +96,7 @@ impl JsonEncoder {
             last: None,
             flatten: None,
             router: None,
+            variants: Default::default(),
         }
     }
 
@@ -305,14 +319,30 @@ impl JsonEncoder {
             return Vec::new();
         };
         let (narrowed, row) = super::flatten::narrow(table, row, dropped);
-        let record_prefix = format!("{}.{}.{}", self.prefix, table.id.schema, table.id.name);
-        let schema = schema::flat_schema(&narrowed, &record_prefix, &flatten).to_string();
-        let prefixes = field_prefixes(narrowed.columns.iter().map(|c| c.name.as_str()));
+        let key = (table.id.clone(), dropped.to_vec());
+        let fresh = self
+            .variants
+            .get(&key)
+            .is_none_or(|v| !Arc::ptr_eq(&v.table, table));
+        if fresh {
+            let record_prefix = format!("{}.{}.{}", self.prefix, table.id.schema, table.id.name);
+            let variant = FlatVariant {
+                table: table.clone(),
+                schema: schema::flat_schema(&narrowed, &record_prefix, &flatten).to_string(),
+                prefixes: field_prefixes(narrowed.columns.iter().map(|c| c.name.as_str())),
+            };
+            if self.variants.len() >= MAX_VARIANTS {
+                // Bounded memory: shapes are rebuilt when needed again.
+                self.variants.clear();
+            }
+            self.variants.insert(key.clone(), variant);
+        }
+        let v = &self.variants[&key];
         write_flat(
             self.with_schema,
-            &schema,
+            &v.schema,
             &narrowed,
-            &prefixes,
+            &v.prefixes,
             &row,
             meta,
             deleted,

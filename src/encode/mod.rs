@@ -430,7 +430,7 @@ impl Encoder {
         let mut source = None;
         if let Some(f) = &flatten {
             planned = flatten_plan(planned, f.mode);
-            if f.needs_meta() && !planned.is_empty() {
+            if f.needs_block() && !planned.is_empty() {
                 source = Some(self.json.source_block(event, table));
             }
         }
@@ -461,9 +461,10 @@ impl Encoder {
                 Part::Tombstone => None,
                 Part::Flat { op, row, deleted } => {
                     let f = flatten.as_deref().expect("flattening");
-                    let value = |m: &crate::config::MetaField| match &source {
-                        Some(source) => flatten::meta_value(m, source, event, op, now_ns),
-                        None => serde_json::Value::Null,
+                    let null = serde_json::Value::Null;
+                    let block = source.as_ref().unwrap_or(&null);
+                    let value = |m: &crate::config::MetaField| {
+                        flatten::meta_value(m, block, (&self.prefix, event, table), op, now_ns)
                     };
                     let meta: Vec<serde_json::Value> = f.fields.iter().map(value).collect();
                     meta_headers = f
