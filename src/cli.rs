@@ -19,7 +19,7 @@ use crate::sink::{Sink, SinkError};
 use crate::source::{mysql, postgres};
 use crate::source::{ChangeSource, Source};
 
-/// Change data capture from PostgreSQL to Kafka, in Debezium's envelope.
+/// Change data capture from PostgreSQL and MySQL / MariaDB to Kafka, in Debezium's envelope.
 #[derive(Parser, Debug)]
 #[command(name = "sluice", version = version_text(), about)]
 struct Cli {
@@ -32,13 +32,23 @@ enum Command {
     /// Run every connector of the connectors folder until SIGINT or SIGTERM.
     Run {
         /// The daemon configuration file.
-        #[arg(long, default_value = "config/sluice.toml")]
+        #[arg(
+            short = 'c',
+            long,
+            env = "SLUICE_CONFIG",
+            default_value = "config/sluice.toml"
+        )]
         config: PathBuf,
     },
     /// Check the configuration, the databases and the broker; print one line per problem.
     Validate {
         /// The daemon configuration file.
-        #[arg(long, default_value = "config/sluice.toml")]
+        #[arg(
+            short = 'c',
+            long,
+            env = "SLUICE_CONFIG",
+            default_value = "config/sluice.toml"
+        )]
         config: PathBuf,
     },
     /// Inspect stored positions.
@@ -59,13 +69,23 @@ enum SlotsCommand {
     /// (or "orphaned"), whether a session reads it, the WAL it holds back and its wal_status.
     List {
         /// The daemon configuration file.
-        #[arg(long, default_value = "config/sluice.toml")]
+        #[arg(
+            short = 'c',
+            long,
+            env = "SLUICE_CONFIG",
+            default_value = "config/sluice.toml"
+        )]
         config: PathBuf,
     },
     /// Drop a slot (refused while a session reads it).
     Drop {
         /// The daemon configuration file.
-        #[arg(long, default_value = "config/sluice.toml")]
+        #[arg(
+            short = 'c',
+            long,
+            env = "SLUICE_CONFIG",
+            default_value = "config/sluice.toml"
+        )]
         config: PathBuf,
         /// The slot.
         name: String,
@@ -77,7 +97,12 @@ enum OffsetsCommand {
     /// Print the stored position of every connector, or of one.
     Show {
         /// The daemon configuration file.
-        #[arg(long, default_value = "config/sluice.toml")]
+        #[arg(
+            short = 'c',
+            long,
+            env = "SLUICE_CONFIG",
+            default_value = "config/sluice.toml"
+        )]
         config: PathBuf,
         /// Only this connector.
         connector: Option<String>,
@@ -85,7 +110,12 @@ enum OffsetsCommand {
     /// Write every stored position as JSON lines (to standard output, or a file).
     Export {
         /// The daemon configuration file.
-        #[arg(long, default_value = "config/sluice.toml")]
+        #[arg(
+            short = 'c',
+            long,
+            env = "SLUICE_CONFIG",
+            default_value = "config/sluice.toml"
+        )]
         config: PathBuf,
         /// `debezium`: Kafka Connect's partition and Debezium's offset fields (readable by
         /// Debezium); `sluice`: Sluice's own position.
@@ -99,7 +129,12 @@ enum OffsetsCommand {
     /// Connect's REST API lists them); refused while a daemon uses a file store's folder.
     Import {
         /// The daemon configuration file.
-        #[arg(long, default_value = "config/sluice.toml")]
+        #[arg(
+            short = 'c',
+            long,
+            env = "SLUICE_CONFIG",
+            default_value = "config/sluice.toml"
+        )]
         config: PathBuf,
         /// Read from this file (default: standard input).
         #[arg(long)]
@@ -109,7 +144,12 @@ enum OffsetsCommand {
     /// folder).
     Set {
         /// The daemon configuration file.
-        #[arg(long, default_value = "config/sluice.toml")]
+        #[arg(
+            short = 'c',
+            long,
+            env = "SLUICE_CONFIG",
+            default_value = "config/sluice.toml"
+        )]
         config: PathBuf,
         /// The connector.
         connector: String,
@@ -130,7 +170,12 @@ enum OffsetsCommand {
     /// snapshot mode says). Refused while a daemon uses a file store's folder.
     Reset {
         /// The daemon configuration file.
-        #[arg(long, default_value = "config/sluice.toml")]
+        #[arg(
+            short = 'c',
+            long,
+            env = "SLUICE_CONFIG",
+            default_value = "config/sluice.toml"
+        )]
         config: PathBuf,
         /// The connector.
         connector: String,
@@ -819,5 +864,39 @@ fn show_offsets(daemon: &DaemonConfig, store: &dyn OffsetStore, only: Option<&st
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config_of(args: &[&str]) -> PathBuf {
+        match Cli::try_parse_from(args).expect("parses").command {
+            Command::Validate { config } | Command::Run { config } => config,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_config_file_comes_from_c_config_or_sluice_config() {
+        assert_eq!(
+            config_of(&["sluice", "validate", "-c", "a.toml"]),
+            PathBuf::from("a.toml")
+        );
+        assert_eq!(
+            config_of(&["sluice", "run", "--config", "b.toml"]),
+            PathBuf::from("b.toml")
+        );
+        assert_eq!(
+            config_of(&["sluice", "run"]),
+            PathBuf::from("config/sluice.toml")
+        );
+        std::env::set_var("SLUICE_CONFIG", "/etc/sluice/sluice.toml");
+        let from_env = config_of(&["sluice", "run"]);
+        let flag_wins = config_of(&["sluice", "run", "-c", "c.toml"]);
+        std::env::remove_var("SLUICE_CONFIG");
+        assert_eq!(from_env, PathBuf::from("/etc/sluice/sluice.toml"));
+        assert_eq!(flag_wins, PathBuf::from("c.toml"));
     }
 }
