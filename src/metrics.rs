@@ -28,8 +28,33 @@ pub const RECONNECTS: &str = "sluice_reconnects_total";
 /// Changes of tables the source received but does not capture (a publication or binlog
 /// covering more than the connector's tables); never dropped without being counted.
 pub const EVENTS_NOT_CAPTURED: &str = "sluice_events_not_captured_total";
-/// Resident memory of the process.
+/// Resident memory of the process (deprecated: `process_resident_memory_bytes`).
 pub const PROCESS_RSS: &str = "sluice_process_resident_memory_bytes";
+/// Version, commit and librdkafka version (value 1).
+pub const BUILD_INFO: &str = "sluice_build_info";
+/// 1 for a connector's current state, 0 for the others.
+pub const CONNECTOR_STATE: &str = "sluice_connector_state";
+/// 1 while a connector is connected to its source (snapshotting or streaming).
+pub const CONNECTED: &str = "sluice_connected";
+/// 1 once a connector's snapshot is done (or was not needed) and it streams.
+pub const SNAPSHOT_COMPLETED: &str = "sluice_snapshot_completed";
+/// Time since the connector last read an event (Debezium's `MilliSecondsSinceLastEvent`).
+pub const MS_SINCE_LAST_EVENT: &str = "sluice_milliseconds_since_last_event";
+/// Seconds the oldest unacknowledged change is behind its commit: 0 when everything read is
+/// acknowledged (caught up), growing while records wait.
+pub const SOURCE_LAG_SECONDS: &str = "sluice_source_lag_seconds";
+
+/// Every connector state's label value, in `sluice_connector_state`.
+pub const STATES: [&str; 8] = [
+    "starting",
+    "snapshotting",
+    "streaming",
+    "paused",
+    "failed",
+    "finished",
+    "stopped",
+    "unassigned",
+];
 
 /// Every metric Sluice exports.
 pub struct Metrics {
@@ -58,7 +83,115 @@ pub struct Metrics {
     pub reconnects: IntCounterVec,
     /// [`EVENTS_NOT_CAPTURED`]
     pub events_not_captured: IntCounterVec,
+    /// [`CONNECTOR_STATE`]
+    pub connector_state: IntGaugeVec,
+    /// [`CONNECTED`]
+    pub connected: IntGaugeVec,
+    /// [`SNAPSHOT_COMPLETED`]
+    pub snapshot_completed: IntGaugeVec,
+    /// [`MS_SINCE_LAST_EVENT`]
+    pub ms_since_last_event: IntGaugeVec,
+    /// [`SOURCE_LAG_SECONDS`]
+    pub source_lag_seconds: prometheus::GaugeVec,
     process_rss: IntGaugeVec,
+    process: Process,
+    #[allow(dead_code)]
+    build_info: IntGaugeVec,
+}
+
+/// The standard `process_*` metrics (Prometheus client conventions), read from `/proc`.
+struct Process {
+    resident: prometheus::IntGauge,
+    virtual_bytes: prometheus::IntGauge,
+    cpu_seconds: prometheus::Gauge,
+    open_fds: prometheus::IntGauge,
+    max_fds: prometheus::IntGauge,
+    start_time: prometheus::Gauge,
+}
+
+impl Process {
+    fn new(r: &Registry) -> Self {
+        let int = |name: &str, help: &str| {
+            let g = prometheus::IntGauge::new(name, help).expect("valid metric");
+            r.register(Box::new(g.clone())).expect("unique metric");
+            g
+        };
+        let float = |name: &str, help: &str| {
+            let g = prometheus::Gauge::new(name, help).expect("valid metric");
+            r.register(Box::new(g.clone())).expect("unique metric");
+            g
+        };
+        Process {
+            resident: int(
+                "process_resident_memory_bytes",
+                "Resident memory size in bytes.",
+            ),
+            virtual_bytes: int(
+                "process_virtual_memory_bytes",
+                "Virtual memory size in bytes.",
+            ),
+            cpu_seconds: float(
+                "process_cpu_seconds_total",
+                "Total user and system CPU time spent in seconds.",
+            ),
+            open_fds: int("process_open_fds", "Number of open file descriptors."),
+            max_fds: int(
+                "process_max_fds",
+                "Maximum number of open file descriptors.",
+            ),
+            start_time: float(
+                "process_start_time_seconds",
+                "Start time of the process since unix epoch in seconds.",
+            ),
+        }
+    }
+
+    /// Reads `/proc/self` (Linux; left unchanged elsewhere).
+    fn refresh(&self) {
+        let ticks = 100.0; // USER_HZ on Linux
+        if let Ok(stat) = std::fs::read_to_string("/proc/self/stat") {
+            // Fields after the command name (which may hold spaces) in parentheses.
+            if let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) {
+                let f: Vec<&str> = rest.split_whitespace().collect();
+                // f[0] is field 3 (state): utime 14, stime 15, starttime 22, vsize 23, rss 24.
+                let num = |i: usize| f.get(i - 3).and_then(|v| v.parse::<f64>().ok());
+                if let (Some(u), Some(s)) = (num(14), num(15)) {
+                    self.cpu_seconds.set((u + s) / ticks);
+                }
+                if let (Some(start), Some(boot)) = (num(22), boot_time()) {
+                    self.start_time.set(boot + start / ticks);
+                }
+                if let Some(v) = num(23) {
+                    self.virtual_bytes.set(v as i64);
+                }
+                if let Some(pages) = num(24) {
+                    self.resident.set(pages as i64 * 4096);
+                }
+            }
+        }
+        if let Ok(dir) = std::fs::read_dir("/proc/self/fd") {
+            self.open_fds.set(dir.count() as i64);
+        }
+        if let Ok(limits) = std::fs::read_to_string("/proc/self/limits") {
+            if let Some(n) = limits
+                .lines()
+                .find(|l| l.starts_with("Max open files"))
+                .and_then(|l| l.split_whitespace().nth(3))
+                .and_then(|v| v.parse().ok())
+            {
+                self.max_fds.set(n);
+            }
+        }
+    }
+}
+
+/// The system's boot time (`btime` of `/proc/stat`), seconds since the epoch.
+fn boot_time() -> Option<f64> {
+    std::fs::read_to_string("/proc/stat")
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("btime "))
+        .and_then(|v| v.trim().parse().ok())
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -131,9 +264,114 @@ impl Metrics {
                 "Pipeline restarts after transient failures.",
                 c,
             ),
-            process_rss: gauge(&r, PROCESS_RSS, "Resident memory of the process.", &[]),
+            connector_state: gauge(
+                &r,
+                CONNECTOR_STATE,
+                "1 for the connector's current state, 0 for the others.",
+                &["connector", "state"],
+            ),
+            connected: gauge(&r, CONNECTED, "1 while connected to the source.", c),
+            snapshot_completed: gauge(
+                &r,
+                SNAPSHOT_COMPLETED,
+                "1 once the snapshot is done (or not needed) and the connector streams.",
+                c,
+            ),
+            ms_since_last_event: gauge(
+                &r,
+                MS_SINCE_LAST_EVENT,
+                "Milliseconds since the connector last read an event (-1: none yet).",
+                c,
+            ),
+            source_lag_seconds: {
+                let g = prometheus::GaugeVec::new(
+                    Opts::new(
+                        SOURCE_LAG_SECONDS,
+                        "Seconds the oldest unacknowledged change is behind its commit (0 when caught up).",
+                    ),
+                    c,
+                )
+                .expect("valid metric");
+                r.register(Box::new(g.clone())).expect("unique metric");
+                g
+            },
+            process_rss: gauge(
+                &r,
+                PROCESS_RSS,
+                "Resident memory of the process (deprecated: process_resident_memory_bytes).",
+                &[],
+            ),
+            process: Process::new(&r),
+            build_info: {
+                let g = gauge(
+                    &r,
+                    BUILD_INFO,
+                    "Sluice's version and commit and librdkafka's version (value 1).",
+                    &["version", "commit", "librdkafka"],
+                );
+                g.with_label_values(&[
+                    env!("CARGO_PKG_VERSION"),
+                    option_env!("SLUICE_COMMIT").unwrap_or("unknown"),
+                    &rdkafka::util::get_rdkafka_version().1,
+                ])
+                .set(1);
+                g
+            },
             registry: r,
         }
+    }
+
+    /// Exports a connector's per-connector counters at 0 from its start.
+    pub fn init_connector(&self, connector: &str) {
+        for c in [
+            &self.records_failed,
+            &self.bytes_published,
+            &self.offset_commits,
+            &self.reconnects,
+        ] {
+            let _ = c.with_label_values(&[connector]);
+        }
+        let _ = self.slot_lag_bytes.with_label_values(&[connector]);
+        let _ = self.broker_queue_depth.with_label_values(&[connector]);
+    }
+
+    /// Sets the state gauges of a connector from its status (at each scrape), and the
+    /// time since its last event and its lag.
+    pub fn set_connector_view(&self, v: &ConnectorView<'_>) {
+        for state in STATES {
+            self.connector_state
+                .with_label_values(&[v.connector, state])
+                .set(i64::from(state == v.state));
+        }
+        let connected = matches!(v.state, "snapshotting" | "streaming" | "paused");
+        self.connected
+            .with_label_values(&[v.connector])
+            .set(i64::from(connected));
+        if matches!(v.state, "streaming" | "finished") {
+            self.snapshot_completed
+                .with_label_values(&[v.connector])
+                .set(1);
+        } else if v.state == "snapshotting" {
+            self.snapshot_completed
+                .with_label_values(&[v.connector])
+                .set(0);
+        } else {
+            let _ = self.snapshot_completed.with_label_values(&[v.connector]);
+        }
+        self.ms_since_last_event
+            .with_label_values(&[v.connector])
+            .set(v.last_event_at_ms.map_or(-1, |t| (v.now_ms - t).max(0)));
+        let waiting = self
+            .broker_queue_depth
+            .with_label_values(&[v.connector])
+            .get();
+        let lag = match (waiting, v.acked_source_ms.or(v.read_source_ms)) {
+            (0, _) | (_, None) => 0.0,
+            (_, Some(t)) => ((v.now_ms - t).max(0)) as f64 / 1000.0,
+        };
+        self.source_lag_seconds
+            .with_label_values(&[v.connector])
+            .set(lag);
     }
 
     /// The Prometheus text exposition of every metric.
@@ -141,6 +379,7 @@ impl Metrics {
         if let Some(rss) = resident_bytes() {
             self.process_rss.with_label_values(&[] as &[&str]).set(rss);
         }
+        self.process.refresh();
         let mut out = Vec::new();
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
         String::from_utf8_lossy(&out).into_owned()
@@ -158,4 +397,20 @@ fn resident_bytes() -> Option<i64> {
     let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
     let pages: i64 = statm.split_whitespace().nth(1)?.parse().ok()?;
     Some(pages * 4096)
+}
+
+/// What the state gauges of one connector are set from.
+pub struct ConnectorView<'a> {
+    /// The connector.
+    pub connector: &'a str,
+    /// Its state's label (`streaming`, ...).
+    pub state: &'a str,
+    /// Now, milliseconds since the epoch.
+    pub now_ms: i64,
+    /// When it last read an event (milliseconds since the epoch).
+    pub last_event_at_ms: Option<i64>,
+    /// Commit time of the last acknowledged event.
+    pub acked_source_ms: Option<i64>,
+    /// Commit time of the last event read.
+    pub read_source_ms: Option<i64>,
 }

@@ -68,6 +68,12 @@ pub struct ConnectorStatus {
     /// Cluster mode: the daemon that runs it (this one, or another).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
+    /// When it last read an event, milliseconds since the epoch.
+    #[serde(skip)]
+    pub last_event_at_ms: Option<i64>,
+    /// Commit time of the last acknowledged event, milliseconds since the epoch.
+    #[serde(skip)]
+    pub acked_source_ms: Option<i64>,
 }
 
 impl ConnectorStatus {
@@ -86,6 +92,8 @@ impl ConnectorStatus {
             owner: None,
             records_published: 0,
             paused: false,
+            last_event_at_ms: None,
+            acked_source_ms: None,
         }
     }
 

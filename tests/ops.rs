@@ -200,6 +200,61 @@ async fn api_routes_pause_resume_restart_metrics_and_token() {
         text.contains("sluice_source_lag_milliseconds")
             && text.contains("sluice_broker_queue_depth_records")
     );
+    // State gauges: 1 for the current state only; connected; snapshot done.
+    let c = json!({"connector": name});
+    for state in [
+        "starting",
+        "snapshotting",
+        "streaming",
+        "paused",
+        "failed",
+        "finished",
+        "stopped",
+        "unassigned",
+    ] {
+        assert_eq!(
+            sample(
+                &samples,
+                "sluice_connector_state",
+                json!({"connector": name, "state": state})
+            ),
+            Some(if state == "streaming" { 1.0 } else { 0.0 }),
+            "{state}: {text}"
+        );
+    }
+    assert_eq!(sample(&samples, "sluice_connected", c.clone()), Some(1.0));
+    assert_eq!(
+        sample(&samples, "sluice_snapshot_completed", c.clone()),
+        Some(1.0)
+    );
+    // An event was read moments ago; everything read is acknowledged, so no lag.
+    let since = sample(&samples, "sluice_milliseconds_since_last_event", c.clone()).unwrap();
+    assert!((0.0..600_000.0).contains(&since), "{since}");
+    assert_eq!(
+        sample(&samples, "sluice_source_lag_seconds", c.clone()),
+        Some(0.0)
+    );
+    // Counters are exported from the start, at 0 when nothing happened.
+    assert_eq!(
+        sample(&samples, "sluice_records_failed_total", c.clone()),
+        Some(0.0)
+    );
+    // Standard process metrics and the build.
+    assert!(sample(&samples, "process_resident_memory_bytes", json!({})).unwrap() > 1e6);
+    assert!(sample(&samples, "process_cpu_seconds_total", json!({})).unwrap() > 0.0);
+    assert!(sample(&samples, "process_open_fds", json!({})).unwrap() > 3.0);
+    let started = sample(&samples, "process_start_time_seconds", json!({})).unwrap();
+    assert!(started > 1.7e9, "{started}");
+    assert_eq!(
+        sample(
+            &samples,
+            "sluice_build_info",
+            json!({"version": env!("CARGO_PKG_VERSION")})
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert!(text.contains("librdkafka=\"2."), "{text}");
     assert!(daemon.stop().success());
 }
 

@@ -191,10 +191,24 @@ impl Runtime {
 
     /// The Prometheus text exposition.
     pub fn metrics_text(&self) -> String {
+        let now_ms = crate::source::now_us() / 1000;
+        for st in self.statuses() {
+            let state = serde_json::to_value(st.state).unwrap_or_default();
+            self.metrics
+                .set_connector_view(&crate::metrics::ConnectorView {
+                    connector: &st.name,
+                    state: state.as_str().unwrap_or("starting"),
+                    now_ms,
+                    last_event_at_ms: st.last_event_at_ms,
+                    acked_source_ms: st.acked_source_ms,
+                    read_source_ms: None,
+                });
+        }
         self.metrics.render()
     }
 
     fn start(&self, config: ConnectorConfig, text: String) {
+        self.metrics.init_connector(&config.name);
         let config = Arc::new(config);
         let status = Arc::new(Mutex::new(ConnectorStatus::new(
             &config.name,

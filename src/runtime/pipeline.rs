@@ -528,6 +528,11 @@ struct Counters {
     lag_ms: Option<i64>,
     /// Source time of the last acknowledged event, not yet turned into a lag.
     acked_ts_us: Option<i64>,
+    /// Commit time of the last acknowledged event (ms since the epoch).
+    acked_source_ms: Option<i64>,
+    /// Events read at the last refresh, and when the last of them was read (ms).
+    read_at_refresh: u64,
+    last_event_at_ms: Option<i64>,
     position: Option<SourcePosition>,
     /// The table version of the last event read and its counters.
     last: Option<(Arc<crate::event::TableSchema>, TableCounters)>,
@@ -553,6 +558,9 @@ impl Counters {
             records_published: 0,
             lag_ms: None,
             acked_ts_us: None,
+            acked_source_ms: None,
+            read_at_refresh: 0,
+            last_event_at_ms: None,
             position: None,
             last: None,
         }
@@ -621,10 +629,16 @@ impl Counters {
     /// Updates the lag from the last acknowledged event (one clock read per batch or tick,
     /// not per record).
     fn refresh_lag(&mut self) {
+        let now_us = crate::source::now_us();
+        if self.events_read != self.read_at_refresh {
+            self.read_at_refresh = self.events_read;
+            self.last_event_at_ms = Some(now_us / 1000);
+        }
         if let Some(ts) = self.acked_ts_us.take() {
-            let lag = (crate::source::now_us() - ts) / 1000;
+            let lag = (now_us - ts) / 1000;
             self.lag.set(lag);
             self.lag_ms = Some(lag);
+            self.acked_source_ms = Some(ts / 1000);
         }
     }
 
@@ -634,6 +648,8 @@ impl Counters {
             s.events_read = self.events_read;
             s.records_published = self.records_published;
             s.lag_ms = self.lag_ms;
+            s.last_event_at_ms = self.last_event_at_ms.or(s.last_event_at_ms);
+            s.acked_source_ms = self.acked_source_ms.or(s.acked_source_ms);
             if let Some(p) = &self.position {
                 s.source_position = Some(p.to_string());
             }
