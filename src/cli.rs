@@ -249,14 +249,26 @@ fn init_logging(daemon: &DaemonConfig) {
 }
 
 async fn run(config_path: &Path) -> ExitCode {
+    let mut file_errors = Vec::new();
     let loaded = match runtime::load(config_path) {
         Ok(l) => l,
-        Err(e) => {
-            eprintln!("error: invalid configuration:\n{e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => match config::load_lenient(config_path) {
+            // With the admin API, invalid connector files are listed there (as at run time)
+            // and the valid connectors run.
+            Ok((l, errors)) if l.daemon.api.is_some() => {
+                file_errors = errors;
+                l
+            }
+            _ => {
+                eprintln!("error: invalid configuration:\n{e}");
+                return ExitCode::from(2);
+            }
+        },
     };
     init_logging(&loaded.daemon);
+    for e in &file_errors {
+        tracing::error!(error = %e, "connector file left out: fix it (the admin API lists it; the daemon picks it up when it changes)");
+    }
     // Held until the process ends: one daemon per offsets folder.
     let _lock = if loaded.daemon.offsets.in_kafka() {
         None

@@ -498,3 +498,55 @@ async fn failed_connector_shows_its_error_and_restarts_when_fixed() {
     assert_eq!(http("GET", &format!("{api}/ready"), tok).await.0, 200);
     assert!(daemon.stop().success());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_invalid_file_at_start_is_listed_when_the_api_runs_and_refused_without_it() {
+    let db = TestDb::new("badstart").await;
+    db.exec("CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1);")
+        .await;
+    let name = unique("badstart");
+    let broken = "name = \"broken\"\nsource = \"postgres\"\n";
+    // Without the admin API: exit 2, the problem printed.
+    let mut plain = Daemon::new(
+        "",
+        &[
+            (
+                "good.toml",
+                pg_connector(&name, &name, &db, &["public.t"], ""),
+            ),
+            ("broken.toml", broken.to_string()),
+        ],
+    );
+    let (status, _, err) = plain.run_command(&["run"]);
+    assert_eq!(status.code(), Some(2), "{err}");
+    assert!(err.contains("broken.toml"), "{err}");
+    // With it: the valid connector runs and the file error is listed.
+    let port = free_port();
+    plain.append_daemon_config(&format!("[api]\nlisten = \"127.0.0.1:{port}\"\n"));
+    plain.start();
+    let api = format!("http://127.0.0.1:{port}");
+    wait_state(&api, None, &name, "streaming", Duration::from_secs(60)).await;
+    // (The folder is rescanned every second.)
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let (body, errors) = loop {
+        let (_, body) = http("GET", &format!("{api}/connectors"), None).await;
+        let v: Value = serde_json::from_str(&body).unwrap();
+        let errors = v["file_errors"].as_array().unwrap().clone();
+        if !errors.is_empty() || std::time::Instant::now() > deadline {
+            break (body, errors);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(errors.len(), 1, "{body}");
+    assert!(
+        errors[0]["file"].as_str().unwrap().ends_with("broken.toml"),
+        "{body}"
+    );
+    assert_eq!(
+        count(&format!("{name}.public.t"), 1).await.len(),
+        1,
+        "logs:\n{}",
+        plain.logs()
+    );
+    assert!(plain.stop().success());
+}

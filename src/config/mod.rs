@@ -293,6 +293,37 @@ pub fn load(config_path: &Path) -> Result<Loaded, Vec<ConfigError>> {
     }
 }
 
+/// As [`load`], but connector files that do not parse or validate are left out and
+/// returned beside the rest (a daemon with the admin API lists them and keeps running). The
+/// daemon file, the folder and conflicts between valid files (names, slots, server ids) still
+/// fail the whole load.
+pub fn load_lenient(config_path: &Path) -> Result<(Loaded, Vec<ConfigError>), Vec<ConfigError>> {
+    let daemon = DaemonConfig::load(config_path).map_err(|e| vec![e])?;
+    let files = connector_files(&daemon.connectors_dir).map_err(|source| {
+        vec![ConfigError::Invalid {
+            path: config_path.to_path_buf(),
+            key: "connectors_dir".into(),
+            problem: format!(
+                "names {} which cannot be read ({source}); create the folder or fix the path",
+                daemon.connectors_dir.display()
+            ),
+        }]
+    })?;
+    let mut connectors = Vec::new();
+    let mut file_errors = Vec::new();
+    for file in files {
+        match ConnectorConfig::load(&file) {
+            Ok(c) => connectors.push(c),
+            Err(e) => file_errors.push(e),
+        }
+    }
+    let conflicts = check_unique(&connectors);
+    if !conflicts.is_empty() {
+        return Err(conflicts);
+    }
+    Ok((Loaded { daemon, connectors }, file_errors))
+}
+
 /// The `*.toml` files of a folder, sorted.
 pub fn connector_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
