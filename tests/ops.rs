@@ -83,11 +83,16 @@ async fn api_routes_pause_resume_restart_metrics_and_token() {
         http("GET", &format!("{api}/health"), None).await,
         (200, json!({"status": "ok"}).to_string())
     );
+    // /ready is a probe: no token needed.
+    let (s, body) = http("GET", &format!("{api}/ready"), None).await;
+    assert_eq!(s, 200, "{body}");
     for route in [
         "/connectors",
-        "/ready",
         "/metrics",
+        "/",
+        "/connector-plugins",
         &format!("/connectors/{name}"),
+        &format!("/connectors/{name}/status"),
     ] {
         let (s, body) = http("GET", &format!("{api}{route}"), None).await;
         assert_eq!(s, 401, "{route}");
@@ -104,6 +109,49 @@ async fn api_routes_pause_resume_restart_metrics_and_token() {
             .0,
         401
     );
+    // Kafka Connect's shapes.
+    let (s, body) = http("GET", &format!("{api}/connectors/{name}/status"), tok).await;
+    assert_eq!(s, 200);
+    let worker = api.strip_prefix("http://").unwrap();
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap(),
+        json!({
+            "name": name,
+            "connector": {"state": "RUNNING", "worker_id": worker},
+            "tasks": [{"id": 0, "state": "RUNNING", "worker_id": worker}],
+            "type": "source"
+        })
+    );
+    let (s, body) = http("GET", &format!("{api}/"), tok).await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["version"],
+        env!("CARGO_PKG_VERSION")
+    );
+    let (_, body) = http("GET", &format!("{api}/connector-plugins"), tok).await;
+    let plugins: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(plugins[0]["type"], "source");
+    assert_eq!(plugins.as_array().unwrap().len(), 2);
+    let (s, body) = http("GET", &format!("{api}/connectors/nosuch/status"), tok).await;
+    assert_eq!(s, 404);
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap(),
+        json!({"error_code": 404, "message": "Connector nosuch not found"})
+    );
+    let (s, body) = http("PUT", &format!("{api}/connectors/{name}/pause"), tok).await;
+    assert_eq!((s, body.as_str()), (202, ""));
+    let (_, body) = http("GET", &format!("{api}/connectors/{name}/status"), tok).await;
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["connector"]["state"],
+        "PAUSED"
+    );
+    assert_eq!(
+        http("PUT", &format!("{api}/connectors/{name}/resume"), tok)
+            .await
+            .0,
+        202
+    );
+    wait_state(&api, tok, &name, "streaming", Duration::from_secs(10)).await;
     let (s, body) = http("GET", &format!("{api}/ready"), tok).await;
     assert_eq!(s, 200);
     let ready: Value = serde_json::from_str(&body).unwrap();

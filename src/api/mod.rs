@@ -3,13 +3,23 @@
 //! ```text
 //! GET  /health                      process alive (never needs the token)
 //! GET  /ready                       every connector snapshotting or streaming, none failed
+//!                                   (never needs the token: a probe)
 //! GET  /connectors                  status of every connector, and connector files in error
 //! GET  /connectors/{name}           one connector's status
 //! POST /connectors/{name}/pause     stop publishing (changes stay in the slot)
 //! POST /connectors/{name}/resume    publish again
 //! POST /connectors/{name}/restart   restart from the committed position
 //! GET  /metrics                     Prometheus text format
+//!
+//! Kafka Connect's shapes (see [`connect`]):
+//! GET  /                            version
+//! GET  /connector-plugins           the sources
+//! GET  /connectors/{name}/status    Connect's status (RUNNING, PAUSED, FAILED, ...)
+//! PUT  /connectors/{name}/pause     202, as Connect
+//! PUT  /connectors/{name}/resume    202, as Connect
 //! ```
+
+mod connect;
 
 use std::sync::Arc;
 
@@ -27,6 +37,8 @@ use crate::runtime::Runtime;
 struct Api {
     runtime: Arc<Runtime>,
     token: Option<String>,
+    /// This daemon's name in Connect's `worker_id` (the API address).
+    worker_id: String,
 }
 
 impl Api {
@@ -68,10 +80,7 @@ async fn health() -> Response {
     Json(json!({"status": "ok"})).into_response()
 }
 
-async fn ready(State(api): State<Api>, headers: HeaderMap) -> Response {
-    if !api.authorized(&headers) {
-        return unauthorized();
-    }
+async fn ready(State(api): State<Api>) -> Response {
     let ready = api.runtime.ready();
     let states: serde_json::Map<String, serde_json::Value> = api
         .runtime
@@ -144,6 +153,66 @@ async fn action(
         .into_response()
 }
 
+/// `GET /connectors/{name}/{view}`: Connect's `status`.
+async fn connect_view(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    Path((name, view)): Path<(String, String)>,
+) -> Response {
+    if !api.authorized(&headers) {
+        return unauthorized();
+    }
+    let Some(s) = api.runtime.status(&name) else {
+        return connect::error(StatusCode::NOT_FOUND, format!("Connector {name} not found"));
+    };
+    match view.as_str() {
+        "status" => Json(connect::status(&s, &api.worker_id)).into_response(),
+        other => connect::error(
+            StatusCode::NOT_FOUND,
+            format!("no view \"{other}\" of a connector; status is served"),
+        ),
+    }
+}
+
+/// `PUT /connectors/{name}/pause|resume`: Connect's 202 with no body.
+async fn connect_put(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    Path((name, action)): Path<(String, String)>,
+) -> Response {
+    if !api.authorized(&headers) {
+        return unauthorized();
+    }
+    let done = match action.as_str() {
+        "pause" => api.runtime.set_paused(&name, true),
+        "resume" => api.runtime.set_paused(&name, false),
+        other => {
+            return connect::error(
+                StatusCode::NOT_FOUND,
+                format!("no action \"{other}\" by PUT; use pause or resume"),
+            )
+        }
+    };
+    if !done {
+        return connect::error(StatusCode::NOT_FOUND, format!("Connector {name} not found"));
+    }
+    StatusCode::ACCEPTED.into_response()
+}
+
+async fn root(State(api): State<Api>, headers: HeaderMap) -> Response {
+    if !api.authorized(&headers) {
+        return unauthorized();
+    }
+    connect::root()
+}
+
+async fn plugins(State(api): State<Api>, headers: HeaderMap) -> Response {
+    if !api.authorized(&headers) {
+        return unauthorized();
+    }
+    connect::plugins()
+}
+
 async fn metrics(State(api): State<Api>, headers: HeaderMap) -> Response {
     if !api.authorized(&headers) {
         return unauthorized();
@@ -174,14 +243,20 @@ pub async fn spawn(runtime: Arc<Runtime>, config: ApiConfig) -> Result<(), Strin
     let api = Api {
         runtime,
         token: config.token.as_ref().map(|t| t.expose().to_string()),
+        worker_id: config.listen.clone(),
     };
     let app = Router::new()
+        .route("/", get(root))
+        .route("/connector-plugins", get(plugins))
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
         .route("/connectors", get(connectors))
         .route("/connectors/{name}", get(connector))
-        .route("/connectors/{name}/{action}", post(action))
+        .route(
+            "/connectors/{name}/{action}",
+            post(action).get(connect_view).put(connect_put),
+        )
         .with_state(api);
     let tls = match (&config.tls_cert_file, &config.tls_key_file) {
         (Some(cert), Some(key)) => Some(tls_acceptor(cert, key)?),
