@@ -54,6 +54,10 @@ pub struct ConnectorStatus {
     pub source_position: Option<String>,
     /// The last position committed to the offset store.
     pub committed_offset: Option<String>,
+    /// The same position as structured JSON (the offset store's form).
+    pub committed_position: Option<crate::position::SourcePosition>,
+    /// The position of the last event read, as structured JSON.
+    pub read_position: Option<crate::position::SourcePosition>,
     /// Database commit time to acknowledgement of the last acknowledged event.
     pub lag_ms: Option<i64>,
     /// Snapshot progress while snapshotting.
@@ -86,6 +90,8 @@ impl ConnectorStatus {
             error: None,
             source_position: None,
             committed_offset: None,
+            committed_position: None,
+            read_position: None,
             lag_ms: None,
             snapshot: None,
             events_read: 0,

@@ -77,6 +77,10 @@ async fn api_routes_pause_resume_restart_metrics_and_token() {
             .is_some_and(|p| p.contains("resume_lsn") && p.contains("snapshot=done")),
         "{status}"
     );
+    // The same positions as structured JSON.
+    assert_eq!(status["committed_position"]["kind"], "postgres", "{status}");
+    assert!(status["committed_position"]["resume_lsn"].as_u64().unwrap() > 0);
+    assert_eq!(status["committed_position"]["snapshot"], "done");
 
     // Token: every route but /health refuses without it or with a wrong one.
     assert_eq!(

@@ -134,9 +134,10 @@ pub async fn run_once(
     .with_changed_fields(crate::encode::ChangedFields::from_config(
         &connector.changed_fields,
     ));
-    control
-        .observer
-        .update(|s| s.committed_offset = stored.as_ref().map(|p| p.to_string()));
+    control.observer.update(|s| {
+        s.committed_offset = stored.as_ref().map(|p| p.to_string());
+        s.committed_position = stored.clone();
+    });
     let (items_tx, items_rx) = mpsc::channel(ITEM_CHANNEL_CAPACITY);
     let budget = ByteBudget::new(settings.max_in_flight_bytes);
     let (committed_tx, committed_rx) = watch::channel(stored.clone());
@@ -481,8 +482,10 @@ impl Run {
             .offset_commits
             .with_label_values(&[&*self.observer.connector])
             .inc();
-        self.observer
-            .update(|s| s.committed_offset = Some(pos.to_string()));
+        self.observer.update(|s| {
+            s.committed_offset = Some(pos.to_string());
+            s.committed_position = Some(pos.clone());
+        });
         self.tracker.committed(pos.clone());
         let _ = self.committed_tx.send(Some(pos));
         Ok(())
@@ -652,6 +655,7 @@ impl Counters {
             s.acked_source_ms = self.acked_source_ms.or(s.acked_source_ms);
             if let Some(p) = &self.position {
                 s.source_position = Some(p.to_string());
+                s.read_position = Some(p.clone());
             }
         });
     }
