@@ -206,6 +206,22 @@ async fn api_routes_pause_resume_restart_metrics_and_token() {
         .map(|m| m.value.as_ref().unwrap()["after"]["id"].as_i64().unwrap())
         .collect();
     assert_eq!(ids, (1..=6).collect(), "logs:\n{}", daemon.logs());
+    // events_read counts across the restart (since the daemon started).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, body) = http("GET", &format!("{api}/connectors/{name}"), tok).await;
+        let read = serde_json::from_str::<Value>(&body).unwrap()["events_read"]
+            .as_u64()
+            .unwrap();
+        if read >= 6 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "events_read {read} after the restart"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 
     // Metrics: valid Prometheus text; published records equal what the broker holds.
     let (s, text) = http("GET", &format!("{api}/metrics"), tok).await;

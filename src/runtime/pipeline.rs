@@ -550,6 +550,8 @@ struct TableCounters {
 
 impl Counters {
     fn new(observer: Observer) -> Self {
+        // The counts go on from the last run's (restarts and retries keep them).
+        let before = observer.snapshot();
         let c = &*observer.connector;
         Counters {
             bytes: observer.metrics.bytes_published.with_label_values(&[c]),
@@ -557,12 +559,12 @@ impl Counters {
             observer,
             tables: Default::default(),
             topics: Default::default(),
-            events_read: 0,
-            records_published: 0,
+            events_read: before.events_read,
+            records_published: before.records_published,
             lag_ms: None,
             acked_ts_us: None,
             acked_source_ms: None,
-            read_at_refresh: 0,
+            read_at_refresh: before.events_read,
             last_event_at_ms: None,
             position: None,
             last: None,
