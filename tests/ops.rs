@@ -126,6 +126,21 @@ async fn api_routes_pause_resume_restart_metrics_and_token() {
             "type": "source"
         })
     );
+    let (s, body) = http("GET", &format!("{api}/connectors/{name}/config"), tok).await;
+    assert_eq!(s, 200);
+    let config: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(config["connector.class"], "postgres");
+    assert_eq!(config["name"], name.as_str());
+    assert_eq!(config["postgres.tables"], "public.t");
+    let url = config["postgres.url"].as_str().unwrap();
+    assert!(
+        url.contains(":********@") && !url.contains(":sluice@"),
+        "{url}"
+    );
+    let (_, body) = http("GET", &format!("{api}/connectors/{name}/tasks"), tok).await;
+    let tasks: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(tasks[0]["id"], json!({"connector": name, "task": 0}));
+    assert_eq!(tasks[0]["config"], config);
     let (s, body) = http("GET", &format!("{api}/"), tok).await;
     assert_eq!(s, 200);
     assert_eq!(

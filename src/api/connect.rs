@@ -1,5 +1,5 @@
 //! Kafka Connect's REST shapes for the routes Connect tools call (kcctl, Kafka UI, scripts):
-//! `GET /` (version), `GET /connector-plugins`, `GET /connectors/{name}/status`,
+//! `GET /` (version), `GET /connector-plugins`, `GET /connectors/{name}/status|config|tasks`,
 //! `PUT /connectors/{name}/pause|resume`. One connector is one task (`id` 0).
 
 use axum::http::StatusCode;
@@ -39,6 +39,86 @@ pub fn status(s: &ConnectorStatus, worker_id: &str) -> Value {
     })
 }
 
+/// Keys whose values are secrets (the whole value is masked).
+fn secret_key(key: &str) -> bool {
+    let last = key.rsplit('.').next().unwrap_or(key);
+    last.contains("password") || last.contains("secret") || last == "salt" || last == "token"
+}
+
+/// A URL with its password masked (`postgres://user:********@host/db`).
+fn mask_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    match rest.split_once('@') {
+        Some((userinfo, host)) if userinfo.contains(':') => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:********@{host}")
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// A TOML value as text (strings as they are; others as JSON).
+fn scalar(v: &toml::Value) -> String {
+    match v {
+        toml::Value::String(s) => s.clone(),
+        toml::Value::Integer(i) => i.to_string(),
+        toml::Value::Float(f) => f.to_string(),
+        toml::Value::Boolean(b) => b.to_string(),
+        toml::Value::Datetime(d) => d.to_string(),
+        other => serde_json::to_string(other).unwrap_or_default(),
+    }
+}
+
+fn flatten(prefix: &str, v: &toml::Value, out: &mut serde_json::Map<String, Value>) {
+    match v {
+        toml::Value::Table(t) => {
+            for (k, v) in t {
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                flatten(&key, v, out);
+            }
+        }
+        other => {
+            let text = match other {
+                toml::Value::String(s) => s.clone(),
+                toml::Value::Array(a) => a.iter().map(scalar).collect::<Vec<_>>().join(","),
+                y => scalar(y),
+            };
+            let text = if secret_key(prefix) {
+                "********".to_string()
+            } else if prefix.ends_with("url") {
+                mask_url(&text)
+            } else {
+                text
+            };
+            out.insert(prefix.to_string(), Value::String(text));
+        }
+    }
+}
+
+/// `GET /connectors/{name}/config`: the connector file's keys as Connect's flat string map
+/// (`postgres.tables` = `"public.a,public.b"`), with `connector.class` and `name`; secrets
+/// (passwords, salts, tokens, URL passwords) masked. `None` when the file does not parse.
+pub fn config(text: &str) -> Option<Value> {
+    let doc: toml::Value = toml::from_str(text).ok()?;
+    let mut out = serde_json::Map::new();
+    if let Some(source) = doc.get("source").and_then(toml::Value::as_str) {
+        out.insert("connector.class".into(), json!(source));
+    }
+    flatten("", &doc, &mut out);
+    Some(Value::Object(out))
+}
+
+/// `GET /connectors/{name}/tasks`: the one task and its config.
+pub fn tasks(name: &str, config: Value) -> Value {
+    json!([{"id": {"connector": name, "task": 0}, "config": config}])
+}
+
 /// `GET /`: the version, as Connect's root answers it.
 pub fn root() -> Response {
     Json(json!({
@@ -71,6 +151,36 @@ pub fn error(status: StatusCode, message: impl Into<String>) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn config_is_flat_strings_with_secrets_masked() {
+        let text = r#"name = "inv"
+source = "postgres"
+topic_prefix = "inv"
+tombstones_on_delete = false
+[postgres]
+url = "postgres://cdc:s3cret@db:5432/shop"
+password = "other"
+slot = "s"
+publication = "p"
+tables = ["public.a", "public.b"]
+[columns]
+mask_hash = { "public.a.email" = { algorithm = "SHA-256", salt = "pepper" } }
+"#;
+        let c = config(text).unwrap();
+        assert_eq!(c["connector.class"], "postgres");
+        assert_eq!(c["name"], "inv");
+        assert_eq!(c["tombstones_on_delete"], "false");
+        assert_eq!(c["postgres.url"], "postgres://cdc:********@db:5432/shop");
+        assert_eq!(c["postgres.password"], "********");
+        assert_eq!(c["postgres.tables"], "public.a,public.b");
+        assert_eq!(c["columns.mask_hash.public.a.email.salt"], "********");
+        assert!(!c.to_string().contains("s3cret") && !c.to_string().contains("pepper"));
+        assert_eq!(
+            tasks("inv", c.clone())[0]["id"],
+            json!({"connector": "inv", "task": 0})
+        );
+    }
 
     #[test]
     fn status_in_connect_shape() {

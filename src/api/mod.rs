@@ -15,6 +15,8 @@
 //! GET  /                            version
 //! GET  /connector-plugins           the sources
 //! GET  /connectors/{name}/status    Connect's status (RUNNING, PAUSED, FAILED, ...)
+//! GET  /connectors/{name}/config    the file's keys as Connect's flat map, secrets masked
+//! GET  /connectors/{name}/tasks     the one task with that config
 //! PUT  /connectors/{name}/pause     202, as Connect
 //! PUT  /connectors/{name}/resume    202, as Connect
 //! ```
@@ -165,11 +167,30 @@ async fn connect_view(
     let Some(s) = api.runtime.status(&name) else {
         return connect::error(StatusCode::NOT_FOUND, format!("Connector {name} not found"));
     };
+    let config = || {
+        std::fs::read_to_string(&s.file)
+            .ok()
+            .and_then(|t| connect::config(&t))
+    };
     match view.as_str() {
         "status" => Json(connect::status(&s, &api.worker_id)).into_response(),
+        "config" => match config() {
+            Some(c) => Json(c).into_response(),
+            None => connect::error(
+                StatusCode::CONFLICT,
+                format!("the file of connector {name} cannot be read now"),
+            ),
+        },
+        "tasks" => match config() {
+            Some(c) => Json(connect::tasks(&name, c)).into_response(),
+            None => connect::error(
+                StatusCode::CONFLICT,
+                format!("the file of connector {name} cannot be read now"),
+            ),
+        },
         other => connect::error(
             StatusCode::NOT_FOUND,
-            format!("no view \"{other}\" of a connector; status is served"),
+            format!("no view \"{other}\" of a connector; status, config and tasks are served"),
         ),
     }
 }
