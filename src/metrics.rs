@@ -19,6 +19,8 @@ pub const SNAPSHOT_ROWS_ESTIMATED: &str = "sluice_snapshot_rows_estimated";
 pub const SOURCE_LAG_MS: &str = "sluice_source_lag_milliseconds";
 /// PostgreSQL: `pg_current_wal_lsn() - confirmed_flush_lsn` of the connector's slot.
 pub const SLOT_LAG_BYTES: &str = "sluice_slot_lag_bytes";
+/// MySQL / MariaDB: binlog bytes between the connector's read position and the server's end.
+pub const BINLOG_LAG_BYTES: &str = "sluice_binlog_lag_bytes";
 /// Offset commits.
 pub const OFFSET_COMMITS: &str = "sluice_offset_commits_total";
 /// Records handed to the sink and not yet acknowledged.
@@ -75,6 +77,8 @@ pub struct Metrics {
     pub source_lag_ms: IntGaugeVec,
     /// [`SLOT_LAG_BYTES`]
     pub slot_lag_bytes: IntGaugeVec,
+    /// [`BINLOG_LAG_BYTES`]
+    pub binlog_lag_bytes: IntGaugeVec,
     /// [`OFFSET_COMMITS`]
     pub offset_commits: IntCounterVec,
     /// [`BROKER_QUEUE_DEPTH`]
@@ -243,6 +247,12 @@ impl Metrics {
                 &r,
                 SLOT_LAG_BYTES,
                 "WAL bytes between the server's position and the slot's confirmed position.",
+                c,
+            ),
+            binlog_lag_bytes: gauge(
+                &r,
+                BINLOG_LAG_BYTES,
+                "Binlog bytes between the read position and the server's last binlog end.",
                 c,
             ),
             offset_commits: counter(&r, OFFSET_COMMITS, "Offset store commits.", c),

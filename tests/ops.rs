@@ -633,3 +633,49 @@ async fn an_invalid_file_at_start_is_listed_when_the_api_runs_and_refused_withou
     );
     assert!(plain.stop().success());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mariadb_binlog_lag_and_state_metrics() {
+    let mut db = common::mysql::MyDb::new("mylag").await;
+    db.exec("CREATE TABLE t (id INT PRIMARY KEY); INSERT INTO t VALUES (1)")
+        .await;
+    let name = unique("mylag");
+    let mut daemon = common::mysql::my_daemon(&name, &db, &["t"], "");
+    let port = free_port();
+    daemon.append_daemon_config(&format!("[api]\nlisten = \"127.0.0.1:{port}\"\n"));
+    daemon.start();
+    let api = format!("http://127.0.0.1:{port}");
+    wait_state(&api, None, &name, "streaming", Duration::from_secs(60)).await;
+    db.exec("INSERT INTO t VALUES (2)").await;
+    assert_eq!(
+        count(&format!("{name}.{}.t", db.name), 2).await.len(),
+        2,
+        "logs:\n{}",
+        daemon.logs()
+    );
+    // Sampled every 5 s: caught up, the lag is small (what the server wrote since, if any).
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let lag = loop {
+        let (_, text) = http("GET", &format!("{api}/metrics"), None).await;
+        let samples = parse_metrics(&text);
+        let c = json!({"connector": name});
+        assert_eq!(
+            sample(
+                &samples,
+                "sluice_connector_state",
+                json!({"connector": name, "state": "streaming"})
+            ),
+            Some(1.0)
+        );
+        if let Some(lag) = sample(&samples, "sluice_binlog_lag_bytes", c) {
+            break lag;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no binlog lag sample:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert!((0.0..1_000_000.0).contains(&lag), "{lag}");
+    assert!(daemon.stop().success());
+}

@@ -45,6 +45,16 @@ use crate::event::{
 use crate::position::{LastEvent, MyPosition, SnapshotState, SourcePosition};
 use crate::source::{heartbeat_timer, tick, SourceContext, SourceExit, SourceItem, Stopped};
 
+/// How often the binlog lag is sampled.
+const LAG_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Bytes of the binlogs (name, size, in order) after `pos` of `file`; `None` when the file
+/// is not listed (purged, or not yet known).
+pub(super) fn binlog_lag(logs: &[(String, u64)], file: &str, pos: u64) -> Option<u64> {
+    let at = logs.iter().position(|(name, _)| name == file)?;
+    Some(logs[at].1.saturating_sub(pos) + logs[at + 1..].iter().map(|(_, size)| size).sum::<u64>())
+}
+
 /// The server sends a heartbeat event after this long without events (nanoseconds).
 const SERVER_HEARTBEAT_NS: u64 = 5_000_000_000;
 mod framing;
@@ -170,8 +180,12 @@ impl<'a> Streamer<'a> {
         ctx.observer
             .set_state(crate::status::ConnectorState::Streaming);
         let mut heartbeat = heartbeat_timer(self.connector);
+        let mut lag_tick = tokio::time::interval(LAG_EVERY);
         loop {
-            let result = match self.next_event(ctx, &mut stream, &mut heartbeat).await {
+            let result = match self
+                .next_event(ctx, &mut stream, &mut heartbeat, &mut lag_tick)
+                .await
+            {
                 Ok(Some(event)) => self.handle(ctx, &event).await,
                 Ok(None) => Ok(()),
                 Err(halt) => Err(halt),
@@ -192,6 +206,7 @@ impl<'a> Streamer<'a> {
         ctx: &mut SourceContext,
         stream: &mut mysql_async::BinlogStream,
         heartbeat: &mut Option<tokio::time::Interval>,
+        lag_tick: &mut tokio::time::Interval,
     ) -> Result<Option<mysql_async::binlog::events::Event>, Halt> {
         let ready = if ctx.pending.is_empty() {
             None
@@ -211,6 +226,10 @@ impl<'a> Streamer<'a> {
                         self.heartbeat(ctx).await?;
                         return Ok(None);
                     }
+                    _ = lag_tick.tick() => {
+                        self.sample_lag(ctx).await;
+                        return Ok(None);
+                    }
                     ev = guarded_next(stream) => ev,
                 }
             }
@@ -225,6 +244,26 @@ impl<'a> Streamer<'a> {
             Some(Ok(e)) => Ok(Some(e)),
             Some(Err(e)) => Err(stream_error(e).into()),
             None => Err(MyError::Stream("the server ended the binlog stream".into()).into()),
+        }
+    }
+
+    /// `sluice_binlog_lag_bytes`: what the server's binlogs hold beyond the read position
+    /// (`SHOW BINARY LOGS`; left unchanged when it cannot be read).
+    async fn sample_lag(&mut self, ctx: &SourceContext) {
+        let logs: Result<Vec<mysql_async::Row>, _> = self.catalog.query("SHOW BINARY LOGS").await;
+        let Ok(logs) = logs else {
+            return;
+        };
+        let logs: Vec<(String, u64)> = logs
+            .into_iter()
+            .filter_map(|r| Some((r.get::<String, _>(0)?, r.get::<u64, _>(1)?)))
+            .collect();
+        if let Some(lag) = binlog_lag(&logs, &self.state.file, self.state.last_end) {
+            ctx.observer
+                .metrics
+                .binlog_lag_bytes
+                .with_label_values(&[&*ctx.observer.connector])
+                .set(lag as i64);
         }
     }
 

@@ -177,3 +177,15 @@ fn the_drivers_copies_of_payload_events_are_skipped_once_and_nothing_else() {
     assert!(!echo.is_echo(&header(event_type::GTID, 500), b"gtid"));
     assert!(!echo.is_echo(&header(event_type::QUERY, 0), b"BEGIN"));
 }
+
+#[test]
+fn binlog_lag_counts_the_rest_of_the_file_and_the_later_ones() {
+    let logs = vec![
+        ("b.000001".to_string(), 1000),
+        ("b.000002".to_string(), 500),
+        ("b.000003".to_string(), 200),
+    ];
+    assert_eq!(super::binlog_lag(&logs, "b.000002", 100), Some(600));
+    assert_eq!(super::binlog_lag(&logs, "b.000003", 200), Some(0));
+    assert_eq!(super::binlog_lag(&logs, "b.000000", 4), None);
+}
