@@ -13,7 +13,7 @@ use sluice::event::{
     ChangeEvent, Column, ColumnKind, Op, SnapshotMarker, SourceDetail, SourceMeta, TableId,
     TableSchema, Value,
 };
-use sluice::position::{PgPosition, SnapshotState, SourcePosition};
+use sluice::position::{PgPosition, SourcePosition};
 
 fn table() -> Arc<TableSchema> {
     let col = |name: &str, kind: ColumnKind, nullable| Column {
@@ -66,13 +66,7 @@ fn event(table: &Arc<TableSchema>, i: i64) -> ChangeEvent {
         },
         message: None,
         transaction: None,
-        position: SourcePosition::Postgres(PgPosition {
-            resume_lsn: 0,
-            partial: None,
-            snapshot: SnapshotState::Done,
-            slot: None,
-            last_tx: None,
-        }),
+        position: SourcePosition::Postgres(PgPosition::at(0)),
     }
 }
 

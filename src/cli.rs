@@ -610,13 +610,7 @@ async fn offsets_command(command: OffsetsCommand) -> ExitCode {
         } => {
             let position = match (lsn, file, pos) {
                 (Some(lsn), None, None) => match parse_lsn(&lsn) {
-                    Some(l) => SourcePosition::Postgres(PgPosition {
-                        resume_lsn: l,
-                        partial: None,
-                        snapshot: SnapshotState::Done,
-                        slot: None,
-                        last_tx: None,
-                    }),
+                    Some(l) => SourcePosition::Postgres(PgPosition::at(l)),
                     None => {
                         eprintln!("error: --lsn {lsn:?} is not an LSN; write it as PostgreSQL prints it (16/B374D848)");
                         return ExitCode::from(2);

@@ -135,6 +135,18 @@ pub struct PgPosition {
 }
 
 impl PgPosition {
+    /// A streaming position: resume after `resume_lsn`, no partial transaction, snapshot
+    /// done, no slot recorded.
+    pub fn at(resume_lsn: u64) -> Self {
+        PgPosition {
+            resume_lsn,
+            partial: None,
+            snapshot: SnapshotState::Done,
+            slot: None,
+            last_tx: None,
+        }
+    }
+
     /// Order within one slot: by resume LSN, then by progress in the partial transaction;
     /// a finished snapshot is ahead of an unfinished one at the same LSN.
     fn order_key(&self) -> (u8, u64, u64, u64) {

@@ -130,15 +130,11 @@ async fn six_connectors_on_three_daemons_survive_kill_freeze_and_rolling_restart
         let name = unique(&format!("cpg{i}"));
         files.push((
             format!("{name}.toml"),
-            pg_connector(
-                &name,
-                &name,
-                &pg,
-                &[&format!("public.t{i}").replace(
-                    "[postgres]\n",
-                    "[postgres]\nterminate_stale_walsender = true\n",
-                )],
-                "",
+            // A frozen or killed owner's walsender is ended at once, not after
+            // wal_sender_timeout.
+            pg_connector(&name, &name, &pg, &[&format!("public.t{i}")], "").replace(
+                "[postgres]\n",
+                "[postgres]\nterminate_stale_walsender = true\n",
             ),
         ));
         topics.push((format!("{name}.public.t{i}"), format!("t{i}")));

@@ -166,29 +166,10 @@ async fn mariadb_route_without_key_uniqueness_and_with_a_computed_key_field() {
 
 #[test]
 fn validate_names_a_bad_route() {
-    let d = Daemon::new(
+    let text = validate_bad_file(
+        "[[route]]\nregex = 'bad\\.public\\.(.*)_\\d+'\nreplacement = 'bad.$2'",
         "",
-        &[(
-            "bad.toml",
-            r#"name = "bad"
-source = "postgres"
-topic_prefix = "bad"
-[[route]]
-regex = "bad\\.public\\.(.*)_\\d+"
-replacement = "bad.$2"
-[postgres]
-url = "postgres://x@127.0.0.1/x"
-slot = "s"
-publication = "p"
-tables = ["public.t"]
-"#
-            .to_string(),
-        )],
     );
-    let (status, out, err) = d.run_command(&["validate", "--config", "config/sluice.toml"]);
-    let text = format!("{out}{err}");
-    assert!(!status.success());
-    assert!(text.contains("bad.toml"), "{text}");
     assert!(text.contains("route[0].replacement"), "{text}");
     assert!(
         text.contains("uses group $2, but the regex has 1 group(s)"),

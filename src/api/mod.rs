@@ -56,6 +56,28 @@ impl Api {
     }
 }
 
+/// Refuses a request without the token (every route but `/health` and `/ready`).
+async fn require_token(
+    State(api): State<Api>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if api.authorized(request.headers()) {
+        next.run(request).await
+    } else {
+        unauthorized()
+    }
+}
+
+/// Pauses or resumes a connector: `None` for another action, else whether it exists.
+fn pause_or_resume(runtime: &Runtime, name: &str, action: &str) -> Option<bool> {
+    match action {
+        "pause" => Some(runtime.set_paused(name, true)),
+        "resume" => Some(runtime.set_paused(name, false)),
+        _ => None,
+    }
+}
+
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
@@ -98,10 +120,7 @@ async fn ready(State(api): State<Api>) -> Response {
     (status, Json(json!({"ready": ready, "connectors": states}))).into_response()
 }
 
-async fn connectors(State(api): State<Api>, headers: HeaderMap) -> Response {
-    if !api.authorized(&headers) {
-        return unauthorized();
-    }
+async fn connectors(State(api): State<Api>) -> Response {
     let errors: Vec<serde_json::Value> = api
         .runtime
         .file_errors()
@@ -111,33 +130,18 @@ async fn connectors(State(api): State<Api>, headers: HeaderMap) -> Response {
     Json(json!({"connectors": api.runtime.statuses(), "file_errors": errors})).into_response()
 }
 
-async fn connector(
-    State(api): State<Api>,
-    headers: HeaderMap,
-    Path(name): Path<String>,
-) -> Response {
-    if !api.authorized(&headers) {
-        return unauthorized();
-    }
+async fn connector(State(api): State<Api>, Path(name): Path<String>) -> Response {
     match api.runtime.status(&name) {
         Some(s) => Json(s).into_response(),
         None => no_such(&name),
     }
 }
 
-async fn action(
-    State(api): State<Api>,
-    headers: HeaderMap,
-    Path((name, action)): Path<(String, String)>,
-) -> Response {
-    if !api.authorized(&headers) {
-        return unauthorized();
-    }
-    let done = match action.as_str() {
-        "pause" => api.runtime.set_paused(&name, true),
-        "resume" => api.runtime.set_paused(&name, false),
-        "restart" => api.runtime.restart(&name),
-        other => {
+async fn action(State(api): State<Api>, Path((name, action)): Path<(String, String)>) -> Response {
+    let done = match (pause_or_resume(&api.runtime, &name, &action), action.as_str()) {
+        (Some(done), _) => done,
+        (None, "restart") => api.runtime.restart(&name),
+        (None, other) => {
             return (
                 StatusCode::NOT_FOUND,
                 Json(json!({"error": format!("unknown action \"{other}\"; use pause, resume or restart")})),
@@ -158,12 +162,8 @@ async fn action(
 /// `GET /connectors/{name}/{view}`: Connect's `status`.
 async fn connect_view(
     State(api): State<Api>,
-    headers: HeaderMap,
     Path((name, view)): Path<(String, String)>,
 ) -> Response {
-    if !api.authorized(&headers) {
-        return unauthorized();
-    }
     let Some(s) = api.runtime.status(&name) else {
         return connect::error(StatusCode::NOT_FOUND, format!("Connector {name} not found"));
     };
@@ -198,19 +198,14 @@ async fn connect_view(
 /// `PUT /connectors/{name}/pause|resume`: Connect's 202 with no body.
 async fn connect_put(
     State(api): State<Api>,
-    headers: HeaderMap,
     Path((name, action)): Path<(String, String)>,
 ) -> Response {
-    if !api.authorized(&headers) {
-        return unauthorized();
-    }
-    let done = match action.as_str() {
-        "pause" => api.runtime.set_paused(&name, true),
-        "resume" => api.runtime.set_paused(&name, false),
-        other => {
+    let done = match pause_or_resume(&api.runtime, &name, &action) {
+        Some(done) => done,
+        None => {
             return connect::error(
                 StatusCode::NOT_FOUND,
-                format!("no action \"{other}\" by PUT; use pause or resume"),
+                format!("no action \"{action}\" by PUT; use pause or resume"),
             )
         }
     };
@@ -220,24 +215,15 @@ async fn connect_put(
     StatusCode::ACCEPTED.into_response()
 }
 
-async fn root(State(api): State<Api>, headers: HeaderMap) -> Response {
-    if !api.authorized(&headers) {
-        return unauthorized();
-    }
+async fn root() -> Response {
     connect::root()
 }
 
-async fn plugins(State(api): State<Api>, headers: HeaderMap) -> Response {
-    if !api.authorized(&headers) {
-        return unauthorized();
-    }
+async fn plugins() -> Response {
     connect::plugins()
 }
 
-async fn metrics(State(api): State<Api>, headers: HeaderMap) -> Response {
-    if !api.authorized(&headers) {
-        return unauthorized();
-    }
+async fn metrics(State(api): State<Api>) -> Response {
     (
         [(
             header::CONTENT_TYPE,
@@ -269,8 +255,6 @@ pub async fn spawn(runtime: Arc<Runtime>, config: ApiConfig) -> Result<(), Strin
     let app = Router::new()
         .route("/", get(root))
         .route("/connector-plugins", get(plugins))
-        .route("/health", get(health))
-        .route("/ready", get(ready))
         .route("/metrics", get(metrics))
         .route("/connectors", get(connectors))
         .route("/connectors/{name}", get(connector))
@@ -278,6 +262,13 @@ pub async fn spawn(runtime: Arc<Runtime>, config: ApiConfig) -> Result<(), Strin
             "/connectors/{name}/{action}",
             post(action).get(connect_view).put(connect_put),
         )
+        .route_layer(axum::middleware::from_fn_with_state(
+            api.clone(),
+            require_token,
+        ))
+        // Probes need no token.
+        .route("/health", get(health))
+        .route("/ready", get(ready))
         .with_state(api);
     let tls = match (&config.tls_cert_file, &config.tls_key_file) {
         (Some(cert), Some(key)) => Some(tls_acceptor(cert, key)?),

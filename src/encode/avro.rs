@@ -632,7 +632,7 @@ mod tests {
     #[test]
     fn envelope_round_trips() {
         use crate::event::{SnapshotMarker, SourceMeta};
-        use crate::position::{PgPosition, SnapshotState, SourcePosition};
+        use crate::position::{PgPosition, SourcePosition};
         let t = Arc::new(table());
         let names = TableNames::new("inv", &t.id);
         let env = envelope_schema(&t, &names, "postgresql");
@@ -678,13 +678,7 @@ mod tests {
             },
             message: None,
             transaction: None,
-            position: SourcePosition::Postgres(PgPosition {
-                resume_lsn: 0,
-                partial: None,
-                snapshot: SnapshotState::Done,
-                slot: None,
-                last_tx: None,
-            }),
+            position: SourcePosition::Postgres(PgPosition::at(0)),
         };
         let bytes = enc
             .envelope("inv", &event, &t, Op::Create, None, Some(&row), 5)

@@ -277,7 +277,7 @@ mod tests {
     use crate::event::{
         Column, ColumnKind, MysqlDetail, MysqlFlavor, SnapshotMarker, SourceMeta, TableId,
     };
-    use crate::position::{PgPosition, SnapshotState, SourcePosition};
+    use crate::position::{PgPosition, SourcePosition};
 
     fn event(detail: SourceDetail) -> (ChangeEvent, TableSchema) {
         let table = TableSchema {
@@ -307,13 +307,7 @@ mod tests {
             },
             message: None,
             transaction: None,
-            position: SourcePosition::Postgres(PgPosition {
-                resume_lsn: 0,
-                partial: None,
-                snapshot: SnapshotState::Done,
-                slot: None,
-                last_tx: None,
-            }),
+            position: SourcePosition::Postgres(PgPosition::at(0)),
         };
         (event, table)
     }

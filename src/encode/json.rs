@@ -804,7 +804,7 @@ mod tests {
     use super::*;
     use crate::encode::Encoder;
     use crate::event::{Column, SnapshotMarker, SourceMeta};
-    use crate::position::{PgPosition, SnapshotState, SourcePosition};
+    use crate::position::{PgPosition, SourcePosition};
 
     fn table() -> Arc<TableSchema> {
         Arc::new(TableSchema {
@@ -862,13 +862,7 @@ mod tests {
             },
             message: None,
             transaction: None,
-            position: SourcePosition::Postgres(PgPosition {
-                resume_lsn: 0,
-                partial: None,
-                snapshot: SnapshotState::Done,
-                slot: None,
-                last_tx: None,
-            }),
+            position: SourcePosition::Postgres(PgPosition::at(0)),
         }
     }
 

@@ -5,13 +5,7 @@ use super::{OffsetError, OffsetStore};
 use crate::position::{MyPosition, PgPosition, SnapshotState, SourcePosition};
 
 pub fn pos(lsn: u64) -> SourcePosition {
-    SourcePosition::Postgres(PgPosition {
-        resume_lsn: lsn,
-        partial: None,
-        snapshot: SnapshotState::Done,
-        slot: None,
-        last_tx: None,
-    })
+    SourcePosition::Postgres(PgPosition::at(lsn))
 }
 
 pub fn snapshot_pos(lsn: u64) -> SourcePosition {

@@ -188,13 +188,7 @@ mod tests {
     use rand::{Rng, SeedableRng};
 
     fn pg(lsn: u64) -> SourcePosition {
-        SourcePosition::Postgres(PgPosition {
-            resume_lsn: lsn,
-            partial: None,
-            snapshot: SnapshotState::Done,
-            slot: None,
-            last_tx: None,
-        })
+        SourcePosition::Postgres(PgPosition::at(lsn))
     }
 
     fn pg_partial(resume: u64, commit: u64, done: u64) -> SourcePosition {

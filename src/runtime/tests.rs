@@ -14,7 +14,7 @@ use crate::event::{ChangeEvent, Column, ColumnKind, Op, SnapshotMarker, SourceDe
 use crate::event::{TableId, TableSchema, Value};
 use crate::failure::Severity;
 use crate::offsets::MemoryOffsetStore;
-use crate::position::{PgPosition, SnapshotState, SourcePosition};
+use crate::position::{PgPosition, SourcePosition};
 use crate::sink::testing::{Fault, FaultyBroker};
 use crate::source::{SourceContext, SourceError, SourceFuture, SourceItem};
 
@@ -38,13 +38,7 @@ struct ScriptedSource {
 }
 
 fn pos(n: u64) -> SourcePosition {
-    SourcePosition::Postgres(PgPosition {
-        resume_lsn: n,
-        partial: None,
-        snapshot: SnapshotState::Done,
-        slot: None,
-        last_tx: None,
-    })
+    SourcePosition::Postgres(PgPosition::at(n))
 }
 
 fn event(table: &Arc<TableSchema>, n: u64, text: usize) -> SourceItem {

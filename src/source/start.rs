@@ -128,15 +128,9 @@ mod tests {
     #[test]
     fn a_position_of_another_source_kind_is_refused() {
         use crate::offsets::MemoryOffsetStore;
-        use crate::position::{PgPosition, SnapshotState};
+        use crate::position::PgPosition;
         let store = MemoryOffsetStore::new();
-        let pg = SourcePosition::Postgres(PgPosition {
-            resume_lsn: 1,
-            partial: None,
-            snapshot: SnapshotState::Done,
-            slot: None,
-            last_tx: None,
-        });
+        let pg = SourcePosition::Postgres(PgPosition::at(1));
         store.commit("c", &pg).unwrap();
         #[derive(Debug)]
         enum E {

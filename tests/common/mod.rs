@@ -718,3 +718,18 @@ pub fn server_dir(prefix: &str) -> PathBuf {
     std::fs::create_dir_all(Path::new(&state)).unwrap();
     dir
 }
+
+/// Runs `sluice validate` on a daemon whose only connector is `bad.toml` (a PostgreSQL
+/// connector on an unreachable server, plus `extra` before and `tail` after its
+/// `[postgres]` table); asserts it fails naming the file, and returns what it printed.
+pub fn validate_bad_file(extra: &str, tail: &str) -> String {
+    let text = format!(
+        "name = \"bad\"\nsource = \"postgres\"\ntopic_prefix = \"bad\"\n{extra}\n[postgres]\nurl = \"postgres://x@127.0.0.1:1/x\"\nslot = \"s\"\npublication = \"p\"\ntables = [\"public.t\"]\n{tail}\n"
+    );
+    let d = Daemon::new("", &[("bad.toml", text)]);
+    let (status, out, err) = d.run_command(&["validate", "--config", "config/sluice.toml"]);
+    let printed = format!("{out}{err}");
+    assert!(!status.success(), "{printed}");
+    assert!(printed.contains("bad.toml"), "{printed}");
+    printed
+}

@@ -810,13 +810,7 @@ impl<'a> Streamer<'a> {
             message: None,
             transaction: None,
             // Set by the caller, which knows the resume LSN.
-            position: SourcePosition::Postgres(PgPosition {
-                resume_lsn: 0,
-                partial: None,
-                snapshot: SnapshotState::Done,
-                slot: None,
-                last_tx: None,
-            }),
+            position: SourcePosition::Postgres(PgPosition::at(0)),
         }
     }
 }
