@@ -45,7 +45,7 @@ fn node(group: &str, offsets_topic: &str, instance: &str, files: &[(&str, String
 
 /// connector → state, as one daemon reports them (empty when it does not answer).
 async fn states(api: &str) -> BTreeMap<String, (String, Option<String>)> {
-    let (status, body) = http("GET", &format!("{api}/connectors"), None).await;
+    let (status, body) = http("GET", &format!("{api}/sluice/connectors"), None).await;
     if status != 200 {
         return BTreeMap::new();
     }

@@ -69,7 +69,7 @@ async fn api_routes_pause_resume_restart_metrics_and_token() {
     assert_eq!(status["name"], name.as_str());
     assert_eq!(status["file"], "connectors/c.toml");
     tokio::time::sleep(Duration::from_millis(600)).await;
-    let (_, body) = http("GET", &format!("{api}/connectors/{name}"), tok).await;
+    let (_, body) = http("GET", &format!("{api}/sluice/connectors/{name}"), tok).await;
     let status: Value = serde_json::from_str(&body).unwrap();
     assert!(
         status["committed_offset"]
@@ -92,6 +92,7 @@ async fn api_routes_pause_resume_restart_metrics_and_token() {
     assert_eq!(s, 200, "{body}");
     for route in [
         "/connectors",
+        "/sluice/connectors",
         "/metrics",
         "/",
         "/connector-plugins",
@@ -176,13 +177,13 @@ async fn api_routes_pause_resume_restart_metrics_and_token() {
     let ready: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(ready["ready"], true);
     assert_eq!(ready["connectors"][&name], "streaming");
-    let (s, body) = http("GET", &format!("{api}/connectors"), tok).await;
+    let (s, body) = http("GET", &format!("{api}/sluice/connectors"), tok).await;
     assert_eq!(s, 200);
     let all: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(all["connectors"][0]["name"], name.as_str());
     assert_eq!(all["file_errors"], json!([]));
     assert_eq!(
-        http("GET", &format!("{api}/connectors/nosuch"), tok)
+        http("GET", &format!("{api}/sluice/connectors/nosuch"), tok)
             .await
             .0,
         404
@@ -210,8 +211,9 @@ async fn api_routes_pause_resume_restart_metrics_and_token() {
     wait_state(&api, tok, &name, "streaming", Duration::from_secs(10)).await;
 
     // Restart: from the committed position, nothing lost.
+    // Connect's plain restart: 204.
     let (s, _) = http("POST", &format!("{api}/connectors/{name}/restart"), tok).await;
-    assert_eq!(s, 202);
+    assert_eq!(s, 204);
     tokio::time::sleep(Duration::from_millis(500)).await;
     wait_state(&api, tok, &name, "streaming", Duration::from_secs(30)).await;
     db.exec("INSERT INTO t VALUES (6, 'f')").await;
@@ -224,7 +226,7 @@ async fn api_routes_pause_resume_restart_metrics_and_token() {
     // events_read counts across the restart (since the daemon started).
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let (_, body) = http("GET", &format!("{api}/connectors/{name}"), tok).await;
+        let (_, body) = http("GET", &format!("{api}/sluice/connectors/{name}"), tok).await;
         let read = serde_json::from_str::<Value>(&body).unwrap()["events_read"]
             .as_u64()
             .unwrap();
@@ -469,7 +471,7 @@ async fn live_connectors_folder() {
     .unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     let errors = loop {
-        let (_, body) = http("GET", &format!("{api}/connectors"), tok).await;
+        let (_, body) = http("GET", &format!("{api}/sluice/connectors"), tok).await;
         let v: Value = serde_json::from_str(&body).unwrap();
         if v["file_errors"].as_array().is_some_and(|e| !e.is_empty()) {
             break v["file_errors"].clone();
@@ -569,7 +571,7 @@ async fn failed_connector_shows_its_error_and_restarts_when_fixed() {
         http("POST", &format!("{api}/connectors/{name}/restart"), tok)
             .await
             .0,
-        202
+        204
     );
     wait_state(&api, tok, &name, "streaming", Duration::from_secs(60)).await;
     let msgs = count(&format!("{name}.public.later"), 1).await;
@@ -612,7 +614,7 @@ async fn an_invalid_file_at_start_is_listed_when_the_api_runs_and_refused_withou
     // (The folder is rescanned every second.)
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     let (body, errors) = loop {
-        let (_, body) = http("GET", &format!("{api}/connectors"), None).await;
+        let (_, body) = http("GET", &format!("{api}/sluice/connectors"), None).await;
         let v: Value = serde_json::from_str(&body).unwrap();
         let errors = v["file_errors"].as_array().unwrap().clone();
         if !errors.is_empty() || std::time::Instant::now() > deadline {

@@ -53,7 +53,7 @@ fn mask_url(url: &str) -> String {
     match rest.split_once('@') {
         Some((userinfo, host)) if userinfo.contains(':') => {
             let user = userinfo.split(':').next().unwrap_or_default();
-            format!("{scheme}://{user}:********@{host}")
+            format!("{scheme}://{user}:{MASK}@{host}")
         }
         _ => url.to_string(),
     }
@@ -71,26 +71,54 @@ fn scalar(v: &toml::Value) -> String {
     }
 }
 
-fn flatten(prefix: &str, v: &toml::Value, out: &mut serde_json::Map<String, Value>) {
+/// One segment of a dotted key: bare when TOML allows, else quoted (`"public.a"`), so the
+/// flat key is a TOML dotted key and the map can be written back as a file.
+fn segment(k: &str) -> String {
+    let bare = !k.is_empty()
+        && k.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if bare {
+        k.to_string()
+    } else {
+        serde_json::to_string(k).unwrap_or_default()
+    }
+}
+
+/// A TOML array as one string: comma-separated when its items are plain strings without
+/// commas (Connect's list style), else JSON.
+fn array_text(a: &[toml::Value]) -> String {
+    let plain = a.iter().all(|v| {
+        v.as_str()
+            .is_some_and(|s| !s.contains(',') && !s.is_empty())
+    });
+    if plain {
+        a.iter().map(scalar).collect::<Vec<_>>().join(",")
+    } else {
+        serde_json::to_string(a).unwrap_or_default()
+    }
+}
+
+fn flatten(prefix: &str, v: &toml::Value, mask: bool, out: &mut serde_json::Map<String, Value>) {
     match v {
         toml::Value::Table(t) => {
             for (k, v) in t {
                 let key = if prefix.is_empty() {
-                    k.clone()
+                    segment(k)
                 } else {
-                    format!("{prefix}.{k}")
+                    format!("{prefix}.{}", segment(k))
                 };
-                flatten(&key, v, out);
+                flatten(&key, v, mask, out);
             }
         }
         other => {
             let text = match other {
-                toml::Value::String(s) => s.clone(),
-                toml::Value::Array(a) => a.iter().map(scalar).collect::<Vec<_>>().join(","),
+                toml::Value::Array(a) => array_text(a),
                 y => scalar(y),
             };
-            let text = if secret_key(prefix) {
-                "********".to_string()
+            let text = if !mask {
+                text
+            } else if secret_key(prefix.trim_end_matches('"')) {
+                MASK.to_string()
             } else if prefix.ends_with("url") {
                 mask_url(&text)
             } else {
@@ -101,17 +129,36 @@ fn flatten(prefix: &str, v: &toml::Value, out: &mut serde_json::Map<String, Valu
     }
 }
 
+/// What a secret's value is shown as.
+pub const MASK: &str = "********";
+
 /// `GET /connectors/{name}/config`: the connector file's keys as Connect's flat string map
-/// (`postgres.tables` = `"public.a,public.b"`), with `connector.class` and `name`; secrets
+/// (`postgres.tables` = `"public.a,public.b"`; keys with dots quoted as in TOML,
+/// `columns.mask_hash."public.a.email".salt`), with `connector.class` and `name`; secrets
 /// (passwords, salts, tokens, URL passwords) masked. `None` when the file does not parse.
 pub fn config(text: &str) -> Option<Value> {
+    flat(text, true)
+}
+
+/// The flat map of a connector file; `mask`: secrets masked.
+pub fn flat(text: &str, mask: bool) -> Option<Value> {
     let doc: toml::Value = toml::from_str(text).ok()?;
     let mut out = serde_json::Map::new();
     if let Some(source) = doc.get("source").and_then(toml::Value::as_str) {
         out.insert("connector.class".into(), json!(source));
     }
-    flatten("", &doc, &mut out);
+    flatten("", &doc, mask, &mut out);
     Some(Value::Object(out))
+}
+
+/// `GET /connectors/{name}` and `?expand=info`: `{name, config, tasks, type}`.
+pub fn info(name: &str, config: Value) -> Value {
+    json!({
+        "name": name,
+        "config": config,
+        "tasks": [{"connector": name, "task": 0}],
+        "type": "source",
+    })
 }
 
 /// `GET /connectors/{name}/tasks`: the one task and its config.
@@ -174,7 +221,7 @@ mask_hash = { "public.a.email" = { algorithm = "SHA-256", salt = "pepper" } }
         assert_eq!(c["postgres.url"], "postgres://cdc:********@db:5432/shop");
         assert_eq!(c["postgres.password"], "********");
         assert_eq!(c["postgres.tables"], "public.a,public.b");
-        assert_eq!(c["columns.mask_hash.public.a.email.salt"], "********");
+        assert_eq!(c[r#"columns.mask_hash."public.a.email".salt"#], "********");
         assert!(!c.to_string().contains("s3cret") && !c.to_string().contains("pepper"));
         assert_eq!(
             tasks("inv", c.clone())[0]["id"],

@@ -1,27 +1,36 @@
-//! The admin HTTP API: health, readiness, connector status and control, Prometheus metrics.
+//! The admin HTTP API: health, readiness, connector status and control, Prometheus metrics,
+//! and Kafka Connect's REST API for the tools that speak it.
 //!
 //! ```text
 //! GET  /health                      process alive (never needs the token)
 //! GET  /ready                       every connector snapshotting or streaming, none failed
 //!                                   (never needs the token: a probe)
-//! GET  /connectors                  status of every connector, and connector files in error
-//! GET  /connectors/{name}           one connector's status
+//! GET  /sluice/connectors           Sluice's status of every connector, and files in error
+//! GET  /sluice/connectors/{name}    one connector's Sluice status
 //! POST /connectors/{name}/pause     stop publishing (changes stay in the slot)
 //! POST /connectors/{name}/resume    publish again
-//! POST /connectors/{name}/restart   restart from the committed position
 //! GET  /metrics                     Prometheus text format
 //!
-//! Kafka Connect's shapes (see [`connect`]):
+//! Kafka Connect's routes and shapes (see [`connect`] and [`connect_routes`]):
 //! GET  /                            version
 //! GET  /connector-plugins           the sources
-//! GET  /connectors/{name}/status    Connect's status (RUNNING, PAUSED, FAILED, ...)
+//! GET  /connectors[?expand=status|info]           names, or name → {status} / {info}
+//! POST /connectors                  create a connector file (allow_config_writes)
+//! GET  /connectors/{name}           {name, config, tasks, type}
+//! DELETE /connectors/{name}         remove its file (allow_config_writes)
+//! GET  /connectors/{name}/status    Connect's status (RUNNING, PAUSED, FAILED, STOPPED, ...)
 //! GET  /connectors/{name}/config    the file's keys as Connect's flat map, secrets masked
+//! PUT  /connectors/{name}/config    write the file (allow_config_writes)
 //! GET  /connectors/{name}/tasks     the one task with that config
-//! PUT  /connectors/{name}/pause     202, as Connect
-//! PUT  /connectors/{name}/resume    202, as Connect
+//! PUT  /connectors/{name}/pause|resume|stop
+//! POST /connectors/{name}/restart[?includeTasks&onlyFailed]
+//! GET|PATCH|DELETE /connectors/{name}/offsets    KIP-875 (altered only while stopped)
+//! GET  /connectors/{name}/tasks/0/status, POST .../tasks/0/restart
 //! ```
 
 mod connect;
+mod connect_routes;
+mod writes;
 
 use std::sync::Arc;
 
@@ -41,6 +50,8 @@ struct Api {
     token: Option<String>,
     /// This daemon's name in Connect's `worker_id` (the API address).
     worker_id: String,
+    /// `[api] allow_config_writes`.
+    allow_config_writes: bool,
 }
 
 impl Api {
@@ -69,15 +80,6 @@ async fn require_token(
     }
 }
 
-/// Pauses or resumes a connector: `None` for another action, else whether it exists.
-fn pause_or_resume(runtime: &Runtime, name: &str, action: &str) -> Option<bool> {
-    match action {
-        "pause" => Some(runtime.set_paused(name, true)),
-        "resume" => Some(runtime.set_paused(name, false)),
-        _ => None,
-    }
-}
-
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
@@ -94,7 +96,7 @@ fn no_such(name: &str) -> Response {
     (
         StatusCode::NOT_FOUND,
         Json(
-            json!({"error": format!("no connector named \"{name}\"; GET /connectors lists them")}),
+            json!({"error": format!("no connector named \"{name}\"; GET /sluice/connectors lists them")}),
         ),
     )
         .into_response()
@@ -137,11 +139,19 @@ async fn connector(State(api): State<Api>, Path(name): Path<String>) -> Response
     }
 }
 
-async fn action(State(api): State<Api>, Path((name, action)): Path<(String, String)>) -> Response {
-    let done = match (pause_or_resume(&api.runtime, &name, &action), action.as_str()) {
-        (Some(done), _) => done,
-        (None, "restart") => api.runtime.restart(&name),
-        (None, other) => {
+/// `POST /connectors/{name}/pause|resume` (Sluice's: 202 with a body; Connect's are PUT)
+/// and `restart` (Connect's).
+async fn action(
+    state: State<Api>,
+    Path((name, action)): Path<(String, String)>,
+    query: axum::extract::RawQuery,
+) -> Response {
+    let api = &state.0;
+    let done = match action.as_str() {
+        "pause" => api.runtime.set_paused(&name, true),
+        "resume" => api.runtime.resume(&name),
+        "restart" => return connect_routes::restart(state, Path(name), query).await,
+        other => {
             return (
                 StatusCode::NOT_FOUND,
                 Json(json!({"error": format!("unknown action \"{other}\"; use pause, resume or restart")})),
@@ -159,60 +169,17 @@ async fn action(State(api): State<Api>, Path((name, action)): Path<(String, Stri
         .into_response()
 }
 
-/// `GET /connectors/{name}/{view}`: Connect's `status`.
-async fn connect_view(
-    State(api): State<Api>,
-    Path((name, view)): Path<(String, String)>,
+/// `PUT /connectors/{name}/config` writes the file; the other PUTs are actions.
+async fn put_any(
+    state: State<Api>,
+    path: Path<(String, String)>,
+    body: Option<Json<serde_json::Value>>,
 ) -> Response {
-    let Some(s) = api.runtime.status(&name) else {
-        return connect::error(StatusCode::NOT_FOUND, format!("Connector {name} not found"));
-    };
-    let config = || {
-        std::fs::read_to_string(&s.file)
-            .ok()
-            .and_then(|t| connect::config(&t))
-    };
-    match view.as_str() {
-        "status" => Json(connect::status(&s, &api.worker_id)).into_response(),
-        "config" => match config() {
-            Some(c) => Json(c).into_response(),
-            None => connect::error(
-                StatusCode::CONFLICT,
-                format!("the file of connector {name} cannot be read now"),
-            ),
-        },
-        "tasks" => match config() {
-            Some(c) => Json(connect::tasks(&name, c)).into_response(),
-            None => connect::error(
-                StatusCode::CONFLICT,
-                format!("the file of connector {name} cannot be read now"),
-            ),
-        },
-        other => connect::error(
-            StatusCode::NOT_FOUND,
-            format!("no view \"{other}\" of a connector; status, config and tasks are served"),
-        ),
+    if path.0 .1 == "config" {
+        connect_routes::put_config(state, path, body).await
+    } else {
+        connect_routes::put_action(state, path).await
     }
-}
-
-/// `PUT /connectors/{name}/pause|resume`: Connect's 202 with no body.
-async fn connect_put(
-    State(api): State<Api>,
-    Path((name, action)): Path<(String, String)>,
-) -> Response {
-    let done = match pause_or_resume(&api.runtime, &name, &action) {
-        Some(done) => done,
-        None => {
-            return connect::error(
-                StatusCode::NOT_FOUND,
-                format!("no action \"{action}\" by PUT; use pause or resume"),
-            )
-        }
-    };
-    if !done {
-        return connect::error(StatusCode::NOT_FOUND, format!("Connector {name} not found"));
-    }
-    StatusCode::ACCEPTED.into_response()
 }
 
 async fn root() -> Response {
@@ -251,16 +218,37 @@ pub async fn spawn(runtime: Arc<Runtime>, config: ApiConfig) -> Result<(), Strin
         runtime,
         token: config.token.as_ref().map(|t| t.expose().to_string()),
         worker_id: config.listen.clone(),
+        allow_config_writes: config.allow_config_writes,
     };
     let app = Router::new()
         .route("/", get(root))
         .route("/connector-plugins", get(plugins))
         .route("/metrics", get(metrics))
-        .route("/connectors", get(connectors))
-        .route("/connectors/{name}", get(connector))
+        .route("/sluice/connectors", get(connectors))
+        .route("/sluice/connectors/{name}", get(connector))
+        .route(
+            "/connectors",
+            get(connect_routes::list).post(connect_routes::create),
+        )
+        .route(
+            "/connectors/{name}",
+            get(connect_routes::info).delete(connect_routes::delete),
+        )
         .route(
             "/connectors/{name}/{action}",
-            post(action).get(connect_view).put(connect_put),
+            post(action)
+                .get(connect_routes::view)
+                .put(put_any)
+                .patch(connect_routes::alter_offsets)
+                .delete(connect_routes::reset_offsets),
+        )
+        .route(
+            "/connectors/{name}/tasks/{task}/status",
+            get(connect_routes::task_status),
+        )
+        .route(
+            "/connectors/{name}/tasks/{task}/restart",
+            post(connect_routes::task_restart),
         )
         .route_layer(axum::middleware::from_fn_with_state(
             api.clone(),

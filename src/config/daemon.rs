@@ -99,6 +99,11 @@ pub struct ApiConfig {
     /// PEM private key of `tls_cert_file`.
     #[serde(default)]
     pub tls_key_file: Option<PathBuf>,
+    /// Let Kafka Connect's config routes (`PUT /connectors/{name}/config`, `POST
+    /// /connectors`, `DELETE /connectors/{name}`) write and remove connector files; off, they
+    /// answer 405 and the files stay the only way to change connectors.
+    #[serde(default)]
+    pub allow_config_writes: bool,
 }
 
 fn default_flush_interval() -> u64 {

@@ -68,8 +68,15 @@ pub enum RunError {
 /// An operator's command to a connector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Command {
+    /// Run again from the committed position (also revives a failed or stopped connector).
     Restart,
+    /// End the connector's task (file removed, daemon shutdown).
     Stop,
+    /// Kafka Connect's stop: no pipeline runs, the connector stays listed as `stopped` and
+    /// its offsets may be altered, until resumed or restarted.
+    Halt,
+    /// Run a halted connector again.
+    Start,
 }
 
 struct Handle {
@@ -153,7 +160,8 @@ impl Runtime {
             .collect()
     }
 
-    /// Every connector snapshotting or streaming (or done), none failed.
+    /// Every connector snapshotting or streaming (or done, or stopped by an operator), none
+    /// failed.
     pub fn ready(&self) -> bool {
         self.statuses().iter().all(|s| {
             matches!(
@@ -162,6 +170,7 @@ impl Runtime {
                     | ConnectorState::Streaming
                     | ConnectorState::Paused
                     | ConnectorState::Finished
+                    | ConnectorState::Stopped
                     | ConnectorState::Unassigned
             )
         })
@@ -182,11 +191,44 @@ impl Runtime {
 
     /// Restarts a connector from its committed position; `false` when there is none.
     pub fn restart(&self, name: &str) -> bool {
+        self.command(name, Command::Restart)
+    }
+
+    /// Kafka Connect's stop: the connector's pipeline ends and it stays `stopped` (its
+    /// offsets may then be altered) until resumed or restarted; `false` when there is none.
+    pub fn halt(&self, name: &str) -> bool {
+        self.command(name, Command::Halt)
+    }
+
+    /// Resumes a paused connector, and starts a stopped one; `false` when there is none.
+    pub fn resume(&self, name: &str) -> bool {
+        self.set_paused(name, false) && self.command(name, Command::Start)
+    }
+
+    fn command(&self, name: &str, command: Command) -> bool {
         let map = self.connectors.lock().unwrap_or_else(|e| e.into_inner());
         match map.get(name) {
-            Some(h) => h.commands.try_send(Command::Restart).is_ok(),
+            Some(h) => h.commands.try_send(command).is_ok(),
             None => false,
         }
+    }
+
+    /// The offset store and the connector's topic prefix (Connect's offset partition
+    /// `server`), for a connector this daemon runs.
+    pub fn offsets_of(&self, name: &str) -> Option<(Arc<dyn OffsetStore>, String)> {
+        let map = self.connectors.lock().unwrap_or_else(|e| e.into_inner());
+        let h = map.get(name)?;
+        Some((self.wiring.offsets(), h.config.topic_prefix.clone()))
+    }
+
+    /// The connectors folder (where the API writes connector files).
+    pub fn connectors_dir(&self) -> &Path {
+        &self.daemon.connectors_dir
+    }
+
+    /// The file of a connector known to this daemon (running, unassigned or in error).
+    pub fn file_of(&self, name: &str) -> Option<PathBuf> {
+        self.status(name).map(|s| PathBuf::from(s.file))
     }
 
     /// The Prometheus text exposition.
@@ -207,7 +249,8 @@ impl Runtime {
         self.metrics.render()
     }
 
-    fn start(&self, config: ConnectorConfig, text: String) {
+    /// Starts a connector's task; `halted`: it waits, stopped, to be resumed.
+    fn start(&self, config: ConnectorConfig, text: String, halted: bool) {
         self.metrics.init_connector(&config.name);
         let config = Arc::new(config);
         let status = Arc::new(Mutex::new(ConnectorStatus::new(
@@ -231,6 +274,7 @@ impl Runtime {
             paused_rx,
             cmd_rx,
             self.daemon.api.is_some(),
+            halted,
         );
         let ended = self.ended.clone();
         let panic_observer = observer.clone();
@@ -413,13 +457,18 @@ impl Runtime {
                             unassigned.remove(&config.name);
                         }
                     }
+                    // A connector stopped by an operator stays stopped with its new file.
+                    let mut halted = false;
                     if let Some((old_name, _)) = current {
+                        halted = self
+                            .status(&old_name)
+                            .is_some_and(|s| s.state == ConnectorState::Stopped);
                         tracing::info!(connector = %old_name, file = %file.display(), "connector file changed: restarting the connector");
                         self.stop(&old_name).await;
                     } else {
                         tracing::info!(connector = %config.name, file = %file.display(), "new connector file: starting the connector");
                     }
-                    self.start(config, text);
+                    self.start(config, text, halted);
                 }
             }
         }
@@ -597,7 +646,7 @@ pub async fn run(runtime: Arc<Runtime>, connectors: Vec<ConnectorConfig>) -> Res
     } else {
         for c in connectors {
             let text = std::fs::read_to_string(&c.file).unwrap_or_default();
-            runtime.start(c, text);
+            runtime.start(c, text, false);
         }
     }
     let mut hangup = hangup_signal();
@@ -666,8 +715,34 @@ fn hangup_signal() -> mpsc::Receiver<()> {
     rx
 }
 
+/// What a supervisor does after an operator's command while no pipeline runs.
+enum Next {
+    Restart,
+    Start,
+    Halt,
+    End,
+}
+
+/// Waits, with no pipeline running, for the command that decides what comes next (shutdown
+/// ends it).
+async fn next_command(
+    shutdown: &mut watch::Receiver<bool>,
+    commands: &mut mpsc::Receiver<Command>,
+) -> Next {
+    tokio::select! {
+        _ = shutdown.changed() => Next::End,
+        c = commands.recv() => match c {
+            Some(Command::Restart) => Next::Restart,
+            Some(Command::Start) => Next::Start,
+            Some(Command::Halt) => Next::Halt,
+            Some(Command::Stop) | None => Next::End,
+        },
+    }
+}
+
 /// Runs one connector with restarts; `true` when it ended cleanly. With `wait_on_failure`,
-/// a failed connector stays (status `failed`) until restarted or stopped.
+/// a failed connector stays (status `failed`) until restarted or stopped. A halted connector
+/// (`halted`, or Connect's stop) runs no pipeline and shows `stopped` until resumed.
 #[allow(clippy::too_many_arguments)]
 async fn supervise(
     daemon: Arc<DaemonConfig>,
@@ -678,6 +753,7 @@ async fn supervise(
     paused: watch::Receiver<bool>,
     mut commands: mpsc::Receiver<Command>,
     wait_on_failure: bool,
+    mut halted: bool,
 ) -> bool {
     let mut backoff = BACKOFF_START;
     tracing::info!(file = %connector.file.display(), "connector starting");
@@ -689,6 +765,19 @@ async fn supervise(
     loop {
         if *shutdown.borrow() {
             return stopped(&observer);
+        }
+        if halted {
+            observer.update(|s| {
+                s.state = ConnectorState::Stopped;
+                s.error = None;
+            });
+            tracing::info!("connector stopped by an operator; resume or restart runs it again");
+            match next_command(&mut shutdown, &mut commands).await {
+                Next::Restart | Next::Start => halted = false,
+                Next::Halt => continue,
+                Next::End => return stopped(&observer),
+            }
+            tracing::info!("connector started again by an operator");
         }
         let started = std::time::Instant::now();
         observer.set_state(ConnectorState::Starting);
@@ -718,14 +807,22 @@ async fn supervise(
                     let _ = stop_tx.send(true);
                 }
                 c = commands.recv(), if command.is_none() => {
-                    command = Some(c.unwrap_or(Command::Stop));
-                    let _ = stop_tx.send(true);
+                    let c = c.unwrap_or(Command::Stop);
+                    // Start means nothing to a running connector.
+                    if c != Command::Start {
+                        command = Some(c);
+                        let _ = stop_tx.send(true);
+                    }
                 }
             }
         };
         match command {
-            Some(Command::Restart) => {
+            Some(Command::Restart | Command::Start) => {
                 tracing::info!("restarting the connector from its committed position");
+                continue;
+            }
+            Some(Command::Halt) => {
+                halted = true;
                 continue;
             }
             Some(Command::Stop) => return stopped(&observer),
@@ -750,8 +847,11 @@ async fn supervise(
                 tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "connector failed; retrying");
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
-                    _ = shutdown.changed() => return stopped(&observer),
-                    c = commands.recv() => if c != Some(Command::Restart) { return stopped(&observer) },
+                    next = next_command(&mut shutdown, &mut commands) => match next {
+                        Next::Restart | Next::Start => {}
+                        Next::Halt => halted = true,
+                        Next::End => return stopped(&observer),
+                    },
                 }
                 backoff = (backoff * 2).min(BACKOFF_MAX);
             }
@@ -764,9 +864,17 @@ async fn supervise(
                 if !wait_on_failure {
                     return false;
                 }
-                tokio::select! {
-                    _ = shutdown.changed() => return false,
-                    c = commands.recv() => if c != Some(Command::Restart) { return false },
+                loop {
+                    match next_command(&mut shutdown, &mut commands).await {
+                        Next::Restart => break,
+                        // Resuming does not revive a failed connector (as in Connect).
+                        Next::Start => continue,
+                        Next::Halt => {
+                            halted = true;
+                            break;
+                        }
+                        Next::End => return false,
+                    }
                 }
                 backoff = BACKOFF_START;
             }

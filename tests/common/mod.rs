@@ -497,6 +497,25 @@ pub fn free_port() -> u16 {
 
 /// One HTTP/1.1 request to the admin API: (status, body).
 pub async fn http(method: &str, url: &str, token: Option<&str>) -> (u16, String) {
+    request(method, url, token, None).await
+}
+
+/// One HTTP/1.1 request with a JSON body: (status, body).
+pub async fn http_json(
+    method: &str,
+    url: &str,
+    token: Option<&str>,
+    body: &Value,
+) -> (u16, String) {
+    request(method, url, token, Some(&body.to_string())).await
+}
+
+async fn request(
+    method: &str,
+    url: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let rest = url.strip_prefix("http://").unwrap();
     let (authority, path) = rest.split_at(rest.find('/').unwrap());
@@ -506,8 +525,16 @@ pub async fn http(method: &str, url: &str, token: Option<&str>) -> (u16, String)
     let auth = token
         .map(|t| format!("Authorization: Bearer {t}\r\n"))
         .unwrap_or_default();
+    let (kind, body) = match body {
+        Some(b) => ("Content-Type: application/json\r\n", b),
+        None => ("", ""),
+    };
     conn.write_all(
-        format!("{method} {path} HTTP/1.1\r\nHost: {authority}\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n").as_bytes(),
+        format!(
+            "{method} {path} HTTP/1.1\r\nHost: {authority}\r\n{auth}{kind}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
     )
     .await
     .unwrap();
@@ -536,7 +563,7 @@ pub async fn wait_state(
 ) -> Value {
     let deadline = Instant::now() + timeout;
     loop {
-        let (status, body) = http("GET", &format!("{api}/connectors/{name}"), token).await;
+        let (status, body) = http("GET", &format!("{api}/sluice/connectors/{name}"), token).await;
         if status == 200 {
             let v: Value = serde_json::from_str(&body).unwrap();
             if v["state"] == state {
