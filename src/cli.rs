@@ -61,6 +61,13 @@ enum Command {
         #[command(subcommand)]
         command: SlotsCommand,
     },
+    /// Ask a running daemon's admin API whether it is ready (a container healthcheck): exit 0
+    /// on a 2xx answer, 1 otherwise.
+    Probe {
+        /// The URL to GET (plain HTTP).
+        #[arg(default_value = "http://127.0.0.1:8083/ready")]
+        url: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -232,8 +239,26 @@ pub fn main() -> ExitCode {
             Command::Validate { config } => validate(&config).await,
             Command::Offsets { command } => offsets_command(command).await,
             Command::Slots { command } => slots_command(command).await,
+            Command::Probe { url } => probe(&url).await,
         }
     })
+}
+
+async fn probe(url: &str) -> ExitCode {
+    match crate::api::probe::get(url).await {
+        Ok((status, body)) if (200..300).contains(&status) => {
+            println!("{status} {body}");
+            ExitCode::SUCCESS
+        }
+        Ok((status, body)) => {
+            eprintln!("{status} {body}");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn init_logging(daemon: &DaemonConfig) {

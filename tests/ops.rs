@@ -177,6 +177,9 @@ async fn api_routes_pause_resume_restart_metrics_and_token() {
     let ready: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(ready["ready"], true);
     assert_eq!(ready["connectors"][&name], "streaming");
+    let (probe, out, err) = daemon.run_command(&["probe", &format!("{api}/ready")]);
+    assert!(probe.success(), "{err}");
+    assert!(out.contains("\"ready\":true"), "{out}");
     let (s, body) = http("GET", &format!("{api}/sluice/connectors"), tok).await;
     assert_eq!(s, 200);
     let all: Value = serde_json::from_str(&body).unwrap();
@@ -560,6 +563,10 @@ async fn failed_connector_shows_its_error_and_restarts_when_fixed() {
     );
     let (s, body) = http("GET", &format!("{api}/ready"), tok).await;
     assert_eq!(s, 503, "{body}");
+    // The container healthcheck says the same.
+    let (probe, _, err) = daemon.run_command(&["probe", &format!("{api}/ready")]);
+    assert_eq!(probe.code(), Some(1), "{err}");
+    assert!(err.starts_with("503 {"), "{err}");
     assert!(
         daemon.try_status().is_none(),
         "with the API on, the daemon stays up"

@@ -30,6 +30,7 @@
 
 mod connect;
 mod connect_routes;
+pub mod probe;
 mod writes;
 
 use std::sync::Arc;

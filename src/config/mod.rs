@@ -532,3 +532,28 @@ mod tests {
         );
     }
 }
+
+/// The configurations shipped in the repository (the local demo's and docker-compose's) stay
+/// valid as the settings evolve.
+#[cfg(test)]
+mod shipped {
+    use super::*;
+
+    #[test]
+    fn shipped_configurations_load() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        std::env::set_var("PGPASSWORD", "pw");
+        std::env::set_var("MYSQL_PASSWORD", "pw");
+        for daemon in ["config/sluice.toml", "docker/sluice.toml"] {
+            DaemonConfig::load(&root.join(daemon)).unwrap_or_else(|e| panic!("{daemon}: {e}"));
+        }
+        let mut count = 0;
+        for dir in ["connectors", "docker/connectors"] {
+            for file in connector_files(&root.join(dir)).unwrap() {
+                ConnectorConfig::load(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+                count += 1;
+            }
+        }
+        assert_eq!(count, 5);
+    }
+}

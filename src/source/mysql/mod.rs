@@ -33,6 +33,9 @@ mod stream;
 mod table_map;
 mod values;
 
+#[cfg(test)]
+mod auth_tests;
+
 /// The binlog file decoder, for the `testing` feature (fixture tests, `binlog_dump`).
 #[cfg(feature = "testing")]
 pub(crate) mod decoder {
