@@ -188,7 +188,7 @@ async fn export_from_kafka_import_into_files_and_resume() {
     let start = config.find("store = \"kafka\"").unwrap();
     let end = config[start..].find("[sink]").unwrap() + start;
     let file_store = config[..start].to_string()
-        + "store = \"file\"\npath = \"data/offsets\"\n"
+        + "store = \"file\"\npath = \"../data/offsets\"\n"
         + &config[end..];
     std::fs::write(&path, file_store).unwrap();
     let (status, out, err) = daemon.run_command(&[

@@ -483,6 +483,18 @@ impl ConnectorConfig {
         let mut config: ConnectorConfig = parse_toml(path, text)?;
         config.file = path.to_path_buf();
         config.validate()?;
+        // Relative paths mean the same whatever the working directory.
+        let f = &mut config.format;
+        for file in [
+            &mut f.registry_ca_file,
+            &mut f.registry_cert_file,
+            &mut f.registry_key_file,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            super::resolve_against(path, file);
+        }
         let parse = |tables: &[String]| -> Vec<TableSelector> {
             tables
                 .iter()

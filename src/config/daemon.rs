@@ -24,7 +24,8 @@ pub const DEFAULT_MAX_IN_FLIGHT_BYTES: u64 = 64 << 20;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DaemonConfig {
-    /// Folder holding one `*.toml` file per connector (relative to the working directory).
+    /// Folder holding one `*.toml` file per connector (a relative path is resolved against
+    /// the folder of the daemon file).
     pub connectors_dir: PathBuf,
     /// How often acknowledged positions are committed to the offset store, in milliseconds.
     #[serde(default = "default_flush_interval")]
@@ -278,8 +279,19 @@ impl DaemonConfig {
     /// Reads and validates the daemon file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = read(path)?;
-        let config: DaemonConfig = parse_toml(path, &text)?;
+        let mut config: DaemonConfig = parse_toml(path, &text)?;
         config.validate(path)?;
+        // Relative paths mean the same whatever the working directory.
+        super::resolve_against(path, &mut config.connectors_dir);
+        super::resolve_against(path, &mut config.offsets.path);
+        if let Some(api) = config.api.as_mut() {
+            for file in [&mut api.tls_cert_file, &mut api.tls_key_file]
+                .into_iter()
+                .flatten()
+            {
+                super::resolve_against(path, file);
+            }
+        }
         Ok(config)
     }
 

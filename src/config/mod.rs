@@ -252,6 +252,36 @@ fn mask_url_password(text: &str) -> String {
     }
 }
 
+/// A relative path resolved against the folder of the file that names it (absolute paths
+/// are kept): a configuration means the same whatever the working directory.
+pub(crate) fn resolve_against(file: &Path, path: &mut PathBuf) {
+    if path.is_relative() {
+        let base = file.parent().unwrap_or(Path::new(""));
+        *path = lexical_clean(&base.join(&*path));
+    }
+}
+
+/// `a/b/../c` as `a/c`, without asking the file system (a `..` after nothing it can cancel
+/// is kept).
+fn lexical_clean(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out: Vec<Component<'_>> = Vec::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir if matches!(out.last(), Some(Component::Normal(_))) => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    if out.is_empty() {
+        PathBuf::from(".")
+    } else {
+        out.iter().collect()
+    }
+}
+
 /// Everything the daemon runs: its own settings and the connectors found in its folder.
 #[derive(Debug)]
 pub struct Loaded {
@@ -538,6 +568,25 @@ mod tests {
 #[cfg(test)]
 mod shipped {
     use super::*;
+
+    #[test]
+    fn relative_paths_resolve_against_the_file() {
+        let mut p = PathBuf::from("../connectors");
+        resolve_against(Path::new("config/sluice.toml"), &mut p);
+        assert_eq!(p, PathBuf::from("connectors"));
+        let mut p = PathBuf::from("data/offsets");
+        resolve_against(Path::new("/etc/sluice/sluice.toml"), &mut p);
+        assert_eq!(p, PathBuf::from("/etc/sluice/data/offsets"));
+        let mut p = PathBuf::from("/abs/x");
+        resolve_against(Path::new("config/sluice.toml"), &mut p);
+        assert_eq!(p, PathBuf::from("/abs/x"));
+        let mut p = PathBuf::from("../../up");
+        resolve_against(Path::new("sluice.toml"), &mut p);
+        assert_eq!(p, PathBuf::from("../../up"));
+        let mut p = PathBuf::from("connectors");
+        resolve_against(Path::new("sluice.toml"), &mut p);
+        assert_eq!(p, PathBuf::from("connectors"));
+    }
 
     #[test]
     fn shipped_configurations_load() {

@@ -148,7 +148,7 @@ impl Daemon {
         std::fs::write(
             dir.join("config/sluice.toml"),
             format!(
-                "connectors_dir = \"connectors\"\noffset_flush_interval_ms = 200\n[offsets]\nstore = \"file\"\npath = \"data/offsets\"\n[sink]\n{sink}\n[log]\nlevel = \"info\"\n"
+                "connectors_dir = \"../connectors\"\noffset_flush_interval_ms = 200\n[offsets]\nstore = \"file\"\npath = \"../data/offsets\"\n[sink]\n{sink}\n[log]\nlevel = \"info\"\n"
             ),
         )
         .unwrap();
