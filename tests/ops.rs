@@ -688,3 +688,45 @@ async fn mariadb_binlog_lag_and_state_metrics() {
     assert!((0.0..1_000_000.0).contains(&lag), "{lag}");
     assert!(daemon.stop().success());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn snapshot_estimates_count_a_table_without_statistics() {
+    let db = TestDb::new("estimate").await;
+    // Never analyzed (autovacuum off for it): reltuples is -1, which read as 0 before.
+    db.exec(
+        "CREATE TABLE t (id int PRIMARY KEY) WITH (autovacuum_enabled = false);
+         INSERT INTO t SELECT generate_series(1, 1500);",
+    )
+    .await;
+    let name = unique("estimate");
+    let mut daemon = Daemon::single(&name, &db, &["public.t"], "[format]\nschemas = false");
+    let api = api_daemon(&daemon);
+    daemon.start();
+    wait_state(
+        &api,
+        Some(TOKEN),
+        &name,
+        "streaming",
+        Duration::from_secs(60),
+    )
+    .await;
+    let (_, text) = http("GET", &format!("{api}/metrics"), Some(TOKEN)).await;
+    let samples = parse_metrics(&text);
+    assert_eq!(
+        sample(
+            &samples,
+            "sluice_snapshot_rows_estimated",
+            json!({"connector": name, "table": "public.t"})
+        ),
+        Some(1500.0)
+    );
+    assert_eq!(
+        sample(
+            &samples,
+            "sluice_snapshot_rows_total",
+            json!({"connector": name, "table": "public.t"})
+        ),
+        Some(1500.0)
+    );
+    assert!(daemon.stop().success());
+}

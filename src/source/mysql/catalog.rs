@@ -94,17 +94,36 @@ pub async fn captured_tables(conn: &mut Conn, my: &MysqlConfig) -> Result<Vec<Ta
     Ok(out)
 }
 
-/// Estimated row count (for snapshot progress).
+/// Tables whose statistics say nothing (`TABLE_ROWS` NULL or 0) are counted when their data
+/// is no bigger than this; a bigger one shows no estimate rather than pay a full scan.
+const COUNT_UNDER_BYTES: u64 = 256 << 20;
+
+/// Estimated row count (for snapshot progress): the engine's `TABLE_ROWS`, or a count when
+/// it has none and the table is small (read before any lock is taken); 0 when unknown.
 pub async fn row_estimate(conn: &mut Conn, t: &TableId) -> i64 {
-    conn.exec_first::<Option<u64>, _, _>(
-        "SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
-        (t.schema.as_str(), t.name.as_str()),
-    )
-    .await
-    .ok()
-    .flatten()
-    .flatten()
-    .unwrap_or(0) as i64
+    let stats = conn
+        .exec_first::<(Option<u64>, Option<u64>), _, _>(
+            "SELECT TABLE_ROWS, DATA_LENGTH FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+            (t.schema.as_str(), t.name.as_str()),
+        )
+        .await
+        .ok()
+        .flatten();
+    match stats {
+        Some((Some(rows), _)) if rows > 0 => rows as i64,
+        Some((_, size)) if size.unwrap_or(0) <= COUNT_UNDER_BYTES => {
+            conn.query_first::<u64, _>(format!(
+                "SELECT COUNT(*) FROM {}.{}",
+                quote(&t.schema),
+                quote(&t.name)
+            ))
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or(0) as i64
+        }
+        _ => 0,
+    }
 }
 
 /// Catalog facts a table map lacks (booleans when asked for, `FLOAT(M,D)`, MariaDB's JSON

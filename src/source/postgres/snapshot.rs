@@ -75,14 +75,7 @@ impl Snapshot<'_> {
                 continue;
             };
             let info = decoder.relation_of_catalog(&described);
-            let estimate: i64 = client
-                .query_one(
-                    "SELECT GREATEST(reltuples, 0)::int8 FROM pg_class WHERE oid = $1",
-                    &[oid],
-                )
-                .await
-                .map(|r| r.get(0))
-                .unwrap_or(0);
+            let estimate = row_estimate(&client, *oid, id).await;
             let rows = self
                 .copy_table(
                     &client,
@@ -186,6 +179,46 @@ impl Snapshot<'_> {
             buf.drain(..start);
         }
         Ok(Some(progress.finish(ctx)))
+    }
+}
+
+/// Tables without statistics (never analyzed: `reltuples` is -1) are counted when they are
+/// no bigger than this; a bigger one shows no estimate rather than pay a full scan.
+const COUNT_UNDER_BYTES: i64 = 256 << 20;
+
+/// The rows a table is expected to hold, for snapshot progress: the planner's `reltuples`,
+/// or a count (in the snapshot's transaction) when the table was never analyzed and is
+/// small; 0 when unknown.
+async fn row_estimate(
+    client: &tokio_postgres::Client,
+    oid: u32,
+    id: &crate::event::TableId,
+) -> i64 {
+    let stats = client
+        .query_one(
+            "SELECT CASE WHEN reltuples >= 0 THEN reltuples::int8 END, pg_relation_size(oid) FROM pg_class WHERE oid = $1",
+            &[&oid],
+        )
+        .await;
+    let (reltuples, size): (Option<i64>, i64) = match stats {
+        Ok(r) => (r.get(0), r.get(1)),
+        Err(_) => return 0,
+    };
+    match reltuples {
+        Some(n) => n,
+        None if size <= COUNT_UNDER_BYTES => {
+            let sql = format!(
+                "SELECT count(*) FROM {}.{}",
+                quote_ident(&id.schema),
+                quote_ident(&id.name)
+            );
+            client
+                .query_one(&sql, &[])
+                .await
+                .map(|r| r.get(0))
+                .unwrap_or(0)
+        }
+        None => 0,
     }
 }
 
