@@ -228,6 +228,29 @@ async fn a_connect_rest_client_manages_a_connector() {
     client(&api, "resume_connector", json!([name])).await;
     assert_eq!(ids(&read(&topic, 4).await)[3], ("c".into(), 4));
 
+    // The one task, as Connect tools address it.
+    let task = client(&api, "get_connector_task_status", json!([name, 0])).await;
+    assert_eq!(task["id"], 0, "{task}");
+    assert_eq!(task["state"], "RUNNING");
+    let missing = client(&api, "get_connector_task_status", json!([name, 1])).await;
+    assert_eq!(missing["http_error"], 404, "{missing}");
+    // onlyFailed on a running connector restarts nothing.
+    let (s, body) = http(
+        "POST",
+        &format!("{api}/connectors/{name}/restart?includeTasks=true&onlyFailed=true"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 202, "{body}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["connector"]["state"],
+        "RUNNING"
+    );
+    client(&api, "restart_connector_task", json!([name, 0])).await;
+    wait_connect_state(&api, &name, "RUNNING").await;
+    db.exec("INSERT INTO t VALUES (5, 'e')").await;
+    assert_eq!(ids(&read(&topic, 5).await)[4], ("c".into(), 5));
+
     // Restart with includeTasks: 202 and the status, RESTARTING.
     let restarted = client(&api, "restart_connector", json!([name, true, false])).await;
     assert_eq!(restarted["connector"]["state"], "RESTARTING", "{restarted}");
