@@ -210,6 +210,26 @@ impl Decimal {
             scale,
         }
     }
+
+    /// A decimal from its unscaled value (minimal big-endian two's complement, as
+    /// [`Decimal::from_digits`] gives).
+    pub fn from_i128(unscaled: i128, scale: u32) -> Self {
+        let bytes = unscaled.to_be_bytes();
+        // Drop leading bytes that only repeat the sign of the next one.
+        let mut start = 0;
+        while start < 15 {
+            let (b, next) = (bytes[start], bytes[start + 1]);
+            if (b == 0x00 && next & 0x80 == 0) || (b == 0xff && next & 0x80 != 0) {
+                start += 1;
+            } else {
+                break;
+            }
+        }
+        Decimal {
+            unscaled: bytes[start..].to_vec(),
+            scale,
+        }
+    }
 }
 
 impl Decimal {

@@ -765,9 +765,33 @@ fn write_wkb_srid(out: &mut String, wkb: &[u8], srid: Option<i32>) {
     out.push('}');
 }
 
+/// Whether any byte needs escaping in a JSON string (a control character, `"` or `\`),
+/// eight bytes at a time: `(x - n·0x01…) & !x & 0x80…` is non-zero exactly when some byte
+/// of `x` is below `n` (n ≤ 0x80); `"` and `\` are found as zero bytes of `x ^ their
+/// pattern`.
+fn needs_escape(s: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let below = |x: u64, n: u8| x.wrapping_sub(ONES * u64::from(n)) & !x & HIGH;
+    let mut chunks = s.chunks_exact(8);
+    for c in &mut chunks {
+        let x = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+        let found = below(x, 0x20)
+            | below(x ^ (ONES * u64::from(b'"')), 1)
+            | below(x ^ (ONES * u64::from(b'\\')), 1);
+        if found != 0 {
+            return true;
+        }
+    }
+    chunks
+        .remainder()
+        .iter()
+        .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
+}
+
 /// Writes a JSON string literal.
 fn write_str(out: &mut String, s: &str) {
-    if !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+    if !needs_escape(s.as_bytes()) {
         out.push('"');
         out.push_str(s);
         out.push('"');
@@ -803,6 +827,37 @@ fn write_str(out: &mut String, s: &str) {
 mod tests {
     use super::*;
     use crate::encode::Encoder;
+
+    #[test]
+    fn the_escape_scan_finds_what_the_byte_loop_finds() {
+        let naive = |s: &[u8]| s.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\');
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        for len in 0..40 {
+            for _ in 0..500 {
+                let bytes: Vec<u8> = (0..len)
+                    .map(|_| {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        // Mostly plain bytes, sometimes one that needs escaping or is high.
+                        match x % 23 {
+                            0 => b'"',
+                            1 => b'\\',
+                            2 => (x >> 8) as u8 % 0x20,
+                            3 => 0x80 | (x >> 8) as u8,
+                            _ => b'a' + (x >> 8) as u8 % 26,
+                        }
+                    })
+                    .collect();
+                assert_eq!(needs_escape(&bytes), naive(&bytes), "{bytes:?}");
+            }
+        }
+        for b in 0..=255u8 {
+            let mut v = vec![b'x'; 16];
+            v[9] = b;
+            assert_eq!(needs_escape(&v), naive(&v), "byte {b}");
+        }
+    }
     use crate::event::{Column, SnapshotMarker, SourceMeta};
     use crate::position::{PgPosition, SourcePosition};
 
