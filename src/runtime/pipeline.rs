@@ -478,8 +478,13 @@ impl Run {
         position: Option<SourcePosition>,
         counted: Delivered,
     ) -> Result<(), PipelineError> {
-        self.sink.ensure_topic(&record.topic).await?;
-        let delivery = self.sink.send(record).await?;
+        let delivery = match self.sink.send_now(record) {
+            Some(delivery) => delivery?,
+            None => {
+                self.sink.ensure_topic(&record.topic).await?;
+                self.sink.send(record).await?
+            }
+        };
         self.records_total += 1;
         let ticket = self.tracker.track(position);
         match delivery {

@@ -124,6 +124,12 @@ pub trait Sink: Send {
     fn ensure_topic<'a>(&'a mut self, topic: &'a str) -> SinkFuture<'a, ()>;
     /// Hands a record over; the returned delivery reports its acceptance.
     fn send<'a>(&'a mut self, record: &'a Record) -> SinkFuture<'a, Delivery>;
+    /// Hands a record over at once when the sink can without waiting (its topic needs no
+    /// check, the record goes to a local buffer); `None`: use [`Sink::ensure_topic`] and
+    /// [`Sink::send`]. Saves two boxed futures per record on the fast path.
+    fn send_now(&mut self, _record: &Record) -> Option<Result<Delivery, SinkError>> {
+        None
+    }
     /// Makes records accepted into a local buffer durable, so an offset commit that follows
     /// covers only delivered records. Sinks that track each delivery do nothing.
     fn flush_buffered(&mut self) -> Result<(), SinkError>;

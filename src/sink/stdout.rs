@@ -95,6 +95,10 @@ impl Sink for StdoutSink {
         Box::pin(std::future::ready(self.write_line(record)))
     }
 
+    fn send_now(&mut self, record: &Record) -> Option<Result<Delivery, SinkError>> {
+        Some(self.write_line(record))
+    }
+
     fn flush_buffered(&mut self) -> Result<(), SinkError> {
         self.flush()
     }
