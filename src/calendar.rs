@@ -114,10 +114,15 @@ pub fn iso_utc_padded(micros: i64, digits: u32) -> String {
 /// ISO-8601 UTC timestamp (`2024-01-02T03:04:05.123456Z`) of microseconds since the epoch.
 pub fn iso_utc(micros: i64) -> String {
     let mut out = String::with_capacity(32);
-    push_date_t(&mut out, micros.div_euclid(MICROS_PER_DAY));
-    push_time(&mut out, micros.rem_euclid(MICROS_PER_DAY));
-    out.push('Z');
+    push_iso_utc(&mut out, micros);
     out
+}
+
+/// [`iso_utc`] appended to `out`.
+pub fn push_iso_utc(out: &mut String, micros: i64) {
+    push_date_t(out, micros.div_euclid(MICROS_PER_DAY));
+    push_time(out, micros.rem_euclid(MICROS_PER_DAY));
+    out.push('Z');
 }
 
 /// Debezium's sentinel for PostgreSQL's `timestamp 'infinity'` (micro and milli timestamps

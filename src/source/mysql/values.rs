@@ -59,7 +59,7 @@ pub(super) fn parse_text(step: &Step, raw: &[u8]) -> Res<Value> {
         }
         Step::TimestampOld | Step::Timestamp2 { .. } => {
             match parse_datetime(&txt()).ok_or_else(|| bad("a timestamp"))? {
-                Some(us) => Value::text(crate::calendar::iso_utc(us)),
+                Some(us) => iso_text(us),
                 None => Value::Null,
             }
         }
@@ -356,7 +356,7 @@ fn read_temporal(r: &mut Reader<'_>, step: &Step) -> Res<Value> {
             if secs == 0 {
                 Value::Null
             } else {
-                Value::text(crate::calendar::iso_utc(i64::from(secs) * 1_000_000))
+                iso_text(i64::from(secs) * 1_000_000)
             }
         }
         Step::Timestamp2 { fsp } => {
@@ -365,7 +365,7 @@ fn read_temporal(r: &mut Reader<'_>, step: &Step) -> Res<Value> {
             if secs == 0 && frac == 0 {
                 Value::Null
             } else {
-                Value::text(crate::calendar::iso_utc(secs * 1_000_000 + frac))
+                iso_text(secs * 1_000_000 + frac)
             }
         }
         _ => return Err(Malformed("not a temporal column step".into())),
@@ -373,6 +373,21 @@ fn read_temporal(r: &mut Reader<'_>, step: &Step) -> Res<Value> {
 }
 
 /// A length-prefixed or packed value: strings, enums and sets, bits, blobs, JSON, geometry, vectors.
+/// A `ZonedTimestamp` text in one allocation of its exact size (formatted in a reused
+/// buffer, then copied: shared bytes made from a string with spare capacity cost a second
+/// allocation).
+fn iso_text(micros: i64) -> Value {
+    thread_local! {
+        static SCRATCH: std::cell::RefCell<String> = std::cell::RefCell::new(String::with_capacity(48));
+    }
+    SCRATCH.with(|s| {
+        let mut s = s.borrow_mut();
+        s.clear();
+        crate::calendar::push_iso_utc(&mut s, micros);
+        Value::Text(crate::event::Text::from(s.as_str()))
+    })
+}
+
 fn read_bytes_value(r: &mut Reader<'_>, step: &Step) -> Res<Value> {
     Ok(match step {
         Step::Varchar { len_bytes, charset } | Step::Char { len_bytes, charset } => {
