@@ -12,10 +12,11 @@ use tokio::sync::watch;
 use super::*;
 use crate::event::{ChangeEvent, Column, ColumnKind, Op, SnapshotMarker, SourceDetail, SourceMeta};
 use crate::event::{TableId, TableSchema, Value};
-use crate::failure::Severity;
+use crate::failure::{Action, Severity};
 use crate::offsets::MemoryOffsetStore;
 use crate::position::{PgPosition, SourcePosition};
 use crate::sink::testing::{Fault, FaultyBroker};
+use crate::source::SourceExit;
 use crate::source::{SourceContext, SourceError, SourceFuture, SourceItem};
 
 /// Emits rows 1..=total of one table, the row number as its position, resuming after the
