@@ -39,7 +39,8 @@ impl ConnectorConfig {
         self.validate_types()?;
         self.validate_columns()?;
         self.validate_unwrap()?;
-        crate::config::route::check_routes(&self.route).map_err(|(key, why)| self.invalid(&key, why))?;
+        crate::config::route::check_routes(&self.route)
+            .map_err(|(key, why)| self.invalid(&key, why))?;
         if self.heartbeat_interval_ms == Some(0) {
             return Err(self.invalid(
                 "heartbeat_interval_ms",
