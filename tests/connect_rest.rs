@@ -179,13 +179,7 @@ async fn a_connect_rest_client_manages_a_connector() {
         offsets["offsets"][0]["offset"]["lsn"].as_u64().unwrap() > 0,
         "{offsets}"
     );
-    let (s, body) = http_json(
-        "PATCH",
-        &format!("{api}/connectors/{name}/offsets"),
-        None,
-        &offsets,
-    )
-    .await;
+    let (s, body) = patch_offsets(&api, &name, &offsets).await;
     assert_eq!(s, 400, "{body}");
     assert!(body.contains("STOPPED"), "{body}");
 
@@ -195,13 +189,7 @@ async fn a_connect_rest_client_manages_a_connector() {
     assert_eq!(stopped["tasks"][0]["state"], "STOPPED");
     assert_eq!(http("GET", &format!("{api}/ready"), None).await.0, 200);
     db.exec("INSERT INTO t VALUES (4, 'd')").await;
-    let (s, body) = http_json(
-        "PATCH",
-        &format!("{api}/connectors/{name}/offsets"),
-        None,
-        &offsets,
-    )
-    .await;
+    let (s, body) = patch_offsets(&api, &name, &offsets).await;
     assert_eq!(
         (s, serde_json::from_str::<Value>(&body).unwrap()),
         (
@@ -209,10 +197,9 @@ async fn a_connect_rest_client_manages_a_connector() {
             json!({"message": "The offsets for this connector have been altered successfully"})
         )
     );
-    let (s, body) = http_json(
-        "PATCH",
-        &format!("{api}/connectors/{name}/offsets"),
-        None,
+    let (s, body) = patch_offsets(
+        &api,
+        &name,
         &json!({"offsets": [{"partition": {"server": "other"}, "offset": null}]}),
     )
     .await;
@@ -343,13 +330,7 @@ async fn offsets_set_back_while_stopped_republish_what_followed() {
         204
     );
     wait_state(&api, None, &name, "stopped", Duration::from_secs(30)).await;
-    let (s, body) = http_json(
-        "PATCH",
-        &format!("{api}/connectors/{name}/offsets"),
-        None,
-        &after_one,
-    )
-    .await;
+    let (s, body) = patch_offsets(&api, &name, &after_one).await;
     assert_eq!(s, 200, "{body}");
     let (_, body) = http("GET", &format!("{api}/connectors/{name}/offsets"), None).await;
     assert_eq!(serde_json::from_str::<Value>(&body).unwrap(), after_one);
@@ -381,6 +362,17 @@ async fn offsets_set_back_while_stopped_republish_what_followed() {
     .await;
     assert_eq!(s, 405);
     assert!(daemon.stop().success());
+}
+
+/// `PATCH /connectors/{name}/offsets` with a body.
+async fn patch_offsets(api: &str, name: &str, body: &Value) -> (u16, String) {
+    http_json(
+        "PATCH",
+        &format!("{api}/connectors/{name}/offsets"),
+        None,
+        body,
+    )
+    .await
 }
 
 /// Waits until the API answers.

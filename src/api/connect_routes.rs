@@ -279,6 +279,16 @@ pub async fn alter_offsets(
             Err(e) => return bad(format!("the offset cannot be read: {e}")),
         },
     };
+    store_offsets(store, name, position, "altered").await
+}
+
+/// Writes (`Some`) or removes the stored position off the async workers; Connect's answer.
+async fn store_offsets(
+    store: std::sync::Arc<dyn crate::offsets::OffsetStore>,
+    name: String,
+    position: Option<crate::position::SourcePosition>,
+    done: &'static str,
+) -> Response {
     let n = name.clone();
     let result = tokio::task::spawn_blocking(move || match &position {
         Some(p) => store.reset(&n, p),
@@ -287,10 +297,10 @@ pub async fn alter_offsets(
     .await;
     match result {
         Ok(Ok(())) => {
-            tracing::warn!(connector = %name, "offsets altered through the admin API");
-            Json(
-                json!({"message": "The offsets for this connector have been altered successfully"}),
-            )
+            tracing::warn!(connector = %name, "offsets {done} through the admin API");
+            Json(json!({
+                "message": format!("The offsets for this connector have been {done} successfully")
+            }))
             .into_response()
         }
         Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
@@ -316,16 +326,7 @@ pub async fn reset_offsets(
     let Some((store, _)) = api.runtime.offsets_of(&name) else {
         return not_found(&name);
     };
-    let n = name.clone();
-    match tokio::task::spawn_blocking(move || store.delete(&n)).await {
-        Ok(Ok(())) => {
-            tracing::warn!(connector = %name, "offsets reset through the admin API");
-            Json(json!({"message": "The offsets for this connector have been reset successfully"}))
-                .into_response()
-        }
-        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-    }
+    store_offsets(store, name, None, "reset").await
 }
 
 fn writes_refused(api: &Api) -> Option<Response> {

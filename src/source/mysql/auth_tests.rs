@@ -84,35 +84,10 @@ fn expected_scramble() -> Vec<u8> {
 
 const OK: &[u8] = &[0x00, 0x00, 0x00, 0x02, 0x00, 0x00, 0x00];
 
-/// An RSA key pair made with `openssl`: (private key file, public key PEM).
-fn rsa_key(dir: &std::path::Path) -> (std::path::PathBuf, Vec<u8>) {
-    let key = dir.join("key.pem");
-    let run = |args: &[&str]| {
-        let out = std::process::Command::new("openssl")
-            .args(args)
-            .output()
-            .expect("openssl");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out.stdout
-    };
-    run(&["genrsa", "-out", key.to_str().unwrap(), "2048"]);
-    let public = run(&["rsa", "-in", key.to_str().unwrap(), "-pubout"]);
-    (key, public)
-}
-
-/// Decrypts what the client sent with the private key (RSA-OAEP, SHA-1, as MySQL).
-fn rsa_decrypt(key: &std::path::Path, data: &[u8]) -> Vec<u8> {
-    let input = key.with_extension("in");
-    std::fs::write(&input, data).unwrap();
+/// Runs `openssl` with these arguments; its standard output.
+fn openssl(args: &[&str]) -> Vec<u8> {
     let out = std::process::Command::new("openssl")
-        .args(["pkeyutl", "-decrypt", "-inkey"])
-        .arg(key)
-        .args(["-pkeyopt", "rsa_padding_mode:oaep", "-in"])
-        .arg(&input)
+        .args(args)
         .output()
         .expect("openssl");
     assert!(
@@ -121,6 +96,31 @@ fn rsa_decrypt(key: &std::path::Path, data: &[u8]) -> Vec<u8> {
         String::from_utf8_lossy(&out.stderr)
     );
     out.stdout
+}
+
+/// An RSA key pair made with `openssl`: (private key file, public key PEM).
+fn rsa_key(dir: &std::path::Path) -> (std::path::PathBuf, Vec<u8>) {
+    let key = dir.join("key.pem");
+    let file = key.to_str().unwrap();
+    openssl(&["genrsa", "-out", file, "2048"]);
+    let public = openssl(&["rsa", "-in", file, "-pubout"]);
+    (key, public)
+}
+
+/// Decrypts what the client sent with the private key (RSA-OAEP, SHA-1, as MySQL).
+fn rsa_decrypt(key: &std::path::Path, data: &[u8]) -> Vec<u8> {
+    let input = key.with_extension("in");
+    std::fs::write(&input, data).unwrap();
+    openssl(&[
+        "pkeyutl",
+        "-decrypt",
+        "-inkey",
+        key.to_str().unwrap(),
+        "-pkeyopt",
+        "rsa_padding_mode:oaep",
+        "-in",
+        input.to_str().unwrap(),
+    ])
 }
 
 /// Serves one connection: the handshake (fast or full path), then OK to every query until
