@@ -295,6 +295,28 @@ async fn a_connect_rest_client_manages_a_connector() {
     }
     let gone = client(&api, "get_connector_status", json!([name])).await;
     assert_eq!(gone["http_error"], 404);
+
+    // A connector file that failed validation is fixed through PUT .../config.
+    let fixed = format!("{name}_fixed");
+    let broken = daemon.dir.join(format!("connectors/{fixed}.toml"));
+    std::fs::write(&broken, format!("name = \"{fixed}\"\nbogus = 1\n")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, body) = http("GET", &format!("{api}/sluice/connectors"), None).await;
+        if body.contains("bogus") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the broken file is not reported");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut good = config.clone();
+    good["postgres.slot"] = json!(fixed);
+    good["postgres.publication"] = json!(fixed);
+    good["topic_prefix"] = json!(fixed);
+    let put = client(&api, "update_connector", json!([fixed, good])).await;
+    assert_eq!(put["name"], fixed.as_str(), "{put}");
+    assert!(!std::fs::read_to_string(&broken).unwrap().contains("bogus"));
+    wait_connect_state(&api, &fixed, "RUNNING").await;
     assert!(daemon.stop().success(), "{}", daemon.logs());
 }
 

@@ -358,7 +358,14 @@ fn put_file(api: &Api, name: &str, config: &Value, create_only: bool) -> Respons
             Err(e) => return error(StatusCode::BAD_REQUEST, e.0),
         },
     };
-    if existing.is_none() && path.exists() {
+    // A file of that name that failed validation may be replaced by a valid one (through
+    // PUT: POST is for new connectors); any other file there is not this connector's.
+    let in_error = api
+        .runtime
+        .file_errors()
+        .iter()
+        .any(|(file, _)| std::path::Path::new(file) == path);
+    if existing.is_none() && path.exists() && (create_only || !in_error) {
         return error(
             StatusCode::CONFLICT,
             format!(
