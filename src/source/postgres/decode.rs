@@ -313,12 +313,20 @@ impl Decoder {
         out
     }
 
-    /// Converts one text value of column `i` (moved into string-typed values); a value that
-    /// does not parse is published as text (string-typed kinds) or null, with one warning
-    /// per column.
-    pub fn value_owned(&mut self, info: &RelationInfo, i: usize, text: String) -> Value {
+    /// Converts one text value of column `i`; a value that does not parse is published as
+    /// text (string-typed kinds) or null, with one warning per column. The text may be
+    /// borrowed: only a plain-text value is copied (an owned one is moved); numbers, dates
+    /// and the like are read from the text where it is.
+    pub fn value_cow(
+        &mut self,
+        info: &RelationInfo,
+        i: usize,
+        text: std::borrow::Cow<'_, str>,
+    ) -> Value {
         match info.types.get(i) {
-            Some((ty, typmod)) if values::is_plain_text(ty, *typmod) => Value::text(text),
+            Some((ty, typmod)) if values::is_plain_text(ty, *typmod) => {
+                Value::text(text.into_owned())
+            }
             _ => convert(&mut self.warned, info, i, &text),
         }
     }

@@ -132,23 +132,23 @@ impl Snapshot<'_> {
         let stream = client.copy_out(&sql).await.map_err(PgError::query)?;
         futures_util::pin_mut!(stream);
         let mut buf: Vec<u8> = Vec::with_capacity(1 << 16);
-        let mut fields: Vec<Option<String>> = Vec::with_capacity(table.columns.len());
+        let width = table.columns.len();
         let mut progress = TableProgress::new(ctx, table.id.to_string(), estimate);
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(PgError::query)?;
             buf.extend_from_slice(&chunk);
             let mut start = 0;
-            while let Some(nl) = buf[start..].iter().position(|b| *b == b'\n') {
+            while let Some(nl) = memchr::memchr(b'\n', &buf[start..]) {
                 let line = &buf[start..start + nl];
                 start += nl + 1;
-                split_copy_line(line, &mut fields);
-                let mut values = Vec::with_capacity(fields.len());
-                for (i, f) in fields.drain(..).enumerate() {
+                let mut values = Vec::with_capacity(width);
+                copy_fields(line, |f| {
+                    let i = values.len();
                     values.push(match f {
                         None => Value::Null,
-                        Some(text) => decoder.value_owned(info, i, text),
+                        Some(text) => decoder.value_cow(info, i, text),
                     });
-                }
+                });
                 let ts_us = now_us();
                 let event = ChangeEvent {
                     op: Op::Read,
@@ -223,15 +223,30 @@ async fn row_estimate(
 }
 
 /// Splits one line of COPY text output into fields (`\N` is NULL), undoing its escapes.
+#[cfg(test)]
 fn split_copy_line(line: &[u8], out: &mut Vec<Option<String>>) {
     out.clear();
+    copy_fields(line, |f| out.push(f.map(std::borrow::Cow::into_owned)));
+}
+
+/// Text of valid UTF-8 as it is (no copy), invalid bytes replaced.
+fn utf8(raw: &[u8]) -> std::borrow::Cow<'_, str> {
+    match std::str::from_utf8(raw) {
+        Ok(s) => std::borrow::Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(raw),
+    }
+}
+
+/// Each field of one line of COPY text output (`None` for `\N`), escapes undone; a field
+/// without escapes is lent from the line, not copied.
+fn copy_fields(line: &[u8], mut each: impl FnMut(Option<std::borrow::Cow<'_, str>>)) {
     for raw in line.split(|b| *b == b'\t') {
         if raw == b"\\N" {
-            out.push(None);
+            each(None);
             continue;
         }
         if !raw.contains(&b'\\') {
-            out.push(Some(String::from_utf8_lossy(raw).into_owned()));
+            each(Some(utf8(raw)));
             continue;
         }
         let mut bytes = Vec::with_capacity(raw.len());
@@ -275,7 +290,9 @@ fn split_copy_line(line: &[u8], out: &mut Vec<Option<String>>) {
                 other => bytes.push(other),
             }
         }
-        out.push(Some(String::from_utf8_lossy(&bytes).into_owned()));
+        each(Some(std::borrow::Cow::Owned(
+            String::from_utf8_lossy(&bytes).into_owned(),
+        )));
     }
 }
 
