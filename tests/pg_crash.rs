@@ -91,7 +91,11 @@ async fn kill_nine_at_random_moments_loses_nothing() {
         daemon.logs()
     );
 
-    let duplicates = check_per_key_order(&msgs, &expected);
+    let checked = std::panic::catch_unwind(|| check_per_key_order(&msgs, &expected));
+    let duplicates = checked.unwrap_or_else(|panic| {
+        eprintln!("daemon logs:\n{}", daemon.logs());
+        std::panic::resume_unwind(panic)
+    });
     eprintln!(
         "{} records, {} transactions, {duplicates} redelivered after kills",
         msgs.len(),

@@ -365,6 +365,9 @@ pub fn read_topic_until(topic: &str, timeout: Duration, done: impl Fn(&[Msg]) ->
     loop {
         let polled = consumer.poll(Duration::from_millis(200));
         let idle = polled.is_none();
+        if let Some(Err(e)) = &polled {
+            eprintln!("consumer of {topic}: {e}");
+        }
         if let Some(Ok(m)) = polled {
             {
                 let parse = |b: Option<&[u8]>| {
@@ -654,7 +657,9 @@ pub fn check_per_key_order(
     msgs: &[Msg],
     expected: &std::collections::BTreeMap<i64, Value>,
 ) -> usize {
-    let mut per_key: std::collections::BTreeMap<i64, Vec<i64>> = std::collections::BTreeMap::new();
+    // key -> (value, topic offset) in topic order
+    let mut per_key: std::collections::BTreeMap<i64, Vec<(i64, i64)>> =
+        std::collections::BTreeMap::new();
     for m in msgs {
         let Some(p) = m.value.as_ref() else { continue };
         let after = &payload(p)["after"];
@@ -664,12 +669,23 @@ pub fn check_per_key_order(
         per_key
             .entry(after["id"].as_i64().unwrap())
             .or_default()
-            .push(after["v"].as_i64().unwrap());
+            .push((after["v"].as_i64().unwrap(), m.offset));
     }
+    // What a failure needs to tell apart: a record never published (its neighbours'
+    // offsets are contiguous) from one the reader did not get (an offset gap).
+    let offset_gaps = || {
+        let mut offsets: Vec<i64> = msgs.iter().map(|m| m.offset).collect();
+        offsets.sort_unstable();
+        offsets
+            .windows(2)
+            .filter(|w| w[1] != w[0] + 1)
+            .map(|w| format!("{}..{}", w[0], w[1]))
+            .collect::<Vec<_>>()
+    };
     let mut duplicates = 0;
     for (id, values) in &per_key {
         let mut firsts: Vec<i64> = Vec::new();
-        for v in values {
+        for (v, _) in values {
             if firsts.contains(v) {
                 duplicates += 1;
             } else {
@@ -680,7 +696,10 @@ pub fn check_per_key_order(
             assert_eq!(
                 w[1],
                 w[0] + 1,
-                "key {id}: values {values:?} skip or reorder a change"
+                "key {id}: (value, offset) {values:?} skip or reorder a change; {} records \
+                 read, offset gaps in what was read: {:?}",
+                msgs.len(),
+                offset_gaps()
             );
         }
         let final_v = expected[id]["v"].as_i64().unwrap();

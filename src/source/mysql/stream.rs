@@ -175,6 +175,8 @@ impl<'a> Streamer<'a> {
             file = %self.start.file,
             pos = self.start.pos,
             gtids = self.start.gtids.as_deref().unwrap_or(""),
+            events_done = self.start.events,
+            rows_done = self.start.rows,
             "binlog streaming started"
         );
         ctx.observer
