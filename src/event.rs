@@ -437,6 +437,8 @@ pub enum SnapshotMarker {
     LastInDataCollection,
     /// Last row of the snapshot.
     Last,
+    /// A row of an incremental snapshot chunk.
+    Incremental,
 }
 
 impl SnapshotMarker {
@@ -449,6 +451,7 @@ impl SnapshotMarker {
             SnapshotMarker::True => "true",
             SnapshotMarker::LastInDataCollection => "last_in_data_collection",
             SnapshotMarker::Last => "last",
+            SnapshotMarker::Incremental => "incremental",
         }
     }
 }

@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod offsets;
 pub mod position;
 pub mod runtime;
+pub mod signal;
 pub mod sink;
 pub mod source;
 pub mod status;

@@ -114,7 +114,7 @@ pub struct LastTx {
 }
 
 /// A PostgreSQL position.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PgPosition {
     /// End LSN of the last fully acknowledged transaction (or an idle keepalive's WAL end):
     /// safe to confirm to the slot and to start replication from.
@@ -132,6 +132,29 @@ pub struct PgPosition {
     /// not part of the order).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_tx: Option<LastTx>,
+    /// An incremental snapshot in progress (not part of the order).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incremental: Option<std::sync::Arc<IncrementalProgress>>,
+}
+
+/// How far an incremental snapshot has come: what a restart resumes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IncrementalProgress {
+    /// Tables still to read (`schema.table`), the one being read first.
+    pub tables: Vec<String>,
+    /// Extra `WHERE` conditions by table (a signal's `additional-conditions`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub conditions: std::collections::BTreeMap<String, String>,
+    /// The key (each key column's text) of the last row published of the first table;
+    /// absent before its first chunk.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_key: Option<Vec<Option<String>>>,
+    /// Chunks published so far.
+    #[serde(default)]
+    pub chunks: u64,
+    /// Paused by a `pause-snapshot` signal.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub paused: bool,
 }
 
 impl PgPosition {
@@ -144,6 +167,7 @@ impl PgPosition {
             snapshot: SnapshotState::Done,
             slot: None,
             last_tx: None,
+            incremental: None,
         }
     }
 
@@ -256,6 +280,7 @@ mod tests {
     #[test]
     fn order_follows_progress() {
         let base = PgPosition {
+            incremental: None,
             resume_lsn: 100,
             partial: None,
             snapshot: SnapshotState::Done,
@@ -267,17 +292,18 @@ mod tests {
                 commit_lsn: 200,
                 events_done: 3,
             }),
-            ..base
+            ..base.clone()
         };
         let later = PgPosition {
             resume_lsn: 210,
-            ..base
+            ..base.clone()
         };
         let a = SourcePosition::Postgres(base);
         let b = SourcePosition::Postgres(partial);
         let c = SourcePosition::Postgres(later);
         assert!(a < b && b < c);
         let snap = SourcePosition::Postgres(PgPosition {
+            incremental: None,
             snapshot: SnapshotState::InProgress,
             resume_lsn: 500,
             partial: None,

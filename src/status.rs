@@ -130,6 +130,8 @@ pub struct Observer {
     pub status: SharedStatus,
     /// Metrics.
     pub metrics: Arc<Metrics>,
+    /// Signals sent through the admin API, waiting for the source.
+    pub signals: crate::signal::SignalInbox,
 }
 
 impl Observer {

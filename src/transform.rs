@@ -749,6 +749,7 @@ mod tests {
             message: None,
             transaction: None,
             position: crate::position::SourcePosition::Postgres(crate::position::PgPosition {
+                incremental: None,
                 resume_lsn: 0,
                 partial: None,
                 snapshot: crate::position::SnapshotState::Done,

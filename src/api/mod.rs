@@ -146,16 +146,18 @@ async fn action(
     state: State<Api>,
     Path((name, action)): Path<(String, String)>,
     query: axum::extract::RawQuery,
+    body: axum::body::Bytes,
 ) -> Response {
     let api = &state.0;
     let done = match action.as_str() {
         "pause" => api.runtime.set_paused(&name, true),
         "resume" => api.runtime.resume(&name),
         "restart" => return connect_routes::restart(state, Path(name), query).await,
+        "signals" => return signal(api, &name, &body),
         other => {
             return (
                 StatusCode::NOT_FOUND,
-                Json(json!({"error": format!("unknown action \"{other}\"; use pause, resume or restart")})),
+                Json(json!({"error": format!("unknown action \"{other}\"; use pause, resume, restart or signals")})),
             )
                 .into_response()
         }
@@ -168,6 +170,38 @@ async fn action(
         Json(json!({"connector": name, "action": action})),
     )
         .into_response()
+}
+
+/// `POST /connectors/{name}/signals`: a Debezium signal (`{"id", "type", "data"}`) for the
+/// connector's source; 202 once queued (what it did shows in the log and the topics).
+fn signal(api: &Api, name: &str, body: &[u8]) -> Response {
+    let parsed = serde_json::from_slice::<serde_json::Value>(body)
+        .map_err(|e| format!("the body is not JSON: {e}"))
+        .and_then(|v| crate::signal::Signal::from_json(&v));
+    let signal = match parsed {
+        Ok(s) => s,
+        Err(e) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(json!({"error_code": 400, "message": e})),
+            )
+                .into_response()
+        }
+    };
+    let id = signal.id.clone();
+    match api.runtime.signal(name, signal) {
+        None => no_such(name),
+        Some(false) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"error_code": 503, "message": format!("connector {name} has {} signals waiting; try again later", crate::signal::INBOX_LIMIT)})),
+        )
+            .into_response(),
+        Some(true) => (
+            StatusCode::ACCEPTED,
+            Json(json!({"connector": name, "signal": id})),
+        )
+            .into_response(),
+    }
 }
 
 /// `PUT /connectors/{name}/config` writes the file; the other PUTs are actions.

@@ -59,6 +59,9 @@ pub struct ConnectorConfig {
     /// Snapshot settings.
     #[serde(default)]
     pub snapshot: SnapshotConfig,
+    /// Debezium's signalling (`[signals] table`).
+    #[serde(default)]
+    pub signals: SignalsConfig,
     /// Output format.
     #[serde(default)]
     pub format: FormatConfig,
@@ -385,12 +388,40 @@ pub enum SnapshotMode {
 }
 
 /// Snapshot settings.
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SnapshotConfig {
     /// `initial`, `initial_only`, `no_data`, `when_needed` or `always`.
     #[serde(default)]
     pub mode: SnapshotMode,
+    /// Rows per chunk of an incremental snapshot (Debezium's
+    /// `incremental.snapshot.chunk.size`).
+    #[serde(default = "default_chunk_size")]
+    pub chunk_size: usize,
+}
+
+impl Default for SnapshotConfig {
+    fn default() -> Self {
+        SnapshotConfig {
+            mode: SnapshotMode::default(),
+            chunk_size: default_chunk_size(),
+        }
+    }
+}
+
+fn default_chunk_size() -> usize {
+    1024
+}
+
+/// `[signals]`: where signals are read from besides the admin API.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SignalsConfig {
+    /// A table with Debezium's signal columns (`id`, `type`, `data`), as `schema.table`
+    /// (PostgreSQL) or `db.table` (MySQL): rows inserted there are read from the change
+    /// stream (Debezium's `signal.data.collection`).
+    #[serde(default)]
+    pub table: Option<String>,
 }
 
 /// Record encodings.

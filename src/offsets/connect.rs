@@ -200,6 +200,7 @@ pub fn position(value: &Json) -> Result<SourcePosition, String> {
         _ => None,
     };
     Ok(SourcePosition::Postgres(PgPosition {
+        incremental: None,
         resume_lsn: lsn as u64,
         partial,
         snapshot,
@@ -258,6 +259,7 @@ mod tests {
     #[test]
     fn postgres_positions_as_debezium_offsets_and_back() {
         let p = SourcePosition::Postgres(PgPosition {
+            incremental: None,
             resume_lsn: 0x16_B374_D848,
             partial: None,
             snapshot: SnapshotState::Done,
@@ -278,6 +280,7 @@ mod tests {
         assert_eq!(position(&v).unwrap(), p);
         // In a snapshot, and with Sluice's own fields.
         let p = SourcePosition::Postgres(PgPosition {
+            incremental: None,
             resume_lsn: 100,
             partial: Some(PartialTx {
                 commit_lsn: 200,

@@ -10,6 +10,7 @@ pub fn pos(lsn: u64) -> SourcePosition {
 
 pub fn snapshot_pos(lsn: u64) -> SourcePosition {
     SourcePosition::Postgres(PgPosition {
+        incremental: None,
         resume_lsn: lsn,
         partial: None,
         snapshot: SnapshotState::InProgress,

@@ -193,6 +193,7 @@ mod tests {
 
     fn pg_partial(resume: u64, commit: u64, done: u64) -> SourcePosition {
         SourcePosition::Postgres(PgPosition {
+            incremental: None,
             resume_lsn: resume,
             partial: Some(PartialTx {
                 commit_lsn: commit,
@@ -206,6 +207,7 @@ mod tests {
 
     fn snap(lsn: u64) -> SourcePosition {
         SourcePosition::Postgres(PgPosition {
+            incremental: None,
             resume_lsn: lsn,
             partial: None,
             snapshot: SnapshotState::InProgress,

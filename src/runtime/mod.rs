@@ -207,6 +207,13 @@ impl Runtime {
         self.set_paused(name, false) && self.command(name, Command::Start)
     }
 
+    /// Hands a signal to a connector's source; `None` when there is no such connector,
+    /// `Some(false)` when its inbox is full.
+    pub fn signal(&self, name: &str, signal: crate::signal::Signal) -> Option<bool> {
+        let map = self.connectors.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(name).map(|h| h.observer.signals.push(signal))
+    }
+
     fn command(&self, name: &str, command: Command) -> bool {
         let map = self.connectors.lock().unwrap_or_else(|e| e.into_inner());
         match map.get(name) {
@@ -263,6 +270,7 @@ impl Runtime {
             connector: Arc::from(config.name.as_str()),
             status,
             metrics: self.metrics.clone(),
+            signals: Default::default(),
         };
         let (paused_tx, paused_rx) = watch::channel(false);
         let (cmd_tx, cmd_rx) = mpsc::channel(4);

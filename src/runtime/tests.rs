@@ -403,6 +403,7 @@ async fn run_once_commits_only_what_is_durable() {
         connector: "c".into(),
         status: Arc::new(std::sync::Mutex::new(ConnectorStatus::new("c", "c.toml"))),
         metrics: Arc::new(Metrics::new()),
+        signals: Default::default(),
     };
     let settings = PipelineSettings {
         offset_flush_interval: Duration::from_millis(5),

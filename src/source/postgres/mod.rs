@@ -310,7 +310,7 @@ impl PostgresSource {
             &*self.offsets,
             &self.connector.name,
             |p| match p {
-                SourcePosition::Postgres(p) => Some(*p),
+                SourcePosition::Postgres(p) => Some(p.clone()),
                 _ => None,
             },
         )?;
@@ -347,7 +347,9 @@ impl PostgresSource {
             .is_some_and(|s| s.wal_status.as_deref() == Some("lost"));
         let facts = StartFacts {
             mode: self.connector.snapshot.mode,
-            snapshot_done: stored.is_some_and(|p| p.snapshot == SnapshotState::Done),
+            snapshot_done: stored
+                .as_ref()
+                .is_some_and(|p| p.snapshot == SnapshotState::Done),
             position_lost: stored.is_some() && (slot.is_none() || slot_lost),
         };
         let start = match start::plan(facts) {
@@ -380,8 +382,9 @@ impl PostgresSource {
                 None => self.start_from_slot(&info, &client, slot.as_ref()).await?,
             },
         };
+        let resume_lsn = start.resume_lsn;
         let streamer = stream::Streamer::new(&self.connector, &info, &client, start).await?;
-        let session = stream::Session::open(&info, pg, start.resume_lsn).await?;
+        let session = stream::Session::open(&info, pg, resume_lsn).await?;
         streamer.run_session(session, ctx).await
     }
 
@@ -460,28 +463,33 @@ impl PostgresSource {
             created_lsn: wal_now,
         });
         let pending = PgPosition {
+            incremental: None,
             resume_lsn: 0,
             partial: None,
             snapshot: SnapshotState::InProgress,
             slot: id,
             last_tx: None,
         };
-        self.offsets
-            .reset(&self.connector.name, &SourcePosition::Postgres(pending))?;
+        self.offsets.reset(
+            &self.connector.name,
+            &SourcePosition::Postgres(pending.clone()),
+        )?;
         let mut session = stream::Session::open(info, pg, 0).await?;
         let (consistent, snapshot_name) = session.create_slot(&pg.slot, true).await?;
         let in_progress = PgPosition {
             resume_lsn: consistent,
             ..pending
         };
-        self.offsets
-            .reset(&self.connector.name, &SourcePosition::Postgres(in_progress))?;
+        self.offsets.reset(
+            &self.connector.name,
+            &SourcePosition::Postgres(in_progress.clone()),
+        )?;
         let snap = snapshot::Snapshot {
             connector: &self.connector,
             info,
             catalog_client: client,
             snapshot_name: snapshot_name.unwrap_or_default(),
-            start: in_progress,
+            start: in_progress.clone(),
         };
         if !snap.run(ctx).await? {
             return Ok(SourceExit::Shutdown);
@@ -527,6 +535,7 @@ impl PostgresSource {
             }
         };
         let p = PgPosition {
+            incremental: None,
             resume_lsn: lsn,
             partial: None,
             snapshot: SnapshotState::Done,
@@ -537,7 +546,7 @@ impl PostgresSource {
             last_tx: None,
         };
         self.offsets
-            .commit(&self.connector.name, &SourcePosition::Postgres(p))?;
+            .commit(&self.connector.name, &SourcePosition::Postgres(p.clone()))?;
         Ok(p)
     }
 

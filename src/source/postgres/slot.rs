@@ -75,6 +75,7 @@ mod tests {
 
     fn stored(resume: u64, id: Option<SlotId>) -> PgPosition {
         PgPosition {
+            incremental: None,
             resume_lsn: resume,
             partial: None,
             snapshot: SnapshotState::Done,

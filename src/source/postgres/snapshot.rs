@@ -60,10 +60,10 @@ impl Snapshot<'_> {
             PgModes::from_config(&self.connector.types),
         )
         .await?;
-        let in_progress = SourcePosition::Postgres(self.start);
+        let in_progress = SourcePosition::Postgres(self.start.clone());
         let done = SourcePosition::Postgres(PgPosition {
             snapshot: SnapshotState::Done,
-            ..self.start
+            ..self.start.clone()
         });
         tracing::info!(tables = tables.len(), lsn = %crate::position::format_lsn(self.start.resume_lsn), "snapshot started");
         ctx.observer
@@ -239,7 +239,7 @@ fn utf8(raw: &[u8]) -> std::borrow::Cow<'_, str> {
 
 /// Each field of one line of COPY text output (`None` for `\N`), escapes undone; a field
 /// without escapes is lent from the line, not copied.
-fn copy_fields(line: &[u8], mut each: impl FnMut(Option<std::borrow::Cow<'_, str>>)) {
+pub(super) fn copy_fields(line: &[u8], mut each: impl FnMut(Option<std::borrow::Cow<'_, str>>)) {
     for raw in line.split(|b| *b == b'\t') {
         if raw == b"\\N" {
             each(None);

@@ -22,11 +22,14 @@ use crate::event::{
     ChangeEvent, LogicalMessage, Op, SnapshotMarker, SourceDetail, SourceMeta, TableSchema, Value,
 };
 use crate::position::{
-    format_lsn, LastTx, PartialTx, PgPosition, SlotId, SnapshotState, SourcePosition,
+    format_lsn, IncrementalProgress, LastTx, PartialTx, PgPosition, SlotId, SnapshotState,
+    SourcePosition,
 };
 use crate::source::{
     heartbeat_timer, now_us, tick, SourceContext, SourceExit, SourceItem, Stopped,
 };
+
+mod incremental;
 
 /// Microseconds between 1970-01-01 and PostgreSQL's epoch 2000-01-01.
 const PG_EPOCH_OFFSET_US: i64 = 946_684_800_000_000;
@@ -170,12 +173,15 @@ struct State {
     last_tx: Option<LastTx>,
     /// The transaction being received.
     tx: Option<Tx>,
+    /// An incremental snapshot's progress, carried by every position.
+    incremental: Option<Arc<IncrementalProgress>>,
 }
 
 impl State {
     /// A streaming position: `resume_lsn` and the progress after it.
     fn position(&self, resume_lsn: u64, partial: Option<PartialTx>) -> SourcePosition {
         SourcePosition::Postgres(PgPosition {
+            incremental: self.incremental.clone(),
             resume_lsn,
             partial,
             snapshot: SnapshotState::Done,
@@ -222,6 +228,8 @@ pub(super) struct Streamer<'a> {
     observer: Option<crate::status::Observer>,
     /// Counters of uncaptured tables, by relation OID (each logged once).
     uncaptured: std::collections::HashMap<u32, prometheus::IntCounter>,
+    /// Incremental snapshots and signals.
+    incr: incremental::Incremental,
 }
 
 impl<'a> Streamer<'a> {
@@ -243,7 +251,6 @@ impl<'a> Streamer<'a> {
             )
             .await?,
             db: Arc::from(catalog::database_name(client).await?),
-            start,
             state: State {
                 resume_lsn: start.resume_lsn,
                 slot: start.slot,
@@ -251,12 +258,15 @@ impl<'a> Streamer<'a> {
                 last_commit: None,
                 last_tx: start.last_tx,
                 tx: None,
+                incremental: start.incremental.clone(),
             },
+            start,
             info: info.clone(),
             side: None,
             tables_checked_at: std::time::Instant::now(),
             observer: None,
             uncaptured: Default::default(),
+            incr: Default::default(),
         })
     }
 
@@ -319,10 +329,15 @@ impl<'a> Streamer<'a> {
         let mut lag_tick = tokio::time::interval(SLOT_LAG_EVERY);
         ctx.observer
             .set_state(crate::status::ConnectorState::Streaming);
+        self.incremental_start();
         loop {
             let step = match self.wait(client, ctx, &mut heartbeat, &mut lag_tick).await {
                 Ok(Wake::Event(event)) => self.dispatch(ctx, event).await,
                 Ok(Wake::Handled) => Ok(()),
+                Err(halt) => Err(halt),
+            };
+            let step = match step {
+                Ok(()) => self.incremental_work(ctx).await,
                 Err(halt) => Err(halt),
             };
             if let Err(halt) = step {
@@ -340,13 +355,18 @@ impl<'a> Streamer<'a> {
         lag_tick: &mut tokio::time::Interval,
     ) -> Result<Wake, Halt> {
         let pg = self.pg();
+        let inbox = ctx.observer.signals.clone();
         tokio::select! {
             biased;
             _ = ctx.shutdown.changed() => Err(Halt::Shutdown),
+            signal = inbox.next() => {
+                self.on_signal(signal).await?;
+                Ok(Wake::Handled)
+            }
             changed = ctx.committed.changed() => {
                 // Only a durably committed position is reported to the server.
                 if changed.is_ok() {
-                    if let Some(SourcePosition::Postgres(p)) = *ctx.committed.borrow_and_update() {
+                    if let Some(SourcePosition::Postgres(p)) = &*ctx.committed.borrow_and_update() {
                         client.update_applied_lsn(pgwire_replication::Lsn::from_u64(p.resume_lsn));
                     }
                 }
@@ -582,6 +602,12 @@ impl<'a> Streamer<'a> {
         prefix: String,
         content: Vec<u8>,
     ) -> Result<(), Halt> {
+        if prefix == incremental::WATERMARK_PREFIX {
+            if let Some(t) = self.state.tx.as_mut().filter(|_| transactional) {
+                t.index += 1;
+            }
+            return self.on_watermark(ctx, lsn, &content).await;
+        }
         let st = &mut self.state;
         let (pos, ts) = match st.tx.as_mut().filter(|_| transactional) {
             Some(t) => {
@@ -637,6 +663,7 @@ impl<'a> Streamer<'a> {
         self.state.tx = tx;
         let tx_metadata = self.connector.provide_transaction_metadata;
         for (mut event, t_index) in events? {
+            self.supersede(&event);
             let st = &mut self.state;
             let Some(t) = st.tx.as_ref() else { continue };
             event.position = st.position_in_tx(t.final_lsn, t_index);
@@ -683,6 +710,17 @@ impl<'a> Streamer<'a> {
             PgOutputMessage::Insert(ins) => {
                 let Some(t) = tx else { return Ok(out) };
                 t.index += 1;
+                let signal_table = self
+                    .decoder
+                    .relation(ins.relation)
+                    .filter(|i| self.is_signal_table(&i.schema.id))
+                    .map(|i| i.schema.clone());
+                if let Some(table) = signal_table {
+                    if !t.skip_all && t.index > t.skip_first {
+                        let row = self.decoder.tuple(ins.relation, &ins.new, None);
+                        self.signal_row(&table, &row);
+                    }
+                }
                 if let Some(schema) = self.target(ins.relation, "c", t) {
                     let after = self.decoder.tuple(ins.relation, &ins.new, None);
                     let schema = self
@@ -760,6 +798,9 @@ impl<'a> Streamer<'a> {
     /// already delivered before a restart).
     fn target(&mut self, oid: u32, op: &str, t: &Tx) -> Option<Arc<TableSchema>> {
         let info = self.decoder.relation(oid)?;
+        if !info.captured && self.is_signal_table(&info.schema.id) {
+            return None;
+        }
         if !info.captured {
             let id = info.schema.id.clone();
             self.not_captured(oid, &id);

@@ -1,0 +1,490 @@
+//! Incremental snapshots while streaming (Debezium's, after Netflix's DBLog): a table is read
+//! in chunks of `[snapshot] chunk_size` rows in primary-key order, each chunk between two
+//! watermarks written into the WAL as logical decoding messages (`pg_logical_emit_message`,
+//! prefix [`WATERMARK_PREFIX`]; no table is written). The chunk is held until the stream
+//! reaches its closing watermark; a row the stream changed between the two watermarks is
+//! dropped from the chunk (the stream's own event is newer), the rest are published as
+//! `op = "r"` with `source.snapshot = "incremental"`. Streaming never stops; progress (tables
+//! left, last key, chunks) rides in every position, so a restart resumes at the next chunk.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+
+use super::super::catalog::{self, quote_ident, quote_literal};
+use super::super::snapshot::copy_fields;
+use super::super::PgError;
+use super::{Halt, Streamer};
+use crate::event::{
+    ChangeEvent, Op, SnapshotMarker, SourceDetail, SourceMeta, TableId, TableSchema, Value,
+};
+use crate::position::{IncrementalProgress, SourcePosition};
+use crate::signal::{names_table, Signal, SignalKind};
+use crate::source::{now_us, SourceContext, SourceItem};
+
+/// The prefix of Sluice's watermark messages.
+pub(in super::super) const WATERMARK_PREFIX: &str = "sluice-incremental";
+
+/// The incremental-snapshot state of a streaming run (what is not in the positions).
+#[derive(Default)]
+pub(in super::super) struct Incremental {
+    /// The chunk read and waiting for its closing watermark.
+    window: Option<Window>,
+    /// A chunk should be read once the stream is between transactions.
+    want_chunk: bool,
+    /// Signals read from the signal table, handled after the event that carried them.
+    pub(super) signals: Vec<Signal>,
+    /// Tells this run's watermarks from those of runs before a restart.
+    run: u64,
+    seq: u64,
+}
+
+/// A chunk between its watermarks.
+struct Window {
+    id: String,
+    table: TableId,
+    /// The opening watermark was seen: stream changes now supersede chunk rows.
+    open: bool,
+    rows: Vec<Option<ChangeEvent>>,
+    by_key: HashMap<String, usize>,
+    /// The key of the chunk's last row, each key column as text.
+    last_key: Vec<Option<String>>,
+    /// The chunk was full: the table may have more rows.
+    full: bool,
+}
+
+/// A row's key as one comparable string.
+fn key_of(table: &TableSchema, values: &[Value]) -> Option<String> {
+    let mut out = String::new();
+    for i in &table.key {
+        out.push_str(&format!("{:?}\u{1f}", values.get(*i)?));
+    }
+    Some(out)
+}
+
+impl Streamer<'_> {
+    /// At the start of streaming: a stored incremental snapshot continues.
+    pub(super) fn incremental_start(&mut self) {
+        self.incr.run = now_us() as u64;
+        self.incr.want_chunk = self.state.incremental.is_some();
+    }
+
+    /// After each replication event: signals it carried, then the next chunk when one is
+    /// due and the stream is between transactions.
+    pub(super) async fn incremental_work(&mut self, ctx: &mut SourceContext) -> Result<(), Halt> {
+        for signal in std::mem::take(&mut self.incr.signals) {
+            self.on_signal(signal).await?;
+        }
+        if self.incr.want_chunk && self.incr.window.is_none() && self.state.tx.is_none() {
+            self.incr.want_chunk = false;
+            self.next_chunk(ctx).await?;
+        }
+        Ok(())
+    }
+
+    /// A signal, from the signal table or the admin API.
+    pub(super) async fn on_signal(&mut self, signal: Signal) -> Result<(), Halt> {
+        let id = signal.id;
+        match signal.kind {
+            SignalKind::Log { message } => tracing::info!(signal = %id, "{message}"),
+            SignalKind::ExecuteSnapshot {
+                collections,
+                conditions,
+            } => {
+                let pg = self.pg();
+                let (captured, _) = catalog::expand_tables(self.client, &pg.filter).await?;
+                let names: Vec<String> = captured.iter().map(|(_, t)| t.to_string()).collect();
+                let mut progress =
+                    self.state
+                        .incremental
+                        .as_deref()
+                        .cloned()
+                        .unwrap_or(IncrementalProgress {
+                            tables: Vec::new(),
+                            conditions: Default::default(),
+                            last_key: None,
+                            chunks: 0,
+                            paused: false,
+                        });
+                for c in &collections {
+                    let matching: Vec<&String> = names
+                        .iter()
+                        .filter(|n| names_table(std::slice::from_ref(c), n))
+                        .collect();
+                    if matching.is_empty() {
+                        tracing::error!(signal = %id, table = %c, "execute-snapshot names no table this connector captures (postgres.tables); ignored");
+                    }
+                    for n in matching {
+                        if !progress.tables.contains(n) {
+                            progress.tables.push(n.clone());
+                        }
+                    }
+                }
+                for (table, filter) in conditions {
+                    progress.conditions.insert(table, filter);
+                }
+                if progress.tables.is_empty() {
+                    return Ok(());
+                }
+                tracing::info!(signal = %id, tables = ?progress.tables, "incremental snapshot requested");
+                self.state.incremental = Some(Arc::new(progress));
+                self.incr.want_chunk = true;
+            }
+            SignalKind::StopSnapshot { collections } => {
+                let Some(mut progress) = self.state.incremental.as_deref().cloned() else {
+                    tracing::warn!(signal = %id, "stop-snapshot: no incremental snapshot is running");
+                    return Ok(());
+                };
+                let current = progress.tables.first().cloned();
+                if collections.is_empty() {
+                    progress.tables.clear();
+                } else {
+                    progress.tables.retain(|t| !names_table(&collections, t));
+                }
+                if progress.tables.first() != current.as_ref() {
+                    self.incr.window = None;
+                    progress.last_key = None;
+                }
+                tracing::info!(signal = %id, left = ?progress.tables, "incremental snapshot stopped");
+                self.state.incremental = (!progress.tables.is_empty()).then(|| Arc::new(progress));
+                self.incr.want_chunk = self.state.incremental.is_some();
+            }
+            SignalKind::PauseSnapshot | SignalKind::ResumeSnapshot => {
+                let paused = matches!(signal.kind, SignalKind::PauseSnapshot);
+                let Some(mut progress) = self.state.incremental.as_deref().cloned() else {
+                    tracing::warn!(signal = %id, "pause/resume-snapshot: no incremental snapshot is running");
+                    return Ok(());
+                };
+                progress.paused = paused;
+                tracing::info!(signal = %id, paused, "incremental snapshot {}", if paused { "paused" } else { "resumed" });
+                self.state.incremental = Some(Arc::new(progress));
+                self.incr.want_chunk = !paused;
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads the next chunk between two watermarks (tables found empty or gone are passed
+    /// over); ends the snapshot when no table is left.
+    async fn next_chunk(&mut self, _ctx: &mut SourceContext) -> Result<(), Halt> {
+        loop {
+            let Some(progress) = self.state.incremental.clone() else {
+                return Ok(());
+            };
+            if progress.paused {
+                return Ok(());
+            }
+            let Some(name) = progress.tables.first().cloned() else {
+                self.state.incremental = None;
+                tracing::info!(chunks = progress.chunks, "incremental snapshot finished");
+                return Ok(());
+            };
+            match self.read_chunk(&name, &progress).await? {
+                Some(window) => {
+                    self.incr.window = Some(window);
+                    return Ok(());
+                }
+                None => {
+                    // The table is done (or cannot be read): the next one.
+                    let mut next = (*progress).clone();
+                    next.tables.remove(0);
+                    next.conditions.remove(&name);
+                    next.last_key = None;
+                    self.state.incremental = Some(Arc::new(next));
+                }
+            }
+        }
+    }
+
+    /// One chunk of `name` after the stored last key, between an opening and a closing
+    /// watermark; `None` when the table has no more rows or cannot be read (logged).
+    async fn read_chunk(
+        &mut self,
+        name: &str,
+        progress: &IncrementalProgress,
+    ) -> Result<Option<Window>, Halt> {
+        let pg = self.pg();
+        let (captured, _) = catalog::expand_tables(self.client, &pg.filter).await?;
+        let Some((oid, id)) = captured.into_iter().find(|(_, t)| t.to_string() == name) else {
+            tracing::error!(table = %name, "incremental snapshot: the table is no longer captured or does not exist; passed over");
+            return Ok(None);
+        };
+        let Some(described) = catalog::describe_table(self.client, oid).await? else {
+            return Ok(None);
+        };
+        let info = self.decoder.relation_of_catalog(&described);
+        let table = info.schema.clone();
+        if table.key.is_empty() {
+            tracing::error!(table = %id, "incremental snapshot: the table has no primary key; name a unique key in key_columns to snapshot it incrementally; passed over");
+            return Ok(None);
+        }
+        let chunk_size = self.connector.snapshot.chunk_size.max(1);
+        let (cols, order) = table.select_parts(quote_ident);
+        let mut conditions = Vec::new();
+        if let Some(last) = &progress.last_key {
+            let keys: Vec<String> = table
+                .key
+                .iter()
+                .map(|i| quote_ident(&table.columns[*i].name))
+                .collect();
+            let lits: Vec<String> = last
+                .iter()
+                .map(|v| v.as_deref().map_or("NULL".to_string(), quote_literal))
+                .collect();
+            conditions.push(format!("({}) > ({})", keys.join(", "), lits.join(", ")));
+        }
+        if let Some(filter) = progress.conditions.get(name) {
+            conditions.push(format!("({filter})"));
+        }
+        let sql = format!(
+            "COPY (SELECT {} FROM {}.{}{}{} LIMIT {chunk_size}) TO STDOUT",
+            if cols.is_empty() { "NULL" } else { &cols },
+            quote_ident(&id.schema),
+            quote_ident(&id.name),
+            if conditions.is_empty() {
+                String::new()
+            } else {
+                format!(" WHERE {}", conditions.join(" AND "))
+            },
+            order
+        );
+        self.incr.seq += 1;
+        let wid = format!("{}-{}", self.incr.run, self.incr.seq);
+        if self.side_session().await.is_none() {
+            return Err(PgError::Stream(
+                "incremental snapshot: cannot open a session to read the chunk".into(),
+            )
+            .into());
+        }
+        let side = self.side.take().expect("opened above");
+        let read = self
+            .copy_chunk(&side, &sql, &wid, &info, &table, chunk_size)
+            .await;
+        self.side = Some(side);
+        let (rows, last_key) = match read {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(table = %id, error = %e, "incremental snapshot: reading a chunk failed; passed over (check additional-conditions)");
+                return Ok(None);
+            }
+        };
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        let mut by_key = HashMap::with_capacity(rows.len());
+        for (i, r) in rows.iter().enumerate() {
+            if let Some(k) = r.after.as_deref().and_then(|a| key_of(&table, a)) {
+                by_key.insert(k, i);
+            }
+        }
+        Ok(Some(Window {
+            id: wid,
+            table: id,
+            open: false,
+            full: rows.len() >= chunk_size,
+            rows: rows.into_iter().map(Some).collect(),
+            by_key,
+            last_key,
+        }))
+    }
+
+    /// Opening watermark, the chunk's rows, closing watermark.
+    async fn copy_chunk(
+        &mut self,
+        side: &tokio_postgres::Client,
+        sql: &str,
+        wid: &str,
+        info: &super::super::decode::RelationInfo,
+        table: &Arc<TableSchema>,
+        chunk_size: usize,
+    ) -> Result<(Vec<ChangeEvent>, Vec<Option<String>>), tokio_postgres::Error> {
+        // `synchronous_commit = on`: the watermark's commit flushes the WAL at once (and
+        // wakes the WAL senders); with it off, the stream would see each watermark only after
+        // the WAL writer's next round (`wal_writer_delay`, 200 ms by default) -- per chunk.
+        let mark = |what: &str| {
+            format!("SET synchronous_commit = on; SELECT pg_logical_emit_message(true, '{WATERMARK_PREFIX}', '{what}:{wid}')")
+        };
+        side.batch_execute(&mark("open")).await?;
+        let stream = side.copy_out(sql).await?;
+        futures_util::pin_mut!(stream);
+        let mut buf: Vec<u8> = Vec::new();
+        let mut rows = Vec::with_capacity(chunk_size);
+        let mut last_key = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            buf.extend_from_slice(&chunk?);
+            let mut start = 0;
+            while let Some(nl) = memchr::memchr(b'\n', &buf[start..]) {
+                let line = &buf[start..start + nl];
+                start += nl + 1;
+                let mut values = Vec::with_capacity(table.columns.len());
+                let mut texts: Vec<Option<String>> = Vec::with_capacity(table.columns.len());
+                copy_fields(line, |f| {
+                    let i = values.len();
+                    texts.push(f.as_ref().map(|t| t.to_string()));
+                    values.push(match f {
+                        None => Value::Null,
+                        Some(text) => self.decoder.value_cow(info, i, text),
+                    });
+                });
+                last_key = table.key.iter().map(|i| texts[*i].clone()).collect();
+                rows.push(ChangeEvent {
+                    op: Op::Read,
+                    table: Some(table.clone()),
+                    before: None,
+                    after: Some(values),
+                    source: SourceMeta {
+                        ts_us: now_us(),
+                        snapshot: SnapshotMarker::Incremental,
+                        db: self.db.clone(),
+                        detail: SourceDetail::Postgres {
+                            tx_id: None,
+                            lsn: None,
+                            last_commit_lsn: None,
+                            origin: None,
+                            origin_lsn: None,
+                        },
+                    },
+                    message: None,
+                    transaction: None,
+                    position: SourcePosition::Postgres(crate::position::PgPosition::at(0)),
+                });
+            }
+            buf.drain(..start);
+        }
+        side.batch_execute(&mark("close")).await?;
+        Ok((rows, last_key))
+    }
+
+    /// A watermark message from the stream: opens the chunk's window, or closes it and
+    /// publishes what the stream did not supersede. Watermarks of other runs are ignored.
+    pub(super) async fn on_watermark(
+        &mut self,
+        ctx: &mut SourceContext,
+        lsn: u64,
+        content: &[u8],
+    ) -> Result<(), Halt> {
+        let text = String::from_utf8_lossy(content);
+        let Some((what, wid)) = text.split_once(':') else {
+            return Ok(());
+        };
+        let Some(window) = self.incr.window.as_mut().filter(|w| w.id == wid) else {
+            return Ok(());
+        };
+        if what == "open" {
+            window.open = true;
+            return Ok(());
+        }
+        if what != "close" {
+            return Ok(());
+        }
+        let window = self.incr.window.take().expect("matched above");
+        let before = self.state.incremental.clone();
+        let Some(progress) = before.as_deref() else {
+            return Ok(());
+        };
+        let mut next = progress.clone();
+        next.chunks += 1;
+        if window.full {
+            next.last_key = Some(window.last_key.clone());
+        } else {
+            let name = next.tables.remove(0);
+            next.conditions.remove(&name);
+            next.last_key = None;
+            tracing::info!(table = %name, "incremental snapshot of table finished");
+        }
+        let next = Arc::new(next);
+        let base = match &self.state.tx {
+            Some(t) => self.state.position_in_tx(t.final_lsn, t.index),
+            None => self
+                .state
+                .position(self.state.resume_lsn, self.state.stored_partial),
+        };
+        let SourcePosition::Postgres(base) = base else {
+            unreachable!("a PostgreSQL position")
+        };
+        let rows: Vec<ChangeEvent> = window.rows.into_iter().flatten().collect();
+        let last = rows.len().saturating_sub(1);
+        for (i, mut row) in rows.into_iter().enumerate() {
+            // Only the chunk's last record carries the new progress: a restart after part of
+            // the chunk reads the chunk again rather than lose its rest.
+            let mut p = base.clone();
+            p.incremental = if i == last {
+                Some(next.clone())
+            } else {
+                before.clone()
+            };
+            row.position = SourcePosition::Postgres(p);
+            if let SourceDetail::Postgres {
+                lsn: l,
+                last_commit_lsn,
+                ..
+            } = &mut row.source.detail
+            {
+                *l = Some(lsn);
+                *last_commit_lsn = self.state.last_commit;
+            }
+            ctx.emit(SourceItem::Event(Box::new(row))).await?;
+        }
+        self.state.incremental = Some(next);
+        self.incr.want_chunk = true;
+        Ok(())
+    }
+
+    /// A change the stream publishes: inside an open window, the chunk's row of the same
+    /// key is dropped (the stream's event is newer).
+    pub(super) fn supersede(&mut self, event: &ChangeEvent) {
+        let Some(window) = self.incr.window.as_mut().filter(|w| w.open) else {
+            return;
+        };
+        let Some(table) = event.table.as_ref().filter(|t| t.id == window.table) else {
+            return;
+        };
+        if event.op == Op::Truncate {
+            window.rows.iter_mut().for_each(|r| *r = None);
+            return;
+        }
+        for values in [event.before.as_deref(), event.after.as_deref()]
+            .into_iter()
+            .flatten()
+        {
+            if let Some(i) = key_of(table, values).and_then(|k| window.by_key.remove(&k)) {
+                window.rows[i] = None;
+            }
+        }
+    }
+
+    /// A row inserted into the signal table (`[signals] table`): queued as a signal, or
+    /// logged and skipped when malformed.
+    pub(super) fn signal_row(&mut self, table: &TableSchema, values: &[Value]) {
+        let field = |name: &str| {
+            table
+                .columns
+                .iter()
+                .position(|c| c.name == name)
+                .and_then(|i| match values.get(i) {
+                    Some(Value::Text(t)) => Some(t.to_string()),
+                    Some(Value::Int(n)) => Some(n.to_string()),
+                    _ => None,
+                })
+        };
+        let id = field("id").unwrap_or_default();
+        let Some(kind) = field("type") else {
+            tracing::error!(signal = %id, "a signal row without a `type`; skipped");
+            return;
+        };
+        match Signal::parse(&id, &kind, field("data").as_deref()) {
+            Ok(s) => self.incr.signals.push(s),
+            Err(e) => tracing::error!(error = %e, "a malformed signal row; skipped"),
+        }
+    }
+
+    /// Whether a relation is the signal table.
+    pub(super) fn is_signal_table(&self, id: &TableId) -> bool {
+        self.connector
+            .signals
+            .table
+            .as_deref()
+            .is_some_and(|t| t == id.to_string())
+    }
+}
