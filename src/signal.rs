@@ -2,7 +2,7 @@
 //! snapshot; write a log line) that reach a running connector either as rows inserted into
 //! a signal table (read from the change stream: Debezium's "source" channel) or through the
 //! admin API (`POST /connectors/{name}/signals`). Both carry Debezium's three fields: `id`,
-//! `type` and `data` (JSON).
+//! `type` and `data` (JSON). A leaf module: the API, the runtime and the sources use it.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -63,7 +63,13 @@ impl Signal {
         let id = match body.get("id") {
             Some(Json::String(s)) => s.clone(),
             Some(Json::Number(n)) => n.to_string(),
-            None | Some(Json::Null) => format!("api-{}", crate::source::now_us()),
+            None | Some(Json::Null) => format!(
+                "api-{}",
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_micros())
+                    .unwrap_or_default()
+            ),
             Some(other) => return Err(format!("`id` must be a string, not {other}")),
         };
         let Some(kind) = body.get("type").and_then(Json::as_str) else {

@@ -5,7 +5,9 @@ use std::time::{Duration, Instant};
 
 use prometheus::IntCounter;
 
-use crate::event::{ChangeEvent, SnapshotMarker, TableId};
+use std::sync::Arc;
+
+use crate::event::{ChangeEvent, SnapshotMarker, TableSchema};
 use crate::position::SourcePosition;
 use crate::source::{SourceContext, SourceItem};
 
@@ -26,8 +28,18 @@ pub struct Emitter {
 
 struct Pending {
     event: ChangeEvent,
-    table: Option<TableId>,
+    table: Option<Arc<TableSchema>>,
     first_in_table: bool,
+}
+
+/// Whether two rows belong to the same table (the same shape is the same `Arc` while a
+/// table is read: no name comparison per row).
+fn same_table(a: Option<&Arc<TableSchema>>, b: Option<&Arc<TableSchema>>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => Arc::ptr_eq(a, b) || a.id == b.id,
+        (None, None) => true,
+        _ => false,
+    }
 }
 
 /// The marker of a row from where it stands.
@@ -56,8 +68,11 @@ impl Emitter {
 
     /// Queues a snapshot row; `false` means stop (shutdown).
     pub async fn push(&mut self, ctx: &mut SourceContext, event: ChangeEvent) -> bool {
-        let table = event.table.as_ref().map(|t| t.id.clone());
-        let first_in_table = self.pending.as_ref().is_none_or(|p| p.table != table);
+        let table = event.table.clone();
+        let first_in_table = self
+            .pending
+            .as_ref()
+            .is_none_or(|p| !same_table(p.table.as_ref(), table.as_ref()));
         let next = Pending {
             event,
             table,

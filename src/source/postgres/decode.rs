@@ -330,6 +330,13 @@ impl Decoder {
             _ => convert(&mut self.warned, info, i, &text),
         }
     }
+
+    /// Whether column `i` is published as its text as it stands.
+    pub fn plain_text(info: &RelationInfo, i: usize) -> bool {
+        info.types
+            .get(i)
+            .is_some_and(|(ty, typmod)| values::is_plain_text(ty, *typmod))
+    }
 }
 
 /// The declared length of `varchar(n)` / `char(n)` (the type modifier is n + 4).

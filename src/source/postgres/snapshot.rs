@@ -131,25 +131,36 @@ impl Snapshot<'_> {
         );
         let stream = client.copy_out(&sql).await.map_err(PgError::query)?;
         futures_util::pin_mut!(stream);
-        let mut buf: Vec<u8> = Vec::with_capacity(1 << 16);
+        // The server sends a row per CopyData message: a message holding whole lines is
+        // read where it is (plain text values point into it); only a line split across
+        // messages is gathered in `buf`.
+        let mut buf: Vec<u8> = Vec::new();
         let width = table.columns.len();
         let mut progress = TableProgress::new(ctx, table.id.to_string(), estimate);
+        let mut ts_us = now_us();
+        let mut rows_read: u64 = 0;
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(PgError::query)?;
-            buf.extend_from_slice(&chunk);
+            let data = if buf.is_empty() {
+                chunk
+            } else {
+                buf.extend_from_slice(&chunk);
+                bytes::Bytes::from(std::mem::take(&mut buf))
+            };
             let mut start = 0;
-            while let Some(nl) = memchr::memchr(b'\n', &buf[start..]) {
-                let line = &buf[start..start + nl];
+            while let Some(nl) = memchr::memchr(b'\n', &data[start..]) {
+                let line = data.slice(start..start + nl);
                 start += nl + 1;
                 let mut values = Vec::with_capacity(width);
-                copy_fields(line, |f| {
+                copy_fields(&line, |f| {
                     let i = values.len();
-                    values.push(match f {
-                        None => Value::Null,
-                        Some(text) => decoder.value_cow(info, i, text),
-                    });
+                    values.push(copy_value(decoder, info, i, f, &line));
                 });
-                let ts_us = now_us();
+                // The clock once per 256 rows (microseconds apart at this rate).
+                rows_read += 1;
+                if rows_read % 256 == 0 {
+                    ts_us = now_us();
+                }
                 let event = ChangeEvent {
                     op: Op::Read,
                     table: Some(table.clone()),
@@ -176,7 +187,7 @@ impl Snapshot<'_> {
                 }
                 progress.row(ctx);
             }
-            buf.drain(..start);
+            buf.extend_from_slice(&data[start..]);
         }
         Ok(Some(progress.finish(ctx)))
     }
@@ -226,7 +237,9 @@ async fn row_estimate(
 #[cfg(test)]
 fn split_copy_line(line: &[u8], out: &mut Vec<Option<String>>) {
     out.clear();
-    copy_fields(line, |f| out.push(f.map(std::borrow::Cow::into_owned)));
+    copy_fields(line, |f| {
+        out.push(f.text().map(std::borrow::Cow::into_owned))
+    });
 }
 
 /// Text of valid UTF-8 as it is (no copy), invalid bytes replaced.
@@ -237,16 +250,61 @@ fn utf8(raw: &[u8]) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// Each field of one line of COPY text output (`None` for `\N`), escapes undone; a field
-/// without escapes is lent from the line, not copied.
-pub(super) fn copy_fields(line: &[u8], mut each: impl FnMut(Option<std::borrow::Cow<'_, str>>)) {
+/// One field of a line of COPY text output.
+pub(super) enum CopyField<'a> {
+    /// `\N`.
+    Null,
+    /// A field without escapes: its bytes as they stand, and their range in the line.
+    Plain(&'a [u8], (usize, usize)),
+    /// A field with escapes, undone.
+    Unescaped(String),
+}
+
+impl CopyField<'_> {
+    /// The field's text (`None` for NULL).
+    pub(super) fn text(&self) -> Option<std::borrow::Cow<'_, str>> {
+        match self {
+            CopyField::Null => None,
+            CopyField::Plain(raw, _) => Some(utf8(raw)),
+            CopyField::Unescaped(s) => Some(std::borrow::Cow::Borrowed(s)),
+        }
+    }
+}
+
+/// Column `i`'s value from its COPY field; plain text without escapes points into `line`
+/// (shared bytes) instead of being copied, and is checked as UTF-8 once.
+pub(super) fn copy_value(
+    decoder: &mut Decoder,
+    info: &RelationInfo,
+    i: usize,
+    field: CopyField<'_>,
+    line: &bytes::Bytes,
+) -> Value {
+    match field {
+        CopyField::Null => Value::Null,
+        CopyField::Plain(raw, (a, b)) if Decoder::plain_text(info, i) => {
+            match crate::event::Text::try_from(line.slice(a..b)) {
+                Ok(t) => Value::Text(t),
+                Err(_) => Value::text(String::from_utf8_lossy(raw).into_owned()),
+            }
+        }
+        CopyField::Plain(raw, _) => decoder.value_cow(info, i, utf8(raw)),
+        CopyField::Unescaped(s) => decoder.value_cow(info, i, std::borrow::Cow::Owned(s)),
+    }
+}
+
+/// Each field of one line of COPY text output, escapes undone.
+pub(super) fn copy_fields(line: &[u8], mut each: impl FnMut(CopyField<'_>)) {
+    let mut at = 0;
     for raw in line.split(|b| *b == b'\t') {
-        if raw == b"\\N" {
-            each(None);
+        let span = (at, at + raw.len());
+        at += raw.len() + 1;
+        if raw.len() == 2 && raw[0] == b'\\' && raw[1] == b'N' {
+            each(CopyField::Null);
             continue;
         }
-        if !raw.contains(&b'\\') {
-            each(Some(utf8(raw)));
+        if memchr::memchr(b'\\', raw).is_none() {
+            each(CopyField::Plain(raw, span));
             continue;
         }
         let mut bytes = Vec::with_capacity(raw.len());
@@ -290,9 +348,9 @@ pub(super) fn copy_fields(line: &[u8], mut each: impl FnMut(Option<std::borrow::
                 other => bytes.push(other),
             }
         }
-        each(Some(std::borrow::Cow::Owned(
+        each(CopyField::Unescaped(
             String::from_utf8_lossy(&bytes).into_owned(),
-        )));
+        ));
     }
 }
 

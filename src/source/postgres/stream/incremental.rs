@@ -13,7 +13,7 @@ use std::sync::Arc;
 use futures_util::StreamExt;
 
 use super::super::catalog::{self, quote_ident, quote_literal};
-use super::super::snapshot::copy_fields;
+use super::super::snapshot::{copy_fields, copy_value};
 use super::super::PgError;
 use super::{Halt, Streamer};
 use crate::event::{
@@ -315,17 +315,18 @@ impl Streamer<'_> {
             buf.extend_from_slice(&chunk?);
             let mut start = 0;
             while let Some(nl) = memchr::memchr(b'\n', &buf[start..]) {
-                let line = &buf[start..start + nl];
+                let line = bytes::Bytes::copy_from_slice(&buf[start..start + nl]);
                 start += nl + 1;
                 let mut values = Vec::with_capacity(table.columns.len());
                 let mut texts: Vec<Option<String>> = Vec::with_capacity(table.columns.len());
-                copy_fields(line, |f| {
+                copy_fields(&line, |f| {
                     let i = values.len();
-                    texts.push(f.as_ref().map(|t| t.to_string()));
-                    values.push(match f {
-                        None => Value::Null,
-                        Some(text) => self.decoder.value_cow(info, i, text),
-                    });
+                    if table.key.contains(&i) {
+                        texts.push(f.text().map(|t| t.into_owned()));
+                    } else {
+                        texts.push(None);
+                    }
+                    values.push(copy_value(&mut self.decoder, info, i, f, &line));
                 });
                 last_key = table.key.iter().map(|i| texts[*i].clone()).collect();
                 rows.push(ChangeEvent {
