@@ -309,3 +309,116 @@ async fn pause_kill_resume_kill_finishes_without_starting_over() {
     assert!(daemon.logs().contains("incremental snapshot finished"));
     assert!(daemon.stop().success());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_interrupted_initial_snapshot_resumes_where_it_stopped() {
+    let db = TestDb::new("initresume").await;
+    let rows = 500_000;
+    db.exec(&format!(
+        "CREATE TABLE small (id int PRIMARY KEY, v int NOT NULL);
+         INSERT INTO small SELECT i, 0 FROM generate_series(1, 100) i;
+         CREATE TABLE big (id int PRIMARY KEY, v int NOT NULL, pad text NOT NULL);
+         INSERT INTO big SELECT i, 0, repeat('y', 100) FROM generate_series(1, {rows}) i;
+         ANALYZE big;"
+    ))
+    .await;
+    let name = unique("initresume");
+    let listen = format!("127.0.0.1:{}", free_port());
+    let mut daemon = Daemon::single(
+        &name,
+        &db,
+        &["public.small", "public.big"],
+        "[format]\nschemas = false",
+    );
+    daemon.append_daemon_config(&format!("[api]\nlisten = \"{listen}\"\n"));
+    daemon.start();
+    let base = format!("http://{listen}");
+    // Killed once about 40 % of the big table is read.
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let (status, body) = http("GET", &format!("{base}/sluice/connectors/{name}"), None).await;
+        if status == 200 {
+            let v: Value = serde_json::from_str(&body).unwrap();
+            if v["snapshot"]["table"] == "public.big"
+                && v["snapshot"]["rows_done"].as_u64().unwrap_or(0) >= 200_000
+            {
+                break;
+            }
+            assert!(
+                v["state"] != "streaming",
+                "the snapshot finished before the kill: {v}"
+            );
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the snapshot never got far"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    daemon.kill9();
+    // Changes while it is down, on both sides of where it stopped.
+    db.exec(
+        "UPDATE big SET v = 5 WHERE id IN (10, 499990);
+         DELETE FROM big WHERE id IN (20, 499980);
+         INSERT INTO big VALUES (600000, 1, 'new');
+         UPDATE small SET v = 3 WHERE id = 1;",
+    )
+    .await;
+    daemon.start();
+    let expected: BTreeMap<i64, Value> = db
+        .client
+        .query("SELECT id, v FROM big ORDER BY id", &[])
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| {
+            let (id, v): (i32, i32) = (r.get(0), r.get(1));
+            (i64::from(id), json!(v))
+        })
+        .collect();
+    let topic = format!("{name}.public.big");
+    let msgs = tokio::task::spawn_blocking({
+        let expected = expected.clone();
+        move || {
+            read_topic_until(&topic, Duration::from_secs(180), |m| {
+                let got: BTreeMap<i64, Value> = replay(m, "id")
+                    .into_iter()
+                    .map(|(k, v)| (k, v["v"].clone()))
+                    .collect();
+                got == expected
+            })
+        }
+    })
+    .await
+    .unwrap();
+    let got: BTreeMap<i64, Value> = replay(&msgs, "id")
+        .into_iter()
+        .map(|(k, v)| (k, v["v"].clone()))
+        .collect();
+    let logs = daemon.logs();
+    assert_eq!(got.len(), expected.len(), "logs:\n{logs}");
+    assert!(got == expected, "replay differs; logs:\n{logs}");
+    let r = reads(&msgs).len();
+    assert!(
+        r < rows * 13 / 10,
+        "{r} read records for {rows} rows: the snapshot started over"
+    );
+    assert!(
+        logs.contains("the initial snapshot was interrupted"),
+        "{logs}"
+    );
+    let small = table_state(
+        db.client
+            .query("SELECT id, v FROM small ORDER BY id", &[])
+            .await
+            .unwrap(),
+    );
+    let small_msgs = read_until_state(
+        &format!("{name}.public.small"),
+        &small,
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(replay(&small_msgs, "id"), small);
+    assert!(daemon.stop().success());
+}

@@ -329,6 +329,16 @@ impl Run {
                     observer.update(|s| s.paused = is_paused);
                     tracing::info!(paused = is_paused, "connector {}", if is_paused { "paused" } else { "resumed" });
                 }
+                // Before the items: under a steady stream of batches a later branch of this
+                // biased select would never be polled, and nothing would be committed until
+                // the stream paused (a long snapshot committed only at its end).
+                _ = tick.tick() => {
+                    queue_depth.set(self.tracker.in_flight() as i64);
+                    self.counters.refresh_lag();
+                    self.counters.publish();
+                    self.commit().await?;
+                    self.summary();
+                }
                 batch = items.recv(), if may_read => {
                     match batch {
                         Some(batch) => self.batch(batch).await?,
@@ -338,13 +348,6 @@ impl Run {
                         }
                     }
                     queue_depth.set(self.tracker.in_flight() as i64);
-                }
-                _ = tick.tick() => {
-                    queue_depth.set(self.tracker.in_flight() as i64);
-                    self.counters.refresh_lag();
-                    self.counters.publish();
-                    self.commit().await?;
-                    self.summary();
                 }
             }
         }

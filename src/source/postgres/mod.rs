@@ -345,11 +345,24 @@ impl PostgresSource {
         let slot_lost = slot
             .as_ref()
             .is_some_and(|s| s.wal_status.as_deref() == Some("lost"));
+        // An initial snapshot cut short (crash, restart) after some of its rows were
+        // committed, with the slot still there: streaming resumes from the slot's consistent
+        // point and what was left of the snapshot is read incrementally.
+        let mode = self.connector.snapshot.mode;
+        let resumable = stored.as_ref().is_some_and(|p| {
+            p.snapshot == SnapshotState::InProgress && p.incremental.is_some() && p.slot.is_some()
+        }) && slot.is_some()
+            && !slot_lost
+            && matches!(mode, SnapshotMode::Initial | SnapshotMode::WhenNeeded);
+        if resumable {
+            tracing::info!("the initial snapshot was interrupted: streaming from its start, the rest of it read incrementally");
+        }
         let facts = StartFacts {
-            mode: self.connector.snapshot.mode,
-            snapshot_done: stored
-                .as_ref()
-                .is_some_and(|p| p.snapshot == SnapshotState::Done),
+            mode,
+            snapshot_done: resumable
+                || stored
+                    .as_ref()
+                    .is_some_and(|p| p.snapshot == SnapshotState::Done),
             position_lost: stored.is_some() && (slot.is_none() || slot_lost),
         };
         let start = match start::plan(facts) {

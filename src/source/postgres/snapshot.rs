@@ -14,7 +14,7 @@ use super::types::PgModes;
 use super::{ConnInfo, PgError};
 use crate::config::ConnectorConfig;
 use crate::event::{ChangeEvent, Op, SnapshotMarker, SourceDetail, SourceMeta, Value};
-use crate::position::{PgPosition, SnapshotState, SourcePosition};
+use crate::position::{IncrementalProgress, PgPosition, SnapshotState, SourcePosition};
 use crate::source::now_us;
 use crate::source::snapshot_rows::{Emitter, TableProgress};
 use crate::source::SourceContext;
@@ -70,7 +70,8 @@ impl Snapshot<'_> {
             .set_state(crate::status::ConnectorState::Snapshotting);
         let started = Instant::now();
         let mut emitter = Emitter::new();
-        for (oid, id) in &tables {
+        let names: Vec<String> = tables.iter().map(|(_, id)| id.to_string()).collect();
+        for (k, (oid, id)) in tables.iter().enumerate() {
             let Some(described) = catalog::describe_table(&client, *oid).await? else {
                 continue;
             };
@@ -83,6 +84,7 @@ impl Snapshot<'_> {
                     &info,
                     &db,
                     &in_progress,
+                    &names[k..],
                     tx_id,
                     estimate,
                     &mut emitter,
@@ -115,6 +117,7 @@ impl Snapshot<'_> {
         info: &RelationInfo,
         db: &Arc<str>,
         position: &SourcePosition,
+        tables_left: &[String],
         tx_id: i64,
         estimate: i64,
         emitter: &mut Emitter,
@@ -139,6 +142,24 @@ impl Snapshot<'_> {
         let mut progress = TableProgress::new(ctx, table.id.to_string(), estimate);
         let mut ts_us = now_us();
         let mut rows_read: u64 = 0;
+        // Resumable: the rows of a table with a primary key carry how far the snapshot has
+        // come (this table and those after it left, the key of a row every STAMP_ROWS rows);
+        // a restart then reads only what is left, incrementally (see stream/incremental.rs).
+        let keyed = !table.key.is_empty();
+        let stamp = |last_key: Option<Vec<Option<String>>>| {
+            SourcePosition::Postgres(PgPosition {
+                incremental: Some(Arc::new(IncrementalProgress {
+                    tables: tables_left.to_vec(),
+                    conditions: Default::default(),
+                    last_key,
+                    chunks: 0,
+                    paused: false,
+                })),
+                ..self.start.clone()
+            })
+        };
+        let mut position = if keyed { stamp(None) } else { position.clone() };
+        let mut key_text: Vec<Option<String>> = Vec::new();
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(PgError::query)?;
             let data = if buf.is_empty() {
@@ -152,12 +173,27 @@ impl Snapshot<'_> {
                 let line = data.slice(start..start + nl);
                 start += nl + 1;
                 let mut values = Vec::with_capacity(width);
+                rows_read += 1;
+                let stamp_row = keyed && rows_read % STAMP_ROWS == 0;
                 copy_fields(&line, |f| {
                     let i = values.len();
+                    if stamp_row && table.key.contains(&i) {
+                        key_text.push(f.text().map(|t| t.into_owned()));
+                    }
                     values.push(copy_value(decoder, info, i, f, &line));
                 });
+                if stamp_row {
+                    // Key columns in key order (the fields came in column order).
+                    let mut ordered = vec![None; table.key.len()];
+                    let mut sorted: Vec<(usize, usize)> =
+                        table.key.iter().enumerate().map(|(k, c)| (*c, k)).collect();
+                    sorted.sort_unstable();
+                    for ((_, k), text) in sorted.into_iter().zip(key_text.drain(..)) {
+                        ordered[k] = text;
+                    }
+                    position = stamp(Some(ordered));
+                }
                 // The clock once per 256 rows (microseconds apart at this rate).
-                rows_read += 1;
                 if rows_read % 256 == 0 {
                     ts_us = now_us();
                 }
@@ -192,6 +228,9 @@ impl Snapshot<'_> {
         Ok(Some(progress.finish(ctx)))
     }
 }
+
+/// A snapshot row of a keyed table records its key for a resume this often.
+const STAMP_ROWS: u64 = 1024;
 
 /// Tables without statistics (never analyzed: `reltuples` is -1) are counted when they are
 /// no bigger than this; a bigger one shows no estimate rather than pay a full scan.
