@@ -43,6 +43,9 @@ pub struct MyPosition {
     /// `server_id` and `ts_sec` offset fields; informational, not part of the order).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_event: Option<LastEvent>,
+    /// An incremental snapshot in progress (not part of the order).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incremental: Option<std::sync::Arc<IncrementalProgress>>,
 }
 
 /// Where the event that completed a MySQL position came from.

@@ -92,6 +92,7 @@ pub(super) async fn offsets_command(command: OffsetsCommand) -> ExitCode {
                     }
                 },
                 (None, Some(file), Some(pos)) => SourcePosition::Mysql(MyPosition {
+                    incremental: None,
                     file: file.into(),
                     pos,
                     gtids: gtids.map(Into::into),

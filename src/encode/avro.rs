@@ -778,6 +778,7 @@ mod tests {
             message: None,
             transaction: None,
             position: SourcePosition::Mysql(MyPosition {
+                incremental: None,
                 file: Arc::from("mariadb-bin.000001"),
                 pos: 300,
                 gtids: None,

@@ -149,6 +149,7 @@ pub fn position(value: &Json) -> Result<SourcePosition, String> {
         let events = int("sluice.events").unwrap_or(0);
         let rows = int("sluice.rows").unwrap_or(0);
         return Ok(SourcePosition::Mysql(MyPosition {
+            incremental: None,
             file: file.into(),
             pos: u64::try_from(pos).map_err(|_| "\"pos\" is negative")?,
             gtids: m
@@ -309,6 +310,7 @@ mod tests {
     #[test]
     fn mysql_positions_as_debezium_offsets_and_back() {
         let p = SourcePosition::Mysql(MyPosition {
+            incremental: None,
             file: "mysql-bin.000003".into(),
             pos: 154,
             gtids: Some("0-1-100".into()),

@@ -21,6 +21,7 @@ pub fn snapshot_pos(lsn: u64) -> SourcePosition {
 
 pub fn my_pos(pos: u64) -> SourcePosition {
     SourcePosition::Mysql(MyPosition {
+        incremental: None,
         file: "mysql-bin.000001".into(),
         pos,
         gtids: None,

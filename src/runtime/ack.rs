@@ -307,6 +307,7 @@ mod tests {
     fn mysql_positions_are_tracked_alike() {
         let my = |pos, rows| {
             SourcePosition::Mysql(MyPosition {
+                incremental: None,
                 file: "mysql-bin.000003".into(),
                 pos,
                 gtids: Some("0-1-5".into()),

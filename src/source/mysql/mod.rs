@@ -421,6 +421,7 @@ impl MysqlSource {
         let (file, pos) = catalog::master_status(conn).await?;
         let gtids = catalog::gtid_state(conn, server.flavor).await?;
         let p = MyPosition {
+            incremental: None,
             file: file.into(),
             pos,
             gtids: gtids.map(Into::into),

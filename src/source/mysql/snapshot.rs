@@ -58,6 +58,7 @@ impl Snapshot<'_> {
             .map_err(MyError::query)?
             .unwrap_or(0);
         let in_progress = MyPosition {
+            incremental: None,
             file: view.file.as_str().into(),
             pos: view.pos,
             gtids: view.gtids.clone().map(Into::into),

@@ -129,6 +129,7 @@ impl<'a> Streamer<'a> {
             latest: HashMap::new(),
             last_end: start.pos,
             out: Vec::new(),
+            incremental: start.incremental.clone(),
         };
         Ok(Streamer {
             connector,
@@ -461,6 +462,7 @@ impl<'a> Streamer<'a> {
         st.last_end = position;
         if st.tx.is_none() && at.header.flags & binlog::LOG_EVENT_ARTIFICIAL_F == 0 {
             st.resume = MyPosition {
+                incremental: st.incremental.clone(),
                 file: Arc::from(name),
                 pos: position,
                 gtids: st.gtids.text(),
@@ -642,6 +644,7 @@ impl<'a> Streamer<'a> {
         }
         let st = &mut self.state;
         st.resume = MyPosition {
+            incremental: st.incremental.clone(),
             file: st.file.clone(),
             pos: end,
             gtids: st.gtids.text(),

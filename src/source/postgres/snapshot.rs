@@ -174,7 +174,7 @@ impl Snapshot<'_> {
                 start += nl + 1;
                 let mut values = Vec::with_capacity(width);
                 rows_read += 1;
-                let stamp_row = keyed && rows_read % STAMP_ROWS == 0;
+                let stamp_row = keyed && rows_read.is_multiple_of(STAMP_ROWS);
                 copy_fields(&line, |f| {
                     let i = values.len();
                     if stamp_row && table.key.contains(&i) {
@@ -194,7 +194,7 @@ impl Snapshot<'_> {
                     position = stamp(Some(ordered));
                 }
                 // The clock once per 256 rows (microseconds apart at this rate).
-                if rows_read % 256 == 0 {
+                if rows_read.is_multiple_of(256) {
                     ts_us = now_us();
                 }
                 let event = ChangeEvent {

@@ -85,6 +85,8 @@ pub(super) struct State {
     pub(super) last_end: u64,
     /// Events of the rows event being handled (reused).
     pub(super) out: Vec<ChangeEvent>,
+    /// An incremental snapshot's progress, carried by every position.
+    pub(super) incremental: Option<Arc<crate::position::IncrementalProgress>>,
 }
 
 impl State {
@@ -96,6 +98,7 @@ impl State {
     pub(super) fn ddl_position(&mut self, end: u64) -> MyPosition {
         if let Some(t) = &self.tx {
             return MyPosition {
+                incremental: self.incremental.clone(),
                 file: t.file.clone(),
                 pos: t.pos,
                 gtids: self.resume.gtids.clone(),
@@ -109,6 +112,7 @@ impl State {
             self.gtids.apply_pending(p.gtid);
         }
         MyPosition {
+            incremental: self.incremental.clone(),
             file: self.file.clone(),
             pos: end,
             gtids: self.gtids.text(),
@@ -123,6 +127,7 @@ impl State {
     /// transaction: that many rows events and rows of it are then published.
     pub(super) fn row_position(&self, t: &Tx, ev_index: u64, row: u32) -> MyPosition {
         MyPosition {
+            incremental: self.incremental.clone(),
             file: t.file.clone(),
             pos: t.pos,
             gtids: self.resume.gtids.clone(),

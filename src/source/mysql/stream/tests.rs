@@ -23,6 +23,7 @@ impl futures_util::Stream for Breaks {
 
 fn state(tx: Option<Tx>) -> State {
     let start = MyPosition {
+        incremental: None,
         file: "mariadb-bin.000007".into(),
         pos: 100,
         gtids: Some("0-1-10".into()),
@@ -53,6 +54,7 @@ fn state(tx: Option<Tx>) -> State {
         latest: HashMap::new(),
         last_end: 100,
         out: Vec::new(),
+        incremental: None,
     }
 }
 

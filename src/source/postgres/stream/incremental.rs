@@ -7,7 +7,6 @@
 //! `op = "r"` with `source.snapshot = "incremental"`. Streaming never stops; progress (tables
 //! left, last key, chunks) rides in every position, so a restart resumes at the next chunk.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use futures_util::StreamExt;
@@ -20,7 +19,8 @@ use crate::event::{
     ChangeEvent, Op, SnapshotMarker, SourceDetail, SourceMeta, TableId, TableSchema, Value,
 };
 use crate::position::{IncrementalProgress, SourcePosition};
-use crate::signal::{names_table, Signal, SignalKind};
+use crate::signal::{Signal, SignalKind};
+use crate::source::incremental::{self as shared, Window};
 use crate::source::{now_us, SourceContext, SourceItem};
 
 /// The prefix of Sluice's watermark messages.
@@ -38,29 +38,6 @@ pub(in super::super) struct Incremental {
     /// Tells this run's watermarks from those of runs before a restart.
     run: u64,
     seq: u64,
-}
-
-/// A chunk between its watermarks.
-struct Window {
-    id: String,
-    table: TableId,
-    /// The opening watermark was seen: stream changes now supersede chunk rows.
-    open: bool,
-    rows: Vec<Option<ChangeEvent>>,
-    by_key: HashMap<String, usize>,
-    /// The key of the chunk's last row, each key column as text.
-    last_key: Vec<Option<String>>,
-    /// The chunk was full: the table may have more rows.
-    full: bool,
-}
-
-/// A row's key as one comparable string.
-fn key_of(table: &TableSchema, values: &[Value]) -> Option<String> {
-    let mut out = String::new();
-    for i in &table.key {
-        out.push_str(&format!("{:?}\u{1f}", values.get(*i)?));
-    }
-    Some(out)
 }
 
 impl Streamer<'_> {
@@ -85,83 +62,18 @@ impl Streamer<'_> {
 
     /// A signal, from the signal table or the admin API.
     pub(super) async fn on_signal(&mut self, signal: Signal) -> Result<(), Halt> {
-        let id = signal.id;
-        match signal.kind {
-            SignalKind::Log { message } => tracing::info!(signal = %id, "{message}"),
-            SignalKind::ExecuteSnapshot {
-                collections,
-                conditions,
-            } => {
-                let pg = self.pg();
-                let (captured, _) = catalog::expand_tables(self.client, &pg.filter).await?;
-                let names: Vec<String> = captured.iter().map(|(_, t)| t.to_string()).collect();
-                let mut progress =
-                    self.state
-                        .incremental
-                        .as_deref()
-                        .cloned()
-                        .unwrap_or(IncrementalProgress {
-                            tables: Vec::new(),
-                            conditions: Default::default(),
-                            last_key: None,
-                            chunks: 0,
-                            paused: false,
-                        });
-                for c in &collections {
-                    let matching: Vec<&String> = names
-                        .iter()
-                        .filter(|n| names_table(std::slice::from_ref(c), n))
-                        .collect();
-                    if matching.is_empty() {
-                        tracing::error!(signal = %id, table = %c, "execute-snapshot names no table this connector captures (postgres.tables); ignored");
-                    }
-                    for n in matching {
-                        if !progress.tables.contains(n) {
-                            progress.tables.push(n.clone());
-                        }
-                    }
-                }
-                for (table, filter) in conditions {
-                    progress.conditions.insert(table, filter);
-                }
-                if progress.tables.is_empty() {
-                    return Ok(());
-                }
-                tracing::info!(signal = %id, tables = ?progress.tables, "incremental snapshot requested");
-                self.state.incremental = Some(Arc::new(progress));
-                self.incr.want_chunk = true;
-            }
-            SignalKind::StopSnapshot { collections } => {
-                let Some(mut progress) = self.state.incremental.as_deref().cloned() else {
-                    tracing::warn!(signal = %id, "stop-snapshot: no incremental snapshot is running");
-                    return Ok(());
-                };
-                let current = progress.tables.first().cloned();
-                if collections.is_empty() {
-                    progress.tables.clear();
-                } else {
-                    progress.tables.retain(|t| !names_table(&collections, t));
-                }
-                if progress.tables.first() != current.as_ref() {
-                    self.incr.window = None;
-                    progress.last_key = None;
-                }
-                tracing::info!(signal = %id, left = ?progress.tables, "incremental snapshot stopped");
-                self.state.incremental = (!progress.tables.is_empty()).then(|| Arc::new(progress));
-                self.incr.want_chunk = self.state.incremental.is_some();
-            }
-            SignalKind::PauseSnapshot | SignalKind::ResumeSnapshot => {
-                let paused = matches!(signal.kind, SignalKind::PauseSnapshot);
-                let Some(mut progress) = self.state.incremental.as_deref().cloned() else {
-                    tracing::warn!(signal = %id, "pause/resume-snapshot: no incremental snapshot is running");
-                    return Ok(());
-                };
-                progress.paused = paused;
-                tracing::info!(signal = %id, paused, "incremental snapshot {}", if paused { "paused" } else { "resumed" });
-                self.state.incremental = Some(Arc::new(progress));
-                self.incr.want_chunk = !paused;
-            }
+        let captured: Vec<String> = if matches!(signal.kind, SignalKind::ExecuteSnapshot { .. }) {
+            let (tables, _) = catalog::expand_tables(self.client, &self.pg().filter).await?;
+            tables.iter().map(|(_, t)| t.to_string()).collect()
+        } else {
+            Vec::new()
+        };
+        let out = shared::on_signal(self.state.incremental.as_ref(), signal, &captured);
+        self.state.incremental = out.progress;
+        if out.drop_window {
+            self.incr.window = None;
         }
+        self.incr.want_chunk |= out.want_chunk;
         Ok(())
     }
 
@@ -187,11 +99,7 @@ impl Streamer<'_> {
                 }
                 None => {
                     // The table is done (or cannot be read): the next one.
-                    let mut next = (*progress).clone();
-                    next.tables.remove(0);
-                    next.conditions.remove(&name);
-                    next.last_key = None;
-                    self.state.incremental = Some(Arc::new(next));
+                    self.state.incremental = Some(Arc::new(shared::pass_over(&progress)));
                 }
             }
         }
@@ -272,21 +180,7 @@ impl Streamer<'_> {
         if rows.is_empty() {
             return Ok(None);
         }
-        let mut by_key = HashMap::with_capacity(rows.len());
-        for (i, r) in rows.iter().enumerate() {
-            if let Some(k) = r.after.as_deref().and_then(|a| key_of(&table, a)) {
-                by_key.insert(k, i);
-            }
-        }
-        Ok(Some(Window {
-            id: wid,
-            table: id,
-            open: false,
-            full: rows.len() >= chunk_size,
-            rows: rows.into_iter().map(Some).collect(),
-            by_key,
-            last_key,
-        }))
+        Ok(Some(Window::new(wid, &table, rows, last_key, chunk_size)))
     }
 
     /// Opening watermark, the chunk's rows, closing watermark.
@@ -384,17 +278,7 @@ impl Streamer<'_> {
         let Some(progress) = before.as_deref() else {
             return Ok(());
         };
-        let mut next = progress.clone();
-        next.chunks += 1;
-        if window.full {
-            next.last_key = Some(window.last_key.clone());
-        } else {
-            let name = next.tables.remove(0);
-            next.conditions.remove(&name);
-            next.last_key = None;
-            tracing::info!(table = %name, "incremental snapshot of table finished");
-        }
-        let next = Arc::new(next);
+        let next = Arc::new(shared::after_chunk(progress, &window));
         let base = match &self.state.tx {
             Some(t) => self.state.position_in_tx(t.final_lsn, t.index),
             None => self
@@ -404,7 +288,7 @@ impl Streamer<'_> {
         let SourcePosition::Postgres(base) = base else {
             unreachable!("a PostgreSQL position")
         };
-        let rows: Vec<ChangeEvent> = window.rows.into_iter().flatten().collect();
+        let rows = window.into_rows();
         let last = rows.len().saturating_sub(1);
         for (i, mut row) in rows.into_iter().enumerate() {
             // Only the chunk's last record carries the new progress: a restart after part of
@@ -435,46 +319,15 @@ impl Streamer<'_> {
     /// A change the stream publishes: inside an open window, the chunk's row of the same
     /// key is dropped (the stream's event is newer).
     pub(super) fn supersede(&mut self, event: &ChangeEvent) {
-        let Some(window) = self.incr.window.as_mut().filter(|w| w.open) else {
-            return;
-        };
-        let Some(table) = event.table.as_ref().filter(|t| t.id == window.table) else {
-            return;
-        };
-        if event.op == Op::Truncate {
-            window.rows.iter_mut().for_each(|r| *r = None);
-            return;
-        }
-        for values in [event.before.as_deref(), event.after.as_deref()]
-            .into_iter()
-            .flatten()
-        {
-            if let Some(i) = key_of(table, values).and_then(|k| window.by_key.remove(&k)) {
-                window.rows[i] = None;
-            }
+        if let Some(w) = self.incr.window.as_mut() {
+            w.supersede(event);
         }
     }
 
     /// A row inserted into the signal table (`[signals] table`): queued as a signal, or
     /// logged and skipped when malformed.
     pub(super) fn signal_row(&mut self, table: &TableSchema, values: &[Value]) {
-        let field = |name: &str| {
-            table
-                .columns
-                .iter()
-                .position(|c| c.name == name)
-                .and_then(|i| match values.get(i) {
-                    Some(Value::Text(t)) => Some(t.to_string()),
-                    Some(Value::Int(n)) => Some(n.to_string()),
-                    _ => None,
-                })
-        };
-        let id = field("id").unwrap_or_default();
-        let Some(kind) = field("type") else {
-            tracing::error!(signal = %id, "a signal row without a `type`; skipped");
-            return;
-        };
-        match Signal::parse(&id, &kind, field("data").as_deref()) {
+        match shared::signal_from_row(table, values) {
             Ok(s) => self.incr.signals.push(s),
             Err(e) => tracing::error!(error = %e, "a malformed signal row; skipped"),
         }
@@ -482,10 +335,6 @@ impl Streamer<'_> {
 
     /// Whether a relation is the signal table.
     pub(super) fn is_signal_table(&self, id: &TableId) -> bool {
-        self.connector
-            .signals
-            .table
-            .as_deref()
-            .is_some_and(|t| t == id.to_string())
+        shared::is_signal_table(self.connector, id)
     }
 }

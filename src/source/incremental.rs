@@ -1,0 +1,419 @@
+//! What both sources' incremental snapshots share (Debezium's, after Netflix's DBLog): the
+//! progress a signal asks for, the chunk window that drops rows the stream changed while
+//! the chunk was read, and the progress after a chunk. Each source reads chunks and places
+//! its watermarks its own way (PostgreSQL: logical decoding messages in the WAL; MySQL: the
+//! binlog position before and after the read).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::event::{ChangeEvent, Op, TableId, TableSchema, Value};
+use crate::position::IncrementalProgress;
+use crate::signal::{names_table, Signal, SignalKind};
+
+/// A chunk read and held until the stream reaches its closing watermark.
+pub struct Window {
+    /// The chunk's watermark id (PostgreSQL) or a label (MySQL).
+    pub id: String,
+    /// The table read.
+    pub table: TableId,
+    /// The opening watermark was reached: stream changes now supersede chunk rows.
+    pub open: bool,
+    rows: Vec<Option<ChangeEvent>>,
+    by_key: HashMap<String, usize>,
+    /// The key of the chunk's last row, each key column as text.
+    pub last_key: Vec<Option<String>>,
+    /// The chunk was full: the table may hold more rows.
+    pub full: bool,
+}
+
+/// A row's key as one comparable string (`None` when a key column is missing).
+pub fn key_of(table: &TableSchema, values: &[Value]) -> Option<String> {
+    let mut out = String::new();
+    for i in &table.key {
+        out.push_str(&format!("{:?}\u{1f}", values.get(*i)?));
+    }
+    Some(out)
+}
+
+impl Window {
+    /// A window over `rows` (read in key order; `chunk_size` asked for).
+    pub fn new(
+        id: String,
+        table: &TableSchema,
+        rows: Vec<ChangeEvent>,
+        last_key: Vec<Option<String>>,
+        chunk_size: usize,
+    ) -> Window {
+        let mut by_key = HashMap::with_capacity(rows.len());
+        for (i, r) in rows.iter().enumerate() {
+            if let Some(k) = r.after.as_deref().and_then(|a| key_of(table, a)) {
+                by_key.insert(k, i);
+            }
+        }
+        Window {
+            id,
+            table: table.id.clone(),
+            open: false,
+            full: rows.len() >= chunk_size,
+            rows: rows.into_iter().map(Some).collect(),
+            by_key,
+            last_key,
+        }
+    }
+
+    /// A change the stream publishes: inside the open window, the chunk's row of the same
+    /// key is dropped (the stream's event is newer); a truncate drops them all.
+    pub fn supersede(&mut self, event: &ChangeEvent) {
+        if !self.open {
+            return;
+        }
+        let Some(table) = event.table.as_ref().filter(|t| t.id == self.table) else {
+            return;
+        };
+        if event.op == Op::Truncate {
+            self.rows.iter_mut().for_each(|r| *r = None);
+            return;
+        }
+        for values in [event.before.as_deref(), event.after.as_deref()]
+            .into_iter()
+            .flatten()
+        {
+            if let Some(i) = key_of(table, values).and_then(|k| self.by_key.remove(&k)) {
+                self.rows[i] = None;
+            }
+        }
+    }
+
+    /// The rows left to publish, in key order.
+    pub fn into_rows(self) -> Vec<ChangeEvent> {
+        self.rows.into_iter().flatten().collect()
+    }
+}
+
+/// The progress after a chunk of the first table was published.
+pub fn after_chunk(progress: &IncrementalProgress, window: &Window) -> IncrementalProgress {
+    let mut next = progress.clone();
+    next.chunks += 1;
+    if window.full {
+        next.last_key = Some(window.last_key.clone());
+    } else {
+        let name = next.tables.remove(0);
+        next.conditions.remove(&name);
+        next.last_key = None;
+        tracing::info!(table = %name, "incremental snapshot of table finished");
+    }
+    next
+}
+
+/// The progress once the first table turned out empty, gone or unreadable.
+pub fn pass_over(progress: &IncrementalProgress) -> IncrementalProgress {
+    let mut next = progress.clone();
+    let name = next.tables.remove(0);
+    next.conditions.remove(&name);
+    next.last_key = None;
+    next
+}
+
+/// What a signal changes.
+pub struct SignalOutcome {
+    /// The new progress (`None`: no incremental snapshot).
+    pub progress: Option<Arc<IncrementalProgress>>,
+    /// A chunk should be read next.
+    pub want_chunk: bool,
+    /// The chunk being read is dropped (its table left the snapshot).
+    pub drop_window: bool,
+}
+
+/// Applies a signal to the progress; `captured` names the tables the connector captures
+/// (`schema.table` / `db.table`). Logged; names of tables not captured are logged as errors
+/// and ignored.
+pub fn on_signal(
+    current: Option<&Arc<IncrementalProgress>>,
+    signal: Signal,
+    captured: &[String],
+) -> SignalOutcome {
+    let unchanged = || SignalOutcome {
+        progress: current.cloned(),
+        want_chunk: false,
+        drop_window: false,
+    };
+    let id = signal.id;
+    match signal.kind {
+        SignalKind::Log { message } => {
+            tracing::info!(signal = %id, "{message}");
+            unchanged()
+        }
+        SignalKind::ExecuteSnapshot {
+            collections,
+            conditions,
+        } => {
+            let mut progress = current
+                .map(|p| (**p).clone())
+                .unwrap_or(IncrementalProgress {
+                    tables: Vec::new(),
+                    conditions: Default::default(),
+                    last_key: None,
+                    chunks: 0,
+                    paused: false,
+                });
+            for c in &collections {
+                let matching: Vec<&String> = captured
+                    .iter()
+                    .filter(|n| names_table(std::slice::from_ref(c), n))
+                    .collect();
+                if matching.is_empty() {
+                    tracing::error!(signal = %id, table = %c, "execute-snapshot names no table this connector captures; ignored");
+                }
+                for n in matching {
+                    if !progress.tables.contains(n) {
+                        progress.tables.push(n.clone());
+                    }
+                }
+            }
+            for (table, filter) in conditions {
+                progress.conditions.insert(table, filter);
+            }
+            if progress.tables.is_empty() {
+                return unchanged();
+            }
+            tracing::info!(signal = %id, tables = ?progress.tables, "incremental snapshot requested");
+            SignalOutcome {
+                progress: Some(Arc::new(progress)),
+                want_chunk: true,
+                drop_window: false,
+            }
+        }
+        SignalKind::StopSnapshot { collections } => {
+            let Some(mut progress) = current.map(|p| (**p).clone()) else {
+                tracing::warn!(signal = %id, "stop-snapshot: no incremental snapshot is running");
+                return unchanged();
+            };
+            let first = progress.tables.first().cloned();
+            if collections.is_empty() {
+                progress.tables.clear();
+            } else {
+                progress.tables.retain(|t| !names_table(&collections, t));
+            }
+            let drop_window = progress.tables.first() != first.as_ref();
+            if drop_window {
+                progress.last_key = None;
+            }
+            tracing::info!(signal = %id, left = ?progress.tables, "incremental snapshot stopped");
+            let progress = (!progress.tables.is_empty()).then(|| Arc::new(progress));
+            SignalOutcome {
+                want_chunk: progress.is_some(),
+                progress,
+                drop_window,
+            }
+        }
+        SignalKind::PauseSnapshot | SignalKind::ResumeSnapshot => {
+            let paused = matches!(signal.kind, SignalKind::PauseSnapshot);
+            let Some(mut progress) = current.map(|p| (**p).clone()) else {
+                tracing::warn!(signal = %id, "pause/resume-snapshot: no incremental snapshot is running");
+                return unchanged();
+            };
+            progress.paused = paused;
+            tracing::info!(signal = %id, paused, "incremental snapshot {}", if paused { "paused" } else { "resumed" });
+            SignalOutcome {
+                progress: Some(Arc::new(progress)),
+                want_chunk: !paused,
+                drop_window: false,
+            }
+        }
+    }
+}
+
+/// A row inserted into the signal table as a signal (columns `id`, `type`, `data`); the
+/// error, for the log, when it is malformed.
+pub fn signal_from_row(table: &TableSchema, values: &[Value]) -> Result<Signal, String> {
+    let field = |name: &str| {
+        table
+            .columns
+            .iter()
+            .position(|c| c.name == name)
+            .and_then(|i| match values.get(i) {
+                Some(Value::Text(t)) => Some(t.to_string()),
+                Some(Value::Bytes(b)) => Some(String::from_utf8_lossy(b).into_owned()),
+                Some(Value::Int(n)) => Some(n.to_string()),
+                _ => None,
+            })
+    };
+    let id = field("id").unwrap_or_default();
+    let Some(kind) = field("type") else {
+        return Err(format!("signal {id}: a signal row without a `type`"));
+    };
+    Signal::parse(&id, &kind, field("data").as_deref())
+}
+
+/// Whether `table` is the configured signal table.
+pub fn is_signal_table(connector: &crate::config::ConnectorConfig, table: &TableId) -> bool {
+    connector
+        .signals
+        .table
+        .as_deref()
+        .is_some_and(|t| t == table.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Column, ColumnKind};
+
+    fn progress(tables: &[&str]) -> Arc<IncrementalProgress> {
+        Arc::new(IncrementalProgress {
+            tables: tables.iter().map(|t| t.to_string()).collect(),
+            conditions: Default::default(),
+            last_key: Some(vec![Some("5".into())]),
+            chunks: 2,
+            paused: false,
+        })
+    }
+
+    fn signal(kind: SignalKind) -> Signal {
+        Signal {
+            id: "s".into(),
+            kind,
+        }
+    }
+
+    #[test]
+    fn signals_change_the_progress() {
+        let captured = vec!["a.x".to_string(), "a.y".to_string(), "b.z".to_string()];
+        let out = on_signal(
+            None,
+            signal(SignalKind::ExecuteSnapshot {
+                collections: vec!["re:a\\..*".into(), "nope.t".into()],
+                conditions: vec![("a.x".into(), "id > 1".into())],
+            }),
+            &captured,
+        );
+        let p = out.progress.unwrap();
+        assert_eq!(p.tables, vec!["a.x", "a.y"]);
+        assert_eq!(p.conditions["a.x"], "id > 1");
+        assert!(out.want_chunk);
+
+        let running = progress(&["a.x", "a.y"]);
+        let out = on_signal(
+            Some(&running),
+            signal(SignalKind::StopSnapshot {
+                collections: vec!["a.x".into()],
+            }),
+            &captured,
+        );
+        let p = out.progress.unwrap();
+        assert_eq!(p.tables, vec!["a.y"]);
+        assert_eq!(p.last_key, None);
+        assert!(out.drop_window);
+
+        let out = on_signal(
+            Some(&running),
+            signal(SignalKind::StopSnapshot {
+                collections: vec![],
+            }),
+            &captured,
+        );
+        assert!(out.progress.is_none());
+
+        let out = on_signal(Some(&running), signal(SignalKind::PauseSnapshot), &captured);
+        assert!(out.progress.as_ref().unwrap().paused && !out.want_chunk);
+        let out = on_signal(
+            out.progress.as_ref(),
+            signal(SignalKind::ResumeSnapshot),
+            &captured,
+        );
+        assert!(!out.progress.as_ref().unwrap().paused && out.want_chunk);
+        // A table already queued is not queued twice.
+        let out = on_signal(
+            Some(&running),
+            signal(SignalKind::ExecuteSnapshot {
+                collections: vec!["a.y".into(), "b.z".into()],
+                conditions: vec![],
+            }),
+            &captured,
+        );
+        assert_eq!(out.progress.unwrap().tables, vec!["a.x", "a.y", "b.z"]);
+    }
+
+    fn schema() -> Arc<TableSchema> {
+        let col = |name: &str| Column {
+            name: name.into(),
+            kind: ColumnKind::Int64,
+            nullable: false,
+            default: None,
+            length: None,
+        };
+        Arc::new(TableSchema {
+            id: TableId {
+                schema: "a".into(),
+                name: "x".into(),
+            },
+            columns: vec![col("id"), col("v")],
+            key: vec![0],
+        })
+    }
+
+    fn row(t: &Arc<TableSchema>, op: Op, id: i64) -> ChangeEvent {
+        let values = Some(vec![Value::Int(id), Value::Int(0)]);
+        let (before, after) = match op {
+            Op::Delete => (values, None),
+            _ => (None, values),
+        };
+        ChangeEvent {
+            op,
+            table: Some(t.clone()),
+            before,
+            after,
+            source: crate::event::SourceMeta {
+                ts_us: 0,
+                snapshot: crate::event::SnapshotMarker::Incremental,
+                db: "a".into(),
+                detail: crate::event::SourceDetail::Postgres {
+                    tx_id: None,
+                    lsn: None,
+                    last_commit_lsn: None,
+                    origin: None,
+                    origin_lsn: None,
+                },
+            },
+            message: None,
+            transaction: None,
+            position: crate::position::SourcePosition::Postgres(crate::position::PgPosition::at(0)),
+        }
+    }
+
+    #[test]
+    fn the_window_drops_what_the_stream_changed_while_open() {
+        let t = schema();
+        let rows = (1..=4).map(|i| row(&t, Op::Read, i)).collect();
+        let mut w = Window::new("w".into(), &t, rows, vec![Some("4".into())], 4);
+        assert!(w.full);
+        // Before the opening watermark: older than the chunk, nothing dropped.
+        w.supersede(&row(&t, Op::Update, 1));
+        w.open = true;
+        w.supersede(&row(&t, Op::Update, 2));
+        w.supersede(&row(&t, Op::Delete, 3));
+        w.supersede(&row(&t, Op::Create, 9));
+        let ids: Vec<i64> = w
+            .into_rows()
+            .iter()
+            .map(|r| match r.after.as_ref().unwrap()[0] {
+                Value::Int(i) => i,
+                _ => unreachable!(),
+            })
+            .collect();
+        assert_eq!(ids, vec![1, 4]);
+        let p = progress(&["a.x", "a.y"]);
+        let short = Window::new(
+            "w".into(),
+            &t,
+            vec![row(&t, Op::Read, 7)],
+            vec![Some("7".into())],
+            4,
+        );
+        let next = after_chunk(&p, &short);
+        assert_eq!(next.tables, vec!["a.y"]);
+        assert_eq!(next.last_key, None);
+        assert_eq!(next.chunks, 3);
+    }
+}
