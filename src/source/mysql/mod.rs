@@ -358,9 +358,26 @@ impl MysqlSource {
             },
         )?;
         let mode = self.connector.snapshot.mode;
-        let snapshot_done = stored
-            .as_ref()
-            .is_some_and(|p| p.snapshot == SnapshotState::Done);
+        // An initial snapshot cut short after some of its rows were committed: streaming
+        // resumes from the snapshot's binlog position and what was left of the snapshot is
+        // read incrementally (the consistent view died with its session).
+        let resumable = match &stored {
+            Some(p)
+                if p.snapshot == SnapshotState::InProgress
+                    && p.incremental.is_some()
+                    && matches!(mode, SnapshotMode::Initial | SnapshotMode::WhenNeeded) =>
+            {
+                catalog::binlog_exists(&mut conn, &p.file).await?
+            }
+            _ => false,
+        };
+        if resumable {
+            tracing::info!("the initial snapshot was interrupted: streaming from its start, the rest of it read incrementally");
+        }
+        let snapshot_done = resumable
+            || stored
+                .as_ref()
+                .is_some_and(|p| p.snapshot == SnapshotState::Done);
         let purged = match &stored {
             Some(p) if snapshot_done => !catalog::binlog_exists(&mut conn, &p.file).await?,
             _ => false,
@@ -402,10 +419,15 @@ impl MysqlSource {
                 }
                 start
             }
-            StartPlan::Resume => match stored.filter(|p| p.snapshot == SnapshotState::Done) {
-                Some(p) => p,
-                None => self.current_position(&mut conn, &server).await?,
-            },
+            StartPlan::Resume => {
+                match stored.filter(|p| p.snapshot == SnapshotState::Done || resumable) {
+                    Some(p) => MyPosition {
+                        snapshot: SnapshotState::Done,
+                        ..p
+                    },
+                    None => self.current_position(&mut conn, &server).await?,
+                }
+            }
         };
         drop(conn);
         let streamer = stream::Streamer::new(&self.connector, &info, &server, start).await?;

@@ -20,7 +20,7 @@ use crate::event::{
     ChangeEvent, MysqlDetail, Op, SnapshotMarker, SourceDetail, SourceMeta, TableId,
 };
 use crate::offsets::OffsetStore;
-use crate::position::{MyPosition, SnapshotState, SourcePosition};
+use crate::position::{IncrementalProgress, MyPosition, SnapshotState, SourcePosition};
 use crate::source::now_us;
 use crate::source::snapshot_rows::{Emitter, TableProgress};
 use crate::source::SourceContext;
@@ -90,12 +90,14 @@ impl Snapshot<'_> {
             row: 0,
         };
         let position = SourcePosition::Mysql(in_progress.clone());
-        for (decoder, estimate) in &shapes {
+        let names: Vec<String> = tables.iter().map(TableId::to_string).collect();
+        for (k, (decoder, estimate)) in shapes.iter().enumerate() {
             let read = TableRead {
                 decoder,
                 estimate: *estimate,
                 detail: &detail,
                 position: &position,
+                tables_left: &names[k..],
             };
             if !read.run(ctx, &mut conn, &mut emitter).await? {
                 return Ok(None);
@@ -206,7 +208,12 @@ struct TableRead<'a> {
     estimate: i64,
     detail: &'a SourceDetail,
     position: &'a SourcePosition,
+    /// This table and those after it (recorded in the rows for a resume).
+    tables_left: &'a [String],
 }
+
+/// A snapshot row of a keyed table records its key for a resume this often.
+const STAMP_ROWS: u64 = 1024;
 
 impl TableRead<'_> {
     /// Streams the table's rows (ordered by key) as read events; `false` when shutdown
@@ -228,8 +235,44 @@ impl TableRead<'_> {
             order
         );
         let mut progress = TableProgress::new(ctx, schema.id.to_string(), self.estimate);
+        // Resumable: the rows of a table with a primary key carry how far the snapshot has
+        // come (this table and those after it left, a row's key every STAMP_ROWS rows).
+        let keyed = !schema.key.is_empty();
+        let stamp = |last_key: Option<Vec<Option<String>>>| match self.position {
+            SourcePosition::Mysql(p) => SourcePosition::Mysql(MyPosition {
+                incremental: Some(Arc::new(IncrementalProgress {
+                    tables: self.tables_left.to_vec(),
+                    conditions: Default::default(),
+                    last_key,
+                    chunks: 0,
+                    paused: false,
+                })),
+                ..p.clone()
+            }),
+            other => other.clone(),
+        };
+        let mut position = if keyed {
+            stamp(None)
+        } else {
+            self.position.clone()
+        };
+        let mut rows_read: u64 = 0;
         let mut result = conn.query_iter(sql).await.map_err(MyError::query)?;
         while let Some(row) = result.next().await.map_err(MyError::query)? {
+            rows_read += 1;
+            if keyed && rows_read.is_multiple_of(STAMP_ROWS) {
+                let key = schema
+                    .key
+                    .iter()
+                    .map(|i| match row.as_ref(*i) {
+                        Some(mysql_async::Value::Bytes(b)) => {
+                            Some(String::from_utf8_lossy(b).into_owned())
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                position = stamp(Some(key));
+            }
             let event = ChangeEvent {
                 op: Op::Read,
                 table: Some(schema.clone()),
@@ -243,7 +286,7 @@ impl TableRead<'_> {
                 },
                 message: None,
                 transaction: None,
-                position: self.position.clone(),
+                position: position.clone(),
             };
             if !emitter.push(ctx, event).await {
                 return Ok(false);
@@ -258,23 +301,31 @@ impl TableRead<'_> {
 
     /// One text-protocol row as the values a binlog row of the table decodes to.
     fn values(&self, row: &mysql_async::Row) -> Result<Vec<crate::event::Value>, MyError> {
-        let schema = &self.decoder.schema;
-        let columns = schema.columns.len();
-        let mut values = Vec::with_capacity(columns);
-        for i in 0..columns {
-            let raw = match row.as_ref(i) {
-                Some(mysql_async::Value::Bytes(b)) => Some(b.as_slice()),
-                _ => None,
-            };
-            values.push(self.decoder.parse_text(i, raw).map_err(|e| {
-                MyError::setup(format!(
-                    "cannot read column {} of {}: {}",
-                    schema.columns[i].name, schema.id, e.0
-                ))
-            })?);
-        }
-        Ok(values)
+        text_row_values(self.decoder, row)
     }
+}
+
+/// One text-protocol row of a table as the values a binlog row of it decodes to.
+pub(super) fn text_row_values(
+    decoder: &RowDecoder,
+    row: &mysql_async::Row,
+) -> Result<Vec<crate::event::Value>, MyError> {
+    let schema = &decoder.schema;
+    let columns = schema.columns.len();
+    let mut values = Vec::with_capacity(columns);
+    for i in 0..columns {
+        let raw = match row.as_ref(i) {
+            Some(mysql_async::Value::Bytes(b)) => Some(b.as_slice()),
+            _ => None,
+        };
+        values.push(decoder.parse_text(i, raw).map_err(|e| {
+            MyError::setup(format!(
+                "cannot read column {} of {}: {}",
+                schema.columns[i].name, schema.id, e.0
+            ))
+        })?);
+    }
+    Ok(values)
 }
 
 async fn finish(conn: &mut Conn, global: bool) -> Result<(), MyError> {

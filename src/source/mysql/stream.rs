@@ -58,6 +58,7 @@ pub(super) fn binlog_lag(logs: &[(String, u64)], file: &str, pos: u64) -> Option
 /// The server sends a heartbeat event after this long without events (nanoseconds).
 const SERVER_HEARTBEAT_NS: u64 = 5_000_000_000;
 mod framing;
+mod incremental;
 mod state;
 mod tables;
 #[cfg(test)]
@@ -103,6 +104,8 @@ pub(super) struct Streamer<'a> {
     state: State,
     /// The driver's copies of the payload events already handled.
     echo: PayloadEcho,
+    /// Incremental snapshots and signals.
+    incr: incremental::Incremental,
 }
 
 impl<'a> Streamer<'a> {
@@ -139,6 +142,7 @@ impl<'a> Streamer<'a> {
             catalog,
             state,
             echo: PayloadEcho::default(),
+            incr: Default::default(),
         })
     }
 
@@ -184,6 +188,7 @@ impl<'a> Streamer<'a> {
             .set_state(crate::status::ConnectorState::Streaming);
         let mut heartbeat = heartbeat_timer(self.connector);
         let mut lag_tick = tokio::time::interval(LAG_EVERY);
+        self.incremental_start();
         loop {
             let result = match self
                 .next_event(ctx, &mut stream, &mut heartbeat, &mut lag_tick)
@@ -191,6 +196,10 @@ impl<'a> Streamer<'a> {
             {
                 Ok(Some(event)) => self.handle(ctx, &event).await,
                 Ok(None) => Ok(()),
+                Err(halt) => Err(halt),
+            };
+            let result = match result {
+                Ok(()) => self.incremental_work(ctx).await,
                 Err(halt) => Err(halt),
             };
             match result {
@@ -222,9 +231,14 @@ impl<'a> Streamer<'a> {
                 if !ctx.pending.is_empty() && !ctx.flush().await {
                     return Err(Halt::Shutdown);
                 }
+                let inbox = ctx.observer.signals.clone();
                 tokio::select! {
                     biased;
                     _ = ctx.shutdown.changed() => return Err(Halt::Shutdown),
+                    signal = inbox.next() => {
+                        self.on_signal(signal).await?;
+                        return Ok(None);
+                    }
                     _ = tick(heartbeat) => {
                         self.heartbeat(ctx).await?;
                         return Ok(None);

@@ -171,9 +171,11 @@ impl Streamer<'_> {
         let tx_metadata = self.connector.provide_transaction_metadata;
         let mut out = std::mem::take(&mut self.state.out);
         for mut event in out.drain(..) {
+            self.signal_row(&event);
             if !self.connector.publishes(event.op.code()) {
                 continue;
             }
+            self.supersede(&event);
             if tx_metadata {
                 let Some(t) = self.state.tx.as_mut() else {
                     continue;
