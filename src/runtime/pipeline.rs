@@ -213,6 +213,7 @@ pub async fn run_once(
         events_total: 0,
         records_total: 0,
         last_summary: (Instant::now(), 0),
+        committing: None,
     };
     let outcome = run.drive(items_rx, control).await;
     let source_result = source_task
@@ -248,6 +249,12 @@ struct Run {
     events_total: u64,
     records_total: u64,
     last_summary: (Instant, u64),
+    /// An offset write under way (the records keep flowing meanwhile): its position and
+    /// the write.
+    committing: Option<(
+        SourcePosition,
+        tokio::task::JoinHandle<Result<(), OffsetError>>,
+    )>,
 }
 
 impl Run {
@@ -336,8 +343,14 @@ impl Run {
                     queue_depth.set(self.tracker.in_flight() as i64);
                     self.counters.refresh_lag();
                     self.counters.publish();
-                    self.commit().await?;
+                    if self.committing.is_none() {
+                        self.start_commit()?;
+                    }
                     self.summary();
+                }
+                written = async { (&mut self.committing.as_mut().expect("guarded").1).await }, if self.committing.is_some() => {
+                    let (pos, _) = self.committing.take().expect("guarded");
+                    self.commit_done(pos, written)?;
                 }
                 batch = items.recv(), if may_read => {
                     match batch {
@@ -504,7 +517,24 @@ impl Run {
     }
 
     /// Commits the acknowledged position when it moved.
+    /// Writes what is acknowledged and waits for it (the end of a run; a write under way
+    /// is waited for first).
     async fn commit(&mut self) -> Result<(), PipelineError> {
+        if let Some((pos, write)) = self.committing.take() {
+            let written = write.await;
+            self.commit_done(pos, written)?;
+        }
+        self.start_commit()?;
+        if let Some((pos, write)) = self.committing.take() {
+            let written = write.await;
+            self.commit_done(pos, written)?;
+        }
+        Ok(())
+    }
+
+    /// Starts writing what is acknowledged, if it changed, on a blocking thread: the records
+    /// keep flowing while the store makes it durable.
+    fn start_commit(&mut self) -> Result<(), PipelineError> {
         // Buffered records become durable (and held deliveries resolve) before a position
         // that covers them is written.
         self.sink.flush_buffered()?;
@@ -515,12 +545,22 @@ impl Run {
         let store = self.offsets.clone();
         let name = self.connector.clone();
         let p = pos.clone();
-        tokio::task::spawn_blocking(move || match kind {
+        let write = tokio::task::spawn_blocking(move || match kind {
             CommitKind::Reset => store.reset(&name, &p),
             CommitKind::Advance => store.commit(&name, &p),
-        })
-        .await
-        .map_err(|e| OffsetError::Io {
+        });
+        self.committing = Some((pos, write));
+        Ok(())
+    }
+
+    /// An offset write ended: on success the position is the committed one (reported to
+    /// the source, the status and the metrics).
+    fn commit_done(
+        &mut self,
+        pos: SourcePosition,
+        written: Result<Result<(), OffsetError>, tokio::task::JoinError>,
+    ) -> Result<(), PipelineError> {
+        written.map_err(|e| OffsetError::Io {
             path: format!("{}.json", self.connector).into(),
             source: std::io::Error::other(e.to_string()),
         })??;

@@ -41,6 +41,43 @@ fn reached(file: &str, pos: u64, mark: &Mark) -> bool {
     (file, pos) >= (&*mark.0, mark.1)
 }
 
+/// The `SELECT` of a chunk: the rows after the stored last key, in key order, with the
+/// signal's condition.
+fn chunk_sql(
+    table: &TableSchema,
+    progress: &IncrementalProgress,
+    name: &str,
+    chunk_size: usize,
+) -> String {
+    let (cols, order) = table.select_parts(quote);
+    let mut conditions = Vec::new();
+    if let Some(last) = &progress.last_key {
+        let keys: Vec<String> = table
+            .key
+            .iter()
+            .map(|i| quote(&table.columns[*i].name))
+            .collect();
+        let lits: Vec<String> = last
+            .iter()
+            .map(|v| v.as_deref().map_or("NULL".to_string(), literal))
+            .collect();
+        conditions.push(format!("({}) > ({})", keys.join(", "), lits.join(", ")));
+    }
+    if let Some(filter) = progress.conditions.get(name) {
+        conditions.push(format!("({filter})"));
+    }
+    format!(
+        "SELECT {cols} FROM {}.{}{}{order} LIMIT {chunk_size}",
+        quote(&table.id.schema),
+        quote(&table.id.name),
+        if conditions.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", conditions.join(" AND "))
+        },
+    )
+}
+
 /// A text literal for a key value (the text protocol's `SELECT`).
 fn literal(text: &str) -> String {
     format!("'{}'", text.replace('\\', "\\\\").replace('\'', "''"))
@@ -148,33 +185,7 @@ impl Streamer<'_> {
             return Ok(None);
         }
         let chunk_size = self.connector.snapshot.chunk_size.max(1);
-        let (cols, order) = table.select_parts(quote);
-        let mut conditions = Vec::new();
-        if let Some(last) = &progress.last_key {
-            let keys: Vec<String> = table
-                .key
-                .iter()
-                .map(|i| quote(&table.columns[*i].name))
-                .collect();
-            let lits: Vec<String> = last
-                .iter()
-                .map(|v| v.as_deref().map_or("NULL".to_string(), literal))
-                .collect();
-            conditions.push(format!("({}) > ({})", keys.join(", "), lits.join(", ")));
-        }
-        if let Some(filter) = progress.conditions.get(name) {
-            conditions.push(format!("({filter})"));
-        }
-        let sql = format!(
-            "SELECT {cols} FROM {}.{}{}{order} LIMIT {chunk_size}",
-            quote(&id.schema),
-            quote(&id.name),
-            if conditions.is_empty() {
-                String::new()
-            } else {
-                format!(" WHERE {}", conditions.join(" AND "))
-            },
-        );
+        let sql = chunk_sql(&table, progress, name, chunk_size);
         let (low_file, low_pos) = catalog::master_status(&mut self.catalog).await?;
         let rows: Vec<mysql_async::Row> = match self.catalog.query(sql).await {
             Ok(rows) => rows,
