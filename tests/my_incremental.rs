@@ -233,24 +233,8 @@ async fn pause_kill_resume_and_an_interrupted_initial_snapshot() {
         })
         .collect();
     let topic = format!("{name}.{}.big", db.name);
-    let msgs = tokio::task::spawn_blocking({
-        let expected = expected.clone();
-        move || {
-            read_topic_until(&topic, Duration::from_secs(180), |m| {
-                let got: BTreeMap<i64, Value> = replay(m, "id")
-                    .into_iter()
-                    .map(|(k, v)| (k, v["v"].clone()))
-                    .collect();
-                got == expected
-            })
-        }
-    })
-    .await
-    .unwrap();
-    let got: BTreeMap<i64, Value> = replay(&msgs, "id")
-        .into_iter()
-        .map(|(k, v)| (k, v["v"].clone()))
-        .collect();
+    let msgs = read_until_field(&topic, "v", &expected, Duration::from_secs(180)).await;
+    let got = replay_field(&msgs, "id", "v");
     let logs = daemon.logs();
     assert_eq!(got.len(), expected.len(), "logs:\n{logs}");
     assert!(got == expected, "replay differs; logs:\n{logs}");

@@ -280,25 +280,8 @@ async fn pause_kill_resume_kill_finishes_without_starting_over() {
             (i64::from(id), json!(v))
         })
         .collect();
-    let msgs = tokio::task::spawn_blocking({
-        let topic = topic.clone();
-        let expected = expected.clone();
-        move || {
-            read_topic_until(&topic, Duration::from_secs(120), |m| {
-                let got: BTreeMap<i64, Value> = replay(m, "id")
-                    .into_iter()
-                    .map(|(k, v)| (k, v["v"].clone()))
-                    .collect();
-                got == expected
-            })
-        }
-    })
-    .await
-    .unwrap();
-    let got: BTreeMap<i64, Value> = replay(&msgs, "id")
-        .into_iter()
-        .map(|(k, v)| (k, v["v"].clone()))
-        .collect();
+    let msgs = read_until_field(&topic, "v", &expected, Duration::from_secs(120)).await;
+    let got = replay_field(&msgs, "id", "v");
     assert_eq!(got.len(), expected.len(), "logs:\n{}", daemon.logs());
     assert!(got == expected, "replay differs; logs:\n{}", daemon.logs());
     let r = reads(&msgs).len();
@@ -377,24 +360,8 @@ async fn an_interrupted_initial_snapshot_resumes_where_it_stopped() {
         })
         .collect();
     let topic = format!("{name}.public.big");
-    let msgs = tokio::task::spawn_blocking({
-        let expected = expected.clone();
-        move || {
-            read_topic_until(&topic, Duration::from_secs(180), |m| {
-                let got: BTreeMap<i64, Value> = replay(m, "id")
-                    .into_iter()
-                    .map(|(k, v)| (k, v["v"].clone()))
-                    .collect();
-                got == expected
-            })
-        }
-    })
-    .await
-    .unwrap();
-    let got: BTreeMap<i64, Value> = replay(&msgs, "id")
-        .into_iter()
-        .map(|(k, v)| (k, v["v"].clone()))
-        .collect();
+    let msgs = read_until_field(&topic, "v", &expected, Duration::from_secs(180)).await;
+    let got = replay_field(&msgs, "id", "v");
     let logs = daemon.logs();
     assert_eq!(got.len(), expected.len(), "logs:\n{logs}");
     assert!(got == expected, "replay differs; logs:\n{logs}");

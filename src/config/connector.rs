@@ -546,6 +546,7 @@ impl ConnectorConfig {
         }
         // (Needs the parsed table filter.)
         config.validate_outbox()?;
+        config.validate_signals()?;
         Ok(config)
     }
 

@@ -422,6 +422,35 @@ pub async fn read_until_state(
     .unwrap()
 }
 
+/// One field of each key's last state in a topic (deletes remove the key).
+pub fn replay_field(
+    msgs: &[Msg],
+    key_field: &str,
+    field: &str,
+) -> std::collections::BTreeMap<i64, Value> {
+    replay(msgs, key_field)
+        .into_iter()
+        .map(|(k, v)| (k, v[field].clone()))
+        .collect()
+}
+
+/// Reads `topic` until `field` of each key's last state equals `expected` (or `timeout`).
+pub async fn read_until_field(
+    topic: &str,
+    field: &str,
+    expected: &std::collections::BTreeMap<i64, Value>,
+    timeout: Duration,
+) -> Vec<Msg> {
+    let (topic, field, expected) = (topic.to_string(), field.to_string(), expected.clone());
+    tokio::task::spawn_blocking(move || {
+        read_topic_until(&topic, timeout, |m| {
+            replay_field(m, "id", &field) == expected
+        })
+    })
+    .await
+    .unwrap()
+}
+
 /// Reads until at least `n` records arrived (then settles) or `timeout`.
 pub fn read_topic(topic: &str, n: usize, timeout: Duration) -> Vec<Msg> {
     read_topic_until(topic, timeout, |m| m.len() >= n)

@@ -204,3 +204,25 @@ fn table_patterns_with_quoted_identifiers() {
         .filter
         .captures("Quoted . Schema", "Table"));
 }
+
+#[test]
+fn signal_table_must_be_captured_and_chunks_sized() {
+    let ok = format!("{GOOD}[signals]\ntable = \"public.debezium_signal\"\n");
+    assert_eq!(
+        parse(&ok).unwrap().signals.table.as_deref(),
+        Some("public.debezium_signal")
+    );
+    let other = format!("{GOOD}[signals]\ntable = \"ops.debezium_signal\"\n");
+    let e = parse(&other).unwrap_err().to_string();
+    assert!(
+        e.contains("signals.table") && e.contains("not captured"),
+        "{e}"
+    );
+    let bad = format!("{GOOD}[signals]\ntable = \"nodot\"\n");
+    let e = parse(&bad).unwrap_err().to_string();
+    assert!(e.contains("schema.table"), "{e}");
+    let zero = GOOD.replace("mode = \"initial\"", "mode = \"initial\"\nchunk_size = 0");
+    let e = parse(&zero).unwrap_err().to_string();
+    assert!(e.contains("snapshot.chunk_size"), "{e}");
+    assert_eq!(parse(GOOD).unwrap().snapshot.chunk_size, 1024);
+}

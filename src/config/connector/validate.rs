@@ -84,6 +84,44 @@ impl ConnectorConfig {
 
     /// `[outbox]`: each table parses and is captured, placements parse, Avro gets no
     /// expanded JSON.
+    /// `[snapshot] chunk_size` and `[signals] table`: the signal table is one the connector
+    /// captures (its rows are read from the change stream like any captured table's).
+    pub(super) fn validate_signals(&self) -> Result<(), ConfigError> {
+        if !(1..=1_000_000).contains(&self.snapshot.chunk_size) {
+            return Err(self.invalid(
+                "snapshot.chunk_size",
+                format!(
+                    "is {}; rows per chunk must be 1 to 1000000",
+                    self.snapshot.chunk_size
+                ),
+            ));
+        }
+        let Some(table) = &self.signals.table else {
+            return Ok(());
+        };
+        let Some((schema, name)) = table
+            .split_once('.')
+            .filter(|(s, n)| !s.is_empty() && !n.is_empty())
+        else {
+            return Err(self.invalid(
+                "signals.table",
+                format!("\"{table}\" must name one table as schema.table (MySQL: db.table)"),
+            ));
+        };
+        let captured = match self.source {
+            SourceKind::Postgres => self.postgres.as_ref().map(|c| &c.filter),
+            SourceKind::Mysql => self.mysql.as_ref().map(|c| &c.filter),
+        }
+        .is_some_and(|f| f.captures(schema, name));
+        if !captured {
+            return Err(self.invalid(
+                "signals.table",
+                format!("\"{table}\" is not captured, so its rows would never be read: add it to tables (signals sent through the admin API need no table)"),
+            ));
+        }
+        Ok(())
+    }
+
     pub(super) fn validate_outbox(&self) -> Result<(), ConfigError> {
         for o in &self.outbox {
             let p = o
