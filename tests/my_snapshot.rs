@@ -163,3 +163,65 @@ async fn kill_during_snapshot_restarts_it() {
     );
     assert!(daemon.stop().success());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn parallel_sessions_publish_each_table_whole_in_key_order() {
+    let mut db = MyDb::new("mysnappar").await;
+    let sizes = [3000usize, 0, 1, 2500, 40, 1200];
+    for (t, n) in sizes.iter().enumerate() {
+        db.exec(&format!(
+            "CREATE TABLE t{t} (id INT PRIMARY KEY, v VARCHAR(20) NOT NULL)"
+        ))
+        .await;
+        if *n > 0 {
+            let values: Vec<String> = (1..=*n).map(|i| format!("({i}, 'row {i}')")).collect();
+            db.exec(&format!("INSERT INTO t{t} VALUES {}", values.join(",")))
+                .await;
+        }
+    }
+    let name = unique("mysnappar");
+    let tables: Vec<String> = (0..sizes.len()).map(|t| format!("t{t}")).collect();
+    let tables: Vec<&str> = tables.iter().map(String::as_str).collect();
+    let mut daemon = my_daemon(
+        &name,
+        &db,
+        &tables,
+        "[format]\nschemas = false\n[snapshot]\nmode = \"initial_only\"\nmax_threads = 3",
+    );
+    daemon.start();
+    let mut markers = Vec::new();
+    for (t, n) in sizes.iter().enumerate() {
+        if *n == 0 {
+            continue;
+        }
+        let msgs = read_topic(
+            &format!("{name}.{}.t{t}", db.name),
+            *n,
+            Duration::from_secs(60),
+        );
+        let ids: Vec<i64> = msgs
+            .iter()
+            .filter_map(|m| m.value.as_ref())
+            .map(|v| payload(v)["after"]["id"].as_i64().unwrap())
+            .collect();
+        assert_eq!(
+            ids,
+            (1..=*n as i64).collect::<Vec<_>>(),
+            "table t{t}: whole, in key order"
+        );
+        let first = payload(msgs[0].value.as_ref().unwrap())["source"]["snapshot"].clone();
+        let last =
+            payload(msgs[msgs.len() - 1].value.as_ref().unwrap())["source"]["snapshot"].clone();
+        markers.push((t, first, last));
+    }
+    assert_eq!(markers[0].1, "first", "{markers:?}");
+    assert_eq!(markers[0].2, "last_in_data_collection", "{markers:?}");
+    assert_eq!(markers.last().unwrap().2, "last", "{markers:?}");
+    for (t, first, _) in &markers[1..] {
+        if sizes[*t] > 1 {
+            assert_eq!(first, "first_in_data_collection", "{markers:?}");
+        }
+    }
+    assert!(daemon.wait_exit(Duration::from_secs(60)).success());
+    assert!(daemon.logs().contains("snapshot read in parallel"));
+}

@@ -196,3 +196,61 @@ async fn snapshot_interrupted_by_kill_restarts_cleanly() {
     );
     assert!(daemon.stop().success());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn parallel_sessions_publish_each_table_whole_in_key_order() {
+    let db = TestDb::new("snappar").await;
+    // More tables than sessions, some bigger than a session's read-ahead, one empty.
+    let sizes = [3000, 0, 1, 2500, 40, 1200];
+    for (t, n) in sizes.iter().enumerate() {
+        db.exec(&format!(
+            "CREATE TABLE t{t} (id int PRIMARY KEY, v text NOT NULL);
+             INSERT INTO t{t} SELECT i, 'row ' || i FROM generate_series(1, {n}) i;"
+        ))
+        .await;
+    }
+    let name = unique("snappar");
+    let tables: Vec<String> = (0..sizes.len()).map(|t| format!("public.t{t}")).collect();
+    let tables: Vec<&str> = tables.iter().map(String::as_str).collect();
+    let mut daemon = Daemon::single(
+        &name,
+        &db,
+        &tables,
+        "[format]\nschemas = false\n[snapshot]\nmode = \"initial_only\"\nmax_threads = 3",
+    );
+    daemon.start();
+    let mut markers = Vec::new();
+    for (t, n) in sizes.iter().enumerate() {
+        if *n == 0 {
+            continue;
+        }
+        let msgs = read_topic(&format!("{name}.public.t{t}"), *n, Duration::from_secs(60));
+        let ids: Vec<i64> = msgs
+            .iter()
+            .filter_map(|m| m.value.as_ref())
+            .map(|v| payload(v)["after"]["id"].as_i64().unwrap())
+            .collect();
+        assert_eq!(
+            ids,
+            (1..=*n as i64).collect::<Vec<_>>(),
+            "table t{t}: whole, in key order"
+        );
+        let first = payload(msgs[0].value.as_ref().unwrap())["source"]["snapshot"].clone();
+        let last =
+            payload(msgs[msgs.len() - 1].value.as_ref().unwrap())["source"]["snapshot"].clone();
+        markers.push((t, first, last));
+    }
+    // Tables published one after the other: the first table opens the snapshot, the last
+    // closes it, the others are marked as whole data collections.
+    assert_eq!(markers[0].1, "first", "{markers:?}");
+    assert_eq!(markers[0].2, "last_in_data_collection", "{markers:?}");
+    let (_, _, end) = markers.last().unwrap();
+    assert_eq!(end, "last", "{markers:?}");
+    for (t, first, _) in &markers[1..] {
+        if sizes[*t] > 1 {
+            assert_eq!(first, "first_in_data_collection", "{markers:?}");
+        }
+    }
+    assert!(daemon.wait_exit(Duration::from_secs(60)).success());
+    assert!(daemon.logs().contains("snapshot read in parallel"));
+}

@@ -398,6 +398,14 @@ pub struct SnapshotConfig {
     /// `incremental.snapshot.chunk.size`).
     #[serde(default = "default_chunk_size")]
     pub chunk_size: usize,
+    /// Sessions reading an initial snapshot's tables at once (Debezium's
+    /// `snapshot.max.threads`; PostgreSQL).
+    #[serde(default = "one")]
+    pub max_threads: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 impl Default for SnapshotConfig {
@@ -405,6 +413,7 @@ impl Default for SnapshotConfig {
         SnapshotConfig {
             mode: SnapshotMode::default(),
             chunk_size: default_chunk_size(),
+            max_threads: 1,
         }
     }
 }

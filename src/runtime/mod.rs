@@ -390,15 +390,12 @@ impl Runtime {
                 return;
             }
         };
-        if let Some(m) = &self.membership {
-            let not_owned: Vec<String> = {
-                let map = self.connectors.lock().unwrap_or_else(|e| e.into_inner());
-                map.keys().filter(|n| !m.owns(n)).cloned().collect()
-            };
-            for name in not_owned {
-                tracing::info!(connector = %name, "cluster: no longer owned here: stopping the connector");
-                self.stop(&name).await;
-            }
+        if self.membership.is_some() {
+            // Connectors of partitions taken away are stopped by `revoke` alone, which knows
+            // whether to drain and commit (an orderly revocation) or to stop at once and
+            // commit nothing (a lost assignment): the member forgets the partitions just
+            // before it hands the revocation over, and a rescan in between must not stop
+            // them the orderly way.
             self.unassigned
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())

@@ -170,6 +170,108 @@ impl TableProgress {
     }
 }
 
+/// Rows of one table a parallel session sends ahead (the channel's bound).
+pub const PREFETCH_ROWS: usize = 1024;
+
+/// From a parallel snapshot session to the publishing loop, per table.
+pub enum TableMsg {
+    /// The table is read; its estimated rows.
+    Start(i64),
+    /// The table no longer exists.
+    Skipped,
+    /// One row.
+    Row(Box<ChangeEvent>),
+    /// All its rows were sent.
+    Done,
+}
+
+/// Where a snapshot table's rows go (used inside the crate, never as `dyn`: the returned
+/// future's `Send`-ness follows each implementation).
+#[allow(async_fn_in_trait)]
+pub trait RowOut {
+    /// Hands a row on; `false` when the snapshot must stop.
+    async fn row(&mut self, event: ChangeEvent) -> bool;
+}
+
+/// Straight to the pipeline (a sequential snapshot).
+pub struct Direct<'a> {
+    /// Marks and hands over the rows.
+    pub emitter: &'a mut Emitter,
+    /// The source's channels.
+    pub ctx: &'a mut SourceContext,
+    /// The table's progress.
+    pub progress: TableProgress,
+}
+
+impl RowOut for Direct<'_> {
+    async fn row(&mut self, event: ChangeEvent) -> bool {
+        if !self.emitter.push(self.ctx, event).await {
+            return false;
+        }
+        self.progress.row(self.ctx);
+        true
+    }
+}
+
+/// To the publishing loop (a parallel snapshot).
+pub struct Channel(pub tokio::sync::mpsc::Sender<TableMsg>);
+
+impl RowOut for Channel {
+    async fn row(&mut self, event: ChangeEvent) -> bool {
+        self.0.send(TableMsg::Row(Box::new(event))).await.is_ok()
+    }
+}
+
+/// One bounded channel per table: the senders (taken by the sessions) and the receivers.
+pub fn table_channels(
+    n: usize,
+) -> (
+    Vec<Option<tokio::sync::mpsc::Sender<TableMsg>>>,
+    Vec<tokio::sync::mpsc::Receiver<TableMsg>>,
+) {
+    (0..n)
+        .map(|_| {
+            let (tx, rx) = tokio::sync::mpsc::channel(PREFETCH_ROWS);
+            (Some(tx), rx)
+        })
+        .unzip()
+}
+
+/// Publishes the tables' rows table by table, in the order of `names`, as the sessions
+/// send them; `false` when shutdown came first or a session ended without finishing its
+/// table (its error is then the snapshot's). Owns the receivers: when it ends, the sessions
+/// stop waiting for a reader.
+pub async fn publish_in_order(
+    ctx: &mut SourceContext,
+    emitter: &mut Emitter,
+    names: &[String],
+    mut receivers: Vec<tokio::sync::mpsc::Receiver<TableMsg>>,
+) -> bool {
+    for (name, rx) in names.iter().zip(receivers.iter_mut()) {
+        let mut progress = match rx.recv().await {
+            Some(TableMsg::Start(estimate)) => TableProgress::new(ctx, name.clone(), estimate),
+            Some(TableMsg::Skipped) => continue,
+            _ => return false,
+        };
+        loop {
+            match rx.recv().await {
+                Some(TableMsg::Row(event)) => {
+                    if !emitter.push(ctx, *event).await {
+                        return false;
+                    }
+                    progress.row(ctx);
+                }
+                Some(TableMsg::Done) => break,
+                _ => return false,
+            }
+        }
+        let rows = progress.finish(ctx);
+        tracing::info!(table = %name, rows, "snapshot of table finished");
+        rx.close();
+    }
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::marker;

@@ -22,7 +22,9 @@ use crate::event::{
 use crate::offsets::OffsetStore;
 use crate::position::{IncrementalProgress, MyPosition, SnapshotState, SourcePosition};
 use crate::source::now_us;
-use crate::source::snapshot_rows::{Emitter, TableProgress};
+use crate::source::snapshot_rows::{
+    publish_in_order, table_channels, Channel, Direct, Emitter, RowOut, TableMsg, TableProgress,
+};
 use crate::source::SourceContext;
 
 /// One snapshot run.
@@ -51,7 +53,16 @@ impl Snapshot<'_> {
         let mut conn = self.info.connect().await?;
         let tables = catalog::captured_tables(&mut conn, my).await?;
         let shapes = self.describe(&mut conn, &tables).await?;
-        let view = open_view(&mut conn, &tables, self.server.flavor).await?;
+        let threads = self
+            .connector
+            .snapshot
+            .max_threads
+            .clamp(1, tables.len().max(1));
+        let mut extra = Vec::with_capacity(threads - 1);
+        for _ in 1..threads {
+            extra.push(self.info.connect().await?);
+        }
+        let view = open_view(&mut conn, &tables, self.server.flavor, &mut extra).await?;
         let server_id: u32 = conn
             .query_first("SELECT @@server_id")
             .await
@@ -91,17 +102,29 @@ impl Snapshot<'_> {
         };
         let position = SourcePosition::Mysql(in_progress.clone());
         let names: Vec<String> = tables.iter().map(TableId::to_string).collect();
-        for (k, (decoder, estimate)) in shapes.iter().enumerate() {
-            let read = TableRead {
+        let reads: Vec<TableRead> = shapes
+            .iter()
+            .enumerate()
+            .map(|(k, (decoder, estimate))| TableRead {
                 decoder,
                 estimate: *estimate,
                 detail: &detail,
                 position: &position,
                 tables_left: &names[k..],
-            };
-            if !read.run(ctx, &mut conn, &mut emitter).await? {
-                return Ok(None);
+            })
+            .collect();
+        let finished = if extra.is_empty() {
+            read_sequential(ctx, &mut emitter, &mut conn, &reads).await?
+        } else {
+            let finished =
+                read_parallel(ctx, &mut emitter, &mut conn, &mut extra, &reads, &names).await?;
+            for c in &mut extra {
+                c.query_drop("COMMIT").await.map_err(MyError::query)?;
             }
+            finished
+        };
+        if !finished {
+            return Ok(None);
         }
         let done = MyPosition {
             snapshot: SnapshotState::Done,
@@ -149,6 +172,7 @@ async fn open_view(
     conn: &mut Conn,
     tables: &[TableId],
     flavor: crate::event::MysqlFlavor,
+    extra: &mut Vec<Conn>,
 ) -> Result<View, MyError> {
     let global = match conn.query_drop("FLUSH TABLES WITH READ LOCK").await {
         Ok(()) => true,
@@ -162,13 +186,30 @@ async fn open_view(
         Err(e) => return Err(MyError::query(e)),
     };
     if global {
-        conn.query_drop("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-            .await
-            .map_err(MyError::query)?;
-        conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT")
-            .await
-            .map_err(MyError::query)?;
+        // Every session's consistent snapshot starts under the one lock: they all see the
+        // same data, the data at the binlog position read below.
+        let parallel = !extra.is_empty();
+        for c in std::iter::once(&mut *conn).chain(extra.iter_mut()) {
+            if parallel {
+                // A session that has read ahead waits, its result half sent, until the
+                // tables before its own are published: the server must not give up on it
+                // after net_write_timeout (60 s by default).
+                c.query_drop("SET SESSION net_write_timeout = 86400")
+                    .await
+                    .map_err(MyError::query)?;
+            }
+            c.query_drop("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                .await
+                .map_err(MyError::query)?;
+            c.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT")
+                .await
+                .map_err(MyError::query)?;
+        }
     } else {
+        if !extra.is_empty() {
+            tracing::warn!("snapshot.max_threads needs the global read lock (RELOAD) to give every session the same view: reading the tables on one session");
+            extra.clear();
+        }
         conn.query_drop("SET autocommit = 0")
             .await
             .map_err(MyError::query)?;
@@ -218,12 +259,7 @@ const STAMP_ROWS: u64 = 1024;
 impl TableRead<'_> {
     /// Streams the table's rows (ordered by key) as read events; `false` when shutdown
     /// came first.
-    async fn run(
-        &self,
-        ctx: &mut SourceContext,
-        conn: &mut Conn,
-        emitter: &mut Emitter,
-    ) -> Result<bool, MyError> {
+    async fn run(&self, conn: &mut Conn, out: &mut impl RowOut) -> Result<bool, MyError> {
         let schema = &self.decoder.schema;
         let db: Arc<str> = Arc::from(schema.id.schema.as_str());
         let (cols, order) = schema.select_parts(quote);
@@ -234,7 +270,6 @@ impl TableRead<'_> {
             quote(&schema.id.name),
             order
         );
-        let mut progress = TableProgress::new(ctx, schema.id.to_string(), self.estimate);
         // Resumable: the rows of a table with a primary key carry how far the snapshot has
         // come (this table and those after it left, a row's key every STAMP_ROWS rows).
         let keyed = !schema.key.is_empty();
@@ -288,14 +323,10 @@ impl TableRead<'_> {
                 transaction: None,
                 position: position.clone(),
             };
-            if !emitter.push(ctx, event).await {
+            if !out.row(event).await {
                 return Ok(false);
             }
-            progress.row(ctx);
         }
-        drop(result);
-        let rows = progress.finish(ctx);
-        tracing::info!(table = %schema.id, rows, "snapshot of table finished");
         Ok(true)
     }
 
@@ -326,6 +357,70 @@ pub(super) fn text_row_values(
         })?);
     }
     Ok(values)
+}
+
+/// Every table in turn on one session; `false` when shutdown came first.
+async fn read_sequential(
+    ctx: &mut SourceContext,
+    emitter: &mut Emitter,
+    conn: &mut Conn,
+    reads: &[TableRead<'_>],
+) -> Result<bool, MyError> {
+    for read in reads {
+        let name = read.decoder.schema.id.to_string();
+        let mut out = Direct {
+            progress: TableProgress::new(ctx, name.clone(), read.estimate),
+            emitter: &mut *emitter,
+            ctx: &mut *ctx,
+        };
+        if !read.run(conn, &mut out).await? {
+            return Ok(false);
+        }
+        let rows = out.progress.finish(out.ctx);
+        tracing::info!(table = %name, rows, "snapshot of table finished");
+    }
+    Ok(true)
+}
+
+/// `[snapshot] max_threads` sessions, each in a consistent snapshot opened under the same
+/// lock, read the tables (table k on session k mod n); the rows are published table by
+/// table, in key order, as in a sequential snapshot.
+async fn read_parallel(
+    ctx: &mut SourceContext,
+    emitter: &mut Emitter,
+    first: &mut Conn,
+    extra: &mut [Conn],
+    reads: &[TableRead<'_>],
+    names: &[String],
+) -> Result<bool, MyError> {
+    let sessions: Vec<&mut Conn> = std::iter::once(first).chain(extra.iter_mut()).collect();
+    let threads = sessions.len();
+    tracing::info!(sessions = threads, "snapshot read in parallel");
+    let (mut senders, receivers) = table_channels(reads.len());
+    let mut workers = Vec::with_capacity(threads);
+    for (w, conn) in sessions.into_iter().enumerate() {
+        let jobs: Vec<(usize, tokio::sync::mpsc::Sender<TableMsg>)> = (w..reads.len())
+            .step_by(threads)
+            .map(|k| (k, senders[k].take().expect("one sender per table")))
+            .collect();
+        workers.push(async move {
+            for (k, tx) in jobs {
+                let read = &reads[k];
+                if tx.send(TableMsg::Start(read.estimate)).await.is_err() {
+                    return Ok(());
+                }
+                if !read.run(conn, &mut Channel(tx.clone())).await? {
+                    return Ok(());
+                }
+                let _ = tx.send(TableMsg::Done).await;
+            }
+            Ok::<(), MyError>(())
+        });
+    }
+    let publish = publish_in_order(ctx, emitter, names, receivers);
+    let (read_all, published) = tokio::join!(futures_util::future::try_join_all(workers), publish);
+    read_all?;
+    Ok(published)
 }
 
 async fn finish(conn: &mut Conn, global: bool) -> Result<(), MyError> {

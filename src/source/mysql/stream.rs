@@ -351,7 +351,13 @@ impl<'a> Streamer<'a> {
         } else {
             self.dispatch(ctx, &at, decoded).await?;
         }
-        if at.header.log_pos != 0 {
+        // Positions only grow inside a file: the format description the server sends when a
+        // stream starts mid-file (its log_pos is that of the file's start) and a rotate (whose
+        // handler set the position in the new file) do not move it back.
+        if at.header.log_pos != 0
+            && code != event_type::ROTATE
+            && u64::from(at.header.log_pos) > self.state.last_end
+        {
             self.state.last_end = u64::from(at.header.log_pos);
         }
         Ok(())

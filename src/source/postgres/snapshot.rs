@@ -13,10 +13,12 @@ use super::decode::{Decoder, RelationInfo};
 use super::types::PgModes;
 use super::{ConnInfo, PgError};
 use crate::config::ConnectorConfig;
-use crate::event::{ChangeEvent, Op, SnapshotMarker, SourceDetail, SourceMeta, Value};
+use crate::event::{ChangeEvent, Op, SnapshotMarker, SourceDetail, SourceMeta, TableId, Value};
 use crate::position::{IncrementalProgress, PgPosition, SnapshotState, SourcePosition};
 use crate::source::now_us;
-use crate::source::snapshot_rows::{Emitter, TableProgress};
+use crate::source::snapshot_rows::{
+    publish_in_order, table_channels, Channel, Direct, Emitter, RowOut, TableMsg, TableProgress,
+};
 use crate::source::SourceContext;
 
 /// One snapshot run.
@@ -71,36 +73,36 @@ impl Snapshot<'_> {
         let started = Instant::now();
         let mut emitter = Emitter::new();
         let names: Vec<String> = tables.iter().map(|(_, id)| id.to_string()).collect();
-        for (k, (oid, id)) in tables.iter().enumerate() {
-            let Some(described) = catalog::describe_table(&client, *oid).await? else {
-                continue;
-            };
-            let info = decoder.relation_of_catalog(&described);
-            let estimate = row_estimate(&client, *oid, id).await;
-            let rows = self
-                .copy_table(
-                    &client,
-                    &mut decoder,
-                    &info,
-                    &db,
-                    &in_progress,
-                    &names[k..],
-                    tx_id,
-                    estimate,
-                    &mut emitter,
-                    ctx,
-                )
+        let read = Read {
+            db: &db,
+            position: &in_progress,
+            names: &names,
+            tx_id,
+        };
+        let threads = self
+            .connector
+            .snapshot
+            .max_threads
+            .clamp(1, tables.len().max(1));
+        let finished = if threads > 1 {
+            self.run_parallel(ctx, &mut emitter, client, &tables, &read, threads)
+                .await?
+        } else {
+            let finished = self
+                .run_sequential(ctx, &mut emitter, &client, &mut decoder, &tables, &read)
                 .await?;
-            let Some(rows) = rows else { return Ok(false) };
-            tracing::info!(table = %id, rows, "snapshot of table finished");
+            client
+                .batch_execute("COMMIT")
+                .await
+                .map_err(PgError::query)?;
+            finished
+        };
+        if !finished {
+            return Ok(false);
         }
         if !emitter.finish(ctx, done).await {
             return Ok(false);
         }
-        client
-            .batch_execute("COMMIT")
-            .await
-            .map_err(PgError::query)?;
         tracing::info!(
             rows = emitter.sent,
             seconds = started.elapsed().as_secs_f64(),
@@ -109,20 +111,128 @@ impl Snapshot<'_> {
         Ok(true)
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Every table in turn on one session; `false` when shutdown came first.
+    async fn run_sequential(
+        &self,
+        ctx: &mut SourceContext,
+        emitter: &mut Emitter,
+        client: &Client,
+        decoder: &mut Decoder,
+        tables: &[(u32, TableId)],
+        read: &Read<'_>,
+    ) -> Result<bool, PgError> {
+        for (k, (oid, id)) in tables.iter().enumerate() {
+            let Some(described) = catalog::describe_table(client, *oid).await? else {
+                continue;
+            };
+            let info = decoder.relation_of_catalog(&described);
+            let estimate = row_estimate(client, *oid, id).await;
+            let mut out = Direct {
+                progress: TableProgress::new(ctx, id.to_string(), estimate),
+                emitter: &mut *emitter,
+                ctx: &mut *ctx,
+            };
+            let rows = self
+                .copy_table(client, decoder, &info, read, k, &mut out)
+                .await?;
+            let Some(rows) = rows else { return Ok(false) };
+            let rows = out.progress.finish(out.ctx).max(rows);
+            tracing::info!(table = %id, rows, "snapshot of table finished");
+        }
+        Ok(true)
+    }
+
+    /// `[snapshot] max_threads` sessions sharing the exported snapshot read the tables
+    /// (table k on session k mod n); their rows are published table by table, in key order,
+    /// as in a sequential snapshot. A session reads ahead at most a channel's worth of rows
+    /// of a table not yet being published.
+    async fn run_parallel(
+        &self,
+        ctx: &mut SourceContext,
+        emitter: &mut Emitter,
+        first: Client,
+        tables: &[(u32, TableId)],
+        read: &Read<'_>,
+        threads: usize,
+    ) -> Result<bool, PgError> {
+        let pg = self
+            .connector
+            .postgres
+            .as_ref()
+            .expect("postgres connector");
+        let mut sessions = vec![first];
+        for _ in 1..threads {
+            let c = self.info.connect().await?;
+            c.batch_execute(&format!(
+                "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT {};",
+                quote_literal(&self.snapshot_name)
+            ))
+            .await
+            .map_err(PgError::query)?;
+            sessions.push(c);
+        }
+        tracing::info!(sessions = threads, "snapshot read in parallel");
+        let (mut senders, receivers) = table_channels(tables.len());
+        let mut workers = Vec::with_capacity(threads);
+        for (w, client) in sessions.into_iter().enumerate() {
+            let jobs: Vec<(usize, tokio::sync::mpsc::Sender<TableMsg>)> = (w..tables.len())
+                .step_by(threads)
+                .map(|k| (k, senders[k].take().expect("one sender per table")))
+                .collect();
+            let filter = pg.filter.clone();
+            workers.push(async move {
+                let mut decoder =
+                    Decoder::new(&client, filter, PgModes::from_config(&self.connector.types))
+                        .await?;
+                for (k, tx) in jobs {
+                    let (oid, id) = &tables[k];
+                    let Some(described) = catalog::describe_table(&client, *oid).await? else {
+                        let _ = tx.send(TableMsg::Skipped).await;
+                        continue;
+                    };
+                    let info = decoder.relation_of_catalog(&described);
+                    let estimate = row_estimate(&client, *oid, id).await;
+                    if tx.send(TableMsg::Start(estimate)).await.is_err() {
+                        return Ok(());
+                    }
+                    let mut out = Channel(tx.clone());
+                    match self
+                        .copy_table(&client, &mut decoder, &info, read, k, &mut out)
+                        .await?
+                    {
+                        Some(_) => {
+                            let _ = tx.send(TableMsg::Done).await;
+                        }
+                        None => return Ok(()),
+                    }
+                }
+                client
+                    .batch_execute("COMMIT")
+                    .await
+                    .map_err(PgError::query)?;
+                Ok::<(), PgError>(())
+            });
+        }
+        let publish = publish_in_order(ctx, emitter, read.names, receivers);
+        let (read_all, published) =
+            tokio::join!(futures_util::future::try_join_all(workers), publish);
+        read_all?;
+        Ok(published)
+    }
+
+    /// One table's rows, read with COPY in key order, handed to `out`; the number of rows,
+    /// or `None` when `out` refused one (shutdown).
     async fn copy_table(
         &self,
         client: &Client,
         decoder: &mut Decoder,
         info: &RelationInfo,
-        db: &Arc<str>,
-        position: &SourcePosition,
-        tables_left: &[String],
-        tx_id: i64,
-        estimate: i64,
-        emitter: &mut Emitter,
-        ctx: &mut SourceContext,
+        read: &Read<'_>,
+        k: usize,
+        out: &mut impl RowOut,
     ) -> Result<Option<u64>, PgError> {
+        let (db, position, tables_left, tx_id) =
+            (read.db, read.position, &read.names[k..], read.tx_id);
         let table = &info.schema;
         let (cols, order) = table.select_parts(quote_ident);
         let sql = format!(
@@ -139,7 +249,6 @@ impl Snapshot<'_> {
         // messages is gathered in `buf`.
         let mut buf: Vec<u8> = Vec::new();
         let width = table.columns.len();
-        let mut progress = TableProgress::new(ctx, table.id.to_string(), estimate);
         let mut ts_us = now_us();
         let mut rows_read: u64 = 0;
         // Resumable: the rows of a table with a primary key carry how far the snapshot has
@@ -218,15 +327,24 @@ impl Snapshot<'_> {
                     transaction: None,
                     position: position.clone(),
                 };
-                if !emitter.push(ctx, event).await {
+                if !out.row(event).await {
                     return Ok(None);
                 }
-                progress.row(ctx);
             }
             buf.extend_from_slice(&data[start..]);
         }
-        Ok(Some(progress.finish(ctx)))
+        Ok(Some(rows_read))
     }
+}
+
+/// What every table's read shares.
+struct Read<'a> {
+    db: &'a Arc<str>,
+    /// The snapshot's in-progress position.
+    position: &'a SourcePosition,
+    /// The tables in snapshot order.
+    names: &'a [String],
+    tx_id: i64,
 }
 
 /// A snapshot row of a keyed table records its key for a resume this often.

@@ -96,10 +96,11 @@ impl Streamer<'_> {
             self.on_signal(signal).await?;
         }
         self.check_window(ctx).await?;
-        if self.incr.want_chunk && self.incr.window.is_none() && self.state.tx.is_none() {
+        // A server with nothing written meanwhile: the marks of the chunk just read are
+        // already reached, and the next chunk is due at once (no event would come to ask).
+        while self.incr.want_chunk && self.incr.window.is_none() && self.state.tx.is_none() {
             self.incr.want_chunk = false;
             self.next_chunk().await?;
-            // A server with nothing written meanwhile: the marks are already reached.
             self.check_window(ctx).await?;
         }
         Ok(())
