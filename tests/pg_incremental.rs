@@ -389,3 +389,85 @@ async fn an_interrupted_initial_snapshot_resumes_where_it_stopped() {
     assert_eq!(replay(&small_msgs, "id"), small);
     assert!(daemon.stop().success());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn key_columns_stand_in_for_a_primary_key_and_stop_snapshot_stops() {
+    let db = TestDb::new("incrkeys").await;
+    db.exec(
+        "CREATE TABLE nokey (code text NOT NULL UNIQUE, v int NOT NULL);
+         ALTER TABLE nokey REPLICA IDENTITY USING INDEX nokey_code_key;
+         INSERT INTO nokey SELECT 'k' || lpad(i::text, 4, '0'), i FROM generate_series(1, 500) i;
+         CREATE TABLE bare (a int, b int);
+         ALTER TABLE bare REPLICA IDENTITY FULL;
+         INSERT INTO bare SELECT i, i FROM generate_series(1, 10) i;
+         CREATE TABLE long (id int PRIMARY KEY, v int NOT NULL);
+         INSERT INTO long SELECT i, 0 FROM generate_series(1, 50000) i;",
+    )
+    .await;
+    let name = unique("incrkeys");
+    let listen = format!("127.0.0.1:{}", free_port());
+    let mut daemon = Daemon::single(
+        &name,
+        &db,
+        &["public.nokey", "public.bare", "public.long"],
+        "[format]\nschemas = false\n[snapshot]\nmode = \"no_data\"\nchunk_size = 50\n[key_columns]\n\"public.nokey\" = [\"code\"]",
+    );
+    daemon.append_daemon_config(&format!("[api]\nlisten = \"{listen}\"\n"));
+    daemon.start();
+    let base = format!("http://{listen}");
+    wait_state(&base, None, &name, "streaming", Duration::from_secs(60)).await;
+    signal(
+        &base,
+        &name,
+        json!({"type": "execute-snapshot", "data": {"data-collections": ["public.nokey", "public.bare"]}}),
+    )
+    .await;
+    let msgs = read_topic(
+        &format!("{name}.public.nokey"),
+        500,
+        Duration::from_secs(60),
+    );
+    let codes: Vec<String> = reads(&msgs)
+        .iter()
+        .map(|p| p["after"]["code"].as_str().unwrap().to_string())
+        .collect();
+    let want: Vec<String> = (1..=500).map(|i| format!("k{i:04}")).collect();
+    assert_eq!(codes, want, "read by key_columns, in their order");
+    let logs = daemon.logs();
+    assert!(
+        logs.contains("table public.bare has no primary key"),
+        "a table without a key is passed over with the reason:\n{logs}"
+    );
+
+    // stop-snapshot: the big table's snapshot ends early, streaming goes on.
+    signal(
+        &base,
+        &name,
+        json!({"type": "execute-snapshot", "data": {"data-collections": ["public.long"]}}),
+    )
+    .await;
+    signal(
+        &base,
+        &name,
+        json!({"type": "stop-snapshot", "data": {"data-collections": ["public.long"], "type": "incremental"}}),
+    )
+    .await;
+    db.exec("UPDATE long SET v = 7 WHERE id = 49999").await;
+    let topic = format!("{name}.public.long");
+    let long = tokio::task::spawn_blocking(move || {
+        read_topic_until(&topic, Duration::from_secs(60), |m| {
+            m.iter()
+                .filter_map(|r| r.value.as_ref())
+                .any(|v| payload(v)["op"] == "u")
+        })
+    })
+    .await
+    .unwrap();
+    let r = reads(&long).len();
+    assert!(
+        r < 50_000,
+        "{r} read records: stop-snapshot did not stop it"
+    );
+    assert!(daemon.logs().contains("incremental snapshot stopped"));
+    assert!(daemon.stop().success());
+}

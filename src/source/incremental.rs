@@ -19,6 +19,9 @@ pub struct Window {
     pub table: TableId,
     /// The opening watermark was reached: stream changes now supersede chunk rows.
     pub open: bool,
+    /// The columns the chunk was read by (the primary key, or `key_columns`), by name: a
+    /// stream event's shape may place them elsewhere.
+    key: Vec<String>,
     rows: Vec<Option<ChangeEvent>>,
     by_key: HashMap<String, usize>,
     /// The key of the chunk's last row, each key column as text.
@@ -27,13 +30,51 @@ pub struct Window {
     pub full: bool,
 }
 
-/// A row's key as one comparable string (`None` when a key column is missing).
-pub fn key_of(table: &TableSchema, values: &[Value]) -> Option<String> {
+/// A row's key (the values of the columns `key`) as one comparable string (`None` when a
+/// key column is missing).
+pub fn key_of(key: &[usize], values: &[Value]) -> Option<String> {
     let mut out = String::new();
-    for i in &table.key {
+    for i in key {
         out.push_str(&format!("{:?}\u{1f}", values.get(*i)?));
     }
     Some(out)
+}
+
+/// The columns a table's chunks are read by: its primary key, else the columns
+/// `key_columns` names for it (which must then identify a row); an error saying what to do
+/// when neither.
+pub fn chunk_key(
+    connector: &crate::config::ConnectorConfig,
+    table: &TableSchema,
+) -> Result<Vec<usize>, String> {
+    if !table.key.is_empty() {
+        return Ok(table.key.clone());
+    }
+    let named = connector.key_columns.iter().find(|(pattern, _)| {
+        crate::config::patterns::TableSelector::parse(pattern)
+            .is_ok_and(|s| s.matches(&table.id.schema, &table.id.name))
+    });
+    let Some((_, names)) = named else {
+        return Err(format!(
+            "table {} has no primary key: name a unique key for it in key_columns to snapshot it incrementally",
+            table.id
+        ));
+    };
+    names
+        .iter()
+        .map(|n| {
+            table
+                .columns
+                .iter()
+                .position(|c| &c.name == n)
+                .ok_or_else(|| {
+                    format!(
+                        "key_columns names \"{n}\" for table {}, which has no such column",
+                        table.id
+                    )
+                })
+        })
+        .collect()
 }
 
 impl Window {
@@ -41,19 +82,21 @@ impl Window {
     pub fn new(
         id: String,
         table: &TableSchema,
+        key: Vec<usize>,
         rows: Vec<ChangeEvent>,
         last_key: Vec<Option<String>>,
         chunk_size: usize,
     ) -> Window {
         let mut by_key = HashMap::with_capacity(rows.len());
         for (i, r) in rows.iter().enumerate() {
-            if let Some(k) = r.after.as_deref().and_then(|a| key_of(table, a)) {
+            if let Some(k) = r.after.as_deref().and_then(|a| key_of(&key, a)) {
                 by_key.insert(k, i);
             }
         }
         Window {
             id,
             table: table.id.clone(),
+            key: key.iter().map(|i| table.columns[*i].name.clone()).collect(),
             open: false,
             full: rows.len() >= chunk_size,
             rows: rows.into_iter().map(Some).collect(),
@@ -71,6 +114,14 @@ impl Window {
         let Some(table) = event.table.as_ref().filter(|t| t.id == self.table) else {
             return;
         };
+        let Some(key) = self
+            .key
+            .iter()
+            .map(|n| table.columns.iter().position(|c| &c.name == n))
+            .collect::<Option<Vec<usize>>>()
+        else {
+            return;
+        };
         if event.op == Op::Truncate {
             self.rows.iter_mut().for_each(|r| *r = None);
             return;
@@ -79,7 +130,7 @@ impl Window {
             .into_iter()
             .flatten()
         {
-            if let Some(i) = key_of(table, values).and_then(|k| self.by_key.remove(&k)) {
+            if let Some(i) = key_of(&key, values).and_then(|k| self.by_key.remove(&k)) {
                 self.rows[i] = None;
             }
         }
@@ -89,6 +140,48 @@ impl Window {
     pub fn into_rows(self) -> Vec<ChangeEvent> {
         self.rows.into_iter().flatten().collect()
     }
+}
+
+/// The `SELECT` of a chunk of `table`: the rows after the stored last key in the order of
+/// `key`, with the signal's extra condition, at most `chunk_size` of them. `ident` and
+/// `literal` quote as the source's SQL does.
+pub fn chunk_select(
+    table: &TableSchema,
+    key: &[usize],
+    progress: &IncrementalProgress,
+    chunk_size: usize,
+    ident: impl Fn(&str) -> String,
+    literal: impl Fn(&str) -> String,
+) -> String {
+    let cols: Vec<String> = table.columns.iter().map(|c| ident(&c.name)).collect();
+    let keys: Vec<String> = key.iter().map(|i| ident(&table.columns[*i].name)).collect();
+    let mut conditions = Vec::new();
+    if let Some(last) = &progress.last_key {
+        let lits: Vec<String> = last
+            .iter()
+            .map(|v| v.as_deref().map_or("NULL".to_string(), &literal))
+            .collect();
+        conditions.push(format!("({}) > ({})", keys.join(", "), lits.join(", ")));
+    }
+    if let Some(filter) = progress.conditions.get(&table.id.to_string()) {
+        conditions.push(format!("({filter})"));
+    }
+    format!(
+        "SELECT {} FROM {}.{}{} ORDER BY {} LIMIT {chunk_size}",
+        if cols.is_empty() {
+            "NULL".to_string()
+        } else {
+            cols.join(", ")
+        },
+        ident(&table.id.schema),
+        ident(&table.id.name),
+        if conditions.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", conditions.join(" AND "))
+        },
+        keys.join(", ")
+    )
 }
 
 /// The progress after a chunk of the first table was published.
@@ -386,7 +479,7 @@ mod tests {
     fn the_window_drops_what_the_stream_changed_while_open() {
         let t = schema();
         let rows = (1..=4).map(|i| row(&t, Op::Read, i)).collect();
-        let mut w = Window::new("w".into(), &t, rows, vec![Some("4".into())], 4);
+        let mut w = Window::new("w".into(), &t, vec![0], rows, vec![Some("4".into())], 4);
         assert!(w.full);
         // Before the opening watermark: older than the chunk, nothing dropped.
         w.supersede(&row(&t, Op::Update, 1));
@@ -407,6 +500,7 @@ mod tests {
         let short = Window::new(
             "w".into(),
             &t,
+            vec![0],
             vec![row(&t, Op::Read, 7)],
             vec![Some("7".into())],
             4,

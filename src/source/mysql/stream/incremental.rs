@@ -41,43 +41,6 @@ fn reached(file: &str, pos: u64, mark: &Mark) -> bool {
     (file, pos) >= (&*mark.0, mark.1)
 }
 
-/// The `SELECT` of a chunk: the rows after the stored last key, in key order, with the
-/// signal's condition.
-fn chunk_sql(
-    table: &TableSchema,
-    progress: &IncrementalProgress,
-    name: &str,
-    chunk_size: usize,
-) -> String {
-    let (cols, order) = table.select_parts(quote);
-    let mut conditions = Vec::new();
-    if let Some(last) = &progress.last_key {
-        let keys: Vec<String> = table
-            .key
-            .iter()
-            .map(|i| quote(&table.columns[*i].name))
-            .collect();
-        let lits: Vec<String> = last
-            .iter()
-            .map(|v| v.as_deref().map_or("NULL".to_string(), literal))
-            .collect();
-        conditions.push(format!("({}) > ({})", keys.join(", "), lits.join(", ")));
-    }
-    if let Some(filter) = progress.conditions.get(name) {
-        conditions.push(format!("({filter})"));
-    }
-    format!(
-        "SELECT {cols} FROM {}.{}{}{order} LIMIT {chunk_size}",
-        quote(&table.id.schema),
-        quote(&table.id.name),
-        if conditions.is_empty() {
-            String::new()
-        } else {
-            format!(" WHERE {}", conditions.join(" AND "))
-        },
-    )
-}
-
 /// A text literal for a key value (the text protocol's `SELECT`).
 fn literal(text: &str) -> String {
     format!("'{}'", text.replace('\\', "\\\\").replace('\'', "''"))
@@ -181,12 +144,15 @@ impl Streamer<'_> {
             }
         };
         let table = decoder.schema.clone();
-        if table.key.is_empty() {
-            tracing::error!(table = %id, "incremental snapshot: the table has no primary key; passed over");
-            return Ok(None);
-        }
+        let key = match shared::chunk_key(self.connector, &table) {
+            Ok(k) => k,
+            Err(e) => {
+                tracing::error!(error = %e, "incremental snapshot: table passed over");
+                return Ok(None);
+            }
+        };
         let chunk_size = self.connector.snapshot.chunk_size.max(1);
-        let sql = chunk_sql(&table, progress, name, chunk_size);
+        let sql = shared::chunk_select(&table, &key, progress, chunk_size, quote, literal);
         let (low_file, low_pos) = catalog::master_status(&mut self.catalog).await?;
         let rows: Vec<mysql_async::Row> = match self.catalog.query(sql).await {
             Ok(rows) => rows,
@@ -201,9 +167,7 @@ impl Streamer<'_> {
         }
         let last_key = {
             let last = rows.last().expect("not empty");
-            table
-                .key
-                .iter()
+            key.iter()
                 .map(|i| match last.as_ref(*i) {
                     Some(mysql_async::Value::Bytes(b)) => {
                         Some(String::from_utf8_lossy(b).into_owned())
@@ -245,7 +209,7 @@ impl Streamer<'_> {
                 position: SourcePosition::Mysql(self.state.resume.clone()),
             });
         }
-        let window = Window::new(name.to_string(), &table, events, last_key, chunk_size);
+        let window = Window::new(name.to_string(), &table, key, events, last_key, chunk_size);
         Ok(Some((
             window,
             (Arc::from(low_file.as_str()), low_pos),

@@ -123,39 +123,24 @@ impl Streamer<'_> {
         };
         let info = self.decoder.relation_of_catalog(&described);
         let table = info.schema.clone();
-        if table.key.is_empty() {
-            tracing::error!(table = %id, "incremental snapshot: the table has no primary key; name a unique key in key_columns to snapshot it incrementally; passed over");
-            return Ok(None);
-        }
+        let key = match shared::chunk_key(self.connector, &table) {
+            Ok(k) => k,
+            Err(e) => {
+                tracing::error!(error = %e, "incremental snapshot: table passed over");
+                return Ok(None);
+            }
+        };
         let chunk_size = self.connector.snapshot.chunk_size.max(1);
-        let (cols, order) = table.select_parts(quote_ident);
-        let mut conditions = Vec::new();
-        if let Some(last) = &progress.last_key {
-            let keys: Vec<String> = table
-                .key
-                .iter()
-                .map(|i| quote_ident(&table.columns[*i].name))
-                .collect();
-            let lits: Vec<String> = last
-                .iter()
-                .map(|v| v.as_deref().map_or("NULL".to_string(), quote_literal))
-                .collect();
-            conditions.push(format!("({}) > ({})", keys.join(", "), lits.join(", ")));
-        }
-        if let Some(filter) = progress.conditions.get(name) {
-            conditions.push(format!("({filter})"));
-        }
         let sql = format!(
-            "COPY (SELECT {} FROM {}.{}{}{} LIMIT {chunk_size}) TO STDOUT",
-            if cols.is_empty() { "NULL" } else { &cols },
-            quote_ident(&id.schema),
-            quote_ident(&id.name),
-            if conditions.is_empty() {
-                String::new()
-            } else {
-                format!(" WHERE {}", conditions.join(" AND "))
-            },
-            order
+            "COPY ({}) TO STDOUT",
+            shared::chunk_select(
+                &table,
+                &key,
+                progress,
+                chunk_size,
+                quote_ident,
+                quote_literal
+            )
         );
         self.incr.seq += 1;
         let wid = format!("{}-{}", self.incr.run, self.incr.seq);
@@ -167,7 +152,7 @@ impl Streamer<'_> {
         }
         let side = self.side.take().expect("opened above");
         let read = self
-            .copy_chunk(&side, &sql, &wid, &info, &table, chunk_size)
+            .copy_chunk(&side, &sql, &wid, &info, &table, &key)
             .await;
         self.side = Some(side);
         let (rows, last_key) = match read {
@@ -180,7 +165,9 @@ impl Streamer<'_> {
         if rows.is_empty() {
             return Ok(None);
         }
-        Ok(Some(Window::new(wid, &table, rows, last_key, chunk_size)))
+        Ok(Some(Window::new(
+            wid, &table, key, rows, last_key, chunk_size,
+        )))
     }
 
     /// Opening watermark, the chunk's rows, closing watermark.
@@ -191,7 +178,7 @@ impl Streamer<'_> {
         wid: &str,
         info: &super::super::decode::RelationInfo,
         table: &Arc<TableSchema>,
-        chunk_size: usize,
+        key: &[usize],
     ) -> Result<(Vec<ChangeEvent>, Vec<Option<String>>), tokio_postgres::Error> {
         // `synchronous_commit = on`: the watermark's commit flushes the WAL at once (and
         // wakes the WAL senders); with it off, the stream would see each watermark only after
@@ -203,7 +190,7 @@ impl Streamer<'_> {
         let stream = side.copy_out(sql).await?;
         futures_util::pin_mut!(stream);
         let mut buf: Vec<u8> = Vec::new();
-        let mut rows = Vec::with_capacity(chunk_size);
+        let mut rows = Vec::new();
         let mut last_key = Vec::new();
         while let Some(chunk) = stream.next().await {
             buf.extend_from_slice(&chunk?);
@@ -215,14 +202,14 @@ impl Streamer<'_> {
                 let mut texts: Vec<Option<String>> = Vec::with_capacity(table.columns.len());
                 copy_fields(&line, |f| {
                     let i = values.len();
-                    if table.key.contains(&i) {
+                    if key.contains(&i) {
                         texts.push(f.text().map(|t| t.into_owned()));
                     } else {
                         texts.push(None);
                     }
                     values.push(copy_value(&mut self.decoder, info, i, f, &line));
                 });
-                last_key = table.key.iter().map(|i| texts[*i].clone()).collect();
+                last_key = key.iter().map(|i| texts[*i].clone()).collect();
                 rows.push(ChangeEvent {
                     op: Op::Read,
                     table: Some(table.clone()),
