@@ -136,9 +136,26 @@ impl Window {
         }
     }
 
-    /// The rows left to publish, in key order.
-    pub fn into_rows(self) -> Vec<ChangeEvent> {
-        self.rows.into_iter().flatten().collect()
+    /// The rows left to publish, in key order, with their positions: `at(progress)` is the
+    /// position where the window closed, carrying `progress`. Only the chunk's last record
+    /// carries `next` (the progress after the chunk), the others `before`: a restart after
+    /// part of the chunk reads the chunk again rather than lose its rest.
+    pub fn into_rows(
+        self,
+        before: &Option<Arc<IncrementalProgress>>,
+        next: &Arc<IncrementalProgress>,
+        at: impl Fn(Option<Arc<IncrementalProgress>>) -> crate::position::SourcePosition,
+    ) -> Vec<ChangeEvent> {
+        let mut rows: Vec<ChangeEvent> = self.rows.into_iter().flatten().collect();
+        let last = rows.len().saturating_sub(1);
+        for (i, row) in rows.iter_mut().enumerate() {
+            row.position = at(if i == last {
+                Some(next.clone())
+            } else {
+                before.clone()
+            });
+        }
+        rows
     }
 }
 
@@ -487,8 +504,11 @@ mod tests {
         w.supersede(&row(&t, Op::Update, 2));
         w.supersede(&row(&t, Op::Delete, 3));
         w.supersede(&row(&t, Op::Create, 9));
+        let p0 = progress(&["a.x"]);
         let ids: Vec<i64> = w
-            .into_rows()
+            .into_rows(&Some(p0.clone()), &p0, |_| {
+                crate::position::SourcePosition::Postgres(crate::position::PgPosition::at(0))
+            })
             .iter()
             .map(|r| match r.after.as_ref().unwrap()[0] {
                 Value::Int(i) => i,

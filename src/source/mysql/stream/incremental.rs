@@ -17,7 +17,7 @@ use crate::event::{
     ChangeEvent, MysqlDetail, Op, SnapshotMarker, SourceDetail, SourceMeta, TableId, TableSchema,
     Value,
 };
-use crate::position::{IncrementalProgress, SourcePosition};
+use crate::position::{IncrementalProgress, MyPosition, SourcePosition};
 use crate::signal::{Signal, SignalKind};
 use crate::source::incremental::{self as shared, Window};
 use crate::source::{now_us, SourceContext, SourceItem};
@@ -238,18 +238,13 @@ impl Streamer<'_> {
         };
         let next = Arc::new(shared::after_chunk(progress, &window));
         let base = self.state.resume.clone();
-        let rows = window.into_rows();
-        let last = rows.len().saturating_sub(1);
-        for (i, mut row) in rows.into_iter().enumerate() {
-            // Only the chunk's last record carries the new progress: a restart after part
-            // of the chunk reads the chunk again rather than lose its rest.
-            let mut p = base.clone();
-            p.incremental = if i == last {
-                Some(next.clone())
-            } else {
-                before.clone()
-            };
-            row.position = SourcePosition::Mysql(p);
+        let rows = window.into_rows(&before, &next, |incremental| {
+            SourcePosition::Mysql(MyPosition {
+                incremental,
+                ..base.clone()
+            })
+        });
+        for row in rows {
             send(ctx, SourceItem::Event(Box::new(row))).await?;
         }
         self.set_progress(Some(next));

@@ -18,7 +18,7 @@ use super::{Halt, Streamer};
 use crate::event::{
     ChangeEvent, Op, SnapshotMarker, SourceDetail, SourceMeta, TableId, TableSchema, Value,
 };
-use crate::position::{IncrementalProgress, SourcePosition};
+use crate::position::{IncrementalProgress, PgPosition, SourcePosition};
 use crate::signal::{Signal, SignalKind};
 use crate::source::incremental::{self as shared, Window};
 use crate::source::{now_us, SourceContext, SourceItem};
@@ -229,7 +229,7 @@ impl Streamer<'_> {
                     },
                     message: None,
                     transaction: None,
-                    position: SourcePosition::Postgres(crate::position::PgPosition::at(0)),
+                    position: SourcePosition::Postgres(PgPosition::at(0)),
                 });
             }
             buf.drain(..start);
@@ -275,18 +275,13 @@ impl Streamer<'_> {
         let SourcePosition::Postgres(base) = base else {
             unreachable!("a PostgreSQL position")
         };
-        let rows = window.into_rows();
-        let last = rows.len().saturating_sub(1);
-        for (i, mut row) in rows.into_iter().enumerate() {
-            // Only the chunk's last record carries the new progress: a restart after part of
-            // the chunk reads the chunk again rather than lose its rest.
-            let mut p = base.clone();
-            p.incremental = if i == last {
-                Some(next.clone())
-            } else {
-                before.clone()
-            };
-            row.position = SourcePosition::Postgres(p);
+        let rows = window.into_rows(&before, &next, |incremental| {
+            SourcePosition::Postgres(PgPosition {
+                incremental,
+                ..base.clone()
+            })
+        });
+        for mut row in rows {
             if let SourceDetail::Postgres {
                 lsn: l,
                 last_commit_lsn,
