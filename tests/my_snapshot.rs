@@ -167,14 +167,16 @@ async fn kill_during_snapshot_restarts_it() {
 #[tokio::test(flavor = "multi_thread")]
 async fn parallel_sessions_publish_each_table_whole_in_key_order() {
     let mut db = MyDb::new("mysnappar").await;
-    let sizes = [3000usize, 0, 1, 2500, 40, 1200];
+    let sizes = [3000usize, 0, 1, 2500, 40, 1200, 30_000];
     for (t, n) in sizes.iter().enumerate() {
         db.exec(&format!(
             "CREATE TABLE t{t} (id INT PRIMARY KEY, v VARCHAR(20) NOT NULL)"
         ))
         .await;
-        if *n > 0 {
-            let values: Vec<String> = (1..=*n).map(|i| format!("({i}, 'row {i}')")).collect();
+        for start in (1..=*n).step_by(10_000) {
+            let values: Vec<String> = (start..=(*n).min(start + 9_999))
+                .map(|i| format!("({i}, 'row {i}')"))
+                .collect();
             db.exec(&format!("INSERT INTO t{t} VALUES {}", values.join(",")))
                 .await;
         }
@@ -223,5 +225,10 @@ async fn parallel_sessions_publish_each_table_whole_in_key_order() {
         }
     }
     assert!(daemon.wait_exit(Duration::from_secs(60)).success());
-    assert!(daemon.logs().contains("snapshot read in parallel"));
+    let logs = daemon.logs();
+    assert!(logs.contains("snapshot read in parallel"), "{logs}");
+    assert!(
+        logs.contains(".t6 (`id` >= "),
+        "t6 read in key ranges:\n{logs}"
+    );
 }

@@ -200,8 +200,9 @@ async fn snapshot_interrupted_by_kill_restarts_cleanly() {
 #[tokio::test(flavor = "multi_thread")]
 async fn parallel_sessions_publish_each_table_whole_in_key_order() {
     let db = TestDb::new("snappar").await;
-    // More tables than sessions, some bigger than a session's read-ahead, one empty.
-    let sizes = [3000, 0, 1, 2500, 40, 1200];
+    // More tables than sessions, some bigger than a session's read-ahead, one empty, and
+    // one big enough to be split into key ranges.
+    let sizes = [3000, 0, 1, 2500, 40, 1200, 30_000];
     for (t, n) in sizes.iter().enumerate() {
         db.exec(&format!(
             "CREATE TABLE t{t} (id int PRIMARY KEY, v text NOT NULL);
@@ -252,5 +253,10 @@ async fn parallel_sessions_publish_each_table_whole_in_key_order() {
         }
     }
     assert!(daemon.wait_exit(Duration::from_secs(60)).success());
-    assert!(daemon.logs().contains("snapshot read in parallel"));
+    let logs = daemon.logs();
+    assert!(logs.contains("snapshot read in parallel"), "{logs}");
+    assert!(
+        logs.contains("public.t6 (\"id\" >= "),
+        "t6 read in key ranges:\n{logs}"
+    );
 }

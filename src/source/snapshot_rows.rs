@@ -1,5 +1,6 @@
 //! What every source's snapshot shares: the `source.snapshot` markers and progress reporting
-//! (status, metrics, a log line every 10 s).
+//! (status, metrics, a log line every 10 s), and the parts of a parallel snapshot (key ranges,
+//! per-table channels, publishing in table order).
 
 use std::time::{Duration, Instant};
 
@@ -170,6 +171,46 @@ impl TableProgress {
     }
 }
 
+/// A parallel snapshot splits a table into key ranges (one per session) from this many rows
+/// (the catalog's estimate) on.
+pub const SPLIT_ROWS: i64 = 10_240;
+
+/// The key column a table can be split by: a one-column integer key.
+pub fn integer_key(table: &crate::event::TableSchema) -> Option<&str> {
+    use crate::event::ColumnKind;
+    match table.key.as_slice() {
+        [i] => {
+            let c = &table.columns[*i];
+            matches!(
+                c.kind,
+                ColumnKind::Int8 | ColumnKind::Int16 | ColumnKind::Int32 | ColumnKind::Int64
+            )
+            .then_some(c.name.as_str())
+        }
+        _ => None,
+    }
+}
+
+/// `WHERE` conditions splitting the keys `min..=max` of the (quoted) column `col` into `n`
+/// consecutive ranges, in key order; the first and last are open-ended, so together they
+/// cover every row.
+pub fn key_ranges(col: &str, min: i64, max: i64, n: usize) -> Vec<String> {
+    let span = (max as i128 - min as i128 + 1).max(1);
+    let n = (n as i128).min(span).max(1);
+    let bounds: Vec<i64> = (1..n)
+        .map(|i| (min as i128 + span * i / n) as i64)
+        .collect();
+    if bounds.is_empty() {
+        return Vec::new();
+    }
+    let mut out = vec![format!("{col} < {}", bounds[0])];
+    for w in bounds.windows(2) {
+        out.push(format!("{col} >= {} AND {col} < {}", w[0], w[1]));
+    }
+    out.push(format!("{col} >= {}", bounds[bounds.len() - 1]));
+    out
+}
+
 /// Rows of one table a parallel session sends ahead (the channel's bound).
 pub const PREFETCH_ROWS: usize = 1024;
 
@@ -274,8 +315,19 @@ pub async fn publish_in_order(
 
 #[cfg(test)]
 mod tests {
-    use super::marker;
+    use super::{key_ranges, marker};
     use crate::event::SnapshotMarker::*;
+
+    #[test]
+    fn key_ranges_cover_every_key_once() {
+        assert_eq!(
+            key_ranges("id", 1, 100, 3),
+            vec!["id < 34", "id >= 34 AND id < 67", "id >= 67"]
+        );
+        assert!(key_ranges("id", 5, 5, 3).is_empty());
+        assert_eq!(key_ranges("id", 1, 2, 3), vec!["id < 2", "id >= 2"]);
+        assert_eq!(key_ranges("k", i64::MIN, i64::MAX, 4).len(), 4);
+    }
 
     #[test]
     fn markers_in_debeziums_order() {

@@ -23,7 +23,8 @@ use crate::offsets::OffsetStore;
 use crate::position::{IncrementalProgress, MyPosition, SnapshotState, SourcePosition};
 use crate::source::now_us;
 use crate::source::snapshot_rows::{
-    publish_in_order, table_channels, Channel, Direct, Emitter, RowOut, TableMsg, TableProgress,
+    integer_key, key_ranges, publish_in_order, table_channels, Channel, Direct, Emitter, RowOut,
+    TableMsg, TableProgress, SPLIT_ROWS,
 };
 use crate::source::SourceContext;
 
@@ -102,22 +103,57 @@ impl Snapshot<'_> {
         };
         let position = SourcePosition::Mysql(in_progress.clone());
         let names: Vec<String> = tables.iter().map(TableId::to_string).collect();
-        let reads: Vec<TableRead> = shapes
-            .iter()
-            .enumerate()
-            .map(|(k, (decoder, estimate))| TableRead {
+        let mut reads: Vec<TableRead> = Vec::with_capacity(shapes.len());
+        for (k, (decoder, estimate)) in shapes.iter().enumerate() {
+            let read = TableRead {
                 decoder,
                 estimate: *estimate,
                 detail: &detail,
                 position: &position,
                 tables_left: &names[k..],
-            })
-            .collect();
+                range: None,
+            };
+            // A big table with a one-column integer key: one key range per session.
+            let ranges = match integer_key(&decoder.schema) {
+                Some(col) if !extra.is_empty() && *estimate >= SPLIT_ROWS => {
+                    let col = quote(col);
+                    let t = &decoder.schema.id;
+                    // As text: an unsigned BIGINT key may not fit an i64 (no split then).
+                    let bounds: Option<(Option<String>, Option<String>)> = conn
+                        .query_first(format!(
+                            "SELECT MIN({col}), MAX({col}) FROM {}.{}",
+                            quote(&t.schema),
+                            quote(&t.name)
+                        ))
+                        .await
+                        .map_err(MyError::query)?;
+                    let parse = |v: Option<String>| v.and_then(|v| v.parse::<i64>().ok());
+                    match bounds.map(|(lo, hi)| (parse(lo), parse(hi))) {
+                        Some((Some(lo), Some(hi))) => key_ranges(&col, lo, hi, extra.len() + 1),
+                        _ => Vec::new(),
+                    }
+                }
+                _ => Vec::new(),
+            };
+            if ranges.is_empty() {
+                reads.push(read);
+                continue;
+            }
+            let part = *estimate / ranges.len() as i64;
+            for r in ranges {
+                reads.push(TableRead {
+                    estimate: part,
+                    range: Some(r),
+                    ..read.clone()
+                });
+            }
+        }
         let finished = if extra.is_empty() {
             read_sequential(ctx, &mut emitter, &mut conn, &reads).await?
         } else {
+            let labels: Vec<String> = reads.iter().map(TableRead::label).collect();
             let finished =
-                read_parallel(ctx, &mut emitter, &mut conn, &mut extra, &reads, &names).await?;
+                read_parallel(ctx, &mut emitter, &mut conn, &mut extra, &reads, &labels).await?;
             for c in &mut extra {
                 c.query_drop("COMMIT").await.map_err(MyError::query)?;
             }
@@ -244,6 +280,7 @@ async fn open_view(
 }
 
 /// The read of one table inside the view.
+#[derive(Clone)]
 struct TableRead<'a> {
     decoder: &'a RowDecoder,
     estimate: i64,
@@ -251,12 +288,22 @@ struct TableRead<'a> {
     position: &'a SourcePosition,
     /// This table and those after it (recorded in the rows for a resume).
     tables_left: &'a [String],
+    /// A key range's `WHERE` condition (a parallel snapshot's part of a big table).
+    range: Option<String>,
 }
 
 /// A snapshot row of a keyed table records its key for a resume this often.
 const STAMP_ROWS: u64 = 1024;
 
 impl TableRead<'_> {
+    /// The name progress is reported under.
+    fn label(&self) -> String {
+        match &self.range {
+            Some(r) => format!("{} ({r})", self.decoder.schema.id),
+            None => self.decoder.schema.id.to_string(),
+        }
+    }
+
     /// Streams the table's rows (ordered by key) as read events; `false` when shutdown
     /// came first.
     async fn run(&self, conn: &mut Conn, out: &mut impl RowOut) -> Result<bool, MyError> {
@@ -264,10 +311,14 @@ impl TableRead<'_> {
         let db: Arc<str> = Arc::from(schema.id.schema.as_str());
         let (cols, order) = schema.select_parts(quote);
         let sql = format!(
-            "SELECT {} FROM {}.{}{}",
+            "SELECT {} FROM {}.{}{}{}",
             cols,
             quote(&schema.id.schema),
             quote(&schema.id.name),
+            self.range
+                .as_ref()
+                .map(|r| format!(" WHERE {r}"))
+                .unwrap_or_default(),
             order
         );
         // Resumable: the rows of a table with a primary key carry how far the snapshot has

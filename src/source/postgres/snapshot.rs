@@ -17,7 +17,8 @@ use crate::event::{ChangeEvent, Op, SnapshotMarker, SourceDetail, SourceMeta, Ta
 use crate::position::{IncrementalProgress, PgPosition, SnapshotState, SourcePosition};
 use crate::source::now_us;
 use crate::source::snapshot_rows::{
-    publish_in_order, table_channels, Channel, Direct, Emitter, RowOut, TableMsg, TableProgress,
+    integer_key, key_ranges, publish_in_order, table_channels, Channel, Direct, Emitter, RowOut,
+    TableMsg, TableProgress, SPLIT_ROWS,
 };
 use crate::source::SourceContext;
 
@@ -133,7 +134,7 @@ impl Snapshot<'_> {
                 ctx: &mut *ctx,
             };
             let rows = self
-                .copy_table(client, decoder, &info, read, k, &mut out)
+                .copy_table(client, decoder, &info, read, (k, None), &mut out)
                 .await?;
             let Some(rows) = rows else { return Ok(false) };
             let rows = out.progress.finish(out.ctx).max(rows);
@@ -172,32 +173,37 @@ impl Snapshot<'_> {
             sessions.push(c);
         }
         tracing::info!(sessions = threads, "snapshot read in parallel");
-        let (mut senders, receivers) = table_channels(tables.len());
+        let plan = self.plan_jobs(&sessions[0], tables, threads).await?;
+        let (mut senders, receivers) = table_channels(plan.len());
         let mut workers = Vec::with_capacity(threads);
         for (w, client) in sessions.into_iter().enumerate() {
-            let jobs: Vec<(usize, tokio::sync::mpsc::Sender<TableMsg>)> = (w..tables.len())
+            let jobs: Vec<(&Job, tokio::sync::mpsc::Sender<TableMsg>)> = (w..plan.len())
                 .step_by(threads)
-                .map(|k| (k, senders[k].take().expect("one sender per table")))
+                .map(|j| (&plan[j], senders[j].take().expect("one sender per job")))
                 .collect();
             let filter = pg.filter.clone();
             workers.push(async move {
                 let mut decoder =
                     Decoder::new(&client, filter, PgModes::from_config(&self.connector.types))
                         .await?;
-                for (k, tx) in jobs {
-                    let (oid, id) = &tables[k];
+                for (job, tx) in jobs {
+                    let (oid, id) = &tables[job.k];
                     let Some(described) = catalog::describe_table(&client, *oid).await? else {
                         let _ = tx.send(TableMsg::Skipped).await;
                         continue;
                     };
                     let info = decoder.relation_of_catalog(&described);
-                    let estimate = row_estimate(&client, *oid, id).await;
+                    let estimate = match job.estimate {
+                        Some(e) => e,
+                        None => row_estimate(&client, *oid, id).await,
+                    };
                     if tx.send(TableMsg::Start(estimate)).await.is_err() {
                         return Ok(());
                     }
                     let mut out = Channel(tx.clone());
+                    let (k, range) = (job.k, job.range.as_deref());
                     match self
-                        .copy_table(&client, &mut decoder, &info, read, k, &mut out)
+                        .copy_table(&client, &mut decoder, &info, read, (k, range), &mut out)
                         .await?
                     {
                         Some(_) => {
@@ -213,11 +219,80 @@ impl Snapshot<'_> {
                 Ok::<(), PgError>(())
             });
         }
-        let publish = publish_in_order(ctx, emitter, read.names, receivers);
+        let labels: Vec<String> = plan.iter().map(|j| j.label.clone()).collect();
+        let publish = publish_in_order(ctx, emitter, &labels, receivers);
         let (read_all, published) =
             tokio::join!(futures_util::future::try_join_all(workers), publish);
         read_all?;
         Ok(published)
+    }
+
+    /// The parallel reads: a table each, or, for a table of at least SPLIT_ROWS rows with a
+    /// one-column integer key, one key range per session (published one after the other,
+    /// so the table's rows stay in key order).
+    async fn plan_jobs(
+        &self,
+        client: &Client,
+        tables: &[(u32, TableId)],
+        threads: usize,
+    ) -> Result<Vec<Job>, PgError> {
+        let pg = self
+            .connector
+            .postgres
+            .as_ref()
+            .expect("postgres connector");
+        let mut decoder = Decoder::new(
+            client,
+            pg.filter.clone(),
+            PgModes::from_config(&self.connector.types),
+        )
+        .await?;
+        let mut jobs = Vec::new();
+        for (k, (oid, id)) in tables.iter().enumerate() {
+            let mut ranges = Vec::new();
+            let mut estimate = None;
+            if let Some(described) = catalog::describe_table(client, *oid).await? {
+                let info = decoder.relation_of_catalog(&described);
+                if let Some(col) = integer_key(&info.schema) {
+                    let e = row_estimate(client, *oid, id).await;
+                    if e >= SPLIT_ROWS {
+                        let col = quote_ident(col);
+                        let row = client
+                            .query_one(
+                                &format!(
+                                    "SELECT min({col})::int8, max({col})::int8 FROM {}.{}",
+                                    quote_ident(&id.schema),
+                                    quote_ident(&id.name)
+                                ),
+                                &[],
+                            )
+                            .await
+                            .map_err(PgError::query)?;
+                        if let (Some(lo), Some(hi)) = (row.get(0), row.get(1)) {
+                            ranges = key_ranges(&col, lo, hi, threads);
+                            estimate = Some(e / ranges.len().max(1) as i64);
+                        }
+                    }
+                }
+            }
+            if ranges.is_empty() {
+                jobs.push(Job {
+                    k,
+                    range: None,
+                    estimate: None,
+                    label: id.to_string(),
+                });
+            }
+            for r in ranges {
+                jobs.push(Job {
+                    k,
+                    label: format!("{id} ({r})"),
+                    range: Some(r),
+                    estimate,
+                });
+            }
+        }
+        Ok(jobs)
     }
 
     /// One table's rows, read with COPY in key order, handed to `out`; the number of rows,
@@ -228,7 +303,7 @@ impl Snapshot<'_> {
         decoder: &mut Decoder,
         info: &RelationInfo,
         read: &Read<'_>,
-        k: usize,
+        (k, range): (usize, Option<&str>),
         out: &mut impl RowOut,
     ) -> Result<Option<u64>, PgError> {
         let (db, position, tables_left, tx_id) =
@@ -236,10 +311,11 @@ impl Snapshot<'_> {
         let table = &info.schema;
         let (cols, order) = table.select_parts(quote_ident);
         let sql = format!(
-            "COPY (SELECT {} FROM {}.{}{}) TO STDOUT",
+            "COPY (SELECT {} FROM {}.{}{}{}) TO STDOUT",
             if cols.is_empty() { "NULL" } else { &cols },
             quote_ident(&table.id.schema),
             quote_ident(&table.id.name),
+            range.map(|r| format!(" WHERE {r}")).unwrap_or_default(),
             order
         );
         let stream = client.copy_out(&sql).await.map_err(PgError::query)?;
@@ -335,6 +411,17 @@ impl Snapshot<'_> {
         }
         Ok(Some(rows_read))
     }
+}
+
+/// One read of a parallel snapshot: table `k` of the snapshot, or a key range of it.
+struct Job {
+    k: usize,
+    /// The key range's `WHERE` condition.
+    range: Option<String>,
+    /// Rows expected (of the range), when already known.
+    estimate: Option<i64>,
+    /// The name progress is reported under.
+    label: String,
 }
 
 /// What every table's read shares.
