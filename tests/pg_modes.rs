@@ -263,6 +263,19 @@ async fn a_null_written_before_set_not_null_keeps_its_field_optional() {
     let mut daemon = Daemon::single(&name, &db, &["public.n"], "");
     daemon.start();
     wait_for_slot(&db, &name, &daemon).await;
+    // Stopped once the (empty) snapshot is committed as finished: a stop during it would
+    // leave it unfinished, and the next start would take it again instead of streaming.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while daemon
+        .offset(&name)
+        .is_none_or(|o| o["position"]["snapshot"] != "done")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the snapshot never finished"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert!(daemon.stop().success());
     // While the connector is down: a NULL, then the column made NOT NULL. When the stream is
     // read, the catalog already says NOT NULL.
