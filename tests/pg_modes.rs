@@ -230,6 +230,21 @@ async fn enum_labels_added_mid_stream_appear_in_allowed() {
     let mut daemon = Daemon::single(&name, &db, &["public.e"], "");
     daemon.start();
     wait_for_slot(&db, &name, &daemon).await;
+    // Streaming (the slot in use): the types were read before the label is added.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !db
+        .client
+        .query_one(
+            "SELECT active FROM pg_replication_slots WHERE slot_name = $1",
+            &[&name],
+        )
+        .await
+        .unwrap()
+        .get::<_, bool>(0)
+    {
+        assert!(std::time::Instant::now() < deadline, "never streamed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     db.exec("INSERT INTO e VALUES (1, 'V1', '{V2}')").await;
     db.exec("ALTER TYPE mood ADD VALUE 'V3'").await;
     db.exec("INSERT INTO e VALUES (2, 'V3', '{V1}'); INSERT INTO e VALUES (3, 'V1', '{V3}')")
@@ -265,17 +280,7 @@ async fn a_null_written_before_set_not_null_keeps_its_field_optional() {
     wait_for_slot(&db, &name, &daemon).await;
     // Stopped once the (empty) snapshot is committed as finished: a stop during it would
     // leave it unfinished, and the next start would take it again instead of streaming.
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while daemon
-        .offset(&name)
-        .is_none_or(|o| o["position"]["snapshot"] != "done")
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the snapshot never finished"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_snapshot_done(&daemon, &name).await;
     assert!(daemon.stop().success());
     // While the connector is down: a NULL, then the column made NOT NULL. When the stream is
     // read, the catalog already says NOT NULL.

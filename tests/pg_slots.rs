@@ -171,6 +171,7 @@ async fn a_slot_held_by_a_stale_reader_is_waited_for_or_taken_with_terminate_sta
     let mut daemon = Daemon::single(&name, &db, &["public.t"], "");
     daemon.start();
     wait_for_slot(&db, &name, &daemon).await;
+    wait_snapshot_done(&daemon, &name).await;
     assert!(daemon.stop().success());
     // Another session holds the slot (as a frozen previous owner's walsender would).
     let bin = std::env::var("PG_BIN").unwrap_or_else(|_| "/usr/lib/postgresql/15/bin".into());

@@ -652,6 +652,23 @@ pub async fn wait_for_slot(db: &TestDb, slot: &str, daemon: &Daemon) {
     }
 }
 
+/// Waits until the connector's stored position says its snapshot finished (a stop before
+/// that leaves the snapshot unfinished, and the next start takes it again).
+pub async fn wait_snapshot_done(daemon: &Daemon, connector: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while daemon
+        .offset(connector)
+        .is_none_or(|o| o["position"]["snapshot"] != "done")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the snapshot never finished; logs:\n{}",
+            daemon.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Waits until both the slot's `confirmed_flush_lsn` and the stored offset reach `target`.
 pub async fn wait_slot_and_offset(
     db: &TestDb,
