@@ -198,6 +198,15 @@ impl SourcePosition {
         };
         state == SnapshotState::InProgress
     }
+
+    /// The snapshot progress the position carries (incremental, or what is left of an
+    /// interrupted initial snapshot).
+    pub fn incremental(&self) -> Option<&IncrementalProgress> {
+        match self {
+            SourcePosition::Postgres(p) => p.incremental.as_deref(),
+            SourcePosition::Mysql(m) => m.incremental.as_deref(),
+        }
+    }
 }
 
 impl PartialOrd for SourcePosition {

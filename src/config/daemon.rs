@@ -437,6 +437,33 @@ impl DaemonConfig {
                 }
             }
         }
+        // A record must fit librdkafka's queue as well as `message.max.bytes`: one that
+        // fits the second but not the first could never be queued (it would wait forever).
+        let number = |key: &str| -> Result<Option<u64>, ConfigError> {
+            match self.sink.properties.get(key) {
+                None => Ok(None),
+                Some(v) => v.trim().parse::<u64>().map(Some).map_err(|_| {
+                    invalid(
+                        &format!("sink.properties.\"{key}\""),
+                        format!("must be a whole number, not \"{v}\""),
+                    )
+                }),
+            }
+        };
+        if let (Some(max), Some(queue_kb)) = (
+            number("message.max.bytes")?,
+            number("queue.buffering.max.kbytes")?,
+        ) {
+            if queue_kb.saturating_mul(1024) < max {
+                return Err(invalid(
+                    "sink.properties.\"queue.buffering.max.kbytes\"",
+                    format!(
+                        "is {queue_kb} KiB, smaller than message.max.bytes ({max} bytes): a record that size could never enter the producer's queue; raise queue.buffering.max.kbytes to at least {} or lower message.max.bytes",
+                        max.div_ceil(1024)
+                    ),
+                ));
+            }
+        }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return Err(invalid(
                 "log.level",

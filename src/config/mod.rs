@@ -72,6 +72,18 @@ pub enum ConfigError {
     },
 }
 
+impl ConfigError {
+    /// The file the error is about.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            ConfigError::Read { path, .. }
+            | ConfigError::MissingEnv { path, .. }
+            | ConfigError::Parse { path, .. }
+            | ConfigError::Invalid { path, .. } => Some(path),
+        }
+    }
+}
+
 /// Replaces `${VAR}` in a string value with the variable's value, and `${file:/path}` with
 /// the file's content (one trailing newline dropped: the Docker and Kubernetes secrets
 /// convention); `$${` writes a literal `${`, and `${routedByValue}` (the outbox topic
@@ -364,13 +376,14 @@ pub fn connector_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-fn check_unique(connectors: &[ConnectorConfig]) -> Vec<ConfigError> {
+pub fn check_unique(connectors: &[ConnectorConfig]) -> Vec<ConfigError> {
     let mut errors = Vec::new();
     let mut names: BTreeMap<&str, &Path> = BTreeMap::new();
     // Keyed by the normalised server, so two spellings of one server are caught.
     type Key = ((String, u16, String), String);
     let mut slots: BTreeMap<Key, &Path> = BTreeMap::new();
     let mut server_ids: BTreeMap<Key, &Path> = BTreeMap::new();
+    let mut publications: BTreeMap<Key, &Path> = BTreeMap::new();
     for c in connectors {
         if let Some(first) = names.insert(&c.name, &c.file) {
             errors.push(ConfigError::Invalid {
@@ -397,6 +410,25 @@ fn check_unique(connectors: &[ConnectorConfig]) -> Vec<ConfigError> {
                             first.display(),
                             t.host,
                             t.port
+                        ),
+                    });
+                }
+                // Publications are per database.
+                let key = (
+                    (t.host.clone(), t.port, t.database.clone()),
+                    pg.publication.clone(),
+                );
+                if let Some(first) = publications.insert(key, &c.file) {
+                    errors.push(ConfigError::Invalid {
+                        path: c.file.clone(),
+                        key: "postgres.publication".into(),
+                        problem: format!(
+                            "\"{}\" is also used by {} in the same database ({}:{}/{}); connectors that share a publication change what it publishes for each other: give each its own publication",
+                            pg.publication,
+                            first.display(),
+                            t.host,
+                            t.port,
+                            t.database
                         ),
                     });
                 }

@@ -275,9 +275,11 @@ fn decode(s: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
+        // By bytes: the two after `%` may be the start of a multi-byte character.
         if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(v);
+            let hex = |b: u8| (b as char).to_digit(16);
+            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                out.push((h * 16 + l) as u8);
                 i += 3;
                 continue;
             }
@@ -291,6 +293,12 @@ fn decode(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn percent_before_a_multibyte_character_is_kept() {
+        assert_eq!(decode("a%€b%41"), "a%€bA");
+        assert_eq!(decode("%e2%82%ac%"), "€%");
+    }
 
     #[test]
     fn spellings_of_one_server_compare_equal() {

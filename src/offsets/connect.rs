@@ -15,7 +15,9 @@
 
 use serde_json::{json, Map, Value as Json};
 
-use crate::position::{MyPosition, PartialTx, PgPosition, SlotId, SnapshotState, SourcePosition};
+use crate::position::{
+    IncrementalProgress, MyPosition, PartialTx, PgPosition, SlotId, SnapshotState, SourcePosition,
+};
 
 /// The offset key of a connector: Connect's JsonConverter bytes of
 /// `["<connector>",{"server":"<server>"}]` (the server is the connector's topic prefix).
@@ -128,7 +130,32 @@ pub fn value(position: &SourcePosition) -> Json {
             }
         }
     }
+    // Snapshot progress (a signalled incremental snapshot, or the stamps of an interrupted
+    // initial one): Debezium keeps its own under other names and ignores this one.
+    if let Some(progress) = position.incremental() {
+        if let Ok(v) = serde_json::to_value(progress) {
+            m.insert(INCREMENTAL.into(), v);
+        }
+    }
     Json::Object(m)
+}
+
+/// The field of Sluice's snapshot progress in an offset map.
+const INCREMENTAL: &str = "sluice.incremental";
+
+/// The snapshot progress stored in an offset map; an unreadable one is an error (resuming
+/// without it would silently abandon the snapshot).
+fn incremental_of(
+    m: &Map<String, Json>,
+) -> Result<Option<std::sync::Arc<IncrementalProgress>>, String> {
+    match m.get(INCREMENTAL) {
+        None | Some(Json::Null) => Ok(None),
+        Some(v) => serde_json::from_value::<IncrementalProgress>(v.clone())
+            .map(|p| Some(std::sync::Arc::new(p)))
+            .map_err(|e| {
+                format!("\"{INCREMENTAL}\" is not snapshot progress Sluice can read: {e}")
+            }),
+    }
 }
 
 /// Reads a position from an offset map written by Sluice or by Debezium.
@@ -149,7 +176,7 @@ pub fn position(value: &Json) -> Result<SourcePosition, String> {
         let events = int("sluice.events").unwrap_or(0);
         let rows = int("sluice.rows").unwrap_or(0);
         return Ok(SourcePosition::Mysql(MyPosition {
-            incremental: None,
+            incremental: incremental_of(m)?,
             file: file.into(),
             pos: u64::try_from(pos).map_err(|_| "\"pos\" is negative")?,
             gtids: m
@@ -201,7 +228,7 @@ pub fn position(value: &Json) -> Result<SourcePosition, String> {
         _ => None,
     };
     Ok(SourcePosition::Postgres(PgPosition {
-        incremental: None,
+        incremental: incremental_of(m)?,
         resume_lsn: lsn as u64,
         partial,
         snapshot,
@@ -255,6 +282,44 @@ mod tests {
             );
             assert_eq!(partition(data, 25), part);
         }
+    }
+
+    #[test]
+    fn snapshot_progress_survives_the_kafka_store_format() {
+        let progress = std::sync::Arc::new(IncrementalProgress {
+            tables: vec!["public.a".into(), "public.b".into()],
+            conditions: Default::default(),
+            last_key: Some(vec![Some("42".into()), None]),
+            chunks: 7,
+            paused: true,
+        });
+        let pg = SourcePosition::Postgres(PgPosition {
+            incremental: Some(progress.clone()),
+            snapshot: SnapshotState::InProgress,
+            slot: Some(SlotId {
+                database_oid: 5,
+                created_lsn: 90,
+            }),
+            ..PgPosition::at(100)
+        });
+        let v = value(&pg);
+        assert_eq!(v["sluice.incremental"]["chunks"], 7);
+        assert_eq!(position(&v).unwrap(), pg);
+        let my = SourcePosition::Mysql(MyPosition {
+            incremental: Some(progress),
+            file: "mysql-bin.000003".into(),
+            pos: 4,
+            gtids: None,
+            events: 0,
+            rows: 0,
+            snapshot: SnapshotState::Done,
+            last_event: None,
+        });
+        assert_eq!(position(&value(&my)).unwrap(), my);
+        // Unreadable progress is an error, not a snapshot silently dropped.
+        let mut bad = value(&my);
+        bad["sluice.incremental"] = json!({"tables": 3});
+        assert!(position(&bad).unwrap_err().contains("sluice.incremental"));
     }
 
     #[test]

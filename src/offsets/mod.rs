@@ -66,6 +66,12 @@ pub enum OffsetError {
         /// Whether retrying cannot help (the topic cannot be created as configured).
         definite: bool,
     },
+    /// A connector name that cannot name a file of the store.
+    #[error("\"{name}\" is not a connector name (letters, digits, '_', '.' and '-', not starting with '.'): offsets are stored in a file named after the connector")]
+    BadName {
+        /// The name given.
+        name: String,
+    },
     /// A commit would move backwards.
     #[error("refusing to move connector {connector} back from {current} to {proposed}")]
     Backwards {
@@ -107,6 +113,7 @@ impl Classify for OffsetError {
             } => Severity::Transient,
             OffsetError::Kafka { definite: true, .. } => Severity::Definite,
             OffsetError::Corrupt { .. }
+            | OffsetError::BadName { .. }
             | OffsetError::Backwards { .. }
             | OffsetError::Locked { .. } => Severity::Definite,
         }
@@ -279,14 +286,26 @@ impl FileOffsetStore {
         }
     }
 
-    fn path(&self, connector: &str) -> PathBuf {
-        self.dir.join(format!("{connector}.json"))
+    /// The file of a connector's position; only for a valid connector name (a name from
+    /// an import file or the command line could otherwise reach outside the folder).
+    fn path(&self, connector: &str) -> Result<PathBuf, OffsetError> {
+        let valid = !connector.is_empty()
+            && !connector.starts_with('.')
+            && connector
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+        if !valid {
+            return Err(OffsetError::BadName {
+                name: connector.to_string(),
+            });
+        }
+        Ok(self.dir.join(format!("{connector}.json")))
     }
 }
 
 impl OffsetStore for FileOffsetStore {
     fn load(&self, connector: &str) -> Result<Option<SourcePosition>, OffsetError> {
-        let path = self.path(connector);
+        let path = self.path(connector)?;
         let text = match fs::read_to_string(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -336,7 +355,7 @@ impl OffsetStore for FileOffsetStore {
 
     fn delete(&self, connector: &str) -> Result<(), OffsetError> {
         let _one_writer = self.writes.lock().unwrap_or_else(|e| e.into_inner());
-        let path = self.path(connector);
+        let path = self.path(connector)?;
         match fs::remove_file(&path) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
@@ -366,11 +385,11 @@ impl FileOffsetStore {
                 .map(|d| d.as_millis() as u64)
                 .unwrap_or_default(),
         };
+        let target = self.path(connector)?;
         let body = serde_json::to_vec_pretty(&file).map_err(|e| OffsetError::Corrupt {
-            path: self.path(connector),
+            path: target.clone(),
             reason: e.to_string(),
         })?;
-        let target = self.path(connector);
         let tmp = self.dir.join(format!(".{connector}.json.tmp"));
         {
             let mut f = OpenOptions::new()
@@ -400,6 +419,34 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("sluice-offsets-{tag}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         dir
+    }
+
+    #[test]
+    fn names_that_leave_the_folder_are_refused() {
+        let dir = temp_dir("names");
+        let store = FileOffsetStore::new(dir.join("offsets"));
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join("x.json"), "outside").unwrap();
+        for name in ["../x", "", ".hidden", "a/b", "a\\b"] {
+            assert!(
+                matches!(store.delete(name), Err(OffsetError::BadName { .. })),
+                "{name}"
+            );
+            assert!(
+                matches!(
+                    store.commit(name, &pos(1)),
+                    Err(OffsetError::BadName { .. })
+                ),
+                "{name}"
+            );
+            assert!(
+                matches!(store.load(name), Err(OffsetError::BadName { .. })),
+                "{name}"
+            );
+        }
+        assert_eq!(fs::read_to_string(dir.join("x.json")).unwrap(), "outside");
+        store.commit("ok.name-1_2", &pos(1)).unwrap();
+        let _ = fs::remove_dir_all(&dir);
     }
 
     #[test]

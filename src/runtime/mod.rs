@@ -482,7 +482,16 @@ impl Runtime {
     }
 
     fn check_file(&self, file: &Path) -> Result<ConnectorConfig, String> {
-        let config = ConnectorConfig::load(file).map_err(|e| e.to_string())?;
+        // Whatever goes wrong reading one file stays that file's problem (a panic included):
+        // the daemon and the other connectors go on.
+        let config = std::panic::catch_unwind(|| ConnectorConfig::load(file))
+            .map_err(|_| {
+                format!(
+                    "{}: Sluice failed reading this file (an internal error; please report it)",
+                    file.display()
+                )
+            })?
+            .map_err(|e| e.to_string())?;
         let map = self.connectors.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(other) = map
             .values()
@@ -494,6 +503,21 @@ impl Runtime {
                 config.name,
                 other.config.file.display()
             ));
+        }
+        // The checks a start-up makes across files (slot, server id, publication), against
+        // the connectors running now: a file added or changed at run time gets them too.
+        let mut all: Vec<ConnectorConfig> = map
+            .values()
+            .filter(|h| h.config.file != file)
+            .map(|h| (*h.config).clone())
+            .collect();
+        drop(map);
+        all.push(config.clone());
+        if let Some(problem) = config::check_unique(&all)
+            .into_iter()
+            .find(|e| e.path() == Some(file))
+        {
+            return Err(problem.to_string());
         }
         Ok(config)
     }

@@ -84,6 +84,21 @@ pub struct KafkaSink {
     known_topics: HashSet<String>,
     partitions: i32,
     replication: i32,
+    /// The producer queue's bound in bytes: no record larger can ever be queued.
+    queue_bytes: u64,
+    /// `message.max.bytes` in effect.
+    max_message: u64,
+}
+
+/// Sluice's producer queue bound (librdkafka's default may hold 1 GiB), KiB.
+const DEFAULT_QUEUE_KB: u64 = 16_384;
+
+/// About how many bytes a record takes in librdkafka's queue.
+fn record_size(record: &Record) -> u64 {
+    let headers: usize = record.headers.iter().map(|(k, v)| k.len() + v.len()).sum();
+    (record.key.as_ref().map_or(0, |k| k.len())
+        + record.value.as_ref().map_or(0, |v| v.len())
+        + headers) as u64
 }
 
 impl KafkaSink {
@@ -99,10 +114,27 @@ impl KafkaSink {
             .set("compression.type", "lz4")
             // Bounded memory: librdkafka's default queue may hold 1 GiB; a full queue makes
             // `send` wait instead (backpressure up to the source).
-            .set("queue.buffering.max.kbytes", "16384");
+            .set("queue.buffering.max.kbytes", DEFAULT_QUEUE_KB.to_string());
         for (k, v) in &config.properties {
             cc.set(k, v);
         }
+        // The queue holds at least one record of the largest size the producer may send
+        // (validation refuses an explicit queue smaller than message.max.bytes).
+        let prop = |k: &str| {
+            config
+                .properties
+                .get(k)
+                .and_then(|v| v.trim().parse::<u64>().ok())
+        };
+        let max_message = prop("message.max.bytes").unwrap_or(1_000_000);
+        let queue_kb = match prop("queue.buffering.max.kbytes") {
+            Some(kb) => kb,
+            None => {
+                let kb = DEFAULT_QUEUE_KB.max(max_message.div_ceil(1024) * 2);
+                cc.set("queue.buffering.max.kbytes", kb.to_string());
+                kb
+            }
+        };
         // Not overridable (validation refuses other values): no loss, no reordering.
         cc.set("enable.idempotence", "true").set("acks", "all");
         let context = SinkContext::default();
@@ -127,6 +159,8 @@ impl KafkaSink {
             known_topics: HashSet::new(),
             partitions: config.topic_partitions,
             replication: config.topic_replication_factor,
+            queue_bytes: queue_kb.saturating_mul(1024),
+            max_message,
         })
     }
 
@@ -238,8 +272,25 @@ impl KafkaSink {
         }
     }
 
-    /// Enqueues a record; waits while librdkafka's queue is full (backpressure).
+    /// Enqueues a record; waits while librdkafka's queue is full (backpressure). A record
+    /// larger than the queue can ever hold is refused at once.
     async fn enqueue(&mut self, record: &Record) -> Result<Delivery, SinkError> {
+        let size = record_size(record);
+        if size > self.queue_bytes {
+            return Err(SinkError::Refused {
+                what: format!("a record of {size} bytes"),
+                topic: record.topic.to_string(),
+                reason: format!(
+                    "it is larger than the producer's queue (queue.buffering.max.kbytes = {} KiB) and could never be queued",
+                    self.queue_bytes / 1024
+                ),
+                fix: format!(
+                    "raise queue.buffering.max.kbytes in [sink.properties] above {} (message.max.bytes is {}), or leave the large column out",
+                    size.div_ceil(1024),
+                    self.max_message
+                ),
+            });
+        }
         loop {
             let mut fr: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&record.topic);
             if let Some(k) = &record.key {

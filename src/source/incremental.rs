@@ -160,15 +160,16 @@ impl Window {
 }
 
 /// The `SELECT` of a chunk of `table`: the rows after the stored last key in the order of
-/// `key`, with the signal's extra condition, at most `chunk_size` of them. `ident` and
-/// `literal` quote as the source's SQL does.
+/// `key`, with the signal's extra condition, at most `chunk_size` of them. `ident` quotes
+/// as the source's SQL does; `literal` renders a stored key value of a key column (by its
+/// index in `table.columns`) as a literal that compares as the column orders.
 pub fn chunk_select(
     table: &TableSchema,
     key: &[usize],
     progress: &IncrementalProgress,
     chunk_size: usize,
     ident: impl Fn(&str) -> String,
-    literal: impl Fn(&str) -> String,
+    literal: impl Fn(&crate::event::Column, &str) -> String,
 ) -> String {
     let cols: Vec<String> = table.columns.iter().map(|c| ident(&c.name)).collect();
     let keys: Vec<String> = key.iter().map(|i| ident(&table.columns[*i].name)).collect();
@@ -176,7 +177,11 @@ pub fn chunk_select(
     if let Some(last) = &progress.last_key {
         let lits: Vec<String> = last
             .iter()
-            .map(|v| v.as_deref().map_or("NULL".to_string(), &literal))
+            .zip(key)
+            .map(|(v, i)| {
+                v.as_deref()
+                    .map_or("NULL".to_string(), |v| literal(&table.columns[*i], v))
+            })
             .collect();
         conditions.push(format!("({}) > ({})", keys.join(", "), lits.join(", ")));
     }
@@ -201,11 +206,22 @@ pub fn chunk_select(
     )
 }
 
-/// The progress after a chunk of the first table was published.
-pub fn after_chunk(progress: &IncrementalProgress, window: &Window) -> IncrementalProgress {
+/// The progress after a chunk of the first table was published. A full chunk whose last
+/// key is the one it was read after cannot move the snapshot on (the key's literal does not
+/// compare as the column orders): an error, never a loop over the same rows.
+pub fn after_chunk(
+    progress: &IncrementalProgress,
+    window: &Window,
+) -> Result<IncrementalProgress, String> {
     let mut next = progress.clone();
     next.chunks += 1;
     if window.full {
+        if progress.last_key.as_ref() == Some(&window.last_key) {
+            return Err(format!(
+                "incremental snapshot of {}: the chunk after key {:?} ended at the same key, so the snapshot cannot move on",
+                window.table, window.last_key
+            ));
+        }
         next.last_key = Some(window.last_key.clone());
     } else {
         let name = next.tables.remove(0);
@@ -213,7 +229,7 @@ pub fn after_chunk(progress: &IncrementalProgress, window: &Window) -> Increment
         next.last_key = None;
         tracing::info!(table = %name, "incremental snapshot of table finished");
     }
-    next
+    Ok(next)
 }
 
 /// The progress once the first table turned out empty, gone or unreadable.
@@ -525,9 +541,22 @@ mod tests {
             vec![Some("7".into())],
             4,
         );
-        let next = after_chunk(&p, &short);
+        let next = after_chunk(&p, &short).unwrap();
         assert_eq!(next.tables, vec!["a.y"]);
         assert_eq!(next.last_key, None);
         assert_eq!(next.chunks, 3);
+        // A full chunk that ends at the key it was read after: an error, not a loop.
+        let mut at7 = (*progress(&["a.x"])).clone();
+        at7.last_key = Some(vec![Some("7".into())]);
+        let stuck = Window::new(
+            "w".into(),
+            &t,
+            vec![0],
+            vec![row(&t, Op::Read, 7)],
+            vec![Some("7".into())],
+            1,
+        );
+        let e = after_chunk(&at7, &stuck).unwrap_err();
+        assert!(e.contains("cannot move on"), "{e}");
     }
 }

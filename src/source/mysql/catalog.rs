@@ -51,6 +51,35 @@ pub async fn master_status(conn: &mut Conn) -> Result<(String, u64), MyError> {
     Ok((file, pos))
 }
 
+/// Opens a read-only consistent-snapshot transaction and returns the binlog position its
+/// view corresponds to (MariaDB's `binlog_snapshot_file` / `binlog_snapshot_position`):
+/// every transaction before it is visible to the view, none after it. `None` on servers
+/// without these (MySQL), the transaction still open.
+pub async fn consistent_read(conn: &mut Conn) -> Result<Option<(String, u64)>, MyError> {
+    conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
+        .await
+        .map_err(MyError::query)?;
+    let rows: Vec<Row> = conn
+        .query("SHOW SESSION STATUS LIKE 'binlog_snapshot_%'")
+        .await
+        .map_err(MyError::query)?;
+    let mut file = None;
+    let mut pos = None;
+    for row in &rows {
+        match text(row, 0).as_deref() {
+            Some("Binlog_snapshot_file") | Some("binlog_snapshot_file") => file = text(row, 1),
+            Some("Binlog_snapshot_position") | Some("binlog_snapshot_position") => {
+                pos = number(row, 1)
+            }
+            _ => {}
+        }
+    }
+    Ok(match (file, pos) {
+        (Some(f), Some(p)) if !f.is_empty() => Some((f, p)),
+        _ => None,
+    })
+}
+
 /// The GTID state: MariaDB `@@gtid_binlog_pos`, MySQL `@@gtid_executed` (`None` when empty).
 pub async fn gtid_state(conn: &mut Conn, flavor: MysqlFlavor) -> Result<Option<String>, MyError> {
     let sql = match flavor {

@@ -350,11 +350,8 @@ impl TableRead<'_> {
                 let key = schema
                     .key
                     .iter()
-                    .map(|i| match row.as_ref(*i) {
-                        Some(mysql_async::Value::Bytes(b)) => {
-                            Some(String::from_utf8_lossy(b).into_owned())
-                        }
-                        _ => None,
+                    .map(|i| {
+                        super::stream::incremental::key_text(&schema.columns[*i], row.as_ref(*i))
                     })
                     .collect();
                 position = stamp(Some(key));

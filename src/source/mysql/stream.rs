@@ -58,7 +58,7 @@ pub(super) fn binlog_lag(logs: &[(String, u64)], file: &str, pos: u64) -> Option
 /// The server sends a heartbeat event after this long without events (nanoseconds).
 const SERVER_HEARTBEAT_NS: u64 = 5_000_000_000;
 mod framing;
-mod incremental;
+pub(super) mod incremental;
 mod state;
 mod tables;
 #[cfg(test)]

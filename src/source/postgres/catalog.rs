@@ -520,16 +520,16 @@ pub async fn publication_coverage(
     })
 }
 
-/// Sets a publication's tables to the configured ones (`ALTER PUBLICATION ... SET`).
-pub async fn sync_publication(
-    client: &Client,
-    name: &str,
-    filter: &TableFilter,
-) -> Result<(), PgError> {
-    let sql = format!(
-        "ALTER PUBLICATION {} SET {}",
+/// The statement that adds `tables` to a publication (tables only: a publication may be
+/// shared with other connectors or subscribers, so nothing it publishes is taken away).
+pub fn add_tables_sql(name: &str, tables: &[TableId]) -> String {
+    let objects: Vec<String> = tables
+        .iter()
+        .map(|t| format!("TABLE {}.{}", quote_ident(&t.schema), quote_ident(&t.name)))
+        .collect();
+    format!(
+        "ALTER PUBLICATION {} ADD {}",
         quote_ident(name),
-        publication_objects(client, filter).await?.join(", ")
-    );
-    client.batch_execute(&sql).await.map_err(PgError::query)
+        objects.join(", ")
+    )
 }

@@ -315,6 +315,10 @@ impl PostgresSource {
             },
         )?;
         let slot = catalog::slot(&client, &pg.slot).await?;
+        // A slot's record stored just before creating it (`no_data`), by a run that died
+        // before the slot existed: nothing was streamed, this is a first start.
+        let stored = stored
+            .filter(|p| slot.is_some() || p.resume_lsn != 0 || p.snapshot != SnapshotState::Done);
         if let Some(s) = &slot {
             if s.plugin != "pgoutput" {
                 return Err(PgError::setup(format!(
@@ -390,7 +394,21 @@ impl PostgresSource {
                     .await
             }
             StartPlan::Resume => match stored {
-                Some(p) if p.slot.is_some() => p,
+                Some(p) if p.slot.is_some() => {
+                    // The slot on the server must be the one the position was read from:
+                    // a slot dropped and recreated, consumed by another client, or moved
+                    // past the stored position has skipped changes for good.
+                    if let Some(existing) = slot.as_ref() {
+                        let (database_oid, _) = catalog::database_oid_and_wal(&client).await?;
+                        slot::check_owned(existing, Some(&p), database_oid).map_err(|why| {
+                            PgError::setup(format!(
+                                "replication slot \"{}\" is not the one this connector's stored position was read from: {why}. Changes it held may have gone to another consumer; resuming would skip them silently. Find who else uses the slot (postgres.slot must be this connector's alone); to start over with a new snapshot, stop the other consumer, drop the slot and run `sluice offsets reset {}`",
+                                pg.slot, self.connector.name
+                            ))
+                        })?;
+                    }
+                    p
+                }
                 Some(p) => self.record_slot(&client, p, slot.as_ref()).await?,
                 None => self.start_from_slot(&info, &client, slot.as_ref()).await?,
             },
@@ -410,40 +428,45 @@ impl PostgresSource {
         }
         let via_root = catalog::captures_partitioned(client, &pg.filter).await?;
         let all_tables = pg.publication_autocreate == PublicationMode::AllTables;
-        if !catalog::publication_exists(client, &pg.publication).await? {
+        let mut exists = catalog::publication_exists(client, &pg.publication).await?;
+        if !exists {
             // (`disabled` without a publication was reported by the checks above.)
-            catalog::create_publication(client, &pg.publication, &pg.filter, via_root, all_tables)
-                .await
-                .map_err(|e| {
-                    PgError::setup(format!(
+            match catalog::create_publication(client, &pg.publication, &pg.filter, via_root, all_tables).await {
+                Ok(()) => tracing::info!(publication = %pg.publication, all_tables, "created publication"),
+                // Created meanwhile by someone else (another connector of the database
+                // starting at the same time): use it as an existing one.
+                Err(_) if catalog::publication_exists(client, &pg.publication).await? => exists = true,
+                Err(e) => {
+                    return Err(PgError::setup(format!(
                         "cannot create publication \"{}\": {e}; create it yourself (CREATE PUBLICATION {} FOR TABLE ...) or grant the user ownership of the tables{}",
                         pg.publication,
                         pg.publication,
                         if all_tables { " (FOR ALL TABLES needs a superuser)" } else { "" }
-                    ))
-                })?;
-            tracing::info!(publication = %pg.publication, all_tables, "created publication");
-        } else if pg.publication_autocreate == PublicationMode::Filtered {
+                    )))
+                }
+            }
+        }
+        if exists && pg.publication_autocreate == PublicationMode::Filtered {
+            // Only what this connector needs is added; what else the publication publishes
+            // may be another connector's or subscriber's, and stays.
             let coverage =
                 catalog::publication_coverage(client, &pg.publication, &pg.filter).await?;
-            if !coverage.all_tables && (!coverage.missing.is_empty() || !coverage.extra.is_empty())
-            {
-                catalog::sync_publication(client, &pg.publication, &pg.filter)
-                    .await
-                    .map_err(|e| {
-                        PgError::setup(format!(
-                            "cannot bring publication \"{}\" in line with postgres.tables (add {}, drop {}): {e}; alter it yourself (ALTER PUBLICATION {} SET TABLE ...) and set publication_autocreate = \"disabled\", or grant the user ownership of the publication and the tables",
-                            pg.publication,
-                            list(&coverage.missing),
-                            list(&coverage.extra),
-                            pg.publication
-                        ))
-                    })?;
+            if !coverage.all_tables && !coverage.missing.is_empty() {
+                let sql = catalog::add_tables_sql(&pg.publication, &coverage.missing);
+                client.batch_execute(&sql).await.map_err(|e| {
+                    PgError::setup(format!(
+                        "cannot add {} to publication \"{}\": {e}; run `{sql}` yourself and set publication_autocreate = \"disabled\", or grant the user ownership of the publication and the tables",
+                        list(&coverage.missing),
+                        pg.publication,
+                    ))
+                })?;
+                tracing::info!(publication = %pg.publication, added = %list(&coverage.missing), "tables added to the publication");
+            }
+            if !coverage.all_tables && !coverage.extra.is_empty() {
                 tracing::info!(
                     publication = %pg.publication,
-                    added = %list(&coverage.missing),
-                    removed = %list(&coverage.extra),
-                    "publication brought in line with postgres.tables"
+                    not_captured = %list(&coverage.extra),
+                    "the publication also publishes tables this connector does not capture (left as they are: they may be another consumer's; their changes are decoded and skipped)"
                 );
             }
         }
@@ -533,14 +556,30 @@ impl PostgresSource {
         let (database_oid, wal_now) = catalog::database_oid_and_wal(client).await?;
         let (lsn, created_lsn) = match slot {
             Some(s) => {
-                let lsn = s
-                    .confirmed_flush
-                    .as_deref()
-                    .and_then(crate::position::parse_lsn)
-                    .unwrap_or(0);
-                (lsn, lsn)
+                // Never adopted: nothing stored says it is this connector's, and a slot of
+                // another consumer (or another connector's file copied) would be taken over.
+                return Err(PgError::setup(format!(
+                    "replication slot \"{}\" already exists (database \"{}\", confirmed up to {}), and no stored position of connector \"{}\" records it: Sluice does not take over a slot it cannot prove is its own. If no one else uses it, drop it (SELECT pg_drop_replication_slot('{}') in database \"{}\"); otherwise set postgres.slot to another name",
+                    pg.slot,
+                    s.database,
+                    s.confirmed_flush.as_deref().unwrap_or("nothing"),
+                    self.connector.name,
+                    pg.slot,
+                    s.database
+                )));
             }
             None => {
+                // The slot's record is stored before the slot exists: a crash right after
+                // creating it leaves a slot this connector can prove is its own.
+                let pending = PgPosition {
+                    slot: Some(SlotId {
+                        database_oid,
+                        created_lsn: wal_now,
+                    }),
+                    ..PgPosition::at(0)
+                };
+                self.offsets
+                    .reset(&self.connector.name, &SourcePosition::Postgres(pending))?;
                 let mut session = stream::Session::open(info, pg, 0).await?;
                 let (consistent, _) = session.create_slot(&pg.slot, false).await?;
                 drop(session);

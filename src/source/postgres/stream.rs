@@ -472,17 +472,8 @@ impl<'a> Streamer<'a> {
                 return;
             }
         };
-        let quote = super::catalog::quote_ident;
-        let names: Vec<String> = coverage
-            .missing
-            .iter()
-            .map(|t| format!("{}.{}", quote(&t.schema), quote(&t.name)))
-            .collect();
-        let sql = format!(
-            "ALTER PUBLICATION {} ADD TABLE {}",
-            quote(&pg.publication),
-            names.join(", ")
-        );
+        let names = super::list(&coverage.missing);
+        let sql = super::catalog::add_tables_sql(&pg.publication, &coverage.missing);
         match session.batch_execute(&sql).await {
             Ok(()) => {
                 for t in &coverage.missing {
@@ -490,7 +481,7 @@ impl<'a> Streamer<'a> {
                 }
             }
             Err(e) => {
-                tracing::warn!(error = %e, tables = %names.join(", "), "cannot add new tables to the publication; trying again later")
+                tracing::warn!(error = %e, tables = %names, "cannot add new tables to the publication; trying again later")
             }
         }
     }

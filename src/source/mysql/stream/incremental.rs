@@ -12,10 +12,11 @@ use mysql_async::prelude::Queryable;
 use super::super::catalog::{self, quote};
 use super::super::plan::RowDecoder;
 use super::super::snapshot::text_row_values;
+use super::super::MyError;
 use super::{send, Halt, Streamer};
 use crate::event::{
-    ChangeEvent, MysqlDetail, Op, SnapshotMarker, SourceDetail, SourceMeta, TableId, TableSchema,
-    Value,
+    ChangeEvent, Column, ColumnKind, MysqlDetail, Op, SnapshotMarker, SourceDetail, SourceMeta,
+    TableId, TableSchema, Value,
 };
 use crate::position::{IncrementalProgress, MyPosition, SourcePosition};
 use crate::signal::{Signal, SignalKind};
@@ -41,8 +42,74 @@ fn reached(file: &str, pos: u64, mark: &Mark) -> bool {
     (file, pos) >= (&*mark.0, mark.1)
 }
 
-/// A text literal for a key value (the text protocol's `SELECT`).
-fn literal(text: &str) -> String {
+/// A key value as snapshot progress stores it: binary columns as hexadecimal (their bytes
+/// need not be text, and a lossy conversion would name another key), others as the text
+/// the server sent.
+pub(in super::super) fn key_text(
+    column: &Column,
+    value: Option<&mysql_async::Value>,
+) -> Option<String> {
+    let Some(mysql_async::Value::Bytes(b)) = value else {
+        return None;
+    };
+    if column.kind == ColumnKind::Bytes {
+        return Some(b.iter().map(|x| format!("{x:02x}")).collect());
+    }
+    match std::str::from_utf8(b) {
+        Ok(text) => Some(text.to_string()),
+        // Not text in the connection's character set: kept exact all the same.
+        Err(_) => Some(format!(
+            "{HEX_TEXT}{}",
+            b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+        )),
+    }
+}
+
+/// Marks a non-binary key value stored as hexadecimal because its bytes were not UTF-8.
+const HEX_TEXT: &str = "\u{0}hex:";
+
+/// The literal of a stored key value that compares as the column orders: binary strings as
+/// `X'…'`, `ENUM` / `SET` by their index (they order by it, not by label), text and numbers
+/// quoted (the column's collation applies to the comparison).
+pub(in super::super) fn key_literal(column: &Column, text: &str) -> String {
+    let is_hex =
+        |t: &str| !t.is_empty() && t.len() % 2 == 0 && t.bytes().all(|b| b.is_ascii_hexdigit());
+    match &column.kind {
+        ColumnKind::Bytes if is_hex(text) => format!("X'{text}'"),
+        ColumnKind::Enum { allowed } => match allowed.iter().position(|l| l == text) {
+            Some(i) => (i + 1).to_string(),
+            None => quoted(text),
+        },
+        ColumnKind::EnumSet { allowed } => {
+            let mut bits: u64 = 0;
+            for label in text.split(',').filter(|l| !l.is_empty()) {
+                match allowed.iter().position(|l| l == label) {
+                    Some(i) if i < 64 => bits |= 1 << i,
+                    _ => return quoted(text),
+                }
+            }
+            bits.to_string()
+        }
+        _ => match text.strip_prefix(HEX_TEXT) {
+            Some(hex) if is_hex(hex) => format!("CONVERT(X'{hex}' USING utf8mb4)"),
+            _ => quoted(text),
+        },
+    }
+}
+
+/// Server errors of a chunk's `SELECT` that a retry cannot fix beyond those every query
+/// treats so: an unknown column (1054), a collation mix (1267, 1271), an unknown function
+/// (1305, 1630), wrong arguments (1582-1584).
+fn chunk_error_is_definite(reason: &str) -> bool {
+    [
+        "1054", "1267", "1271", "1305", "1630", "1582", "1583", "1584",
+    ]
+    .iter()
+    .any(|code| reason.ends_with(&format!("(error {code})")))
+}
+
+/// A quoted text literal (the text protocol's `SELECT`).
+fn quoted(text: &str) -> String {
     format!("'{}'", text.replace('\\', "\\\\").replace('\'', "''"))
 }
 
@@ -152,14 +219,39 @@ impl Streamer<'_> {
             }
         };
         let chunk_size = self.connector.snapshot.chunk_size.max(1);
-        let sql = shared::chunk_select(&table, &key, progress, chunk_size, quote, literal);
-        let (low_file, low_pos) = catalog::master_status(&mut self.catalog).await?;
-        let rows: Vec<mysql_async::Row> = match self.catalog.query(sql).await {
+        let sql = shared::chunk_select(&table, &key, progress, chunk_size, quote, key_literal);
+        // The low watermark must not precede a transaction the chunk's read cannot see: a
+        // binlog write precedes the commit's visibility, so the binlog end read before the
+        // SELECT may name a transaction the SELECT misses (its newer value would then be
+        // overwritten by the chunk's older one). MariaDB names the binlog position of a
+        // consistent snapshot exactly; elsewhere the binlog end is the best there is.
+        let (low_file, low_pos) = match catalog::consistent_read(&mut self.catalog).await? {
+            Some(mark) => mark,
+            None => catalog::master_status(&mut self.catalog).await?,
+        };
+        let read = self.catalog.query(sql).await;
+        // The read-only transaction ends either way.
+        let ended = self.catalog.query_drop("COMMIT").await;
+        let rows: Vec<mysql_async::Row> = match read.and_then(|r| ended.map(|()| r)) {
             Ok(rows) => rows,
-            Err(e) => {
-                tracing::error!(table = %id, error = %e, "incremental snapshot: reading a chunk failed; passed over (check additional-conditions)");
-                return Ok(None);
-            }
+            // Only an error no retry can fix passes the table over (a bad condition, a
+            // column or table gone, no privilege); anything else (a timeout, a deadlock, a
+            // lost session) restarts the run, which reads the chunk again: the stored
+            // progress still points before it.
+            Err(e) => match MyError::query(e) {
+                MyError::Query { transient, reason }
+                    if !transient || chunk_error_is_definite(&reason) =>
+                {
+                    tracing::error!(table = %id, error = %reason, "incremental snapshot: reading a chunk failed; table passed over (check additional-conditions and the user's privileges)");
+                    return Ok(None);
+                }
+                other => {
+                    return Err(MyError::Stream(format!(
+                        "incremental snapshot: reading a chunk of {id} failed: {other}; retrying with the snapshot's progress kept"
+                    ))
+                    .into())
+                }
+            },
         };
         let (high_file, high_pos) = catalog::master_status(&mut self.catalog).await?;
         if rows.is_empty() {
@@ -168,12 +260,7 @@ impl Streamer<'_> {
         let last_key = {
             let last = rows.last().expect("not empty");
             key.iter()
-                .map(|i| match last.as_ref(*i) {
-                    Some(mysql_async::Value::Bytes(b)) => {
-                        Some(String::from_utf8_lossy(b).into_owned())
-                    }
-                    _ => None,
-                })
+                .map(|i| key_text(&table.columns[*i], last.as_ref(*i)))
                 .collect()
         };
         let high: Mark = (Arc::from(high_file.as_str()), high_pos);
@@ -236,7 +323,15 @@ impl Streamer<'_> {
         let Some(progress) = before.as_deref() else {
             return Ok(());
         };
-        let next = Arc::new(shared::after_chunk(progress, &window));
+        let next = match shared::after_chunk(progress, &window) {
+            Ok(next) => Arc::new(next),
+            Err(e) => {
+                tracing::error!(error = %e, "incremental snapshot: table passed over");
+                self.set_progress(Some(Arc::new(shared::pass_over(progress))));
+                self.incr.want_chunk = true;
+                return Ok(());
+            }
+        };
         let base = self.state.resume.clone();
         let rows = window.into_rows(&before, &next, |incremental| {
             SourcePosition::Mysql(MyPosition {
@@ -281,5 +376,53 @@ impl Streamer<'_> {
             Ok(s) => self.incr.signals.push(s),
             Err(e) => tracing::error!(error = %e, "a malformed signal row; skipped"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn column(kind: ColumnKind) -> Column {
+        Column {
+            name: "k".into(),
+            kind,
+            nullable: false,
+            default: None,
+            length: None,
+        }
+    }
+
+    #[test]
+    fn binary_keys_are_stored_and_compared_exactly() {
+        // Bytes that are not UTF-8 (a lossy conversion made them U+FFFD: another key).
+        let bin = column(ColumnKind::Bytes);
+        let raw = mysql_async::Value::Bytes(vec![0x41, 0xF5, 0x80, 0x27, 0x00]);
+        let text = key_text(&bin, Some(&raw)).unwrap();
+        assert_eq!(text, "41f5802700");
+        assert_eq!(key_literal(&bin, &text), "X'41f5802700'");
+        // Text keys stay text, quoted, so the column's collation orders the comparison.
+        let txt = column(ColumnKind::Text);
+        let raw = mysql_async::Value::Bytes("Ö'a\\".as_bytes().to_vec());
+        let text = key_text(&txt, Some(&raw)).unwrap();
+        assert_eq!(key_literal(&txt, &text), "'Ö''a\\\\'");
+        // Text in another character set: exact, as hexadecimal.
+        let raw = mysql_async::Value::Bytes(vec![0xE9, 0x41]);
+        let text = key_text(&txt, Some(&raw)).unwrap();
+        assert_eq!(key_literal(&txt, &text), "CONVERT(X'e941' USING utf8mb4)");
+        // ENUM and SET order by index, not label.
+        let en = column(ColumnKind::Enum {
+            allowed: vec!["z".into(), "a".into()],
+        });
+        assert_eq!(key_literal(&en, "a"), "2");
+        let set = column(ColumnKind::EnumSet {
+            allowed: vec!["x".into(), "y".into(), "z".into()],
+        });
+        assert_eq!(key_literal(&set, "x,z"), "5");
+        // Numbers as the server sent them.
+        let int = column(ColumnKind::Int64);
+        let raw = mysql_async::Value::Bytes(b"-9223372036854775808".to_vec());
+        let text = key_text(&int, Some(&raw)).unwrap();
+        assert_eq!(key_literal(&int, &text), "'-9223372036854775808'");
     }
 }

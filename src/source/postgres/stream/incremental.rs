@@ -139,7 +139,9 @@ impl Streamer<'_> {
                 progress,
                 chunk_size,
                 quote_ident,
-                quote_literal
+                // PostgreSQL casts a quoted literal to the column's type: it compares as the
+                // column orders (collation, enum order), and COPY's text round-trips.
+                |_, text| quote_literal(text)
             )
         );
         self.incr.seq += 1;
@@ -157,9 +159,19 @@ impl Streamer<'_> {
         self.side = Some(side);
         let (rows, last_key) = match read {
             Ok(r) => r,
-            Err(e) => {
-                tracing::error!(table = %id, error = %e, "incremental snapshot: reading a chunk failed; passed over (check additional-conditions)");
+            // Only an error no retry can fix passes the table over (a bad condition, a
+            // column or table gone, no privilege); anything else (a timeout, a deadlock, a
+            // lost session) restarts the run, which reads the chunk again: the stored
+            // progress still points before it.
+            Err(e) if chunk_error_is_definite(&e) => {
+                tracing::error!(table = %id, error = %e, "incremental snapshot: reading a chunk failed; table passed over (check additional-conditions and the user's privileges)");
                 return Ok(None);
+            }
+            Err(e) => {
+                return Err(PgError::Stream(format!(
+                    "incremental snapshot: reading a chunk of {id} failed: {e}; retrying with the snapshot's progress kept"
+                ))
+                .into())
             }
         };
         if rows.is_empty() {
@@ -265,7 +277,15 @@ impl Streamer<'_> {
         let Some(progress) = before.as_deref() else {
             return Ok(());
         };
-        let next = Arc::new(shared::after_chunk(progress, &window));
+        let next = match shared::after_chunk(progress, &window) {
+            Ok(next) => Arc::new(next),
+            Err(e) => {
+                tracing::error!(error = %e, "incremental snapshot: table passed over");
+                self.state.incremental = Some(Arc::new(shared::pass_over(progress)));
+                self.incr.want_chunk = true;
+                return Ok(());
+            }
+        };
         let base = match &self.state.tx {
             Some(t) => self.state.position_in_tx(t.final_lsn, t.index),
             None => self
@@ -319,4 +339,14 @@ impl Streamer<'_> {
     pub(super) fn is_signal_table(&self, id: &TableId) -> bool {
         shared::is_signal_table(self.connector, id)
     }
+}
+
+/// Whether a chunk's read failed for a reason a retry cannot fix: SQLSTATE classes 42
+/// (syntax, undefined object, privilege), 22 (data exception) and 0A (not supported).
+fn chunk_error_is_definite(e: &tokio_postgres::Error) -> bool {
+    e.code().is_some_and(|c| {
+        ["42", "22", "0A"]
+            .iter()
+            .any(|class| c.code().starts_with(class))
+    })
 }
