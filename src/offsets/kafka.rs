@@ -82,6 +82,17 @@ pub struct KafkaOffsetStore {
     /// runs, so no one else writes them meanwhile): commits compare against it instead of
     /// reading the topic each time.
     cache: Mutex<HashMap<String, SourcePosition>>,
+    /// What was read of each partition so far (reads continue from there).
+    tail: Mutex<HashMap<i32, PartitionTail>>,
+}
+
+/// One partition of the offsets topic as read so far.
+#[derive(Default)]
+struct PartitionTail {
+    /// The offset to read next.
+    next: i64,
+    /// The last value of each key (`None`: deleted).
+    latest: HashMap<Vec<u8>, Option<Vec<u8>>>,
 }
 
 impl std::fmt::Debug for KafkaOffsetStore {
@@ -192,6 +203,7 @@ impl KafkaOffsetStore {
             servers: RwLock::new(HashMap::new()),
             writing: Mutex::new(()),
             cache: Mutex::new(HashMap::new()),
+            tail: Mutex::new(HashMap::new()),
         })
     }
 
@@ -199,58 +211,101 @@ impl KafkaOffsetStore {
         client_config(&self.settings)
             .set("group.id", "sluice-offsets-reader")
             .set("enable.auto.commit", "false")
-            .set("enable.partition.eof", "false")
+            // The end of a partition (past records and transaction markers alike) is
+            // reported as an event.
+            .set("enable.partition.eof", "true")
+            .set("isolation.level", "read_committed")
             .create()
             .map_err(|e| unreachable(&self.settings, e))
     }
 
     /// The last record of every key on these partitions (value `None`: deleted).
+    ///
+    /// Each partition is read from where the previous read of it ended (the tail kept in
+    /// memory; from its start the first time, or when compaction removed that point) up to
+    /// its high watermark as it was when the read began. The end is the consumer's position,
+    /// not the last record seen: a partition may end in a transaction marker (Kafka Connect
+    /// with exactly-once source support writes offsets transactionally), which a consumer
+    /// never returns. Reads are `read_committed`: an aborted transaction's offsets never count.
     fn read(&self, partitions: &[i32]) -> Result<HashMap<Vec<u8>, Option<Vec<u8>>>, OffsetError> {
         let consumer = self.consumer()?;
         let topic = &self.settings.topic;
+        let mut tail = self.tail.lock().unwrap_or_else(|e| e.into_inner());
         let mut ends = HashMap::new();
         let mut tpl = TopicPartitionList::new();
         for &p in partitions {
             let (low, high) = consumer
                 .fetch_watermarks(topic, p, TIMEOUT)
                 .map_err(|e| unreachable(&self.settings, e))?;
-            if high > low {
-                ends.insert(p, (high, false));
-                tpl.add_partition_offset(topic, p, Offset::Offset(low))
+            let part = tail.entry(p).or_default();
+            if part.next < low || part.next > high {
+                // Compacted past the tail, or a topic recreated: read it whole again.
+                *part = PartitionTail::default();
+            }
+            let from = part.next.max(low);
+            if high > from {
+                ends.insert(p, high);
+                tpl.add_partition_offset(topic, p, Offset::Offset(from))
                     .map_err(|e| unreachable(&self.settings, e))?;
             }
         }
-        let mut latest = HashMap::new();
-        if ends.is_empty() {
-            return Ok(latest);
+        if !ends.is_empty() {
+            consumer
+                .assign(&tpl)
+                .map_err(|e| unreachable(&self.settings, e))?;
+            let deadline = Instant::now() + TIMEOUT;
+            while !ends.is_empty() {
+                if Instant::now() > deadline {
+                    return Err(unreachable(
+                        &self.settings,
+                        format!(
+                            "timed out reading the offsets topic (partitions {:?} not read to their end; an open transaction on them holds read_committed readers back)",
+                            ends.keys().collect::<Vec<_>>()
+                        ),
+                    ));
+                }
+                let polled = consumer.poll(Duration::from_millis(100));
+                if let Some(Err(KafkaError::PartitionEOF(p))) = polled {
+                    ends.remove(&p);
+                    continue;
+                }
+                if let Some(msg) = polled {
+                    let msg = msg.map_err(|e| unreachable(&self.settings, e))?;
+                    if let Some(part) = tail.get_mut(&msg.partition()) {
+                        if let Some(k) = msg.key() {
+                            part.latest
+                                .insert(k.to_vec(), msg.payload().map(<[u8]>::to_vec));
+                        }
+                        part.next = part.next.max(msg.offset() + 1);
+                    }
+                }
+                // Where the consumer is: past records and transaction markers alike.
+                let positions = consumer
+                    .position()
+                    .map_err(|e| unreachable(&self.settings, e))?;
+                ends.retain(|p, high| {
+                    let at = positions
+                        .find_partition(topic, *p)
+                        .and_then(|e| match e.offset() {
+                            Offset::Offset(o) => Some(o),
+                            _ => None,
+                        });
+                    match at {
+                        Some(o) if o >= *high => {
+                            if let Some(part) = tail.get_mut(p) {
+                                part.next = part.next.max(o);
+                            }
+                            false
+                        }
+                        _ => true,
+                    }
+                });
+            }
         }
-        consumer
-            .assign(&tpl)
-            .map_err(|e| unreachable(&self.settings, e))?;
-        let deadline = Instant::now() + TIMEOUT;
-        loop {
-            if Instant::now() > deadline {
-                return Err(unreachable(
-                    &self.settings,
-                    "timed out reading the offsets topic",
-                ));
-            }
-            let Some(msg) = consumer.poll(Duration::from_millis(200)) else {
-                // Past every partition's high watermark and nothing more arrived: done. (The
-                // watermark alone is not trusted: some brokers report it a batch short.)
-                if ends.values().all(|e| e.1) {
-                    break;
-                }
-                continue;
-            };
-            let msg = msg.map_err(|e| unreachable(&self.settings, e))?;
-            if let Some(k) = msg.key() {
-                latest.insert(k.to_vec(), msg.payload().map(<[u8]>::to_vec));
-            }
-            if let Some(end) = ends.get_mut(&msg.partition()) {
-                if msg.offset() + 1 >= end.0 {
-                    end.1 = true;
-                }
+        let mut latest = HashMap::new();
+        for p in partitions {
+            if let Some(part) = tail.get(p) {
+                latest.extend(part.latest.iter().map(|(k, v)| (k.clone(), v.clone())));
             }
         }
         Ok(latest)

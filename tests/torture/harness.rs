@@ -216,9 +216,12 @@ impl Scenario {
             .iter()
             .enumerate()
             .map(|(i, kind)| {
-                // A resumed snapshot is killed early, while its snapshot runs.
+                // A resumed snapshot is killed early, while its snapshot runs; the first
+                // fault of an incremental snapshot comes while its chunks are read.
                 let at_ms = if run == Run::Resumed && i == 0 {
                     rng.random_range(300..1500)
+                } else if run == Run::Incremental && i == 0 {
+                    rng.random_range(400..2500)
                 } else {
                     rng.random_range(span / 10..span * 8 / 10)
                 };
@@ -274,7 +277,7 @@ impl Scenario {
         match self.run {
             Run::Streaming => 0,
             Run::Initial => 2_000,
-            Run::Incremental => 2_500,
+            Run::Incremental => 6_000,
             Run::Resumed => 25_000,
         }
     }

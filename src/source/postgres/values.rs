@@ -137,7 +137,11 @@ pub fn parse(ty: &PgType, typmod: i32, kind: &ColumnKind, text: &str) -> Result<
             let micros = match text {
                 "infinity" => return Ok(Value::Int(POSITIVE_INFINITY_TS)),
                 "-infinity" => return Ok(Value::Int(NEGATIVE_INFINITY_TS)),
-                _ => parse_timestamp(text)?.0,
+                _ => match parse_timestamp(text)?.0 {
+                    i64::MAX => return Ok(Value::Int(POSITIVE_INFINITY_TS)),
+                    i64::MIN => return Ok(Value::Int(NEGATIVE_INFINITY_TS)),
+                    micros => micros,
+                },
             };
             match kind {
                 ColumnKind::TimestampMillis => Value::Int(micros.div_euclid(1000)),
@@ -148,6 +152,11 @@ pub fn parse(ty: &PgType, typmod: i32, kind: &ColumnKind, text: &str) -> Result<
             "infinity" | "-infinity" => Value::text(text.to_string()),
             _ => {
                 let (local, offset) = parse_timestamp(text)?;
+                if local == i64::MAX || local == i64::MIN {
+                    // Past what an instant can count: as PostgreSQL's own infinities.
+                    let sign = if local == i64::MIN { "-" } else { "" };
+                    return Ok(Value::text(format!("{sign}infinity")));
+                }
                 // Padded to the column's precision (6 when unconstrained), as Debezium.
                 let digits = if (0..=6).contains(&typmod) {
                     typmod as u32
@@ -505,7 +514,15 @@ fn parse_timestamp(text: &str) -> Result<(i64, i64), ValueError> {
     } else {
         date.to_string()
     })?;
-    Ok((days * MICROS_PER_DAY + parse_time(time)?, offset))
+    let time = parse_time(time)?;
+    // PostgreSQL accepts years up to 294276, past the last microsecond an i64 counts
+    // (294247-01-10): such an instant saturates (as infinity) instead of wrapping around.
+    let micros = days
+        .checked_mul(MICROS_PER_DAY)
+        .and_then(|d| d.checked_add(time))
+        .and_then(|l| l.checked_sub(offset).map(|_| l))
+        .unwrap_or(if days < 0 { i64::MIN } else { i64::MAX });
+    Ok((micros, offset))
 }
 
 /// `HH:MM:SS[.ffffff]+TZ` → `HH:MM:SS[.ffffff]Z` in UTC.
@@ -718,6 +735,36 @@ mod tests {
         assert_eq!(dec("-1", None), (vec![0xFF], 0));
         assert_eq!(parse_decimal("NaN", None).unwrap(), None);
         assert!(parse_decimal("1e5", None).is_err());
+    }
+
+    #[test]
+    fn timestamps_past_the_microsecond_range_saturate() {
+        // PostgreSQL accepts them; 294247-01-10 is the last day an i64 of microseconds counts.
+        let ts = parse(
+            &PgType::Timestamp,
+            -1,
+            &ColumnKind::TimestampMicros,
+            "294270-01-01 00:00:00",
+        )
+        .unwrap();
+        assert_eq!(ts, Value::Int(POSITIVE_INFINITY_TS));
+        let tz = parse(
+            &PgType::TimestampTz,
+            -1,
+            &ColumnKind::ZonedTimestamp,
+            "294270-01-01 00:00:00+00",
+        )
+        .unwrap();
+        assert_eq!(tz, Value::text("infinity".to_string()));
+        // The last representable years still count exactly.
+        let near = parse(
+            &PgType::Timestamp,
+            -1,
+            &ColumnKind::TimestampMicros,
+            "294246-12-31 00:00:00",
+        )
+        .unwrap();
+        assert!(matches!(near, Value::Int(v) if v > 9_223_000_000_000_000_000));
     }
 
     #[test]
