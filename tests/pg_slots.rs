@@ -337,3 +337,104 @@ async fn drop_slot_on_stop_releases_the_slot_and_the_next_start_is_a_first_start
     assert_eq!(snapshot_ids, [1, 2], "{}", daemon.logs());
     assert!(daemon.stop().success());
 }
+
+/// Resuming is checked as much as dropping: a slot another consumer moved past the stored
+/// position has skipped changes for good, and the connector says so instead of streaming on.
+#[tokio::test(flavor = "multi_thread")]
+async fn resuming_on_a_slot_another_consumer_advanced_is_refused() {
+    let db = TestDb::new("slotresume").await;
+    db.exec("CREATE TABLE t (id int PRIMARY KEY, v int); INSERT INTO t VALUES (1, 1);")
+        .await;
+    let name = unique("slotresume");
+    let topic = format!("{name}.public.t");
+    let mut daemon = Daemon::single(&name, &db, &["public.t"], "[format]\nschemas = false");
+    daemon.start();
+    read_topic(&topic, 1, Duration::from_secs(60));
+    wait_snapshot_done(&daemon, &name).await;
+    let lsn = db.current_lsn().await;
+    wait_slot_and_offset(&db, &daemon, &name, lsn, Duration::from_secs(60)).await;
+    assert!(daemon.stop().success());
+    db.exec("BEGIN; SET LOCAL synchronous_commit = on; INSERT INTO t VALUES (2, 2); COMMIT;")
+        .await;
+    db.exec(&format!(
+        "SELECT pg_replication_slot_advance('{name}', pg_current_wal_lsn())"
+    ))
+    .await;
+    let advanced = db.confirmed_flush(&name).await;
+    let logs = run_until_failed(&mut daemon);
+    assert!(
+        logs.contains("is not the one this connector's stored position was read from")
+            && logs.contains("another consumer has confirmed it"),
+        "{logs}"
+    );
+    assert_eq!(db.confirmed_flush(&name).await, advanced, "the slot is untouched");
+    db.exec(&format!("SELECT pg_drop_replication_slot('{name}')"))
+        .await;
+}
+
+/// `no_data` with a slot no stored position records: refused, never taken over (it may be
+/// another consumer's, or another connector's file copied).
+#[tokio::test(flavor = "multi_thread")]
+async fn no_data_never_adopts_a_slot_it_cannot_prove() {
+    let db = TestDb::new("slotadopt").await;
+    db.exec("CREATE TABLE t (id int PRIMARY KEY)").await;
+    let name = unique("slotadopt");
+    db.exec(&format!(
+        "SELECT pg_create_logical_replication_slot('{name}', 'pgoutput')"
+    ))
+    .await;
+    let before = db.confirmed_flush(&name).await;
+    let mut daemon = Daemon::single(
+        &name,
+        &db,
+        &["public.t"],
+        "[snapshot]\nmode = \"no_data\"",
+    );
+    let logs = run_until_failed(&mut daemon);
+    assert!(
+        logs.contains("already exists") && logs.contains("does not take over a slot"),
+        "{logs}"
+    );
+    assert_eq!(db.confirmed_flush(&name).await, before, "the slot is untouched");
+    db.exec(&format!("SELECT pg_drop_replication_slot('{name}')"))
+        .await;
+}
+
+/// `sluice offsets reset` makes the next start a first start (a new snapshot on a new slot),
+/// not a connector that refuses its own slot.
+#[tokio::test(flavor = "multi_thread")]
+async fn offsets_reset_makes_the_next_start_a_first_start() {
+    let db = TestDb::new("slotreset").await;
+    db.exec("CREATE TABLE t (id int PRIMARY KEY, v int); INSERT INTO t VALUES (1, 1);")
+        .await;
+    let name = unique("slotreset");
+    let topic = format!("{name}.public.t");
+    let mut daemon = Daemon::single(&name, &db, &["public.t"], "[format]\nschemas = false");
+    daemon.start();
+    read_topic(&topic, 1, Duration::from_secs(60));
+    wait_snapshot_done(&daemon, &name).await;
+    assert!(daemon.stop().success());
+    let (status, out, err) =
+        daemon.run_command(&["offsets", "reset", "--config", "config/sluice.toml", &name]);
+    assert!(status.success(), "{out}{err}");
+    db.exec("INSERT INTO t VALUES (2, 2)").await;
+    daemon.start();
+    let reads = |msgs: &[Msg]| -> Vec<i64> {
+        msgs.iter()
+            .filter_map(|m| m.value.as_ref().map(payload))
+            .filter(|v| v["op"] == "r")
+            .map(|v| v["after"]["id"].as_i64().unwrap())
+            .collect()
+    };
+    let msgs = read_topic_until(&topic, Duration::from_secs(60), |m| reads(m).len() >= 3);
+    assert_eq!(reads(&msgs), [1, 1, 2], "a new snapshot; logs:\n{}", daemon.logs());
+    db.exec("INSERT INTO t VALUES (3, 3)").await;
+    let msgs = read_topic_until(&topic, Duration::from_secs(60), |m| {
+        m.iter().any(|m| m.value.as_ref().is_some_and(|v| payload(v)["after"]["id"] == 3))
+    });
+    assert!(
+        msgs.iter().any(|m| m.value.as_ref().is_some_and(|v| payload(v)["op"] == "c")),
+        "streams after the new snapshot"
+    );
+    assert!(daemon.stop().success());
+}

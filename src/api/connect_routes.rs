@@ -292,7 +292,7 @@ async fn store_offsets(
     let n = name.clone();
     let result = tokio::task::spawn_blocking(move || match &position {
         Some(p) => store.reset(&n, p),
-        None => store.delete(&n),
+        None => store.forget(&n),
     })
     .await;
     match result {

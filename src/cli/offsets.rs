@@ -134,7 +134,7 @@ pub(super) async fn offsets_command(command: OffsetsCommand) -> ExitCode {
                     Ok(l) => l,
                     Err(code) => return code,
                 };
-                match store.delete(&connector) {
+                match store.forget(&connector) {
                     Ok(()) => {
                         println!("{connector}\tforgotten: its next start is its first");
                         ExitCode::SUCCESS

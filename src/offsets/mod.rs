@@ -160,6 +160,29 @@ pub trait OffsetStore: Send + Sync + fmt::Debug {
         }
         Ok(out)
     }
+
+    /// Forgets a connector's position so that its next start is its first (`offsets reset`,
+    /// `DELETE /connectors/{name}/offsets`). A PostgreSQL position keeps the record of the
+    /// slot it was read from (and nothing else): the next start can then prove the slot is
+    /// this connector's, and take a new snapshot on a new one, instead of refusing a slot it
+    /// cannot prove.
+    fn forget(&self, connector: &str) -> Result<(), OffsetError> {
+        let kept_slot = match self.load(connector) {
+            Ok(Some(SourcePosition::Postgres(p))) => p.slot,
+            _ => None,
+        };
+        match kept_slot {
+            Some(slot) => self.reset(
+                connector,
+                &SourcePosition::Postgres(crate::position::PgPosition {
+                    slot: Some(slot),
+                    snapshot: crate::position::SnapshotState::InProgress,
+                    ..crate::position::PgPosition::at(0)
+                }),
+            ),
+            None => self.delete(connector),
+        }
+    }
 }
 
 /// The check `commit` makes in every store.

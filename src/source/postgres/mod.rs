@@ -315,10 +315,10 @@ impl PostgresSource {
             },
         )?;
         let slot = catalog::slot(&client, &pg.slot).await?;
-        // A slot's record stored just before creating it (`no_data`), by a run that died
-        // before the slot existed: nothing was streamed, this is a first start.
-        let stored = stored
-            .filter(|p| slot.is_some() || p.resume_lsn != 0 || p.snapshot != SnapshotState::Done);
+        // A slot's record stored just before creating it, by a run that died before the
+        // slot existed, or a position forgotten by `offsets reset` whose slot is gone
+        // since: nothing was streamed, this is a first start.
+        let stored = stored.filter(|p| slot.is_some() || p.resume_lsn != 0);
         if let Some(s) = &slot {
             if s.plugin != "pgoutput" {
                 return Err(PgError::setup(format!(
@@ -407,7 +407,16 @@ impl PostgresSource {
                             ))
                         })?;
                     }
-                    p
+                    if p.resume_lsn == 0 && p.incremental.is_none() {
+                        // Nothing streamed yet (a slot just created, or a position forgotten
+                        // by `offsets reset`): stream from the slot's own position.
+                        PgPosition {
+                            snapshot: SnapshotState::Done,
+                            ..p
+                        }
+                    } else {
+                        p
+                    }
                 }
                 Some(p) => self.record_slot(&client, p, slot.as_ref()).await?,
                 None => self.start_from_slot(&info, &client, slot.as_ref()).await?,
