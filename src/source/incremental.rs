@@ -159,6 +159,46 @@ impl Window {
     }
 }
 
+/// Rows per chunk within a byte bound: the rows of a chunk wait in memory until its window
+/// closes, so a chunk of `chunk_size` wide rows could hold far more than
+/// `max_in_flight_bytes`. A table's first chunk is a small probe; later chunks hold as many
+/// rows as half the bound fits at the size rows had so far (never more than `chunk_size`).
+#[derive(Debug, Default)]
+pub struct ChunkSizer {
+    table: String,
+    rows: usize,
+}
+
+/// Rows of a table's first chunk, before its row size is known.
+const PROBE_ROWS: usize = 128;
+
+impl ChunkSizer {
+    /// Rows to read in the next chunk of `table`.
+    pub fn rows(&mut self, table: &str, chunk_size: usize) -> usize {
+        if self.table != table {
+            self.table = table.to_string();
+            self.rows = chunk_size.min(PROBE_ROWS);
+        }
+        self.rows.clamp(1, chunk_size.max(1))
+    }
+
+    /// A chunk of `rows` rows took about `bytes`: sizes the next one to `budget / 2`.
+    pub fn observe(&mut self, rows: usize, bytes: usize, chunk_size: usize, budget: usize) {
+        if rows == 0 {
+            return;
+        }
+        let per_row = (bytes / rows).max(1);
+        self.rows = (budget / 2 / per_row).clamp(1, chunk_size.max(1));
+    }
+}
+
+/// About how many bytes a chunk's rows take in memory.
+pub fn rows_bytes(rows: &[ChangeEvent]) -> usize {
+    rows.iter()
+        .map(|e| 256 + crate::event::row_bytes(&e.after))
+        .sum()
+}
+
 /// The `SELECT` of a chunk of `table`: the rows after the stored last key in the order of
 /// `key`, with the signal's extra condition, at most `chunk_size` of them. `ident` quotes
 /// as the source's SQL does; `literal` renders a stored key value of a key column (by its
@@ -558,5 +598,23 @@ mod tests {
         );
         let e = after_chunk(&at7, &stuck).unwrap_err();
         assert!(e.contains("cannot move on"), "{e}");
+    }
+
+    #[test]
+    fn chunks_are_sized_by_bytes() {
+        let mut sizer = ChunkSizer::default();
+        // A first chunk probes; then rows of 1 MiB each fit 32 to a 64 MiB bound.
+        assert_eq!(sizer.rows("a.x", 1_000_000), PROBE_ROWS);
+        sizer.observe(PROBE_ROWS, PROBE_ROWS << 20, 1_000_000, 64 << 20);
+        assert_eq!(sizer.rows("a.x", 1_000_000), 32);
+        // Small rows: chunk_size is the limit.
+        sizer.observe(32, 32 * 100, 1024, 64 << 20);
+        assert_eq!(sizer.rows("a.x", 1024), 1024);
+        // A row larger than the bound: one at a time.
+        sizer.observe(1, 200 << 20, 1024, 64 << 20);
+        assert_eq!(sizer.rows("a.x", 1024), 1);
+        // Another table starts with a probe again.
+        assert_eq!(sizer.rows("a.y", 1024), PROBE_ROWS);
+        assert_eq!(sizer.rows("a.z", 10), 10);
     }
 }

@@ -269,6 +269,11 @@ impl ByteBudget {
         self.permits.add_permits(n as usize);
     }
 
+    /// The bound, bytes.
+    pub fn limit(&self) -> usize {
+        self.limit as usize
+    }
+
     /// Bytes taken now.
     pub fn in_use(&self) -> usize {
         self.limit as usize - self.permits.available_permits()

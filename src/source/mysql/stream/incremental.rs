@@ -35,6 +35,8 @@ pub(in super::super) struct Incremental {
     want_chunk: bool,
     /// Signals read from the signal table, handled after the event that carried them.
     pub(super) signals: Vec<Signal>,
+    /// Rows per chunk within the byte bound.
+    sizer: shared::ChunkSizer,
 }
 
 /// Whether the stream at `(file, pos)` has read up to `mark`.
@@ -130,7 +132,7 @@ impl Streamer<'_> {
         // already reached, and the next chunk is due at once (no event would come to ask).
         while self.incr.want_chunk && self.incr.window.is_none() && self.state.tx.is_none() {
             self.incr.want_chunk = false;
-            self.next_chunk().await?;
+            self.next_chunk(ctx.budget.limit()).await?;
             self.check_window(ctx).await?;
         }
         Ok(())
@@ -159,7 +161,7 @@ impl Streamer<'_> {
 
     /// Reads the next chunk (tables found empty or gone are passed over); ends the
     /// snapshot when no table is left.
-    async fn next_chunk(&mut self) -> Result<(), Halt> {
+    async fn next_chunk(&mut self, budget: usize) -> Result<(), Halt> {
         loop {
             let Some(progress) = self.state.incremental.clone() else {
                 return Ok(());
@@ -172,7 +174,7 @@ impl Streamer<'_> {
                 tracing::info!(chunks = progress.chunks, "incremental snapshot finished");
                 return Ok(());
             };
-            match self.read_chunk(&name, &progress).await? {
+            match self.read_chunk(&name, &progress, budget).await? {
                 Some(window) => {
                     self.incr.window = Some(window);
                     return Ok(());
@@ -188,6 +190,7 @@ impl Streamer<'_> {
         &mut self,
         name: &str,
         progress: &IncrementalProgress,
+        budget: usize,
     ) -> Result<Option<(Window, Mark, Mark)>, Halt> {
         let my = self.my();
         let tables = catalog::captured_tables(&mut self.catalog, my).await?;
@@ -218,7 +221,8 @@ impl Streamer<'_> {
                 return Ok(None);
             }
         };
-        let chunk_size = self.connector.snapshot.chunk_size.max(1);
+        let configured = self.connector.snapshot.chunk_size.max(1);
+        let chunk_size = self.incr.sizer.rows(name, configured);
         let sql = shared::chunk_select(&table, &key, progress, chunk_size, quote, key_literal);
         // The low watermark must not precede a transaction the chunk's read cannot see: a
         // binlog write precedes the commit's visibility, so the binlog end read before the
@@ -296,6 +300,9 @@ impl Streamer<'_> {
                 position: SourcePosition::Mysql(self.state.resume.clone()),
             });
         }
+        self.incr
+            .sizer
+            .observe(events.len(), shared::rows_bytes(&events), configured, budget);
         let window = Window::new(name.to_string(), &table, key, events, last_key, chunk_size);
         Ok(Some((
             window,

@@ -35,6 +35,8 @@ pub(in super::super) struct Incremental {
     want_chunk: bool,
     /// Signals read from the signal table, handled after the event that carried them.
     pub(super) signals: Vec<Signal>,
+    /// Rows per chunk within the byte bound.
+    sizer: shared::ChunkSizer,
     /// Tells this run's watermarks from those of runs before a restart.
     run: u64,
     seq: u64,
@@ -79,7 +81,8 @@ impl Streamer<'_> {
 
     /// Reads the next chunk between two watermarks (tables found empty or gone are passed
     /// over); ends the snapshot when no table is left.
-    async fn next_chunk(&mut self, _ctx: &mut SourceContext) -> Result<(), Halt> {
+    async fn next_chunk(&mut self, ctx: &mut SourceContext) -> Result<(), Halt> {
+        let budget = ctx.budget.limit();
         loop {
             let Some(progress) = self.state.incremental.clone() else {
                 return Ok(());
@@ -92,7 +95,7 @@ impl Streamer<'_> {
                 tracing::info!(chunks = progress.chunks, "incremental snapshot finished");
                 return Ok(());
             };
-            match self.read_chunk(&name, &progress).await? {
+            match self.read_chunk(&name, &progress, budget).await? {
                 Some(window) => {
                     self.incr.window = Some(window);
                     return Ok(());
@@ -111,6 +114,7 @@ impl Streamer<'_> {
         &mut self,
         name: &str,
         progress: &IncrementalProgress,
+        budget: usize,
     ) -> Result<Option<Window>, Halt> {
         let pg = self.pg();
         let (captured, _) = catalog::expand_tables(self.client, &pg.filter).await?;
@@ -130,7 +134,8 @@ impl Streamer<'_> {
                 return Ok(None);
             }
         };
-        let chunk_size = self.connector.snapshot.chunk_size.max(1);
+        let configured = self.connector.snapshot.chunk_size.max(1);
+        let chunk_size = self.incr.sizer.rows(name, configured);
         let sql = format!(
             "COPY ({}) TO STDOUT",
             shared::chunk_select(
@@ -177,6 +182,9 @@ impl Streamer<'_> {
         if rows.is_empty() {
             return Ok(None);
         }
+        self.incr
+            .sizer
+            .observe(rows.len(), shared::rows_bytes(&rows), configured, budget);
         Ok(Some(Window::new(
             wid, &table, key, rows, last_key, chunk_size,
         )))
