@@ -319,8 +319,13 @@ pub struct Msg {
 
 /// Names of the broker's topics.
 pub fn topics() -> Vec<String> {
+    topics_on(&brokers())
+}
+
+/// Names of the topics of the brokers at `servers`.
+pub fn topics_on(servers: &str) -> Vec<String> {
     let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
+        .set("bootstrap.servers", servers)
         .create()
         .unwrap();
     let md = consumer
@@ -332,14 +337,18 @@ pub fn topics() -> Vec<String> {
 /// A consumer assigned to partition 0 of `topic` from its beginning, once the topic exists
 /// (`None` if it does not by `deadline`).
 fn consumer_from_start(topic: &str, deadline: Instant) -> Option<BaseConsumer> {
-    while !topics().iter().any(|t| t == topic) {
+    consumer_from_start_on(&brokers(), topic, deadline)
+}
+
+fn consumer_from_start_on(servers: &str, topic: &str, deadline: Instant) -> Option<BaseConsumer> {
+    while !topics_on(servers).iter().any(|t| t == topic) {
         if Instant::now() > deadline {
             return None;
         }
         std::thread::sleep(Duration::from_millis(200));
     }
     let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
+        .set("bootstrap.servers", servers)
         .set("group.id", unique("reader"))
         .set("enable.auto.commit", "false")
         .create()
@@ -354,8 +363,18 @@ fn consumer_from_start(topic: &str, deadline: Instant) -> Option<BaseConsumer> {
 /// Reads a topic (partition 0) from the beginning until `done` holds for what was read and
 /// nothing new arrived for `settle`, or until `timeout`. Returns what was read.
 pub fn read_topic_until(topic: &str, timeout: Duration, done: impl Fn(&[Msg]) -> bool) -> Vec<Msg> {
+    read_topic_until_on(&brokers(), topic, timeout, done)
+}
+
+/// [`read_topic_until`] on the brokers at `servers`.
+pub fn read_topic_until_on(
+    servers: &str,
+    topic: &str,
+    timeout: Duration,
+    done: impl Fn(&[Msg]) -> bool,
+) -> Vec<Msg> {
     let deadline = Instant::now() + timeout;
-    let Some(consumer) = consumer_from_start(topic, deadline) else {
+    let Some(consumer) = consumer_from_start_on(servers, topic, deadline) else {
         return Vec::new();
     };
     let mut out: Vec<Msg> = Vec::new();
@@ -483,8 +502,13 @@ pub fn replay(msgs: &[Msg], key_field: &str) -> std::collections::BTreeMap<i64, 
 
 /// The high watermark (records written) of partition 0 of a topic, 0 when it does not exist.
 pub fn high_watermark(topic: &str) -> i64 {
+    high_watermark_on(&brokers(), topic)
+}
+
+/// [`high_watermark`] on the brokers at `servers`.
+pub fn high_watermark_on(servers: &str, topic: &str) -> i64 {
     let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
+        .set("bootstrap.servers", servers)
         .create()
         .unwrap();
     consumer

@@ -86,6 +86,9 @@ pub enum FaultKind {
     /// The database server restarted (a fast shutdown; the workload waits meanwhile). The
     /// long run only: it takes the shared server away from every other test.
     DbRestart,
+    /// Every connection to the broker cut (the scenario's own broker, behind a proxy that
+    /// it advertises), refused for a while.
+    BrokerCut,
 }
 
 pub const ALL_SRC: [Src; 2] = [Src::Pg, Src::My];
@@ -99,13 +102,14 @@ pub const ALL_KEY: [Key; 6] = [
     Key::Bytes,
     Key::TextCi,
 ];
-pub const ALL_FAULT: [FaultKind; 6] = [
+pub const ALL_FAULT: [FaultKind; 7] = [
     FaultKind::Kill9,
     FaultKind::Freeze,
     FaultKind::DbCut,
     FaultKind::StopResume,
     FaultKind::EditFile,
     FaultKind::DbRestart,
+    FaultKind::BrokerCut,
 ];
 
 /// One fault of the schedule: when (ms after the workload starts), what, how long.
@@ -674,8 +678,15 @@ pub async fn run(sc: &Scenario) -> Outcome {
         h.start = preload + 1;
     }
 
-    // The proxy in front of the database, the daemon behind it.
+    // The proxy in front of the database, the daemon behind it; a broker of its own
+    // behind another proxy when the broker's connections are to be cut.
     let proxy = crate::proxy::Proxy::start(target.upstream.clone()).await;
+    let broker = if sc.faults.iter().any(|f| f.kind == FaultKind::BrokerCut) {
+        Some(OwnBroker::start().await)
+    } else {
+        None
+    };
+    let servers = broker.as_ref().map_or_else(brokers, |b| b.servers.clone());
     let listen = format!("127.0.0.1:{}", free_port());
     let api = format!("http://{listen}");
     let mode = match sc.run {
@@ -700,7 +711,10 @@ pub async fn run(sc: &Scenario) -> Outcome {
             &extra,
         ),
     };
-    let mut daemon = Daemon::new("", &[("c.toml", connector_text)]);
+    let mut daemon = Daemon::new(
+        &format!("type = \"kafka\"\nbootstrap_servers = \"{servers}\""),
+        &[("c.toml", connector_text)],
+    );
     if sc.store == Store::Kafka {
         let path = daemon.dir.join("config/sluice.toml");
         let text = std::fs::read_to_string(&path).unwrap().replace(
@@ -776,7 +790,7 @@ pub async fn run(sc: &Scenario) -> Outcome {
         if let Some(wait) = at.checked_sub(started.elapsed()) {
             tokio::time::sleep(wait).await;
         }
-        let before = high_watermark(&target.topic);
+        let before = high_watermark_on(&servers, &target.topic);
         let hold = Duration::from_millis(f.hold_ms);
         match f.kind {
             FaultKind::Kill9 => {
@@ -788,6 +802,12 @@ pub async fn run(sc: &Scenario) -> Outcome {
                 daemon.signal("STOP");
                 tokio::time::sleep(hold).await;
                 daemon.signal("CONT");
+            }
+            FaultKind::BrokerCut => {
+                let b = broker.as_ref().expect("started for this fault");
+                b.proxy.cut(true);
+                tokio::time::sleep(hold).await;
+                b.proxy.cut(false);
             }
             FaultKind::DbCut => {
                 proxy.cut(true);
@@ -822,7 +842,7 @@ pub async fn run(sc: &Scenario) -> Outcome {
         boundaries.push(Boundary {
             kind: f.kind,
             before,
-            after: high_watermark(&target.topic),
+            after: high_watermark_on(&servers, &target.topic),
         });
     }
     if let Some(rest) = Duration::from_secs(sc.seconds).checked_sub(started.elapsed()) {
@@ -844,8 +864,9 @@ pub async fn run(sc: &Scenario) -> Outcome {
         .map(|(n, v)| (*n, json!({"n": n, "ver": v})))
         .collect();
     let topic = target.topic.clone();
+    let reader = servers.clone();
     let msgs = tokio::task::spawn_blocking(move || {
-        read_topic_until(&topic, Duration::from_secs(240), |m| {
+        read_topic_until_on(&reader, &topic, Duration::from_secs(240), |m| {
             replay_rows(m) == expected
         })
     })
@@ -874,6 +895,58 @@ pub async fn run(sc: &Scenario) -> Outcome {
         writes: history.writes,
         faults: sc.faults.len(),
         ..outcome
+    }
+}
+
+/// A tansu broker of a scenario's own (memory storage), reached through a proxy whose
+/// address it advertises, so that cutting the proxy cuts every client.
+struct OwnBroker {
+    child: std::process::Child,
+    proxy: crate::proxy::Proxy,
+    servers: String,
+}
+
+impl OwnBroker {
+    async fn start() -> OwnBroker {
+        let port = free_port();
+        let proxy = crate::proxy::Proxy::start(("127.0.0.1".into(), port)).await;
+        let log = std::fs::File::create(
+            std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique("tansu")),
+        )
+        .unwrap();
+        let child = std::process::Command::new("tansu")
+            .args([
+                "broker",
+                "--kafka-listener-url",
+                &format!("tcp://127.0.0.1:{port}"),
+                "--kafka-advertised-listener-url",
+                &format!("tcp://127.0.0.1:{}", proxy.port),
+                "--storage-engine",
+                "memory://tansu/",
+            ])
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("tansu (scripts/setup installs it)");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "tansu did not listen on {port}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let servers = format!("127.0.0.1:{}", proxy.port);
+        OwnBroker {
+            child,
+            proxy,
+            servers,
+        }
+    }
+}
+
+impl Drop for OwnBroker {
+    fn drop(&mut self) {
+        self.proxy.close();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

@@ -147,6 +147,16 @@ async fn my_kafka_incremental_composite_stop_resume() {
     .await;
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn pg_kafka_streaming_int_broker_cut() {
+    slice(111, Src::Pg, Store::Kafka, Run::Streaming, Key::Int, &[F::BrokerCut, F::Kill9]).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn my_file_incremental_text_ci_broker_cut() {
+    slice(112, Src::My, Store::File, Run::Incremental, Key::TextCi, &[F::BrokerCut]).await;
+}
+
 /// The long run: scenarios drawn from consecutive seeds until the time is up.
 /// `TORTURE_SEED` (first seed), `TORTURE_MINUTES`, `TORTURE_AXES`
 /// (`source=pg;store=kafka;run=incremental;key=bytes,uuid;fault=kill9`), `TORTURE_SECONDS`
