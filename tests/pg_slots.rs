@@ -367,7 +367,11 @@ async fn resuming_on_a_slot_another_consumer_advanced_is_refused() {
             && logs.contains("another consumer has confirmed it"),
         "{logs}"
     );
-    assert_eq!(db.confirmed_flush(&name).await, advanced, "the slot is untouched");
+    assert_eq!(
+        db.confirmed_flush(&name).await,
+        advanced,
+        "the slot is untouched"
+    );
     db.exec(&format!("SELECT pg_drop_replication_slot('{name}')"))
         .await;
 }
@@ -384,18 +388,17 @@ async fn no_data_never_adopts_a_slot_it_cannot_prove() {
     ))
     .await;
     let before = db.confirmed_flush(&name).await;
-    let mut daemon = Daemon::single(
-        &name,
-        &db,
-        &["public.t"],
-        "[snapshot]\nmode = \"no_data\"",
-    );
+    let mut daemon = Daemon::single(&name, &db, &["public.t"], "[snapshot]\nmode = \"no_data\"");
     let logs = run_until_failed(&mut daemon);
     assert!(
         logs.contains("already exists") && logs.contains("does not take over a slot"),
         "{logs}"
     );
-    assert_eq!(db.confirmed_flush(&name).await, before, "the slot is untouched");
+    assert_eq!(
+        db.confirmed_flush(&name).await,
+        before,
+        "the slot is untouched"
+    );
     db.exec(&format!("SELECT pg_drop_replication_slot('{name}')"))
         .await;
 }
@@ -427,13 +430,23 @@ async fn offsets_reset_makes_the_next_start_a_first_start() {
             .collect()
     };
     let msgs = read_topic_until(&topic, Duration::from_secs(60), |m| reads(m).len() >= 3);
-    assert_eq!(reads(&msgs), [1, 1, 2], "a new snapshot; logs:\n{}", daemon.logs());
+    assert_eq!(
+        reads(&msgs),
+        [1, 1, 2],
+        "a new snapshot; logs:\n{}",
+        daemon.logs()
+    );
     db.exec("INSERT INTO t VALUES (3, 3)").await;
     let msgs = read_topic_until(&topic, Duration::from_secs(60), |m| {
-        m.iter().any(|m| m.value.as_ref().is_some_and(|v| payload(v)["after"]["id"] == 3))
+        m.iter().any(|m| {
+            m.value
+                .as_ref()
+                .is_some_and(|v| payload(v)["after"]["id"] == 3)
+        })
     });
     assert!(
-        msgs.iter().any(|m| m.value.as_ref().is_some_and(|v| payload(v)["op"] == "c")),
+        msgs.iter()
+            .any(|m| m.value.as_ref().is_some_and(|v| payload(v)["op"] == "c")),
         "streams after the new snapshot"
     );
     assert!(daemon.stop().success());

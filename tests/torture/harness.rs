@@ -39,6 +39,9 @@ pub enum Src {
 pub enum Store {
     File,
     Kafka,
+    /// Two daemons in cluster mode (one consumer group, the Kafka store): faults hit the
+    /// daemon that owns the connector, and the other takes over.
+    Cluster,
 }
 
 /// What the connector does while the workload writes.
@@ -89,10 +92,13 @@ pub enum FaultKind {
     /// Every connection to the broker cut (the scenario's own broker, behind a proxy that
     /// it advertises), refused for a while.
     BrokerCut,
+    /// The owning daemon stopped the orderly way (SIGTERM) and started again: in cluster
+    /// mode its connectors move to the other daemon and maybe back (a rebalance).
+    Rebalance,
 }
 
 pub const ALL_SRC: [Src; 2] = [Src::Pg, Src::My];
-pub const ALL_STORE: [Store; 2] = [Store::File, Store::Kafka];
+pub const ALL_STORE: [Store; 3] = [Store::File, Store::Kafka, Store::Cluster];
 pub const ALL_RUN: [Run; 4] = [Run::Initial, Run::Resumed, Run::Streaming, Run::Incremental];
 pub const ALL_KEY: [Key; 6] = [
     Key::Int,
@@ -102,7 +108,7 @@ pub const ALL_KEY: [Key; 6] = [
     Key::Bytes,
     Key::TextCi,
 ];
-pub const ALL_FAULT: [FaultKind; 7] = [
+pub const ALL_FAULT: [FaultKind; 8] = [
     FaultKind::Kill9,
     FaultKind::Freeze,
     FaultKind::DbCut,
@@ -110,6 +116,7 @@ pub const ALL_FAULT: [FaultKind; 7] = [
     FaultKind::EditFile,
     FaultKind::DbRestart,
     FaultKind::BrokerCut,
+    FaultKind::Rebalance,
 ];
 
 /// One fault of the schedule: when (ms after the workload starts), what, how long.
@@ -687,8 +694,6 @@ pub async fn run(sc: &Scenario) -> Outcome {
         None
     };
     let servers = broker.as_ref().map_or_else(brokers, |b| b.servers.clone());
-    let listen = format!("127.0.0.1:{}", free_port());
-    let api = format!("http://{listen}");
     let mode = match sc.run {
         Run::Initial | Run::Resumed => "initial",
         Run::Streaming | Run::Incremental => "no_data",
@@ -699,8 +704,10 @@ pub async fn run(sc: &Scenario) -> Outcome {
     );
     let connector_text = match sc.src {
         Src::Pg => format!(
-            "name = \"{name}\"\nsource = \"postgres\"\ntopic_prefix = \"{name}\"\n{extra}\n[postgres]\nurl = \"postgres://sluice:sluice@127.0.0.1:{}/{}\"\nslot = \"{name}\"\npublication = \"{name}\"\ntables = [\"public.t\"]\n",
-            proxy.port, target.db_name
+            "name = \"{name}\"\nsource = \"postgres\"\ntopic_prefix = \"{name}\"\n{extra}\n[postgres]\nurl = \"postgres://sluice:sluice@127.0.0.1:{}/{}\"\nslot = \"{name}\"\npublication = \"{name}\"\ntables = [\"public.t\"]\nterminate_stale_walsender = {}\n",
+            proxy.port,
+            target.db_name,
+            sc.store == Store::Cluster
         ),
         Src::My => my_connector(
             &name,
@@ -711,24 +718,38 @@ pub async fn run(sc: &Scenario) -> Outcome {
             &extra,
         ),
     };
-    let mut daemon = Daemon::new(
-        &format!("type = \"kafka\"\nbootstrap_servers = \"{servers}\""),
-        &[("c.toml", connector_text)],
-    );
-    if sc.store == Store::Kafka {
-        let path = daemon.dir.join("config/sluice.toml");
-        let text = std::fs::read_to_string(&path).unwrap().replace(
-            "store = \"file\"",
-            &format!(
-                "store = \"kafka\"\ntopic = \"{name}-offsets\"\ntopic_partitions = 1\ntopic_replication_factor = 1"
-            ),
+    let count = if sc.store == Store::Cluster { 2 } else { 1 };
+    let mut nodes = Nodes::default();
+    for _ in 0..count {
+        let listen = format!("127.0.0.1:{}", free_port());
+        let daemon = Daemon::new(
+            &format!("type = \"kafka\"\nbootstrap_servers = \"{servers}\""),
+            &[("c.toml", connector_text.clone())],
         );
-        std::fs::write(path, text).unwrap();
+        if sc.store != Store::File {
+            let path = daemon.dir.join("config/sluice.toml");
+            let text = std::fs::read_to_string(&path).unwrap().replace(
+                "store = \"file\"",
+                &format!(
+                    "store = \"kafka\"\ntopic = \"{name}-offsets\"\ntopic_partitions = 1\ntopic_replication_factor = 1"
+                ),
+            );
+            std::fs::write(path, text).unwrap();
+        }
+        daemon.append_daemon_config(&format!("[api]\nlisten = \"{listen}\"\n"));
+        if sc.store == Store::Cluster {
+            daemon.append_daemon_config(&format!(
+                "[cluster]\ngroup_id = \"{name}-group\"\nsession_timeout_ms = {CLUSTER_SESSION_MS}\nassignment_partitions = 2\nhandoff_delay_ms = 1500\n"
+            ));
+        }
+        nodes.daemons.push(daemon);
+        nodes.apis.push(format!("http://{listen}"));
     }
-    daemon.append_daemon_config(&format!("[api]\nlisten = \"{listen}\"\n"));
-    daemon.start();
+    for d in &mut nodes.daemons {
+        d.start();
+    }
     if matches!(sc.run, Run::Streaming | Run::Incremental) {
-        wait_state(&api, None, &name, "streaming", Duration::from_secs(90)).await;
+        nodes.wait_streaming(&name).await;
     }
 
     // The workload.
@@ -771,6 +792,7 @@ pub async fn run(sc: &Scenario) -> Outcome {
     let mut signals = 0;
     if sc.run == Run::Incremental {
         tokio::time::sleep(Duration::from_millis(300)).await;
+        let api = &nodes.apis[nodes.owner(&name).await];
         let (status, body) = http_json(
             "POST",
             &format!("{api}/connectors/{name}/signals"),
@@ -792,16 +814,31 @@ pub async fn run(sc: &Scenario) -> Outcome {
         }
         let before = high_watermark_on(&servers, &target.topic);
         let hold = Duration::from_millis(f.hold_ms);
+        let owner = nodes.owner(&name).await;
+        let api = nodes.apis[owner].clone();
         match f.kind {
             FaultKind::Kill9 => {
+                let daemon = &mut nodes.daemons[owner];
                 daemon.kill9();
                 tokio::time::sleep(hold.min(Duration::from_millis(800))).await;
                 daemon.start();
             }
             FaultKind::Freeze => {
-                daemon.signal("STOP");
+                // In cluster mode past the session: the other daemon takes over.
+                let hold = if sc.store == Store::Cluster {
+                    Duration::from_millis(CLUSTER_SESSION_MS + 3000)
+                } else {
+                    hold
+                };
+                nodes.daemons[owner].signal("STOP");
                 tokio::time::sleep(hold).await;
-                daemon.signal("CONT");
+                nodes.daemons[owner].signal("CONT");
+            }
+            FaultKind::Rebalance => {
+                let daemon = &mut nodes.daemons[owner];
+                daemon.stop();
+                tokio::time::sleep(hold).await;
+                daemon.start();
             }
             FaultKind::BrokerCut => {
                 let b = broker.as_ref().expect("started for this fault");
@@ -814,13 +851,6 @@ pub async fn run(sc: &Scenario) -> Outcome {
                 tokio::time::sleep(hold).await;
                 proxy.cut(false);
             }
-            FaultKind::StopResume => {
-                let (s, b) = http("PUT", &format!("{api}/connectors/{name}/stop"), None).await;
-                assert!(s == 204 || s == 202, "stop: {s} {b}");
-                tokio::time::sleep(hold).await;
-                let (s, b) = http("PUT", &format!("{api}/connectors/{name}/resume"), None).await;
-                assert!(s == 202, "resume: {s} {b}");
-            }
             FaultKind::DbRestart => {
                 held.store(true, Ordering::SeqCst);
                 while !idle.load(Ordering::SeqCst) {
@@ -829,11 +859,20 @@ pub async fn run(sc: &Scenario) -> Outcome {
                 restart_database(sc.src);
                 held.store(false, Ordering::SeqCst);
             }
+            FaultKind::StopResume => {
+                let (s, b) = http("PUT", &format!("{api}/connectors/{name}/stop"), None).await;
+                assert!(s == 204 || s == 202, "stop: {s} {b}");
+                tokio::time::sleep(hold).await;
+                let (s, b) = http("PUT", &format!("{api}/connectors/{name}/resume"), None).await;
+                assert!(s == 202, "resume: {s} {b}");
+            }
             FaultKind::EditFile => {
-                let path = daemon.dir.join("connectors/c.toml");
-                let mut text = std::fs::read_to_string(&path).unwrap();
-                text.push_str(&format!("# edited at {} ms\n", f.at_ms));
-                std::fs::write(&path, text).unwrap();
+                for daemon in &nodes.daemons {
+                    let path = daemon.dir.join("connectors/c.toml");
+                    let mut text = std::fs::read_to_string(&path).unwrap();
+                    text.push_str(&format!("# edited at {} ms\n", f.at_ms));
+                    std::fs::write(&path, text).unwrap();
+                }
                 tokio::time::sleep(hold).await;
             }
         }
@@ -873,15 +912,17 @@ pub async fn run(sc: &Scenario) -> Outcome {
     .await
     .unwrap();
     let outcome = check(sc, &history, &table, &msgs, &boundaries, signals).unwrap_or_else(|e| {
-        let logs = daemon.logs();
-        let tail: Vec<&str> = logs.lines().rev().take(60).collect();
+        let logs = nodes.logs();
+        let tail: Vec<&str> = logs.lines().rev().take(80).collect();
         panic!(
             "torture {}\n{e}\nlast daemon log lines (newest first):\n{}",
             sc.label(),
             tail.join("\n")
         )
     });
-    daemon.stop();
+    for d in &mut nodes.daemons {
+        d.stop();
+    }
     proxy.close();
     drop_source(&target, &name).await;
     eprintln!(
@@ -895,6 +936,70 @@ pub async fn run(sc: &Scenario) -> Outcome {
         writes: history.writes,
         faults: sc.faults.len(),
         ..outcome
+    }
+}
+
+/// The session timeout of cluster scenarios.
+const CLUSTER_SESSION_MS: u64 = 6000;
+
+/// The daemons of a scenario (two in cluster mode) and their APIs.
+#[derive(Default)]
+struct Nodes {
+    daemons: Vec<Daemon>,
+    apis: Vec<String>,
+}
+
+impl Nodes {
+    /// The daemon that runs the connector now (the first when none says so within 30 s).
+    async fn owner(&self, name: &str) -> usize {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            for (i, api) in self.apis.iter().enumerate() {
+                let (status, body) =
+                    http("GET", &format!("{api}/sluice/connectors/{name}"), None).await;
+                if status == 200 {
+                    let v: Value = serde_json::from_str(&body).unwrap_or_default();
+                    if matches!(
+                        v["state"].as_str(),
+                        Some("starting" | "snapshotting" | "streaming")
+                    ) {
+                        return i;
+                    }
+                }
+            }
+            if self.apis.len() == 1 || Instant::now() > deadline {
+                return 0;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Waits until a daemon reports the connector streaming.
+    async fn wait_streaming(&self, name: &str) {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            for api in &self.apis {
+                let (status, body) =
+                    http("GET", &format!("{api}/sluice/connectors/{name}"), None).await;
+                if status == 200 && body.contains("\"streaming\"") {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{name} never streamed; logs:\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    fn logs(&self) -> String {
+        self.daemons
+            .iter()
+            .enumerate()
+            .map(|(i, d)| format!("--- daemon {i}\n{}", d.logs()))
+            .collect()
     }
 }
 

@@ -149,12 +149,54 @@ async fn my_kafka_incremental_composite_stop_resume() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn pg_kafka_streaming_int_broker_cut() {
-    slice(111, Src::Pg, Store::Kafka, Run::Streaming, Key::Int, &[F::BrokerCut, F::Kill9]).await;
+    slice(
+        111,
+        Src::Pg,
+        Store::Kafka,
+        Run::Streaming,
+        Key::Int,
+        &[F::BrokerCut, F::Kill9],
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn my_file_incremental_text_ci_broker_cut() {
-    slice(112, Src::My, Store::File, Run::Incremental, Key::TextCi, &[F::BrokerCut]).await;
+    slice(
+        112,
+        Src::My,
+        Store::File,
+        Run::Incremental,
+        Key::TextCi,
+        &[F::BrokerCut],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pg_cluster_incremental_uuid_kill_and_rebalance() {
+    slice(
+        113,
+        Src::Pg,
+        Store::Cluster,
+        Run::Incremental,
+        Key::Uuid,
+        &[F::Kill9, F::Rebalance],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn my_cluster_resumed_int_freeze_past_session() {
+    slice(
+        114,
+        Src::My,
+        Store::Cluster,
+        Run::Resumed,
+        Key::Int,
+        &[F::Kill9, F::Freeze],
+    )
+    .await;
 }
 
 /// The long run: scenarios drawn from consecutive seeds until the time is up.

@@ -300,9 +300,12 @@ impl Streamer<'_> {
                 position: SourcePosition::Mysql(self.state.resume.clone()),
             });
         }
-        self.incr
-            .sizer
-            .observe(events.len(), shared::rows_bytes(&events), configured, budget);
+        self.incr.sizer.observe(
+            events.len(),
+            shared::rows_bytes(&events),
+            configured,
+            budget,
+        );
         let window = Window::new(name.to_string(), &table, key, events, last_key, chunk_size);
         Ok(Some((
             window,
