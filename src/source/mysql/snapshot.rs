@@ -79,10 +79,29 @@ impl Snapshot<'_> {
             snapshot: SnapshotState::InProgress,
             last_event: None,
         };
-        // Stored before any row: a restart knows a snapshot was under way.
+        // Stored before any row: a restart knows a snapshot was under way. When every table
+        // can be read by key, the restart streams from the snapshot's position and reads the
+        // tables incrementally instead of starting over (rows published by this run but
+        // deleted before the next run's snapshot would stay in the topics with nothing to
+        // delete them).
+        let every_keyed = shapes.iter().all(|(decoder, _)| {
+            crate::source::incremental::chunk_key(self.connector, &decoder.schema).is_ok()
+        });
+        let progress = (every_keyed && !tables.is_empty()).then(|| {
+            Arc::new(IncrementalProgress {
+                tables: tables.iter().map(TableId::to_string).collect(),
+                conditions: Default::default(),
+                last_key: None,
+                chunks: 0,
+                paused: false,
+            })
+        });
         self.offsets.reset(
             &self.connector.name,
-            &SourcePosition::Mysql(in_progress.clone()),
+            &SourcePosition::Mysql(MyPosition {
+                incremental: progress,
+                ..in_progress.clone()
+            }),
         )?;
         tracing::info!(tables = tables.len(), file = %view.file, pos = view.pos, "snapshot started");
         ctx.observer

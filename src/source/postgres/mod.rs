@@ -535,6 +535,7 @@ impl PostgresSource {
             catalog_client: client,
             snapshot_name: snapshot_name.unwrap_or_default(),
             start: in_progress.clone(),
+            offsets: &*self.offsets,
         };
         if !snap.run(ctx).await? {
             return Ok(SourceExit::Shutdown);

@@ -30,6 +30,8 @@ pub(super) struct Snapshot<'a> {
     pub snapshot_name: String,
     /// The in-progress position at the slot's consistent point.
     pub start: PgPosition,
+    /// Where the position is stored (progress before the first row).
+    pub offsets: &'a dyn crate::offsets::OffsetStore,
 }
 
 impl Snapshot<'_> {
@@ -74,6 +76,36 @@ impl Snapshot<'_> {
         let started = Instant::now();
         let mut emitter = Emitter::new();
         let names: Vec<String> = tables.iter().map(|(_, id)| id.to_string()).collect();
+        // Before the first row: when every table can be read by key, a restart from here on
+        // streams from the consistent point and reads the tables incrementally, instead of
+        // starting over on a new slot (rows published by this run but deleted before the
+        // next run's snapshot would stay in the topics with nothing to delete them).
+        let mut every_keyed = true;
+        for (oid, _) in &tables {
+            let keyed = match catalog::describe_table(&client, *oid).await? {
+                Some(described) => {
+                    let info = decoder.relation_of_catalog(&described);
+                    crate::source::incremental::chunk_key(self.connector, &info.schema).is_ok()
+                }
+                None => false,
+            };
+            every_keyed &= keyed;
+        }
+        if every_keyed && !names.is_empty() {
+            self.offsets.reset(
+                &self.connector.name,
+                &SourcePosition::Postgres(PgPosition {
+                    incremental: Some(Arc::new(IncrementalProgress {
+                        tables: names.clone(),
+                        conditions: Default::default(),
+                        last_key: None,
+                        chunks: 0,
+                        paused: false,
+                    })),
+                    ..self.start.clone()
+                }),
+            )?;
+        }
         let read = Read {
             db: &db,
             position: &in_progress,
