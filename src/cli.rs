@@ -76,7 +76,8 @@ enum Command {
 #[derive(Subcommand, Debug)]
 enum SlotsCommand {
     /// Every logical slot of the databases the PostgreSQL connectors use: its owner connector
-    /// (or "orphaned"), whether a session reads it, the WAL it holds back and its wal_status.
+    /// (or "not-sluice's": no connector here names it; it may be another tool's), whether a
+    /// session reads it, the WAL it holds back and its wal_status.
     List {
         /// The daemon configuration file.
         #[arg(
@@ -87,7 +88,8 @@ enum SlotsCommand {
         )]
         config: PathBuf,
     },
-    /// Drop a slot (refused while a session reads it).
+    /// Drop a slot (refused while a session reads it, and for a slot no connector here
+    /// names unless --force: it may be another tool's or a subscription's).
     Drop {
         /// The daemon configuration file.
         #[arg(
@@ -99,6 +101,9 @@ enum SlotsCommand {
         config: PathBuf,
         /// The slot.
         name: String,
+        /// Also drop a slot no connector of this folder names.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -528,7 +533,7 @@ async fn slots_command(command: SlotsCommand) -> ExitCode {
                     "{}\t{}\t{}\t{}\t{}\t{}",
                     r.name,
                     r.database,
-                    r.owner.as_deref().unwrap_or("orphaned"),
+                    r.owner.as_deref().unwrap_or("not-sluice's"),
                     r.active,
                     r.lag_bytes.map_or("-".into(), |l| l.to_string()),
                     r.wal_status.as_deref().unwrap_or("-")
@@ -543,7 +548,7 @@ async fn slots_command(command: SlotsCommand) -> ExitCode {
                 ExitCode::FAILURE
             }
         }
-        SlotsCommand::Drop { name, .. } => match postgres::slots::drop(&connectors, &name).await {
+        SlotsCommand::Drop { name, force, .. } => match postgres::slots::drop(&connectors, &name, force).await {
             Ok(done) => {
                 println!("{done}");
                 ExitCode::SUCCESS

@@ -268,7 +268,7 @@ async fn slots_are_listed_with_their_owner_and_an_unused_one_can_be_dropped() {
     let theirs = line(&orphan);
     assert_eq!(
         (theirs[2].as_str(), theirs[3].as_str()),
-        ("orphaned", "false"),
+        ("not-sluice's", "false"),
         "{out}"
     );
     assert!(theirs[4].parse::<i64>().is_ok(), "lag in bytes: {out}");
@@ -279,19 +279,31 @@ async fn slots_are_listed_with_their_owner_and_an_unused_one_can_be_dropped() {
         out.lines()
             .any(|l| l.starts_with("warning: replication slot")
                 && l.contains(&orphan)
-                && l.contains("used by no connector")),
+                && l.contains("is not Sluice's")
+                && !l.contains("slots drop")),
         "{out}"
     );
     assert!(
         out.contains("warning:") && out.contains("max_slot_wal_keep_size is -1"),
         "{out}"
     );
-    // The connector's slot is in use: refused. The orphan goes.
+    // The connector's slot is in use: refused. A slot that is not Sluice's goes only with
+    // --force.
     let (status, _, err) =
         daemon.run_command(&["slots", "drop", "--config", "config/sluice.toml", &name]);
     assert!(!status.success() && err.contains("in use"), "{err}");
     let (status, _, err) =
         daemon.run_command(&["slots", "drop", "--config", "config/sluice.toml", &orphan]);
+    assert!(!status.success() && err.contains("not Sluice's"), "{err}");
+    assert!(slot_database(&db, &orphan).await.is_some());
+    let (status, _, err) = daemon.run_command(&[
+        "slots",
+        "drop",
+        "--config",
+        "config/sluice.toml",
+        "--force",
+        &orphan,
+    ]);
     assert!(status.success(), "{err}");
     assert!(slot_database(&db, &orphan).await.is_none());
     assert!(daemon.stop().success());

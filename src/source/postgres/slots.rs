@@ -1,6 +1,6 @@
 //! `sluice slots list|drop`: the replication slots of the configured databases, which
-//! connector owns each (or none: orphaned, holding WAL for no one), and dropping one that no
-//! session uses.
+//! connector owns each (or none: not Sluice's — it may be another tool's, a native
+//! subscription's, or left behind), and dropping one that no session uses.
 
 use std::collections::BTreeSet;
 
@@ -114,7 +114,15 @@ pub async fn list(connectors: &[ConnectorConfig]) -> (Vec<SlotRow>, Vec<String>)
 }
 
 /// Drops a slot of one of the configured databases; refused while a session reads it.
-pub async fn drop(connectors: &[ConnectorConfig], slot: &str) -> Result<String, String> {
+pub async fn drop(connectors: &[ConnectorConfig], slot: &str, force: bool) -> Result<String, String> {
+    let named = connectors
+        .iter()
+        .any(|c| c.postgres.as_ref().is_some_and(|pg| pg.slot == slot));
+    if !named && !force {
+        return Err(format!(
+            "no connector here names slot {slot}: it is not Sluice's, and may be another tool's (Debezium, a subscription) that is only disconnected for now; drop it with --force if you know nothing reads it"
+        ));
+    }
     for c in targets(connectors) {
         let pg = c.postgres.as_ref().expect("filtered");
         let info =
@@ -154,11 +162,10 @@ pub async fn warnings(connectors: &[ConnectorConfig]) -> Vec<String> {
     let (rows, _) = list(connectors).await;
     for r in rows.iter().filter(|r| r.owner.is_none() && !r.active) {
         out.push(format!(
-            "replication slot {} in database {} is used by no connector here and holds {} bytes of WAL; drop it (sluice slots drop {}) if nothing else reads it",
+            "replication slot {} in database {} is not Sluice's (used by no connector here; it may be another tool's or a subscription's) and holds {} bytes of WAL back while no session reads it; if it belongs to something no longer in use, its owner should drop it",
             r.name,
             r.database,
             r.lag_bytes.map_or("an unknown amount of".into(), |l| l.to_string()),
-            r.name
         ));
     }
     for c in targets(connectors) {
