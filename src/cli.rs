@@ -548,16 +548,18 @@ async fn slots_command(command: SlotsCommand) -> ExitCode {
                 ExitCode::FAILURE
             }
         }
-        SlotsCommand::Drop { name, force, .. } => match postgres::slots::drop(&connectors, &name, force).await {
-            Ok(done) => {
-                println!("{done}");
-                ExitCode::SUCCESS
+        SlotsCommand::Drop { name, force, .. } => {
+            match postgres::slots::drop(&connectors, &name, force).await {
+                Ok(done) => {
+                    println!("{done}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
             }
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::FAILURE
-            }
-        },
+        }
     }
 }
 

@@ -463,3 +463,61 @@ async fn offsets_reset_makes_the_next_start_a_first_start() {
     );
     assert!(daemon.stop().success());
 }
+
+/// Positions set by hand are checked against the server: an LSN beyond its WAL end (the
+/// slot would be moved past changes not yet written), or a connector no file names (with
+/// the Kafka store, a key the connector never reads) is refused, and an import with one such
+/// line stores nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn positions_beyond_the_wal_end_or_of_unknown_connectors_are_refused() {
+    let db = TestDb::new("slotset").await;
+    db.exec("CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1);")
+        .await;
+    let name = unique("slotset");
+    let mut daemon = Daemon::single(&name, &db, &["public.t"], "");
+    daemon.start();
+    wait_snapshot_done(&daemon, &name).await;
+    assert!(daemon.stop().success());
+    let stored = daemon.offset(&name).unwrap();
+    let cfg = ["--config", "config/sluice.toml"];
+    let run = |args: &[&str]| {
+        let mut all = vec!["offsets"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&cfg);
+        daemon.run_command(&all)
+    };
+    let (status, _, err) = run(&["set", &name, "--lsn", "FF/0"]);
+    assert!(
+        !status.success() && err.contains("beyond the server's WAL end"),
+        "{err}"
+    );
+    let (status, _, err) = run(&["set", "nobody", "--lsn", "0/1"]);
+    assert!(
+        !status.success() && err.contains("no valid connector file"),
+        "{err}"
+    );
+    // An import whose second line is refused stores nothing, the first line included.
+    let lsn = db.current_lsn().await;
+    let input = daemon.dir.join("import.jsonl");
+    std::fs::write(
+        &input,
+        format!(
+            "{{\"connector\": \"{name}\", \"offset\": {{\"lsn\": {lsn}}}}}\n{{\"connector\": \"{name}\", \"offset\": {{\"lsn\": {}}}}}\n",
+            0xFF_0000_0000u64
+        ),
+    )
+    .unwrap();
+    let (status, _, err) = run(&["import", "--input", input.to_str().unwrap()]);
+    assert!(
+        !status.success() && err.contains("nothing was imported"),
+        "{err}"
+    );
+    assert_eq!(
+        daemon.offset(&name).unwrap()["position"],
+        stored["position"]
+    );
+    // Within the WAL: accepted.
+    let (status, _, err) = run(&["set", &name, "--lsn", &sluice::position::format_lsn(lsn)]);
+    assert!(status.success(), "{err}");
+    assert_eq!(daemon.offset(&name).unwrap()["position"]["resume_lsn"], lsn);
+}

@@ -279,6 +279,11 @@ pub async fn alter_offsets(
             Err(e) => return bad(format!("the offset cannot be read: {e}")),
         },
     };
+    if let (Some(p), Some(config)) = (&position, api.runtime.config_of(&name)) {
+        if let Err(e) = crate::source::check_settable(&config, p).await {
+            return bad(format!("the offset is refused: {e}"));
+        }
+    }
     store_offsets(store, name, position, "altered").await
 }
 

@@ -72,7 +72,9 @@ pub(super) async fn offsets_command(command: OffsetsCommand) -> ExitCode {
             Err(code) => code,
         },
         OffsetsCommand::Import { config, input } => match offsets_context(&config).await {
-            Ok((daemon, store, _)) => import_offsets(&daemon, &*store, input),
+            Ok((daemon, store, connectors)) => {
+                import_offsets(&daemon, &*store, &connectors, input).await
+            }
             Err(code) => code,
         },
         OffsetsCommand::Set {
@@ -109,7 +111,11 @@ pub(super) async fn offsets_command(command: OffsetsCommand) -> ExitCode {
                 }
             };
             match offsets_context(&config).await {
-                Ok((daemon, store, _)) => {
+                Ok((daemon, store, connectors)) => {
+                    if let Err(e) = settable(&connectors, &connector, &position).await {
+                        eprintln!("error: {connector}: {e}");
+                        return ExitCode::FAILURE;
+                    }
                     let _lock = match refuse_while_running(&daemon, &[&connector]) {
                         Ok(l) => l,
                         Err(code) => return code,
@@ -256,9 +262,25 @@ fn import_line(line: &str) -> Result<(String, Option<String>, SourcePosition), S
     Ok((name, server, connect::position(offset)?))
 }
 
-fn import_offsets(
+/// A position set by hand must be for a connector of the folder (with the Kafka store its
+/// key depends on the connector's topic prefix) and one its server has reached.
+async fn settable(
+    connectors: &[ConnectorConfig],
+    name: &str,
+    position: &SourcePosition,
+) -> Result<(), String> {
+    let Some(connector) = connectors.iter().find(|c| c.name == name) else {
+        return Err(format!(
+            "no valid connector file names connector \"{name}\" (see `sluice validate`): its position could not be checked, nor stored where the connector reads it"
+        ));
+    };
+    crate::source::check_settable(connector, position).await
+}
+
+async fn import_offsets(
     daemon: &DaemonConfig,
     store: &dyn OffsetStore,
+    connectors: &[ConnectorConfig],
     input: Option<PathBuf>,
 ) -> ExitCode {
     let text = match &input {
@@ -287,17 +309,46 @@ fn import_offsets(
             }
         }
     }
+    for (name, _, position) in &parsed {
+        if let Err(e) = settable(connectors, name, position).await {
+            eprintln!("error: {name}: {e}; nothing was imported");
+            return ExitCode::FAILURE;
+        }
+    }
     let names: Vec<&str> = parsed.iter().map(|(n, _, _)| n.as_str()).collect();
     let _lock = match refuse_while_running(daemon, &names) {
         Ok(l) => l,
         Err(code) => return code,
     };
-    for (name, server, position) in &parsed {
+    // All or nothing: what was stored before is put back when a write fails midway.
+    let mut before = Vec::with_capacity(parsed.len());
+    for (name, _, _) in &parsed {
+        match store.load(name) {
+            Ok(p) => before.push(p),
+            Err(e) => {
+                eprintln!("error: {name}: {e}; nothing was imported");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    for (i, (name, server, position)) in parsed.iter().enumerate() {
         if let Some(server) = server {
             store.describe(name, server);
         }
         if let Err(e) = store.reset(name, position) {
             eprintln!("error: {name}: {e}");
+            for ((undo, _, _), was) in parsed[..i].iter().zip(&before) {
+                let restored = match was {
+                    Some(p) => store.reset(undo, p),
+                    None => store.delete(undo),
+                };
+                if let Err(e) = restored {
+                    eprintln!("error: {undo}: could not put its earlier position back: {e}");
+                }
+            }
+            eprintln!(
+                "nothing was imported (the positions written before the failure were put back)"
+            );
             return ExitCode::FAILURE;
         }
         println!("{name}\t{position}");

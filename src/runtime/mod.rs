@@ -230,6 +230,12 @@ impl Runtime {
         Some((self.wiring.offsets(), h.config.topic_prefix.clone()))
     }
 
+    /// A connector's configuration.
+    pub fn config_of(&self, name: &str) -> Option<Arc<ConnectorConfig>> {
+        let map = self.connectors.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(name).map(|h| h.config.clone())
+    }
+
     /// The connectors folder (where the API writes connector files).
     pub fn connectors_dir(&self) -> &Path {
         &self.daemon.connectors_dir

@@ -35,6 +35,26 @@ pub enum SourceItem {
     SchemaChange(Box<crate::event::SchemaChange>),
 }
 
+/// Refuses a position set by hand for `connector` that its server has not reached (or, for
+/// MySQL / MariaDB, does not have): such a position would skip changes for good.
+pub async fn check_settable(
+    connector: &crate::config::ConnectorConfig,
+    position: &SourcePosition,
+) -> Result<(), String> {
+    match position {
+        SourcePosition::Postgres(p) if connector.postgres.is_some() => {
+            postgres::check_settable(connector, p).await
+        }
+        SourcePosition::Mysql(p) if connector.mysql.is_some() => {
+            mysql::check_settable(connector, p).await
+        }
+        _ => Err(format!(
+            "the position is not of connector {}'s kind of source",
+            connector.name
+        )),
+    }
+}
+
 impl SourceItem {
     /// About how many bytes the item occupies (for memory bounds, not exact).
     pub fn approx_bytes(&self) -> usize {

@@ -148,6 +148,41 @@ pub(crate) struct ConnInfo {
     target: String,
 }
 
+/// Refuses a position set by hand (`offsets set` / `import`, `PATCH .../offsets`) that the
+/// server does not have: a binlog file it does not list, or an offset past the end of its
+/// current file.
+pub async fn check_settable(
+    connector: &crate::config::ConnectorConfig,
+    position: &crate::position::MyPosition,
+) -> Result<(), String> {
+    let Some(my) = &connector.mysql else {
+        return Err("not a MySQL / MariaDB connector".into());
+    };
+    let info = ConnInfo::parse(my.url.expose(), my.password.as_ref()).map_err(|e| e.to_string())?;
+    let mut conn = info.connect().await.map_err(|e| {
+        format!("cannot check the position against the server ({e}); start the database first")
+    })?;
+    if !catalog::binlog_exists(&mut conn, &position.file)
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        return Err(format!(
+            "binlog file {} is not on the server (SHOW BINARY LOGS): give a file and position the server has",
+            position.file
+        ));
+    }
+    let (file, end) = catalog::master_status(&mut conn)
+        .await
+        .map_err(|e| e.to_string())?;
+    if *position.file == *file && position.pos > end {
+        return Err(format!(
+            "position {} is past the end of {file} ({end}): changes not yet written would be skipped; give a position the server has reached",
+            position.pos
+        ));
+    }
+    Ok(())
+}
+
 impl ConnInfo {
     pub(crate) fn parse(
         url: &str,

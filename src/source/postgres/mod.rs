@@ -31,6 +31,35 @@ use pgwire_replication::ReplicationConfig;
 use tokio_postgres::Client;
 
 pub use checks::preflight;
+
+/// Refuses a position set by hand (`offsets set` / `import`, `PATCH .../offsets`) that lies
+/// beyond the server's WAL end: PostgreSQL would move the slot there and every change until
+/// the WAL reaches it would be skipped for good.
+pub async fn check_settable(
+    connector: &ConnectorConfig,
+    position: &crate::position::PgPosition,
+) -> Result<(), String> {
+    let Some(pg) = &connector.postgres else {
+        return Err("not a PostgreSQL connector".into());
+    };
+    let info = ConnInfo::parse(pg.url.expose(), pg.password.as_ref()).map_err(|e| e.to_string())?;
+    let client = info.connect().await.map_err(|e| {
+        format!("cannot check the position against the server ({e}); start the database first")
+    })?;
+    let end: i64 = client
+        .query_one("SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::int8", &[])
+        .await
+        .map_err(|e| e.to_string())?
+        .get(0);
+    if position.resume_lsn > end as u64 {
+        return Err(format!(
+            "LSN {} is beyond the server's WAL end {}: the slot would be moved past changes not yet written, and they would be skipped; give an LSN the server has reached",
+            crate::position::format_lsn(position.resume_lsn),
+            crate::position::format_lsn(end as u64)
+        ));
+    }
+    Ok(())
+}
 pub use pgoutput::{DecodeError, PgOutputMessage};
 
 use crate::config::{ConnectorConfig, PostgresConfig, PublicationMode, SnapshotMode};

@@ -114,7 +114,11 @@ pub async fn list(connectors: &[ConnectorConfig]) -> (Vec<SlotRow>, Vec<String>)
 }
 
 /// Drops a slot of one of the configured databases; refused while a session reads it.
-pub async fn drop(connectors: &[ConnectorConfig], slot: &str, force: bool) -> Result<String, String> {
+pub async fn drop(
+    connectors: &[ConnectorConfig],
+    slot: &str,
+    force: bool,
+) -> Result<String, String> {
     let named = connectors
         .iter()
         .any(|c| c.postgres.as_ref().is_some_and(|pg| pg.slot == slot));
