@@ -876,8 +876,17 @@ pub async fn run(sc: &Scenario) -> Outcome {
                 tokio::time::sleep(hold).await;
             }
         }
-        // What the old run had in flight lands within a few seconds of the fault.
-        tokio::time::sleep(Duration::from_millis(1500)).await;
+        // What the old run had in flight lands within a few seconds of the fault; the
+        // connector runs again (somewhere) before the window closes. A daemon thawed after
+        // its session may learn only then that its assignment was lost, and restart the
+        // connector from the committed position: its session is part of the window.
+        nodes.wait_streaming(&name).await;
+        let settle = if sc.store == Store::Cluster && f.kind == FaultKind::Freeze {
+            CLUSTER_SESSION_MS + 2000
+        } else {
+            1500
+        };
+        tokio::time::sleep(Duration::from_millis(settle)).await;
         boundaries.push(Boundary {
             kind: f.kind,
             before,
