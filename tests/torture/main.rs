@@ -228,9 +228,35 @@ async fn long_run() {
     let mut faults: std::collections::BTreeMap<String, usize> = Default::default();
     let (mut scenarios, mut records, mut writes, mut duplicates) = (0, 0, 0, 0);
     let mut seed = first;
+    let mut failures: Vec<String> = Vec::new();
     loop {
         let sc = Scenario::from_seed(seed, &axes, seconds);
-        let out = harness::run(&sc).await;
+        // A failing scenario is reported and the run goes on (the summary lists them all).
+        let run = {
+            let sc = sc.clone();
+            tokio::spawn(async move { harness::run(&sc).await })
+        };
+        let out = match run.await {
+            Ok(out) => out,
+            Err(e) => {
+                let why = e
+                    .try_into_panic()
+                    .ok()
+                    .and_then(|p| {
+                        p.downcast_ref::<String>()
+                            .cloned()
+                            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                    })
+                    .unwrap_or_default();
+                eprintln!("torture: FAILED {}\n{why}", sc.label());
+                failures.push(sc.label());
+                seed += 1;
+                if once || std::time::Instant::now() > deadline {
+                    break;
+                }
+                continue;
+            }
+        };
         scenarios += 1;
         records += out.records;
         writes += out.writes;
@@ -248,10 +274,12 @@ async fn long_run() {
         }
     }
     eprintln!(
-        "torture summary: seeds {first}..{}, {scenarios} scenarios, {} distinct combinations \
-         (source/store/run/key), faults {faults:?}, {writes} writes, {records} records checked, \
-         {duplicates} redelivered, 0 lost, 0 stale",
+        "torture summary: seeds {first}..{}, {scenarios} scenarios passed, {} failed, {} distinct \
+         combinations (source/store/run/key), faults {faults:?}, {writes} writes, {records} \
+         records checked, {duplicates} redelivered",
         seed - 1,
+        failures.len(),
         combos.len()
     );
+    assert!(failures.is_empty(), "failed scenarios:\n{}", failures.join("\n"));
 }
