@@ -657,7 +657,6 @@ pub async fn run(sc: &Scenario) -> Outcome {
     };
     {
         let (_, cols) = key_columns(sc.src, sc.key);
-        let mut h = history.lock().unwrap();
         for start in (1..=preload).step_by(1000) {
             let end = (start + 999).min(preload);
             let values: Vec<String> = (start..=end)
@@ -677,12 +676,13 @@ pub async fn run(sc: &Scenario) -> Outcome {
                 ))
                 .await
                 .unwrap();
+            let mut h = history.lock().unwrap();
             for n in start..=end {
                 model.add_present(n, n);
                 h.rows.entry(n).or_default().push(((n, false), n));
             }
         }
-        h.start = preload + 1;
+        history.lock().unwrap().start = preload + 1;
     }
 
     // The proxy in front of the database, the daemon behind it; a broker of its own
