@@ -30,6 +30,8 @@ pub const RECONNECTS: &str = "sluice_reconnects_total";
 /// Changes of tables the source received but does not capture (a publication or binlog
 /// covering more than the connector's tables); never dropped without being counted.
 pub const EVENTS_NOT_CAPTURED: &str = "sluice_events_not_captured_total";
+/// Values the source could not read (published as text or null, logged once per column).
+pub const VALUES_UNREADABLE: &str = "sluice_values_unreadable_total";
 /// Resident memory of the process (deprecated: `process_resident_memory_bytes`).
 pub const PROCESS_RSS: &str = "sluice_process_resident_memory_bytes";
 /// Version, commit and librdkafka version (value 1).
@@ -87,6 +89,8 @@ pub struct Metrics {
     pub reconnects: IntCounterVec,
     /// [`EVENTS_NOT_CAPTURED`]
     pub events_not_captured: IntCounterVec,
+    /// [`VALUES_UNREADABLE`]
+    pub values_unreadable: IntCounterVec,
     /// [`CONNECTOR_STATE`]
     pub connector_state: IntGaugeVec,
     /// [`CONNECTED`]
@@ -267,6 +271,12 @@ impl Metrics {
                 EVENTS_NOT_CAPTURED,
                 "Changes received for tables the connector does not capture.",
                 ct,
+            ),
+            values_unreadable: counter(
+                &r,
+                VALUES_UNREADABLE,
+                "Values the source could not read, published as text or null (by column).",
+                &["connector", "table", "column"],
             ),
             reconnects: counter(
                 &r,

@@ -66,7 +66,7 @@ async fn signal_table_snapshot_under_writes_then_api_and_bad_signals() {
         &db,
         &["inc", "other", "sig"],
         &format!(
-            "[format]\nschemas = false\n[snapshot]\nmode = \"no_data\"\nchunk_size = 100\n[signals]\ntable = \"{}.sig\"",
+            "[format]\nschemas = false\n[snapshot]\nmode = \"no_data\"\nchunk_size = 100\n[signals]\ntable = \"{}.sig\"\nallow_filters = true",
             db.name
         ),
     );
@@ -135,6 +135,33 @@ async fn signal_table_snapshot_under_writes_then_api_and_bad_signals() {
     assert!(logs.contains("explode"), "{logs}");
     assert!(logs.contains("not JSON"), "{logs}");
     assert!(logs.contains(&format!("{db_name}.nope")), "{logs}");
+
+    // A condition that is SQL, not a condition (the review's stacked statement: it made
+    // Sluice's session take the global read lock): refused, nothing run, writes go on.
+    signal(
+        &base,
+        &name,
+        json!({"id": "api-evil", "type": "execute-snapshot", "data": {
+            "data-collections": [format!("{db_name}.other")],
+            "additional-conditions": [{"data-collection": format!("{db_name}.other"),
+                "filter": format!("1) LIMIT 0; FLUSH TABLES WITH READ LOCK; SELECT `id` FROM `{db_name}`.`other` WHERE (1")}]
+        }}),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut writer = db.connect().await;
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        writer.query_drop(format!("UPDATE `{db_name}`.other SET v = v WHERE id = 1")),
+    )
+    .await
+    .expect("writes are not blocked")
+    .unwrap();
+    let logs = daemon.logs();
+    assert!(
+        logs.contains("api-evil") && logs.contains("not one Sluice reads"),
+        "{logs}"
+    );
 
     // The admin API channel: a pattern and an additional condition.
     signal(

@@ -48,7 +48,7 @@ async fn signal_table_snapshot_under_writes_then_api_and_bad_signals() {
         &name,
         &db,
         &["public.inc", "public.other", "public.sig"],
-        "[format]\nschemas = false\n[snapshot]\nmode = \"no_data\"\nchunk_size = 100\n[signals]\ntable = \"public.sig\"",
+        "[format]\nschemas = false\n[snapshot]\nmode = \"no_data\"\nchunk_size = 100\n[signals]\ntable = \"public.sig\"\nallow_filters = true",
     );
     daemon.append_daemon_config(&format!("[api]\nlisten = \"{listen}\"\n"));
     daemon.start();
@@ -151,6 +151,19 @@ async fn signal_table_snapshot_under_writes_then_api_and_bad_signals() {
     .await;
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("unknown type"), "{body}");
+    // A condition that calls a function: refused, nothing run.
+    let (status, body) = http_json(
+        "POST",
+        &format!("{base}/connectors/{name}/signals"),
+        None,
+        &json!({"id": "api-evil", "type": "execute-snapshot", "data": {
+            "data-collections": ["public.other"],
+            "additional-conditions": [{"data-collection": "public.other",
+                "filter": "id > 0 OR pg_terminate_backend(pg_backend_pid()) IS NULL"}]
+        }}),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
     let (status, body) = http_json(
         "POST",
         &format!("{base}/connectors/{name}/signals"),
@@ -189,6 +202,11 @@ async fn signal_table_snapshot_under_writes_then_api_and_bad_signals() {
         .filter_map(|m| m.value.as_ref())
         .any(|v| payload(v)["op"] == "u" && payload(v)["after"]["v"] == 8));
     assert!(daemon.logs().contains("hello from the API"));
+    let logs = daemon.logs();
+    assert!(
+        logs.contains("api-evil") && logs.contains("not one Sluice reads"),
+        "{logs}"
+    );
     assert!(daemon.stop().success());
 }
 

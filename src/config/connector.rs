@@ -431,6 +431,12 @@ pub struct SignalsConfig {
     /// stream (Debezium's `signal.data.collection`).
     #[serde(default)]
     pub table: Option<String>,
+    /// Whether `execute-snapshot` signals may carry `additional-conditions` (off by
+    /// default: whoever may send a signal could otherwise choose what Sluice reads). When
+    /// on, a condition is parsed (columns, comparisons with literals, AND / OR / NOT, IN,
+    /// IS NULL, LIKE) and rendered with Sluice's own quoting, never pasted as SQL.
+    #[serde(default)]
+    pub allow_filters: bool,
 }
 
 /// Record encodings.

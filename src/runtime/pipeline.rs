@@ -309,6 +309,7 @@ impl Run {
             let _ = self.source_stop.send(true);
         }
         let mut is_paused = *paused.borrow();
+        let mut watch_pause = true;
         while !(source_done && self.in_flight.is_empty()) {
             let may_read = !source_done
                 && !is_paused
@@ -325,11 +326,15 @@ impl Run {
                     stopping = true;
                     let _ = self.source_stop.send(true);
                 }
-                changed = paused.changed() => {
+                changed = paused.changed(), if watch_pause => {
                     if changed.is_err() {
-                        // The controller is gone: treat as resumed and stop watching.
+                        // The controller is gone (the connector is being stopped): treat as
+                        // resumed and stop watching. (A receiver of a fresh channel whose
+                        // sender is dropped at once would be ready again at every turn: this
+                        // biased select would spin here and never reach the branches after
+                        // it, commits and the source's items included.)
                         is_paused = false;
-                        paused = watch::channel(false).1;
+                        watch_pause = false;
                     } else {
                         is_paused = *paused.borrow_and_update();
                     }

@@ -425,6 +425,52 @@ async fn run_once_commits_only_what_is_durable() {
 }
 
 #[tokio::test]
+async fn a_pause_controller_gone_does_not_stall_the_pipeline() {
+    // The connector's handle (which holds the pause sender) is dropped while its pipeline
+    // still runs, as when a connector is being stopped: the pipeline must go on reading,
+    // delivering and committing (it used to spin on the closed channel and never reach
+    // those branches, so a stop or SIGTERM waited forever).
+    let (dir, _daemon, connector) = config_dir("pausegone");
+    let wiring = FakeWiring::new(vec![], 500);
+    let connector = Arc::new(connector);
+    let offsets = wiring.offsets();
+    let parts = PipelineParts {
+        source: wiring.source(&connector, offsets.clone()),
+        sink: wiring.sink(&connector).unwrap(),
+        offsets,
+    };
+    let (_stop_tx, stop) = watch::channel(false);
+    let (paused_tx, paused) = watch::channel(false);
+    drop(paused_tx);
+    let observer = crate::status::Observer {
+        connector: "c".into(),
+        status: Arc::new(std::sync::Mutex::new(ConnectorStatus::new("c", "c.toml"))),
+        metrics: Arc::new(Metrics::new()),
+        signals: Default::default(),
+    };
+    let settings = PipelineSettings {
+        offset_flush_interval: Duration::from_millis(5),
+        max_in_flight: 1000,
+        max_in_flight_bytes: 64 << 20,
+    };
+    let control = pipeline::RunControl {
+        stop,
+        paused,
+        observer,
+    };
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        pipeline::run_once(&connector, settings, parts, control),
+    )
+    .await
+    .expect("the pipeline finishes")
+    .expect("and succeeds");
+    assert_eq!(stored(&wiring), Some(pos(500)));
+    assert_eq!(ids(&wiring.broker), (1..=500).collect::<Vec<_>>());
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
 async fn a_panic_in_the_pipeline_fails_the_connector_visibly() {
     let wiring = Arc::new(FakeWiring::new(vec![Fault::Panic(40)], 100));
     let (result, runtime) = run_daemon(wiring.clone(), "sinkpanic").await;

@@ -210,7 +210,9 @@ pub fn chunk_select(
     chunk_size: usize,
     ident: impl Fn(&str) -> String,
     literal: impl Fn(&crate::event::Column, &str) -> String,
-) -> String {
+    text: impl Fn(&str) -> String,
+    allow_filters: bool,
+) -> Result<String, String> {
     let cols: Vec<String> = table.columns.iter().map(|c| ident(&c.name)).collect();
     let keys: Vec<String> = key.iter().map(|i| ident(&table.columns[*i].name)).collect();
     let mut conditions = Vec::new();
@@ -226,9 +228,20 @@ pub fn chunk_select(
         conditions.push(format!("({}) > ({})", keys.join(", "), lits.join(", ")));
     }
     if let Some(filter) = progress.conditions.get(&table.id.to_string()) {
-        conditions.push(format!("({filter})"));
+        if !allow_filters {
+            return Err(format!(
+                "the snapshot of {} has a condition ({filter:?}) but [signals] allow_filters is off",
+                table.id
+            ));
+        }
+        let parsed = crate::source::filter::parse(filter)
+            .map_err(|e| format!("the condition {filter:?} for {}: {e}", table.id))?;
+        let names: Vec<&str> = table.columns.iter().map(|c| c.name.as_str()).collect();
+        let rendered = crate::source::filter::render(&parsed, &names, &ident, &text)
+            .map_err(|e| format!("the condition {filter:?} for {}: {e}", table.id))?;
+        conditions.push(format!("({rendered})"));
     }
-    format!(
+    Ok(format!(
         "SELECT {} FROM {}.{}{} ORDER BY {} LIMIT {chunk_size}",
         if cols.is_empty() {
             "NULL".to_string()
@@ -243,7 +256,7 @@ pub fn chunk_select(
             format!(" WHERE {}", conditions.join(" AND "))
         },
         keys.join(", ")
-    )
+    ))
 }
 
 /// The progress after a chunk of the first table was published. A full chunk whose last
@@ -298,6 +311,7 @@ pub fn on_signal(
     current: Option<&Arc<IncrementalProgress>>,
     signal: Signal,
     captured: &[String],
+    allow_filters: bool,
 ) -> SignalOutcome {
     let unchanged = || SignalOutcome {
         progress: current.cloned(),
@@ -314,6 +328,16 @@ pub fn on_signal(
             collections,
             conditions,
         } => {
+            if !conditions.is_empty() && !allow_filters {
+                tracing::error!(signal = %id, "execute-snapshot with additional-conditions refused: [signals] allow_filters is off (set it to true to let signals choose rows: conditions are parsed, never run as SQL); nothing snapshotted");
+                return unchanged();
+            }
+            for (table, filter) in &conditions {
+                if let Err(e) = crate::source::filter::parse(filter) {
+                    tracing::error!(signal = %id, table = %table, error = %e, "execute-snapshot refused: its condition is not one Sluice reads (columns, comparisons with literals, AND, OR, NOT, IN, IS NULL, LIKE); nothing snapshotted");
+                    return unchanged();
+                }
+            }
             let mut progress = current
                 .map(|p| (**p).clone())
                 .unwrap_or(IncrementalProgress {
@@ -453,6 +477,7 @@ mod tests {
                 conditions: vec![("a.x".into(), "id > 1".into())],
             }),
             &captured,
+            true,
         );
         let p = out.progress.unwrap();
         assert_eq!(p.tables, vec!["a.x", "a.y"]);
@@ -466,6 +491,7 @@ mod tests {
                 collections: vec!["a.x".into()],
             }),
             &captured,
+            true,
         );
         let p = out.progress.unwrap();
         assert_eq!(p.tables, vec!["a.y"]);
@@ -478,15 +504,22 @@ mod tests {
                 collections: vec![],
             }),
             &captured,
+            true,
         );
         assert!(out.progress.is_none());
 
-        let out = on_signal(Some(&running), signal(SignalKind::PauseSnapshot), &captured);
+        let out = on_signal(
+            Some(&running),
+            signal(SignalKind::PauseSnapshot),
+            &captured,
+            true,
+        );
         assert!(out.progress.as_ref().unwrap().paused && !out.want_chunk);
         let out = on_signal(
             out.progress.as_ref(),
             signal(SignalKind::ResumeSnapshot),
             &captured,
+            true,
         );
         assert!(!out.progress.as_ref().unwrap().paused && out.want_chunk);
         // A table already queued is not queued twice.
@@ -497,8 +530,25 @@ mod tests {
                 conditions: vec![],
             }),
             &captured,
+            true,
         );
         assert_eq!(out.progress.unwrap().tables, vec!["a.x", "a.y", "b.z"]);
+        // Conditions only when allowed, and only ones the grammar reads.
+        let with = |filter: &str, allow: bool| {
+            on_signal(
+                None,
+                signal(SignalKind::ExecuteSnapshot {
+                    collections: vec!["a.x".into()],
+                    conditions: vec![("a.x".into(), filter.into())],
+                }),
+                &captured,
+                allow,
+            )
+            .progress
+        };
+        assert!(with("id > 1", false).is_none());
+        assert!(with("1); DROP TABLE a.x; --", true).is_none());
+        assert!(with("id > 1", true).is_some());
     }
 
     fn schema() -> Arc<TableSchema> {

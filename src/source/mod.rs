@@ -1,6 +1,7 @@
 //! Sources: connect to a database, snapshot, stream, and hand [`SourceItem`]s to the pipeline.
 
 pub mod columns_check;
+pub mod filter;
 pub mod incremental;
 pub mod mysql;
 pub mod postgres;

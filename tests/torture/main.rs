@@ -281,5 +281,9 @@ async fn long_run() {
         failures.len(),
         combos.len()
     );
-    assert!(failures.is_empty(), "failed scenarios:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "failed scenarios:\n{}",
+        failures.join("\n")
+    );
 }

@@ -36,6 +36,8 @@ pub(super) struct Decoder {
     filter: crate::config::TableFilter,
     modes: PgModes,
     warned: HashSet<(TableId, String)>,
+    /// Where unreadable values are counted (set when streaming starts).
+    unreadable: Option<crate::status::Observer>,
     /// Enum labels that made the type catalog reload (each reloads it once at most).
     reloaded_for: HashSet<String>,
 }
@@ -53,8 +55,14 @@ impl Decoder {
             filter,
             modes,
             warned: HashSet::new(),
+            unreadable: None,
             reloaded_for: HashSet::new(),
         })
+    }
+
+    /// Counts unreadable values in `sluice_values_unreadable_total` of this connector.
+    pub fn count_unreadable(&mut self, observer: &crate::status::Observer) {
+        self.unreadable = Some(observer.clone());
     }
 
     /// The relation with this OID, if a Relation message described it.
@@ -304,7 +312,13 @@ impl Decoder {
                             Err(_) => Value::text(String::from_utf8_lossy(bytes).into_owned()),
                         }
                     }
-                    _ => convert(&mut self.warned, info, i, &String::from_utf8_lossy(bytes)),
+                    _ => convert(
+                        &mut self.warned,
+                        self.unreadable.as_ref(),
+                        info,
+                        i,
+                        &String::from_utf8_lossy(bytes),
+                    ),
                 },
                 Some(TupleValue::Binary(_)) => Value::Null,
             };
@@ -327,7 +341,7 @@ impl Decoder {
             Some((ty, typmod)) if values::is_plain_text(ty, *typmod) => {
                 Value::text(text.into_owned())
             }
-            _ => convert(&mut self.warned, info, i, &text),
+            _ => convert(&mut self.warned, self.unreadable.as_ref(), info, i, &text),
         }
     }
 
@@ -354,6 +368,7 @@ fn v_text(v: &Value) -> String {
 
 fn convert(
     warned: &mut HashSet<(TableId, String)>,
+    unreadable: Option<&crate::status::Observer>,
     info: &RelationInfo,
     i: usize,
     text: &str,
@@ -364,8 +379,14 @@ fn convert(
     match values::parse(ty, *typmod, &col.kind, text) {
         Ok(v) => v,
         Err(e) => {
+            if let Some(o) = unreadable {
+                o.metrics
+                    .values_unreadable
+                    .with_label_values(&[&*o.connector, &info.schema.id.to_string(), &col.name])
+                    .inc();
+            }
             if warned.insert((info.schema.id.clone(), col.name.clone())) {
-                tracing::warn!(table = %info.schema.id, column = %col.name, error = %e, "value not understood; publishing it as text or null");
+                tracing::warn!(table = %info.schema.id, column = %col.name, error = %e, "value not understood; publishing it as text or null (counted in sluice_values_unreadable_total; logged once per column)");
             }
             match col.kind {
                 ColumnKind::Text | ColumnKind::Json | ColumnKind::Xml | ColumnKind::Uuid => {

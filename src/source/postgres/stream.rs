@@ -325,6 +325,7 @@ impl<'a> Streamer<'a> {
     /// only by halting.
     async fn stream(&mut self, client: &mut ReplicationClient, ctx: &mut SourceContext) -> Halt {
         self.observer = Some(ctx.observer.clone());
+        self.decoder.count_unreadable(&ctx.observer);
         let mut heartbeat = heartbeat_timer(self.connector);
         let mut lag_tick = tokio::time::interval(SLOT_LAG_EVERY);
         ctx.observer

@@ -75,7 +75,7 @@ const HEX_TEXT: &str = "\u{0}hex:";
 /// quoted (the column's collation applies to the comparison).
 pub(in super::super) fn key_literal(column: &Column, text: &str) -> String {
     let is_hex =
-        |t: &str| !t.is_empty() && t.len() % 2 == 0 && t.bytes().all(|b| b.is_ascii_hexdigit());
+        |t: &str| !t.is_empty() && t.len().is_multiple_of(2) && t.bytes().all(|b| b.is_ascii_hexdigit());
     match &column.kind {
         ColumnKind::Bytes if is_hex(text) => format!("X'{text}'"),
         ColumnKind::Enum { allowed } => match allowed.iter().position(|l| l == text) {
@@ -150,7 +150,12 @@ impl Streamer<'_> {
         } else {
             Vec::new()
         };
-        let out = shared::on_signal(self.state.incremental.as_ref(), signal, &captured);
+        let out = shared::on_signal(
+            self.state.incremental.as_ref(),
+            signal,
+            &captured,
+            self.connector.signals.allow_filters,
+        );
         self.set_progress(out.progress);
         if out.drop_window {
             self.incr.window = None;
@@ -223,7 +228,22 @@ impl Streamer<'_> {
         };
         let configured = self.connector.snapshot.chunk_size.max(1);
         let chunk_size = self.incr.sizer.rows(name, configured);
-        let sql = shared::chunk_select(&table, &key, progress, chunk_size, quote, key_literal);
+        let sql = match shared::chunk_select(
+            &table,
+            &key,
+            progress,
+            chunk_size,
+            quote,
+            key_literal,
+            quoted,
+            self.connector.signals.allow_filters,
+        ) {
+            Ok(sql) => sql,
+            Err(e) => {
+                tracing::error!(table = %id, error = %e, "incremental snapshot: table passed over");
+                return Ok(None);
+            }
+        };
         // The low watermark must not precede a transaction the chunk's read cannot see: a
         // binlog write precedes the commit's visibility, so the binlog end read before the
         // SELECT may name a transaction the SELECT misses (its newer value would then be

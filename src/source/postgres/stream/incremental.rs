@@ -70,7 +70,12 @@ impl Streamer<'_> {
         } else {
             Vec::new()
         };
-        let out = shared::on_signal(self.state.incremental.as_ref(), signal, &captured);
+        let out = shared::on_signal(
+            self.state.incremental.as_ref(),
+            signal,
+            &captured,
+            self.connector.signals.allow_filters,
+        );
         self.state.incremental = out.progress;
         if out.drop_window {
             self.incr.window = None;
@@ -136,19 +141,25 @@ impl Streamer<'_> {
         };
         let configured = self.connector.snapshot.chunk_size.max(1);
         let chunk_size = self.incr.sizer.rows(name, configured);
-        let sql = format!(
-            "COPY ({}) TO STDOUT",
-            shared::chunk_select(
-                &table,
-                &key,
-                progress,
-                chunk_size,
-                quote_ident,
-                // PostgreSQL casts a quoted literal to the column's type: it compares as the
-                // column orders (collation, enum order), and COPY's text round-trips.
-                |_, text| quote_literal(text)
-            )
+        let select = shared::chunk_select(
+            &table,
+            &key,
+            progress,
+            chunk_size,
+            quote_ident,
+            // PostgreSQL casts a quoted literal to the column's type: it compares as the
+            // column orders (collation, enum order), and COPY's text round-trips.
+            |_, text| quote_literal(text),
+            quote_literal,
+            self.connector.signals.allow_filters,
         );
+        let sql = match select {
+            Ok(select) => format!("COPY ({select}) TO STDOUT"),
+            Err(e) => {
+                tracing::error!(table = %id, error = %e, "incremental snapshot: table passed over");
+                return Ok(None);
+            }
+        };
         self.incr.seq += 1;
         let wid = format!("{}-{}", self.incr.run, self.incr.seq);
         if self.side_session().await.is_none() {
