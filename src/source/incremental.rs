@@ -203,6 +203,7 @@ pub fn rows_bytes(rows: &[ChangeEvent]) -> usize {
 /// `key`, with the signal's extra condition, at most `chunk_size` of them. `ident` quotes
 /// as the source's SQL does; `literal` renders a stored key value of a key column (by its
 /// index in `table.columns`) as a literal that compares as the column orders.
+#[allow(clippy::too_many_arguments)]
 pub fn chunk_select(
     table: &TableSchema,
     key: &[usize],

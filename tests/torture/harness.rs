@@ -391,6 +391,38 @@ impl Conn {
         }
     }
 
+    /// Whether the rows a write touched are as it leaves them (`None`: cannot tell now).
+    async fn applied(&mut self, toks: &[(i64, Tok, i64)]) -> Option<bool> {
+        let mut last: BTreeMap<i64, Tok> = BTreeMap::new();
+        for (n, tok, _) in toks {
+            last.insert(*n, *tok);
+        }
+        let list: Vec<String> = last.keys().map(i64::to_string).collect();
+        let sql = format!("SELECT n, ver FROM t WHERE n IN ({})", list.join(", "));
+        let now: BTreeMap<i64, i64> = match self {
+            Conn::Pg(c) => c
+                .query(&sql, &[])
+                .await
+                .ok()?
+                .into_iter()
+                .map(|r| (r.get::<_, i64>(0), r.get::<_, i64>(1)))
+                .collect(),
+            Conn::My(c) => c
+                .query::<(i64, i64), _>(sql)
+                .await
+                .ok()?
+                .into_iter()
+                .collect(),
+        };
+        Some(last.iter().all(|(n, (ver, deleted))| {
+            if *deleted {
+                !now.contains_key(n)
+            } else {
+                now.get(n) == Some(ver)
+            }
+        }))
+    }
+
     /// `n -> ver` of every row.
     async fn state(&mut self) -> BTreeMap<i64, i64> {
         match self {
@@ -577,6 +609,29 @@ struct Target {
     collection: String,
 }
 
+/// A connection, or `Err` when the server does not answer (yet).
+async fn try_open(src: Src, db: &str) -> Result<Conn, ()> {
+    match src {
+        Src::Pg => {
+            let url = format!("{}/{db}", pg_base());
+            let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                .await
+                .map_err(|_| ())?;
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            Ok(Conn::Pg(client))
+        }
+        Src::My => {
+            let mut c = mysql_async::Conn::new(mysql_async::Opts::from_url(&my_base()).unwrap())
+                .await
+                .map_err(|_| ())?;
+            c.query_drop(format!("USE `{db}`")).await.map_err(|_| ())?;
+            Ok(Conn::My(c))
+        }
+    }
+}
+
 async fn open(src: Src, db: &str) -> Conn {
     match src {
         Src::Pg => Conn::Pg(connect(db).await),
@@ -713,7 +768,7 @@ pub async fn run(sc: &Scenario) -> Outcome {
             &name,
             &name,
             &format!("mysql://sluice:sluice@127.0.0.1:{}", proxy.port),
-            &[target.collection.clone()],
+            std::slice::from_ref(&target.collection),
             server_id(),
             &extra,
         ),
@@ -775,7 +830,26 @@ pub async fn run(sc: &Scenario) -> Outcome {
                     continue;
                 }
                 let (sql, toks) = next_op(&mut model, &mut wrng);
-                conn.exec(&sql).await.unwrap();
+                // A write cut by the database going away (a restart) either committed or
+                // did not: reconnect, look, and write it again only if it did not.
+                let mut tries = 0;
+                while let Err(e) = conn.exec(&sql).await {
+                    tries += 1;
+                    assert!(tries < 50, "the workload cannot write: {e}");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    let Ok(mut fresh) =
+                        tokio::time::timeout(Duration::from_secs(5), try_open(src, &db_name))
+                            .await
+                            .unwrap_or(Err(()))
+                    else {
+                        continue;
+                    };
+                    let applied = fresh.applied(&toks).await;
+                    conn = fresh;
+                    if applied == Some(true) {
+                        break;
+                    }
+                }
                 {
                     let mut h = history.lock().unwrap();
                     h.writes += 1;

@@ -74,8 +74,9 @@ const HEX_TEXT: &str = "\u{0}hex:";
 /// `X'…'`, `ENUM` / `SET` by their index (they order by it, not by label), text and numbers
 /// quoted (the column's collation applies to the comparison).
 pub(in super::super) fn key_literal(column: &Column, text: &str) -> String {
-    let is_hex =
-        |t: &str| !t.is_empty() && t.len().is_multiple_of(2) && t.bytes().all(|b| b.is_ascii_hexdigit());
+    let is_hex = |t: &str| {
+        !t.is_empty() && t.len().is_multiple_of(2) && t.bytes().all(|b| b.is_ascii_hexdigit())
+    };
     match &column.kind {
         ColumnKind::Bytes if is_hex(text) => format!("X'{text}'"),
         ColumnKind::Enum { allowed } => match allowed.iter().position(|l| l == text) {
