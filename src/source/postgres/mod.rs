@@ -109,6 +109,20 @@ pub enum PgError {
     Offsets(#[from] crate::offsets::OffsetError),
 }
 
+/// SQLSTATEs a retry may get past: the server going away or restarting (class 08, 57P01
+/// admin shutdown, 57P02 crash shutdown, 57P03 cannot connect now, 57P05 idle session
+/// timeout), a cancelled statement (57014), a lock or serialization conflict (40001, 40P01,
+/// 55P03), resources for now exhausted (class 53), an I/O error on the server (class 58).
+fn transient_state(code: &str) -> bool {
+    code.starts_with("08")
+        || code.starts_with("53")
+        || code.starts_with("58")
+        || matches!(
+            code,
+            "57P01" | "57P02" | "57P03" | "57P05" | "57014" | "40001" | "40P01" | "55P03"
+        )
+}
+
 /// Table names for messages (`none` when empty).
 fn list(tables: &[crate::event::TableId]) -> String {
     if tables.is_empty() {
@@ -135,7 +149,9 @@ fn partition_root_problem(publication: &str) -> SetupError {
 impl PgError {
     /// Wraps a tokio-postgres error, classifying it.
     pub fn query(e: tokio_postgres::Error) -> Self {
-        let transient = e.code().is_none() || e.is_closed();
+        let transient = e.code().is_none()
+            || e.is_closed()
+            || e.code().is_some_and(|c| transient_state(c.code()));
         let reason = match e.as_db_error() {
             Some(db) => format!("{} ({})", db.message(), db.code().code()),
             None => e.to_string(),
@@ -662,5 +678,18 @@ impl PostgresSource {
             }),
             ..stored
         })
+    }
+}
+
+#[cfg(test)]
+mod transient_tests {
+    #[test]
+    fn a_restarting_server_is_retried_a_bad_statement_is_not() {
+        for code in ["57P01", "57P03", "08006", "40P01", "53300", "57014"] {
+            assert!(super::transient_state(code), "{code}");
+        }
+        for code in ["42601", "42501", "42P01", "22P02", "0A000"] {
+            assert!(!super::transient_state(code), "{code}");
+        }
     }
 }
