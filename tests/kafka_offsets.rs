@@ -160,6 +160,19 @@ async fn positions_live_in_connects_format_and_survive_an_empty_disk() {
         daemon.logs()
     );
     assert!(daemon.stop().success());
+    // A reset of a connector no file names: refused (its key's topic prefix is unknown),
+    // not reported as done.
+    let (status, _, err) = daemon.run_command(&[
+        "offsets",
+        "reset",
+        "--config",
+        "config/sluice.toml",
+        "nobody",
+    ]);
+    assert!(
+        !status.success() && err.contains("no valid connector file"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

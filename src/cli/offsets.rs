@@ -135,7 +135,14 @@ pub(super) async fn offsets_command(command: OffsetsCommand) -> ExitCode {
             }
         }
         OffsetsCommand::Reset { config, connector } => match offsets_context(&config).await {
-            Ok((daemon, store, _)) => {
+            Ok((daemon, store, connectors)) => {
+                // In the Kafka store a position's key holds the connector's topic prefix,
+                // known only from its file: without one, the reset would write a key the
+                // connector never reads and report success.
+                if daemon.offsets.in_kafka() && !connectors.iter().any(|c| c.name == connector) {
+                    eprintln!("error: no valid connector file names connector \"{connector}\" (see `sluice validate`): in the Kafka offset store its position is keyed by its topic prefix, which only its file gives; nothing was reset");
+                    return ExitCode::FAILURE;
+                }
                 let _lock = match refuse_while_running(&daemon, &[&connector]) {
                     Ok(l) => l,
                     Err(code) => return code,
