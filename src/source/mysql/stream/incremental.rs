@@ -125,8 +125,15 @@ impl Streamer<'_> {
     /// After each event: signals it carried, the window's marks, and the next chunk when
     /// one is due and the stream is between transactions.
     pub(super) async fn incremental_work(&mut self, ctx: &mut SourceContext) -> Result<(), Halt> {
+        let before = self.state.incremental.clone();
         for signal in std::mem::take(&mut self.incr.signals) {
             self.on_signal(signal).await?;
+        }
+        // What a signal changed is stored at the next commit even if nothing else happens
+        // first: a stop or a rebalance right after an API signal must not forget it.
+        if self.state.incremental != before && self.state.tx.is_none() {
+            let at = SourcePosition::Mysql(self.state.resume.clone());
+            send(ctx, SourceItem::Checkpoint(at)).await?;
         }
         self.check_window(ctx).await?;
         // A server with nothing written meanwhile: the marks of the chunk just read are

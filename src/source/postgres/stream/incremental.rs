@@ -52,8 +52,17 @@ impl Streamer<'_> {
     /// After each replication event: signals it carried, then the next chunk when one is
     /// due and the stream is between transactions.
     pub(super) async fn incremental_work(&mut self, ctx: &mut SourceContext) -> Result<(), Halt> {
+        let before = self.state.incremental.clone();
         for signal in std::mem::take(&mut self.incr.signals) {
             self.on_signal(signal).await?;
+        }
+        // What a signal changed is stored at the next commit even if nothing else happens
+        // first: a stop or a rebalance right after an API signal must not forget it.
+        if self.state.incremental != before && self.state.tx.is_none() {
+            let at = self
+                .state
+                .position(self.state.resume_lsn, self.state.stored_partial);
+            ctx.emit(SourceItem::Checkpoint(at)).await?;
         }
         if self.incr.want_chunk && self.incr.window.is_none() && self.state.tx.is_none() {
             self.incr.want_chunk = false;
