@@ -244,12 +244,7 @@ async fn rows_of_a_killed_snapshot_deleted_before_the_restart_are_deleted_in_the
     let name = unique("mysnapgone");
     let mut daemon = my_daemon(&name, &db, &["items"], "[format]\nschemas = false");
     // Nothing committed while the first run lives: only the position stored before the rows.
-    let path = daemon.dir.join("config/sluice.toml");
-    let text = std::fs::read_to_string(&path).unwrap().replace(
-        "offset_flush_interval_ms = 200",
-        "offset_flush_interval_ms = 600000",
-    );
-    std::fs::write(&path, text).unwrap();
+    daemon.set_offset_flush_interval_ms(600_000);
     daemon.start();
     let topic = format!("{name}.{}.items", db.name);
     let first = read_topic(&topic, 50, Duration::from_secs(60));

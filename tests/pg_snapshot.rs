@@ -284,12 +284,7 @@ async fn rows_of_a_killed_snapshot_deleted_before_the_restart_are_deleted_in_the
     .await;
     let name = unique("snapgone");
     let mut daemon = Daemon::single(&name, &db, &["public.items"], "[format]\nschemas = false");
-    let path = daemon.dir.join("config/sluice.toml");
-    let text = std::fs::read_to_string(&path).unwrap().replace(
-        "offset_flush_interval_ms = 200",
-        "offset_flush_interval_ms = 600000",
-    );
-    std::fs::write(&path, text).unwrap();
+    daemon.set_offset_flush_interval_ms(600_000);
     daemon.start();
     let topic = format!("{name}.public.items");
     let first = read_topic(&topic, 50, Duration::from_secs(60));

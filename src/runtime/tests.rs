@@ -384,21 +384,11 @@ async fn a_permanent_sink_failure_stops_the_connector_with_the_reason() {
     }
 }
 
-#[tokio::test]
-async fn run_once_commits_only_what_is_durable() {
-    // Straight through the pipeline, no supervisor: the delivery of row 30 fails, so the
-    // committed position stays below it even though later rows were accepted.
-    let (dir, _daemon, connector) = config_dir("once");
-    let wiring = FakeWiring::new(vec![Fault::FailDelivery(30)], 100);
-    let connector = Arc::new(connector);
-    let offsets = wiring.offsets();
-    let parts = PipelineParts {
-        source: wiring.source(&connector, offsets.clone()),
-        sink: wiring.sink(&connector).unwrap(),
-        offsets,
-    };
-    let (_stop_tx, stop) = watch::channel(false);
-    let (_paused_tx, paused) = watch::channel(false);
+/// Settings and controls for running one pipeline straight through, without a supervisor.
+fn straight_run(
+    stop: watch::Receiver<bool>,
+    paused: watch::Receiver<bool>,
+) -> (PipelineSettings, pipeline::RunControl) {
     let observer = crate::status::Observer {
         connector: "c".into(),
         status: Arc::new(std::sync::Mutex::new(ConnectorStatus::new("c", "c.toml"))),
@@ -415,6 +405,25 @@ async fn run_once_commits_only_what_is_durable() {
         paused,
         observer,
     };
+    (settings, control)
+}
+
+#[tokio::test]
+async fn run_once_commits_only_what_is_durable() {
+    // Straight through the pipeline, no supervisor: the delivery of row 30 fails, so the
+    // committed position stays below it even though later rows were accepted.
+    let (dir, _daemon, connector) = config_dir("once");
+    let wiring = FakeWiring::new(vec![Fault::FailDelivery(30)], 100);
+    let connector = Arc::new(connector);
+    let offsets = wiring.offsets();
+    let parts = PipelineParts {
+        source: wiring.source(&connector, offsets.clone()),
+        sink: wiring.sink(&connector).unwrap(),
+        offsets,
+    };
+    let (_stop_tx, stop) = watch::channel(false);
+    let (_paused_tx, paused) = watch::channel(false);
+    let (settings, control) = straight_run(stop, paused);
     let err = pipeline::run_once(&connector, settings, parts, control)
         .await
         .expect_err("the failed delivery ends the run");
@@ -442,22 +451,7 @@ async fn a_pause_controller_gone_does_not_stall_the_pipeline() {
     let (_stop_tx, stop) = watch::channel(false);
     let (paused_tx, paused) = watch::channel(false);
     drop(paused_tx);
-    let observer = crate::status::Observer {
-        connector: "c".into(),
-        status: Arc::new(std::sync::Mutex::new(ConnectorStatus::new("c", "c.toml"))),
-        metrics: Arc::new(Metrics::new()),
-        signals: Default::default(),
-    };
-    let settings = PipelineSettings {
-        offset_flush_interval: Duration::from_millis(5),
-        max_in_flight: 1000,
-        max_in_flight_bytes: 64 << 20,
-    };
-    let control = pipeline::RunControl {
-        stop,
-        paused,
-        observer,
-    };
+    let (settings, control) = straight_run(stop, paused);
     tokio::time::timeout(
         Duration::from_secs(30),
         pipeline::run_once(&connector, settings, parts, control),

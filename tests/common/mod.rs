@@ -168,6 +168,16 @@ impl Daemon {
         cmd
     }
 
+    /// Sets how often positions are committed (the folder's default is 200 ms).
+    pub fn set_offset_flush_interval_ms(&self, ms: u64) {
+        let path = self.dir.join("config/sluice.toml");
+        let text = std::fs::read_to_string(&path).unwrap().replace(
+            "offset_flush_interval_ms = 200",
+            &format!("offset_flush_interval_ms = {ms}"),
+        );
+        std::fs::write(path, text).unwrap();
+    }
+
     /// Adds settings to `config/sluice.toml` (for example an `[api]` table).
     pub fn append_daemon_config(&self, text: &str) {
         let path = self.dir.join("config/sluice.toml");
