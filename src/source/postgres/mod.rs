@@ -181,6 +181,12 @@ impl Classify for PgError {
     }
 }
 
+/// How long opening a SQL session may take when the URL sets no `connect_timeout`.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// How long the best-effort confirmation after a stop may take.
+const CONFIRM_AFTER_STOP_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Connection facts parsed from the URL.
 #[derive(Clone)]
 pub(crate) struct ConnInfo {
@@ -205,6 +211,11 @@ impl ConnInfo {
             .parse()
             .map_err(|_| PgError::setup("postgres.url is not a valid connection URL"))?;
         cfg.ssl_mode(tls.postgres_mode());
+        // A server that accepts the TCP connection and never answers must not hold a start
+        // (or a stop) forever; `connect_timeout` in the URL overrides this.
+        if cfg.get_connect_timeout().is_none() {
+            cfg.connect_timeout(CONNECT_TIMEOUT);
+        }
         let client_config = tls
             .client_config()
             .map_err(|e| PgError::setup(format!("postgres.url: {e}")))?;
@@ -325,8 +336,15 @@ impl PostgresSource {
     /// After the stream has closed, confirms a committed LSN to the slot (best effort: the
     /// next run confirms it anyway).
     pub async fn confirm(&self, lsn: u64) {
+        if let Err(e) = self.try_confirm(lsn, CONFIRM_AFTER_STOP_WITHIN).await {
+            tracing::warn!(error = %e, "could not confirm the final position to the slot; the next run will");
+        }
+    }
+
+    /// [`confirm`](Self::confirm), with its error; bounded in time.
+    async fn try_confirm(&self, lsn: u64, within: std::time::Duration) -> Result<(), String> {
         let pg = self.pg();
-        let result = async {
+        let work = async {
             let info = ConnInfo::parse(pg.url.expose(), pg.password.as_ref())?;
             let client = info.connect().await?;
             stream::confirm_after_stop(&client, &pg.slot, lsn).await?;
@@ -338,10 +356,11 @@ impl PostgresSource {
                 tracing::info!(slot = %pg.slot, "dropped the replication slot and forgot the position (drop_slot_on_stop)");
             }
             Ok::<(), PgError>(())
-        }
-        .await;
-        if let Err(e) = result {
-            tracing::warn!(error = %e, "could not confirm the final position to the slot; the next run will");
+        };
+        // Bounded: a stop must end even when the database does not answer.
+        match tokio::time::timeout(within, work).await {
+            Ok(r) => r.map_err(|e| e.to_string()),
+            Err(_) => Err(format!("no answer within {} ms", within.as_millis())),
         }
     }
 
@@ -691,5 +710,29 @@ mod transient_tests {
         for code in ["42601", "42501", "42P01", "22P02", "0A000"] {
             assert!(!super::transient_state(code), "{code}");
         }
+    }
+
+    /// A database that accepts the connection and never answers (a half-open network, a
+    /// frozen server) must not hold a stop: the confirmation after it gives up in bounded
+    /// time, with the reason (before, the daemon's SIGTERM waited forever on it).
+    #[tokio::test]
+    async fn confirmation_after_stop_is_bounded_by_a_silent_server() {
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = silent.local_addr().unwrap().port();
+        let text = format!(
+            "name = \"c\"\nsource = \"postgres\"\ntopic_prefix = \"c\"\n[postgres]\nurl = \"postgres://u:p@127.0.0.1:{port}/d\"\nslot = \"s\"\npublication = \"p\"\ntables = [\"public.t\"]\n"
+        );
+        let connector =
+            crate::config::ConnectorConfig::parse(std::path::Path::new("c.toml"), &text).unwrap();
+        let source = super::PostgresSource::new(
+            std::sync::Arc::new(connector),
+            std::sync::Arc::new(crate::offsets::MemoryOffsetStore::default()),
+        );
+        let err = source
+            .try_confirm(0x1000, std::time::Duration::from_millis(500))
+            .await
+            .unwrap_err();
+        assert_eq!(err, "no answer within 500 ms");
+        std::mem::drop(silent);
     }
 }
