@@ -26,6 +26,16 @@ use offsets::offsets_command;
 #[derive(Parser, Debug)]
 #[command(name = "sluice", version = version_text(), about)]
 struct Cli {
+    /// The daemon configuration file (before or after the subcommand: `sluice -c FILE run`
+    /// and `sluice run -c FILE` alike).
+    #[arg(
+        short = 'c',
+        long,
+        env = "SLUICE_CONFIG",
+        default_value = "config/sluice.toml",
+        global = true
+    )]
+    config: PathBuf,
     #[command(subcommand)]
     command: Command,
 }
@@ -33,27 +43,9 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run every connector of the connectors folder until SIGINT or SIGTERM.
-    Run {
-        /// The daemon configuration file.
-        #[arg(
-            short = 'c',
-            long,
-            env = "SLUICE_CONFIG",
-            default_value = "config/sluice.toml"
-        )]
-        config: PathBuf,
-    },
+    Run,
     /// Check the configuration, the databases and the broker; print one line per problem.
-    Validate {
-        /// The daemon configuration file.
-        #[arg(
-            short = 'c',
-            long,
-            env = "SLUICE_CONFIG",
-            default_value = "config/sluice.toml"
-        )]
-        config: PathBuf,
-    },
+    Validate,
     /// Inspect stored positions.
     Offsets {
         #[command(subcommand)]
@@ -67,9 +59,18 @@ enum Command {
     /// Ask a running daemon's admin API whether it is ready (a container healthcheck): exit 0
     /// on a 2xx answer, 1 otherwise.
     Probe {
-        /// The URL to GET (plain HTTP).
+        /// The URL to GET (http:// or https://).
         #[arg(default_value = "http://127.0.0.1:8083/ready")]
         url: String,
+        /// HTTPS: the CA file that signed the API's certificate (default: the public CAs).
+        #[arg(long)]
+        cacert: Option<PathBuf>,
+        /// HTTPS: the name the API's certificate carries, when the URL's host is another.
+        #[arg(long)]
+        servername: Option<String>,
+        /// The API token (the full /ready answer lists connectors only with it).
+        #[arg(long, env = "SLUICE_API_TOKEN", hide_env_values = true)]
+        token: Option<String>,
     },
 }
 
@@ -78,27 +79,10 @@ enum SlotsCommand {
     /// Every logical slot of the databases the PostgreSQL connectors use: its owner connector
     /// (or "not-sluice's": no connector here names it; it may be another tool's), whether a
     /// session reads it, the WAL it holds back and its wal_status.
-    List {
-        /// The daemon configuration file.
-        #[arg(
-            short = 'c',
-            long,
-            env = "SLUICE_CONFIG",
-            default_value = "config/sluice.toml"
-        )]
-        config: PathBuf,
-    },
+    List,
     /// Drop a slot (refused while a session reads it, and for a slot no connector here
     /// names unless --force: it may be another tool's or a subscription's).
     Drop {
-        /// The daemon configuration file.
-        #[arg(
-            short = 'c',
-            long,
-            env = "SLUICE_CONFIG",
-            default_value = "config/sluice.toml"
-        )]
-        config: PathBuf,
         /// The slot.
         name: String,
         /// Also drop a slot no connector of this folder names.
@@ -111,27 +95,11 @@ enum SlotsCommand {
 enum OffsetsCommand {
     /// Print the stored position of every connector, or of one.
     Show {
-        /// The daemon configuration file.
-        #[arg(
-            short = 'c',
-            long,
-            env = "SLUICE_CONFIG",
-            default_value = "config/sluice.toml"
-        )]
-        config: PathBuf,
         /// Only this connector.
         connector: Option<String>,
     },
     /// Write every stored position as JSON lines (to standard output, or a file).
     Export {
-        /// The daemon configuration file.
-        #[arg(
-            short = 'c',
-            long,
-            env = "SLUICE_CONFIG",
-            default_value = "config/sluice.toml"
-        )]
-        config: PathBuf,
         /// `debezium`: Kafka Connect's partition and Debezium's offset fields (readable by
         /// Debezium); `sluice`: Sluice's own position.
         #[arg(long, default_value = "debezium")]
@@ -143,14 +111,6 @@ enum OffsetsCommand {
     /// Store positions read as JSON lines (either format, or Debezium's offsets as Kafka
     /// Connect's REST API lists them); refused while a daemon uses a file store's folder.
     Import {
-        /// The daemon configuration file.
-        #[arg(
-            short = 'c',
-            long,
-            env = "SLUICE_CONFIG",
-            default_value = "config/sluice.toml"
-        )]
-        config: PathBuf,
         /// Read from this file (default: standard input).
         #[arg(long)]
         input: Option<PathBuf>,
@@ -158,14 +118,6 @@ enum OffsetsCommand {
     /// Store a position for one connector (refused while a daemon uses a file store's
     /// folder).
     Set {
-        /// The daemon configuration file.
-        #[arg(
-            short = 'c',
-            long,
-            env = "SLUICE_CONFIG",
-            default_value = "config/sluice.toml"
-        )]
-        config: PathBuf,
         /// The connector.
         connector: String,
         /// PostgreSQL: resume after this LSN (`16/B374D848`).
@@ -184,14 +136,6 @@ enum OffsetsCommand {
     /// Forget a connector's position: its next start is its first (a new snapshot, as its
     /// snapshot mode says). Refused while a daemon uses a file store's folder.
     Reset {
-        /// The daemon configuration file.
-        #[arg(
-            short = 'c',
-            long,
-            env = "SLUICE_CONFIG",
-            default_value = "config/sluice.toml"
-        )]
-        config: PathBuf,
         /// The connector.
         connector: String,
     },
@@ -241,19 +185,32 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let config = cli.config;
     runtime.block_on(async move {
         match cli.command {
-            Command::Run { config } => run(&config).await,
-            Command::Validate { config } => validate(&config).await,
-            Command::Offsets { command } => offsets_command(command).await,
-            Command::Slots { command } => slots_command(command).await,
-            Command::Probe { url } => probe(&url).await,
+            Command::Run => run(&config).await,
+            Command::Validate => validate(&config).await,
+            Command::Offsets { command } => offsets_command(command, &config).await,
+            Command::Slots { command } => slots_command(command, &config).await,
+            Command::Probe {
+                url,
+                cacert,
+                servername,
+                token,
+            } => {
+                let options = crate::api::probe::ProbeOptions {
+                    cacert,
+                    servername,
+                    token,
+                };
+                probe(&url, &options).await
+            }
         }
     })
 }
 
-async fn probe(url: &str) -> ExitCode {
-    match crate::api::probe::get(url).await {
+async fn probe(url: &str, options: &crate::api::probe::ProbeOptions) -> ExitCode {
+    match crate::api::probe::get(url, options).await {
         Ok((status, body)) if (200..300).contains(&status) => {
             println!("{status} {body}");
             ExitCode::SUCCESS
@@ -511,11 +468,8 @@ async fn validate(config_path: &Path) -> ExitCode {
     }
 }
 
-async fn slots_command(command: SlotsCommand) -> ExitCode {
-    let config = match &command {
-        SlotsCommand::List { config } | SlotsCommand::Drop { config, .. } => config.clone(),
-    };
-    let connectors = match config::load(&config) {
+async fn slots_command(command: SlotsCommand, config: &Path) -> ExitCode {
+    let connectors = match config::load(config) {
         Ok(l) => l.connectors,
         Err(errors) => {
             for e in errors {
@@ -525,7 +479,7 @@ async fn slots_command(command: SlotsCommand) -> ExitCode {
         }
     };
     match command {
-        SlotsCommand::List { .. } => {
+        SlotsCommand::List => {
             let (rows, errors) = postgres::slots::list(&connectors).await;
             println!("slot\tdatabase\towner\tactive\tlag_bytes\twal_status");
             for r in &rows {
@@ -568,8 +522,9 @@ mod tests {
     use super::*;
 
     fn config_of(args: &[&str]) -> PathBuf {
-        match Cli::try_parse_from(args).expect("parses").command {
-            Command::Validate { config } | Command::Run { config } => config,
+        let cli = Cli::try_parse_from(args).expect("parses");
+        match cli.command {
+            Command::Validate | Command::Run | Command::Offsets { .. } => cli.config,
             other => panic!("unexpected {other:?}"),
         }
     }
@@ -587,6 +542,19 @@ mod tests {
         assert_eq!(
             config_of(&["sluice", "run"]),
             PathBuf::from("config/sluice.toml")
+        );
+        // Before the subcommand too (users type it either way), and after a nested one.
+        assert_eq!(
+            config_of(&["sluice", "-c", "d.toml", "validate"]),
+            PathBuf::from("d.toml")
+        );
+        assert_eq!(
+            config_of(&["sluice", "--config", "e.toml", "run"]),
+            PathBuf::from("e.toml")
+        );
+        assert_eq!(
+            config_of(&["sluice", "offsets", "show", "-c", "f.toml"]),
+            PathBuf::from("f.toml")
         );
         std::env::set_var("SLUICE_CONFIG", "/etc/sluice/sluice.toml");
         let from_env = config_of(&["sluice", "run"]);

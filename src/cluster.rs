@@ -66,7 +66,7 @@ pub struct Membership {
     /// Signalled when this daemon got partitions.
     gained: tokio::sync::Notify,
     stop: AtomicBool,
-    producer: BaseProducer,
+    producer: BaseProducer<MarkContext>,
 }
 
 impl std::fmt::Debug for Membership {
@@ -169,15 +169,39 @@ impl Membership {
         })
         .to_string();
         let topic = self.config.assignments_topic();
+        // Confirmed by the record's own delivery report, not by the queue being empty (a
+        // flush also ends when the record failed).
+        let (confirmed, report) = std::sync::mpsc::sync_channel(1);
         self.producer
             .send(
-                BaseRecord::to(&topic)
+                BaseRecord::with_opaque_to(&topic, Box::new(confirmed))
                     .key(connector)
                     .payload(&value)
                     .partition(self.partition_of(connector)),
             )
             .map_err(|(e, _)| e.to_string())?;
-        self.producer.flush(TIMEOUT).map_err(|e| e.to_string())
+        self.producer.flush(TIMEOUT).map_err(|e| e.to_string())?;
+        match report.recv_timeout(Duration::from_secs(1)) {
+            Ok(result) => result,
+            Err(_) => Err("the ownership record's delivery was not reported".into()),
+        }
+    }
+}
+
+/// The ownership producer's delivery reports, handed to the `mark` that sent the record.
+struct MarkContext;
+
+impl ClientContext for MarkContext {}
+
+impl rdkafka::producer::ProducerContext for MarkContext {
+    type DeliveryOpaque = Box<std::sync::mpsc::SyncSender<Result<(), String>>>;
+
+    fn delivery(
+        &self,
+        result: &rdkafka::message::DeliveryResult<'_>,
+        confirmed: Self::DeliveryOpaque,
+    ) {
+        let _ = confirmed.try_send(result.as_ref().map(|_| ()).map_err(|(e, _)| e.to_string()));
     }
 }
 
@@ -364,10 +388,10 @@ pub async fn join(
             .unwrap_or_else(|_| "sluice".into());
         format!("{host}-{}", std::process::id())
     });
-    let producer: BaseProducer = client_config(&servers, &properties)
+    let producer: BaseProducer<MarkContext> = client_config(&servers, &properties)
         .set("enable.idempotence", "true")
         .set("acks", "all")
-        .create()
+        .create_with_context(MarkContext)
         .map_err(|e| e.to_string())?;
     let membership = Arc::new(Membership {
         config: config.clone(),
@@ -423,6 +447,29 @@ fn subscribe(
     Ok(consumer)
 }
 
+/// Everything this daemon owns, taken away as lost (its connectors stop at once and commit
+/// nothing: another member may own them already).
+fn lose_all(membership: &Membership, revocations: &mpsc::UnboundedSender<Revocation>) {
+    let owned: Vec<i32> =
+        std::mem::take(&mut *membership.owned.write().unwrap_or_else(|e| e.into_inner()))
+            .into_iter()
+            .collect();
+    if owned.is_empty() {
+        return;
+    }
+    let (done, wait) = std::sync::mpsc::channel();
+    if revocations
+        .send(Revocation {
+            partitions: owned,
+            lost: true,
+            done,
+        })
+        .is_ok()
+    {
+        let _ = wait.recv_timeout(REVOKE_WAIT);
+    }
+}
+
 /// How long a member may hold no assignment partition before it rejoins the group with a
 /// fresh consumer: four sessions, at least a minute.
 fn stuck_after(config: &ClusterConfig) -> Duration {
@@ -445,8 +492,43 @@ fn member_loop(
     let mut read_at = Instant::now() - DESCRIBE_EVERY;
     let mut idle_since = Instant::now();
     while !membership.stop.load(Ordering::SeqCst) {
-        // The subscription's own records are not needed: `holder` reads what it must.
-        let _ = consumer.poll(Duration::from_millis(100));
+        // The subscription's own records are not needed: `holder` reads what it must. An
+        // error is looked at: fencing (another member took this one's static identity) or a
+        // fatal consumer error means this daemon is out of the group whatever it believes:
+        // its connectors stop at once, as for a lost assignment, and it joins again.
+        let fenced = match consumer.poll(Duration::from_millis(100)) {
+            Some(Err(e)) => {
+                let fatal = consumer.client().fatal_error();
+                let fenced = e.rdkafka_error_code() == Some(RDKafkaErrorCode::FencedInstanceId)
+                    || fatal.is_some();
+                if fenced {
+                    tracing::error!(error = %e, fatal = ?fatal, "cluster: fenced or fatally failed in the group: stopping this daemon's connectors at once and joining again");
+                } else {
+                    tracing::debug!(error = %e, "cluster: group consumer error");
+                }
+                fenced
+            }
+            _ => false,
+        };
+        if fenced {
+            lose_all(&membership, &revocations);
+            consumer.unsubscribe();
+            drop(consumer);
+            idle_since = Instant::now();
+            consumer = loop {
+                match subscribe(&membership, revocations.clone()) {
+                    Ok(c) => break c,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cluster: cannot rejoin the group; retrying");
+                        std::thread::sleep(Duration::from_secs(1));
+                        if membership.stop.load(Ordering::SeqCst) {
+                            return;
+                        }
+                    }
+                }
+            };
+            continue;
+        }
         let holds = !membership
             .owned
             .read()

@@ -49,7 +49,7 @@ pub const MS_SINCE_LAST_EVENT: &str = "sluice_milliseconds_since_last_event";
 pub const SOURCE_LAG_SECONDS: &str = "sluice_source_lag_seconds";
 
 /// Every connector state's label value, in `sluice_connector_state`.
-pub const STATES: [&str; 8] = [
+pub const STATES: [&str; 9] = [
     "starting",
     "snapshotting",
     "streaming",
@@ -58,7 +58,11 @@ pub const STATES: [&str; 8] = [
     "finished",
     "stopped",
     "unassigned",
+    "retrying",
 ];
+
+/// `sluice_connector_retrying_seconds`.
+pub const RETRYING_SECONDS: &str = "sluice_connector_retrying_seconds";
 
 /// Every metric Sluice exports.
 pub struct Metrics {
@@ -99,6 +103,8 @@ pub struct Metrics {
     pub snapshot_completed: IntGaugeVec,
     /// [`MS_SINCE_LAST_EVENT`]
     pub ms_since_last_event: IntGaugeVec,
+    /// Seconds a connector has been failing and retrying without progress (0: not).
+    pub retrying_seconds: IntGaugeVec,
     /// [`SOURCE_LAG_SECONDS`]
     pub source_lag_seconds: prometheus::GaugeVec,
     process_rss: IntGaugeVec,
@@ -303,6 +309,12 @@ impl Metrics {
                 "Milliseconds since the connector last read an event (-1: none yet).",
                 c,
             ),
+            retrying_seconds: gauge(
+                &r,
+                RETRYING_SECONDS,
+                "Seconds the connector has been failing and retrying without committing anything new (0: it is not).",
+                c,
+            ),
             source_lag_seconds: {
                 let g = prometheus::GaugeVec::new(
                     Opts::new(
@@ -381,6 +393,9 @@ impl Metrics {
         self.ms_since_last_event
             .with_label_values(&[v.connector])
             .set(v.last_event_at_ms.map_or(-1, |t| (v.now_ms - t).max(0)));
+        self.retrying_seconds
+            .with_label_values(&[v.connector])
+            .set(v.retrying_s.unwrap_or(0) as i64);
         let waiting = self
             .broker_queue_depth
             .with_label_values(&[v.connector])
@@ -433,4 +448,6 @@ pub struct ConnectorView<'a> {
     pub acked_source_ms: Option<i64>,
     /// Commit time of the last event read.
     pub read_source_ms: Option<i64>,
+    /// Seconds failing and retrying without progress.
+    pub retrying_s: Option<u64>,
 }

@@ -26,7 +26,50 @@ pub enum ConnectorState {
     Stopped,
     /// Cluster mode: another daemon runs it (see `owner`).
     Unassigned,
+    /// Failed on something that may pass (a broker, registry or database away) and waits
+    /// to try again (see `retry`).
+    Retrying,
 }
+
+impl ConnectorState {
+    /// Whether `/ready` counts this state as ready (everything but starting and failed).
+    pub fn is_ready(self) -> bool {
+        !matches!(self, ConnectorState::Starting | ConnectorState::Failed)
+    }
+}
+
+/// Now, milliseconds since the epoch.
+pub fn now_ms() -> i64 {
+    crate::source::now_us() / 1000
+}
+
+/// Retries since the connector last made progress (committed a newer position).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct RetryInfo {
+    /// Attempts that failed since the last progress.
+    pub attempt: u32,
+    /// The last failure.
+    pub last_error: String,
+    /// When the next attempt starts, milliseconds since the epoch.
+    pub next_try_ms: i64,
+    /// When the first of these failures happened (unable to publish since), milliseconds
+    /// since the epoch.
+    pub since_ms: i64,
+}
+
+/// A table an incremental snapshot passed over, and why.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct PassedOver {
+    /// The table.
+    pub table: String,
+    /// Why it could not be read.
+    pub reason: String,
+    /// When, milliseconds since the epoch.
+    pub at_ms: i64,
+}
+
+/// How many passed-over tables a status keeps (the latest).
+pub const MAX_PASSED_OVER: usize = 20;
 
 /// Snapshot progress.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -72,6 +115,12 @@ pub struct ConnectorStatus {
     /// Cluster mode: the daemon that runs it (this one, or another).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
+    /// Failures since the last progress, while there are any (kept across the attempts,
+    /// so a connector that fails on every record shows it whatever its current state).
+    pub retry: Option<RetryInfo>,
+    /// Tables incremental snapshots passed over since the daemon started (the latest
+    /// [`MAX_PASSED_OVER`]), with the reason.
+    pub snapshot_passed_over: Vec<PassedOver>,
     /// When it last read an event, milliseconds since the epoch.
     #[serde(skip)]
     pub last_event_at_ms: Option<i64>,
@@ -96,6 +145,8 @@ impl ConnectorStatus {
             snapshot: None,
             events_read: 0,
             owner: None,
+            retry: None,
+            snapshot_passed_over: Vec::new(),
             records_published: 0,
             paused: false,
             last_event_at_ms: None,
@@ -115,6 +166,14 @@ impl ConnectorStatus {
             v.state = ConnectorState::Paused;
         }
         v
+    }
+
+    /// How long it has been unable to make progress, in seconds (`None`: it has not failed
+    /// since it last did).
+    pub fn retrying_for_s(&self, now_ms: i64) -> Option<u64> {
+        self.retry
+            .as_ref()
+            .map(|r| (now_ms - r.since_ms).max(0) as u64 / 1000)
     }
 }
 

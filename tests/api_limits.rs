@@ -81,6 +81,98 @@ async fn listening_beyond_loopback_without_a_token_is_warned_about() {
         logs.contains("listens beyond this machine without a token"),
         "{logs}"
     );
+    // Without a token beyond loopback the API is read-only: anyone on the network could
+    // otherwise stop connectors, reset offsets and send signals.
+    let api = format!("http://127.0.0.1:{port}");
+    assert_eq!(http("GET", &format!("{api}/connectors"), None).await.0, 200);
+    for (method, route) in [
+        ("PUT", "/connectors/x/stop"),
+        ("POST", "/connectors/x/restart"),
+        ("POST", "/connectors/x/signals"),
+        ("DELETE", "/connectors/x/offsets"),
+        ("PUT", "/connectors/x/config"),
+        ("POST", "/connectors"),
+    ] {
+        let (s, body) = http(method, &format!("{api}{route}"), None).await;
+        assert_eq!(s, 403, "{method} {route}: {body}");
+        assert!(body.contains("api.token"), "{body}");
+    }
+    assert!(daemon.stop().success());
+}
+
+/// Opens `n` connections from `source` (another loopback address) that send half a request
+/// and then nothing: the review's probe starvation.
+async fn half_open(source: std::net::Ipv4Addr, port: u16, n: usize) -> Vec<tokio::net::TcpStream> {
+    use tokio::io::AsyncWriteExt;
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind((source, 0).into()).unwrap();
+        if let Ok(mut c) = socket.connect(([127, 0, 0, 1], port).into()).await {
+            let _ = c
+                .write_all(b"GET /connectors HTTP/1.1\r\nHost: x\r\n")
+                .await;
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// With 300 half-open connections from one address, and then more than the server serves
+/// from many, `/ready` answers at once, and an authorized client from another address
+/// is served while one address holds its share.
+#[tokio::test(flavor = "multi_thread")]
+async fn probes_and_other_clients_are_served_under_a_connection_flood() {
+    let port = free_port();
+    let api = format!("http://127.0.0.1:{port}");
+    let mut daemon = Daemon::new("type = \"stdout\"", &[]);
+    daemon.append_daemon_config(&format!(
+        "[api]\nlisten = \"127.0.0.1:{port}\"\ntoken = \"t0k\"\n"
+    ));
+    daemon.start();
+    wait_health(&api, &daemon).await;
+    let timed = |method: &'static str, route: &'static str, token: Option<&'static str>| {
+        let url = format!("{api}{route}");
+        async move {
+            // As a probe does: a connection closed unanswered is tried again.
+            let started = Instant::now();
+            loop {
+                let answer =
+                    tokio::time::timeout(Duration::from_secs(5), http(method, &url, token))
+                        .await
+                        .unwrap_or_else(|_| panic!("{route} starved"));
+                if answer.0 != 0 {
+                    eprintln!("{route}: {} in {:?}", answer.0, started.elapsed());
+                    return answer;
+                }
+                assert!(
+                    started.elapsed() < Duration::from_secs(5),
+                    "{route} starved"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    let flood = half_open([127, 0, 0, 2].into(), port, 300).await;
+    assert!(flood.len() >= 250, "the flood connected");
+    let (s, body) = timed("GET", "/ready", None).await;
+    assert_eq!(s, 200, "{body}");
+    // The probe answer without the token is counts only.
+    assert_eq!(body, r#"{"ready":true,"count":0,"not_ready":0}"#);
+    let (s, body) = timed("GET", "/connectors", Some("t0k")).await;
+    assert_eq!((s, body.as_str()), (200, "[]"));
+    // Many addresses, more connections than the server serves in all: the probes still
+    // answer (from the connections kept for them).
+    let mut floods = vec![flood];
+    for last in 10..20u8 {
+        floods.push(half_open([127, 0, 0, last].into(), port, 64).await);
+    }
+    let (s, _) = timed("GET", "/ready", None).await;
+    assert_eq!(s, 200);
+    let (s, _) = timed("GET", "/health", None).await;
+    assert_eq!(s, 200);
+    drop(floods);
+    assert!(daemon.try_status().is_none(), "still running");
     assert!(daemon.stop().success());
 }
 
@@ -153,6 +245,39 @@ async fn the_api_speaks_https_with_its_certificate() {
     assert!(!ok && out.to_lowercase().contains("certificate"), "{out}");
     let (ok, _) = curl(&[&format!("http://127.0.0.1:{port}/health")]);
     assert!(!ok, "plain HTTP must not be answered");
+    // `sluice probe` speaks HTTPS: the CA given, the name checked (here the certificate's
+    // name, with the address to connect to in the URL); counts only without the token.
+    let ready = format!("https://127.0.0.1:{port}/ready");
+    let (probe, out, err) = daemon.run_command(&[
+        "probe",
+        &ready,
+        "--cacert",
+        &ca,
+        "--servername",
+        "localhost",
+    ]);
+    assert!(probe.success(), "{out}{err}");
+    assert!(
+        out.contains("\"count\":0") && !out.contains("connectors"),
+        "{out}"
+    );
+    let (probe, out, err) = daemon.run_command(&[
+        "probe",
+        &ready,
+        "--cacert",
+        &ca,
+        "--servername",
+        "localhost",
+        "--token",
+        "t0k",
+    ]);
+    assert!(
+        probe.success() && out.contains("\"connectors\":{}"),
+        "{out}{err}"
+    );
+    // A CA that did not sign the certificate: refused, with what to check.
+    let (probe, _, err) = daemon.run_command(&["probe", &ready, "--servername", "localhost"]);
+    assert!(!probe.success() && err.contains("--cacert"), "{err}");
     assert!(daemon.stop().success());
     let _ = std::fs::remove_dir_all(&certs);
 }

@@ -320,3 +320,94 @@ async fn six_connectors_on_three_daemons_survive_kill_freeze_and_rolling_restart
         assert!(n.daemon.stop().success(), "{}", n.daemon.logs());
     }
 }
+
+/// A daemon that took a connector over without a clean handoff waits `handoff_delay_ms`
+/// before publishing; a stop meanwhile (here: the connector file removed) must end that
+/// wait at once — it used to hold the runtime's loop (and so every revocation and rescan)
+/// for the whole delay.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stop_during_an_unclean_take_over_does_not_wait_out_the_handoff_delay() {
+    let pg = TestDb::new("clusgate").await;
+    pg.exec("CREATE TABLE g (id int PRIMARY KEY)").await;
+    let name = unique("cgate");
+    let file = (
+        "c.toml",
+        pg_connector(&name, &name, &pg, &["public.g"], "").replace(
+            "[postgres]\n",
+            "[postgres]\nterminate_stale_walsender = true\n",
+        ),
+    );
+    let group = unique("sluice-gate");
+    let offsets_topic = unique("sluice-offsets");
+    let mut nodes: Vec<Node> = (0..2)
+        .map(|i| {
+            node(
+                &group,
+                &offsets_topic,
+                &format!("gate{i}"),
+                std::slice::from_ref(&file),
+            )
+        })
+        .collect();
+    for n in &nodes {
+        let path = n.daemon.dir.join("config/sluice.toml");
+        let text = std::fs::read_to_string(&path)
+            .unwrap()
+            .replace("handoff_delay_ms = 2000", "handoff_delay_ms = 600000");
+        std::fs::write(&path, text).unwrap();
+    }
+    nodes[0].daemon.start();
+    settled(
+        &nodes,
+        &[0],
+        std::slice::from_ref(&name),
+        Duration::from_secs(90),
+    )
+    .await;
+    nodes[1].daemon.start();
+    settled(
+        &nodes,
+        &[0, 1],
+        std::slice::from_ref(&name),
+        Duration::from_secs(90),
+    )
+    .await;
+    let owner = if running(&states(&nodes[0].api).await[&name].0) {
+        0
+    } else {
+        1
+    };
+    let other = 1 - owner;
+    nodes[owner].daemon.kill9();
+    // The other daemon takes the connector over after the session and waits.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !nodes[other]
+        .daemon
+        .logs()
+        .contains("took the connector over without a clean handoff")
+    {
+        assert!(Instant::now() < deadline, "{}", nodes[other].daemon.logs());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    std::fs::remove_file(nodes[other].daemon.dir.join("connectors/c.toml")).unwrap();
+    let removed = Instant::now();
+    loop {
+        let logs = nodes[other].daemon.logs();
+        if logs.contains("stopped while waiting to take the connector over") {
+            break;
+        }
+        assert!(
+            removed.elapsed() < Duration::from_secs(30),
+            "the stop waited for the handoff delay:\n{logs}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The daemon still answers and stops cleanly.
+    assert_eq!(
+        http("GET", &format!("{}/health", nodes[other].api), None)
+            .await
+            .0,
+        200
+    );
+    assert!(nodes[other].daemon.stop().success());
+}

@@ -125,6 +125,11 @@ async fn schema_evolution_outage_and_incompatible_change() {
             pg_connector(&name, &name, &db, &["public.items"], "") + &avro_format(&registry),
         )],
     );
+    let port = free_port();
+    let api = format!("http://127.0.0.1:{port}");
+    daemon.append_daemon_config(&format!(
+        "[api]\nlisten = \"127.0.0.1:{port}\"\nready_max_retry_s = 3\n"
+    ));
     daemon.start();
     let topic = format!("{name}.public.items");
     let subject = format!("{topic}-value");
@@ -162,6 +167,49 @@ async fn schema_evolution_outage_and_incompatible_change() {
         if i == 10 {
             db.exec("ALTER TABLE items ADD COLUMN note text").await;
         }
+        if i == 16 {
+            // Failing on every record for over 10 s: the status says so whatever state the
+            // current attempt is in (it used to flip between streaming and starting), with
+            // the attempt and the error; Connect shows RUNNING with a trace; /ready is 503
+            // past ready_max_retry_s; the metric counts the seconds.
+            let (_, body) = http("GET", &format!("{api}/sluice/connectors/{name}"), None).await;
+            let status: Value = serde_json::from_str(&body).unwrap();
+            let retry = &status["retry"];
+            assert!(retry["attempt"].as_u64().unwrap_or(0) >= 2, "{status}");
+            assert!(
+                retry["last_error"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("unreachable"),
+                "{status}"
+            );
+            assert!(retry["since_ms"].as_i64().unwrap() < retry["next_try_ms"].as_i64().unwrap());
+            let (_, body) = http("GET", &format!("{api}/connectors/{name}/status"), None).await;
+            let connect: Value = serde_json::from_str(&body).unwrap();
+            assert_eq!(connect["tasks"][0]["state"], "RUNNING", "{connect}");
+            assert!(
+                connect["tasks"][0]["trace"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("retrying"),
+                "{connect}"
+            );
+            let (s, body) = http("GET", &format!("{api}/ready"), None).await;
+            assert_eq!(s, 503, "{body}");
+            let (_, metrics) = http("GET", &format!("{api}/metrics"), None).await;
+            let line = metrics
+                .lines()
+                .find(|l| l.starts_with("sluice_connector_retrying_seconds{"))
+                .unwrap_or_default()
+                .to_string();
+            let secs: f64 = line
+                .rsplit(' ')
+                .next()
+                .unwrap_or("0")
+                .parse()
+                .unwrap_or(0.0);
+            assert!(secs >= 3.0, "{line}");
+        }
         tokio::time::sleep(Duration::from_millis(900)).await;
     }
     registry.set_down(false);
@@ -197,6 +245,18 @@ async fn schema_evolution_outage_and_incompatible_change() {
         daemon.logs().contains("unreachable"),
         "the outage shows as a retried failure"
     );
+    // Progress again: the retry is over, and the daemon is ready.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (s, body) = http("GET", &format!("{api}/sluice/connectors/{name}"), None).await;
+        let status: Value = serde_json::from_str(&body).unwrap_or_default();
+        if s == 200 && status["retry"].is_null() && status["state"] == "streaming" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{status}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(http("GET", &format!("{api}/ready"), None).await.0, 200);
     assert_eq!(registry.versions(&subject).len(), 3);
 
     // Columns with defaults are compatible additions: the default is in the field (and in
@@ -245,19 +305,21 @@ async fn schema_evolution_outage_and_incompatible_change() {
 
     // An incompatible change (a column changing its type) stops the connector.
     db.exec("ALTER TABLE items ALTER COLUMN qty TYPE text; INSERT INTO items VALUES (99, 'x', '1', 'y', 1, 'q');").await;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(s) = daemon.try_status() {
-            break s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the connector kept running; logs:\n{}",
-            daemon.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
-    assert!(!status.success());
+    // (With the admin API on, the daemon stays up and lists the connector as failed.)
+    let status = wait_state(&api, None, &name, "failed", Duration::from_secs(60)).await;
+    assert!(
+        status["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("incompatible"),
+        "{status}"
+    );
+    assert!(
+        status["retry"].is_null(),
+        "a definite failure is not retried: {status}"
+    );
+    // Exit 1: a connector stopped on an error that needs fixing.
+    assert_eq!(daemon.stop().code(), Some(1));
     let logs = daemon.logs();
     assert!(
         logs.contains("incompatible") && logs.contains(&subject),

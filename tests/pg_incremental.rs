@@ -456,6 +456,25 @@ async fn key_columns_stand_in_for_a_primary_key_and_stop_snapshot_stops() {
         logs.contains("table public.bare has no primary key"),
         "a table without a key is passed over with the reason:\n{logs}"
     );
+    // And the status says so, where an operator looks (not only in a log line).
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, body) = http("GET", &format!("{base}/sluice/connectors/{name}"), None).await;
+        let status: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let passed = &status["snapshot_passed_over"];
+        if passed[0]["table"] == "public.bare" {
+            assert!(
+                passed[0]["reason"]
+                    .as_str()
+                    .unwrap()
+                    .contains("no primary key"),
+                "{status}"
+            );
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{status}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 
     // stop-snapshot: the big table's snapshot ends early, streaming goes on.
     signal(

@@ -334,3 +334,81 @@ async fn unchanged_fields_listed_in_a_header_and_dropped_from_updates() {
     assert_ne!(decoded[0].0, decoded[1].0, "two schema ids");
     assert!(daemon.stop().success());
 }
+
+/// `drop_fields_header_name` with Avro registers one value schema per set of unchanged
+/// columns: with N optional columns up to 2^N versions of the subject (the review: a
+/// registry flooded by one table). A table registers at most 32; updates with other sets
+/// are published whole, and every record still decodes to the row's values.
+#[tokio::test(flavor = "multi_thread")]
+async fn schema_variants_of_dropped_fields_are_bounded_per_table() {
+    let registry = Registry::start().await;
+    let db = TestDb::new("unwvar").await;
+    db.exec(
+        "CREATE TABLE w (id int PRIMARY KEY, a int, b int, c int, d int, e int, f int, g int);
+         ALTER TABLE w REPLICA IDENTITY FULL;
+         INSERT INTO w VALUES (1, 0, 0, 0, 0, 0, 0, 0);",
+    )
+    .await;
+    let name = unique("unwvar");
+    let mut daemon = Daemon::new(
+        "",
+        &[(
+            "a.toml",
+            pg_connector(&name, &name, &db, &["public.w"], DROP_UNCHANGED)
+                + &avro_format(&registry),
+        )],
+    );
+    daemon.start();
+    let topic = format!("{name}.public.w");
+    assert_eq!(raw(&topic, 1).await.len(), 1, "logs:\n{}", daemon.logs());
+    // 60 updates, each changing another subset of the 7 columns (mask 1..=60): 60 sets
+    // of unchanged columns.
+    let cols = ["a", "b", "c", "d", "e", "f", "g"];
+    let mut expected = vec![0i64; 7];
+    let mut wanted = Vec::new();
+    for mask in 1..=60u32 {
+        let sets: Vec<String> = (0..7)
+            .filter(|i| mask & (1 << i) != 0)
+            .map(|i| {
+                expected[i] += 1;
+                format!("{} = {}", cols[i], expected[i])
+            })
+            .collect();
+        db.exec(&format!("UPDATE w SET {} WHERE id = 1", sets.join(", ")))
+            .await;
+        wanted.push(expected.clone());
+    }
+    let msgs = raw(&topic, 61).await;
+    let decoded = decode_values(&registry, &msgs).await;
+    assert_eq!(decoded.len(), 61);
+    let versions = registry.versions(&format!("{topic}-value"));
+    assert!(
+        versions.len() <= 33,
+        "{} value schema versions for one table",
+        versions.len()
+    );
+    assert!(
+        versions.len() >= 20,
+        "variants are still registered: {versions:?}"
+    );
+    // Every update carries its changed columns with their new values; past the bound the
+    // unchanged ones are there too (whole), never wrong.
+    for (i, (_, value)) in decoded[1..].iter().enumerate() {
+        let mask = i as u32 + 1;
+        for (c, col) in cols.iter().enumerate() {
+            match value.get(col) {
+                Some(v) => assert_eq!(v, &json!(wanted[i][c]), "update {mask}: {value}"),
+                None => assert!(mask & (1 << c) == 0, "update {mask} lost {col}: {value}"),
+            }
+        }
+    }
+    let whole = decoded[1..]
+        .iter()
+        .filter(|(_, v)| v.as_object().unwrap().len() == 8)
+        .count();
+    assert!(
+        whole >= 20,
+        "updates past the bound are published whole: {whole}"
+    );
+    assert!(daemon.stop().success());
+}

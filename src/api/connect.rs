@@ -12,9 +12,10 @@ use crate::status::{ConnectorState, ConnectorStatus};
 /// Connect's state name of a Sluice state.
 pub fn connect_state(state: ConnectorState) -> &'static str {
     match state {
-        ConnectorState::Starting | ConnectorState::Snapshotting | ConnectorState::Streaming => {
-            "RUNNING"
-        }
+        ConnectorState::Starting
+        | ConnectorState::Snapshotting
+        | ConnectorState::Streaming
+        | ConnectorState::Retrying => "RUNNING",
         ConnectorState::Paused => "PAUSED",
         ConnectorState::Failed => "FAILED",
         ConnectorState::Finished | ConnectorState::Stopped => "STOPPED",
@@ -30,6 +31,12 @@ pub fn status(s: &ConnectorStatus, worker_id: &str) -> Value {
     let mut task = json!({"id": 0, "state": state, "worker_id": worker});
     if let Some(e) = &s.error {
         task["trace"] = json!(e);
+    } else if let Some(r) = &s.retry {
+        // As Connect shows a task that keeps failing and retrying: RUNNING, with a trace.
+        task["trace"] = json!(format!(
+            "retrying (attempt {}, unable to publish since {} ms since the epoch): {}",
+            r.attempt, r.since_ms, r.last_error
+        ));
     }
     json!({
         "name": s.name,
@@ -45,18 +52,10 @@ fn secret_key(key: &str) -> bool {
     last.contains("password") || last.contains("secret") || last == "salt" || last == "token"
 }
 
-/// A URL with its password masked (`postgres://user:********@host/db`).
+/// A URL with its password (and password parameters) masked
+/// (`postgres://user:********@host/db`).
 fn mask_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    match rest.split_once('@') {
-        Some((userinfo, host)) if userinfo.contains(':') => {
-            let user = userinfo.split(':').next().unwrap_or_default();
-            format!("{scheme}://{user}:{MASK}@{host}")
-        }
-        _ => url.to_string(),
-    }
+    crate::config::target::redact_with(url, MASK)
 }
 
 /// A TOML value as text (strings as they are; others as JSON).

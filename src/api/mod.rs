@@ -53,6 +53,11 @@ struct Api {
     worker_id: String,
     /// `[api] allow_config_writes`.
     allow_config_writes: bool,
+    /// No token and a listener beyond loopback: anyone who reaches the API could act, so
+    /// it only answers reads.
+    read_only: bool,
+    /// `[api] ready_max_retry_s`.
+    ready_max_retry_s: u64,
 }
 
 impl Api {
@@ -74,11 +79,21 @@ async fn require_token(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    if api.authorized(request.headers()) {
-        next.run(request).await
-    } else {
-        unauthorized()
+    if !api.authorized(request.headers()) {
+        return unauthorized();
     }
+    let read = matches!(
+        *request.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD
+    );
+    if api.read_only && !read {
+        return (
+            StatusCode::FORBIDDEN,
+            Json(json!({"error": "the admin API listens beyond this machine without a token, so it only answers reads: set api.token (and send Authorization: Bearer <token>) to pause, stop, signal, write configs or offsets"})),
+        )
+            .into_response();
+    }
+    next.run(request).await
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -107,20 +122,33 @@ async fn health() -> Response {
     Json(json!({"status": "ok"})).into_response()
 }
 
-async fn ready(State(api): State<Api>) -> Response {
-    let ready = api.runtime.ready();
-    let states: serde_json::Map<String, serde_json::Value> = api
-        .runtime
-        .statuses()
-        .into_iter()
-        .map(|s| (s.name.clone(), json!(s.state)))
-        .collect();
+/// A probe: the status code says it all. Without the token (when one is set) the body is
+/// only counts; with it, every connector's state.
+async fn ready(State(api): State<Api>, headers: HeaderMap) -> Response {
+    let ready = api.runtime.ready_within(api.ready_max_retry_s);
+    let statuses = api.runtime.statuses();
     let status = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (status, Json(json!({"ready": ready, "connectors": states}))).into_response()
+    let not_ready = statuses
+        .iter()
+        .filter(|s| {
+            !s.state.is_ready()
+                || s.retrying_for_s(crate::status::now_ms())
+                    .is_some_and(|r| r > api.ready_max_retry_s)
+        })
+        .count();
+    let mut body = json!({"ready": ready, "count": statuses.len(), "not_ready": not_ready});
+    if api.authorized(&headers) {
+        let states: serde_json::Map<String, serde_json::Value> = statuses
+            .into_iter()
+            .map(|s| (s.name.clone(), json!(s.state)))
+            .collect();
+        body["connectors"] = json!(states);
+    }
+    (status, Json(body)).into_response()
 }
 
 async fn connectors(State(api): State<Api>) -> Response {
@@ -237,9 +265,18 @@ async fn metrics(State(api): State<Api>) -> Response {
 }
 
 /// Connections served at once; more wait in the listen backlog until one ends.
-const MAX_CONNECTIONS: usize = 64;
+/// Connections served at once (each costs a task and a few KiB; the bound keeps file
+/// descriptors for the connectors).
+const MAX_CONNECTIONS: usize = 512;
+/// Connections one address may hold at once, so one client cannot take every slot.
+const MAX_PER_PEER: usize = 64;
+/// Extra connections kept for probes when the others are taken: they answer `/health` and
+/// `/ready` only, and must send their request within [`PROBE_HEADER_TIMEOUT`].
+const PROBE_CONNECTIONS: usize = 32;
 /// A request's headers must arrive within this long, or the connection is closed.
-const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// The same for a probe-only connection.
+const PROBE_HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 /// Longest life of one connection (keep-alive included): an idle or slow client cannot hold
 /// a connection, and with it a slot of [`MAX_CONNECTIONS`], for longer.
 const CONNECTION_LIFETIME: std::time::Duration = std::time::Duration::from_secs(120);
@@ -249,11 +286,22 @@ const CONNECTION_LIFETIME: std::time::Duration = std::time::Duration::from_secs(
 /// headers must arrive in time and connections do not live forever, so the API cannot be
 /// exhausted before authentication.
 pub async fn spawn(runtime: Arc<Runtime>, config: ApiConfig) -> Result<(), String> {
+    let listener = tokio::net::TcpListener::bind(&config.listen)
+        .await
+        .map_err(|e| {
+            format!(
+                "cannot listen for the admin API on {}: {e}; change api.listen or stop what uses that address",
+                config.listen
+            )
+        })?;
+    let loopback = listener.local_addr().is_ok_and(|a| a.ip().is_loopback());
     let api = Api {
         runtime,
         token: config.token.as_ref().map(|t| t.expose().to_string()),
         worker_id: config.listen.clone(),
         allow_config_writes: config.allow_config_writes,
+        read_only: !loopback && config.token.is_none(),
+        ready_max_retry_s: config.ready_max_retry_s,
     };
     let app = Router::new()
         .route("/", get(root))
@@ -292,6 +340,17 @@ pub async fn spawn(runtime: Arc<Runtime>, config: ApiConfig) -> Result<(), Strin
         // Probes need no token.
         .route("/health", get(health))
         .route("/ready", get(ready))
+        .with_state(api.clone());
+    // What a connection beyond the caps is served: the probes only.
+    let probes = Router::new()
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .fallback(|| async {
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({"error": "too many connections to the admin API (from this address, or in all); try again"})),
+            )
+        })
         .with_state(api);
     let tls = match (&config.tls_cert_file, &config.tls_key_file) {
         (Some(cert), Some(key)) => Some(tls_acceptor(cert, key)?),
@@ -301,20 +360,11 @@ pub async fn spawn(runtime: Arc<Runtime>, config: ApiConfig) -> Result<(), Strin
                 .into(),
         ),
     };
-    let listener = tokio::net::TcpListener::bind(&config.listen)
-        .await
-        .map_err(|e| {
-            format!(
-                "cannot listen for the admin API on {}: {e}; change api.listen or stop what uses that address",
-                config.listen
-            )
-        })?;
     tracing::info!(listen = %config.listen, https = tls.is_some(), "admin API listening");
-    let loopback = listener.local_addr().is_ok_and(|a| a.ip().is_loopback());
     if !loopback && config.token.is_none() {
-        tracing::warn!(listen = %config.listen, "the admin API listens beyond this machine without a token: anyone who can reach it may pause, resume and restart connectors; set api.token or listen on 127.0.0.1");
+        tracing::warn!(listen = %config.listen, "the admin API listens beyond this machine without a token: it answers reads only (status, metrics); set api.token to pause, stop, signal and write through it, or listen on 127.0.0.1");
     }
-    tokio::spawn(serve(listener, app, tls));
+    tokio::spawn(serve(listener, app, probes, tls));
     Ok(())
 }
 
@@ -335,8 +385,8 @@ fn tls_acceptor(
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 
-/// Serves HTTP/1.1 on one connection, with the header timeout.
-async fn serve_one<IO, S>(io: IO, service: S)
+/// Serves HTTP/1.1 on one connection, with a header timeout.
+async fn serve_one<IO, S>(io: IO, service: S, header_timeout: std::time::Duration)
 where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     S: hyper::service::Service<
@@ -349,25 +399,65 @@ where
 {
     let _ = hyper::server::conn::http1::Builder::new()
         .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .header_read_timeout(header_timeout)
         .serve_connection(hyper_util::rt::TokioIo::new(io), service)
         .await;
 }
 
-/// Accepts connections, at most [`MAX_CONNECTIONS`] at a time, each served with a header
-/// timeout and a bounded lifetime.
+/// Connections held per address; a [`PeerSlot`] gives its count back when dropped.
+#[derive(Clone, Default)]
+struct Peers(Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>);
+
+struct PeerSlot {
+    peers: Peers,
+    ip: std::net::IpAddr,
+}
+
+impl Peers {
+    /// A slot for `ip`, unless it holds [`MAX_PER_PEER`] connections already.
+    fn take(&self, ip: std::net::IpAddr) -> Option<PeerSlot> {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let n = map.entry(ip).or_default();
+        if *n >= MAX_PER_PEER {
+            return None;
+        }
+        *n += 1;
+        Some(PeerSlot {
+            peers: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for PeerSlot {
+    fn drop(&mut self) {
+        let mut map = self.peers.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = map.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// Accepts every connection at once (a slow client never holds the accept loop): at most
+/// [`MAX_CONNECTIONS`] in all and [`MAX_PER_PEER`] per address are served fully; beyond
+/// that, [`PROBE_CONNECTIONS`] more answer the probes only, with a short header timeout;
+/// beyond that a connection is closed. So idle or half-open connections cannot starve
+/// `/health` and `/ready`, and one address cannot starve the others.
 async fn serve(
     listener: tokio::net::TcpListener,
     app: Router,
+    probes: Router,
     tls: Option<tokio_rustls::TlsAcceptor>,
 ) {
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let probe_slots = Arc::new(tokio::sync::Semaphore::new(PROBE_CONNECTIONS));
+    let peers = Peers::default();
     loop {
-        let Ok(slot) = slots.clone().acquire_owned().await else {
-            return;
-        };
-        let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
             Err(e) => {
                 // Out of file descriptors, for instance: wait instead of spinning.
                 tracing::warn!(error = %e, "admin API cannot accept a connection");
@@ -375,24 +465,47 @@ async fn serve(
                 continue;
             }
         };
-        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let full = peers
+            .take(peer.ip())
+            .and_then(|p| Some((p, slots.clone().try_acquire_owned().ok()?)));
+        let (router, header_timeout, lifetime, slot) = match full {
+            Some((peer_slot, slot)) => (
+                app.clone(),
+                HEADER_READ_TIMEOUT,
+                CONNECTION_LIFETIME,
+                (Some(peer_slot), slot),
+            ),
+            None => match probe_slots.clone().try_acquire_owned() {
+                Ok(slot) => (
+                    probes.clone(),
+                    PROBE_HEADER_TIMEOUT,
+                    PROBE_HEADER_TIMEOUT * 5,
+                    (None, slot),
+                ),
+                Err(_) => {
+                    drop(stream);
+                    continue;
+                }
+            },
+        };
+        let service = hyper_util::service::TowerToHyperService::new(router);
         let tls = tls.clone();
         tokio::spawn(async move {
-            let _ = tokio::time::timeout(CONNECTION_LIFETIME, async move {
+            let _ = tokio::time::timeout(lifetime, async move {
                 match tls {
                     // The handshake counts against the header timeout.
                     Some(acceptor) => {
-                        match tokio::time::timeout(HEADER_READ_TIMEOUT, acceptor.accept(stream))
-                            .await
-                        {
-                            Ok(Ok(tls_stream)) => serve_one(tls_stream, service).await,
+                        match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
+                            Ok(Ok(tls_stream)) => {
+                                serve_one(tls_stream, service, header_timeout).await
+                            }
                             Ok(Err(e)) => {
                                 tracing::debug!(error = %e, "admin API TLS handshake failed")
                             }
                             Err(_) => tracing::debug!("admin API TLS handshake timed out"),
                         }
                     }
-                    None => serve_one(stream, service).await,
+                    None => serve_one(stream, service, header_timeout).await,
                 }
             })
             .await;

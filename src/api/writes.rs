@@ -102,7 +102,24 @@ fn typed(text: &str) -> Option<toml::Value> {
 
 /// Whether a string was sent back masked.
 fn is_masked(text: &str) -> bool {
-    text == MASK || text.contains(&format!(":{MASK}@"))
+    text == MASK || text.contains(&format!(":{MASK}@")) || text.contains(&format!("={MASK}"))
+}
+
+/// The server a URL-valued key points at (`host:port`), to tell a moved connection.
+fn server_of(url: &str) -> Option<String> {
+    let u = url::Url::parse(url).ok()?;
+    Some(format!(
+        "{}:{}",
+        u.host_str()?.to_ascii_lowercase(),
+        u.port_or_known_default().unwrap_or(0)
+    ))
+}
+
+/// A value as written by an API client: never expanded (`${VAR}` and `${file:...}` read the
+/// daemon's environment and files, which an API client must not), so each `${` is written
+/// as the literal `$${`.
+fn literal(text: &str) -> String {
+    text.replace("${", "$${")
 }
 
 /// One key of the file to write: its path, the value as a string, and its typed reading.
@@ -201,16 +218,39 @@ pub fn file_text(name: &str, config: &Json, current: Option<&str>) -> Result<Str
         }
     }
     let mut entries = Vec::new();
+    let mut kept_secret = false;
+    let mut urls: Vec<(String, String)> = Vec::new();
     for (key, mut text) in fields {
+        let old = previous.get(&key).and_then(Json::as_str);
         if is_masked(&text) {
-            match previous.get(&key).and_then(Json::as_str) {
-                Some(old) => text = old.to_string(),
+            match old {
+                // A URL sent back masked keeps its stored value only if nothing else of it
+                // changed: the stored password must not go to another address.
+                Some(old)
+                    if key.ends_with("url")
+                        && crate::config::target::redact_with(old, MASK) != text =>
+                {
+                    return Err(Refused(format!(
+                        "\"{key}\" is changed but its password is masked ({MASK}): the stored password is only sent to the address it was given for; send the URL with its password"
+                    )))
+                }
+                Some(old) => {
+                    text = old.to_string();
+                    kept_secret = true;
+                }
                 None => {
                     return Err(Refused(format!(
                         "\"{key}\" is masked ({MASK}) but the connector has no value for it to keep; send the real value"
                     )))
                 }
             }
+        } else if old != Some(text.as_str()) {
+            // New or changed by the client: taken literally. (A value sent back as the
+            // file has it stays the operator's, references included.)
+            text = literal(&text);
+        }
+        if key.ends_with("url") {
+            urls.push((key.clone(), text.clone()));
         }
         let typed = typed(&text);
         entries.push(Entry {
@@ -219,6 +259,19 @@ pub fn file_text(name: &str, config: &Json, current: Option<&str>) -> Result<Str
             typed,
             as_string: false,
         });
+    }
+    // A kept secret (a masked password) must not follow the connection to another server.
+    if kept_secret {
+        for (key, text) in &urls {
+            let before = previous.get(key).and_then(Json::as_str);
+            if let Some(before) = before {
+                if server_of(before) != server_of(text) {
+                    return Err(Refused(format!(
+                        "\"{key}\" points at another server than before while a masked secret ({MASK}) is kept: the stored secrets are only sent to the server they were given for; send them again with the new address"
+                    )));
+                }
+            }
+        }
     }
     settle_types(&mut entries)?;
     let doc = document(&entries)?;
@@ -394,6 +447,59 @@ tables = ["shop.a", "re:shop\\.b{1,2}"]
         // A masked value with nothing to keep is refused.
         let err = file_text("inv", &shown, None).unwrap_err();
         assert!(err.0.contains("masked"), "{}", err.0);
+    }
+
+    /// The review's hostile writes: a `${file:...}` reference sent by a client is not read
+    /// (the file written keeps it literally, and the error quotes no content of it); a
+    /// masked password does not follow a URL to another server.
+    #[test]
+    fn api_written_values_are_never_expanded_and_secrets_stay_with_their_server() {
+        let original = r#"name = "inv"
+source = "postgres"
+topic_prefix = "inv"
+[postgres]
+url = "postgres://cdc@db.internal:5432/shop"
+password = "s3cret"
+slot = "s"
+publication = "p"
+tables = ["public.a"]
+"#;
+        let mut shown = connect::config(original).unwrap();
+        assert_eq!(shown["postgres.password"], MASK);
+        // Probe the daemon's files through a validation error.
+        shown["snapshot.mode"] = json!("${file:/etc/hostname}");
+        let text = file_text("inv", &shown, Some(original)).unwrap();
+        let err = ConnectorConfig::parse(Path::new("inv.toml"), &text)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("${file:/etc/hostname}"), "{err}");
+        let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+        if !host.trim().is_empty() {
+            assert!(!err.contains(host.trim()), "{err}");
+        }
+        // The environment is not read either.
+        std::env::set_var("SLUICE_TEST_SECRET_VAR", "leaked-value");
+        shown["snapshot.mode"] = json!("initial");
+        shown["topic_prefix"] = json!("x${SLUICE_TEST_SECRET_VAR}");
+        let text = file_text("inv", &shown, Some(original)).unwrap();
+        match ConnectorConfig::parse(Path::new("inv.toml"), &text) {
+            Ok(c) => assert_eq!(c.topic_prefix, "x${SLUICE_TEST_SECRET_VAR}"),
+            Err(e) => assert!(!e.to_string().contains("leaked-value"), "{e}"),
+        }
+        shown["topic_prefix"] = json!("inv");
+        // The masked password kept while the URL moves to another host: refused.
+        shown["postgres.url"] = json!("postgres://cdc@attacker.example:5432/shop");
+        let err = file_text("inv", &shown, Some(original)).unwrap_err();
+        assert!(err.0.contains("another server"), "{}", err.0);
+        // The same host, another database: the password may stay.
+        shown["postgres.url"] = json!("postgres://cdc@db.internal:5432/other");
+        file_text("inv", &shown, Some(original)).unwrap();
+        // A URL with a masked password whose host changed: refused.
+        let with_pw = original.replace("cdc@db.internal", "cdc:pw@db.internal");
+        let mut shown = connect::config(&with_pw).unwrap();
+        shown["postgres.url"] = json!("postgres://cdc:********@evil.example:5432/shop");
+        let err = file_text("inv", &shown, Some(&with_pw)).unwrap_err();
+        assert!(err.0.contains("password is masked"), "{}", err.0);
     }
 
     #[test]

@@ -57,28 +57,23 @@ fn refuse_while_running(
         })
 }
 
-pub(super) async fn offsets_command(command: OffsetsCommand) -> ExitCode {
+pub(super) async fn offsets_command(command: OffsetsCommand, config: &Path) -> ExitCode {
     match command {
-        OffsetsCommand::Show { config, connector } => match offsets_context(&config).await {
+        OffsetsCommand::Show { connector } => match offsets_context(config).await {
             Ok((daemon, store, _)) => show_offsets(&daemon, &*store, connector.as_deref()),
             Err(code) => code,
         },
-        OffsetsCommand::Export {
-            config,
-            format,
-            output,
-        } => match offsets_context(&config).await {
+        OffsetsCommand::Export { format, output } => match offsets_context(config).await {
             Ok((_, store, connectors)) => export_offsets(&*store, &connectors, format, output),
             Err(code) => code,
         },
-        OffsetsCommand::Import { config, input } => match offsets_context(&config).await {
+        OffsetsCommand::Import { input } => match offsets_context(config).await {
             Ok((daemon, store, connectors)) => {
                 import_offsets(&daemon, &*store, &connectors, input).await
             }
             Err(code) => code,
         },
         OffsetsCommand::Set {
-            config,
             connector,
             lsn,
             file,
@@ -110,7 +105,7 @@ pub(super) async fn offsets_command(command: OffsetsCommand) -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            match offsets_context(&config).await {
+            match offsets_context(config).await {
                 Ok((daemon, store, connectors)) => {
                     if let Err(e) = settable(&connectors, &connector, &position).await {
                         eprintln!("error: {connector}: {e}");
@@ -134,7 +129,7 @@ pub(super) async fn offsets_command(command: OffsetsCommand) -> ExitCode {
                 Err(code) => code,
             }
         }
-        OffsetsCommand::Reset { config, connector } => match offsets_context(&config).await {
+        OffsetsCommand::Reset { connector } => match offsets_context(config).await {
             Ok((daemon, store, connectors)) => {
                 // In the Kafka store a position's key holds the connector's topic prefix,
                 // known only from its file: without one, the reset would write a key the

@@ -518,6 +518,25 @@ impl FormatConfig {
 }
 
 impl ConnectorConfig {
+    /// A warning when the database URL's TLS mode encrypts without authenticating the
+    /// server (`prefer`, `require`, `PREFERRED`, `REQUIRED`: a machine in the middle can
+    /// present any certificate and read the password and every change).
+    pub fn tls_warning(&self) -> Option<String> {
+        use super::target::{split_mysql_tls, split_postgres_tls, MySslMode, PgSslMode};
+        if let Some(pg) = &self.postgres {
+            let (_, tls) = split_postgres_tls(pg.url.expose()).ok()?;
+            return matches!(
+                tls.mode,
+                PgSslMode::Allow | PgSslMode::Prefer | PgSslMode::Require
+            )
+            .then(|| "postgres.url: this sslmode does not authenticate the server (any certificate is accepted): for production set sslmode=verify-full (or verify-ca with sslrootcert=<CA file>)".to_string());
+        }
+        let my = self.mysql.as_ref()?;
+        let (_, tls) = split_mysql_tls(my.url.expose()).ok()?;
+        matches!(tls.mode, MySslMode::Preferred | MySslMode::Required)
+            .then(|| "mysql.url: this ssl-mode does not authenticate the server (any certificate is accepted): for production set ssl-mode=VERIFY_IDENTITY (or VERIFY_CA with ssl-ca=<CA file>)".to_string())
+    }
+
     /// Reads and validates one connector file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = read(path)?;

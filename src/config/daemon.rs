@@ -105,6 +105,14 @@ pub struct ApiConfig {
     /// answer 405 and the files stay the only way to change connectors.
     #[serde(default)]
     pub allow_config_writes: bool,
+    /// `/ready` answers 503 while a connector has been failing and retrying, without
+    /// committing anything new, for longer than this many seconds.
+    #[serde(default = "default_ready_max_retry_s")]
+    pub ready_max_retry_s: u64,
+}
+
+fn default_ready_max_retry_s() -> u64 {
+    60
 }
 
 fn default_flush_interval() -> u64 {

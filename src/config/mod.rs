@@ -247,21 +247,9 @@ fn mask_secret_line(line: &str) -> String {
     mask_url_password(line)
 }
 
-/// Replaces the password of `scheme://user:password@host` with `***`.
+/// Every URL's password (and password parameters) in `text` replaced with `***`.
 fn mask_url_password(text: &str) -> String {
-    let Some(scheme_end) = text.find("://") else {
-        return text.to_string();
-    };
-    let rest = &text[scheme_end + 3..];
-    match (rest.find('@'), rest.find(':')) {
-        (Some(at), Some(colon)) if colon < at => format!(
-            "{}{}:***{}",
-            &text[..scheme_end + 3],
-            &rest[..colon],
-            &rest[at..]
-        ),
-        _ => text.to_string(),
-    }
+    target::redact_urls_in(text, "***")
 }
 
 /// A relative path resolved against the folder of the file that names it (absolute paths
@@ -625,8 +613,19 @@ mod shipped {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         std::env::set_var("PGPASSWORD", "pw");
         std::env::set_var("MYSQL_PASSWORD", "pw");
+        std::env::set_var("SLUICE_API_TOKEN", "t0ken");
         for daemon in ["config/sluice.toml", "docker/sluice.toml"] {
-            DaemonConfig::load(&root.join(daemon)).unwrap_or_else(|e| panic!("{daemon}: {e}"));
+            let d =
+                DaemonConfig::load(&root.join(daemon)).unwrap_or_else(|e| panic!("{daemon}: {e}"));
+            // An API listening beyond loopback ships with a token.
+            if let Some(api) = &d.api {
+                let everywhere =
+                    api.listen.starts_with("0.0.0.0") || api.listen.starts_with("[::]");
+                assert!(
+                    !everywhere || api.token.is_some(),
+                    "{daemon}: an open API without a token"
+                );
+            }
         }
         let mut count = 0;
         for dir in ["connectors", "docker/connectors"] {

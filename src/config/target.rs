@@ -94,21 +94,96 @@ pub fn mysql(url: &str) -> Result<Target, String> {
     })
 }
 
-/// The URL as it may be shown: the password replaced by `***`. Text that is not a URL is
-/// shown up to its first `@` only, since it cannot be told what part is secret.
+/// The URL as it may be shown: the password replaced by `***`, and so is the value of a
+/// password-like query parameter (`?password=`, `sslpassword`, `token`, ...). Read with a URL
+/// parser (the user part ends at the last `@`: `u:p@ss@host` shows no part of `p@ss`). Text
+/// that is not a URL is shown from its last `@` only, since it cannot be told what part is
+/// secret.
 pub fn redact(url: &str) -> String {
+    redact_with(url, "***")
+}
+
+/// [`redact`] with another mask.
+pub fn redact_with(url: &str, mask: &str) -> String {
     match Url::parse(url) {
         Ok(mut u) => {
             if u.password().is_some() {
-                let _ = u.set_password(Some("***"));
+                let _ = u.set_password(Some(mask));
+            }
+            if u.query_pairs().any(|(k, _)| secret_param(&k)) {
+                let pairs: Vec<(String, String)> = u
+                    .query_pairs()
+                    .map(|(k, v)| {
+                        let v = if secret_param(&k) {
+                            mask.to_string()
+                        } else {
+                            v.into_owned()
+                        };
+                        (k.into_owned(), v)
+                    })
+                    .collect();
+                u.query_pairs_mut().clear().extend_pairs(pairs);
             }
             u.to_string()
         }
-        Err(_) => match url.rfind('@') {
-            Some(at) => format!("***{}", &url[at..]),
-            None => url.to_string(),
-        },
+        Err(_) => {
+            let tail = match url.rfind('@') {
+                Some(at) => format!("{mask}{}", &url[at..]),
+                None => url.to_string(),
+            };
+            // `password=` in what follows (a key=value string) is masked too.
+            mask_secret_pairs(&tail, mask)
+        }
     }
+}
+
+/// Whether a URL parameter's value is a secret.
+fn secret_param(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    n.contains("password") || n.contains("secret") || n.contains("token") || n == "pwd"
+}
+
+/// `key=value` pairs (separated by `&`, `;`, `,` or spaces) with secret-looking keys masked.
+fn mask_secret_pairs(text: &str, mask: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(eq) = rest.find('=') {
+        let key_start = rest[..eq]
+            .rfind(['&', ';', ',', ' ', '?'])
+            .map_or(0, |i| i + 1);
+        let value_end = rest[eq + 1..]
+            .find(['&', ';', ',', ' '])
+            .map_or(rest.len(), |i| eq + 1 + i);
+        out.push_str(&rest[..=eq]);
+        if secret_param(&rest[key_start..eq]) {
+            out.push_str(mask);
+        } else {
+            out.push_str(&rest[eq + 1..value_end]);
+        }
+        rest = &rest[value_end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Every URL inside `text` (a configuration line, a message) redacted with `mask`: each
+/// `scheme://...` up to the next space or quote.
+pub fn redact_urls_in(text: &str, mask: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(sep) = rest.find("://") {
+        let start = rest[..sep]
+            .rfind(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')))
+            .map_or(0, |i| i + 1);
+        let end = rest[sep..]
+            .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '`'))
+            .map_or(rest.len(), |i| sep + i);
+        out.push_str(&rest[..start]);
+        out.push_str(&redact_with(&rest[start..end], mask));
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// libpq's `sslmode` (a `postgres://` URL parameter).
@@ -178,6 +253,16 @@ pub fn split_postgres_tls(url: &str) -> Result<(String, PgTls), String> {
     if settings.cert.is_some() != settings.key.is_some() {
         return Err("sslcert and sslkey go together: set both (a client certificate and its key) or neither".into());
     }
+    // As libpq: verify-ca checks no name, so it authenticates the server only against a CA
+    // of the user's own; with the whole Web PKI any certificate of any site would pass.
+    if settings.mode == PgSslMode::VerifyCa
+        && settings
+            .root_cert
+            .as_ref()
+            .is_none_or(|p| p.as_os_str() == "system")
+    {
+        return Err("sslmode=verify-ca needs sslrootcert=<file of the CA that signed the server's certificate> (verify-ca checks no host name, so against the public CAs any site's certificate would pass); or use sslmode=verify-full".into());
+    }
     Ok((url, settings))
 }
 
@@ -243,6 +328,10 @@ pub fn split_mysql_tls(url: &str) -> Result<(String, MyTls), String> {
     })?;
     if tls.cert.is_some() != tls.key.is_some() {
         return Err("ssl-cert and ssl-key go together: set both (a client certificate and its key) or neither".into());
+    }
+    // As the mysql client: VERIFY_CA checks no name, so it needs a CA of the user's own.
+    if tls.mode == MySslMode::VerifyCa && tls.ca.is_none() {
+        return Err("ssl-mode=VERIFY_CA needs ssl-ca=<file of the CA that signed the server's certificate> (VERIFY_CA checks no host name, so against the public CAs any site's certificate would pass); or use ssl-mode=VERIFY_IDENTITY".into());
     }
     Ok((url, tls))
 }
@@ -366,6 +455,27 @@ mod tests {
             .contains("ssl-cert"));
     }
 
+    /// VERIFY_CA / verify-ca check no host name: without a CA of the user's own they would
+    /// accept any publicly signed certificate, so they are refused, as the clients do.
+    #[test]
+    fn verify_ca_without_a_ca_file_is_refused() {
+        let e = split_mysql_tls("mysql://u@db?ssl-mode=VERIFY_CA").unwrap_err();
+        assert!(e.contains("needs ssl-ca="), "{e}");
+        assert!(split_mysql_tls("mysql://u@db?ssl-mode=VERIFY_CA&ssl-ca=/ca.pem").is_ok());
+        for url in [
+            "postgres://u@db/x?sslmode=verify-ca",
+            "postgres://u@db/x?sslmode=verify-ca&sslrootcert=system",
+        ] {
+            let e = split_postgres_tls(url).unwrap_err();
+            assert!(e.contains("needs sslrootcert="), "{url}: {e}");
+        }
+        assert!(
+            split_postgres_tls("postgres://u@db/x?sslmode=verify-ca&sslrootcert=/ca.pem").is_ok()
+        );
+        // verify-full checks the name: the public CAs are a sound default there.
+        assert!(split_postgres_tls("postgres://u@db/x?sslmode=verify-full").is_ok());
+    }
+
     #[test]
     fn redaction_hides_the_password_only() {
         assert_eq!(
@@ -374,5 +484,38 @@ mod tests {
         );
         assert_eq!(redact("http://registry:8081"), "http://registry:8081/");
         assert!(!redact("not a url user:s3cret@host").contains("s3cret"));
+    }
+
+    /// The review's leaks: a password with `@` in it showed its tail, and a password given
+    /// as a URL parameter was shown whole.
+    #[test]
+    fn redaction_reads_the_url_as_a_parser_does() {
+        let shown = redact("postgres://u:p@ss@db:5432/x");
+        assert!(!shown.contains("ss"), "{shown}");
+        assert!(shown.contains("u:***@db:5432/x"), "{shown}");
+        let shown = redact("postgres://u@db/x?sslmode=require&password=s3cret&sslpassword=k3y");
+        assert!(
+            !shown.contains("s3cret") && !shown.contains("k3y"),
+            "{shown}"
+        );
+        assert!(shown.contains("sslmode=require"), "{shown}");
+        let shown = redact("mysql://u:pw@h/d?ssl-mode=REQUIRED");
+        assert_eq!(shown, "mysql://u:***@h/d?ssl-mode=REQUIRED");
+        // Not a URL: from the last @ only, and key=value secrets masked.
+        let shown = redact("host=h user=u password=s3cret dbname=x");
+        assert!(
+            !shown.contains("s3cret") && shown.contains("dbname=x"),
+            "{shown}"
+        );
+        // Inside a line: every URL, whatever quotes it.
+        let line = redact_urls_in(
+            r#"url = "postgres://u:p@ss@db/x?password=q" # and mysql://a:b@h"#,
+            "***",
+        );
+        assert!(
+            !line.contains("ss@") && !line.contains("=q") && !line.contains(":b@"),
+            "{line}"
+        );
+        assert!(line.starts_with("url = \"postgres://u:***@db/x"), "{line}");
     }
 }

@@ -65,7 +65,15 @@ pub struct AvroEncoder {
     /// Flattened values without some columns (`drop_fields_header_name`): the table version
     /// and the value schema id, per table and set of left-out columns.
     variants: HashMap<(TableId, Vec<usize>), (Arc<TableSchema>, u32)>,
+    /// The sets of left-out columns registered per table, at most
+    /// [`MAX_VARIANTS_PER_TABLE`]: N optional columns make up to 2^N sets, each a schema
+    /// version in the registry. Past the bound an update is published whole.
+    variant_sets: HashMap<TableId, std::collections::HashSet<Vec<usize>>>,
 }
+
+/// How many value schemas without some columns (`drop_fields_header_name`) one table may
+/// register.
+pub const MAX_VARIANTS_PER_TABLE: usize = 32;
 
 fn definite(e: impl std::fmt::Display) -> EncodeError {
     EncodeError::Definite(e.to_string())
@@ -84,6 +92,7 @@ impl AvroEncoder {
             flatten: None,
             outbox: HashMap::new(),
             variants: HashMap::new(),
+            variant_sets: HashMap::new(),
         }
     }
 
@@ -290,6 +299,18 @@ impl AvroEncoder {
                 return Ok(());
             }
         }
+        let sets = self.variant_sets.entry(table.id.clone()).or_default();
+        if !sets.contains(dropped) {
+            if sets.len() >= MAX_VARIANTS_PER_TABLE {
+                // Published whole (see `has_variant`): no new schema version.
+                self.variants.remove(&k);
+                return Ok(());
+            }
+            if sets.len() + 1 == MAX_VARIANTS_PER_TABLE {
+                tracing::warn!(table = %table.id, limit = MAX_VARIANTS_PER_TABLE, "unwrap.drop_fields_header_name: this table reached its limit of value schemas without some columns; updates with other sets of unchanged columns are published whole");
+            }
+            sets.insert(dropped.to_vec());
+        }
         let (narrowed, _) = super::flatten::narrow(table, &[], dropped);
         let names = TableNames::new(&self.prefix, &table.id);
         let reg = self
@@ -305,6 +326,14 @@ impl AvroEncoder {
         }
         self.variants.insert(k, (table.clone(), reg.id));
         Ok(())
+    }
+
+    /// Whether a value schema without the `dropped` columns is prepared for this table
+    /// version (else the update is published whole).
+    pub fn has_variant(&self, table: &TableSchema, dropped: &[usize]) -> bool {
+        self.variants
+            .get(&(table.id.clone(), dropped.to_vec()))
+            .is_some_and(|(t, _)| **t == *table)
     }
 
     /// The flattened value without the `dropped` columns (schema prepared).

@@ -479,7 +479,11 @@ impl Encoder {
                         .collect();
                     let dropped: &[usize] = if op == Op::Update { &dropped } else { &[] };
                     Some(match &self.avro {
-                        Some(avro) if self.value_avro && !dropped.is_empty() => {
+                        Some(avro)
+                            if self.value_avro
+                                && !dropped.is_empty()
+                                && avro.has_variant(table, dropped) =>
+                        {
                             avro.flat_without(table, row, &meta, deleted, dropped)?
                         }
                         Some(avro) if self.value_avro => avro.flat(table, row, &meta, deleted)?,

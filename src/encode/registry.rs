@@ -162,7 +162,15 @@ impl RegistryClient {
         let parsed: serde_json::Value = serde_json::from_slice(&response).unwrap_or_default();
         if status == 200 {
             if let Some(id) = parsed["id"].as_u64() {
-                return Ok(id as u32);
+                // The wire format carries the id in 4 bytes: a larger one cannot be written
+                // (truncated, it would name another schema).
+                return u32::try_from(id).map_err(|_| RegistryError::Refused {
+                    subject: subject.to_string(),
+                    status,
+                    message: format!(
+                        "the registry answered schema id {id}, which does not fit the 4 bytes the Avro wire format gives it"
+                    ),
+                });
             }
         }
         let message = parsed["message"]
@@ -174,7 +182,9 @@ impl RegistryClient {
                     .take(500)
                     .collect()
             });
-        if status >= 500 || status == 200 {
+        // 429 (rate limited) and 408 are the registry asking to come back later: retried
+        // with backoff, as a registry that is down.
+        if status >= 500 || status == 200 || status == 429 || status == 408 {
             return Err(RegistryError::Unreachable {
                 url: self.url.clone(),
                 reason: format!("HTTP {status}: {message}"),
@@ -335,5 +345,42 @@ mod tests {
         assert!(e.contains("host") && !e.contains("s3cret"), "{e}");
         assert_eq!(encode_segment("a.b-value"), "a.b-value");
         assert_eq!(encode_segment("a b/c"), "a%20b%2Fc");
+    }
+
+    /// A registry on a loopback port that gives every request this status and body.
+    async fn canned(status: &str, body: &'static str) -> RegistryClient {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let status = status.to_string();
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let mut buf = [0u8; 4096];
+                let _ = conn.read(&mut buf).await;
+                let answer = format!(
+                    "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = conn.write_all(answer.as_bytes()).await;
+            }
+        });
+        RegistryClient::new(&format!("http://127.0.0.1:{port}"), None, None).unwrap()
+    }
+
+    /// Rate limiting is "come back later" (retried), not a refusal that stops the
+    /// connector; an id beyond the wire format's 4 bytes is refused, never truncated.
+    #[tokio::test]
+    async fn rate_limits_are_retried_and_ids_are_never_truncated() {
+        let limited = canned("429 Too Many Requests", r#"{"message":"slow down"}"#).await;
+        let e = limited.register("s-value", "\"int\"").await.unwrap_err();
+        assert!(matches!(e, RegistryError::Unreachable { .. }), "{e}");
+        let huge = canned("200 OK", r#"{"id":4294967301}"#).await;
+        let e = huge.register("s-value", "\"int\"").await.unwrap_err();
+        assert!(
+            matches!(&e, RegistryError::Refused { message, .. } if message.contains("4294967301")),
+            "{e}"
+        );
+        let fine = canned("200 OK", r#"{"id":7}"#).await;
+        assert_eq!(fine.register("s-value", "\"int\"").await.unwrap(), 7);
     }
 }

@@ -65,6 +65,9 @@ pub enum RunError {
     /// Connectors that stopped on a definite error.
     #[error("{} connector(s) stopped with an error: {}", .0.len(), .0.join(", "))]
     Connectors(Vec<String>),
+    /// A defect in the daemon's own loop (the connectors were stopped and committed first).
+    #[error("internal error in the daemon's loop (a defect; please report it): {0}")]
+    Panicked(String),
 }
 
 /// An operator's command to a connector.
@@ -90,6 +93,9 @@ struct Handle {
     commands: mpsc::Sender<Command>,
     /// The supervising task (taken when the daemon stops it at shutdown).
     task: Option<JoinHandle<bool>>,
+    /// Ends a cluster take-over still waiting (a stop or revocation must not wait out
+    /// `handoff_delay_ms`).
+    gate: watch::Sender<bool>,
 }
 
 /// The running daemon: its connectors, their status and the metrics.
@@ -108,6 +114,9 @@ pub struct Runtime {
     revocations: Mutex<Option<mpsc::UnboundedReceiver<Revocation>>>,
     /// Cluster mode: connectors of the folder that another daemon runs (name → file).
     unassigned: Mutex<BTreeMap<String, PathBuf>>,
+    /// Tests: the next rescan panics (a defect in the daemon's loop).
+    #[cfg(test)]
+    defect_in_rescan: std::sync::atomic::AtomicBool,
 }
 
 impl Runtime {
@@ -165,16 +174,15 @@ impl Runtime {
     /// Every connector snapshotting or streaming (or done, or stopped by an operator), none
     /// failed.
     pub fn ready(&self) -> bool {
+        self.ready_within(u64::MAX)
+    }
+
+    /// Ready, and no connector has been failing and retrying without progress for longer
+    /// than `max_retry_s` seconds.
+    pub fn ready_within(&self, max_retry_s: u64) -> bool {
+        let now_ms = crate::source::now_us() / 1000;
         self.statuses().iter().all(|s| {
-            matches!(
-                s.state,
-                ConnectorState::Snapshotting
-                    | ConnectorState::Streaming
-                    | ConnectorState::Paused
-                    | ConnectorState::Finished
-                    | ConnectorState::Stopped
-                    | ConnectorState::Unassigned
-            )
+            s.state.is_ready() && s.retrying_for_s(now_ms).is_none_or(|r| r <= max_retry_s)
         })
     }
 
@@ -259,6 +267,7 @@ impl Runtime {
                     last_event_at_ms: st.last_event_at_ms,
                     acked_source_ms: st.acked_source_ms,
                     read_source_ms: None,
+                    retrying_s: st.retrying_for_s(now_ms),
                 });
         }
         self.metrics.render()
@@ -297,9 +306,10 @@ impl Runtime {
         let membership = self.membership.clone();
         let name = config.name.clone();
         let mut gate_shutdown = self.shutdown.clone();
+        let (gate_tx, mut gate_rx) = watch::channel(false);
         let supervised = async move {
             if let Some(m) = &membership {
-                if !take_over(m, &name, &mut gate_shutdown).await {
+                if !take_over(m, &name, &mut gate_shutdown, &mut gate_rx).await {
                     return true;
                 }
             }
@@ -346,6 +356,7 @@ impl Runtime {
                 observer,
                 paused: paused_tx,
                 commands: cmd_tx,
+                gate: gate_tx,
                 task: Some(task),
             },
         );
@@ -356,6 +367,7 @@ impl Runtime {
             let mut map = self.connectors.lock().unwrap_or_else(|e| e.into_inner());
             map.remove(name)
         }?;
+        let _ = handle.gate.send(true);
         let _ = handle.commands.send(Command::Stop).await;
         handle.task?.await.ok()
     }
@@ -366,7 +378,10 @@ impl Runtime {
         let tasks: Vec<(String, mpsc::Sender<Command>, Option<JoinHandle<bool>>)> = {
             let mut map = self.connectors.lock().unwrap_or_else(|e| e.into_inner());
             map.iter_mut()
-                .map(|(name, h)| (name.clone(), h.commands.clone(), h.task.take()))
+                .map(|(name, h)| {
+                    let _ = h.gate.send(true);
+                    (name.clone(), h.commands.clone(), h.task.take())
+                })
                 .collect()
         };
         let mut failed = Vec::new();
@@ -389,6 +404,13 @@ impl Runtime {
     /// Brings the running connectors in line with the folder (and, in cluster mode, with
     /// the partitions this daemon owns).
     async fn rescan(&self) {
+        #[cfg(test)]
+        if self
+            .defect_in_rescan
+            .load(std::sync::atomic::Ordering::SeqCst)
+        {
+            panic!("a defect in the daemon's loop (test)");
+        }
         let files = match config::connector_files(&self.daemon.connectors_dir) {
             Ok(f) => f,
             Err(e) => {
@@ -576,6 +598,8 @@ impl Runtime {
             membership,
             revocations: Mutex::new(revocations),
             unassigned: Mutex::new(BTreeMap::new()),
+            #[cfg(test)]
+            defect_in_rescan: Default::default(),
         })
     }
 
@@ -620,8 +644,14 @@ impl Runtime {
 
 /// Cluster mode, before a connector starts: records this daemon as its owner, after waiting
 /// `handoff_delay_ms` when the previous owner did not release it (it died or froze, and its
-/// late writes must land before this daemon's). `false` when the daemon is shutting down.
-async fn take_over(m: &Arc<Membership>, name: &str, shutdown: &mut watch::Receiver<bool>) -> bool {
+/// late writes must land before this daemon's). `false` when the daemon is shutting down
+/// or the connector is stopped (revoked) meanwhile.
+async fn take_over(
+    m: &Arc<Membership>,
+    name: &str,
+    shutdown: &mut watch::Receiver<bool>,
+    cancel: &mut watch::Receiver<bool>,
+) -> bool {
     let (mm, n) = (m.clone(), name.to_string());
     let holder = tokio::task::spawn_blocking(move || mm.holder(&n))
         .await
@@ -647,6 +677,10 @@ async fn take_over(m: &Arc<Membership>, name: &str, shutdown: &mut watch::Receiv
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
             _ = shutdown.changed() => return false,
+            _ = cancel.wait_for(|c| *c) => {
+                tracing::info!("cluster: stopped while waiting to take the connector over");
+                return false;
+            }
         }
     }
     let (mm, n) = (m.clone(), name.to_string());
@@ -687,45 +721,87 @@ pub async fn run(runtime: Arc<Runtime>, connectors: Vec<ConnectorConfig>) -> Res
         }
     }
     let mut hangup = hangup_signal();
-    loop {
+    // A panic in the loop (a defect) must not end the process with the connectors' records
+    // in flight and their positions uncommitted: they are stopped the orderly way first.
+    let followed = std::panic::AssertUnwindSafe(async {
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => break,
+                Some(revocation) = async {
+                    match revocations.as_mut() {
+                        Some(r) => r.recv().await,
+                        None => std::future::pending().await,
+                    }
+                } => runtime.revoke(revocation).await,
+                _ = async {
+                    match &membership {
+                        Some(m) => m.gained().await,
+                        None => std::future::pending().await,
+                    }
+                } => runtime.rescan().await,
+                _ = tokio::time::sleep(RESCAN_EVERY) => runtime.rescan().await,
+                _ = hangup.recv() => {
+                    tracing::info!("SIGHUP: rescanning the connectors folder");
+                    runtime.rescan().await;
+                }
+                _ = runtime.ended.notified() => {
+                    // The task signals just before it completes.
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+            if daemon.api.is_none() {
+                let map = runtime.connectors.lock().unwrap_or_else(|e| e.into_inner());
+                if !map.is_empty()
+                    && map
+                        .values()
+                        .all(|h| h.task.as_ref().is_none_or(|t| t.is_finished()))
+                {
+                    break;
+                }
+            }
+        }
+    })
+    .catch_unwind()
+    .await;
+    // While the connectors drain for the shutdown, the group may still take their partitions
+    // away as lost (this daemon was cut off): those stop at once, as they would have while
+    // running — their late records must not land after the new owner's.
+    let aborts: Vec<(String, tokio::task::AbortHandle)> = {
+        let map = runtime.connectors.lock().unwrap_or_else(|e| e.into_inner());
+        map.iter()
+            .filter_map(|(n, h)| Some((n.clone(), h.task.as_ref()?.abort_handle())))
+            .collect()
+    };
+    let stopping = runtime.stop_all();
+    tokio::pin!(stopping);
+    let failed = loop {
         tokio::select! {
-            _ = shutdown.changed() => break,
+            failed = &mut stopping => break failed,
             Some(revocation) = async {
                 match revocations.as_mut() {
                     Some(r) => r.recv().await,
                     None => std::future::pending().await,
                 }
-            } => runtime.revoke(revocation).await,
-            _ = async {
-                match &membership {
-                    Some(m) => m.gained().await,
-                    None => std::future::pending().await,
+            } => {
+                if let (true, Some(m)) = (revocation.lost, &membership) {
+                    for (name, abort) in &aborts {
+                        if revocation.partitions.contains(&m.partition_of(name)) {
+                            tracing::warn!(connector = %name, "cluster: assignment lost while stopping: stopping the connector at once, committing nothing");
+                            abort.abort();
+                        }
+                    }
                 }
-            } => runtime.rescan().await,
-            _ = tokio::time::sleep(RESCAN_EVERY) => runtime.rescan().await,
-            _ = hangup.recv() => {
-                tracing::info!("SIGHUP: rescanning the connectors folder");
-                runtime.rescan().await;
-            }
-            _ = runtime.ended.notified() => {
-                // The task signals just before it completes.
-                tokio::time::sleep(Duration::from_millis(20)).await;
+                let _ = revocation.done.send(());
             }
         }
-        if daemon.api.is_none() {
-            let map = runtime.connectors.lock().unwrap_or_else(|e| e.into_inner());
-            if !map.is_empty()
-                && map
-                    .values()
-                    .all(|h| h.task.as_ref().is_none_or(|t| t.is_finished()))
-            {
-                break;
-            }
-        }
-    }
-    let failed = runtime.stop_all().await;
+    };
     if let Some(m) = &membership {
         m.leave();
+    }
+    if let Err(panic) = followed {
+        let message = crate::failure::panic_message(panic);
+        tracing::error!(error = %message, "internal error in the daemon's loop: the connectors were stopped and their positions committed");
+        return Err(RunError::Panicked(message));
     }
     if failed.is_empty() {
         Ok(())

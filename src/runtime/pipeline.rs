@@ -37,6 +37,9 @@ use crate::transform::Transform;
 const ITEM_CHANNEL_CAPACITY: usize = 8;
 /// How long deliveries in flight may take to resolve after a failure before the run ends.
 const SETTLE_AFTER_FAILURE: Duration = Duration::from_secs(10);
+/// How long a stopped run waits for the deliveries in flight (a broker away would hold them
+/// for message.timeout.ms); what is not delivered by then is sent again at the next start.
+pub(crate) const STOP_GRACE: Duration = Duration::from_secs(15);
 /// How often a one-line progress summary is logged.
 const SUMMARY_EVERY: Duration = Duration::from_secs(30);
 
@@ -55,6 +58,11 @@ pub enum PipelineError {
     /// Encoding failed (a schema the registry refused, or the registry is unreachable).
     #[error(transparent)]
     Encode(#[from] EncodeError),
+    /// The run was stopped while records waited for the broker (room in the producer's
+    /// queue, or acknowledgements, with a broker away for long): what was not acknowledged
+    /// is not committed and is sent again at the next start.
+    #[error("stopped before the broker acknowledged every record; what was not acknowledged is sent again at the next start")]
+    StoppedWaiting,
 }
 
 impl Classify for PipelineError {
@@ -64,6 +72,7 @@ impl Classify for PipelineError {
             PipelineError::Sink(e) => e.severity(),
             PipelineError::Offsets(e) => e.severity(),
             PipelineError::Encode(e) => e.severity(),
+            PipelineError::StoppedWaiting => Severity::Transient,
         }
     }
 }
@@ -88,6 +97,8 @@ pub struct PipelineSettings {
     /// Bytes of records awaiting acknowledgement before the source is paused; also the
     /// bytes that may wait between source and pipeline.
     pub max_in_flight_bytes: u32,
+    /// How long a stopped run waits for deliveries in flight ([`STOP_GRACE`]).
+    pub stop_grace: Duration,
 }
 
 /// What a delivered record is counted as.
@@ -208,6 +219,7 @@ pub async fn run_once(
         budget,
         committed_tx,
         source_stop: source_stop_tx,
+        stop: control.stop.clone(),
         counters: Counters::new(control.observer.clone()),
         observer: control.observer.clone(),
         events_total: 0,
@@ -244,6 +256,8 @@ struct Run {
     budget: ByteBudget,
     committed_tx: watch::Sender<Option<SourcePosition>>,
     source_stop: watch::Sender<bool>,
+    /// The run's stop, seen also while a record waits for room in the producer's queue.
+    stop: watch::Receiver<bool>,
     counters: Counters,
     observer: Observer,
     events_total: u64,
@@ -269,8 +283,12 @@ impl Run {
         let result = self.pump(&mut items, control).await;
         let _ = self.source_stop.send(true);
         drop(items);
-        if result.is_err() {
-            self.settle().await;
+        // (A stop that gave up waiting for the broker has had its grace already: only what
+        // is resolved by now is collected.)
+        match &result {
+            Ok(()) => {}
+            Err(PipelineError::StoppedWaiting) => self.settle(Duration::from_millis(200)).await,
+            Err(_) => self.settle(SETTLE_AFTER_FAILURE).await,
         }
         self.counters.refresh_lag();
         self.counters.publish();
@@ -310,6 +328,16 @@ impl Run {
         }
         let mut is_paused = *paused.borrow();
         let mut watch_pause = true;
+        // Armed when the stop comes.
+        let grace = tokio::time::sleep_until(
+            tokio::time::Instant::now() + Duration::from_secs(365 * 24 * 3600),
+        );
+        tokio::pin!(grace);
+        if stopping {
+            grace
+                .as_mut()
+                .reset(tokio::time::Instant::now() + self.settings.stop_grace);
+        }
         while !(source_done && self.in_flight.is_empty()) {
             let may_read = !source_done
                 && !is_paused
@@ -325,6 +353,11 @@ impl Run {
                     tracing::debug!("pipeline: stop requested, stopping the source");
                     stopping = true;
                     let _ = self.source_stop.send(true);
+                    grace.as_mut().reset(tokio::time::Instant::now() + self.settings.stop_grace);
+                }
+                _ = &mut grace, if stopping => {
+                    tracing::warn!(in_flight = self.in_flight.len(), grace_ms = self.settings.stop_grace.as_millis() as u64, "stopping with records still unacknowledged by the broker; they are not committed and are sent again at the next start");
+                    return Err(PipelineError::StoppedWaiting);
                 }
                 changed = paused.changed(), if watch_pause => {
                     if changed.is_err() {
@@ -374,8 +407,8 @@ impl Run {
 
     /// After a failure: lets the deliveries still in flight resolve (for a while), so that
     /// what was accepted before the failure is committed and not sent again.
-    async fn settle(&mut self) {
-        let deadline = tokio::time::Instant::now() + SETTLE_AFTER_FAILURE;
+    async fn settle(&mut self, within: Duration) {
+        let deadline = tokio::time::Instant::now() + within;
         // Buffered records are pushed out so their deliveries can resolve.
         let _ = self.sink.flush_buffered();
         while !self.in_flight.is_empty() {
@@ -503,7 +536,19 @@ impl Run {
             Some(delivery) => delivery?,
             None => {
                 self.sink.ensure_topic(&record.topic).await?;
-                self.sink.send(record).await?
+                // A full queue (a broker away) can hold this for message.timeout.ms: a stop
+                // must not wait that long.
+                let mut stop = self.stop.clone();
+                let stopped = async move {
+                    if stop.wait_for(|s| *s).await.is_err() {
+                        std::future::pending::<()>().await;
+                    }
+                };
+                tokio::select! {
+                    biased;
+                    delivery = self.sink.send(record) => delivery?,
+                    _ = stopped => return Err(PipelineError::StoppedWaiting),
+                }
             }
         };
         self.records_total += 1;
@@ -578,6 +623,8 @@ impl Run {
         self.observer.update(|s| {
             s.committed_offset = Some(pos.to_string());
             s.committed_position = Some(pos.clone());
+            // Progress: the failures before it are over.
+            s.retry = None;
         });
         self.tracker.committed(pos.clone());
         let _ = self.committed_tx.send(Some(pos));

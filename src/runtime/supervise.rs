@@ -56,6 +56,9 @@ pub(super) async fn supervise(
 ) -> bool {
     let mut backoff = BACKOFF_START;
     tracing::info!(file = %connector.file.display(), "connector starting");
+    if let Some(warning) = connector.tls_warning() {
+        tracing::warn!("{warning}");
+    }
     let stopped = |observer: &Observer| {
         observer.set_state(ConnectorState::Stopped);
         tracing::info!("connector stopped");
@@ -85,6 +88,7 @@ pub(super) async fn supervise(
             offset_flush_interval: Duration::from_millis(daemon.offset_flush_interval_ms),
             max_in_flight: daemon.sink.max_in_flight,
             max_in_flight_bytes: daemon.sink.max_in_flight_bytes as u32,
+            stop_grace: pipeline::STOP_GRACE,
         };
         let run = run_pipeline(
             &*wiring,
@@ -143,6 +147,21 @@ pub(super) async fn supervise(
                     .reconnects
                     .with_label_values(&[&*observer.connector])
                     .inc();
+                let now = crate::status::now_ms();
+                observer.update(|s| {
+                    s.state = ConnectorState::Retrying;
+                    s.snapshot = None;
+                    let (attempt, since_ms) = s
+                        .retry
+                        .as_ref()
+                        .map_or((1, now), |r| (r.attempt + 1, r.since_ms));
+                    s.retry = Some(crate::status::RetryInfo {
+                        attempt,
+                        last_error: e.to_string(),
+                        next_try_ms: now + backoff.as_millis() as i64,
+                        since_ms,
+                    });
+                });
                 tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "connector failed; retrying");
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
@@ -159,6 +178,7 @@ pub(super) async fn supervise(
                 observer.update(|s| {
                     s.state = ConnectorState::Failed;
                     s.error = Some(e.to_string());
+                    s.retry = None;
                 });
                 if !wait_on_failure {
                     return false;

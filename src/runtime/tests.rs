@@ -399,6 +399,7 @@ fn straight_run(
         offset_flush_interval: Duration::from_millis(5),
         max_in_flight: 1000,
         max_in_flight_bytes: 64 << 20,
+        stop_grace: Duration::from_millis(300),
     };
     let control = pipeline::RunControl {
         stop,
@@ -503,4 +504,100 @@ async fn a_panic_in_the_source_fails_the_connector_visibly_without_retrying() {
         !metrics.contains("sluice_reconnects_total{connector=\"c\"} 1"),
         "not retried"
     );
+}
+
+/// A broker away: the producer's queue is full (a send never completes) or deliveries are
+/// never acknowledged. A stop must not wait message.timeout.ms (300 s) for them: it ends
+/// within the stop grace, commits only what was acknowledged, and what was not is read
+/// again at the next start.
+#[tokio::test]
+async fn a_stop_does_not_wait_for_a_broker_that_is_away() {
+    for (label, fault, acknowledged) in [
+        ("queue full", Fault::Stall(40), 39),
+        (
+            "never acknowledged",
+            Fault::Delay(Duration::from_secs(3600)),
+            0,
+        ),
+    ] {
+        let (dir, _daemon, connector) = config_dir("away");
+        let wiring = FakeWiring::new(vec![fault], 1000);
+        let connector = Arc::new(connector);
+        let offsets = wiring.offsets();
+        let parts = PipelineParts {
+            source: wiring.source(&connector, offsets.clone()),
+            sink: wiring.sink(&connector).unwrap(),
+            offsets,
+        };
+        let (stop_tx, stop) = watch::channel(false);
+        let (_paused_tx, paused) = watch::channel(false);
+        let (settings, control) = straight_run(stop, paused);
+        let run = tokio::spawn({
+            let connector = connector.clone();
+            async move { pipeline::run_once(&connector, settings, parts, control).await }
+        });
+        // Let it reach the stall.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        stop_tx.send(true).unwrap();
+        let started = std::time::Instant::now();
+        let outcome = tokio::time::timeout(Duration::from_secs(20), run)
+            .await
+            .unwrap_or_else(|_| panic!("{label}: the stop waited for the broker"))
+            .unwrap();
+        assert!(started.elapsed() < Duration::from_secs(5), "{label}");
+        let err = outcome.expect_err(label);
+        assert!(err.to_string().contains("sent again"), "{label}: {err}");
+        match acknowledged {
+            0 => assert_eq!(stored(&wiring), None, "{label}"),
+            n => assert_eq!(stored(&wiring), Some(pos(n)), "{label}"),
+        }
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+/// A panic in the daemon's own loop (a defect) stops the connectors the orderly way —
+/// in flight drained, acknowledged position committed — before the daemon ends with an
+/// error, instead of the process dying with positions uncommitted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_defect_in_the_daemon_loop_stops_connectors_cleanly() {
+    let wiring = Arc::new(FakeWiring::new(
+        vec![Fault::Delay(Duration::from_millis(2))],
+        u64::MAX / 2,
+    ));
+    let (dir, daemon, connector) = config_dir("loopdefect");
+    let (_shutdown_tx, shutdown_rx) = watch::channel(false);
+    let runtime = Runtime::new(daemon, wiring.clone(), shutdown_rx);
+    let running = tokio::spawn(run(runtime.clone(), vec![connector]));
+    // Streaming, then the next rescan of the folder panics.
+    while wiring.broker.resolved() < 200 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    runtime
+        .defect_in_rescan
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    std::fs::write(
+        dir.join("connectors").join("c.toml"),
+        std::fs::read_to_string(dir.join("connectors").join("c.toml")).unwrap() + "# touched\n",
+    )
+    .unwrap();
+    let result = tokio::time::timeout(Duration::from_secs(60), running)
+        .await
+        .expect("the daemon ends")
+        .expect("its task returns (the panic is caught)");
+    match result {
+        Err(RunError::Panicked(message)) => assert!(message.contains("defect"), "{message}"),
+        other => panic!("{other:?}"),
+    }
+    let delivered = ids(&wiring.broker);
+    let last = *delivered.last().unwrap();
+    assert_eq!(
+        stored(&wiring),
+        Some(pos(last)),
+        "everything delivered is committed"
+    );
+    assert_eq!(
+        runtime.status("c").map(|s| s.state),
+        Some(ConnectorState::Stopped)
+    );
+    let _ = std::fs::remove_dir_all(dir);
 }

@@ -28,6 +28,9 @@ pub enum Fault {
     Reorder(usize),
     /// Sending the n-th record panics (a defect in the code above the sink).
     Panic(u64),
+    /// From the n-th record sent on, a send never completes (the producer's queue full, a
+    /// broker away): the record is not accepted.
+    Stall(u64),
 }
 
 #[derive(Default)]
@@ -190,6 +193,13 @@ impl Sink for FaultySink {
     }
 
     fn send<'a>(&'a mut self, record: &'a Record) -> SinkFuture<'a, Delivery> {
+        let stall_from = self.broker.faults.iter().find_map(|f| match f {
+            Fault::Stall(n) => Some(*n),
+            _ => None,
+        });
+        if stall_from.is_some_and(|from| self.broker.sent() + 1 >= from) {
+            return Box::pin(std::future::pending());
+        }
         Box::pin(std::future::ready(self.accept(record)))
     }
 

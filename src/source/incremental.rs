@@ -286,6 +286,30 @@ pub fn after_chunk(
     Ok(next)
 }
 
+/// Shows the tables passed over (table, reason) in the connector's status, the latest
+/// [`crate::status::MAX_PASSED_OVER`] kept: an incremental snapshot that left a table out
+/// says so where the operator looks, not only in a log line.
+pub fn report_passed_over(observer: &crate::status::Observer, pending: &mut Vec<(String, String)>) {
+    if pending.is_empty() {
+        return;
+    }
+    let at_ms = crate::status::now_ms();
+    observer.update(|s| {
+        for (table, reason) in pending.drain(..) {
+            s.snapshot_passed_over.push(crate::status::PassedOver {
+                table,
+                reason,
+                at_ms,
+            });
+        }
+        let n = s.snapshot_passed_over.len();
+        if n > crate::status::MAX_PASSED_OVER {
+            s.snapshot_passed_over
+                .drain(..n - crate::status::MAX_PASSED_OVER);
+        }
+    });
+}
+
 /// The progress once the first table turned out empty, gone or unreadable.
 pub fn pass_over(progress: &IncrementalProgress) -> IncrementalProgress {
     let mut next = progress.clone();

@@ -595,17 +595,26 @@ async fn request(
         Some(b) => ("Content-Type: application/json\r\n", b),
         None => ("", ""),
     };
-    conn.write_all(
-        format!(
-            "{method} {path} HTTP/1.1\r\nHost: {authority}\r\n{auth}{kind}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
+    let sent = conn
+        .write_all(
+            format!(
+                "{method} {path} HTTP/1.1\r\nHost: {authority}\r\n{auth}{kind}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
         )
-        .as_bytes(),
-    )
-    .await
-    .unwrap();
+        .await;
     let mut buf = Vec::new();
-    conn.read_to_end(&mut buf).await.unwrap();
+    let read = match sent {
+        Ok(()) => conn.read_to_end(&mut buf).await.map(|_| ()),
+        Err(e) => Err(e),
+    };
+    // A connection the server closed unanswered (a cap reached) is status 0.
+    if let Err(e) = read {
+        if buf.is_empty() {
+            return (0, e.to_string());
+        }
+    }
     let text = String::from_utf8_lossy(&buf).into_owned();
     let status = text
         .split_whitespace()

@@ -777,10 +777,16 @@ pub async fn run(sc: &Scenario) -> Outcome {
     let mut nodes = Nodes::default();
     for _ in 0..count {
         let listen = format!("127.0.0.1:{}", free_port());
-        let daemon = Daemon::new(
-            &format!("type = \"kafka\"\nbootstrap_servers = \"{servers}\""),
-            &[("c.toml", connector_text.clone())],
-        );
+        // In cluster mode an owner that lost its assignment may still deliver what it had
+        // queued, for at most message.timeout.ms: the handoff delay a new owner waits after
+        // an unclean take-over must be longer (as in production, where it defaults to the
+        // producer's timeout), or the old owner's late records land after the new owner's.
+        let sink = if sc.store == Store::Cluster {
+            format!("type = \"kafka\"\nbootstrap_servers = \"{servers}\"\n[sink.properties]\n\"message.timeout.ms\" = \"{CLUSTER_MESSAGE_TIMEOUT_MS}\"")
+        } else {
+            format!("type = \"kafka\"\nbootstrap_servers = \"{servers}\"")
+        };
+        let daemon = Daemon::new(&sink, &[("c.toml", connector_text.clone())]);
         if sc.store != Store::File {
             let path = daemon.dir.join("config/sluice.toml");
             let text = std::fs::read_to_string(&path).unwrap().replace(
@@ -794,7 +800,8 @@ pub async fn run(sc: &Scenario) -> Outcome {
         daemon.append_daemon_config(&format!("[api]\nlisten = \"{listen}\"\n"));
         if sc.store == Store::Cluster {
             daemon.append_daemon_config(&format!(
-                "[cluster]\ngroup_id = \"{name}-group\"\nsession_timeout_ms = {CLUSTER_SESSION_MS}\nassignment_partitions = 2\nhandoff_delay_ms = 1500\n"
+                "[cluster]\ngroup_id = \"{name}-group\"\nsession_timeout_ms = {CLUSTER_SESSION_MS}\nassignment_partitions = 2\nhandoff_delay_ms = {}\n",
+                CLUSTER_MESSAGE_TIMEOUT_MS + 2000
             ));
         }
         nodes.daemons.push(daemon);
@@ -955,7 +962,11 @@ pub async fn run(sc: &Scenario) -> Outcome {
         // its session may learn only then that its assignment was lost, and restart the
         // connector from the committed position: its session is part of the window.
         nodes.wait_streaming(&name).await;
-        let settle = if sc.store == Store::Cluster && f.kind == FaultKind::Freeze {
+        // A broker cut hides the group from the daemon as a freeze does: it may learn of the
+        // lost assignment only after the cut, within a session.
+        let settle = if sc.store == Store::Cluster
+            && matches!(f.kind, FaultKind::Freeze | FaultKind::BrokerCut)
+        {
             CLUSTER_SESSION_MS + 2000
         } else {
             1500
@@ -1024,6 +1035,8 @@ pub async fn run(sc: &Scenario) -> Outcome {
 
 /// The session timeout of cluster scenarios.
 const CLUSTER_SESSION_MS: u64 = 6000;
+/// The cluster daemons' producer timeout (see the handoff delay).
+const CLUSTER_MESSAGE_TIMEOUT_MS: u64 = 4000;
 
 /// The daemons of a scenario (two in cluster mode) and their APIs.
 #[derive(Default)]

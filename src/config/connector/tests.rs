@@ -226,3 +226,24 @@ fn signal_table_must_be_captured_and_chunks_sized() {
     assert!(e.contains("snapshot.chunk_size"), "{e}");
     assert_eq!(parse(GOOD).unwrap().snapshot.chunk_size, 1024);
 }
+
+/// TLS modes that encrypt without authenticating the server are named at start, with the
+/// setting that does; verify modes and an explicit `disable` are not.
+#[test]
+fn unauthenticated_tls_modes_are_warned_about() {
+    let with = |url: &str| GOOD.replace("postgres://user:pw@localhost:5432/db", url);
+    for url in [
+        "postgres://user:pw@localhost:5432/db",
+        "postgres://user:pw@localhost:5432/db?sslmode=require",
+    ] {
+        let w = parse(&with(url)).unwrap().tls_warning().expect(url);
+        assert!(w.contains("sslmode=verify-full"), "{w}");
+        assert!(!w.contains("pw"), "{w}");
+    }
+    for url in [
+        "postgres://user:pw@localhost:5432/db?sslmode=verify-full",
+        "postgres://user:pw@localhost:5432/db?sslmode=disable",
+    ] {
+        assert_eq!(parse(&with(url)).unwrap().tls_warning(), None, "{url}");
+    }
+}

@@ -256,7 +256,7 @@ async fn open_view(
             c.query_drop("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
                 .await
                 .map_err(MyError::query)?;
-            c.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT")
+            c.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
                 .await
                 .map_err(MyError::query)?;
         }

@@ -92,7 +92,9 @@ fn find(b: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
 /// The statement with every secret literal replaced by `'***'`: the string after
 /// `IDENTIFIED BY`, `IDENTIFIED WITH <plugin> BY|AS`, `IDENTIFIED VIA <plugin> USING|AS`,
 /// `PASSWORD(`, `PASSWORD =` and `PASSWORD` (as in `SET PASSWORD ... = PASSWORD('x')` and
-/// `CREATE SERVER ... OPTIONS (PASSWORD 'x')`), wherever it stands (comments included).
+/// `CREATE SERVER ... OPTIONS (PASSWORD 'x')`), and the connection string of a FEDERATED or
+/// CONNECT table (`CONNECTION [=] 'mysql://user:password@host/...'`, CONNECT's
+/// `OPTION_LIST [=] '...password=...'`), wherever it stands (comments included).
 pub(super) fn redact_secrets(sql: &str) -> Cow<'_, str> {
     let b = sql.as_bytes();
     let mut words: Vec<String> = Vec::new();
@@ -143,9 +145,11 @@ fn secret_follows(words: &[String]) -> bool {
             .and_then(|i| words.get(i))
             .map_or("", String::as_str)
     };
+    let secret_word = |w: &str| matches!(w, "PASSWORD" | "CONNECTION" | "OPTION_LIST");
     match last(1) {
-        "PASSWORD" => true,
-        "(" | "=" => last(2) == "PASSWORD",
+        w if secret_word(w) => true,
+        "(" => last(2) == "PASSWORD",
+        "=" => secret_word(last(2)),
         "BY" => last(2) == "IDENTIFIED" || (last(4) == "IDENTIFIED" && last(3) == "WITH"),
         "AS" | "USING" => last(4) == "IDENTIFIED" && matches!(last(3), "WITH" | "VIA"),
         _ => false,
@@ -295,6 +299,19 @@ mod tests {
         assert_eq!(
             r("CREATE SERVER s FOREIGN DATA WRAPPER mysql OPTIONS (USER 'a', PASSWORD 'pw')"),
             "CREATE SERVER s FOREIGN DATA WRAPPER mysql OPTIONS (USER 'a', PASSWORD '***')"
+        );
+        // Connection strings of FEDERATED / CONNECT tables carry a password.
+        assert_eq!(
+            r("CREATE TABLE f (a int) ENGINE=FEDERATED CONNECTION='mysql://u:pw@h:3306/d/t'"),
+            "CREATE TABLE f (a int) ENGINE=FEDERATED CONNECTION='***'"
+        );
+        assert_eq!(
+            r("ALTER TABLE f CONNECTION \"mysql://u:p@ss@h/d/t\""),
+            "ALTER TABLE f CONNECTION '***'"
+        );
+        assert_eq!(
+            r("CREATE TABLE c (a int) ENGINE=CONNECT TABLE_TYPE=MYSQL OPTION_LIST='host=h,user=u,password=pw'"),
+            "CREATE TABLE c (a int) ENGINE=CONNECT TABLE_TYPE=MYSQL OPTION_LIST='***'"
         );
         // Nothing secret: borrowed as it is.
         assert!(matches!(

@@ -37,6 +37,8 @@ pub(in super::super) struct Incremental {
     pub(super) signals: Vec<Signal>,
     /// Rows per chunk within the byte bound.
     sizer: shared::ChunkSizer,
+    /// Tables passed over (table, reason), to be shown in the status.
+    passed_over: Vec<(String, String)>,
 }
 
 /// Whether the stream at `(file, pos)` has read up to `mark`.
@@ -125,6 +127,12 @@ impl Streamer<'_> {
     /// After each event: signals it carried, the window's marks, and the next chunk when
     /// one is due and the stream is between transactions.
     pub(super) async fn incremental_work(&mut self, ctx: &mut SourceContext) -> Result<(), Halt> {
+        let result = self.incremental_step(ctx).await;
+        shared::report_passed_over(&ctx.observer, &mut self.incr.passed_over);
+        result
+    }
+
+    async fn incremental_step(&mut self, ctx: &mut SourceContext) -> Result<(), Halt> {
         let before = self.state.incremental.clone();
         for signal in std::mem::take(&mut self.incr.signals) {
             self.on_signal(signal).await?;
@@ -209,6 +217,10 @@ impl Streamer<'_> {
         let tables = catalog::captured_tables(&mut self.catalog, my).await?;
         let Some(id) = tables.into_iter().find(|t| t.to_string() == name) else {
             tracing::error!(table = %name, "incremental snapshot: the table is no longer captured or does not exist; passed over");
+            self.incr.passed_over.push((
+                name.to_string(),
+                "the table is no longer captured or does not exist".to_string(),
+            ));
             return Ok(None);
         };
         let map = catalog::describe(&mut self.catalog, &id).await?;
@@ -223,6 +235,9 @@ impl Streamer<'_> {
             Ok(d) => d,
             Err(e) => {
                 tracing::error!(table = %id, error = %e.0, "incremental snapshot: cannot read the table; passed over");
+                self.incr
+                    .passed_over
+                    .push((id.to_string(), e.0.to_string()));
                 return Ok(None);
             }
         };
@@ -231,6 +246,9 @@ impl Streamer<'_> {
             Ok(k) => k,
             Err(e) => {
                 tracing::error!(error = %e, "incremental snapshot: table passed over");
+                self.incr
+                    .passed_over
+                    .push((name.to_string(), e.to_string()));
                 return Ok(None);
             }
         };
@@ -249,6 +267,7 @@ impl Streamer<'_> {
             Ok(sql) => sql,
             Err(e) => {
                 tracing::error!(table = %id, error = %e, "incremental snapshot: table passed over");
+                self.incr.passed_over.push((id.to_string(), e.to_string()));
                 return Ok(None);
             }
         };
@@ -275,6 +294,7 @@ impl Streamer<'_> {
                     if !transient || chunk_error_is_definite(&reason) =>
                 {
                     tracing::error!(table = %id, error = %reason, "incremental snapshot: reading a chunk failed; table passed over (check additional-conditions and the user's privileges)");
+                    self.incr.passed_over.push((id.to_string(), reason.to_string()));
                     return Ok(None);
                 }
                 other => {
@@ -365,6 +385,10 @@ impl Streamer<'_> {
             Ok(next) => Arc::new(next),
             Err(e) => {
                 tracing::error!(error = %e, "incremental snapshot: table passed over");
+                self.incr.passed_over.push((
+                    progress.tables.first().cloned().unwrap_or_default(),
+                    e.to_string(),
+                ));
                 self.set_progress(Some(Arc::new(shared::pass_over(progress))));
                 self.incr.want_chunk = true;
                 return Ok(());

@@ -37,6 +37,8 @@ pub(in super::super) struct Incremental {
     pub(super) signals: Vec<Signal>,
     /// Rows per chunk within the byte bound.
     sizer: shared::ChunkSizer,
+    /// Tables passed over (table, reason), to be shown in the status.
+    passed_over: Vec<(String, String)>,
     /// Tells this run's watermarks from those of runs before a restart.
     run: u64,
     seq: u64,
@@ -52,6 +54,12 @@ impl Streamer<'_> {
     /// After each replication event: signals it carried, then the next chunk when one is
     /// due and the stream is between transactions.
     pub(super) async fn incremental_work(&mut self, ctx: &mut SourceContext) -> Result<(), Halt> {
+        let result = self.incremental_step(ctx).await;
+        shared::report_passed_over(&ctx.observer, &mut self.incr.passed_over);
+        result
+    }
+
+    async fn incremental_step(&mut self, ctx: &mut SourceContext) -> Result<(), Halt> {
         let before = self.state.incremental.clone();
         for signal in std::mem::take(&mut self.incr.signals) {
             self.on_signal(signal).await?;
@@ -134,6 +142,10 @@ impl Streamer<'_> {
         let (captured, _) = catalog::expand_tables(self.client, &pg.filter).await?;
         let Some((oid, id)) = captured.into_iter().find(|(_, t)| t.to_string() == name) else {
             tracing::error!(table = %name, "incremental snapshot: the table is no longer captured or does not exist; passed over");
+            self.incr.passed_over.push((
+                name.to_string(),
+                "the table is no longer captured or does not exist".to_string(),
+            ));
             return Ok(None);
         };
         let Some(described) = catalog::describe_table(self.client, oid).await? else {
@@ -145,6 +157,9 @@ impl Streamer<'_> {
             Ok(k) => k,
             Err(e) => {
                 tracing::error!(error = %e, "incremental snapshot: table passed over");
+                self.incr
+                    .passed_over
+                    .push((name.to_string(), e.to_string()));
                 return Ok(None);
             }
         };
@@ -166,6 +181,7 @@ impl Streamer<'_> {
             Ok(select) => format!("COPY ({select}) TO STDOUT"),
             Err(e) => {
                 tracing::error!(table = %id, error = %e, "incremental snapshot: table passed over");
+                self.incr.passed_over.push((id.to_string(), e.to_string()));
                 return Ok(None);
             }
         };
@@ -190,6 +206,7 @@ impl Streamer<'_> {
             // progress still points before it.
             Err(e) if chunk_error_is_definite(&e) => {
                 tracing::error!(table = %id, error = %e, "incremental snapshot: reading a chunk failed; table passed over (check additional-conditions and the user's privileges)");
+                self.incr.passed_over.push((id.to_string(), e.to_string()));
                 return Ok(None);
             }
             Err(e) => {
@@ -309,6 +326,10 @@ impl Streamer<'_> {
             Ok(next) => Arc::new(next),
             Err(e) => {
                 tracing::error!(error = %e, "incremental snapshot: table passed over");
+                self.incr.passed_over.push((
+                    progress.tables.first().cloned().unwrap_or_default(),
+                    e.to_string(),
+                ));
                 self.state.incremental = Some(Arc::new(shared::pass_over(progress)));
                 self.incr.want_chunk = true;
                 return Ok(());
