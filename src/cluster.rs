@@ -181,9 +181,16 @@ impl Membership {
             )
             .map_err(|(e, _)| e.to_string())?;
         self.producer.flush(TIMEOUT).map_err(|e| e.to_string())?;
-        match report.recv_timeout(Duration::from_secs(1)) {
-            Ok(result) => result,
-            Err(_) => Err("the ownership record's delivery was not reported".into()),
+        // The report is served by a poll (a flush may end before it is).
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            if let Ok(result) = report.try_recv() {
+                return result;
+            }
+            if Instant::now() > deadline {
+                return Err("the ownership record's delivery was not reported".into());
+            }
+            self.producer.poll(Duration::from_millis(50));
         }
     }
 }

@@ -372,10 +372,24 @@ async fn a_stop_during_an_unclean_take_over_does_not_wait_out_the_handoff_delay(
         Duration::from_secs(90),
     )
     .await;
-    let owner = if running(&states(&nodes[0].api).await[&name].0) {
-        0
-    } else {
-        1
+    // The owner: the daemon streaming it, twice in a row (not one still taking it over: its
+    // ownership record may not say `running` yet).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let owner = loop {
+        let mut streaming = Vec::new();
+        for (i, n) in nodes.iter().enumerate() {
+            if states(&n.api).await.get(&name).map(|s| s.0.as_str()) == Some("streaming") {
+                streaming.push(i);
+            }
+        }
+        if let [i] = streaming[..] {
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            if states(&nodes[i].api).await.get(&name).map(|s| s.0.as_str()) == Some("streaming") {
+                break i;
+            }
+        }
+        assert!(Instant::now() < deadline, "no single owner streaming");
+        tokio::time::sleep(Duration::from_millis(300)).await;
     };
     let other = 1 - owner;
     nodes[owner].daemon.kill9();
@@ -386,7 +400,12 @@ async fn a_stop_during_an_unclean_take_over_does_not_wait_out_the_handoff_delay(
         .logs()
         .contains("took the connector over without a clean handoff")
     {
-        assert!(Instant::now() < deadline, "{}", nodes[other].daemon.logs());
+        assert!(
+            Instant::now() < deadline,
+            "--- taking over:\n{}\n--- killed owner:\n{}",
+            nodes[other].daemon.logs(),
+            nodes[owner].daemon.logs()
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     std::fs::remove_file(nodes[other].daemon.dir.join("connectors/c.toml")).unwrap();

@@ -149,3 +149,71 @@ async fn changes_of_an_uncaptured_table_in_the_publication_are_counted_and_logge
     assert!(logs.contains("public.other"), "{logs}");
     assert!(daemon.stop().success());
 }
+
+/// A partitioned table created (and added to a publication without
+/// `publish_via_partition_root`) while the connector runs: its changes arrive under the
+/// partitions' names. They went to one topic per partition (a snapshot and `public.*`
+/// name the partitioned table) until a restart refused the publication; now they are
+/// published as the partitioned table's.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_partitioned_table_added_at_run_time_without_root_publishing_loses_nothing() {
+    let db = TestDb::new("partlate").await;
+    let name = unique("partlate");
+    db.exec(&format!(
+        "CREATE TABLE plain (id int PRIMARY KEY);
+         CREATE PUBLICATION {name} FOR TABLE plain;"
+    ))
+    .await;
+    // `public.*` names the partitioned table created later (and plain tables).
+    let mut daemon = Daemon::single(&name, &db, &["public.*"], "[format]\nschemas = false");
+    let file = daemon.dir.join("connectors/c.toml");
+    let text = std::fs::read_to_string(&file).unwrap() + "publication_autocreate = \"disabled\"\n";
+    std::fs::write(&file, text).unwrap();
+    let port = free_port();
+    daemon.append_daemon_config(&format!("[api]\nlisten = \"127.0.0.1:{port}\"\n"));
+    daemon.start();
+    let api = format!("http://127.0.0.1:{port}");
+    wait_state(&api, None, &name, "streaming", Duration::from_secs(60)).await;
+    db.exec(&format!(
+        "CREATE TABLE parts (id int PRIMARY KEY, v text) PARTITION BY RANGE (id);
+         CREATE TABLE parts_low PARTITION OF parts FOR VALUES FROM (0) TO (100);
+         CREATE TABLE parts_high PARTITION OF parts FOR VALUES FROM (100) TO (200);
+         ALTER PUBLICATION {name} ADD TABLE parts;"
+    ))
+    .await;
+    db.exec(
+        "INSERT INTO parts VALUES (1, 'a'), (150, 'b'); UPDATE parts SET v = 'c' WHERE id = 1;",
+    )
+    .await;
+    let msgs = read_topic(&format!("{name}.public.parts"), 3, Duration::from_secs(60));
+    let got: Vec<(String, i64, String)> = msgs
+        .iter()
+        .map(|m| {
+            let v = m.value.as_ref().unwrap();
+            (
+                v["op"].as_str().unwrap().to_string(),
+                v["after"]["id"].as_i64().unwrap(),
+                v["after"]["v"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("c".to_string(), 1, "a".to_string()),
+            ("c".to_string(), 150, "b".to_string()),
+            ("u".to_string(), 1, "c".to_string())
+        ],
+        "logs:\n{}",
+        daemon.logs()
+    );
+    // Published as the table's, with the fix named once per partition.
+    assert_eq!(msgs[0].value.as_ref().unwrap()["source"]["table"], "parts");
+    let logs = daemon.logs();
+    assert!(logs.contains("publish_via_partition_root = true"), "{logs}");
+    assert!(
+        !logs.contains("does not capture are not published"),
+        "{logs}"
+    );
+    assert!(daemon.stop().success());
+}

@@ -177,6 +177,24 @@ pub async fn captures_partitioned(client: &Client, filter: &TableFilter) -> Resu
         .any(|t| t.partitioned && filter.captures(&t.id.schema, &t.id.name)))
 }
 
+/// The root of a partition (`None` for a table that is no partition).
+pub async fn partition_root_of(client: &Client, oid: u32) -> Result<Option<TableId>, PgError> {
+    let row = client
+        .query_opt(
+            "SELECT n.nspname::text, c.relname::text FROM pg_class p \
+             JOIN pg_class c ON c.oid = pg_partition_root(p.oid) \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE p.oid = $1 AND p.relispartition",
+            &[&oid],
+        )
+        .await
+        .map_err(PgError::query)?;
+    Ok(row.map(|r| TableId {
+        schema: r.get(0),
+        name: r.get(1),
+    }))
+}
+
 /// Whether the publication publishes partitions' changes as their root's
 /// (`publish_via_partition_root`).
 pub async fn publication_via_root(client: &Client, name: &str) -> Result<bool, PgError> {

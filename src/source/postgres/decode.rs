@@ -133,7 +133,19 @@ impl Decoder {
         if key.is_empty() && rel.replica_identity == b'i' {
             key = identity;
         }
-        let captured = self.filter.captures(&id.schema, &id.name);
+        let mut id = id;
+        let mut captured = self.filter.captures(&id.schema, &id.name);
+        // A partition of a captured partitioned table, published under its own name: the
+        // publication does not publish via the root (the root was added to it after the
+        // start, say). Its changes are the table's, as the snapshot and `schema.*` entries
+        // see them: published as the table's, not under the partition's name or lost.
+        if let Some(root) = catalog::partition_root_of(client, rel.oid).await? {
+            if self.filter.captures(&root.schema, &root.name) {
+                tracing::warn!(partition = %id, table = %root, "changes of a partition of a captured partitioned table arrive under the partition's name (the publication does not publish via the partition root): published as the table's; set publish_via_partition_root = true on the publication");
+                id = root;
+                captured = true;
+            }
+        }
         let schema = Arc::new(TableSchema { id, columns, key });
         self.relations.insert(
             rel.oid,
