@@ -244,6 +244,29 @@ impl Streamer<'_> {
             format!("SET synchronous_commit = on; SELECT pg_logical_emit_message(true, '{WATERMARK_PREFIX}', '{what}:{wid}')")
         };
         side.batch_execute(&mark("open")).await?;
+        // The chunk is read in a read-only transaction: whatever a chunk query holds, it
+        // cannot write (defence in depth behind the parsed signal filters).
+        side.batch_execute("BEGIN READ ONLY").await?;
+        let read = self.copy_rows(side, sql, info, table, key).await;
+        let ended = match &read {
+            Ok(_) => side.batch_execute("COMMIT").await,
+            Err(_) => side.batch_execute("ROLLBACK").await,
+        };
+        let (rows, last_key) = read?;
+        ended?;
+        side.batch_execute(&mark("close")).await?;
+        Ok((rows, last_key))
+    }
+
+    /// The rows of one chunk's `COPY`, and the text of the last row's key.
+    async fn copy_rows(
+        &mut self,
+        side: &tokio_postgres::Client,
+        sql: &str,
+        info: &super::super::decode::RelationInfo,
+        table: &Arc<TableSchema>,
+        key: &[usize],
+    ) -> Result<(Vec<ChangeEvent>, Vec<Option<String>>), tokio_postgres::Error> {
         let stream = side.copy_out(sql).await?;
         futures_util::pin_mut!(stream);
         let mut buf: Vec<u8> = Vec::new();
@@ -291,7 +314,6 @@ impl Streamer<'_> {
             }
             buf.drain(..start);
         }
-        side.batch_execute(&mark("close")).await?;
         Ok((rows, last_key))
     }
 
