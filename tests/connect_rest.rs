@@ -317,6 +317,39 @@ async fn a_connect_rest_client_manages_a_connector() {
     assert_eq!(put["name"], fixed.as_str(), "{put}");
     assert!(!std::fs::read_to_string(&broken).unwrap().contains("bogus"));
     wait_connect_state(&api, &fixed, "RUNNING").await;
+
+    // Hostile writes: a `${file:...}` or `${VAR}` sent by a client is never expanded (the
+    // review read /etc/passwd through a validation error this way), and a kept (masked)
+    // password does not follow the URL to another host.
+    let mut probe = good.clone();
+    probe["snapshot.mode"] = json!("${file:/etc/passwd}");
+    let (status, body) = http_json(
+        "PUT",
+        &format!("{api}/connectors/{fixed}/config"),
+        None,
+        &probe,
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        !body.contains("root:"),
+        "a daemon file read through the API: {body}"
+    );
+    assert!(body.contains("${file:/etc/passwd}"), "{body}");
+    let (_, shown) = http("GET", &format!("{api}/connectors/{fixed}/config"), None).await;
+    let mut moved: Value = serde_json::from_str(&shown).unwrap();
+    let url = moved["postgres.url"].as_str().unwrap().to_string();
+    assert!(url.contains(":********@"), "{url}");
+    moved["postgres.url"] = json!(url.replacen("@127.0.0.1", "@attacker.example", 1));
+    let (status, body) = http_json(
+        "PUT",
+        &format!("{api}/connectors/{fixed}/config"),
+        None,
+        &moved,
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("password is masked"), "{body}");
     assert!(daemon.stop().success(), "{}", daemon.logs());
 }
 
