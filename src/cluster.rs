@@ -133,9 +133,16 @@ impl Membership {
         self.gained.notified().await;
     }
 
-    /// How long to wait after an unclean takeover.
+    /// How long to wait after an unclean takeover: `handoff_delay_ms`, else the producer's
+    /// effective `message.timeout.ms` (`[sink.properties]`, librdkafka's 300 s by default) —
+    /// the longest a previous owner that lost the connector may still deliver what it had
+    /// queued.
     pub fn handoff_delay(&self) -> Duration {
-        Duration::from_millis(self.config.handoff_delay_ms.unwrap_or(300_000))
+        Duration::from_millis(
+            self.config
+                .handoff_delay_ms
+                .unwrap_or_else(|| message_timeout_ms(&self.properties)),
+        )
     }
 
     /// Leaves the group (at shutdown, after the connectors stopped).
@@ -210,6 +217,15 @@ impl rdkafka::producer::ProducerContext for MarkContext {
     ) {
         let _ = confirmed.try_send(result.as_ref().map(|_| ()).map_err(|(e, _)| e.to_string()));
     }
+}
+
+/// The producer's effective `message.timeout.ms` (librdkafka's default: 300 s).
+pub fn message_timeout_ms(properties: &BTreeMap<String, String>) -> u64 {
+    properties
+        .get("message.timeout.ms")
+        .or_else(|| properties.get("delivery.timeout.ms"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(300_000)
 }
 
 /// The consumer's callbacks: revocations go to the runtime, assignments to the owned set.
@@ -411,6 +427,10 @@ pub async fn join(
         stop: AtomicBool::new(false),
         producer,
     });
+    let timeout = message_timeout_ms(&membership.properties);
+    if let Some(delay) = config.handoff_delay_ms.filter(|d| *d < timeout) {
+        tracing::warn!(handoff_delay_ms = delay, message_timeout_ms = timeout, "cluster: handoff_delay_ms is shorter than the producer's message.timeout.ms: after an unclean take-over, records the previous owner still had queued may land after the new owner's (stale values last); raise handoff_delay_ms or lower message.timeout.ms in [sink.properties]");
+    }
     let (tx, rx) = mpsc::unbounded_channel();
     let consumer = subscribe(&membership, tx.clone())?;
     tracing::info!(group = %config.group_id, me = %me, topic = %topic, "cluster: joining the group");
@@ -578,4 +598,21 @@ fn member_loop(
     // Closing the consumer leaves the group at once (no wait for the session timeout).
     drop(consumer);
     tracing::info!("cluster: left the group");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The handoff delay follows the producer's timeout unless set: a previous owner may
+    /// still deliver for that long.
+    #[test]
+    fn the_handoff_delay_defaults_to_the_producers_message_timeout() {
+        let mut p = BTreeMap::new();
+        assert_eq!(message_timeout_ms(&p), 300_000);
+        p.insert("delivery.timeout.ms".to_string(), "45000".to_string());
+        assert_eq!(message_timeout_ms(&p), 45_000);
+        p.insert("message.timeout.ms".to_string(), " 20000 ".to_string());
+        assert_eq!(message_timeout_ms(&p), 20_000);
+    }
 }
