@@ -474,6 +474,29 @@ fn subscribe(
     Ok(consumer)
 }
 
+/// Leaves the group with `consumer` and joins again with a new one (retried each second);
+/// `None` when the daemon stops meanwhile.
+fn rejoin(
+    consumer: BaseConsumer<GroupContext>,
+    membership: &Arc<Membership>,
+    revocations: &mpsc::UnboundedSender<Revocation>,
+) -> Option<BaseConsumer<GroupContext>> {
+    consumer.unsubscribe();
+    drop(consumer);
+    loop {
+        match subscribe(membership, revocations.clone()) {
+            Ok(c) => return Some(c),
+            Err(e) => {
+                tracing::warn!(error = %e, "cluster: cannot rejoin the group; retrying");
+                std::thread::sleep(Duration::from_secs(1));
+                if membership.stop.load(Ordering::SeqCst) {
+                    return None;
+                }
+            }
+        }
+    }
+}
+
 /// Everything this daemon owns, taken away as lost (its connectors stop at once and commit
 /// nothing: another member may own them already).
 fn lose_all(membership: &Membership, revocations: &mpsc::UnboundedSender<Revocation>) {
@@ -539,21 +562,11 @@ fn member_loop(
         };
         if fenced {
             lose_all(&membership, &revocations);
-            consumer.unsubscribe();
-            drop(consumer);
             idle_since = Instant::now();
-            consumer = loop {
-                match subscribe(&membership, revocations.clone()) {
-                    Ok(c) => break c,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "cluster: cannot rejoin the group; retrying");
-                        std::thread::sleep(Duration::from_secs(1));
-                        if membership.stop.load(Ordering::SeqCst) {
-                            return;
-                        }
-                    }
-                }
+            let Some(fresh) = rejoin(consumer, &membership, &revocations) else {
+                return;
             };
+            consumer = fresh;
             continue;
         }
         let holds = !membership
@@ -568,21 +581,11 @@ fn member_loop(
                 seconds = idle_since.elapsed().as_secs(),
                 "cluster: no assignment partition for a while: rejoining the group"
             );
-            consumer.unsubscribe();
-            drop(consumer);
             idle_since = Instant::now();
-            consumer = loop {
-                match subscribe(&membership, revocations.clone()) {
-                    Ok(c) => break c,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "cluster: cannot rejoin the group; retrying");
-                        std::thread::sleep(Duration::from_secs(1));
-                        if membership.stop.load(Ordering::SeqCst) {
-                            return;
-                        }
-                    }
-                }
+            let Some(fresh) = rejoin(consumer, &membership, &revocations) else {
+                return;
             };
+            consumer = fresh;
         }
         if read_at.elapsed() >= DESCRIBE_EVERY {
             read_at = Instant::now();

@@ -388,7 +388,8 @@ impl Runtime {
         for (name, commands, task) in tasks {
             let _ = commands.send(Command::Stop).await;
             let clean = match task {
-                Some(t) => t.await.unwrap_or(false),
+                // Aborted (its assignment lost while stopping): not an error of its own.
+                Some(t) => t.await.unwrap_or_else(|e| e.is_cancelled()),
                 None => true,
             };
             let failed_state = self

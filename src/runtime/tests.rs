@@ -385,6 +385,16 @@ async fn a_permanent_sink_failure_stops_the_connector_with_the_reason() {
 }
 
 /// Settings and controls for running one pipeline straight through, without a supervisor.
+/// A pipeline's parts from the fake wiring, for a run without the supervisor.
+fn straight_parts(wiring: &FakeWiring, connector: &Arc<ConnectorConfig>) -> PipelineParts {
+    let offsets = wiring.offsets();
+    PipelineParts {
+        source: wiring.source(connector, offsets.clone()),
+        sink: wiring.sink(connector).unwrap(),
+        offsets,
+    }
+}
+
 fn straight_run(
     stop: watch::Receiver<bool>,
     paused: watch::Receiver<bool>,
@@ -416,12 +426,7 @@ async fn run_once_commits_only_what_is_durable() {
     let (dir, _daemon, connector) = config_dir("once");
     let wiring = FakeWiring::new(vec![Fault::FailDelivery(30)], 100);
     let connector = Arc::new(connector);
-    let offsets = wiring.offsets();
-    let parts = PipelineParts {
-        source: wiring.source(&connector, offsets.clone()),
-        sink: wiring.sink(&connector).unwrap(),
-        offsets,
-    };
+    let parts = straight_parts(&wiring, &connector);
     let (_stop_tx, stop) = watch::channel(false);
     let (_paused_tx, paused) = watch::channel(false);
     let (settings, control) = straight_run(stop, paused);
@@ -443,12 +448,7 @@ async fn a_pause_controller_gone_does_not_stall_the_pipeline() {
     let (dir, _daemon, connector) = config_dir("pausegone");
     let wiring = FakeWiring::new(vec![], 500);
     let connector = Arc::new(connector);
-    let offsets = wiring.offsets();
-    let parts = PipelineParts {
-        source: wiring.source(&connector, offsets.clone()),
-        sink: wiring.sink(&connector).unwrap(),
-        offsets,
-    };
+    let parts = straight_parts(&wiring, &connector);
     let (_stop_tx, stop) = watch::channel(false);
     let (paused_tx, paused) = watch::channel(false);
     drop(paused_tx);
@@ -523,12 +523,7 @@ async fn a_stop_does_not_wait_for_a_broker_that_is_away() {
         let (dir, _daemon, connector) = config_dir("away");
         let wiring = FakeWiring::new(vec![fault], 1000);
         let connector = Arc::new(connector);
-        let offsets = wiring.offsets();
-        let parts = PipelineParts {
-            source: wiring.source(&connector, offsets.clone()),
-            sink: wiring.sink(&connector).unwrap(),
-            offsets,
-        };
+        let parts = straight_parts(&wiring, &connector);
         let (stop_tx, stop) = watch::channel(false);
         let (_paused_tx, paused) = watch::channel(false);
         let (settings, control) = straight_run(stop, paused);
