@@ -56,6 +56,14 @@ enum Command {
         #[command(subcommand)]
         command: SlotsCommand,
     },
+    /// Print the Sluice connector file for a Debezium connector configuration: Kafka
+    /// Connect's JSON (`{"name", "config"}`), or a `.properties` file (Debezium Server's
+    /// `application.properties`, or plain connector properties). Ignored keys are noted;
+    /// refused keys are printed with the reason (exit 1).
+    Convert {
+        /// The JSON or properties file.
+        file: PathBuf,
+    },
     /// Ask a running daemon's admin API whether it is ready (a container healthcheck): exit 0
     /// on a 2xx answer, 1 otherwise.
     Probe {
@@ -192,6 +200,7 @@ pub fn main() -> ExitCode {
             Command::Validate => validate(&config).await,
             Command::Offsets { command } => offsets_command(command, &config).await,
             Command::Slots { command } => slots_command(command, &config).await,
+            Command::Convert { file } => convert(&file),
             Command::Probe {
                 url,
                 cacert,
@@ -207,6 +216,59 @@ pub fn main() -> ExitCode {
             }
         }
     })
+}
+
+/// `sluice convert FILE`.
+fn convert(file: &Path) -> ExitCode {
+    use crate::config::debezium;
+    let text = match std::fs::read_to_string(file) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: cannot read {}: {e}", file.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let json = file.extension().is_some_and(|x| x == "json");
+    let (result, notes) = if json {
+        (
+            debezium::file_from_json(file, &text).map_err(|e| e.to_string()),
+            Vec::new(),
+        )
+    } else {
+        let props = debezium::properties::parse(&text);
+        let server = props.keys().any(|k| k.starts_with("debezium."));
+        let (props, notes) = if server {
+            debezium::properties::server(&props)
+        } else {
+            (props, Vec::new())
+        };
+        let result = debezium::convert(None, &props)
+            .map_err(|r| {
+                format!(
+                    "{}: Debezium properties Sluice cannot run: {r}",
+                    file.display()
+                )
+            })
+            .and_then(|c| {
+                let body = toml::to_string(&c.document).map_err(|e| e.to_string())?;
+                Ok((body, c.warnings))
+            });
+        (result, notes)
+    };
+    match result {
+        Ok((body, warnings)) => {
+            println!("# Converted by `sluice convert` from {}.", file.display());
+            for w in warnings.iter().chain(&notes) {
+                println!("# note: {w}");
+            }
+            print!("{body}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 async fn probe(url: &str, options: &crate::api::probe::ProbeOptions) -> ExitCode {

@@ -22,6 +22,28 @@ struct Node {
     daemon: Daemon,
     api: String,
     name: String,
+    group: String,
+}
+
+/// The test broker's log lines about consumer group `group` (its coordinator's decisions),
+/// the last 80 of them; empty when the log is not where the project's scripts put it.
+fn coordinator_log(group: &str) -> String {
+    let dir = std::env::var("SLUICE_STATE_DIR").unwrap_or_else(|_| "/tmp/sluice-dev".into());
+    let text = std::fs::read_to_string(format!("{dir}/tansu.log")).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().filter(|l| l.contains(group)).collect();
+    let tail = lines[lines.len().saturating_sub(80)..].join("\n");
+    // Without the terminal colours.
+    let mut out = String::with_capacity(tail.len());
+    let mut in_escape = false;
+    for c in tail.chars() {
+        match (in_escape, c) {
+            (false, '\u{1b}') => in_escape = true,
+            (true, 'm') => in_escape = false,
+            (true, _) => {}
+            (false, c) => out.push(c),
+        }
+    }
+    out
 }
 
 fn node(group: &str, offsets_topic: &str, instance: &str, files: &[(&str, String)]) -> Node {
@@ -40,6 +62,7 @@ fn node(group: &str, offsets_topic: &str, instance: &str, files: &[(&str, String
         daemon,
         api: format!("http://127.0.0.1:{port}"),
         name: instance.to_string(),
+        group: group.to_string(),
     }
 }
 
@@ -111,7 +134,10 @@ async fn settled(
                     nodes[i].daemon.logs()
                 ));
             }
-            panic!("connectors not settled: {owner:?}\nstates: {seen:#?}\n{logs}");
+            panic!(
+                "connectors not settled: {owner:?}\nstates: {seen:#?}\n{logs}\n--- the broker's group coordinator:\n{}",
+                coordinator_log(&nodes[alive[0]].group)
+            );
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }

@@ -143,6 +143,22 @@ pub fn config(text: &str) -> Option<Value> {
 pub fn flat(text: &str, mask: bool) -> Option<Value> {
     let doc: toml::Value = toml::from_str(text).ok()?;
     let mut out = serde_json::Map::new();
+    // A file converted from Debezium's properties hands those back, as they were put.
+    if let Some(props) = super::debezium_writes::recorded(&doc) {
+        for (k, v) in props {
+            let v = if !mask {
+                v
+            } else if super::debezium_writes::secret_key(&k) {
+                MASK.to_string()
+            } else if k.ends_with("url") {
+                mask_url(&v)
+            } else {
+                v
+            };
+            out.insert(k, Value::String(v));
+        }
+        return Some(Value::Object(out));
+    }
     if let Some(source) = doc.get("source").and_then(toml::Value::as_str) {
         out.insert("connector.class".into(), json!(source));
     }

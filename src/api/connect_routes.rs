@@ -39,9 +39,11 @@ fn query_flag(query: Option<&str>, key: &str) -> bool {
 /// The connector file's flat config, masked; `None` when it cannot be read now.
 fn config_of(api: &Api, name: &str) -> Option<Value> {
     let file = api.runtime.file_of(name)?;
-    std::fs::read_to_string(file)
-        .ok()
-        .and_then(|t| connect::config(&t))
+    let text = std::fs::read_to_string(&file).ok()?;
+    if file.extension().is_some_and(|x| x == "json") {
+        return super::debezium_writes::json_file_config(&text);
+    }
+    connect::config(&text)
 }
 
 fn unreadable(name: &str) -> Response {
@@ -382,7 +384,19 @@ fn put_file(api: &Api, name: &str, config: &Value, create_only: bool) -> Respons
     let current = existing
         .as_ref()
         .and_then(|p| std::fs::read_to_string(p).ok());
-    let text = match writes::file_text(name, config, current.as_deref()) {
+    if existing
+        .as_ref()
+        .is_some_and(|p| p.extension().is_some_and(|x| x == "json"))
+    {
+        return error(
+            StatusCode::CONFLICT,
+            format!(
+                "connector {name} is defined by {} (Connect's JSON form), which the API does not rewrite; edit that file",
+                path.display()
+            ),
+        );
+    }
+    let (text, warnings) = match writes::file_text(name, config, current.as_deref()) {
         Ok(t) => t,
         Err(e) => return error(StatusCode::BAD_REQUEST, e.0),
     };
@@ -396,7 +410,14 @@ fn put_file(api: &Api, name: &str, config: &Value, create_only: bool) -> Respons
     } else {
         StatusCode::CREATED
     };
-    (code, Json(connect::info(name, shown))).into_response()
+    let mut body = connect::info(name, shown);
+    if !warnings.is_empty() {
+        for w in &warnings {
+            tracing::warn!(connector = %name, "{w}");
+        }
+        body["warnings"] = json!(warnings);
+    }
+    (code, Json(body)).into_response()
 }
 
 /// `PUT /connectors/{name}/config`: creates or replaces the connector's file.

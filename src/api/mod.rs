@@ -30,6 +30,7 @@
 
 mod connect;
 mod connect_routes;
+mod debezium_writes;
 pub mod probe;
 mod writes;
 

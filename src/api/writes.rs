@@ -175,7 +175,13 @@ fn document(entries: &[Entry]) -> Result<toml::Table, Refused> {
 
 /// The connector file for Connect's flat `config` of connector `name`; `current`: the text
 /// of its existing file (masked secrets sent back keep their values from it).
-pub fn file_text(name: &str, config: &Json, current: Option<&str>) -> Result<String, Refused> {
+/// Debezium's properties (detected by `database.hostname` / `topic.prefix`) are converted
+/// instead; the second value holds the conversion's warnings.
+pub fn file_text(
+    name: &str,
+    config: &Json,
+    current: Option<&str>,
+) -> Result<(String, Vec<String>), Refused> {
     let map = config
         .as_object()
         .ok_or_else(|| Refused("the config must be a JSON object of strings".into()))?;
@@ -191,6 +197,12 @@ pub fn file_text(name: &str, config: &Json, current: Option<&str>) -> Result<Str
             other => other.to_string(),
         };
         fields.insert(k.clone(), text);
+    }
+    if crate::config::debezium::is_debezium(&fields) {
+        let recorded = current
+            .and_then(|t| toml::from_str::<toml::Value>(t).ok())
+            .and_then(|d| super::debezium_writes::recorded(&d));
+        return super::debezium_writes::file_text(name, fields, recorded.as_ref());
     }
     if let Some(given) = fields.get("name") {
         if given != name {
@@ -276,8 +288,9 @@ pub fn file_text(name: &str, config: &Json, current: Option<&str>) -> Result<Str
     settle_types(&mut entries)?;
     let doc = document(&entries)?;
     let body = toml::to_string(&doc).map_err(|e| Refused(e.to_string()))?;
-    Ok(format!(
-        "# Written by the admin API (Kafka Connect's config routes).\n{body}"
+    Ok((
+        format!("# Written by the admin API (Kafka Connect's config routes).\n{body}"),
+        Vec::new(),
     ))
 }
 
@@ -408,7 +421,7 @@ mod tests {
             "columns.mask_hash.\"public.a.email\".algorithm": "SHA-256",
             "columns.mask_hash.\"public.a.email\".salt": "pepper",
         });
-        let text = file_text("inv", &config, None).unwrap();
+        let text = file_text("inv", &config, None).unwrap().0;
         let doc: toml::Table = toml::from_str(&text).unwrap();
         assert_eq!(doc["name"].as_str(), Some("inv"));
         assert_eq!(doc["source"].as_str(), Some("postgres"));
@@ -440,7 +453,7 @@ tables = ["shop.a", "re:shop\\.b{1,2}"]
         let shown = connect::config(original).unwrap();
         assert_eq!(shown["mysql.url"], "mysql://cdc:********@127.0.0.1:3306");
         assert_eq!(shown["mysql.tables"], r#"["shop.a","re:shop\\.b{1,2}"]"#);
-        let text = file_text("inv", &shown, Some(original)).unwrap();
+        let text = file_text("inv", &shown, Some(original)).unwrap().0;
         let a = ConnectorConfig::parse(Path::new("a.toml"), original).unwrap();
         let b = ConnectorConfig::parse(Path::new("a.toml"), &text).unwrap();
         assert_eq!(format!("{a:?}"), format!("{b:?}"));
@@ -468,7 +481,7 @@ tables = ["public.a"]
         assert_eq!(shown["postgres.password"], MASK);
         // Probe the daemon's files through a validation error.
         shown["snapshot.mode"] = json!("${file:/etc/hostname}");
-        let text = file_text("inv", &shown, Some(original)).unwrap();
+        let text = file_text("inv", &shown, Some(original)).unwrap().0;
         let err = ConnectorConfig::parse(Path::new("inv.toml"), &text)
             .unwrap_err()
             .to_string();
@@ -481,7 +494,7 @@ tables = ["public.a"]
         std::env::set_var("SLUICE_TEST_SECRET_VAR", "leaked-value");
         shown["snapshot.mode"] = json!("initial");
         shown["topic_prefix"] = json!("x${SLUICE_TEST_SECRET_VAR}");
-        let text = file_text("inv", &shown, Some(original)).unwrap();
+        let text = file_text("inv", &shown, Some(original)).unwrap().0;
         match ConnectorConfig::parse(Path::new("inv.toml"), &text) {
             Ok(c) => assert_eq!(c.topic_prefix, "x${SLUICE_TEST_SECRET_VAR}"),
             Err(e) => assert!(!e.to_string().contains("leaked-value"), "{e}"),

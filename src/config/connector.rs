@@ -50,6 +50,14 @@ pub struct ConnectorConfig {
     /// each data event.
     #[serde(default)]
     pub provide_transaction_metadata: bool,
+    /// MySQL / MariaDB: publish DDL on the schema-change topic `<topic_prefix>` (Debezium's
+    /// `include.schema.changes`, on by default).
+    #[serde(default = "yes")]
+    pub include_schema_changes: bool,
+    /// The Debezium properties this file was converted from (`[debezium] properties`),
+    /// handed back by `GET /connectors/{name}/config`; Sluice reads the keys above, not these.
+    #[serde(default)]
+    pub debezium: Option<super::debezium::Recorded>,
     /// PostgreSQL settings (required for `source = "postgres"`).
     #[serde(default)]
     pub postgres: Option<PostgresConfig>,
@@ -538,8 +546,17 @@ impl ConnectorConfig {
     }
 
     /// Reads and validates one connector file.
+    /// A `.json` file holds a connector in Kafka Connect's form (`{"name", "config"}` with
+    /// Debezium's properties) and is converted first.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = read(path)?;
+        if path.extension().is_some_and(|x| x == "json") {
+            let (text, warnings) = super::debezium::file_from_json(path, &text)?;
+            for w in warnings {
+                tracing::warn!(file = %path.display(), "{w}");
+            }
+            return Self::parse(path, &text);
+        }
         Self::parse(path, &text)
     }
 

@@ -6,6 +6,7 @@
 
 mod connector;
 mod daemon;
+pub mod debezium;
 pub mod outbox;
 pub mod patterns;
 pub mod route;
@@ -354,11 +355,12 @@ pub fn load_lenient(config_path: &Path) -> Result<(Loaded, Vec<ConfigError>), Ve
     Ok((Loaded { daemon, connectors }, file_errors))
 }
 
-/// The `*.toml` files of a folder, sorted.
+/// The connector files of a folder (`*.toml`, and `*.json` in Kafka Connect's form),
+/// sorted.
 pub fn connector_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "toml") && p.is_file())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml" || x == "json") && p.is_file())
         .collect();
     files.sort();
     Ok(files)

@@ -240,6 +240,8 @@ pub struct Encoder {
     flatten: Option<Arc<Flatten>>,
     outbox: Option<Arc<Outbox>>,
     changed: Option<Arc<flatten::ChangedFields>>,
+    /// Publish DDL on the schema-change topic (`include_schema_changes`).
+    schema_changes: bool,
 }
 
 impl Encoder {
@@ -257,7 +259,14 @@ impl Encoder {
             flatten: None,
             outbox: None,
             changed: None,
+            schema_changes: true,
         }
+    }
+
+    /// Whether DDL is published on the schema-change topic (on unless turned off).
+    pub fn with_schema_changes(mut self, on: bool) -> Self {
+        self.schema_changes = on;
+        self
     }
 
     /// Adds headers naming an update's changed and unchanged fields (`[changed_fields]`).
@@ -521,6 +530,9 @@ impl Encoder {
 
     /// A schema-change record (`<prefix>`), for DDL read from a MySQL / MariaDB binlog.
     pub fn schema_change(&self, change: &crate::event::SchemaChange) -> Vec<Record> {
+        if !self.schema_changes {
+            return Vec::new();
+        }
         vec![meta::schema_change(&self.prefix, self.json_schemas, change)]
     }
 

@@ -176,7 +176,8 @@ pub async fn run_once(
     .with_outbox(crate::encode::Outbox::from_config(&connector.outbox))
     .with_changed_fields(crate::encode::ChangedFields::from_config(
         &connector.changed_fields,
-    ));
+    ))
+    .with_schema_changes(connector.include_schema_changes);
     control.observer.update(|s| {
         s.committed_offset = stored.as_ref().map(|p| p.to_string());
         s.committed_position = stored.clone();
