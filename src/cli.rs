@@ -43,7 +43,17 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run every connector of the connectors folder until SIGINT or SIGTERM.
-    Run,
+    Run {
+        /// Run Debezium Server's `application.properties` instead of `--config`: its source
+        /// connector, Kafka sink and offsets store (the files Sluice runs from are written
+        /// to `--state-dir`).
+        #[arg(long, value_name = "FILE")]
+        debezium_server: Option<PathBuf>,
+        /// With `--debezium-server`: where the daemon and connector files are written
+        /// (default: `sluice-state` in the working directory).
+        #[arg(long, value_name = "DIR", requires = "debezium_server")]
+        state_dir: Option<PathBuf>,
+    },
     /// Check the configuration, the databases and the broker; print one line per problem.
     Validate,
     /// Inspect stored positions.
@@ -196,7 +206,17 @@ pub fn main() -> ExitCode {
     let config = cli.config;
     runtime.block_on(async move {
         match cli.command {
-            Command::Run => run(&config).await,
+            Command::Run {
+                debezium_server: Some(file),
+                state_dir,
+            } => match debezium_server_files(&file, state_dir) {
+                Ok(config) => run(&config).await,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(2)
+                }
+            },
+            Command::Run { .. } => run(&config).await,
             Command::Validate => validate(&config).await,
             Command::Offsets { command } => offsets_command(command, &config).await,
             Command::Slots { command } => slots_command(command, &config).await,
@@ -216,6 +236,48 @@ pub fn main() -> ExitCode {
             }
         }
     })
+}
+
+/// `sluice run --debezium-server FILE`: writes the daemon config and the connector file for
+/// Debezium Server's properties into the state folder; returns the daemon config's path.
+fn debezium_server_files(file: &Path, state_dir: Option<PathBuf>) -> Result<PathBuf, String> {
+    use crate::config::debezium;
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    let props = debezium::properties::parse(&text);
+    let cwd = std::env::current_dir().map_err(|e| e.to_string())?;
+    let (daemon, mut notes) = debezium::properties::server_daemon(&props, &cwd)
+        .map_err(|e| format!("{}: {e}", file.display()))?;
+    let (source, _) = debezium::properties::server(&props);
+    let converted = debezium::convert(None, &source).map_err(|r| {
+        format!(
+            "{}: Debezium properties Sluice cannot run: {r}",
+            file.display()
+        )
+    })?;
+    notes.extend(converted.warnings);
+    let name = converted
+        .document
+        .get("name")
+        .and_then(|n| n.as_str())
+        .unwrap_or("connector")
+        .to_string();
+    let body = toml::to_string(&converted.document).map_err(|e| e.to_string())?;
+    let dir = state_dir.unwrap_or_else(|| cwd.join("sluice-state"));
+    let connectors = dir.join("connectors");
+    std::fs::create_dir_all(&connectors)
+        .map_err(|e| format!("cannot create {}: {e}", connectors.display()))?;
+    let write = |path: PathBuf, text: &str| {
+        std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+    };
+    let file_name = crate::api::connector_file_name(&name)?;
+    write(connectors.join(file_name), &body)?;
+    let config = dir.join("sluice.toml");
+    write(config.clone(), &daemon)?;
+    for n in notes {
+        eprintln!("note: {n}");
+    }
+    Ok(config)
 }
 
 /// `sluice convert FILE`.
@@ -586,7 +648,7 @@ mod tests {
     fn config_of(args: &[&str]) -> PathBuf {
         let cli = Cli::try_parse_from(args).expect("parses");
         match cli.command {
-            Command::Validate | Command::Run | Command::Offsets { .. } => cli.config,
+            Command::Validate | Command::Run { .. } | Command::Offsets { .. } => cli.config,
             other => panic!("unexpected {other:?}"),
         }
     }

@@ -331,3 +331,79 @@ fn convert_prints_the_toml_of_debezium_server_properties() {
         "{err}"
     );
 }
+
+/// `sluice run --debezium-server application.properties` runs Debezium Server's source with
+/// its Kafka sink settings: the topic holds the snapshot and the stream.
+#[tokio::test(flavor = "multi_thread")]
+async fn debezium_server_properties_run_as_they_are() {
+    let pg = TestDb::new("dbzsrv").await;
+    pg.exec(
+        "CREATE TABLE orders (id int PRIMARY KEY, qty int); INSERT INTO orders VALUES (1, 10);",
+    )
+    .await;
+    let name = unique("dbzsrv");
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(&name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (host, port, user, password) = parts(&pg.url());
+    let props = format!(
+        "debezium.sink.type=kafka\n\
+         debezium.sink.kafka.producer.bootstrap.servers={}\n\
+         debezium.sink.kafka.producer.key.serializer=org.apache.kafka.common.serialization.StringSerializer\n\
+         debezium.sink.kafka.producer.value.serializer=org.apache.kafka.common.serialization.StringSerializer\n\
+         debezium.source.connector.class=io.debezium.connector.postgresql.PostgresConnector\n\
+         debezium.source.offset.storage.file.filename=data/offsets.dat\n\
+         debezium.source.offset.flush.interval.ms=100\n\
+         debezium.source.database.hostname={host}\n\
+         debezium.source.database.port={port}\n\
+         debezium.source.database.user={user}\n\
+         debezium.source.database.password={password}\n\
+         debezium.source.database.dbname={}\n\
+         debezium.source.topic.prefix={name}\n\
+         debezium.source.name={name}\n\
+         debezium.source.slot.name={name}\n\
+         debezium.source.publication.name={name}\n\
+         debezium.source.publication.autocreate.mode=filtered\n\
+         debezium.source.table.include.list=public.orders\n\
+         debezium.format.value=json\n\
+         debezium.format.value.schemas.enable=false\n\
+         debezium.format.key=json\n\
+         debezium.format.key.schemas.enable=false\n\
+         quarkus.log.level=INFO\n",
+        brokers(),
+        pg.name,
+    );
+    std::fs::write(dir.join("application.properties"), props).unwrap();
+    let log = std::fs::File::create(dir.join("run.log")).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["run", "--debezium-server", "application.properties"])
+        .current_dir(&dir)
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let topic = format!("{name}.public.orders");
+    let first = read_topic(&topic, 1, Duration::from_secs(60));
+    let logs = || std::fs::read_to_string(dir.join("run.log")).unwrap_or_default();
+    assert_eq!(first.len(), 1, "{}", logs());
+    pg.exec("INSERT INTO orders VALUES (2, 20)").await;
+    let all = read_topic(&topic, 2, Duration::from_secs(60));
+    let values: Vec<Value> = all.iter().map(|m| m.value.clone().unwrap()).collect();
+    assert_eq!(
+        values[0]["after"],
+        json!({"id": 1, "qty": 10}),
+        "{}",
+        logs()
+    );
+    assert_eq!(values[1]["op"], "c");
+    assert_eq!(values[1]["after"], json!({"id": 2, "qty": 20}));
+    assert_eq!(all[1].key, Some(json!({"id": 2})));
+    assert!(logs().contains("Java-serialized"), "{}", logs());
+    // Positions go to Sluice's store beside Debezium Server's file.
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{}", logs());
+    assert!(dir.join("data/offsets.dat.sluice").is_dir(), "{}", logs());
+}

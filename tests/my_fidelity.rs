@@ -310,3 +310,71 @@ async fn string_base64_connect_and_precise_unsigned_modes() {
     }
     assert!(daemon.stop().success());
 }
+
+/// Column defaults Debezium's MySQL tests assert: `BIT(1)` as a boolean, `BIT(n)` as `Bits`
+/// bytes (little-endian), a decimal default at the column's scale, and a `TIMESTAMP NULL`
+/// without a default declares none (not the epoch).
+#[tokio::test(flavor = "multi_thread")]
+async fn bit_decimal_and_nullable_timestamp_defaults_as_debezium_declares_them() {
+    let mut db = MyDb::new("mydflt").await;
+    db.exec("SET SESSION sql_mode = ''").await;
+    db.exec(
+        "CREATE TABLE dflt (id INT PRIMARY KEY, b1 BIT(1) DEFAULT b'1', b3 BIT(3) DEFAULT b'101',
+         b12 BIT(12) DEFAULT b'100000000001', d75 DECIMAL(7,5) DEFAULT 12.345678,
+         tsn TIMESTAMP NULL, tsd TIMESTAMP NULL DEFAULT NULL)",
+    )
+    .await;
+    db.exec("INSERT INTO dflt (id) VALUES (1)").await;
+    let name = unique("mydflt");
+    let mut daemon = my_daemon(&name, &db, &["dflt"], "[format]\nschemas = true");
+    daemon.start();
+    let topic = format!("{name}.{}.dflt", db.name);
+    assert_eq!(read_topic(&topic, 1, Duration::from_secs(60)).len(), 1);
+    db.exec("INSERT INTO dflt (id) VALUES (2)").await;
+    let all = read_topic(&topic, 2, Duration::from_secs(60));
+    assert_eq!(all.len(), 2, "logs:\n{}", daemon.logs());
+    for m in &all {
+        let v = m.value.as_ref().unwrap();
+        let after = &payload(v)["after"];
+        assert_eq!(after["b1"], true, "{after}");
+        assert_eq!(after["b3"], b64(&[5]), "{after}");
+        assert_eq!(after["b12"], b64(&[0x01, 0x08]), "{after}");
+        // 12.34568 (the column's scale): unscaled 1234568.
+        assert_eq!(after["d75"], b64(&[0x12, 0xd6, 0x88]), "{after}");
+        assert_eq!(after["tsn"], Value::Null, "{after}");
+        let s = &v["schema"];
+        let cases = [
+            (
+                "b1",
+                json!({"type": "boolean", "optional": true, "default": true, "field": "b1"}),
+            ),
+            (
+                "b3",
+                json!({"type": "bytes", "optional": true, "name": "io.debezium.data.Bits", "version": 1,
+                       "parameters": {"length": "3"}, "default": b64(&[5]), "field": "b3"}),
+            ),
+            (
+                "b12",
+                json!({"type": "bytes", "optional": true, "name": "io.debezium.data.Bits", "version": 1,
+                       "parameters": {"length": "12"}, "default": b64(&[0x01, 0x08]), "field": "b12"}),
+            ),
+            (
+                "d75",
+                json!({"type": "bytes", "optional": true, "name": "org.apache.kafka.connect.data.Decimal", "version": 1,
+                       "parameters": {"scale": "5", "connect.decimal.precision": "7"}, "default": b64(&[0x12, 0xd6, 0x88]), "field": "d75"}),
+            ),
+            (
+                "tsn",
+                json!({"type": "string", "optional": true, "name": "io.debezium.time.ZonedTimestamp", "version": 1, "field": "tsn"}),
+            ),
+            (
+                "tsd",
+                json!({"type": "string", "optional": true, "name": "io.debezium.time.ZonedTimestamp", "version": 1, "field": "tsd"}),
+            ),
+        ];
+        for (f, want) in cases {
+            assert_eq!(after_field(s, f), &want, "schema of {f}");
+        }
+    }
+    assert!(daemon.stop().success());
+}

@@ -32,6 +32,11 @@ mod connect;
 mod connect_routes;
 mod debezium_writes;
 pub mod probe;
+
+/// The file name of a connector (`<name>.toml`); refused when the name cannot name a file.
+pub fn connector_file_name(name: &str) -> Result<String, String> {
+    writes::file_name(name).map_err(|e| e.0)
+}
 mod writes;
 
 use std::sync::Arc;

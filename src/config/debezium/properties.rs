@@ -174,3 +174,91 @@ key\\ with\\ space  value\n";
         );
     }
 }
+
+/// The daemon configuration (`sluice.toml` text) for Debezium Server's settings: the Kafka
+/// sink and its producer properties, and the offsets store (Kafka's
+/// `KafkaOffsetBackingStore` topic, or a file store beside Debezium Server's offsets file,
+/// whose Java-serialized content Sluice does not read). `connectors_dir` is `connectors`.
+pub fn server_daemon(
+    props: &BTreeMap<String, String>,
+    base: &std::path::Path,
+) -> Result<(String, Vec<String>), String> {
+    let get = |k: &str| {
+        props
+            .get(k)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    };
+    let quote = |v: &str| toml::Value::String(v.to_string()).to_string();
+    let mut notes = Vec::new();
+    match get("debezium.sink.type").as_deref() {
+        Some("kafka") => {}
+        other => {
+            return Err(format!(
+                "debezium.sink.type: {:?}: Sluice publishes to Kafka; set debezium.sink.type=kafka",
+                other.unwrap_or("(missing)")
+            ))
+        }
+    }
+    let servers = get("debezium.sink.kafka.producer.bootstrap.servers")
+        .ok_or("debezium.sink.kafka.producer.bootstrap.servers: missing (the Kafka brokers)")?;
+    let mut text = String::from("# Written by `sluice run --debezium-server` from Debezium Server's properties.\nconnectors_dir = \"connectors\"\n");
+    if let Some(ms) = get("debezium.source.offset.flush.interval.ms") {
+        let ms: u64 = ms.parse().map_err(|_| {
+            format!("debezium.source.offset.flush.interval.ms: \"{ms}\" is not a number")
+        })?;
+        text.push_str(&format!("offset_flush_interval_ms = {ms}\n"));
+    }
+    let store = get("debezium.source.offset.storage")
+        .unwrap_or_else(|| "org.apache.kafka.connect.storage.FileOffsetBackingStore".into());
+    text.push_str("[offsets]\n");
+    if store.ends_with("KafkaOffsetBackingStore") {
+        let topic = get("debezium.source.offset.storage.topic")
+            .ok_or("debezium.source.offset.storage.topic: missing (the offsets topic)")?;
+        text.push_str(&format!("store = \"kafka\"\ntopic = {}\n", quote(&topic)));
+        if let Some(n) = get("debezium.source.offset.storage.partitions") {
+            text.push_str(&format!(
+                "topic_partitions = {}\n",
+                n.parse::<i32>().map_err(|_| format!(
+                    "debezium.source.offset.storage.partitions: \"{n}\" is not a number"
+                ))?
+            ));
+        }
+        if let Some(n) = get("debezium.source.offset.storage.replication.factor") {
+            text.push_str(&format!(
+                "topic_replication_factor = {}\n",
+                n.parse::<i32>().map_err(|_| format!(
+                    "debezium.source.offset.storage.replication.factor: \"{n}\" is not a number"
+                ))?
+            ));
+        }
+    } else if store.ends_with("FileOffsetBackingStore") {
+        let file = get("debezium.source.offset.storage.file.filename")
+            .unwrap_or_else(|| "data/offsets.dat".into());
+        notes.push(format!("debezium.source.offset.storage.file.filename: Debezium Server's file ({file}) is Java-serialized and not read; Sluice keeps its positions in {file}.sluice/ (move a position over with `sluice offsets import`, or use the Kafka offsets store)"));
+        let path = base.join(format!("{file}.sluice"));
+        text.push_str(&format!(
+            "store = \"file\"\npath = {}\n",
+            quote(&path.display().to_string())
+        ));
+    } else {
+        return Err(format!("debezium.source.offset.storage: \"{store}\" is not offered; use KafkaOffsetBackingStore or FileOffsetBackingStore"));
+    }
+    text.push_str(&format!(
+        "[sink]\ntype = \"kafka\"\nbootstrap_servers = {}\n[sink.properties]\n",
+        quote(&servers)
+    ));
+    for (k, v) in props {
+        let Some(p) = k.strip_prefix("debezium.sink.kafka.producer.") else {
+            continue;
+        };
+        match p {
+            "bootstrap.servers" => {}
+            "key.serializer" | "value.serializer" => {
+                notes.push(format!("{k}: ignored (Sluice writes bytes)"))
+            }
+            _ => text.push_str(&format!("{} = {}\n", quote(p), quote(v.trim()))),
+        }
+    }
+    Ok((text, notes))
+}

@@ -222,6 +222,14 @@ pub async fn hints(
 /// MySQL gives literals unquoted and marks expressions `DEFAULT_GENERATED` in `EXTRA`.
 fn column_default(flavor: MysqlFlavor, raw: Option<String>, extra: &str) -> Option<ColumnDefault> {
     let raw = raw?;
+    // A bit literal (`b'101'`), as both flavors state a BIT column's default.
+    if let Some(bits) = raw
+        .strip_prefix("b'")
+        .and_then(|r| r.strip_suffix('\''))
+        .and_then(|digits| u64::from_str_radix(digits, 2).ok())
+    {
+        return Some(ColumnDefault::Bits(bits));
+    }
     let lower = raw.to_ascii_lowercase();
     let is_now = lower.starts_with("current_timestamp") || lower.starts_with("now(");
     match flavor {
@@ -458,6 +466,14 @@ mod tests {
         );
         assert_eq!(column_default(Mariadb, Some("(1 + 2)".into()), ""), None);
         assert_eq!(column_default(Mariadb, None, ""), None);
+        assert_eq!(
+            column_default(Mariadb, Some("b'101'".into()), ""),
+            Some(ColumnDefault::Bits(5))
+        );
+        assert_eq!(
+            column_default(Mysql, Some("b'1'".into()), ""),
+            Some(ColumnDefault::Bits(1))
+        );
         assert_eq!(column_default(Mysql, Some("x'y".into()), ""), lit("x'y"));
         assert_eq!(
             column_default(Mysql, Some("CURRENT_TIMESTAMP".into()), "DEFAULT_GENERATED"),

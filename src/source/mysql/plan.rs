@@ -46,6 +46,8 @@ pub enum ColumnDefault {
     Literal(String),
     /// `CURRENT_TIMESTAMP` / `NOW()`: Debezium declares the epoch.
     CurrentTimestamp,
+    /// A bit literal (`b'101'`) of a `BIT(n)` column.
+    Bits(u64),
 }
 
 /// Debezium's conversions after a value is read, the same for binlog and text values.
@@ -190,6 +192,15 @@ impl RowDecoder {
                 let v = match d {
                     ColumnDefault::Literal(text) => parse_text(&step, text.as_bytes()).ok()?,
                     ColumnDefault::CurrentTimestamp => epoch_of(&kind)?,
+                    ColumnDefault::Bits(v) => match &step {
+                        // As the binlog has them: big-endian, in the column's bytes.
+                        Step::Bit { bytes, .. } => {
+                            let be = v.to_be_bytes();
+                            let n = (*bytes).min(8);
+                            parse_text(&step, &be[8 - n..]).ok()?
+                        }
+                        _ => return None,
+                    },
                 };
                 let v = match &fin {
                     Some(f) => f.apply(v),
