@@ -141,40 +141,6 @@ pub fn server(props: &BTreeMap<String, String>) -> (BTreeMap<String, String>, Ve
     (connector, notes)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn java_properties_as_debezium_server_writes_them() {
-        let text = "# Debezium Server\n! also a comment\ndebezium.sink.type=kafka\n\
-debezium.source.connector.class = io.debezium.connector.postgresql.PostgresConnector\n\
-debezium.source.table.include.list: public.a,\\\n    public.b\n\
-debezium.source.database.password=p\\u0040ss\\=1\n\
-debezium.format.value=json\ndebezium.format.value.schemas.enable=false\n\
-key\\ with\\ space  value\n";
-        let p = parse(text);
-        assert_eq!(p["debezium.source.table.include.list"], "public.a,public.b");
-        assert_eq!(p["debezium.source.database.password"], "p@ss=1");
-        assert_eq!(p["key with space"], "value");
-        assert_eq!(
-            p["debezium.source.connector.class"],
-            "io.debezium.connector.postgresql.PostgresConnector"
-        );
-        let (c, notes) = server(&p);
-        assert_eq!(c["table.include.list"], "public.a,public.b");
-        assert_eq!(
-            c["value.converter"],
-            "org.apache.kafka.connect.json.JsonConverter"
-        );
-        assert_eq!(c["value.converter.schemas.enable"], "false");
-        assert!(
-            notes.iter().any(|n| n.starts_with("key with space")),
-            "{notes:?}"
-        );
-    }
-}
-
 /// The daemon configuration (`sluice.toml` text) for Debezium Server's settings: the Kafka
 /// sink and its producer properties, and the offsets store (Kafka's
 /// `KafkaOffsetBackingStore` topic, or a file store beside Debezium Server's offsets file,
@@ -261,4 +227,38 @@ pub fn server_daemon(
         }
     }
     Ok((text, notes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn java_properties_as_debezium_server_writes_them() {
+        let text = "# Debezium Server\n! also a comment\ndebezium.sink.type=kafka\n\
+debezium.source.connector.class = io.debezium.connector.postgresql.PostgresConnector\n\
+debezium.source.table.include.list: public.a,\\\n    public.b\n\
+debezium.source.database.password=p\\u0040ss\\=1\n\
+debezium.format.value=json\ndebezium.format.value.schemas.enable=false\n\
+key\\ with\\ space  value\n";
+        let p = parse(text);
+        assert_eq!(p["debezium.source.table.include.list"], "public.a,public.b");
+        assert_eq!(p["debezium.source.database.password"], "p@ss=1");
+        assert_eq!(p["key with space"], "value");
+        assert_eq!(
+            p["debezium.source.connector.class"],
+            "io.debezium.connector.postgresql.PostgresConnector"
+        );
+        let (c, notes) = server(&p);
+        assert_eq!(c["table.include.list"], "public.a,public.b");
+        assert_eq!(
+            c["value.converter"],
+            "org.apache.kafka.connect.json.JsonConverter"
+        );
+        assert_eq!(c["value.converter.schemas.enable"], "false");
+        assert!(
+            notes.iter().any(|n| n.starts_with("key with space")),
+            "{notes:?}"
+        );
+    }
 }
