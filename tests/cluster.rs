@@ -297,9 +297,11 @@ async fn six_connectors_on_three_daemons_survive_kill_freeze_and_rolling_restart
     let others: Vec<usize> = alive.iter().copied().filter(|&i| i != frozen).collect();
     nodes[frozen].daemon.signal("STOP");
     tokio::time::sleep(Duration::from_millis(SESSION_MS + 2000)).await;
-    settled(&nodes, &others, &connectors, Duration::from_secs(150)).await;
+    // (Generous: on the test broker a group sometimes takes a member's rejoin, once a
+    // minute, to form again after a member froze.)
+    settled(&nodes, &others, &connectors, Duration::from_secs(240)).await;
     nodes[frozen].daemon.signal("CONT");
-    settled(&nodes, &alive, &connectors, Duration::from_secs(150)).await;
+    settled(&nodes, &alive, &connectors, Duration::from_secs(240)).await;
     assert!(
         nodes[frozen].daemon.logs().contains("assignment lost"),
         "the thawed daemon stopped its connectors without committing:\n{}",
