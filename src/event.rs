@@ -589,6 +589,64 @@ pub struct SchemaChange {
     pub source: SourceMeta,
     /// The position to commit once it is acknowledged.
     pub position: SourcePosition,
+    /// The tables the statement created, altered or dropped, as the catalog describes them
+    /// right after it (Debezium's `tableChanges`).
+    pub table_changes: Vec<TableChange>,
+}
+
+/// One table a DDL statement changed (Debezium's `io.debezium.connector.schema.Change`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TableChange {
+    /// `CREATE`, `ALTER` or `DROP`.
+    pub kind: &'static str,
+    /// The table.
+    pub id: TableId,
+    /// Its definition (`None`: not known, as for a table dropped before Sluice saw it).
+    pub table: Option<TableDefinition>,
+}
+
+/// A table's definition from the catalog (Debezium's `io.debezium.connector.schema.Table`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TableDefinition {
+    /// The table's default character set.
+    pub default_charset: Option<String>,
+    /// Primary key columns, in key order.
+    pub primary_key: Vec<String>,
+    /// Columns in table order.
+    pub columns: Vec<ColumnDefinition>,
+    /// The table's comment.
+    pub comment: Option<String>,
+}
+
+/// One column of a [`TableDefinition`] (Debezium's `io.debezium.connector.schema.Column`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ColumnDefinition {
+    /// The column name.
+    pub name: String,
+    /// The `java.sql.Types` code Debezium gives the type.
+    pub jdbc_type: i32,
+    /// The type's name (`INT UNSIGNED`, `VARCHAR`).
+    pub type_name: String,
+    /// Character set of text columns.
+    pub charset: Option<String>,
+    /// Length, precision, display width or fractional seconds, as declared.
+    pub length: Option<i32>,
+    /// Scale of fixed-point (and `FLOAT(M,D)`) columns.
+    pub scale: Option<i32>,
+    /// 1-based position.
+    pub position: i32,
+    /// Nullable.
+    pub optional: bool,
+    /// `AUTO_INCREMENT`.
+    pub auto_incremented: bool,
+    /// The column's comment.
+    pub comment: Option<String>,
+    /// The default's expression, as the catalog states it (unquoted literals).
+    pub default_expression: Option<String>,
+    /// Whether a default is declared.
+    pub has_default: bool,
+    /// `ENUM` / `SET` labels.
+    pub enum_values: Option<Vec<String>>,
 }
 
 /// One change to publish.

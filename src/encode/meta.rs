@@ -90,9 +90,96 @@ pub fn transaction(prefix: &str, with_schema: bool, meta: &TxMeta) -> Record {
     }
 }
 
+/// Debezium's `io.debezium.connector.schema.Change` (an item of `tableChanges`).
+fn change_schema() -> Json {
+    let opt = |ty: &str, name: &str| field(ty, name, true);
+    let req = |ty: &str, name: &str| field(ty, name, false);
+    let strings = |name: &str| json!({"type": "array", "items": {"type": "string", "optional": false}, "optional": true, "field": name});
+    let column = json!({
+        "type": "struct",
+        "fields": [
+            req("string", "name"), req("int32", "jdbcType"), opt("int32", "nativeType"),
+            req("string", "typeName"), opt("string", "typeExpression"), opt("string", "charsetName"),
+            opt("int32", "length"), opt("int32", "scale"), req("int32", "position"),
+            opt("boolean", "optional"), opt("boolean", "autoIncremented"), opt("boolean", "generated"),
+            opt("string", "comment"), opt("boolean", "hasDefaultValue"),
+            opt("string", "defaultValueExpression"), strings("enumValues")
+        ],
+        "optional": false,
+        "name": "io.debezium.connector.schema.Column",
+        "version": 1
+    });
+    json!({
+        "type": "struct",
+        "fields": [
+            req("string", "type"),
+            req("string", "id"),
+            {
+                "type": "struct",
+                "fields": [
+                    opt("string", "defaultCharsetName"),
+                    strings("primaryKeyColumnNames"),
+                    {"type": "array", "items": column, "optional": false, "field": "columns"},
+                    opt("string", "comment")
+                ],
+                "optional": true,
+                "name": "io.debezium.connector.schema.Table",
+                "version": 1,
+                "field": "table"
+            }
+        ],
+        "optional": false,
+        "name": "io.debezium.connector.schema.Change",
+        "version": 1
+    })
+}
+
+/// One `tableChanges` item: the id as Debezium writes it (`"db"."table"`), the table's
+/// definition, its columns.
+fn table_change(c: &crate::event::TableChange) -> Json {
+    let quote = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+    let table = c.table.as_ref().map(|t| {
+        let columns: Vec<Json> = t
+            .columns
+            .iter()
+            .map(|col| {
+                json!({
+                    "name": col.name,
+                    "jdbcType": col.jdbc_type,
+                    "nativeType": null,
+                    "typeName": col.type_name,
+                    "typeExpression": col.type_name,
+                    "charsetName": col.charset,
+                    "length": col.length,
+                    "scale": col.scale,
+                    "position": col.position,
+                    "optional": col.optional,
+                    "autoIncremented": col.auto_incremented,
+                    "generated": col.auto_incremented,
+                    "comment": col.comment,
+                    "hasDefaultValue": col.has_default,
+                    "defaultValueExpression": col.default_expression,
+                    "enumValues": col.enum_values,
+                })
+            })
+            .collect();
+        json!({
+            "defaultCharsetName": t.default_charset,
+            "primaryKeyColumnNames": t.primary_key,
+            "columns": columns,
+            "comment": t.comment,
+        })
+    });
+    json!({
+        "type": c.kind,
+        "id": format!("{}.{}", quote(&c.id.schema), quote(&c.id.name)),
+        "table": table,
+    })
+}
+
 /// A schema-change record on `<prefix>`: key `{databaseName}`, value with the `source`
-/// block, `databaseName`, `schemaName`, `ddl` and `tableChanges` (empty: Sluice reads
-/// table shapes from the binlog's table maps, not by parsing DDL).
+/// block, `databaseName`, `schemaName`, `ddl` and `tableChanges` (the captured tables the
+/// statement created, altered or dropped, as the catalog describes them after it).
 pub fn schema_change(prefix: &str, with_schema: bool, change: &SchemaChange) -> Record {
     let connector = change.source.detail.connector();
     let key_schema = json!({
@@ -112,7 +199,7 @@ pub fn schema_change(prefix: &str, with_schema: bool, change: &SchemaChange) -> 
             field("string", "ddl", true),
             {
                 "type": "array",
-                "items": {"type": "struct", "fields": [], "optional": false},
+                "items": change_schema(),
                 "optional": false,
                 "field": "tableChanges"
             }
@@ -151,7 +238,7 @@ pub fn schema_change(prefix: &str, with_schema: bool, change: &SchemaChange) -> 
         "databaseName": &change.database,
         "schemaName": null,
         "ddl": &change.ddl,
-        "tableChanges": []
+        "tableChanges": change.table_changes.iter().map(table_change).collect::<Vec<_>>()
     });
     Record {
         topic: Arc::from(prefix),

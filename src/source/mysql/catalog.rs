@@ -18,7 +18,7 @@ pub fn quote(ident: &str) -> String {
     format!("`{}`", ident.replace('`', "``"))
 }
 
-fn text(row: &Row, i: usize) -> Option<String> {
+pub(super) fn text(row: &Row, i: usize) -> Option<String> {
     match row.as_ref(i)? {
         mysql_async::Value::NULL => None,
         mysql_async::Value::Bytes(b) => Some(String::from_utf8_lossy(b).into_owned()),
@@ -220,7 +220,11 @@ pub async fn hints(
 /// A column's default as `information_schema.COLUMNS` states it: MariaDB quotes literals
 /// (`'x''y'`), writes `NULL` for a null default and expressions bare (`current_timestamp()`);
 /// MySQL gives literals unquoted and marks expressions `DEFAULT_GENERATED` in `EXTRA`.
-fn column_default(flavor: MysqlFlavor, raw: Option<String>, extra: &str) -> Option<ColumnDefault> {
+pub(super) fn column_default(
+    flavor: MysqlFlavor,
+    raw: Option<String>,
+    extra: &str,
+) -> Option<ColumnDefault> {
     let raw = raw?;
     // A bit literal (`b'101'`), as both flavors state a BIT column's default.
     if let Some(bits) = raw
@@ -280,7 +284,7 @@ fn unquote_mariadb(body: &str) -> String {
 }
 
 /// Parses the quoted labels of `enum('a','b')` / `set('a','b')`.
-fn labels(column_type: &str) -> Vec<String> {
+pub(super) fn labels(column_type: &str) -> Vec<String> {
     let Some(start) = column_type.find('(') else {
         return Vec::new();
     };

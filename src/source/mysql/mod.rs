@@ -17,7 +17,9 @@
 mod binlog;
 mod catalog;
 mod checks;
+mod ddl_tables;
 mod decimal;
+mod definition;
 mod event_type;
 #[cfg(any(test, feature = "testing"))]
 mod file;

@@ -130,6 +130,7 @@ impl<'a> Streamer<'a> {
             decoders: HashMap::new(),
             dbs: HashMap::new(),
             latest: HashMap::new(),
+            definitions: HashMap::new(),
             last_end: start.pos,
             out: Vec::new(),
             incremental: start.incremental.clone(),
@@ -570,7 +571,7 @@ impl<'a> Streamer<'a> {
         let st = &mut self.state;
         let gtid = st.pending_gtid.as_ref().and_then(|p| p.text.clone());
         let after = st.ddl_position(at.end);
-        let change = SchemaChange {
+        let mut change = SchemaChange {
             database: database.clone(),
             ddl: redact_secrets(sql).into_owned(),
             source: SourceMeta {
@@ -591,7 +592,9 @@ impl<'a> Streamer<'a> {
                 },
             },
             position: SourcePosition::Mysql(after),
+            table_changes: Vec::new(),
         };
+        change.table_changes = self.table_changes(sql, db).await?;
         tracing::info!(database = %database, ddl = %change.ddl, "schema change");
         let truncated = truncated_table(sql, db)
             .filter(|t| self.my().captures(&t.schema, &t.name))
@@ -617,6 +620,34 @@ impl<'a> Streamer<'a> {
             send(ctx, SourceItem::Event(Box::new(event))).await?;
         }
         Ok(())
+    }
+
+    /// The captured tables a DDL statement changed, with their definitions read from the
+    /// catalog now (a dropped table: the last definition read).
+    async fn table_changes(
+        &mut self,
+        sql: &str,
+        db: &str,
+    ) -> Result<Vec<crate::event::TableChange>, Halt> {
+        let mut out = Vec::new();
+        for (kind, id) in super::ddl_tables::changed_tables(sql, db) {
+            if !self.my().captures(&id.schema, &id.name) {
+                continue;
+            }
+            let table = if kind == "DROP" {
+                self.state.definitions.remove(&id)
+            } else {
+                let def =
+                    super::definition::table_definition(&mut self.catalog, &id, self.server.flavor)
+                        .await?;
+                if let Some(d) = &def {
+                    self.state.definitions.insert(id.clone(), d.clone());
+                }
+                def
+            };
+            out.push(crate::event::TableChange { kind, id, table });
+        }
+        Ok(out)
     }
 
     fn begin_tx(

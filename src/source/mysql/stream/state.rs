@@ -81,6 +81,9 @@ pub(super) struct State {
     pub(super) dbs: HashMap<String, Arc<str>>,
     /// The last shape seen of each captured table (for truncate records).
     pub(super) latest: HashMap<TableId, Arc<crate::event::TableSchema>>,
+    /// The last definition read of each captured table after a DDL statement (a dropped
+    /// table's `tableChanges` entry shows it).
+    pub(super) definitions: HashMap<TableId, crate::event::TableDefinition>,
     /// The end of the last event with a position.
     pub(super) last_end: u64,
     /// Events of the rows event being handled (reused).

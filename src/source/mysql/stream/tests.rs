@@ -52,6 +52,7 @@ fn state(tx: Option<Tx>) -> State {
         decoders: HashMap::new(),
         dbs: HashMap::new(),
         latest: HashMap::new(),
+        definitions: HashMap::new(),
         last_end: 100,
         out: Vec::new(),
         incremental: None,
