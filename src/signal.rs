@@ -178,11 +178,21 @@ fn conditions(id: &str, data: &Json) -> Result<Vec<(String, String)>, String> {
 
 /// Signals waiting for a connector's source (sent through the API). Kept by the connector
 /// across restarts of its pipeline; bounded.
+///
+/// A signal sent with [`push_acked`](Self::push_acked) is acknowledged once the source has
+/// recorded what it asks for in a position handed to the pipeline ([`recorded`]
+/// (Self::recorded)), so a stop or a rebalance after that keeps it; a run that ends before
+/// drops the acknowledgement ([`reset_taken`](Self::reset_taken)) and the sender is told to
+/// send it again.
 #[derive(Clone, Default)]
 pub struct SignalInbox {
-    queue: Arc<Mutex<VecDeque<Signal>>>,
+    queue: Arc<Mutex<VecDeque<(Signal, Option<Ack>)>>>,
+    /// Acknowledgements of signals taken by the source and not yet recorded.
+    taken: Arc<Mutex<Vec<Ack>>>,
     ready: Arc<tokio::sync::Notify>,
 }
+
+type Ack = tokio::sync::oneshot::Sender<()>;
 
 /// Signals a connector holds at most before refusing more.
 pub const INBOX_LIMIT: usize = 1000;
@@ -190,11 +200,22 @@ pub const INBOX_LIMIT: usize = 1000;
 impl SignalInbox {
     /// Queues a signal; `false` when the inbox is full.
     pub fn push(&self, signal: Signal) -> bool {
+        self.queue_one(signal, None)
+    }
+
+    /// Queues a signal and returns what resolves once the source recorded it (dropped when
+    /// the run that took it ends first); `None` when the inbox is full.
+    pub fn push_acked(&self, signal: Signal) -> Option<tokio::sync::oneshot::Receiver<()>> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.queue_one(signal, Some(tx)).then_some(rx)
+    }
+
+    fn queue_one(&self, signal: Signal, ack: Option<Ack>) -> bool {
         let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
         if q.len() >= INBOX_LIMIT {
             return false;
         }
-        q.push_back(signal);
+        q.push_back((signal, ack));
         drop(q);
         self.ready.notify_one();
         true
@@ -203,16 +224,35 @@ impl SignalInbox {
     /// The next signal, waiting for one.
     pub async fn next(&self) -> Signal {
         loop {
-            if let Some(s) = self
+            let next = self
                 .queue
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .pop_front()
-            {
+                .pop_front();
+            if let Some((s, ack)) = next {
+                if let Some(ack) = ack {
+                    self.taken
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(ack);
+                }
                 return s;
             }
             self.ready.notified().await;
         }
+    }
+
+    /// The source recorded what the signals taken so far ask for: they are acknowledged.
+    pub fn recorded(&self) {
+        for ack in std::mem::take(&mut *self.taken.lock().unwrap_or_else(|e| e.into_inner())) {
+            let _ = ack.send(());
+        }
+    }
+
+    /// A run starts: signals an earlier run took without recording them are not
+    /// acknowledged (their senders are told to send them again).
+    pub fn reset_taken(&self) {
+        self.taken.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 }
 
@@ -231,6 +271,28 @@ pub fn names_table(collections: &[String], table: &str) -> bool {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// An API signal is acknowledged only once recorded; a run that ends before, or a
+    /// connector dropped with it queued, tells the sender (it used to answer 202 and lose it).
+    #[tokio::test]
+    async fn api_signals_are_acknowledged_only_once_recorded() {
+        let signal = || Signal::parse("1", "log", Some(r#"{"message": "x"}"#)).unwrap();
+        let inbox = SignalInbox::default();
+        let mut rx = inbox.push_acked(signal()).unwrap();
+        inbox.next().await;
+        assert!(rx.try_recv().is_err(), "taken is not recorded");
+        inbox.recorded();
+        assert!(rx.await.is_ok());
+
+        let rx = inbox.push_acked(signal()).unwrap();
+        inbox.next().await;
+        inbox.reset_taken();
+        assert!(rx.await.is_err(), "a run that ended without recording it");
+
+        let rx = inbox.push_acked(signal()).unwrap();
+        drop(inbox);
+        assert!(rx.await.is_err(), "the connector went away with it queued");
+    }
 
     #[test]
     fn table_rows_parse() {

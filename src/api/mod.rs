@@ -187,7 +187,7 @@ async fn action(
         "pause" => api.runtime.set_paused(&name, true),
         "resume" => api.runtime.resume(&name),
         "restart" => return connect_routes::restart(state, Path(name), query).await,
-        "signals" => return signal(api, &name, &body),
+        "signals" => return signal(api, &name, &body).await,
         other => {
             return (
                 StatusCode::NOT_FOUND,
@@ -206,9 +206,15 @@ async fn action(
         .into_response()
 }
 
+/// How long `POST .../signals` waits for the source to record a signal.
+const SIGNAL_RECORD_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// `POST /connectors/{name}/signals`: a Debezium signal (`{"id", "type", "data"}`) for the
-/// connector's source; 202 once queued (what it did shows in the log and the topics).
-fn signal(api: &Api, name: &str, body: &[u8]) -> Response {
+/// connector's source. 202 with `"recorded": true` once the source has stored what it asks
+/// for (a stop, restart or rebalance after that keeps it), or `"recorded": false` when it
+/// is still queued after a while (a connector still snapshotting takes it when it streams);
+/// 503 when the connector stopped before recording it (nothing was done: send it again).
+async fn signal(api: &Api, name: &str, body: &[u8]) -> Response {
     let parsed = serde_json::from_slice::<serde_json::Value>(body)
         .map_err(|e| format!("the body is not JSON: {e}"))
         .and_then(|v| crate::signal::Signal::from_json(&v));
@@ -223,16 +229,36 @@ fn signal(api: &Api, name: &str, body: &[u8]) -> Response {
         }
     };
     let id = signal.id.clone();
-    match api.runtime.signal(name, signal) {
-        None => no_such(name),
-        Some(false) => (
+    let unavailable = |message: String| {
+        (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"error_code": 503, "message": format!("connector {name} has {} signals waiting; try again later", crate::signal::INBOX_LIMIT)})),
+            Json(json!({"error_code": 503, "message": message})),
+        )
+            .into_response()
+    };
+    let recorded = match api.runtime.signal(name, signal) {
+        None => return no_such(name),
+        Some(None) => {
+            return unavailable(format!(
+                "connector {name} has {} signals waiting; try again later",
+                crate::signal::INBOX_LIMIT
+            ))
+        }
+        Some(Some(rx)) => rx,
+    };
+    match tokio::time::timeout(SIGNAL_RECORD_WAIT, recorded).await {
+        Ok(Ok(())) => (
+            StatusCode::ACCEPTED,
+            Json(json!({"connector": name, "signal": id, "recorded": true})),
         )
             .into_response(),
-        Some(true) => (
+        Ok(Err(_)) => unavailable(format!(
+            "connector {name} stopped before it recorded signal {id} (nothing was done); send it again to the daemon that runs it"
+        )),
+        Err(_) => (
             StatusCode::ACCEPTED,
-            Json(json!({"connector": name, "signal": id})),
+            Json(json!({"connector": name, "signal": id, "recorded": false,
+                        "message": "queued: the connector takes it when it streams"})),
         )
             .into_response(),
     }

@@ -215,11 +215,16 @@ impl Runtime {
         self.set_paused(name, false) && self.command(name, Command::Start)
     }
 
-    /// Hands a signal to a connector's source; `None` when there is no such connector,
-    /// `Some(false)` when its inbox is full.
-    pub fn signal(&self, name: &str, signal: crate::signal::Signal) -> Option<bool> {
+    /// Hands a signal to a connector's source; `None` when this daemon does not run such a
+    /// connector, `Some(None)` when its inbox is full, else what resolves once the source
+    /// recorded it (dropped if the connector stops first).
+    pub fn signal(
+        &self,
+        name: &str,
+        signal: crate::signal::Signal,
+    ) -> Option<Option<tokio::sync::oneshot::Receiver<()>>> {
         let map = self.connectors.lock().unwrap_or_else(|e| e.into_inner());
-        map.get(name).map(|h| h.observer.signals.push(signal))
+        map.get(name).map(|h| h.observer.signals.push_acked(signal))
     }
 
     fn command(&self, name: &str, command: Command) -> bool {

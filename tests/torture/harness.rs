@@ -873,16 +873,28 @@ pub async fn run(sc: &Scenario) -> Outcome {
     let mut signals = 0;
     if sc.run == Run::Incremental {
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let api = &nodes.apis[nodes.owner(&name).await];
-        let (status, body) = http_json(
-            "POST",
-            &format!("{api}/connectors/{name}/signals"),
-            None,
-            &json!({"id": "tt-1", "type": "execute-snapshot",
-                    "data": {"data-collections": [target.collection], "type": "incremental"}}),
-        )
-        .await;
-        assert_eq!(status, 202, "signal: {body}");
+        // As a client must: a signal the connector did not record (it stopped or moved
+        // first: 503; not run by that daemon: 404) is sent again to whoever runs it.
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let api = nodes.apis[nodes.owner(&name).await].clone();
+            let (status, body) = http_json(
+                "POST",
+                &format!("{api}/connectors/{name}/signals"),
+                None,
+                &json!({"id": "tt-1", "type": "execute-snapshot",
+                        "data": {"data-collections": [target.collection], "type": "incremental"}}),
+            )
+            .await;
+            if status == 202 {
+                break;
+            }
+            assert!(
+                matches!(status, 503 | 404) && Instant::now() < deadline,
+                "signal: {status} {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
         signals += 1;
     }
 

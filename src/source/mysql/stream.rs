@@ -189,7 +189,7 @@ impl<'a> Streamer<'a> {
             .set_state(crate::status::ConnectorState::Streaming);
         let mut heartbeat = heartbeat_timer(self.connector);
         let mut lag_tick = tokio::time::interval(LAG_EVERY);
-        self.incremental_start();
+        self.incremental_start(ctx);
         loop {
             let result = match self
                 .next_event(ctx, &mut stream, &mut heartbeat, &mut lag_tick)
@@ -237,7 +237,8 @@ impl<'a> Streamer<'a> {
                     biased;
                     _ = ctx.shutdown.changed() => return Err(Halt::Shutdown),
                     signal = inbox.next() => {
-                        self.on_signal(signal).await?;
+                        // Handled with the signal table's, so its effect is stored at once.
+                        self.incr.signals.push(signal);
                         return Ok(None);
                     }
                     _ = tick(heartbeat) => {

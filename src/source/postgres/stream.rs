@@ -330,7 +330,7 @@ impl<'a> Streamer<'a> {
         let mut lag_tick = tokio::time::interval(SLOT_LAG_EVERY);
         ctx.observer
             .set_state(crate::status::ConnectorState::Streaming);
-        self.incremental_start();
+        self.incremental_start(ctx);
         loop {
             let step = match self.wait(client, ctx, &mut heartbeat, &mut lag_tick).await {
                 Ok(Wake::Event(event)) => self.dispatch(ctx, event).await,
@@ -361,7 +361,8 @@ impl<'a> Streamer<'a> {
             biased;
             _ = ctx.shutdown.changed() => Err(Halt::Shutdown),
             signal = inbox.next() => {
-                self.on_signal(signal).await?;
+                // Handled with the signal table's, so its effect is stored at once.
+                self.incr.signals.push(signal);
                 Ok(Wake::Handled)
             }
             changed = ctx.committed.changed() => {

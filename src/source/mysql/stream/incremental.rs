@@ -120,7 +120,8 @@ fn quoted(text: &str) -> String {
 
 impl Streamer<'_> {
     /// At the start of streaming: a stored incremental snapshot continues.
-    pub(super) fn incremental_start(&mut self) {
+    pub(super) fn incremental_start(&mut self, ctx: &SourceContext) {
+        ctx.observer.signals.reset_taken();
         self.incr.want_chunk = self.state.incremental.is_some();
     }
 
@@ -141,7 +142,12 @@ impl Streamer<'_> {
         // first: a stop or a rebalance right after an API signal must not forget it.
         if self.state.incremental != before && self.state.tx.is_none() {
             let at = SourcePosition::Mysql(self.state.resume.clone());
-            send(ctx, SourceItem::Checkpoint(at)).await?;
+            ctx.emit_now(SourceItem::Checkpoint(at)).await?;
+        }
+        // API signals are acknowledged once what they changed is handed to the pipeline
+        // (inside a transaction it rides in the commit's position: after the commit).
+        if self.state.tx.is_none() {
+            ctx.observer.signals.recorded();
         }
         self.check_window(ctx).await?;
         // A server with nothing written meanwhile: the marks of the chunk just read are

@@ -46,7 +46,8 @@ pub(in super::super) struct Incremental {
 
 impl Streamer<'_> {
     /// At the start of streaming: a stored incremental snapshot continues.
-    pub(super) fn incremental_start(&mut self) {
+    pub(super) fn incremental_start(&mut self, ctx: &SourceContext) {
+        ctx.observer.signals.reset_taken();
         self.incr.run = now_us() as u64;
         self.incr.want_chunk = self.state.incremental.is_some();
     }
@@ -70,7 +71,12 @@ impl Streamer<'_> {
             let at = self
                 .state
                 .position(self.state.resume_lsn, self.state.stored_partial);
-            ctx.emit(SourceItem::Checkpoint(at)).await?;
+            ctx.emit_now(SourceItem::Checkpoint(at)).await?;
+        }
+        // API signals are acknowledged once what they changed is handed to the pipeline
+        // (inside a transaction it rides in the commit's position: after the commit).
+        if self.state.tx.is_none() {
+            ctx.observer.signals.recorded();
         }
         if self.incr.want_chunk && self.incr.window.is_none() && self.state.tx.is_none() {
             self.incr.want_chunk = false;
