@@ -186,13 +186,16 @@ fn conditions(id: &str, data: &Json) -> Result<Vec<(String, String)>, String> {
 /// send it again.
 #[derive(Clone, Default)]
 pub struct SignalInbox {
-    queue: Arc<Mutex<VecDeque<(Signal, Option<Ack>)>>>,
+    queue: Arc<Mutex<VecDeque<Queued>>>,
     /// Acknowledgements of signals taken by the source and not yet recorded.
     taken: Arc<Mutex<Vec<Ack>>>,
     ready: Arc<tokio::sync::Notify>,
 }
 
 type Ack = tokio::sync::oneshot::Sender<()>;
+
+/// A queued signal and its acknowledgement, if its sender waits for one.
+type Queued = (Signal, Option<Ack>);
 
 /// Signals a connector holds at most before refusing more.
 pub const INBOX_LIMIT: usize = 1000;
