@@ -71,15 +71,44 @@ pub struct PassedOver {
 /// How many passed-over tables a status keeps (the latest).
 pub const MAX_PASSED_OVER: usize = 20;
 
-/// Snapshot progress.
+/// Snapshot progress: an initial (or resumed) snapshot, or an incremental one running
+/// beside the stream.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct SnapshotProgress {
+    /// `initial` or `incremental`.
+    pub kind: &'static str,
     /// The table being read.
     pub table: String,
     /// Rows read from it so far.
     pub rows_done: u64,
-    /// Rows the catalog estimates it holds.
+    /// Rows the catalog estimates it holds (0: unknown).
     pub rows_estimated: i64,
+    /// Incremental: chunks published so far (all tables).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chunks: Option<u64>,
+    /// Incremental: the tables still to read after this one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tables_left: Option<Vec<String>>,
+    /// Incremental: paused by a `pause-snapshot` signal.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub paused: bool,
+    /// When the table's read started, milliseconds since the epoch.
+    pub started_ms: i64,
+    /// Milliseconds left for this table at the pace so far (from the estimate; none
+    /// without one).
+    pub eta_ms: Option<i64>,
+}
+
+impl SnapshotProgress {
+    /// The time left for the table at the pace so far.
+    pub fn eta(rows_done: u64, rows_estimated: i64, started_ms: i64) -> Option<i64> {
+        let elapsed = now_ms() - started_ms;
+        if rows_done == 0 || rows_estimated <= 0 || elapsed <= 0 {
+            return None;
+        }
+        let left = (rows_estimated - rows_done as i64).max(0);
+        Some(left.saturating_mul(elapsed) / rows_done as i64)
+    }
 }
 
 /// A connector's status.
@@ -198,7 +227,11 @@ impl Observer {
     pub fn set_state(&self, state: ConnectorState) {
         let mut s = self.status.lock().unwrap_or_else(|e| e.into_inner());
         s.state = state;
-        if state != ConnectorState::Snapshotting {
+        // An incremental snapshot's progress stays while the stream runs.
+        if state != ConnectorState::Snapshotting
+            && !(state == ConnectorState::Streaming
+                && s.snapshot.as_ref().is_some_and(|p| p.kind == "incremental"))
+        {
             s.snapshot = None;
         }
         if state != ConnectorState::Failed {
@@ -209,10 +242,18 @@ impl Observer {
     /// Records snapshot progress.
     pub fn snapshot_progress(&self, table: &str, rows_done: u64, rows_estimated: i64) {
         let mut s = self.status.lock().unwrap_or_else(|e| e.into_inner());
+        let started_ms = match &s.snapshot {
+            Some(p) if p.kind == "initial" && p.table == table => p.started_ms,
+            _ => now_ms(),
+        };
         s.snapshot = Some(SnapshotProgress {
+            kind: "initial",
             table: table.to_string(),
             rows_done,
             rows_estimated,
+            started_ms,
+            eta_ms: SnapshotProgress::eta(rows_done, rows_estimated, started_ms),
+            ..SnapshotProgress::default()
         });
         self.metrics
             .snapshot_rows_estimated

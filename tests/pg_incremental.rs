@@ -96,7 +96,35 @@ async fn signal_table_snapshot_under_writes_then_api_and_bad_signals() {
          INSERT INTO sig VALUES ('s-1', 'execute-snapshot', '{\"data-collections\": [\"public.inc\"], \"type\": \"incremental\"}');",
     )
     .await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // The status shows the incremental snapshot while it runs (it used to say only
+    // `streaming`, with `snapshot` null).
+    let mut seen: Option<Value> = None;
+    let until = std::time::Instant::now() + Duration::from_secs(3);
+    while std::time::Instant::now() < until {
+        let (_, body) = http(
+            "GET",
+            &format!("http://{listen}/sluice/connectors/{name}"),
+            None,
+        )
+        .await;
+        let v: Value = serde_json::from_str(&body).unwrap();
+        if v["snapshot"]["kind"] == "incremental"
+            && v["snapshot"]["chunks"].as_u64().unwrap_or(0) > 0
+        {
+            assert_eq!(v["state"], "streaming", "{v}");
+            seen = Some(v["snapshot"].clone());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let seen = seen.unwrap_or_else(|| {
+        panic!(
+            "no incremental progress in the status; logs:\n{}",
+            daemon.logs()
+        )
+    });
+    assert_eq!(seen["table"], "public.inc", "{seen}");
+    assert!(seen["rows_done"].as_u64().unwrap() > 0, "{seen}");
+    assert!(seen["started_ms"].as_i64().unwrap() > 0, "{seen}");
     stop.store(true, Ordering::Relaxed);
     let changes = writer.await.unwrap();
     assert!(changes > 100, "writer made only {changes} changes");
@@ -131,6 +159,15 @@ async fn signal_table_snapshot_under_writes_then_api_and_bad_signals() {
     );
     assert!(logs.contains("not JSON"), "{logs}");
     assert!(logs.contains("public.nope"), "{logs}");
+    // Finished: the status no longer shows a snapshot.
+    let (_, body) = http(
+        "GET",
+        &format!("http://{listen}/sluice/connectors/{name}"),
+        None,
+    )
+    .await;
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert!(v["snapshot"].is_null(), "{v}");
 
     // The admin API channel: a log signal and a snapshot of the second table.
     let base = format!("http://{listen}");
@@ -142,6 +179,7 @@ async fn signal_table_snapshot_under_writes_then_api_and_bad_signals() {
     )
     .await;
     assert_eq!(status, 202, "{body}");
+    assert!(body.contains("\"recorded\":true"), "{body}");
     let (status, body) = http_json(
         "POST",
         &format!("{base}/connectors/{name}/signals"),

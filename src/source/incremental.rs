@@ -286,6 +286,76 @@ pub fn after_chunk(
     Ok(next)
 }
 
+/// What the status shows of an incremental snapshot (kept by a streaming run): rows
+/// published of the table being read, its estimate, when its read began.
+#[derive(Debug, Default)]
+pub struct Report {
+    table: Option<String>,
+    rows_done: u64,
+    estimate: i64,
+    started_ms: i64,
+    shown: bool,
+}
+
+impl Report {
+    /// The table whose estimate is wanted (the one being read changed), if any.
+    pub fn wants_estimate(&self, progress: Option<&IncrementalProgress>) -> Option<String> {
+        let table = progress?.tables.first()?;
+        (self.table.as_ref() != Some(table)).then(|| table.clone())
+    }
+
+    /// A new table is being read, with its catalog estimate (0: unknown).
+    pub fn begin_table(&mut self, table: String, estimate: i64) {
+        self.table = Some(table);
+        self.rows_done = 0;
+        self.estimate = estimate;
+        self.started_ms = crate::status::now_ms();
+    }
+
+    /// A chunk of `rows` rows of the table was published.
+    pub fn chunk(&mut self, rows: usize) {
+        self.rows_done += rows as u64;
+    }
+
+    /// Shows the progress in the status (`snapshot` with `kind = "incremental"`), or clears
+    /// it once the snapshot is over.
+    pub fn show(
+        &mut self,
+        observer: &crate::status::Observer,
+        progress: Option<&IncrementalProgress>,
+    ) {
+        let Some(p) = progress.filter(|p| !p.tables.is_empty()) else {
+            if self.shown {
+                self.shown = false;
+                self.table = None;
+                observer.update(|s| {
+                    if s.snapshot.as_ref().is_some_and(|p| p.kind == "incremental") {
+                        s.snapshot = None;
+                    }
+                });
+            }
+            return;
+        };
+        self.shown = true;
+        let view = crate::status::SnapshotProgress {
+            kind: "incremental",
+            table: p.tables[0].clone(),
+            rows_done: self.rows_done,
+            rows_estimated: self.estimate,
+            chunks: Some(p.chunks),
+            tables_left: Some(p.tables[1..].to_vec()),
+            paused: p.paused,
+            started_ms: self.started_ms,
+            eta_ms: crate::status::SnapshotProgress::eta(
+                self.rows_done,
+                self.estimate,
+                self.started_ms,
+            ),
+        };
+        observer.update(|s| s.snapshot = Some(view));
+    }
+}
+
 /// Shows the tables passed over (table, reason) in the connector's status, the latest
 /// [`crate::status::MAX_PASSED_OVER`] kept: an incremental snapshot that left a table out
 /// says so where the operator looks, not only in a log line.

@@ -125,6 +125,20 @@ pub async fn captured_tables(conn: &mut Conn, my: &MysqlConfig) -> Result<Vec<Ta
 
 /// Tables whose statistics say nothing (`TABLE_ROWS` NULL or 0) are counted when their data
 /// is no bigger than this; a bigger one shows no estimate rather than pay a full scan.
+/// The engine's row statistic of a table (`TABLE_ROWS`; no count), 0 when unknown: what an
+/// incremental snapshot's progress is measured against while the stream runs.
+pub async fn table_rows_stat(conn: &mut Conn, t: &TableId) -> i64 {
+    conn.exec_first::<Option<u64>, _, _>(
+        "SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+        (t.schema.as_str(), t.name.as_str()),
+    )
+    .await
+    .ok()
+    .flatten()
+    .flatten()
+    .map_or(0, |n| n as i64)
+}
+
 const COUNT_UNDER_BYTES: u64 = 256 << 20;
 
 /// Estimated row count (for snapshot progress): the engine's `TABLE_ROWS`, or a count when

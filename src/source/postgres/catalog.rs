@@ -49,6 +49,24 @@ pub fn quote_literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
+/// The planner's row estimate of a table named `schema.table` (no count), 0 when unknown:
+/// what an incremental snapshot's progress is measured against while the stream runs.
+pub async fn row_estimate_by_name(client: &Client, table: &str) -> i64 {
+    let Some((schema, name)) = table.split_once('.') else {
+        return 0;
+    };
+    client
+        .query_opt(
+            "SELECT CASE WHEN c.reltuples >= 0 THEN c.reltuples::int8 END FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2",
+            &[&schema, &name],
+        )
+        .await
+        .ok()
+        .flatten()
+        .and_then(|r| r.get::<_, Option<i64>>(0))
+        .unwrap_or(0)
+}
+
 /// `wal_level`.
 pub async fn wal_level(client: &Client) -> Result<String, PgError> {
     let row = client

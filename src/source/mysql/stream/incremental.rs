@@ -39,6 +39,8 @@ pub(in super::super) struct Incremental {
     sizer: shared::ChunkSizer,
     /// Tables passed over (table, reason), to be shown in the status.
     passed_over: Vec<(String, String)>,
+    /// What the status shows.
+    report: shared::Report,
 }
 
 /// Whether the stream at `(file, pos)` has read up to `mark`.
@@ -130,6 +132,26 @@ impl Streamer<'_> {
     pub(super) async fn incremental_work(&mut self, ctx: &mut SourceContext) -> Result<(), Halt> {
         let result = self.incremental_step(ctx).await;
         shared::report_passed_over(&ctx.observer, &mut self.incr.passed_over);
+        if let Some(table) = self
+            .incr
+            .report
+            .wants_estimate(self.state.incremental.as_deref())
+        {
+            let estimate = match table.split_once('.') {
+                Some((db, name)) => {
+                    let id = crate::event::TableId {
+                        schema: db.to_string(),
+                        name: name.to_string(),
+                    };
+                    catalog::table_rows_stat(&mut self.catalog, &id).await
+                }
+                None => 0,
+            };
+            self.incr.report.begin_table(table, estimate);
+        }
+        self.incr
+            .report
+            .show(&ctx.observer, self.state.incremental.as_deref());
         result
     }
 
@@ -407,6 +429,7 @@ impl Streamer<'_> {
                 ..base.clone()
             })
         });
+        self.incr.report.chunk(rows.len());
         for row in rows {
             send(ctx, SourceItem::Event(Box::new(row))).await?;
         }

@@ -39,6 +39,8 @@ pub(in super::super) struct Incremental {
     sizer: shared::ChunkSizer,
     /// Tables passed over (table, reason), to be shown in the status.
     passed_over: Vec<(String, String)>,
+    /// What the status shows.
+    report: shared::Report,
     /// Tells this run's watermarks from those of runs before a restart.
     run: u64,
     seq: u64,
@@ -57,6 +59,17 @@ impl Streamer<'_> {
     pub(super) async fn incremental_work(&mut self, ctx: &mut SourceContext) -> Result<(), Halt> {
         let result = self.incremental_step(ctx).await;
         shared::report_passed_over(&ctx.observer, &mut self.incr.passed_over);
+        if let Some(table) = self
+            .incr
+            .report
+            .wants_estimate(self.state.incremental.as_deref())
+        {
+            let estimate = catalog::row_estimate_by_name(self.client, &table).await;
+            self.incr.report.begin_table(table, estimate);
+        }
+        self.incr
+            .report
+            .show(&ctx.observer, self.state.incremental.as_deref());
         result
     }
 
@@ -378,6 +391,7 @@ impl Streamer<'_> {
                 ..base.clone()
             })
         });
+        self.incr.report.chunk(rows.len());
         for mut row in rows {
             if let SourceDetail::Postgres {
                 lsn: l,
