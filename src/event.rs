@@ -594,6 +594,23 @@ pub struct SchemaChange {
     pub table_changes: Vec<TableChange>,
 }
 
+/// A Debezium notification (`io.debezium.connector.common.Notification`), published on the
+/// connector's `[notifications] topic`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notification {
+    /// For incremental snapshots, the id of the signal that started it.
+    pub id: String,
+    /// `Incremental Snapshot`.
+    pub aggregate_type: &'static str,
+    /// `STARTED`, `PAUSED`, `RESUMED`, `ABORTED`, `IN_PROGRESS`, `TABLE_SCAN_COMPLETED`,
+    /// `COMPLETED`.
+    pub kind: &'static str,
+    /// Details (`connector_name`, `data_collections`, ...).
+    pub additional_data: Vec<(String, String)>,
+    /// When, milliseconds since the epoch.
+    pub timestamp_ms: i64,
+}
+
 /// One table a DDL statement changed (Debezium's `io.debezium.connector.schema.Change`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct TableChange {

@@ -48,7 +48,7 @@ async fn signal_table_snapshot_under_writes_then_api_and_bad_signals() {
         &name,
         &db,
         &["public.inc", "public.other", "public.sig"],
-        "[format]\nschemas = false\n[snapshot]\nmode = \"no_data\"\nchunk_size = 100\n[signals]\ntable = \"public.sig\"\nallow_filters = true",
+        &format!("[format]\nschemas = false\n[snapshot]\nmode = \"no_data\"\nchunk_size = 100\n[signals]\ntable = \"public.sig\"\nallow_filters = true\n[notifications]\ntopic = \"{name}.notifications\""),
     );
     daemon.append_daemon_config(&format!("[api]\nlisten = \"{listen}\"\n"));
     daemon.start();
@@ -159,6 +159,46 @@ async fn signal_table_snapshot_under_writes_then_api_and_bad_signals() {
     );
     assert!(logs.contains("not JSON"), "{logs}");
     assert!(logs.contains("public.nope"), "{logs}");
+    // Debezium's notifications of the snapshot, named by the signal's id.
+    let notes: Vec<Value> = read_topic_until(
+        &format!("{name}.notifications"),
+        Duration::from_secs(30),
+        |m| {
+            m.iter()
+                .any(|m| m.value.as_ref().is_some_and(|v| v["type"] == "COMPLETED"))
+        },
+    )
+    .into_iter()
+    .filter_map(|m| m.value)
+    .collect();
+    let kinds: Vec<&str> = notes.iter().map(|n| n["type"].as_str().unwrap()).collect();
+    assert_eq!(kinds.first(), Some(&"STARTED"), "{kinds:?}");
+    assert!(kinds.contains(&"IN_PROGRESS"), "{kinds:?}");
+    assert_eq!(
+        &kinds[kinds.len() - 2..],
+        ["TABLE_SCAN_COMPLETED", "COMPLETED"],
+        "{kinds:?}"
+    );
+    for n in &notes {
+        assert_eq!(n["id"], "s-1", "{n}");
+        assert_eq!(n["aggregate_type"], "Incremental Snapshot", "{n}");
+        assert_eq!(n["additional_data"]["connector_name"], name.as_str(), "{n}");
+    }
+    assert_eq!(
+        notes[0]["additional_data"]["data_collections"],
+        "public.inc"
+    );
+    let scan = &notes[notes.len() - 2];
+    assert_eq!(scan["additional_data"]["scanned_collection"], "public.inc");
+    assert!(
+        scan["additional_data"]["total_rows_scanned"]
+            .as_str()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            > 2000,
+        "{scan}"
+    );
     // Finished: the status no longer shows a snapshot.
     let (_, body) = http(
         "GET",

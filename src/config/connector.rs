@@ -54,6 +54,9 @@ pub struct ConnectorConfig {
     /// `include.schema.changes`, on by default).
     #[serde(default = "yes")]
     pub include_schema_changes: bool,
+    /// Debezium's notifications (`[notifications] topic`).
+    #[serde(default)]
+    pub notifications: NotificationsConfig,
     /// The Debezium properties this file was converted from (`[debezium] properties`),
     /// handed back by `GET /connectors/{name}/config`; Sluice reads the keys above, not these.
     #[serde(default)]
@@ -428,6 +431,17 @@ impl Default for SnapshotConfig {
 
 fn default_chunk_size() -> usize {
     1024
+}
+
+/// `[notifications]`: Debezium's notifications of incremental snapshots (started, paused,
+/// resumed, aborted, in progress, table scan completed, completed), in Debezium's
+/// notification record shape (Debezium's sink channel, `notification.sink.topic.name`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotificationsConfig {
+    /// The topic; none: notifications are not published (they are logged).
+    #[serde(default)]
+    pub topic: Option<String>,
 }
 
 /// `[signals]`: where signals are read from besides the admin API.

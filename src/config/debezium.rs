@@ -616,6 +616,25 @@ fn behaviour(p: &mut Props, doc: &mut toml::Table, source: &str) {
         p.warnings
             .push("signal.kafka.*: ignored (the kafka signal channel is not enabled)".into());
     }
+    if let Some(channels) = p.take("notification.enabled.channels") {
+        for c in list(&channels) {
+            match c.as_str() {
+                "sink" => match p.take("notification.sink.topic.name") {
+                    Some(topic) => put(doc, "notifications.topic", s(topic)),
+                    None => p.refuse(
+                        "notification.sink.topic.name",
+                        "missing (the sink channel needs its topic)",
+                    ),
+                },
+                // Sluice logs every notification.
+                "log" => {}
+                other => p.refuse(
+                    "notification.enabled.channels",
+                    format!("the \"{other}\" channel is not offered; use sink (a topic) or log"),
+                ),
+            }
+        }
+    }
     if let Some(n) = p.number("incremental.snapshot.chunk.size") {
         put(doc, "snapshot.chunk_size", toml::Value::Integer(n.max(1)));
     }

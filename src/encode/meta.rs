@@ -90,6 +90,46 @@ pub fn transaction(prefix: &str, with_schema: bool, meta: &TxMeta) -> Record {
     }
 }
 
+/// A notification record as Debezium's sink channel writes it: the key is the id (a
+/// string), the value `{id, aggregate_type, type, additional_data, timestamp}`.
+pub fn notification(topic: &Arc<str>, with_schema: bool, n: &crate::event::Notification) -> Record {
+    let value_schema = json!({
+        "type": "struct",
+        "fields": [
+            field("string", "id", false),
+            field("string", "aggregate_type", false),
+            field("string", "type", false),
+            {"type": "map", "keys": {"type": "string", "optional": false},
+             "values": {"type": "string", "optional": false}, "optional": false, "field": "additional_data"},
+            field("int64", "timestamp", false)
+        ],
+        "optional": false,
+        "name": "io.debezium.connector.common.Notification"
+    });
+    let data: serde_json::Map<String, Json> = n
+        .additional_data
+        .iter()
+        .map(|(k, v)| (k.clone(), Json::String(v.clone())))
+        .collect();
+    let payload = json!({
+        "id": n.id,
+        "aggregate_type": n.aggregate_type,
+        "type": n.kind,
+        "additional_data": data,
+        "timestamp": n.timestamp_ms,
+    });
+    Record {
+        topic: topic.clone(),
+        key: Some(wrap(
+            with_schema,
+            json!({"type": "string", "optional": false}),
+            json!(n.id),
+        )),
+        value: Some(wrap(with_schema, value_schema, payload)),
+        headers: Vec::new(),
+    }
+}
+
 /// Debezium's `io.debezium.connector.schema.Change` (an item of `tableChanges`).
 fn change_schema() -> Json {
     let opt = |ty: &str, name: &str| field(ty, name, true);

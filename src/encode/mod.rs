@@ -242,6 +242,8 @@ pub struct Encoder {
     changed: Option<Arc<flatten::ChangedFields>>,
     /// Publish DDL on the schema-change topic (`include_schema_changes`).
     schema_changes: bool,
+    /// Where notifications go (`[notifications] topic`); none: not published.
+    notifications: Option<Arc<str>>,
 }
 
 impl Encoder {
@@ -260,6 +262,21 @@ impl Encoder {
             outbox: None,
             changed: None,
             schema_changes: true,
+            notifications: None,
+        }
+    }
+
+    /// Publishes notifications on `topic` (none: not published).
+    pub fn with_notifications(mut self, topic: Option<String>) -> Self {
+        self.notifications = topic.map(Arc::from);
+        self
+    }
+
+    /// A notification record, when notifications are published.
+    pub fn notification(&self, n: &crate::event::Notification) -> Vec<Record> {
+        match &self.notifications {
+            Some(topic) => vec![meta::notification(topic, self.json_schemas, n)],
+            None => Vec::new(),
         }
     }
 

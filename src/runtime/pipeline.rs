@@ -177,7 +177,8 @@ pub async fn run_once(
     .with_changed_fields(crate::encode::ChangedFields::from_config(
         &connector.changed_fields,
     ))
-    .with_schema_changes(connector.include_schema_changes);
+    .with_schema_changes(connector.include_schema_changes)
+    .with_notifications(connector.notifications.topic.clone());
     control.observer.update(|s| {
         s.committed_offset = stored.as_ref().map(|p| p.to_string());
         s.committed_position = stored.clone();
@@ -501,6 +502,7 @@ impl Run {
                 (self.encoder.heartbeat(ts_ms), position, None, None)
             }
             SourceItem::Transaction(meta) => (self.encoder.transaction(&meta), None, None, None),
+            SourceItem::Notification(n) => (self.encoder.notification(&n), None, None, None),
             SourceItem::SchemaChange(change) => {
                 let records = self.encoder.schema_change(&change);
                 (records, Some(change.position), None, None)

@@ -287,7 +287,8 @@ pub fn after_chunk(
 }
 
 /// What the status shows of an incremental snapshot (kept by a streaming run): rows
-/// published of the table being read, its estimate, when its read began.
+/// published of the table being read, its estimate, when its read began; and the
+/// notifications its changes make (Debezium's `Incremental Snapshot` notifications).
 #[derive(Debug, Default)]
 pub struct Report {
     table: Option<String>,
@@ -295,6 +296,12 @@ pub struct Report {
     estimate: i64,
     started_ms: i64,
     shown: bool,
+    /// The progress last shown.
+    prev: Option<IncrementalProgress>,
+    /// The id of the `execute-snapshot` signal seen last.
+    signal_id: Option<String>,
+    /// A `stop-snapshot` signal ended it.
+    aborted: bool,
 }
 
 impl Report {
@@ -317,14 +324,31 @@ impl Report {
         self.rows_done += rows as u64;
     }
 
+    /// A signal is about to be applied (its id names the notifications).
+    pub fn signal(&mut self, signal: &Signal) {
+        match signal.kind {
+            SignalKind::ExecuteSnapshot { .. } => {
+                self.signal_id = Some(signal.id.clone());
+                self.aborted = false;
+            }
+            SignalKind::StopSnapshot { .. } => self.aborted = true,
+            _ => {}
+        }
+    }
+
     /// Shows the progress in the status (`snapshot` with `kind = "incremental"`), or clears
-    /// it once the snapshot is over.
+    /// it once the snapshot is over; returns the notifications of what changed since the
+    /// last call.
     pub fn show(
         &mut self,
         observer: &crate::status::Observer,
+        connector: &str,
         progress: Option<&IncrementalProgress>,
-    ) {
-        let Some(p) = progress.filter(|p| !p.tables.is_empty()) else {
+    ) -> Vec<crate::event::Notification> {
+        let now = progress.filter(|p| !p.tables.is_empty());
+        let notes = self.notifications(connector, now);
+        self.prev = now.cloned();
+        let Some(p) = now else {
             if self.shown {
                 self.shown = false;
                 self.table = None;
@@ -334,7 +358,7 @@ impl Report {
                     }
                 });
             }
-            return;
+            return notes;
         };
         self.shown = true;
         let view = crate::status::SnapshotProgress {
@@ -353,6 +377,92 @@ impl Report {
             ),
         };
         observer.update(|s| s.snapshot = Some(view));
+        notes
+    }
+
+    /// Debezium's notifications for the change from the last progress shown to `now`.
+    fn notifications(
+        &mut self,
+        connector: &str,
+        now: Option<&IncrementalProgress>,
+    ) -> Vec<crate::event::Notification> {
+        let id = self
+            .signal_id
+            .clone()
+            .unwrap_or_else(|| format!("{connector}-incremental"));
+        let mut out = Vec::new();
+        let mut note = |kind: &'static str, data: Vec<(&str, String)>| {
+            let mut additional_data = vec![("connector_name".to_string(), connector.to_string())];
+            additional_data.extend(data.into_iter().map(|(k, v)| (k.to_string(), v)));
+            tracing::info!(notification = kind, "incremental snapshot notification");
+            out.push(crate::event::Notification {
+                id: id.clone(),
+                aggregate_type: "Incremental Snapshot",
+                kind,
+                additional_data,
+                timestamp_ms: crate::status::now_ms(),
+            });
+        };
+        let collections = |p: &IncrementalProgress| p.tables.join(", ");
+        match (self.prev.as_ref(), now) {
+            (None, Some(n)) => note("STARTED", vec![("data_collections", collections(n))]),
+            (Some(p), Some(n)) => {
+                if p.tables.first() != n.tables.first() {
+                    note(
+                        "TABLE_SCAN_COMPLETED",
+                        vec![
+                            ("data_collection", p.tables[0].clone()),
+                            ("scanned_collection", p.tables[0].clone()),
+                            ("total_rows_scanned", self.rows_done.to_string()),
+                            ("status", "SUCCEEDED".into()),
+                        ],
+                    );
+                }
+                if n.chunks > p.chunks && p.tables.first() == n.tables.first() {
+                    let key = n
+                        .last_key
+                        .as_ref()
+                        .map(|k| {
+                            k.iter()
+                                .map(|v| v.clone().unwrap_or_default())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        })
+                        .unwrap_or_default();
+                    note(
+                        "IN_PROGRESS",
+                        vec![
+                            ("data_collections", collections(n)),
+                            ("current_collection_in_progress", n.tables[0].clone()),
+                            ("last_processed_key", key),
+                        ],
+                    );
+                }
+                if n.paused != p.paused {
+                    let kind = if n.paused { "PAUSED" } else { "RESUMED" };
+                    note(kind, vec![("data_collections", collections(n))]);
+                }
+            }
+            (Some(p), None) => {
+                if self.aborted {
+                    note("ABORTED", vec![("data_collections", collections(p))]);
+                } else {
+                    note(
+                        "TABLE_SCAN_COMPLETED",
+                        vec![
+                            ("data_collection", p.tables[0].clone()),
+                            ("scanned_collection", p.tables[0].clone()),
+                            ("total_rows_scanned", self.rows_done.to_string()),
+                            ("status", "SUCCEEDED".into()),
+                        ],
+                    );
+                    note("COMPLETED", Vec::new());
+                }
+                self.aborted = false;
+            }
+            (None, None) => {}
+        }
+        out
     }
 }
 

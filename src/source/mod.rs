@@ -34,6 +34,8 @@ pub enum SourceItem {
     Transaction(crate::event::TxMeta),
     /// A DDL statement for the schema-change topic (MySQL / MariaDB).
     SchemaChange(Box<crate::event::SchemaChange>),
+    /// A notification for the `[notifications] topic` (nothing to commit).
+    Notification(crate::event::Notification),
 }
 
 /// Refuses a position set by hand for `connector` that its server has not reached (or, for
@@ -68,6 +70,11 @@ impl SourceItem {
                         + e.message.as_ref().map_or(0, |m| m.content.len())
                 }
                 SourceItem::SchemaChange(c) => c.ddl.len(),
+                SourceItem::Notification(n) => n
+                    .additional_data
+                    .iter()
+                    .map(|(k, v)| k.len() + v.len())
+                    .sum(),
                 SourceItem::Checkpoint(_)
                 | SourceItem::Heartbeat { .. }
                 | SourceItem::Transaction(_) => 0,

@@ -121,6 +121,8 @@ fn postgres_connection_selection_and_slot_map_to_sluice_keys() {
         ("tombstones.on.delete", "false"),
         ("skipped.operations", "none"),
         ("plugin.name", "pgoutput"),
+        ("notification.enabled.channels", "sink,log"),
+        ("notification.sink.topic.name", "fulfillment.notifications"),
     ]);
     let pg = c.postgres.as_ref().unwrap();
     assert_eq!(

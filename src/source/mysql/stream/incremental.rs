@@ -149,9 +149,14 @@ impl Streamer<'_> {
             };
             self.incr.report.begin_table(table, estimate);
         }
-        self.incr
-            .report
-            .show(&ctx.observer, self.state.incremental.as_deref());
+        let notes = self.incr.report.show(
+            &ctx.observer,
+            &self.connector.name,
+            self.state.incremental.as_deref(),
+        );
+        for n in notes {
+            ctx.emit(SourceItem::Notification(n)).await?;
+        }
         result
     }
 
@@ -184,6 +189,7 @@ impl Streamer<'_> {
 
     /// A signal, from the signal table or the admin API.
     pub(super) async fn on_signal(&mut self, signal: Signal) -> Result<(), Halt> {
+        self.incr.report.signal(&signal);
         let captured: Vec<String> = if matches!(signal.kind, SignalKind::ExecuteSnapshot { .. }) {
             let my = self.my();
             catalog::captured_tables(&mut self.catalog, my)

@@ -67,9 +67,14 @@ impl Streamer<'_> {
             let estimate = catalog::row_estimate_by_name(self.client, &table).await;
             self.incr.report.begin_table(table, estimate);
         }
-        self.incr
-            .report
-            .show(&ctx.observer, self.state.incremental.as_deref());
+        let notes = self.incr.report.show(
+            &ctx.observer,
+            &self.connector.name,
+            self.state.incremental.as_deref(),
+        );
+        for n in notes {
+            ctx.emit(SourceItem::Notification(n)).await?;
+        }
         result
     }
 
@@ -100,6 +105,7 @@ impl Streamer<'_> {
 
     /// A signal, from the signal table or the admin API.
     pub(super) async fn on_signal(&mut self, signal: Signal) -> Result<(), Halt> {
+        self.incr.report.signal(&signal);
         let captured: Vec<String> = if matches!(signal.kind, SignalKind::ExecuteSnapshot { .. }) {
             let (tables, _) = catalog::expand_tables(self.client, &self.pg().filter).await?;
             tables.iter().map(|(_, t)| t.to_string()).collect()
