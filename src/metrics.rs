@@ -42,6 +42,11 @@ pub const CONNECTOR_STATE: &str = "sluice_connector_state";
 pub const CONNECTED: &str = "sluice_connected";
 /// 1 once a connector's snapshot is done (or was not needed) and it streams.
 pub const SNAPSHOT_COMPLETED: &str = "sluice_snapshot_completed";
+/// 1 while a snapshot runs, by kind (`initial`, `incremental`: Debezium's `SnapshotRunning`,
+/// which an incremental snapshot beside the stream sets too).
+pub const SNAPSHOT_RUNNING: &str = "sluice_snapshot_running";
+/// Chunks an incremental snapshot has published so far (Debezium's `chunk` progress).
+pub const INCREMENTAL_SNAPSHOT_CHUNKS: &str = "sluice_incremental_snapshot_chunks";
 /// Time since the connector last read an event (Debezium's `MilliSecondsSinceLastEvent`).
 pub const MS_SINCE_LAST_EVENT: &str = "sluice_milliseconds_since_last_event";
 /// Seconds the oldest unacknowledged change is behind its commit: 0 when everything read is
@@ -101,6 +106,10 @@ pub struct Metrics {
     pub connected: IntGaugeVec,
     /// [`SNAPSHOT_COMPLETED`]
     pub snapshot_completed: IntGaugeVec,
+    /// [`SNAPSHOT_RUNNING`]
+    pub snapshot_running: IntGaugeVec,
+    /// [`INCREMENTAL_SNAPSHOT_CHUNKS`]
+    pub incremental_chunks: IntGaugeVec,
     /// [`MS_SINCE_LAST_EVENT`]
     pub ms_since_last_event: IntGaugeVec,
     /// Seconds a connector has been failing and retrying without progress (0: not).
@@ -303,6 +312,18 @@ impl Metrics {
                 "1 once the snapshot is done (or not needed) and the connector streams.",
                 c,
             ),
+            snapshot_running: gauge(
+                &r,
+                SNAPSHOT_RUNNING,
+                "1 while a snapshot of this kind (initial, incremental) runs.",
+                &["connector", "kind"],
+            ),
+            incremental_chunks: gauge(
+                &r,
+                INCREMENTAL_SNAPSHOT_CHUNKS,
+                "Chunks the running incremental snapshot has published (0: none runs).",
+                c,
+            ),
             ms_since_last_event: gauge(
                 &r,
                 MS_SINCE_LAST_EVENT,
@@ -390,6 +411,14 @@ impl Metrics {
         } else {
             let _ = self.snapshot_completed.with_label_values(&[v.connector]);
         }
+        for kind in ["initial", "incremental"] {
+            self.snapshot_running
+                .with_label_values(&[v.connector, kind])
+                .set(i64::from(v.snapshot_kind == Some(kind)));
+        }
+        self.incremental_chunks
+            .with_label_values(&[v.connector])
+            .set(v.incremental_chunks.unwrap_or(0) as i64);
         self.ms_since_last_event
             .with_label_values(&[v.connector])
             .set(v.last_event_at_ms.map_or(-1, |t| (v.now_ms - t).max(0)));
@@ -450,4 +479,8 @@ pub struct ConnectorView<'a> {
     pub read_source_ms: Option<i64>,
     /// Seconds failing and retrying without progress.
     pub retrying_s: Option<u64>,
+    /// The kind of snapshot running (`initial`, `incremental`), if any.
+    pub snapshot_kind: Option<&'a str>,
+    /// Chunks of the running incremental snapshot.
+    pub incremental_chunks: Option<u64>,
 }

@@ -273,6 +273,8 @@ impl Runtime {
                     acked_source_ms: st.acked_source_ms,
                     read_source_ms: None,
                     retrying_s: st.retrying_for_s(now_ms),
+                    snapshot_kind: st.snapshot.as_ref().map(|s| s.kind),
+                    incremental_chunks: st.snapshot.as_ref().and_then(|s| s.chunks),
                 });
         }
         self.metrics.render()
