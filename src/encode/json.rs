@@ -241,11 +241,17 @@ impl JsonEncoder {
         let prefix = self.prefix.clone();
         let enc = self.encoding(table);
         let schema = &enc.envelope_schema;
-        let mut out = String::with_capacity(if with_schema {
-            schema.len() + 1024
-        } else {
-            1024
-        });
+        // Sized for the rows up front: a buffer grown by doubling after a large value holds
+        // up to twice its size (and copies it) — capacity never written is not resident.
+        let rows: usize = [before, after]
+            .iter()
+            .flatten()
+            .flat_map(|r| r.iter())
+            .map(Value::approx_bytes)
+            .sum();
+        let mut out = String::with_capacity(
+            if with_schema { schema.len() } else { 0 } + 1024 + rows.saturating_mul(3) / 2,
+        );
         open_wrap(&mut out, with_schema, schema);
         out.push_str("{\"before\":");
         write_row(&mut out, table, &enc.field_prefixes, before);
@@ -404,7 +410,11 @@ fn write_flat(
     deleted: bool,
     flatten: &Flatten,
 ) -> Vec<u8> {
-    let mut out = String::with_capacity(if with_schema { schema.len() + 512 } else { 512 });
+    // Sized for the row up front (see `envelope`).
+    let rows: usize = row.iter().map(Value::approx_bytes).sum();
+    let mut out = String::with_capacity(
+        if with_schema { schema.len() } else { 0 } + 512 + rows.saturating_mul(3) / 2,
+    );
     open_wrap(&mut out, with_schema, schema);
     write_row(&mut out, table, prefixes, Some(row));
     // Reopen the row object for the added fields.
