@@ -214,16 +214,41 @@ pub fn key_ranges(col: &str, min: i64, max: i64, n: usize) -> Vec<String> {
 /// Rows of one table a parallel session sends ahead (the channel's bound).
 pub const PREFETCH_ROWS: usize = 1024;
 
+/// Bytes all parallel sessions together may read ahead of what is published (rows held in
+/// the channels): wide rows are bounded by bytes, not only by [`PREFETCH_ROWS`]. A row
+/// larger than this still passes, alone.
+pub const PREFETCH_BYTES: usize = 64 << 20;
+
 /// From a parallel snapshot session to the publishing loop, per table.
 pub enum TableMsg {
     /// The table is read; its estimated rows.
     Start(i64),
     /// The table no longer exists.
     Skipped,
-    /// One row.
-    Row(Box<ChangeEvent>),
+    /// One row, with its share of the read-ahead budget (returned once it is published).
+    Row(Box<ChangeEvent>, tokio::sync::OwnedSemaphorePermit),
     /// All its rows were sent.
     Done,
+}
+
+/// A session's end of one table's channel, with the read-ahead byte budget all sessions
+/// share.
+#[derive(Clone)]
+pub struct AheadSender {
+    tx: tokio::sync::mpsc::Sender<TableMsg>,
+    budget: Arc<tokio::sync::Semaphore>,
+}
+
+impl AheadSender {
+    /// Sends a control message (`Start`, `Skipped`, `Done`); `Err` when the reader is gone.
+    pub async fn send(&self, msg: TableMsg) -> Result<(), ()> {
+        self.tx.send(msg).await.map_err(|_| ())
+    }
+}
+
+/// Budget units: KiB (a semaphore counts at most `u32::MAX` permits).
+fn kib(bytes: usize) -> u32 {
+    u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX)
 }
 
 /// Where a snapshot table's rows go (used inside the crate, never as `dyn`: the returned
@@ -254,12 +279,22 @@ impl RowOut for Direct<'_> {
     }
 }
 
-/// To the publishing loop (a parallel snapshot).
-pub struct Channel(pub tokio::sync::mpsc::Sender<TableMsg>);
+/// To the publishing loop (a parallel snapshot): each row waits for its bytes in the
+/// shared read-ahead budget.
+pub struct Channel(pub AheadSender);
 
 impl RowOut for Channel {
     async fn row(&mut self, event: ChangeEvent) -> bool {
-        self.0.send(TableMsg::Row(Box::new(event))).await.is_ok()
+        let bytes = crate::event::row_bytes(&event.before) + crate::event::row_bytes(&event.after);
+        let want = kib(bytes).clamp(1, kib(PREFETCH_BYTES));
+        let Ok(permit) = self.0.budget.clone().acquire_many_owned(want).await else {
+            return false;
+        };
+        self.0
+            .tx
+            .send(TableMsg::Row(Box::new(event), permit))
+            .await
+            .is_ok()
     }
 }
 
@@ -267,13 +302,20 @@ impl RowOut for Channel {
 pub fn table_channels(
     n: usize,
 ) -> (
-    Vec<Option<tokio::sync::mpsc::Sender<TableMsg>>>,
+    Vec<Option<AheadSender>>,
     Vec<tokio::sync::mpsc::Receiver<TableMsg>>,
 ) {
+    let budget = Arc::new(tokio::sync::Semaphore::new(kib(PREFETCH_BYTES) as usize));
     (0..n)
         .map(|_| {
             let (tx, rx) = tokio::sync::mpsc::channel(PREFETCH_ROWS);
-            (Some(tx), rx)
+            (
+                Some(AheadSender {
+                    tx,
+                    budget: budget.clone(),
+                }),
+                rx,
+            )
         })
         .unzip()
 }
@@ -296,10 +338,12 @@ pub async fn publish_in_order(
         };
         loop {
             match rx.recv().await {
-                Some(TableMsg::Row(event)) => {
+                Some(TableMsg::Row(event, permit)) => {
                     if !emitter.push(ctx, *event).await {
                         return false;
                     }
+                    // Published: its bytes may be read ahead again.
+                    drop(permit);
                     progress.row(ctx);
                 }
                 Some(TableMsg::Done) => break,
@@ -311,6 +355,66 @@ pub async fn publish_in_order(
         rx.close();
     }
     true
+}
+
+#[cfg(test)]
+mod ahead_tests {
+    use super::*;
+    use crate::event::{ChangeEvent, Op, SnapshotMarker, SourceDetail, SourceMeta, Value};
+
+    fn wide_row(mib: usize) -> ChangeEvent {
+        ChangeEvent {
+            op: Op::Read,
+            table: None,
+            before: None,
+            after: Some(vec![Value::text("x".repeat(mib << 20))]),
+            source: SourceMeta {
+                ts_us: 0,
+                snapshot: SnapshotMarker::True,
+                db: "d".into(),
+                detail: SourceDetail::Postgres {
+                    tx_id: None,
+                    lsn: None,
+                    last_commit_lsn: None,
+                    origin: None,
+                    origin_lsn: None,
+                },
+            },
+            message: None,
+            transaction: None,
+            position: crate::position::SourcePosition::Postgres(crate::position::PgPosition::at(0)),
+        }
+    }
+
+    /// Parallel sessions read ahead by bytes: wide rows wait for published ones (1,024 rows
+    /// of 40 MiB used to be allowed per table), and a row wider than the budget passes alone.
+    #[tokio::test]
+    async fn read_ahead_is_bounded_by_bytes() {
+        let (mut senders, mut receivers) = table_channels(1);
+        let sender = senders[0].take().unwrap();
+        let mut out = Channel(sender.clone());
+        let mut other = Channel(sender);
+        assert!(out.row(wide_row(40)).await);
+        let mut second = Box::pin(other.row(wide_row(40)));
+        assert!(
+            tokio::time::timeout(Duration::from_millis(200), &mut second)
+                .await
+                .is_err(),
+            "a second 40 MiB row waits while the first is held"
+        );
+        let first = receivers[0].recv().await;
+        drop(first);
+        assert!(tokio::time::timeout(Duration::from_secs(5), &mut second)
+            .await
+            .unwrap());
+        drop(receivers[0].recv().await);
+        // Wider than the whole budget: passes once nothing else is held.
+        assert!(
+            tokio::time::timeout(Duration::from_secs(5), out.row(wide_row(100)))
+                .await
+                .unwrap()
+        );
+    }
 }
 
 #[cfg(test)]

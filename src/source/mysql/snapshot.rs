@@ -23,8 +23,8 @@ use crate::offsets::OffsetStore;
 use crate::position::{IncrementalProgress, MyPosition, SnapshotState, SourcePosition};
 use crate::source::now_us;
 use crate::source::snapshot_rows::{
-    integer_key, key_ranges, publish_in_order, table_channels, Channel, Direct, Emitter, RowOut,
-    TableMsg, TableProgress, SPLIT_ROWS,
+    integer_key, key_ranges, publish_in_order, table_channels, AheadSender, Channel, Direct,
+    Emitter, RowOut, TableMsg, TableProgress, SPLIT_ROWS,
 };
 use crate::source::SourceContext;
 
@@ -466,7 +466,7 @@ async fn read_parallel(
     let (mut senders, receivers) = table_channels(reads.len());
     let mut workers = Vec::with_capacity(threads);
     for (w, conn) in sessions.into_iter().enumerate() {
-        let jobs: Vec<(usize, tokio::sync::mpsc::Sender<TableMsg>)> = (w..reads.len())
+        let jobs: Vec<(usize, AheadSender)> = (w..reads.len())
             .step_by(threads)
             .map(|k| (k, senders[k].take().expect("one sender per table")))
             .collect();

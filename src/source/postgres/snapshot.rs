@@ -17,8 +17,8 @@ use crate::event::{ChangeEvent, Op, SnapshotMarker, SourceDetail, SourceMeta, Ta
 use crate::position::{IncrementalProgress, PgPosition, SnapshotState, SourcePosition};
 use crate::source::now_us;
 use crate::source::snapshot_rows::{
-    integer_key, key_ranges, publish_in_order, table_channels, Channel, Direct, Emitter, RowOut,
-    TableMsg, TableProgress, SPLIT_ROWS,
+    integer_key, key_ranges, publish_in_order, table_channels, AheadSender, Channel, Direct,
+    Emitter, RowOut, TableMsg, TableProgress, SPLIT_ROWS,
 };
 use crate::source::SourceContext;
 
@@ -209,7 +209,7 @@ impl Snapshot<'_> {
         let (mut senders, receivers) = table_channels(plan.len());
         let mut workers = Vec::with_capacity(threads);
         for (w, client) in sessions.into_iter().enumerate() {
-            let jobs: Vec<(&Job, tokio::sync::mpsc::Sender<TableMsg>)> = (w..plan.len())
+            let jobs: Vec<(&Job, AheadSender)> = (w..plan.len())
                 .step_by(threads)
                 .map(|j| (&plan[j], senders[j].take().expect("one sender per job")))
                 .collect();
