@@ -20,6 +20,7 @@ use crate::source::{mysql, postgres};
 use crate::source::{ChangeSource, Source};
 
 mod offsets;
+mod status;
 use offsets::offsets_command;
 
 /// Change data capture from PostgreSQL and MySQL / MariaDB to Kafka, in Debezium's envelope.
@@ -73,6 +74,19 @@ enum Command {
     Convert {
         /// The JSON or properties file.
         file: PathBuf,
+    },
+    /// The connectors of a running daemon (from its admin API, `[api]` of the config, or
+    /// --url): state, lag, records published, position or snapshot progress.
+    Status {
+        /// Redraw every 2 seconds until interrupted.
+        #[arg(long)]
+        watch: bool,
+        /// The API's base URL (default: `[api] listen` of the daemon config).
+        #[arg(long)]
+        url: Option<String>,
+        /// The API token (default: `[api] token` of the daemon config).
+        #[arg(long, env = "SLUICE_API_TOKEN", hide_env_values = true)]
+        token: Option<String>,
     },
     /// Ask a running daemon's admin API whether it is ready (a container healthcheck): exit 0
     /// on a 2xx answer, 1 otherwise.
@@ -221,6 +235,9 @@ pub fn main() -> ExitCode {
             Command::Offsets { command } => offsets_command(command, &config).await,
             Command::Slots { command } => slots_command(command, &config).await,
             Command::Convert { file } => convert(&file),
+            Command::Status { watch, url, token } => {
+                status::status(&config, url, token, watch).await
+            }
             Command::Probe {
                 url,
                 cacert,

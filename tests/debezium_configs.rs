@@ -259,6 +259,16 @@ async fn debezium_configs_run_unchanged_and_publish_what_sluice_toml_does() {
     )
     .await;
     assert_eq!(s, 409, "{body}");
+    // `sluice status` finds the API in the daemon config and lists every connector.
+    let (status, out, err) = daemon.run_command(&["status", "--config", "config/sluice.toml"]);
+    assert!(status.success(), "{err}");
+    for name in [&dbz_pg, &ref_pg, &dbz_my, &ref_my] {
+        let line = out
+            .lines()
+            .find(|l| l.starts_with(name.as_str()))
+            .unwrap_or_else(|| panic!("{name} in\n{out}"));
+        assert!(line.contains("streaming"), "{line}");
+    }
     assert!(daemon.stop().success(), "{}", daemon.logs());
 }
 
