@@ -404,19 +404,20 @@ impl Report {
             });
         };
         let collections = |p: &IncrementalProgress| p.tables.join(", ");
+        let rows_done = self.rows_done;
+        let scanned = |p: &IncrementalProgress| {
+            vec![
+                ("data_collection", p.tables[0].clone()),
+                ("scanned_collection", p.tables[0].clone()),
+                ("total_rows_scanned", rows_done.to_string()),
+                ("status", "SUCCEEDED".to_string()),
+            ]
+        };
         match (self.prev.as_ref(), now) {
             (None, Some(n)) => note("STARTED", vec![("data_collections", collections(n))]),
             (Some(p), Some(n)) => {
                 if p.tables.first() != n.tables.first() {
-                    note(
-                        "TABLE_SCAN_COMPLETED",
-                        vec![
-                            ("data_collection", p.tables[0].clone()),
-                            ("scanned_collection", p.tables[0].clone()),
-                            ("total_rows_scanned", self.rows_done.to_string()),
-                            ("status", "SUCCEEDED".into()),
-                        ],
-                    );
+                    note("TABLE_SCAN_COMPLETED", scanned(p));
                 }
                 if n.chunks > p.chunks && p.tables.first() == n.tables.first() {
                     let key = n
@@ -447,15 +448,7 @@ impl Report {
                 if self.aborted {
                     note("ABORTED", vec![("data_collections", collections(p))]);
                 } else {
-                    note(
-                        "TABLE_SCAN_COMPLETED",
-                        vec![
-                            ("data_collection", p.tables[0].clone()),
-                            ("scanned_collection", p.tables[0].clone()),
-                            ("total_rows_scanned", self.rows_done.to_string()),
-                            ("status", "SUCCEEDED".into()),
-                        ],
-                    );
+                    note("TABLE_SCAN_COMPLETED", scanned(p));
                     note("COMPLETED", Vec::new());
                 }
                 self.aborted = false;
