@@ -5,6 +5,7 @@ pub mod filter;
 pub mod incremental;
 pub mod mysql;
 pub mod postgres;
+pub mod progress;
 pub mod snapshot_rows;
 pub mod start;
 
