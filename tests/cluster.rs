@@ -16,6 +16,11 @@ use common::mysql::*;
 use common::*;
 use serde_json::Value;
 
+/// The tests of this file run one at a time: each runs several daemons whose group
+/// sessions are timed, and two such groups at once on two cores starve the test broker's
+/// coordinator (members evicted while they rejoin).
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 const SESSION_MS: u64 = 8000;
 
 struct Node {
@@ -145,6 +150,7 @@ async fn settled(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn six_connectors_on_three_daemons_survive_kill_freeze_and_rolling_restart() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let pg = TestDb::new("clus").await;
     let mut my = MyDb::new("clus").await;
     let mut files: Vec<(String, String)> = Vec::new();
@@ -355,6 +361,7 @@ async fn six_connectors_on_three_daemons_survive_kill_freeze_and_rolling_restart
 /// for the whole delay.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stop_during_an_unclean_take_over_does_not_wait_out_the_handoff_delay() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let pg = TestDb::new("clusgate").await;
     pg.exec("CREATE TABLE g (id int PRIMARY KEY)").await;
     let name = unique("cgate");
