@@ -56,10 +56,24 @@ impl Report {
         }
     }
 
+    /// Shows the progress in the status and hands the notifications of what changed since
+    /// the last call to the pipeline (`[notifications] topic`).
+    pub async fn publish(
+        &mut self,
+        ctx: &mut crate::source::SourceContext,
+        connector: &str,
+        progress: Option<&IncrementalProgress>,
+    ) -> Result<(), crate::source::Stopped> {
+        for n in self.show(&ctx.observer, connector, progress) {
+            ctx.emit(crate::source::SourceItem::Notification(n)).await?;
+        }
+        Ok(())
+    }
+
     /// Shows the progress in the status (`snapshot` with `kind = "incremental"`), or clears
     /// it once the snapshot is over; returns the notifications of what changed since the
     /// last call.
-    pub fn show(
+    fn show(
         &mut self,
         observer: &crate::status::Observer,
         connector: &str,

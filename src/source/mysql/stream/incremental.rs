@@ -149,14 +149,10 @@ impl Streamer<'_> {
             };
             self.incr.report.begin_table(table, estimate);
         }
-        let notes = self.incr.report.show(
-            &ctx.observer,
-            &self.connector.name,
-            self.state.incremental.as_deref(),
-        );
-        for n in notes {
-            ctx.emit(SourceItem::Notification(n)).await?;
-        }
+        self.incr
+            .report
+            .publish(ctx, &self.connector.name, self.state.incremental.as_deref())
+            .await?;
         result
     }
 

@@ -67,14 +67,10 @@ impl Streamer<'_> {
             let estimate = catalog::row_estimate_by_name(self.client, &table).await;
             self.incr.report.begin_table(table, estimate);
         }
-        let notes = self.incr.report.show(
-            &ctx.observer,
-            &self.connector.name,
-            self.state.incremental.as_deref(),
-        );
-        for n in notes {
-            ctx.emit(SourceItem::Notification(n)).await?;
-        }
+        self.incr
+            .report
+            .publish(ctx, &self.connector.name, self.state.incremental.as_deref())
+            .await?;
         result
     }
 
