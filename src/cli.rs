@@ -378,6 +378,8 @@ async fn run(config_path: &Path) -> ExitCode {
 struct DaemonWiring {
     sink: SinkConfig,
     offsets: Arc<dyn OffsetStore>,
+    /// Exactly-once: what each connector's transactional id starts with.
+    transactional_prefix: Option<String>,
 }
 
 impl DaemonWiring {
@@ -385,6 +387,7 @@ impl DaemonWiring {
         DaemonWiring {
             sink: daemon.sink.clone(),
             offsets,
+            transactional_prefix: daemon.transactional_prefix(),
         }
     }
 }
@@ -400,6 +403,7 @@ async fn open_store(daemon: &DaemonConfig) -> Result<Arc<dyn OffsetStore>, Offse
         topic: daemon.offsets.topic.clone(),
         partitions: daemon.offsets.topic_partitions,
         replication: daemon.offsets.topic_replication_factor,
+        verify_transactions: daemon.offsets.verify_transactions,
     };
     Ok(Arc::new(KafkaOffsetStore::open(settings).await?))
 }
@@ -410,7 +414,15 @@ impl runtime::Wiring for DaemonWiring {
     }
 
     fn sink(&self, connector: &ConnectorConfig) -> Result<Box<dyn Sink>, SinkError> {
-        crate::sink::from_config(&self.sink, &format!("sluice-{}", connector.name))
+        let transactional_id = self
+            .transactional_prefix
+            .as_ref()
+            .map(|p| format!("{p}-{}", connector.name));
+        crate::sink::from_config(
+            &self.sink,
+            &format!("sluice-{}", connector.name),
+            transactional_id,
+        )
     }
 
     fn source(

@@ -67,6 +67,9 @@ pub struct Membership {
     gained: tokio::sync::Notify,
     stop: AtomicBool,
     producer: BaseProducer<MarkContext>,
+    /// Exactly-once: a new owner's transactional producer fences the old one, so a
+    /// take-over needs no wait.
+    fenced_by_transactions: bool,
 }
 
 impl std::fmt::Debug for Membership {
@@ -138,6 +141,9 @@ impl Membership {
     /// the longest a previous owner that lost the connector may still deliver what it had
     /// queued.
     pub fn handoff_delay(&self) -> Duration {
+        if self.fenced_by_transactions {
+            return Duration::ZERO;
+        }
         Duration::from_millis(
             self.config
                 .handoff_delay_ms
@@ -426,9 +432,13 @@ pub async fn join(
         gained: tokio::sync::Notify::new(),
         stop: AtomicBool::new(false),
         producer,
+        fenced_by_transactions: daemon.sink.exactly_once,
     });
     let timeout = message_timeout_ms(&membership.properties);
-    if let Some(delay) = config.handoff_delay_ms.filter(|d| *d < timeout) {
+    if let Some(delay) = config
+        .handoff_delay_ms
+        .filter(|d| *d < timeout && !daemon.sink.exactly_once)
+    {
         tracing::warn!(handoff_delay_ms = delay, message_timeout_ms = timeout, "cluster: handoff_delay_ms is shorter than the producer's message.timeout.ms: after an unclean take-over, records the previous owner still had queued may land after the new owner's (stale values last); raise handoff_delay_ms or lower message.timeout.ms in [sink.properties]");
     }
     let (tx, rx) = mpsc::unbounded_channel();

@@ -23,6 +23,10 @@ pub const SLOT_LAG_BYTES: &str = "sluice_slot_lag_bytes";
 pub const BINLOG_LAG_BYTES: &str = "sluice_binlog_lag_bytes";
 /// Offset commits.
 pub const OFFSET_COMMITS: &str = "sluice_offset_commits_total";
+/// Exactly-once: Kafka transactions by outcome (`committed`, `aborted`).
+pub const TRANSACTIONS: &str = "sluice_transactions_total";
+/// Exactly-once: how long committing a transaction took.
+pub const TRANSACTION_COMMIT_SECONDS: &str = "sluice_transaction_commit_seconds";
 /// Records handed to the sink and not yet acknowledged.
 pub const BROKER_QUEUE_DEPTH: &str = "sluice_broker_queue_depth_records";
 /// Pipeline restarts after transient failures.
@@ -94,6 +98,10 @@ pub struct Metrics {
     pub offset_commits: IntCounterVec,
     /// [`BROKER_QUEUE_DEPTH`]
     pub broker_queue_depth: IntGaugeVec,
+    /// [`TRANSACTIONS`]
+    pub transactions: IntCounterVec,
+    /// [`TRANSACTION_COMMIT_SECONDS`]
+    pub transaction_commit_seconds: prometheus::HistogramVec,
     /// [`RECONNECTS`]
     pub reconnects: IntCounterVec,
     /// [`EVENTS_NOT_CAPTURED`]
@@ -275,6 +283,25 @@ impl Metrics {
                 c,
             ),
             offset_commits: counter(&r, OFFSET_COMMITS, "Offset store commits.", c),
+            transactions: counter(
+                &r,
+                TRANSACTIONS,
+                "Exactly-once: Kafka transactions by outcome.",
+                &["connector", "outcome"],
+            ),
+            transaction_commit_seconds: {
+                let h = prometheus::HistogramVec::new(
+                    prometheus::HistogramOpts::new(
+                        TRANSACTION_COMMIT_SECONDS,
+                        "Exactly-once: time to commit a Kafka transaction.",
+                    )
+                    .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]),
+                    c,
+                )
+                .expect("valid metric");
+                r.register(Box::new(h.clone())).expect("unique metric");
+                h
+            },
             broker_queue_depth: gauge(
                 &r,
                 BROKER_QUEUE_DEPTH,

@@ -257,6 +257,7 @@ async fn the_kafka_store_keeps_the_offset_store_contract() {
         topic: unique("sluice-offsets-contract"),
         partitions: PARTITIONS,
         replication: 1,
+        verify_transactions: false,
     };
     let store = KafkaOffsetStore::open(settings.clone()).await.unwrap();
     tokio::task::spawn_blocking(move || sluice::testing::offset_store_contract(&store))

@@ -138,6 +138,11 @@ pub struct OffsetsConfig {
     /// Replication factor of the Kafka store's topic when Sluice creates it.
     #[serde(default = "default_offsets_replication")]
     pub topic_replication_factor: i32,
+    /// Kafka store: read the record batches of the offsets topic and drop positions of
+    /// aborted transactions itself, for Kafka-compatible brokers that do not report aborted
+    /// transactions to `read_committed` consumers (plaintext listeners only).
+    #[serde(default)]
+    pub verify_transactions: bool,
 }
 
 impl OffsetsConfig {
@@ -201,6 +206,36 @@ pub struct SinkConfig {
     /// this passes alone.
     #[serde(default = "default_in_flight_bytes")]
     pub max_in_flight_bytes: u64,
+    /// Exactly-once delivery (Kafka sink with the Kafka offset store): a transactional
+    /// producer per connector puts each batch of records and the position record of the
+    /// offsets topic in one transaction, and a new owner's producer fences the old one.
+    #[serde(default)]
+    pub exactly_once: bool,
+    /// Exactly-once: the longest a transaction stays open (ms); records become visible to
+    /// `read_committed` consumers when it commits.
+    #[serde(default = "default_transaction_max_ms")]
+    pub transaction_max_ms: u64,
+    /// Exactly-once: records per transaction before it is committed early.
+    #[serde(default = "default_transaction_max_records")]
+    pub transaction_max_records: u64,
+    /// Exactly-once: bytes of records per transaction before it is committed early.
+    #[serde(default = "default_transaction_max_bytes")]
+    pub transaction_max_bytes: u64,
+    /// Exactly-once: the transactional id is `<prefix>-<connector>` (default: the cluster's
+    /// `group_id`, else `sluice`). Keep it stable: a producer with the same id fences the
+    /// one before it, which is what makes a take-over safe.
+    #[serde(default)]
+    pub transactional_id_prefix: Option<String>,
+}
+
+fn default_transaction_max_ms() -> u64 {
+    1000
+}
+fn default_transaction_max_records() -> u64 {
+    100_000
+}
+fn default_transaction_max_bytes() -> u64 {
+    64 * 1024 * 1024
 }
 
 impl std::fmt::Debug for SinkConfig {
@@ -223,6 +258,7 @@ impl std::fmt::Debug for SinkConfig {
             .field("topic_replication_factor", &self.topic_replication_factor)
             .field("max_in_flight", &self.max_in_flight)
             .field("max_in_flight_bytes", &self.max_in_flight_bytes)
+            .field("exactly_once", &self.exactly_once)
             .finish()
     }
 }
@@ -301,6 +337,17 @@ impl DaemonConfig {
             }
         }
         Ok(config)
+    }
+
+    /// Exactly-once: what every connector's transactional id starts with (`None`: off).
+    pub fn transactional_prefix(&self) -> Option<String> {
+        self.sink.exactly_once.then(|| {
+            self.sink
+                .transactional_id_prefix
+                .clone()
+                .or_else(|| self.cluster.as_ref().map(|c| c.group_id.clone()))
+                .unwrap_or_else(|| "sluice".into())
+        })
     }
 
     fn validate(&self, path: &Path) -> Result<(), ConfigError> {
@@ -429,6 +476,51 @@ impl DaemonConfig {
                 ),
             ));
         }
+        if self.sink.exactly_once {
+            if self.sink.kind != SinkType::Kafka || !self.offsets.in_kafka() {
+                return Err(invalid(
+                    "sink.exactly_once",
+                    "needs [sink] type = \"kafka\" and [offsets] store = \"kafka\": the position must be written in the same Kafka transaction as the records (a file cannot join it)".into(),
+                ));
+            }
+            if self.sink.transaction_max_ms == 0
+                || self.sink.transaction_max_records == 0
+                || self.sink.transaction_max_bytes == 0
+            {
+                return Err(invalid(
+                    "sink.transaction_max_ms",
+                    "and sink.transaction_max_records / transaction_max_bytes must be at least 1"
+                        .into(),
+                ));
+            }
+            if let Some(p) = &self.sink.transactional_id_prefix {
+                if p.is_empty() || p.chars().any(|c| c.is_control()) {
+                    return Err(invalid(
+                        "sink.transactional_id_prefix",
+                        "must be non-empty text (it starts every connector's transactional.id)"
+                            .into(),
+                    ));
+                }
+            }
+        }
+        if self.offsets.verify_transactions
+            && self
+                .sink
+                .properties
+                .get("security.protocol")
+                .is_some_and(|p| !p.eq_ignore_ascii_case("plaintext"))
+        {
+            return Err(invalid(
+                "offsets.verify_transactions",
+                "reads the offsets topic over a plaintext connection: it cannot be used with security.protocol other than plaintext; use a broker whose read_committed consumers skip aborted transactions (Apache Kafka does)".into(),
+            ));
+        }
+        if self.sink.properties.contains_key("transactional.id") {
+            return Err(invalid(
+                "sink.properties.\"transactional.id\"",
+                "is set by Sluice per connector (<transactional_id_prefix>-<connector>) when [sink] exactly_once = true; remove it here".into(),
+            ));
+        }
         for (key, value) in &self.sink.properties {
             if let Some((_, required)) = RESERVED_PROPERTIES.iter().find(|(k, _)| k == key) {
                 if key == "bootstrap.servers" {
@@ -555,6 +647,30 @@ level = "info"
             .unwrap_err()
             .to_string();
         assert!(err.contains("acks"), "{err}");
+    }
+
+    #[test]
+    fn exactly_once_needs_the_kafka_store_and_names_its_transactional_ids() {
+        let eo = GOOD.replace(
+            "bootstrap_servers = \"127.0.0.1:9092\"",
+            "bootstrap_servers = \"127.0.0.1:9092\"\nexactly_once = true",
+        );
+        let err = parse(&eo).unwrap_err().to_string();
+        assert!(
+            err.contains("sink.exactly_once") && err.contains("store = \"kafka\""),
+            "{err}"
+        );
+        let kafka = eo.replace("store = \"file\"", "store = \"kafka\"");
+        let c = parse(&kafka).unwrap();
+        assert_eq!(c.transactional_prefix().as_deref(), Some("sluice"));
+        assert_eq!(c.sink.transaction_max_ms, 1000);
+        let c = parse(&format!("{kafka}[cluster]\ngroup_id = \"prod\"\n")).unwrap();
+        assert_eq!(c.transactional_prefix().as_deref(), Some("prod"));
+        assert_eq!(parse(GOOD).unwrap().transactional_prefix(), None);
+        let err = parse(&GOOD.replace("\"linger.ms\" = \"5\"", "\"transactional.id\" = \"x\""))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("transactional.id"), "{err}");
     }
 
     #[test]

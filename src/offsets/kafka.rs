@@ -7,9 +7,9 @@
 //! here. `load` reads the connector's partition from the beginning to its end, so a position
 //! written by another daemon (after a failover) is seen.
 //!
-//! Exactly-once later only wraps this writer: a transactional producer would put the records
-//! of a batch and the position record in one transaction, and readers would use
-//! `read_committed`; the key, value and partition stay as they are.
+//! Exactly-once (`[sink] exactly_once`): the sink's transactional producer writes the
+//! position record ([`OffsetStore::position_record`]) in the transaction of the records it
+//! covers, and reads are `read_committed`; the key, value and partition stay as they are.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
@@ -26,7 +26,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use super::connect;
-use super::{refuse_backwards, OffsetError, OffsetStore};
+use super::{refuse_backwards, OffsetError, OffsetStore, PositionRecord};
 use crate::position::SourcePosition;
 
 /// How long a read or a commit may wait for the brokers before it is a (transient) error.
@@ -45,6 +45,9 @@ pub struct KafkaStoreSettings {
     pub partitions: i32,
     /// Its replication factor, when Sluice creates it.
     pub replication: i32,
+    /// Drop positions of aborted transactions by reading the record batches (for brokers
+    /// that do not report aborted transactions to `read_committed` consumers).
+    pub verify_transactions: bool,
 }
 
 /// The delivery result of the record being committed.
@@ -249,6 +252,33 @@ impl KafkaOffsetStore {
                     .map_err(|e| unreachable(&self.settings, e))?;
             }
         }
+        // Brokers that do not report aborted transactions: the batches say which to drop.
+        let mut excluded: HashMap<i32, super::aborted::AbortedRanges> = HashMap::new();
+        if self.settings.verify_transactions && !ends.is_empty() {
+            let md = consumer
+                .fetch_metadata(Some(topic), TIMEOUT)
+                .map_err(|e| unreachable(&self.settings, e))?;
+            for (&p, &high) in &ends {
+                let leader = md
+                    .topics()
+                    .iter()
+                    .find(|t| t.name() == topic)
+                    .and_then(|t| t.partitions().iter().find(|x| x.id() == p))
+                    .and_then(|x| md.brokers().iter().find(|b| b.id() == x.leader()))
+                    .map(|b| format!("{}:{}", b.host(), b.port()))
+                    .ok_or_else(|| {
+                        unreachable(&self.settings, format!("no leader for partition {p}"))
+                    })?;
+                let from = tail.get(&p).map_or(0, |t| t.next);
+                let ranges = super::aborted::scan(&leader, topic, p, from, high).map_err(|e| {
+                    unreachable(
+                        &self.settings,
+                        format!("reading the record batches of partition {p}: {e}"),
+                    )
+                })?;
+                excluded.insert(p, ranges);
+            }
+        }
         if !ends.is_empty() {
             consumer
                 .assign(&tpl)
@@ -271,7 +301,10 @@ impl KafkaOffsetStore {
                 }
                 if let Some(msg) = polled {
                     let msg = msg.map_err(|e| unreachable(&self.settings, e))?;
-                    if let Some(part) = tail.get_mut(&msg.partition()) {
+                    let dropped = excluded
+                        .get(&msg.partition())
+                        .is_some_and(|r| r.excludes(msg.offset()));
+                    if let Some(part) = tail.get_mut(&msg.partition()).filter(|_| !dropped) {
                         if let Some(k) = msg.key() {
                             part.latest
                                 .insert(k.to_vec(), msg.payload().map(<[u8]>::to_vec));
@@ -300,6 +333,12 @@ impl KafkaOffsetStore {
                         _ => true,
                     }
                 });
+            }
+        }
+        // A transaction still open is read again next time (its marker decides then).
+        for (p, ranges) in &excluded {
+            if let (Some(part), Some(open)) = (tail.get_mut(p), ranges.first_open) {
+                part.next = part.next.min(open);
             }
         }
         let mut latest = HashMap::new();
@@ -405,6 +444,34 @@ impl OffsetStore for KafkaOffsetStore {
     fn names(&self) -> Result<Vec<String>, OffsetError> {
         off_worker(|| self.names_now())
     }
+
+    fn position_record(
+        &self,
+        connector: &str,
+        position: &SourcePosition,
+        reset: bool,
+    ) -> Option<Result<PositionRecord, OffsetError>> {
+        Some(off_worker(|| {
+            if !reset {
+                let current = self.current(connector)?;
+                refuse_backwards(connector, current.as_ref(), position)?;
+            }
+            let key = self.key_of(connector);
+            Ok(PositionRecord {
+                topic: self.settings.topic.clone(),
+                partition: connect::partition(&key, self.partitions),
+                key,
+                value: serde_json::to_vec(&connect::value(position)).unwrap_or_default(),
+            })
+        }))
+    }
+
+    fn committed_in_transaction(&self, connector: &str, position: &SourcePosition) {
+        self.cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(connector.to_string(), position.clone());
+    }
 }
 
 impl KafkaOffsetStore {
@@ -423,17 +490,22 @@ impl KafkaOffsetStore {
         Ok(found)
     }
 
-    fn commit_now(&self, connector: &str, position: &SourcePosition) -> Result<(), OffsetError> {
+    /// The stored position: the one last loaded or written, else read.
+    fn current(&self, connector: &str) -> Result<Option<SourcePosition>, OffsetError> {
         let cached = self
             .cache
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(connector)
             .cloned();
-        let current = match cached {
-            Some(p) => Some(p),
-            None => self.load_now(connector)?,
-        };
+        match cached {
+            Some(p) => Ok(Some(p)),
+            None => self.load_now(connector),
+        }
+    }
+
+    fn commit_now(&self, connector: &str, position: &SourcePosition) -> Result<(), OffsetError> {
+        let current = self.current(connector)?;
         refuse_backwards(connector, current.as_ref(), position)?;
         self.reset_now(connector, position)
     }

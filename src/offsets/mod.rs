@@ -12,6 +12,7 @@
 //! ([`connect`]), so a daemon without a durable disk (or another daemon, after a failover)
 //! resumes where the connector was.
 
+mod aborted;
 pub mod connect;
 #[cfg(any(test, feature = "testing"))]
 pub mod contract;
@@ -146,6 +147,21 @@ pub trait OffsetStore: Send + Sync + fmt::Debug {
     /// `server`: the connector's topic prefix), before the first `load` or `commit`. Stores
     /// that key positions by connector name alone ignore it.
     fn describe(&self, _connector: &str, _server: &str) {}
+    /// Exactly-once: the record that stores `position` (checked as `commit` checks: never
+    /// backwards, unless `reset` as in [`Self::reset`]), for a writer that commits it in the
+    /// same Kafka transaction as the records it covers. `None`: this store cannot join a
+    /// Kafka transaction.
+    fn position_record(
+        &self,
+        _connector: &str,
+        _position: &SourcePosition,
+        _reset: bool,
+    ) -> Option<Result<PositionRecord, OffsetError>> {
+        None
+    }
+    /// Exactly-once: the transaction holding [`Self::position_record`]'s record committed;
+    /// `position` is now the stored one.
+    fn committed_in_transaction(&self, _connector: &str, _position: &SourcePosition) {}
     /// The connectors with a stored position, ordered by name.
     fn names(&self) -> Result<Vec<String>, OffsetError>;
     /// Every stored connector and its position, ordered by connector name (the first
@@ -183,6 +199,20 @@ pub trait OffsetStore: Send + Sync + fmt::Debug {
             None => self.delete(connector),
         }
     }
+}
+
+/// A position as a record of the offsets topic (exactly-once: written by the sink's
+/// transactional producer, in the transaction of the records it covers).
+#[derive(Debug, Clone)]
+pub struct PositionRecord {
+    /// The offsets topic.
+    pub topic: String,
+    /// The partition Connect's key belongs to.
+    pub partition: i32,
+    /// Connect's key.
+    pub key: Vec<u8>,
+    /// Connect's value.
+    pub value: Vec<u8>,
 }
 
 /// The check `commit` makes in every store.

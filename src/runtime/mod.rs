@@ -11,6 +11,7 @@ mod ack;
 mod cluster;
 mod pipeline;
 mod supervise;
+mod transaction;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -35,6 +36,7 @@ pub use ack::{AckTracker, CommitKind, Ticket};
 use cluster::take_over;
 pub use pipeline::{PipelineError, PipelineParts, PipelineSettings};
 use supervise::supervise;
+pub use transaction::TransactionLimits;
 
 /// How the runtime builds the parts of each pipeline run. The composition root (`cli`)
 /// wires the configured sink, offset store and database sources; tests wire fakes.

@@ -19,6 +19,7 @@ use prometheus::{IntCounter, IntGauge};
 use tokio::sync::{mpsc, watch};
 
 use super::ack::{AckTracker, CommitKind, Ticket};
+use super::transaction::{OpenTransaction, TransactionLimits};
 use crate::config::ConnectorConfig;
 use crate::encode::{EncodeError, Encoder, Record};
 use crate::event::TableId;
@@ -99,6 +100,8 @@ pub struct PipelineSettings {
     pub max_in_flight_bytes: u32,
     /// How long a stopped run waits for deliveries in flight ([`STOP_GRACE`]).
     pub stop_grace: Duration,
+    /// Exactly-once: how large and old a transaction may grow.
+    pub transaction: TransactionLimits,
 }
 
 /// What a delivered record is counted as.
@@ -165,6 +168,13 @@ pub async fn run_once(
     parts
         .offsets
         .describe(&connector.name, &connector.topic_prefix);
+    let mut sink = parts.sink;
+    // Exactly-once: fences an earlier owner and aborts its open transaction before the
+    // position is read (a read_committed read waits for open transactions).
+    sink.prepare().await?;
+    let transaction = sink
+        .transactional()
+        .then(|| OpenTransaction::new(settings.transaction));
     let stored = parts.offsets.load(&connector.name)?;
     let encoder = Encoder::from_config(
         &connector.topic_prefix,
@@ -213,7 +223,8 @@ pub async fn run_once(
         settings,
         encoder,
         transform: Transform::for_connector(connector),
-        sink: parts.sink,
+        sink,
+        transaction,
         offsets: parts.offsets,
         tracker: AckTracker::new(stored),
         in_flight: FuturesUnordered::new(),
@@ -249,6 +260,8 @@ struct Run {
     /// `[types]` modes applied to each event before it is encoded.
     transform: Transform,
     sink: Box<dyn Sink>,
+    /// Exactly-once: the open transaction (`None`: the offset store writes positions).
+    transaction: Option<OpenTransaction>,
     offsets: Arc<dyn OffsetStore>,
     tracker: AckTracker,
     in_flight: FuturesUnordered<InFlight>,
@@ -265,13 +278,13 @@ struct Run {
     events_total: u64,
     records_total: u64,
     last_summary: (Instant, u64),
-    /// An offset write under way (the records keep flowing meanwhile): its position and
-    /// the write.
-    committing: Option<(
-        SourcePosition,
-        tokio::task::JoinHandle<Result<(), OffsetError>>,
-    )>,
+    /// An offset write under way (the records keep flowing meanwhile, unless it commits a
+    /// transaction): its position and the write.
+    committing: Option<(Option<SourcePosition>, Write)>,
 }
+
+/// A position being written (by the offset store, or in the sink's transaction).
+type Write = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), PipelineError>> + Send>>;
 
 impl Run {
     /// Moves items from the source to the sink until the source ends (and everything in
@@ -295,8 +308,25 @@ impl Run {
         self.counters.refresh_lag();
         self.counters.publish();
         // Whatever ended the run, what is acknowledged so far is safe to commit: every
-        // record before it is durable.
-        let committed = self.commit().await;
+        // record before it is durable. Exactly-once after a failure: the open transaction is
+        // aborted (a commit would make records visible past the failed one).
+        let committed = match (&result, self.transaction.is_some()) {
+            (Err(_), true) => {
+                if let Some((_, write)) = self.committing.take() {
+                    let _ = write.await;
+                }
+                let open = self.transaction.as_ref().is_some_and(|t| t.has_records());
+                if self.sink.abort_transaction().await.is_ok() && open {
+                    self.observer
+                        .metrics
+                        .transactions
+                        .with_label_values(&[&*self.observer.connector, "aborted"])
+                        .inc();
+                }
+                Ok(())
+            }
+            _ => self.commit().await,
+        };
         match result {
             Ok(()) => {
                 committed?;
@@ -317,7 +347,11 @@ impl Run {
             mut paused,
             observer,
         } = control;
-        let mut tick = tokio::time::interval(self.settings.offset_flush_interval);
+        let every = match &self.transaction {
+            Some(t) => t.max_age().min(self.settings.offset_flush_interval),
+            None => self.settings.offset_flush_interval,
+        };
+        let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let queue_depth = observer
             .metrics
@@ -343,6 +377,7 @@ impl Run {
         while !(source_done && self.in_flight.is_empty()) {
             let may_read = !source_done
                 && !is_paused
+                && !self.transaction_holds()
                 && self.tracker.in_flight() < self.settings.max_in_flight
                 && self.in_flight_bytes < self.settings.max_in_flight_bytes as usize;
             tokio::select! {
@@ -350,6 +385,9 @@ impl Run {
                 Some((ticket, delivered, result)) = self.in_flight.next(), if !self.in_flight.is_empty() => {
                     self.in_flight_bytes -= delivered.bytes;
                     self.resolved(ticket, delivered, result)?;
+                    if self.in_flight.is_empty() && self.committing.is_none() && self.transaction.as_ref().is_some_and(|t| t.due()) {
+                        self.start_commit()?;
+                    }
                 }
                 _ = outer_stop.changed(), if !stopping => {
                     tracing::debug!("pipeline: stop requested, stopping the source");
@@ -383,12 +421,15 @@ impl Run {
                     queue_depth.set(self.tracker.in_flight() as i64);
                     self.counters.refresh_lag();
                     self.counters.publish();
+                    if let Some(t) = self.transaction.as_mut() {
+                        t.tick();
+                    }
                     if self.committing.is_none() {
                         self.start_commit()?;
                     }
                     self.summary();
                 }
-                written = async { (&mut self.committing.as_mut().expect("guarded").1).await }, if self.committing.is_some() => {
+                written = async { self.committing.as_mut().expect("guarded").1.as_mut().await }, if self.committing.is_some() => {
                     let (pos, _) = self.committing.take().expect("guarded");
                     self.commit_done(pos, written)?;
                 }
@@ -555,6 +596,9 @@ impl Run {
             }
         };
         self.records_total += 1;
+        if let Some(t) = self.transaction.as_mut() {
+            t.sent(counted.bytes);
+        }
         let ticket = self.tracker.track(position);
         match delivery {
             Delivery::Accepted => {
@@ -585,12 +629,24 @@ impl Run {
         Ok(())
     }
 
+    /// Exactly-once: whether reading waits for the transaction's commit (it must hold only
+    /// records its position covers).
+    fn transaction_holds(&self) -> bool {
+        self.transaction
+            .as_ref()
+            .is_some_and(|t| t.due() || self.committing.is_some())
+    }
+
     /// Starts writing what is acknowledged, if it changed, on a blocking thread: the records
-    /// keep flowing while the store makes it durable.
+    /// keep flowing while the store makes it durable. Exactly-once: commits the transaction
+    /// once every record in it is acknowledged (reading waits meanwhile).
     fn start_commit(&mut self) -> Result<(), PipelineError> {
         // Buffered records become durable (and held deliveries resolve) before a position
         // that covers them is written.
         self.sink.flush_buffered()?;
+        if self.transaction.is_some() {
+            return self.start_transaction_commit();
+        }
         let Some((pos, kind)) = self.tracker.to_commit() else {
             return Ok(());
         };
@@ -602,7 +658,77 @@ impl Run {
             CommitKind::Reset => store.reset(&name, &p),
             CommitKind::Advance => store.commit(&name, &p),
         });
-        self.committing = Some((pos, write));
+        let path = format!("{}.json", self.connector);
+        self.committing = Some((
+            Some(pos),
+            Box::pin(async move {
+                write
+                    .await
+                    .map_err(|e| OffsetError::Io {
+                        path: path.into(),
+                        source: std::io::Error::other(e.to_string()),
+                    })?
+                    .map_err(PipelineError::from)
+            }),
+        ));
+        Ok(())
+    }
+
+    /// Exactly-once: commits the open transaction with the position record of everything
+    /// sent, once every record in flight is acknowledged (until then the commit stays due
+    /// and reading waits).
+    fn start_transaction_commit(&mut self) -> Result<(), PipelineError> {
+        let to_commit = self.tracker.to_commit().map(|(p, kind)| (p.clone(), kind));
+        let Some(txn) = self.transaction.as_mut() else {
+            return Ok(());
+        };
+        if !txn.has_records() && to_commit.is_none() {
+            return Ok(());
+        }
+        txn.ask();
+        if !self.in_flight.is_empty() {
+            return Ok(());
+        }
+        txn.committing();
+        let record = match &to_commit {
+            Some((pos, kind)) => Some(
+                self.offsets
+                    .position_record(&self.connector, pos, *kind == CommitKind::Reset)
+                    .ok_or_else(|| SinkError::Transaction {
+                        reason: "the offset store cannot join a Kafka transaction (exactly_once needs [offsets] store = \"kafka\")".into(),
+                    })??,
+            ),
+            None => None,
+        };
+        let commit = self.sink.commit_transaction(record);
+        let store = self.offsets.clone();
+        let name = self.connector.clone();
+        let pos = to_commit.map(|(p, _)| p);
+        let p = pos.clone();
+        let metrics = self.observer.metrics.clone();
+        let started = Instant::now();
+        self.committing = Some((
+            pos,
+            Box::pin(async move {
+                let outcome = commit.await;
+                let c = name.as_str();
+                let label = if outcome.is_ok() {
+                    "committed"
+                } else {
+                    "aborted"
+                };
+                metrics.transactions.with_label_values(&[c, label]).inc();
+                metrics
+                    .transaction_commit_seconds
+                    .with_label_values(&[c])
+                    .observe(started.elapsed().as_secs_f64());
+                outcome?;
+                if let Some(p) = &p {
+                    store.committed_in_transaction(&name, p);
+                }
+                Ok(())
+            }),
+        ));
         Ok(())
     }
 
@@ -610,13 +736,13 @@ impl Run {
     /// the source, the status and the metrics).
     fn commit_done(
         &mut self,
-        pos: SourcePosition,
-        written: Result<Result<(), OffsetError>, tokio::task::JoinError>,
+        pos: Option<SourcePosition>,
+        written: Result<(), PipelineError>,
     ) -> Result<(), PipelineError> {
-        written.map_err(|e| OffsetError::Io {
-            path: format!("{}.json", self.connector).into(),
-            source: std::io::Error::other(e.to_string()),
-        })??;
+        written?;
+        let Some(pos) = pos else {
+            return Ok(());
+        };
         tracing::debug!(position = %pos, "offset committed");
         self.observer
             .metrics

@@ -89,6 +89,11 @@ pub(super) async fn supervise(
             max_in_flight: daemon.sink.max_in_flight,
             max_in_flight_bytes: daemon.sink.max_in_flight_bytes as u32,
             stop_grace: pipeline::STOP_GRACE,
+            transaction: super::TransactionLimits {
+                max_age: Duration::from_millis(daemon.sink.transaction_max_ms),
+                max_records: daemon.sink.transaction_max_records,
+                max_bytes: daemon.sink.transaction_max_bytes,
+            },
         };
         let run = run_pipeline(
             &*wiring,

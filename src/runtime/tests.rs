@@ -410,6 +410,7 @@ fn straight_run(
         max_in_flight: 1000,
         max_in_flight_bytes: 64 << 20,
         stop_grace: Duration::from_millis(300),
+        transaction: Default::default(),
     };
     let control = pipeline::RunControl {
         stop,

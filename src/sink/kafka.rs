@@ -13,9 +13,10 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 
-use super::{Delivery, Sink, SinkError, SinkFuture};
+use super::{Delivery, PendingDelivery, Sink, SinkError, SinkFuture};
 use crate::config::SinkConfig;
 use crate::encode::Record;
+use crate::offsets::PositionRecord;
 
 /// How long metadata and admin requests may take before they count as failed.
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -88,7 +89,16 @@ pub struct KafkaSink {
     queue_bytes: u64,
     /// `message.max.bytes` in effect.
     max_message: u64,
+    /// Exactly-once: the producer's transactional id.
+    transactional_id: Option<String>,
+    /// Exactly-once: `init_transactions` done.
+    ready: bool,
+    /// Exactly-once: a transaction is open (records were sent since the last commit).
+    in_transaction: bool,
 }
+
+/// How long a transaction's init, commit or abort may take.
+const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Sluice's producer queue bound (librdkafka's default may hold 1 GiB), KiB.
 const DEFAULT_QUEUE_KB: u64 = 16_384;
@@ -103,7 +113,11 @@ fn record_size(record: &Record) -> u64 {
 
 impl KafkaSink {
     /// Builds the producer and admin client (no network I/O yet).
-    pub fn new(config: &SinkConfig, client_id: &str) -> Result<Self, SinkError> {
+    pub fn new(
+        config: &SinkConfig,
+        client_id: &str,
+        transactional_id: Option<String>,
+    ) -> Result<Self, SinkError> {
         let servers = config.bootstrap_servers.clone().unwrap_or_default();
         let mut cc = ClientConfig::new();
         cc.set("bootstrap.servers", &servers)
@@ -112,6 +126,10 @@ impl KafkaSink {
             .set("partitioner", "murmur2_random")
             .set("linger.ms", "5")
             .set("compression.type", "lz4")
+            // Sluice creates its topics (topic_partitions, topic_replication_factor): the
+            // metadata request that checks for a topic must not make the broker create it
+            // with its own defaults (auto.create.topics.enable).
+            .set("allow.auto.create.topics", "false")
             // Bounded memory: librdkafka's default queue may hold 1 GiB; a full queue makes
             // `send` wait instead (backpressure up to the source).
             .set("queue.buffering.max.kbytes", DEFAULT_QUEUE_KB.to_string());
@@ -137,6 +155,9 @@ impl KafkaSink {
         };
         // Not overridable (validation refuses other values): no loss, no reordering.
         cc.set("enable.idempotence", "true").set("acks", "all");
+        if let Some(id) = &transactional_id {
+            cc.set("transactional.id", id);
+        }
         let context = SinkContext::default();
         let producer: FutureProducer<SinkContext> = cc
             .create_with_context(context.clone())
@@ -161,7 +182,52 @@ impl KafkaSink {
             replication: config.topic_replication_factor,
             queue_bytes: queue_kb.saturating_mul(1024),
             max_message,
+            transactional_id,
+            ready: false,
+            in_transaction: false,
         })
+    }
+
+    /// Exactly-once: registers the transactional id once (fencing an earlier producer
+    /// with it and aborting that one's open transaction).
+    async fn init_transactions(&mut self) -> Result<(), SinkError> {
+        let Some(id) = self.transactional_id.clone() else {
+            return Ok(());
+        };
+        if self.ready {
+            return Ok(());
+        }
+        let producer = self.producer.clone();
+        let servers = self.servers.clone();
+        tokio::task::spawn_blocking(move || producer.init_transactions(TRANSACTION_TIMEOUT))
+            .await
+            .map_err(|e| SinkError::Transaction {
+                reason: e.to_string(),
+            })?
+            .map_err(|e| match transaction_error(&id, &e) {
+                SinkError::Transaction { reason } => SinkError::Unreachable {
+                    servers,
+                    reason: format!("cannot register transactional.id {id}: {reason}"),
+                },
+                other => other,
+            })?;
+        tracing::info!(transactional_id = %id, "exactly-once: transactional producer registered (an earlier one with this id is fenced)");
+        self.ready = true;
+        Ok(())
+    }
+
+    /// Exactly-once: opens a transaction before the first record after a commit.
+    async fn open_transaction(&mut self) -> Result<(), SinkError> {
+        if self.transactional_id.is_none() || self.in_transaction {
+            return Ok(());
+        }
+        self.init_transactions().await?;
+        let id = self.transactional_id.as_deref().unwrap_or_default();
+        self.producer
+            .begin_transaction()
+            .map_err(|e| transaction_error(id, &e))?;
+        self.in_transaction = true;
+        Ok(())
     }
 
     /// Checks that the brokers answer a metadata request.
@@ -291,6 +357,7 @@ impl KafkaSink {
                 ),
             });
         }
+        self.open_transaction().await?;
         loop {
             let mut fr: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&record.topic);
             if let Some(k) = &record.key {
@@ -312,9 +379,16 @@ impl KafkaSink {
             match self.producer.send_result(fr) {
                 Ok(fut) => {
                     let topic = record.topic.to_string();
+                    let id = self.transactional_id.clone();
                     return Ok(Delivery::Pending(Box::pin(fut.map(move |res| match res {
                         Ok(Ok(_)) => Ok(()),
-                        Ok(Err((err, _))) => Err(record_error(&err, topic)),
+                        Ok(Err((err, _))) => Err(match id {
+                            Some(id) if is_fenced(&err) => SinkError::Fenced {
+                                id,
+                                reason: err.to_string(),
+                            },
+                            _ => record_error(&err, topic),
+                        }),
                         Err(_) => Err(SinkError::Delivery {
                             topic,
                             reason: "the producer was dropped before delivery".into(),
@@ -360,6 +434,101 @@ impl Sink for KafkaSink {
 
     fn close(&mut self) -> SinkFuture<'_, ()> {
         Box::pin(self.flush())
+    }
+
+    fn prepare(&mut self) -> SinkFuture<'_, ()> {
+        Box::pin(self.init_transactions())
+    }
+
+    fn transactional(&self) -> bool {
+        self.transactional_id.is_some()
+    }
+
+    fn commit_transaction(&mut self, position: Option<PositionRecord>) -> PendingDelivery {
+        let Some(id) = self.transactional_id.clone() else {
+            return Box::pin(async { Ok(()) });
+        };
+        let open = std::mem::take(&mut self.in_transaction);
+        if !open && position.is_none() {
+            return Box::pin(async { Ok(()) });
+        }
+        let producer = self.producer.clone();
+        let ready = self.ready;
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || {
+                if !ready {
+                    producer.init_transactions(TRANSACTION_TIMEOUT)?;
+                }
+                if !open {
+                    producer.begin_transaction()?;
+                }
+                if let Some(p) = &position {
+                    let record = FutureRecord::to(&p.topic)
+                        .partition(p.partition)
+                        .key(p.key.as_slice())
+                        .payload(p.value.as_slice());
+                    // Its delivery is part of the commit: a failed one fails the commit.
+                    drop(producer.send_result(record).map_err(|(e, _)| e)?);
+                }
+                let committed = producer.commit_transaction(TRANSACTION_TIMEOUT);
+                if let Err(KafkaError::Transaction(e)) = &committed {
+                    if e.txn_requires_abort() {
+                        let _ = producer.abort_transaction(TRANSACTION_TIMEOUT);
+                    }
+                }
+                committed
+            })
+            .await
+            .map_err(|e| SinkError::Transaction {
+                reason: e.to_string(),
+            })?
+            .map_err(|e| transaction_error(&id, &e))
+        })
+    }
+
+    fn abort_transaction(&mut self) -> PendingDelivery {
+        if self.transactional_id.is_none() || !std::mem::take(&mut self.in_transaction) {
+            return Box::pin(async { Ok(()) });
+        }
+        let producer = self.producer.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || producer.abort_transaction(TRANSACTION_TIMEOUT))
+                .await
+                .map_err(|e| SinkError::Transaction {
+                    reason: e.to_string(),
+                })?
+                .map_err(|e| SinkError::Transaction {
+                    reason: format!("abort: {e}"),
+                })
+        })
+    }
+}
+
+/// Whether a newer producer with the same transactional id fenced this one.
+fn is_fenced(e: &KafkaError) -> bool {
+    matches!(
+        e.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::ProducerFenced
+                | RDKafkaErrorCode::Fenced
+                | RDKafkaErrorCode::InvalidProducerEpoch
+                | RDKafkaErrorCode::TransactionalIdAuthorizationFailed
+        )
+    )
+}
+
+/// A transaction call's error: fencing stops the connector; anything else is transient
+/// (the run restarts with a new producer, whose registration aborts what is open).
+fn transaction_error(id: &str, e: &KafkaError) -> SinkError {
+    if is_fenced(e) {
+        SinkError::Fenced {
+            id: id.to_string(),
+            reason: e.to_string(),
+        }
+    } else {
+        SinkError::Transaction {
+            reason: e.to_string(),
+        }
     }
 }
 

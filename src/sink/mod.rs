@@ -20,6 +20,7 @@ pub use stdout::StdoutSink;
 
 use crate::config::{SinkConfig, SinkType};
 use crate::encode::Record;
+use crate::offsets::PositionRecord;
 
 /// Resolves when a record is durably accepted, or with why it was not.
 pub type PendingDelivery = Pin<Box<dyn Future<Output = Result<(), SinkError>> + Send>>;
@@ -78,6 +79,22 @@ pub enum SinkError {
         /// Why.
         reason: String,
     },
+    /// A newer producer with the same transactional id took the connector over: this one
+    /// must stop (no retry, no commit).
+    #[error("fenced by another owner: a newer producer with transactional.id {id} took this connector over ({reason}); this daemon stops it and writes nothing more")]
+    Fenced {
+        /// The transactional id.
+        id: String,
+        /// The broker's reason.
+        reason: String,
+    },
+    /// A Kafka transaction could not be committed; it was aborted, and its records are sent
+    /// again from the committed position.
+    #[error("the Kafka transaction could not be committed ({reason}); it was aborted and its records are sent again from the committed position")]
+    Transaction {
+        /// librdkafka's reason.
+        reason: String,
+    },
     /// Writing to standard output failed.
     #[error("cannot write to standard output: {0}")]
     Io(#[from] std::io::Error),
@@ -98,8 +115,11 @@ fn unreachable_fix(reason: &str) -> &'static str {
 impl Classify for SinkError {
     fn severity(&self) -> Severity {
         match self {
-            SinkError::Create(_) | SinkError::Refused { .. } => Severity::Definite,
-            SinkError::Delivery { .. }
+            SinkError::Create(_) | SinkError::Refused { .. } | SinkError::Fenced { .. } => {
+                Severity::Definite
+            }
+            SinkError::Transaction { .. }
+            | SinkError::Delivery { .. }
             | SinkError::Topic { .. }
             | SinkError::Unreachable { .. }
             | SinkError::Io(_) => Severity::Transient,
@@ -135,12 +155,38 @@ pub trait Sink: Send {
     fn flush_buffered(&mut self) -> Result<(), SinkError>;
     /// Waits for every outstanding delivery (on shutdown).
     fn close(&mut self) -> SinkFuture<'_, ()>;
+    /// Readies the sink before the run reads its position. Exactly-once: registers the
+    /// transactional id, which fences an earlier producer with the same id and aborts its
+    /// open transaction (so a `read_committed` read of the position is not held back by it).
+    fn prepare(&mut self) -> SinkFuture<'_, ()> {
+        Box::pin(async { Ok(()) })
+    }
+    /// Whether records go out in transactions that [`Sink::commit_transaction`] commits
+    /// (exactly-once); such a sink's positions are written by it, not by the offset store.
+    fn transactional(&self) -> bool {
+        false
+    }
+    /// Exactly-once: writes `position` (a record of the offsets topic) into the open
+    /// transaction and commits it; resolves once committed. Sends must not happen until it
+    /// resolves.
+    fn commit_transaction(&mut self, _position: Option<PositionRecord>) -> PendingDelivery {
+        Box::pin(async { Ok(()) })
+    }
+    /// Exactly-once: aborts the open transaction (after a failure).
+    fn abort_transaction(&mut self) -> PendingDelivery {
+        Box::pin(async { Ok(()) })
+    }
 }
 
 /// The sink that the daemon configuration names.
-pub fn from_config(config: &SinkConfig, client_id: &str) -> Result<Box<dyn Sink>, SinkError> {
+/// `transactional_id`: exactly-once, with this id (Kafka only).
+pub fn from_config(
+    config: &SinkConfig,
+    client_id: &str,
+    transactional_id: Option<String>,
+) -> Result<Box<dyn Sink>, SinkError> {
     Ok(match config.kind {
-        SinkType::Kafka => Box::new(KafkaSink::new(config, client_id)?),
+        SinkType::Kafka => Box::new(KafkaSink::new(config, client_id, transactional_id)?),
         SinkType::Stdout => Box::new(StdoutSink::new()),
     })
 }
@@ -149,7 +195,7 @@ pub fn from_config(config: &SinkConfig, client_id: &str) -> Result<Box<dyn Sink>
 pub async fn check_reachable(config: &SinkConfig) -> Result<(), SinkError> {
     match config.kind {
         SinkType::Kafka => {
-            KafkaSink::new(config, "sluice-validate")?
+            KafkaSink::new(config, "sluice-validate", None)?
                 .check_reachable()
                 .await
         }
