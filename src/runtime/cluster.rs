@@ -27,7 +27,11 @@ impl Runtime {
         };
         if revocation.lost {
             for name in names {
-                tracing::warn!(connector = %name, "cluster: assignment lost: stopping the connector at once, committing nothing");
+                if self.daemon.sink.exactly_once {
+                    tracing::warn!(connector = %name, "cluster: assignment lost: stopping the connector at once, committing nothing; exactly-once: fenced by another owner (the new owner's transactional producer aborted this one's open transaction)");
+                } else {
+                    tracing::warn!(connector = %name, "cluster: assignment lost: stopping the connector at once, committing nothing");
+                }
                 let handle = self
                     .connectors
                     .lock()
