@@ -18,11 +18,6 @@ use common::*;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 
-/// The transactional broker's bootstrap servers.
-fn txn_brokers() -> String {
-    std::env::var("SLUICE_TEST_TXN_BROKERS").unwrap_or_else(|_| "127.0.0.1:19192".into())
-}
-
 /// The daemon file's `[sink]` and `[offsets]` for exactly-once on the transactional broker.
 fn exactly_once_daemon(name: &str, connectors: &[(&str, String)]) -> Daemon {
     let daemon = Daemon::new(

@@ -36,6 +36,12 @@ pub fn brokers() -> String {
     std::env::var("SLUICE_TEST_BROKERS").unwrap_or_else(|_| "127.0.0.1:19092".into())
 }
 
+/// The second test broker's bootstrap servers: nisshi (`scripts/start-nisshi`), which has
+/// transactions and a group coordinator that forgets a dead leader.
+pub fn txn_brokers() -> String {
+    std::env::var("SLUICE_TEST_TXN_BROKERS").unwrap_or_else(|_| "127.0.0.1:19192".into())
+}
+
 /// A name unique to this test run: lower-case letters, digits and '_'.
 pub fn unique(prefix: &str) -> String {
     let n = COUNTER.fetch_add(1, Ordering::SeqCst);
