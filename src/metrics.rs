@@ -401,6 +401,53 @@ impl Metrics {
         }
     }
 
+    /// Per table of `connector`: (table, events read, records published), by table name.
+    pub fn table_counts(&self, connector: &str) -> Vec<(String, u64, u64)> {
+        use prometheus::core::Collector;
+        let mut tables: std::collections::BTreeMap<String, (u64, u64)> = Default::default();
+        for (vec, published) in [(&self.events_read, false), (&self.records_published, true)] {
+            for family in vec.collect() {
+                for m in family.get_metric() {
+                    let label = |name: &str| {
+                        m.get_label()
+                            .iter()
+                            .find(|l| l.name() == name)
+                            .map(|l| l.value().to_string())
+                    };
+                    if label("connector").as_deref() != Some(connector) {
+                        continue;
+                    }
+                    let Some(table) = label("table") else {
+                        continue;
+                    };
+                    let entry = tables.entry(table).or_default();
+                    let value = m.get_counter().get_value() as u64;
+                    if published {
+                        entry.1 = value;
+                    } else {
+                        entry.0 = value;
+                    }
+                }
+            }
+        }
+        tables.into_iter().map(|(t, (r, p))| (t, r, p)).collect()
+    }
+
+    /// The connector's lag in bytes (slot or binlog), when measured.
+    pub fn lag_bytes(&self, connector: &str) -> Option<i64> {
+        use prometheus::core::Collector;
+        [&self.slot_lag_bytes, &self.binlog_lag_bytes]
+            .iter()
+            .flat_map(|g| g.collect())
+            .flat_map(|family| family.get_metric().to_vec())
+            .find(|m| {
+                m.get_label()
+                    .iter()
+                    .any(|l| l.name() == "connector" && l.value() == connector)
+            })
+            .map(|m| m.get_gauge().get_value() as i64)
+    }
+
     /// Exports a connector's per-connector counters at 0 from its start.
     pub fn init_connector(&self, connector: &str) {
         for c in [

@@ -57,6 +57,20 @@ pub struct RetryInfo {
     pub since_ms: i64,
 }
 
+/// A snapshot that ended.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct FinishedSnapshot {
+    /// `initial` or `incremental`.
+    pub kind: &'static str,
+    /// The `execute-snapshot` signal's id (incremental).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// When it ended, milliseconds since the epoch.
+    pub finished_ms: i64,
+    /// Ended by a `stop-snapshot` signal.
+    pub aborted: bool,
+}
+
 /// A table an incremental snapshot passed over, and why.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct PassedOver {
@@ -147,6 +161,9 @@ pub struct ConnectorStatus {
     /// Failures since the last progress, while there are any (kept across the attempts,
     /// so a connector that fails on every record shows it whatever its current state).
     pub retry: Option<RetryInfo>,
+    /// The last snapshot that ended while the daemon ran (so a snapshot too short to be seen
+    /// running is still seen finished).
+    pub snapshot_finished: Option<FinishedSnapshot>,
     /// Tables incremental snapshots passed over since the daemon started (the latest
     /// [`MAX_PASSED_OVER`]), with the reason.
     pub snapshot_passed_over: Vec<PassedOver>,
@@ -175,6 +192,7 @@ impl ConnectorStatus {
             events_read: 0,
             owner: None,
             retry: None,
+            snapshot_finished: None,
             snapshot_passed_over: Vec::new(),
             records_published: 0,
             paused: false,
@@ -226,6 +244,14 @@ impl Observer {
     /// Sets the state (a paused connector stays paused until resumed).
     pub fn set_state(&self, state: ConnectorState) {
         let mut s = self.status.lock().unwrap_or_else(|e| e.into_inner());
+        if s.state == ConnectorState::Snapshotting && state == ConnectorState::Streaming {
+            s.snapshot_finished = Some(FinishedSnapshot {
+                kind: "initial",
+                id: None,
+                finished_ms: now_ms(),
+                aborted: false,
+            });
+        }
         s.state = state;
         // An incremental snapshot's progress stays while the stream runs.
         if state != ConnectorState::Snapshotting

@@ -30,6 +30,7 @@
 
 mod connect;
 mod connect_routes;
+mod console;
 mod debezium_writes;
 pub mod probe;
 
@@ -64,6 +65,8 @@ struct Api {
     read_only: bool,
     /// `[api] ready_max_retry_s`.
     ready_max_retry_s: u64,
+    /// The console's samples of each connector.
+    history: console::History,
 }
 
 impl Api {
@@ -328,12 +331,13 @@ pub async fn spawn(runtime: Arc<Runtime>, config: ApiConfig) -> Result<(), Strin
         })?;
     let loopback = listener.local_addr().is_ok_and(|a| a.ip().is_loopback());
     let api = Api {
-        runtime,
+        runtime: runtime.clone(),
         token: config.token.as_ref().map(|t| t.expose().to_string()),
         worker_id: config.listen.clone(),
         allow_config_writes: config.allow_config_writes,
         read_only: !loopback && config.token.is_none(),
         ready_max_retry_s: config.ready_max_retry_s,
+        history: console::History::start(runtime.clone()),
     };
     let app = Router::new()
         .route("/", get(root))
@@ -341,6 +345,8 @@ pub async fn spawn(runtime: Arc<Runtime>, config: ApiConfig) -> Result<(), Strin
         .route("/metrics", get(metrics))
         .route("/sluice/connectors", get(connectors))
         .route("/sluice/connectors/{name}", get(connector))
+        .route("/sluice/connectors/{name}/tables", get(console::tables))
+        .route("/sluice/history", get(console::history))
         .route(
             "/connectors",
             get(connect_routes::list).post(connect_routes::create),
@@ -369,9 +375,12 @@ pub async fn spawn(runtime: Arc<Runtime>, config: ApiConfig) -> Result<(), Strin
             api.clone(),
             require_token,
         ))
-        // Probes need no token.
+        // Probes need no token; nor do the console's files (its data calls do).
         .route("/health", get(health))
         .route("/ready", get(ready))
+        .route("/ui", get(console::page))
+        .route("/ui/app.js", get(console::script))
+        .route("/ui/app.css", get(console::style))
         .with_state(api.clone());
     // What a connection beyond the caps is served: the probes only.
     let probes = Router::new()

@@ -263,6 +263,11 @@ impl Runtime {
         self.status(name).map(|s| PathBuf::from(s.file))
     }
 
+    /// The daemon's metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
     /// The Prometheus text exposition.
     pub fn metrics_text(&self) -> String {
         let now_ms = crate::source::now_us() / 1000;

@@ -86,10 +86,17 @@ impl Report {
             if self.shown {
                 self.shown = false;
                 self.table = None;
+                let finished = crate::status::FinishedSnapshot {
+                    kind: "incremental",
+                    id: self.signal_id.clone(),
+                    finished_ms: crate::status::now_ms(),
+                    aborted: self.aborted,
+                };
                 observer.update(|s| {
                     if s.snapshot.as_ref().is_some_and(|p| p.kind == "incremental") {
                         s.snapshot = None;
                     }
+                    s.snapshot_finished = Some(finished);
                 });
             }
             return notes;
