@@ -21,6 +21,7 @@ use crate::source::{ChangeSource, Source};
 
 mod debezium;
 mod offsets;
+mod progress;
 mod status;
 use debezium::{convert, debezium_server_files};
 use offsets::offsets_command;
@@ -364,6 +365,7 @@ async fn run(config_path: &Path) -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
+    progress::start(rt.clone());
     match runtime::run(rt, loaded.connectors).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

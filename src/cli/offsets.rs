@@ -394,10 +394,56 @@ fn show_offsets(daemon: &DaemonConfig, store: &dyn OffsetStore, only: Option<&st
     }
     for (name, pos) in shown {
         println!("{name}\t{pos}");
+        if let Some(p) = pos.incremental().filter(|p| !p.tables.is_empty()) {
+            println!("\t{}", incremental_line(p));
+        }
     }
     if unreadable {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+/// The saved progress of an incremental snapshot, for `offsets show`.
+fn incremental_line(p: &crate::position::IncrementalProgress) -> String {
+    let key = match &p.last_key {
+        Some(k) => format!(
+            "after key ({})",
+            k.iter()
+                .map(|v| v.as_deref().unwrap_or("NULL"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        None => "from its first row".into(),
+    };
+    format!(
+        "incremental snapshot{}: reading {} {key}, {} chunks so far{}",
+        if p.paused { " (paused)" } else { "" },
+        p.tables[0],
+        p.chunks,
+        if p.tables.len() > 1 {
+            format!(", then {}", p.tables[1..].join(", "))
+        } else {
+            String::new()
+        }
+    )
+}
+
+#[cfg(test)]
+mod progress_tests {
+    #[test]
+    fn saved_incremental_progress_is_one_readable_line() {
+        let p = crate::position::IncrementalProgress {
+            tables: vec!["public.a".into(), "public.b".into()],
+            conditions: Default::default(),
+            last_key: Some(vec![Some("42".into()), None]),
+            chunks: 3,
+            paused: true,
+        };
+        assert_eq!(
+            super::incremental_line(&p),
+            "incremental snapshot (paused): reading public.a after key (42, NULL), 3 chunks so far, then public.b"
+        );
     }
 }

@@ -492,7 +492,7 @@ fn leftovers(p: &mut Props) {
             Some(why) => p.warnings.push(format!("{key}: ignored ({why})")),
             None => p.refuse(
                 &key,
-                "not a property Sluice knows; remove it (or see the migration guide in README.md for what Sluice offers instead)",
+                "not a property Sluice knows; remove it (or see docs/migrating-from-debezium.md for what Sluice offers instead)",
             ),
         }
     }

@@ -210,11 +210,11 @@ fn parse_toml<T: serde::de::DeserializeOwned>(path: &Path, raw: &str) -> Result<
 fn describe_toml_error(err: &toml::de::Error, parsed: &str, raw: &str) -> String {
     let msg = err.message();
     let hint = if msg.starts_with("unknown field") {
-        " (remove the key or fix its spelling; see the configuration reference in README.md)"
+        " (remove the key or fix its spelling; see the configuration reference in docs/configuration.md)"
     } else if msg.starts_with("missing field") {
-        " (add the key; see the configuration reference in README.md)"
+        " (add the key; see the configuration reference in docs/configuration.md)"
     } else if msg.starts_with("invalid type") || msg.starts_with("invalid value") {
-        " (fix the value's type; see the configuration reference in README.md)"
+        " (fix the value's type; see the configuration reference in docs/configuration.md)"
     } else {
         ""
     };
