@@ -128,10 +128,13 @@ function progress(snap, finished) {
   const box = $("c-snapshot");
   box.replaceChildren();
   if (!snap) { box.append(el("p", { class: "muted" }, "No snapshot running.")); return; }
-  const pct = finished ? 100 : (snap.rows_estimated > 0 ? Math.min(100, Math.floor((100 * snap.rows_done) / snap.rows_estimated)) : 0);
+  // A running snapshot is never shown at 100 % (the estimate is the planner's statistic and
+  // may be behind the table).
+  const pct = finished ? 100 : (snap.rows_estimated > 0 ? Math.min(99, Math.floor((100 * snap.rows_done) / snap.rows_estimated)) : 0);
+  const behind = !finished && snap.rows_estimated > 0 && snap.rows_done > snap.rows_estimated ? " (more rows than the statistics estimate)" : "";
   const label = finished ? `${snap.kind} snapshot ${snap.aborted ? "stopped" : "finished"} at ${new Date(snap.finished_ms).toLocaleTimeString()}` :
     `${snap.kind} snapshot of ${snap.table}: ${snap.rows_done.toLocaleString()} of about ${Math.max(0, snap.rows_estimated).toLocaleString()} rows` +
-    (snap.chunks !== undefined ? `, ${snap.chunks} chunks` : "") +
+    behind + (snap.chunks !== undefined ? `, ${snap.chunks} chunks` : "") +
     (snap.eta_ms ? `, about ${fmtMs(snap.eta_ms)} left` : "") + (snap.paused ? " (paused)" : "");
   const bar = el("div", { class: "bar", role: "progressbar", "aria-valuemin": "0", "aria-valuemax": "100", "aria-valuenow": String(pct), "aria-label": label },
     el("span", { style: "width:" + pct + "%" }));
@@ -157,14 +160,14 @@ async function connectorPage(name, full) {
   pos.replaceChildren(
     el("dt", {}, "Read"), el("dd", {}, el("code", {}, s.source_position || "–")),
     el("dt", {}, "Committed"), el("dd", {}, el("code", {}, s.committed_offset || "–")),
-    el("dt", {}, "Events read"), el("dd", {}, String(s.events_read)),
-    el("dt", {}, "Records published"), el("dd", {}, String(s.records_published)),
+    el("dt", {}, "Events read"), el("dd", {}, s.events_read.toLocaleString()),
+    el("dt", {}, "Records published"), el("dd", {}, s.records_published.toLocaleString()),
     el("dt", {}, "Lag"), el("dd", {}, fmtMs(s.lag_ms)));
   const t = await api("GET", "/sluice/connectors/" + encodeURIComponent(name) + "/tables");
   const tb = $("c-tables");
   tb.replaceChildren();
   for (const row of (t.data && t.data.tables) || []) {
-    tb.append(el("tr", {}, el("td", {}, row.table), el("td", { class: "num" }, String(row.events_read)), el("td", { class: "num" }, String(row.records_published))));
+    tb.append(el("tr", {}, el("td", {}, row.table), el("td", { class: "num" }, row.events_read.toLocaleString()), el("td", { class: "num" }, row.records_published.toLocaleString())));
   }
   if (!full) return;
   const cfg = await api("GET", "/connectors/" + encodeURIComponent(name) + "/config");
