@@ -11,18 +11,22 @@
 //! (invariant 1). The run receives its source, sink and offset store from its caller (the
 //! runtime's wiring), so tests hand it fakes.
 
+mod commit;
+mod counters;
+
+use counters::Counters;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
-use prometheus::{IntCounter, IntGauge};
+
 use tokio::sync::{mpsc, watch};
 
-use super::ack::{AckTracker, CommitKind, Ticket};
+use super::ack::{AckTracker, Ticket};
 use super::transaction::{OpenTransaction, TransactionLimits};
 use crate::config::ConnectorConfig;
 use crate::encode::{EncodeError, Encoder, Record};
-use crate::event::TableId;
+
 use crate::failure::{Classify, Severity};
 use crate::offsets::{OffsetError, OffsetStore};
 use crate::position::SourcePosition;
@@ -613,153 +617,6 @@ impl Run {
         Ok(())
     }
 
-    /// Commits the acknowledged position when it moved.
-    /// Writes what is acknowledged and waits for it (the end of a run; a write under way
-    /// is waited for first).
-    async fn commit(&mut self) -> Result<(), PipelineError> {
-        if let Some((pos, write)) = self.committing.take() {
-            let written = write.await;
-            self.commit_done(pos, written)?;
-        }
-        self.start_commit()?;
-        if let Some((pos, write)) = self.committing.take() {
-            let written = write.await;
-            self.commit_done(pos, written)?;
-        }
-        Ok(())
-    }
-
-    /// Exactly-once: whether reading waits for the transaction's commit (it must hold only
-    /// records its position covers).
-    fn transaction_holds(&self) -> bool {
-        self.transaction
-            .as_ref()
-            .is_some_and(|t| t.due() || self.committing.is_some())
-    }
-
-    /// Starts writing what is acknowledged, if it changed, on a blocking thread: the records
-    /// keep flowing while the store makes it durable. Exactly-once: commits the transaction
-    /// once every record in it is acknowledged (reading waits meanwhile).
-    fn start_commit(&mut self) -> Result<(), PipelineError> {
-        // Buffered records become durable (and held deliveries resolve) before a position
-        // that covers them is written.
-        self.sink.flush_buffered()?;
-        if self.transaction.is_some() {
-            return self.start_transaction_commit();
-        }
-        let Some((pos, kind)) = self.tracker.to_commit() else {
-            return Ok(());
-        };
-        let pos = pos.clone();
-        let store = self.offsets.clone();
-        let name = self.connector.clone();
-        let p = pos.clone();
-        let write = tokio::task::spawn_blocking(move || match kind {
-            CommitKind::Reset => store.reset(&name, &p),
-            CommitKind::Advance => store.commit(&name, &p),
-        });
-        let path = format!("{}.json", self.connector);
-        self.committing = Some((
-            Some(pos),
-            Box::pin(async move {
-                write
-                    .await
-                    .map_err(|e| OffsetError::Io {
-                        path: path.into(),
-                        source: std::io::Error::other(e.to_string()),
-                    })?
-                    .map_err(PipelineError::from)
-            }),
-        ));
-        Ok(())
-    }
-
-    /// Exactly-once: commits the open transaction with the position record of everything
-    /// sent, once every record in flight is acknowledged (until then the commit stays due
-    /// and reading waits).
-    fn start_transaction_commit(&mut self) -> Result<(), PipelineError> {
-        let to_commit = self.tracker.to_commit().map(|(p, kind)| (p.clone(), kind));
-        let Some(txn) = self.transaction.as_mut() else {
-            return Ok(());
-        };
-        if !txn.has_records() && to_commit.is_none() {
-            return Ok(());
-        }
-        txn.ask();
-        if !self.in_flight.is_empty() {
-            return Ok(());
-        }
-        txn.committing();
-        let record = match &to_commit {
-            Some((pos, kind)) => Some(
-                self.offsets
-                    .position_record(&self.connector, pos, *kind == CommitKind::Reset)
-                    .ok_or_else(|| SinkError::Transaction {
-                        reason: "the offset store cannot join a Kafka transaction (exactly_once needs [offsets] store = \"kafka\")".into(),
-                    })??,
-            ),
-            None => None,
-        };
-        let commit = self.sink.commit_transaction(record);
-        let store = self.offsets.clone();
-        let name = self.connector.clone();
-        let pos = to_commit.map(|(p, _)| p);
-        let p = pos.clone();
-        let metrics = self.observer.metrics.clone();
-        let started = Instant::now();
-        self.committing = Some((
-            pos,
-            Box::pin(async move {
-                let outcome = commit.await;
-                let c = name.as_str();
-                let label = if outcome.is_ok() {
-                    "committed"
-                } else {
-                    "aborted"
-                };
-                metrics.transactions.with_label_values(&[c, label]).inc();
-                metrics
-                    .transaction_commit_seconds
-                    .with_label_values(&[c])
-                    .observe(started.elapsed().as_secs_f64());
-                outcome?;
-                if let Some(p) = &p {
-                    store.committed_in_transaction(&name, p);
-                }
-                Ok(())
-            }),
-        ));
-        Ok(())
-    }
-
-    /// An offset write ended: on success the position is the committed one (reported to
-    /// the source, the status and the metrics).
-    fn commit_done(
-        &mut self,
-        pos: Option<SourcePosition>,
-        written: Result<(), PipelineError>,
-    ) -> Result<(), PipelineError> {
-        written?;
-        let Some(pos) = pos else {
-            return Ok(());
-        };
-        tracing::debug!(position = %pos, "offset committed");
-        self.observer
-            .metrics
-            .offset_commits
-            .with_label_values(&[&*self.observer.connector])
-            .inc();
-        self.observer.update(|s| {
-            s.committed_offset = Some(pos.to_string());
-            s.committed_position = Some(pos.clone());
-            // Progress: the failures before it are over.
-            s.retry = None;
-        });
-        self.tracker.committed(pos.clone());
-        let _ = self.committed_tx.send(Some(pos));
-        Ok(())
-    }
-
     /// The periodic one-line summary.
     fn summary(&mut self) {
         let (since, events_then) = self.last_summary;
@@ -785,144 +642,4 @@ fn in_flight(ticket: Ticket, counted: Delivered, fut: PendingDelivery) -> InFlig
 
 fn record_bytes(record: &Record) -> usize {
     record.key.as_ref().map_or(0, Vec::len) + record.value.as_ref().map_or(0, Vec::len)
-}
-
-/// Per-run counters: metric handles cached per table (no label lookup per event) and the
-/// status figures, pushed to the shared status on each commit tick rather than per event.
-struct Counters {
-    observer: Observer,
-    tables: rustc_hash::FxHashMap<TableId, TableCounters>,
-    topics: rustc_hash::FxHashMap<Arc<str>, IntCounter>,
-    bytes: IntCounter,
-    lag: IntGauge,
-    events_read: u64,
-    records_published: u64,
-    lag_ms: Option<i64>,
-    /// Source time of the last acknowledged event, not yet turned into a lag.
-    acked_ts_us: Option<i64>,
-    /// Commit time of the last acknowledged event (ms since the epoch).
-    acked_source_ms: Option<i64>,
-    /// Events read at the last refresh, and when the last of them was read (ms).
-    read_at_refresh: u64,
-    last_event_at_ms: Option<i64>,
-    position: Option<SourcePosition>,
-    /// The table version of the last event read and its counters.
-    last: Option<(Arc<crate::event::TableSchema>, TableCounters)>,
-}
-
-#[derive(Clone)]
-struct TableCounters {
-    label: Arc<str>,
-    read: IntCounter,
-    published: IntCounter,
-}
-
-impl Counters {
-    fn new(observer: Observer) -> Self {
-        // The counts go on from the last run's (restarts and retries keep them).
-        let before = observer.snapshot();
-        let c = &*observer.connector;
-        Counters {
-            bytes: observer.metrics.bytes_published.with_label_values(&[c]),
-            lag: observer.metrics.source_lag_ms.with_label_values(&[c]),
-            observer,
-            tables: Default::default(),
-            topics: Default::default(),
-            events_read: before.events_read,
-            records_published: before.records_published,
-            lag_ms: None,
-            acked_ts_us: None,
-            acked_source_ms: None,
-            read_at_refresh: before.events_read,
-            last_event_at_ms: None,
-            position: None,
-            last: None,
-        }
-    }
-
-    /// Counts an event read; returns its table's label.
-    fn read(&mut self, table: Option<&Arc<crate::event::TableSchema>>) -> Option<Arc<str>> {
-        self.events_read += 1;
-        let table = table?;
-        // The same table version as the last event (the common case): no lookup.
-        if let Some((last, t)) = &self.last {
-            if Arc::ptr_eq(last, table) {
-                t.read.inc();
-                return Some(t.label.clone());
-            }
-        }
-        let id = &table.id;
-        if !self.tables.contains_key(id) {
-            let label: Arc<str> = Arc::from(id.to_string());
-            let m = &self.observer.metrics;
-            let c = &*self.observer.connector;
-            self.tables.insert(
-                id.clone(),
-                TableCounters {
-                    read: m.events_read.with_label_values(&[c, &label]),
-                    published: m.records_published.with_label_values(&[c, &label]),
-                    label,
-                },
-            );
-        }
-        let t = &self.tables[id];
-        t.read.inc();
-        let label = t.label.clone();
-        self.last = Some((table.clone(), t.clone()));
-        Some(label)
-    }
-
-    /// Counts an acknowledged record.
-    fn delivered(&mut self, d: &Delivered) {
-        let Some(label) = &d.table else {
-            return;
-        };
-        match self.tables.values().find(|t| Arc::ptr_eq(&t.label, label)) {
-            Some(t) => t.published.inc(),
-            None => {
-                let m = &self.observer.metrics;
-                let c = &*self.observer.connector;
-                self.topics
-                    .entry(label.clone())
-                    .or_insert_with(|| m.records_published.with_label_values(&[c, label]))
-                    .inc();
-            }
-        }
-        self.records_published += 1;
-        self.bytes.inc_by(d.bytes as u64);
-        if d.source_ts_us.is_some() {
-            self.acked_ts_us = d.source_ts_us;
-        }
-    }
-
-    /// Updates the lag from the last acknowledged event (one clock read per batch or tick,
-    /// not per record).
-    fn refresh_lag(&mut self) {
-        let now_us = crate::source::now_us();
-        if self.events_read != self.read_at_refresh {
-            self.read_at_refresh = self.events_read;
-            self.last_event_at_ms = Some(now_us / 1000);
-        }
-        if let Some(ts) = self.acked_ts_us.take() {
-            let lag = (now_us - ts) / 1000;
-            self.lag.set(lag);
-            self.lag_ms = Some(lag);
-            self.acked_source_ms = Some(ts / 1000);
-        }
-    }
-
-    /// Pushes the figures to the shared status.
-    fn publish(&self) {
-        self.observer.update(|s| {
-            s.events_read = self.events_read;
-            s.records_published = self.records_published;
-            s.lag_ms = self.lag_ms;
-            s.last_event_at_ms = self.last_event_at_ms.or(s.last_event_at_ms);
-            s.acked_source_ms = self.acked_source_ms.or(s.acked_source_ms);
-            if let Some(p) = &self.position {
-                s.source_position = Some(p.to_string());
-                s.read_position = Some(p.clone());
-            }
-        });
-    }
 }
