@@ -9,7 +9,7 @@
 use crate::event::{ColumnKind, Value};
 
 pub(super) use super::avro_schema::Union;
-use super::json::UNAVAILABLE_VALUE;
+use super::json_value::UNAVAILABLE_VALUE;
 
 /// A value that the column's Avro type cannot hold (a NULL in a NOT NULL column).
 #[derive(Debug, thiserror::Error)]
@@ -155,7 +155,7 @@ pub fn value(
             long(out, 0);
         }
         (Value::Geometry { wkb, srid }, ColumnKind::Point) => {
-            let (x, y) = super::json::point_xy(wkb).unwrap_or((f64::NAN, f64::NAN));
+            let (x, y) = super::json_value::point_xy(wkb).unwrap_or((f64::NAN, f64::NAN));
             out.extend_from_slice(&x.to_le_bytes());
             out.extend_from_slice(&y.to_le_bytes());
             // The Point record's wkb is optional: ["null", "bytes"].

@@ -11,6 +11,7 @@ mod avro_binary;
 mod avro_schema;
 mod flatten;
 mod json;
+mod json_value;
 mod meta;
 mod outbox;
 mod registry;

@@ -66,7 +66,7 @@ impl Outbox {
 /// A value as text (header values, the topic): strings as they are, other values as their
 /// JSON; `None` for null.
 pub(super) fn text(column: &Column, value: &Value) -> Option<String> {
-    match super::json::value_json(&column.kind, value) {
+    match super::json_value::value_json(&column.kind, value) {
         Json::Null => None,
         Json::String(s) => Some(s),
         other => Some(other.to_string()),
@@ -154,7 +154,7 @@ pub(super) fn json_key(ev: &Event<'_>, with_schema: bool) -> Vec<u8> {
     let (col, v) = ev.key;
     wrap(
         super::schema::column_schema(col),
-        super::json::value_json(&col.kind, v),
+        super::json_value::value_json(&col.kind, v),
         with_schema,
     )
 }
@@ -164,7 +164,7 @@ pub(super) fn json_key(ev: &Event<'_>, with_schema: bool) -> Vec<u8> {
 pub(super) fn json_value(ev: &Event<'_>, with_schema: bool, expand: bool) -> Vec<u8> {
     let (col, v) = ev.payload;
     let mut schema = super::schema::column_schema(col);
-    let mut payload = super::json::value_json(&col.kind, v);
+    let mut payload = super::json_value::value_json(&col.kind, v);
     if expand {
         if let Json::String(text) = &payload {
             if let Ok(doc) = serde_json::from_str::<Json>(text) {
@@ -183,7 +183,7 @@ pub(super) fn json_value(ev: &Event<'_>, with_schema: bool, expand: bool) -> Vec
             let mut s = super::schema::column_schema(col);
             s["field"] = json!(name);
             fields.push(s);
-            value.insert(name.clone(), super::json::value_json(&col.kind, v));
+            value.insert(name.clone(), super::json_value::value_json(&col.kind, v));
         }
         schema = json!({"type": "struct", "fields": fields, "optional": false});
         payload = Json::Object(value);

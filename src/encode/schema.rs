@@ -177,7 +177,7 @@ fn field(col: &Column, force_required: bool) -> Json {
         // JsonConverter writes the default converted as a value of the field.
         m.insert(
             "default".into(),
-            super::json::value_json(&col.kind, default),
+            super::json_value::value_json(&col.kind, default),
         );
     }
     m.insert("field".into(), json!(col.name));

@@ -1,6 +1,7 @@
 //! Unit tests of the JSON encoder.
 
 use super::*;
+use crate::encode::json_value::needs_escape;
 use crate::encode::Encoder;
 
 #[test]
@@ -33,7 +34,7 @@ fn the_escape_scan_finds_what_the_byte_loop_finds() {
         assert_eq!(needs_escape(&v), naive(&v), "byte {b}");
     }
 }
-use crate::event::{Column, SnapshotMarker, SourceMeta};
+use crate::event::{Column, ColumnKind, SnapshotMarker, SourceMeta};
 use crate::position::{PgPosition, SourcePosition};
 
 fn table() -> Arc<TableSchema> {

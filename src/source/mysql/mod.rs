@@ -31,6 +31,7 @@ mod reader;
 mod rows;
 mod snapshot;
 mod statements;
+mod step;
 mod stream;
 mod table_map;
 mod values;

@@ -97,75 +97,7 @@ fn adjust_two_digit_year(v: i64, per_day: i64) -> i64 {
     days_from_civil(y2, m, d) * per_day + rest
 }
 
-/// How one column's value is read.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Step {
-    Int {
-        len: usize,
-        unsigned: bool,
-        boolean: bool,
-    },
-    Float,
-    Double,
-    Decimal {
-        precision: u8,
-        scale: u8,
-    },
-    Year,
-    Date,
-    TimeOld,
-    Time2 {
-        fsp: u8,
-    },
-    DateTimeOld {
-        millis: bool,
-    },
-    DateTime2 {
-        fsp: u8,
-        millis: bool,
-    },
-    TimestampOld,
-    Timestamp2 {
-        fsp: u8,
-    },
-    Varchar {
-        len_bytes: usize,
-        charset: Charset,
-    },
-    Char {
-        len_bytes: usize,
-        charset: Charset,
-    },
-    Enum {
-        pack: usize,
-        labels: Arc<[String]>,
-    },
-    Set {
-        pack: usize,
-        labels: Arc<[String]>,
-    },
-    Bit {
-        bytes: usize,
-        boolean: bool,
-    },
-    Blob {
-        len_bytes: usize,
-        charset: Charset,
-        json_text: bool,
-    },
-    Json {
-        len_bytes: usize,
-    },
-    Geometry {
-        len_bytes: usize,
-    },
-    Vector {
-        len_bytes: usize,
-    },
-    /// MariaDB `UUID`: 16 bytes, groups stored in MariaDB's index order.
-    Uuid,
-    Null,
-}
+pub(crate) use super::step::Step;
 
 /// A row-decoding plan for one table-map version.
 #[derive(Debug, Clone)]

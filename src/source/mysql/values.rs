@@ -7,8 +7,8 @@ use crate::event::{Decimal, Value};
 
 use super::decimal::read_decimal;
 use super::jsonb;
-use super::plan::Step;
 use super::reader::{be_uint, le_uint, Malformed, Reader, Res};
+use super::step::Step;
 use super::table_map::Charset;
 
 /// Converts a non-null value as the text protocol returns it (snapshot `SELECT`, session
