@@ -91,6 +91,59 @@ fn history(records: &[Rec]) -> BTreeMap<i64, Vec<i64>> {
     per_key
 }
 
+/// Reads `topic` until every row of `db`'s `kv` has its final value there (or `timeout`),
+/// then asserts that every change is in it exactly once and in order (per key `v` runs 0, 1,
+/// 2, ... up to its final value) and that no record of an older producer epoch follows a
+/// newer one (fencing). Returns the records and the reader's counts.
+async fn assert_exactly_once(
+    db: &TestDb,
+    topic: &str,
+    timeout: Duration,
+    logs: impl Fn() -> String,
+) -> (Vec<Rec>, Value) {
+    let finals: BTreeMap<i64, i64> = db
+        .client
+        .query("SELECT id, v FROM kv", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (i64::from(r.get::<_, i32>(0)), i64::from(r.get::<_, i32>(1))))
+        .collect();
+    let deadline = Instant::now() + timeout;
+    let (records, counts) = loop {
+        let (records, counts) = committed_records(topic);
+        let h = history(&records);
+        let caught_up = finals
+            .iter()
+            .all(|(id, v)| h.get(id).and_then(|s| s.last()) == Some(v));
+        if caught_up || Instant::now() > deadline {
+            break (records, counts);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let h = history(&records);
+    for (id, final_v) in &finals {
+        let expected: Vec<i64> = (0..=*final_v).collect();
+        assert_eq!(
+            h.get(id),
+            Some(&expected),
+            "key {id}: every change exactly once, in order ({counts}); logs:\n{}",
+            logs()
+        );
+    }
+    let mut newest: BTreeMap<i64, i64> = BTreeMap::new();
+    for (i, r) in records.iter().enumerate() {
+        let (id, epoch) = r.producer;
+        let seen = newest.entry(id).or_insert(epoch);
+        assert!(
+            epoch >= *seen,
+            "record {i}: producer {id} epoch {epoch} after epoch {seen}: an older owner wrote after a newer one ({counts})"
+        );
+        *seen = epoch;
+    }
+    (records, counts)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn kill_nine_five_times_with_exactly_once_shows_every_change_once() {
     let db = TestDb::new("eos_crash").await;
@@ -159,49 +212,8 @@ async fn kill_nine_five_times_with_exactly_once_shows_every_change_once() {
     let txs = writer.await.unwrap();
     assert!(txs > 50, "the writer made only {txs} transactions");
 
-    let finals: BTreeMap<i64, i64> = db
-        .client
-        .query("SELECT id, v FROM kv", &[])
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| (i64::from(r.get::<_, i32>(0)), i64::from(r.get::<_, i32>(1))))
-        .collect();
-    // Every change, once and in order: per key 0, 1, 2, ... up to the final value.
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let (records, counts) = loop {
-        let (records, counts) = committed_records(&topic);
-        let h = history(&records);
-        let caught_up = finals
-            .iter()
-            .all(|(id, v)| h.get(id).and_then(|s| s.last()) == Some(v));
-        if caught_up || Instant::now() > deadline {
-            break (records, counts);
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    };
-    let h = history(&records);
-    for (id, final_v) in &finals {
-        let expected: Vec<i64> = (0..=*final_v).collect();
-        assert_eq!(
-            h.get(id),
-            Some(&expected),
-            "key {id}: every change exactly once, in order ({counts}); logs:\n{}",
-            daemon.logs()
-        );
-    }
-    // Fencing: once a newer registration of the producer wrote, nothing of an older one
-    // follows (per producer id, epochs never go back in the topic).
-    let mut newest: BTreeMap<i64, i64> = BTreeMap::new();
-    for (i, r) in records.iter().enumerate() {
-        let (id, epoch) = r.producer;
-        let seen = newest.entry(id).or_insert(epoch);
-        assert!(
-            epoch >= *seen,
-            "record {i}: producer {id} epoch {epoch} after epoch {seen} ({counts})"
-        );
-        *seen = epoch;
-    }
+    let (records, counts) =
+        assert_exactly_once(&db, &topic, Duration::from_secs(120), || daemon.logs()).await;
     // The kills left aborted transactions behind (counted by the reader, shown for the log).
     eprintln!(
         "{} committed records, {txs} database transactions, broker: {counts}",
@@ -390,47 +402,9 @@ async fn a_frozen_or_killed_owner_is_fenced_and_the_take_over_is_immediate() {
     stop.store(true, Ordering::Relaxed);
     let updates = writer.await.unwrap();
 
-    let finals: BTreeMap<i64, i64> = db
-        .client
-        .query("SELECT id, v FROM kv", &[])
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| (i64::from(r.get::<_, i32>(0)), i64::from(r.get::<_, i32>(1))))
-        .collect();
     let topic = format!("{name}.public.kv");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let (records, counts) = loop {
-        let (records, counts) = committed_records(&topic);
-        let h = history(&records);
-        let caught_up = finals
-            .iter()
-            .all(|(id, v)| h.get(id).and_then(|s| s.last()) == Some(v));
-        if caught_up || Instant::now() > deadline {
-            break (records, counts);
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    };
-    let h = history(&records);
-    for (id, final_v) in &finals {
-        let expected: Vec<i64> = (0..=*final_v).collect();
-        assert_eq!(
-            h.get(id),
-            Some(&expected),
-            "key {id}: every change exactly once, in order ({counts}):\n{}",
-            logs(&nodes)
-        );
-    }
-    let mut newest: BTreeMap<i64, i64> = BTreeMap::new();
-    for (i, r) in records.iter().enumerate() {
-        let (id, epoch) = r.producer;
-        let seen = newest.entry(id).or_insert(epoch);
-        assert!(
-            epoch >= *seen,
-            "record {i}: producer {id} epoch {epoch} after epoch {seen}: an old owner wrote after the new one"
-        );
-        *seen = epoch;
-    }
+    let (records, counts) =
+        assert_exactly_once(&db, &topic, Duration::from_secs(60), || logs(&nodes)).await;
     // The thawed owner said why it stopped: its producer failed as fenced, or the group told
     // it first that the assignment was lost (and the new owner's registration fenced it).
     assert!(
